@@ -1,0 +1,1 @@
+"""An example tunix plugin: the ``digit-sum`` dataset and the ``answer-brevity`` evaluator."""

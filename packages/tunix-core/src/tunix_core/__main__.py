@@ -1,0 +1,5 @@
+"""``python -m tunix_core`` is the ``tunix`` command."""
+
+from tunix_core.cli import main
+
+main()

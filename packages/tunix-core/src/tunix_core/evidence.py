@@ -1,0 +1,73 @@
+"""Evidence files and the JSON Schemas (draft 2020-12) they must satisfy."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from tunix_core.jsonio import read_jsonl
+
+# file name -> (schema name, whether the file is JSON Lines validated line by line)
+EVIDENCE_FILES: dict[str, tuple[str, bool]] = {
+    "run_manifest.json": ("run_manifest", False),
+    "eval_summary.json": ("eval_summary", False),
+    "metrics.jsonl": ("metrics_record", True),
+    "predictions.jsonl": ("prediction", True),
+}
+
+
+@cache
+def load_schema(name: str) -> dict[str, Any]:
+    """The schema ``name`` shipped in ``tunix_core/schemas/NAME.schema.json``."""
+    text = resources.files("tunix_core").joinpath("schemas", f"{name}.schema.json").read_text()
+    schema: dict[str, Any] = json.loads(text)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return schema
+
+
+def schema_errors(instance: Any, schema_name: str) -> list[str]:
+    """Every violation of ``schema_name`` as ``path: message``, in a stable order."""
+    validator = jsonschema.Draft202012Validator(
+        load_schema(schema_name), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    problems = []
+    for error in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.path))):
+        where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+        problems.append(f"{where}: {error.message}")
+    return problems
+
+
+def validate_file(path: Path) -> list[str]:
+    """Problems of one evidence file (named as in :data:`EVIDENCE_FILES`), each prefixed
+    with the file and, for JSONL, the line."""
+    try:
+        schema_name, is_lines = EVIDENCE_FILES[path.name]
+    except KeyError:
+        return [f"{path}: not a known evidence file (known: {', '.join(EVIDENCE_FILES)})"]
+    try:
+        if is_lines:
+            records = read_jsonl(path)
+            return [
+                f"{path}:{line}: {problem}"
+                for line, record in enumerate(records, start=1)
+                for problem in schema_errors(record, schema_name)
+            ]
+        return [f"{path}: {p}" for p in schema_errors(json.loads(path.read_text("utf-8")), schema_name)]
+    except FileNotFoundError:
+        return [f"{path}: missing"]
+    except (ValueError, OSError) as exc:
+        return [f"{path}: {exc}"]
+
+
+def validate_tree(root: Path) -> tuple[list[Path], list[str]]:
+    """Validate every evidence file under ``root`` (a run, a bundle folder or one file).
+    Returns the files checked and the problems found."""
+    if root.is_file():
+        return [root], validate_file(root)
+    checked = sorted(p for p in root.rglob("*") if p.name in EVIDENCE_FILES and p.is_file())
+    return checked, [problem for path in checked for problem in validate_file(path)]

@@ -1,0 +1,104 @@
+"""The hooks a tunix plugin may implement.
+
+A plugin is a module (or object) registered under the entry-point group ``tunix``
+whose functions are decorated with :data:`hookimpl`. Registration hooks are handed a
+typed registry; they register names with lazy ``"module:attribute"`` targets and must
+not import heavy libraries. Every hook here is documented in ``docs/hooks.md``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+
+    from tunix_core.registry import (
+        DatasetRegistry,
+        EvaluatorRegistry,
+        PackagerRegistry,
+        TrainerRegistry,
+    )
+    from tunix_core.rundir import RunDirectory
+
+PROJECT_NAME = "tunix"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def tunix_register_datasets(registry: DatasetRegistry) -> None:
+    """Register dataset providers.
+
+    Called once when the plugin host starts, before any command runs. Call
+    ``registry.register(name, "module:Provider", description=...)``; the target must
+    implement :class:`tunix_core.protocols.DatasetProvider`. Returns nothing.
+    """
+
+
+@hookspec
+def tunix_register_trainers(registry: TrainerRegistry) -> None:
+    """Register trainers.
+
+    Called once when the plugin host starts. The target must implement
+    :class:`tunix_core.protocols.Trainer`. Returns nothing.
+    """
+
+
+@hookspec
+def tunix_register_evaluators(registry: EvaluatorRegistry) -> None:
+    """Register evaluators.
+
+    Called once when the plugin host starts. The target must implement
+    :class:`tunix_core.protocols.Evaluator`. Returns nothing.
+    """
+
+
+@hookspec
+def tunix_register_packagers(registry: PackagerRegistry) -> None:
+    """Register packagers that turn a finished run into a submission bundle.
+
+    Called once when the plugin host starts. The target must implement
+    :class:`tunix_core.protocols.Packager`. Returns nothing.
+    """
+
+
+@hookspec
+def tunix_register_commands(cli: click.Group) -> None:
+    """Add commands or command groups to the ``tunix`` command line.
+
+    Called once while the CLI is assembled, before arguments are parsed, so the
+    commands' modules must import quickly (import JAX inside the command body).
+    Use ``cli.add_command(command)``. Returns nothing.
+    """
+
+
+@hookspec
+def tunix_run_started(run: RunDirectory, config: dict[str, Any]) -> None:
+    """A run has validated its configuration and created its run directory.
+
+    Called once per ``tunix run`` (also on ``--resume``) before the first stage, with the
+    run directory and the resolved configuration as plain data. Returns nothing; an
+    exception aborts the run before any stage starts.
+    """
+
+
+@hookspec
+def tunix_stage_finished(run: RunDirectory, stage: str, seconds: float) -> None:
+    """A stage of a run (dataset, baseline, train, evaluate, package) finished.
+
+    Called after the stage's outputs are on disk and the manifest records it. Returns
+    nothing.
+    """
+
+
+@hookspec
+def tunix_run_finished(run: RunDirectory, status: str, error: BaseException | None) -> None:
+    """A run ended with ``status`` ``"succeeded"``, ``"failed"`` or ``"interrupted"``.
+
+    Called once, after the manifest records the status; ``error`` is the exception that
+    ended a failed run. Exceptions raised here are logged and ignored. Returns nothing.
+    """

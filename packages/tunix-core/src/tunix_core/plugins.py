@@ -1,0 +1,193 @@
+"""The plugin host: loads entry points of group ``tunix`` and fills the registries.
+
+We iterate the entry points ourselves instead of ``load_setuptools_entrypoints`` because
+pluggy's loader stops at the first plugin that fails to import; here a broken plugin is
+skipped and recorded (or, with ``TUNIX_STRICT_PLUGINS=1``, is an error).
+
+Environment variables:
+  ``TUNIX_STRICT_PLUGINS=1``  a plugin that fails to load is an error
+  ``TUNIX_PLUGINS_ALLOW``     comma-separated entry-point or distribution names; only these load
+  ``TUNIX_PLUGINS_BLOCK``     comma-separated entry-point or distribution names that never load
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from functools import cache
+from importlib import metadata
+from typing import Any
+
+import attrs
+import pluggy
+
+from tunix_core import hookspecs
+from tunix_core.errors import PluginError
+from tunix_core.registry import (
+    DatasetRegistry,
+    EvaluatorRegistry,
+    PackagerRegistry,
+    Registry,
+    RegistryError,
+    TrainerRegistry,
+)
+
+ENTRY_POINT_GROUP = "tunix"
+
+
+@attrs.frozen
+class PluginInfo:
+    """An entry point of group ``tunix`` and what became of it."""
+
+    name: str
+    value: str
+    distribution: str
+    version: str
+    status: str  # "loaded", "failed" or "blocked"
+    error: str = ""
+    hooks: tuple[str, ...] = ()
+
+
+def _env_names(variable: str) -> set[str]:
+    return {part.strip() for part in os.environ.get(variable, "").split(",") if part.strip()}
+
+
+def _strict() -> bool:
+    return os.environ.get("TUNIX_STRICT_PLUGINS", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+class PluginHost:
+    """A pluggy manager plus the four registries, filled by every loaded plugin."""
+
+    def __init__(self) -> None:
+        self.manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self.manager.add_hookspecs(hookspecs)
+        self.plugins: list[PluginInfo] = []
+        self.datasets = DatasetRegistry()
+        self.trainers = TrainerRegistry()
+        self.evaluators = EvaluatorRegistry()
+        self.packagers = PackagerRegistry()
+        self._distribution_of: dict[str, str] = {}
+
+    @property
+    def failures(self) -> list[PluginInfo]:
+        return [p for p in self.plugins if p.status == "failed"]
+
+    def load_entry_points(self) -> None:
+        """Import and register every entry point of group ``tunix`` that is allowed."""
+        allow, block = _env_names("TUNIX_PLUGINS_ALLOW"), _env_names("TUNIX_PLUGINS_BLOCK")
+        seen: set[tuple[str, str]] = set()
+        for entry_point in sorted(
+            metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: (ep.name, ep.value)
+        ):
+            dist = entry_point.dist
+            dist_name = dist.metadata["Name"] if dist is not None else "unknown"
+            version = dist.version if dist is not None else "unknown"
+            if (entry_point.name, dist_name) in seen:  # the same dist visible twice on sys.path
+                continue
+            seen.add((entry_point.name, dist_name))
+            info = PluginInfo(entry_point.name, entry_point.value, dist_name, version, "loaded")
+            names = {entry_point.name, dist_name}
+            if (allow and not names & allow) or names & block:
+                self.plugins.append(attrs.evolve(info, status="blocked"))
+                continue
+            try:
+                plugin = entry_point.load()
+                self.add_plugin(plugin, entry_point.name, dist_name)
+            except Exception as exc:  # a broken third-party plugin must not break the host
+                self._record_failure(info, exc)
+                continue
+            self.plugins.append(attrs.evolve(info, hooks=self._hooks_of(entry_point.name)))
+
+    def add_plugin(self, plugin: Any, name: str, distribution: str) -> None:
+        """Register an already imported plugin object (modules from entry points, or tests)."""
+        self.manager.register(plugin, name=name)
+        try:
+            self.manager.check_pending()
+        except pluggy.PluginValidationError as exc:
+            self.manager.unregister(name=name)
+            raise PluginError(f"plugin {name!r} ({distribution}): {exc}") from exc
+        self._distribution_of[name] = distribution
+
+    def _record_failure(self, info: PluginInfo, exc: BaseException) -> None:
+        summary = f"{type(exc).__name__}: {exc}".strip()
+        if _strict():
+            raise PluginError(
+                f"plugin {info.name!r} from {info.distribution} {info.version} failed to "
+                f"load ({summary}); unset TUNIX_STRICT_PLUGINS to skip it"
+            ) from exc
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        self.plugins.append(attrs.evolve(info, status="failed", error=detail, hooks=()))
+
+    def _hooks_of(self, name: str) -> tuple[str, ...]:
+        plugin = self.manager.get_plugin(name)
+        callers = self.manager.get_hookcallers(plugin) or []
+        return tuple(sorted(caller.name for caller in callers))
+
+    def fill_registries(self) -> None:
+        """Call every plugin's registration hooks, attributing names to its distribution."""
+        self._call_register("tunix_register_datasets", self.datasets)
+        self._call_register("tunix_register_trainers", self.trainers)
+        self._call_register("tunix_register_evaluators", self.evaluators)
+        self._call_register("tunix_register_packagers", self.packagers)
+
+    def conflicts(self) -> list[str]:
+        """Names claimed by two distributions, across all registries."""
+        registries = (self.datasets, self.trainers, self.evaluators, self.packagers)
+        return [message for registry in registries for message in registry.conflicts()]
+
+    def _call_register(self, hook_name: str, registry: Registry[Any]) -> None:
+        hook = getattr(self.manager.hook, hook_name)
+        for impl in reversed(hook.get_hookimpls()):  # registration order
+            distribution = self._distribution_of.get(impl.plugin_name, impl.plugin_name)
+            registry._set_distribution(distribution)
+            try:
+                impl.function(registry=registry)
+            except RegistryError:
+                raise
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {impl.plugin_name!r} ({distribution}) failed in {hook_name}: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+        registry._set_distribution("unknown")
+
+    def register_commands(self, cli: Any) -> None:
+        """Let every plugin add its click commands to ``cli``; a plugin whose commands fail
+        to load is recorded like one that failed to import."""
+        for impl in reversed(self.manager.hook.tunix_register_commands.get_hookimpls()):
+            try:
+                impl.function(cli=cli)
+            except Exception as exc:
+                info = next(p for p in self.plugins if p.name == impl.plugin_name)
+                self.plugins.remove(info)
+                self._record_failure(info, exc)
+
+    def provides(self) -> dict[str, dict[str, list[str]]]:
+        """distribution -> registry kind -> names it registered."""
+        result: dict[str, dict[str, list[str]]] = {}
+        for kind, registry in (
+            ("datasets", self.datasets),
+            ("trainers", self.trainers),
+            ("evaluators", self.evaluators),
+            ("packagers", self.packagers),
+        ):
+            for entry in registry.entries():
+                result.setdefault(entry.distribution, {}).setdefault(kind, []).append(entry.name)
+        return result
+
+
+def build_host() -> PluginHost:
+    """A host with every installed plugin loaded and the registries filled."""
+    host = PluginHost()
+    host.load_entry_points()
+    host.fill_registries()
+    if _strict() and host.conflicts():
+        raise PluginError("; ".join(host.conflicts()))
+    return host
+
+
+@cache
+def get_host() -> PluginHost:
+    """The process-wide plugin host, built on first use."""
+    return build_host()

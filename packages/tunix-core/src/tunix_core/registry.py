@@ -1,0 +1,177 @@
+"""Typed registries that plugins fill through the ``tunix_register_*`` hooks.
+
+An entry names its implementation lazily as ``"package.module:attribute"`` so that
+listing what is installed never imports the heavy libraries behind it (JAX, Flax, ...).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Iterator
+from typing import Any, Generic, TypeVar
+
+import attrs
+
+T = TypeVar("T")
+
+
+class RegistryError(Exception):
+    """A registry lookup or registration that the user can act on."""
+
+
+class UnknownNameError(RegistryError, LookupError):
+    """A name that no installed plugin registered."""
+
+
+class DuplicateNameError(RegistryError):
+    """Two plugins registered the same name."""
+
+
+@attrs.frozen
+class Entry:
+    """One registered implementation.
+
+    ``target`` is ``"module:attribute"``; ``distribution`` is the installed distribution
+    that registered it (filled in by the plugin manager).
+    """
+
+    name: str
+    target: str
+    description: str = ""
+    distribution: str = "unknown"
+    extras: dict[str, Any] = attrs.field(factory=dict)
+
+    def load(self) -> Any:
+        """Import and return the object behind ``target``."""
+        module_name, _, attribute = self.target.partition(":")
+        if not module_name or not attribute:
+            raise RegistryError(
+                f"{self.name!r} from {self.distribution} has target {self.target!r}; "
+                "expected 'package.module:attribute'"
+            )
+        module = importlib.import_module(module_name)
+        obj: Any = module
+        for part in attribute.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+
+class Registry(Generic[T]):
+    """Names to lazily imported implementations of one kind (``datasets``, ``trainers``, ...).
+
+    ``kind`` is singular ("trainer") and is used in error messages; ``install_hint``
+    says how to get more implementations of this kind.
+    """
+
+    def __init__(self, kind: str, install_hint: str = "") -> None:
+        self.kind = kind
+        self.install_hint = install_hint
+        self._entries: dict[str, Entry] = {}
+        self._conflicts: dict[str, list[Entry]] = {}
+        self._current_distribution = "unknown"
+
+    def register(self, name: str, target: str, *, description: str = "", **extras: Any) -> None:
+        """Register ``name`` -> ``target`` (``"module:attribute"``, imported on first use)."""
+        if not name or ":" in name or name != name.strip():
+            raise RegistryError(f"invalid {self.kind} name {name!r}")
+        if ":" not in target:
+            raise RegistryError(
+                f"{self.kind} {name!r}: target {target!r} must look like 'package.module:attribute'"
+            )
+        entry = Entry(name, target, description, self._current_distribution, dict(extras))
+        previous = self._entries.get(name)
+        if previous is None:
+            self._entries[name] = entry
+        else:
+            # Kept, not raised: one bad pair must not break the whole CLI; using the name fails.
+            self._conflicts.setdefault(name, [previous]).append(entry)
+
+    def conflicts(self) -> list[str]:
+        """One message per name that more than one distribution registered."""
+        return [self._duplicate_message(name) for name in sorted(self._conflicts)]
+
+    def _duplicate_message(self, name: str) -> str:
+        claims = " and ".join(f"{e.distribution} ({e.target})" for e in self._conflicts[name])
+        return (
+            f"{self.kind} {name!r} is registered by {claims}; uninstall one or block it "
+            "with TUNIX_PLUGINS_BLOCK=<entry point or distribution>"
+        )
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def entries(self) -> list[Entry]:
+        return [self._entries[n] for n in self.names()]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def entry(self, name: str) -> Entry:
+        """The entry for ``name``, or an :class:`UnknownNameError` that lists what is installed."""
+        if name in self._conflicts:
+            raise DuplicateNameError(self._duplicate_message(name))
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise UnknownNameError(self.unknown_message(name)) from None
+
+    def load(self, name: str) -> T:
+        """Import and return the implementation registered as ``name``."""
+        loaded: T = self.entry(name).load()
+        return loaded
+
+    def unknown_message(self, name: str) -> str:
+        installed = ", ".join(self.names()) or "none"
+        message = f"Unknown {self.kind} {name!r}. Installed: {installed}."
+        close = difflib.get_close_matches(name, self.names(), n=1, cutoff=0.5)
+        if close:
+            message += f" Did you mean {close[0]!r}?"
+        if self.install_hint:
+            message += f" {self.install_hint}"
+        return message
+
+    def _set_distribution(self, distribution: str) -> None:
+        """Attribute the next registrations to ``distribution`` (used by the plugin manager)."""
+        self._current_distribution = distribution
+
+
+class DatasetRegistry(Registry[Any]):
+    """Dataset providers. A name may carry an argument after a colon: ``jsonl:data/train.jsonl``."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "dataset",
+            "Datasets come from plugins: `pip install tunix-core[champ]` or any package "
+            "that registers one under the entry-point group 'tunix'.",
+        )
+
+    @staticmethod
+    def split_name(spec: str) -> tuple[str, str | None]:
+        """``"jsonl:path"`` -> ``("jsonl", "path")``; ``"golden-v2"`` -> ``("golden-v2", None)``."""
+        name, sep, argument = spec.partition(":")
+        return name, (argument if sep else None)
+
+    def entry(self, name: str) -> Entry:
+        return super().entry(self.split_name(name)[0])
+
+
+class TrainerRegistry(Registry[Any]):
+    def __init__(self) -> None:
+        super().__init__("trainer", "Get the JAX trainer with `pip install tunix-jax`.")
+
+
+class EvaluatorRegistry(Registry[Any]):
+    def __init__(self) -> None:
+        super().__init__("evaluator", "Get the standard evaluators with `pip install tunix-eval`.")
+
+
+class PackagerRegistry(Registry[Any]):
+    def __init__(self) -> None:
+        super().__init__("packager", "Get the Kaggle packager with `pip install tunix-package`.")

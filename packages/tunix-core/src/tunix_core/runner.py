@@ -1,0 +1,251 @@
+"""``tunix run``: validate everything, create the run directory, drive the stages.
+
+Stages run in order (dataset, baseline, train, evaluate, package); each records its
+status and time in the manifest, so ``--resume`` skips what is done and the trainer and
+evaluation pick up from their own partial outputs (checkpoints, predictions so far).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import yaml
+
+from tunix_core.config import RunConfig, load_config, unstructure_config
+from tunix_core.data.loading import load_split
+from tunix_core.data.record import ReasoningExample, read_jsonl, write_jsonl
+from tunix_core.errors import ConfigError, TunixError
+from tunix_core.plugins import PluginHost
+from tunix_core.protocols import Evaluator, Packager, Trainer
+from tunix_core.registry import UnknownNameError
+from tunix_core.rundir import STAGES, RunDirectory, new_run_id
+
+log = logging.getLogger("tunix.run")
+
+
+@attrs.define
+class Plan:
+    """Everything resolved and validated before a run directory exists."""
+
+    config: RunConfig
+    trainer: Trainer
+    evaluators: list[Evaluator]
+    packager: Packager | None
+    train_examples: list[ReasoningExample]
+    eval_examples: list[ReasoningExample]
+
+
+def _resolve(registry: Any, name: str, field: str) -> Any:
+    try:
+        return registry.load(name)()
+    except UnknownNameError as exc:
+        raise ConfigError(f"{field}: {exc}") from None
+
+
+def plan_run(host: PluginHost, config: RunConfig) -> Plan:
+    """Resolve every plugin and load the data; raise before anything is written."""
+    trainer: Trainer = _resolve(host.trainers, config.trainer.name, "trainer.name")
+    evaluators = [_resolve(host.evaluators, n, "eval.evaluators") for n in config.eval.evaluators]
+    packager = (
+        _resolve(host.packagers, config.package.packager, "package.packager")
+        if config.package.enabled
+        else None
+    )
+    try:
+        host.datasets.entry(config.dataset.name)
+    except UnknownNameError as exc:
+        raise ConfigError(f"dataset.name: {exc}") from None
+    trainer.validate(config)
+    data = config.dataset
+    common = dict(seed=data.seed, options=data.options)
+    train = load_split(host.datasets, data.name, "train", limit=data.train_limit, **common)
+    evaluation = load_split(host.datasets, data.name, "eval", limit=data.eval_limit, **common)
+    return Plan(config, trainer, evaluators, packager, train, evaluation)
+
+
+def _model_id(config: RunConfig) -> str:
+    return f"{config.model.preset}@{config.model.weights}"
+
+
+def start_run(
+    host: PluginHost, config: RunConfig, *, config_path: Path | None, command: Sequence[str]
+) -> tuple[RunDirectory, Plan]:
+    plan = plan_run(host, config)
+    root = Path(config.run.output_dir)
+    run = RunDirectory.create(
+        root,
+        new_run_id(config.run.name),
+        model_id=_model_id(config),
+        dataset=config.dataset.name,
+        trainer=config.trainer.name,
+        config_path=str(config_path) if config_path else None,
+        command=command,
+    )
+    run.config_path.write_text(yaml.safe_dump(unstructure_config(config), sort_keys=False))
+    return run, plan
+
+
+def resume_run(host: PluginHost, path: Path) -> tuple[RunDirectory, Plan]:
+    run = RunDirectory.open(path)
+    config = load_config(run.config_path)
+    return run, plan_run(host, config)
+
+
+def _attach_log(run: RunDirectory) -> logging.Handler:
+    handler = logging.FileHandler(run.log_path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("tunix")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    return handler
+
+
+def execute(
+    host: PluginHost,
+    run: RunDirectory,
+    plan: Plan,
+    *,
+    echo: Callable[[str], None],
+    stop_after: str | None = None,
+) -> dict[str, Any]:
+    """Run the stages that are not done yet. Returns per-stage results for the summary."""
+    from tunix_core.evaluation import evaluate_examples  # the generic predict-and-score loop
+
+    handler = _attach_log(run)
+    config = plan.config
+
+    def progress(message: str) -> None:
+        log.info(message)
+        echo(message)
+
+    def evaluate(generator_trained: bool, out_dir: Path, label: str) -> dict[str, Any]:
+        generator = plan.trainer.generator(config, run, trained=generator_trained)
+        examples = plan.eval_examples[: config.eval.limit] if config.eval.limit else plan.eval_examples
+        summary: dict[str, Any] = evaluate_examples(
+            generator,
+            examples,
+            plan.evaluators,
+            system_prompt=config.dataset.system_prompt,
+            max_new_tokens=config.eval.max_new_tokens,
+            batch_size=config.eval.batch_size,
+            out_dir=out_dir,
+            label=label,
+            progress=progress,
+        )
+        return summary
+
+    def stage_dataset() -> dict[str, Any]:
+        write_jsonl(plan.train_examples, run.data_dir / "train.jsonl")
+        write_jsonl(plan.eval_examples, run.data_dir / "eval.jsonl")
+        return {"train_items": len(plan.train_examples), "eval_items": len(plan.eval_examples)}
+
+    def stage_baseline() -> dict[str, Any]:
+        if not config.eval.baseline:
+            return {"skipped": True}
+        summary = evaluate(False, run.baseline_dir, "baseline")
+        return {"primary_score": summary["primary_score"]}
+
+    def stage_train() -> dict[str, Any]:
+        train_examples = read_jsonl(run.data_dir / "train.jsonl")
+        result = plan.trainer.train(config, run, train_examples, progress=progress)
+        if result.model_id:
+            run.manifest["model_id"] = result.model_id
+        return {"steps": result.steps, "stopped_early": result.stopped_early, "reason": result.reason}
+
+    def stage_evaluate() -> dict[str, Any]:
+        summary = evaluate(True, run.path, "final")
+        return {"primary_score": summary["primary_score"]}
+
+    def stage_package() -> dict[str, Any]:
+        if plan.packager is None:
+            return {"skipped": True}
+        options = {**config.package.options, "max_bundle_bytes": config.package.max_bundle_bytes,
+                   "prediction_sample": config.package.prediction_sample}  # fmt: skip
+        bundle = plan.packager.package(run, options)
+        return {"bundle": str(bundle)}
+
+    stages: dict[str, Callable[[], dict[str, Any]]] = {
+        "dataset": stage_dataset,
+        "baseline": stage_baseline,
+        "train": stage_train,
+        "evaluate": stage_evaluate,
+        "package": stage_package,
+    }
+    host.manager.hook.tunix_run_started(run=run, config=unstructure_config(config))
+    results: dict[str, Any] = {}
+    status = "failed"
+    error: BaseException | None = None
+    try:
+        for stage in STAGES:
+            if run.stage_status(stage) in {"done", "skipped"}:
+                progress(f"[{stage}] already done, skipping")
+                continue
+            progress(f"[{stage}] starting")
+            run.start_stage(stage)
+            started = time.monotonic()
+            try:
+                detail = stages[stage]()
+            except BaseException:
+                run.finish_stage(stage, time.monotonic() - started, status="failed")
+                raise
+            seconds = time.monotonic() - started
+            done = "skipped" if detail.get("skipped") else "done"
+            run.finish_stage(stage, seconds, status=done, detail=detail)
+            results[stage] = detail
+            progress(f"[{stage}] {done} in {seconds:.1f}s")
+            host.manager.hook.tunix_stage_finished(run=run, stage=stage, seconds=seconds)
+            if stage == stop_after:
+                break
+        finished_all = all(run.stage_status(s) in {"done", "skipped"} for s in STAGES)
+        status = "succeeded" if finished_all else "interrupted"
+    except KeyboardInterrupt as exc:
+        status, error = "interrupted", exc
+        raise
+    except BaseException as exc:
+        status, error = "failed", exc
+        raise
+    finally:
+        message = None if error is None else f"{type(error).__name__}: {error}"
+        run.finish(status, message)
+        try:
+            host.manager.hook.tunix_run_finished(run=run, status=status, error=error)
+        except Exception:  # a lifecycle hook must not hide the run's own outcome
+            log.exception("a tunix_run_finished hook failed")
+        logging.getLogger("tunix").removeHandler(handler)
+        handler.close()
+    return results
+
+
+def closing_table(run: RunDirectory) -> str:
+    """Before -> after (format compliance, answer accuracy), time per stage, the bundle."""
+    from tunix_core.evaluation import headline_metrics, read_summary
+
+    lines = [f"Run {run.run_id}: {run.manifest['status']}"]
+    before = read_summary(run.baseline_dir / "eval_summary.json")
+    after = read_summary(run.path / "eval_summary.json")
+    rows = [("metric", "before", "after")]
+    b, a = headline_metrics(before), headline_metrics(after)
+    for key in sorted(set(b) | set(a)):
+        rows.append((key, _pct(b.get(key)), _pct(a.get(key))))
+    width = max(len(r[0]) for r in rows)
+    lines += [f"  {r[0]:<{width}}  {r[1]:>8}  ->  {r[2]:>8}" for r in rows]
+    for stage in STAGES:
+        record = run.manifest["stages"][stage]
+        lines.append(f"  {stage:<9} {record['status']:<8} {record.get('seconds', 0.0):8.1f}s")
+    bundle = run.manifest["stages"]["package"].get("detail", {}).get("bundle")
+    if bundle:
+        lines.append(f"  bundle: {bundle}")
+    lines.append(f"  run directory: {run.path}")
+    return "\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+__all__ = ["closing_table", "execute", "plan_run", "resume_run", "start_run"]

@@ -1,0 +1,30 @@
+"""Shared fixtures of the core tests.
+
+``make_plugin`` builds real installed-looking plugins: a module plus a ``*.dist-info`` folder with
+``METADATA`` and ``entry_points.txt``, on a directory that tests put on ``sys.path``."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+
+def make_plugin(root: Path, distribution: str, module: str, source: str, version: str = "1.0") -> None:
+    """Write ``module.py`` and ``<distribution>-<version>.dist-info`` under ``root``;
+    the entry point (group ``tunix``) is named after the module."""
+    (root / f"{module}.py").write_text(textwrap.dedent(source))
+    info = root / f"{distribution.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {version}\n"
+    )
+    (info / "entry_points.txt").write_text(f"[tunix]\n{module} = {module}\n")
+    (info / "RECORD").write_text("")
+
+
+@pytest.fixture
+def plugin_maker() -> Callable[..., None]:
+    return make_plugin

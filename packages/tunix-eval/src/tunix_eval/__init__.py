@@ -1,0 +1,1 @@
+"""tunix-eval: evaluators over predictions and the before/after report."""

@@ -1,0 +1,1 @@
+"""tunix-package: the Kaggle packager and evidence validation."""
