@@ -56,7 +56,7 @@ def test_bad_target(target):
             registry.register("x", target)
     else:
         registry.register("x", target)
-        with pytest.raises(RegistryError, match="expected 'package.module:attribute'"):
+        with pytest.raises(RegistryError, match=r"expected 'package\.module:attribute'"):
             registry.load("x")
 
 

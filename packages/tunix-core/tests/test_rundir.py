@@ -84,7 +84,7 @@ def test_invalid_manifest_is_never_written(tmp_path):
     run = make_run(tmp_path)
     before = (run.path / "run_manifest.json").read_text()
     run.manifest["status"] = "sort of"
-    with pytest.raises(EvidenceError, match="refusing to write an invalid run_manifest.json"):
+    with pytest.raises(EvidenceError, match=r"refusing to write an invalid run_manifest\.json"):
         run.save()
     assert (run.path / "run_manifest.json").read_text() == before
 

@@ -24,8 +24,12 @@ def digit_sum_example(number: int, split: str, index: int) -> ReasoningExample:
         question=f"What is the sum of the digits of {number}?",
         steps=(f"The digits are {', '.join(map(str, digits))}.", *steps),
         answer=str(total),
-        meta=ExampleMeta(category="digit_sum", section="core", difficulty=difficulty,
-                         source="tunix-plugin-example"),  # fmt: skip
+        meta=ExampleMeta(
+            category="digit_sum",
+            section="core",
+            difficulty=difficulty,
+            source="tunix-plugin-example",
+        ),
     )
 
 

@@ -19,7 +19,7 @@ import yaml
 from tunix_core.config import RunConfig, load_config, unstructure_config
 from tunix_core.data.loading import load_split
 from tunix_core.data.record import ReasoningExample, read_jsonl, write_jsonl
-from tunix_core.errors import ConfigError, TunixError
+from tunix_core.errors import ConfigError
 from tunix_core.plugins import PluginHost
 from tunix_core.protocols import Evaluator, Packager, Trainer
 from tunix_core.registry import UnknownNameError
@@ -62,9 +62,10 @@ def plan_run(host: PluginHost, config: RunConfig) -> Plan:
         raise ConfigError(f"dataset.name: {exc}") from None
     trainer.validate(config)
     data = config.dataset
-    common = dict(seed=data.seed, options=data.options)
-    train = load_split(host.datasets, data.name, "train", limit=data.train_limit, **common)
-    evaluation = load_split(host.datasets, data.name, "eval", limit=data.eval_limit, **common)
+    train, evaluation = (
+        load_split(host.datasets, data.name, split, seed=data.seed, options=data.options, limit=limit)
+        for split, limit in (("train", data.train_limit), ("eval", data.eval_limit))
+    )
     return Plan(config, trainer, evaluators, packager, train, evaluation)
 
 

@@ -1,0 +1,134 @@
+"""``dev-reasoning-v2``: seeded worked problems for learning to show the work.
+
+Twelve families (rates, percentages, unit prices, column-wise addition and subtraction,
+partial-product multiplication, string reversal, sorting, syllogisms, counting, case
+changes and edge cases), each drawn from its own ``random.Random`` so one family's changes
+do not move another's items. Questions are unique across both splits (compared with
+whitespace collapsed). Any change to what is generated must bump ``GENERATOR_VERSION``;
+a test pins the export's checksum.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+import attrs
+
+from tunix_core.config import structure
+from tunix_core.data import worked
+from tunix_core.data.record import DIFFICULTIES, ExampleMeta, ReasoningExample
+from tunix_core.data.splits import TRAIN_EVAL, derived_seed, require_split
+from tunix_core.errors import DataError
+
+NAME = "dev-reasoning-v2"
+GENERATOR_VERSION = "2.0.0"
+
+Maker = Callable[[random.Random, int], tuple[worked.Worked, str]]
+
+
+def _cycling(family: worked.Family) -> Maker:
+    """Difficulties take turns, so every family has easy, medium and hard items."""
+
+    def make(rng: random.Random, index: int) -> tuple[worked.Worked, str]:
+        difficulty = DIFFICULTIES[index % len(DIFFICULTIES)]
+        return family(rng, difficulty), difficulty
+
+    return make
+
+
+def _edge(rng: random.Random, index: int) -> tuple[worked.Worked, str]:
+    return worked.edge_case(rng, worked.EDGE_KINDS[index % len(worked.EDGE_KINDS)])
+
+
+@attrs.frozen
+class FamilySpec:
+    name: str
+    section: str
+    make: Maker
+    train: int
+    eval: int
+
+
+FAMILIES = (
+    FamilySpec("distance_speed_time", "core", _cycling(worked.distance_speed_time), 84, 16),
+    FamilySpec("percentage", "core", _cycling(worked.percentage), 84, 16),
+    FamilySpec("unit_price", "core", _cycling(worked.unit_price), 84, 16),
+    FamilySpec("addition", "trace_sensitive", _cycling(worked.addition), 84, 16),
+    FamilySpec("subtraction", "trace_sensitive", _cycling(worked.subtraction), 84, 16),
+    FamilySpec("multiplication", "trace_sensitive", _cycling(worked.multiplication), 84, 16),
+    FamilySpec("string_reversal", "core", _cycling(worked.string_reversal), 84, 16),
+    FamilySpec("sorting", "core", _cycling(worked.sorting), 84, 16),
+    FamilySpec("syllogism", "core", _cycling(worked.syllogism), 84, 16),
+    FamilySpec("word_count", "core", _cycling(worked.word_count), 84, 16),
+    FamilySpec("case_change", "core", _cycling(worked.case_change), 84, 16),
+    FamilySpec("edge_case", "edge_case", _edge, 76, 24),
+)
+
+
+def question_key(question: str) -> str:
+    """What makes two questions the same: their words, whatever the whitespace."""
+    return " ".join(question.split())
+
+
+@lru_cache(maxsize=4)
+def generate(seed: int) -> dict[str, tuple[ReasoningExample, ...]]:
+    """Both splits for ``seed``; families interleaved so any prefix mixes them."""
+    seen: set[str] = set()
+    by_family: dict[str, list[list[ReasoningExample]]] = {split: [] for split in TRAIN_EVAL}
+    for family in FAMILIES:
+        rng = random.Random(derived_seed(seed, NAME, GENERATOR_VERSION, family.name))
+        for split, count in (("eval", family.eval), ("train", family.train)):
+            items: list[ReasoningExample] = []
+            attempts = 0
+            while len(items) < count:
+                attempts += 1
+                if attempts > 50 * count:
+                    raise RuntimeError(f"{family.name}: too few distinct questions for {split}")
+                problem, difficulty = family.make(rng, len(items))
+                key = question_key(problem.question)
+                if key in seen:
+                    continue
+                seen.add(key)
+                items.append(
+                    ReasoningExample(
+                        id=f"dev2-{split}-{family.name}-{len(items):03d}",
+                        question=problem.question,
+                        steps=problem.steps,
+                        answer=problem.answer,
+                        meta=ExampleMeta(family.name, family.section, difficulty, NAME),
+                    )
+                )
+            by_family[split].append(items)
+    return {split: tuple(_interleave(lists)) for split, lists in by_family.items()}
+
+
+def _interleave(lists: Sequence[Sequence[ReasoningExample]]) -> list[ReasoningExample]:
+    longest = max(len(items) for items in lists)
+    return [items[i] for i in range(longest) for items in lists if i < len(items)]
+
+
+@attrs.frozen
+class DevReasoningOptions:
+    """dev-reasoning-v2 is fixed by its seed; it takes no options."""
+
+
+class DevReasoningV2:
+    """The default training and evaluation data (see the module docstring)."""
+
+    description = "Seeded worked problems with the work shown: ~1000 train / 200 eval"
+    version = GENERATOR_VERSION
+
+    def splits(self) -> Sequence[str]:
+        return TRAIN_EVAL
+
+    def load(
+        self, split: str, *, argument: str | None, seed: int, options: Mapping[str, Any]
+    ) -> list[ReasoningExample]:
+        require_split(NAME, split, TRAIN_EVAL)
+        if argument:
+            raise DataError(f"dataset {NAME!r} takes no argument, got {NAME}:{argument}")
+        structure(options, DevReasoningOptions, source=NAME, root="dataset.options")
+        return list(generate(seed)[split])

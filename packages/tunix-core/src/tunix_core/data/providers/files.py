@@ -1,0 +1,309 @@
+"""A user's own data: ``jsonl:PATH`` and ``hf:PATH`` (local Hugging Face data, offline).
+
+Rows are records in the tunix schema, or any rows whose columns ``dataset.options.columns``
+maps onto it::
+
+    dataset:
+      name: jsonl:data/problems.jsonl
+      options:
+        columns: {question: prompt, answer: target, steps: rationale}
+        eval_fraction: 0.1
+
+Steps given as one string are split on newlines. A single source is split into train and
+eval by ``eval_fraction`` (seeded) or paired with ``eval_path``; a ``save_to_disk`` folder
+with several splits uses its own (``train_split``/``eval_split`` pick them).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from tunix_core.config import FieldRuleError, structure
+from tunix_core.data.record import (
+    ExampleMeta,
+    FieldError,
+    ReasoningExample,
+)
+from tunix_core.data.splits import TRAIN_EVAL, require_split, seeded_split
+from tunix_core.errors import DataError
+
+RECORD_FIELDS = ("id", "question", "steps", "answer", "category", "section", "difficulty", "source")
+
+
+def _columns(_: Any, attribute: attrs.Attribute[Any], value: dict[str, str]) -> None:
+    for field_name in value:
+        if field_name not in RECORD_FIELDS:
+            allowed = ", ".join(RECORD_FIELDS)
+            raise FieldRuleError(
+                attribute.name, f"unknown record field {field_name!r} (use {allowed})"
+            )
+
+
+def _fraction(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and not 0 < value < 1:
+        raise FieldRuleError(attribute.name, f"must be between 0 and 1 (exclusive), got {value!r}")
+
+
+@attrs.frozen
+class FileOptions:
+    """``dataset.options`` of the file providers.
+
+    ``columns``: record field -> column of the source (``category``, ``section``,
+    ``difficulty`` and ``source`` fill ``meta``). ``eval_fraction``: share of a single
+    source held out for eval, chosen with the dataset seed. ``eval_path``: a separate file
+    (or folder) for eval. ``category``: ``meta.category`` of rows that have none.
+    ``train_split``/``eval_split``: split names inside a multi-split ``save_to_disk`` folder.
+    """
+
+    columns: dict[str, str] = attrs.field(factory=dict, validator=_columns)
+    eval_fraction: float | None = attrs.field(default=None, validator=_fraction)
+    eval_path: str | None = None
+    category: str = "user"
+    train_split: str | None = None
+    eval_split: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.eval_fraction is not None and self.eval_path is not None:
+            raise FieldRuleError("eval_path", "give eval_path or eval_fraction, not both")
+
+
+def _text_value(value: Any, field: str) -> Any:
+    """Numbers (common for answers) become canonical text; other types are left for the
+    record's validation to refuse with the field's name."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, str) and field != "question":
+        return value.strip()
+    return value
+
+
+def _steps_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return tuple(line.strip() for line in value.splitlines() if line.strip())
+    if isinstance(value, list | tuple):
+        return tuple(v.strip() if isinstance(v, str) else v for v in value)
+    return value
+
+
+def row_to_example(
+    row: Mapping[str, Any], options: FileOptions, *, default_id: str, source: str
+) -> ReasoningExample:
+    """Map one source row onto a record; raises :class:`FieldError` naming the column."""
+    if not isinstance(row, Mapping):
+        raise FieldError("record", f"must be an object, got {type(row).__name__}")
+    nested = row.get("meta")
+    meta: Mapping[str, Any] = nested if isinstance(nested, Mapping) else {}
+
+    def pick(field: str, default: Any = attrs.NOTHING) -> tuple[Any, str]:
+        column = options.columns.get(field)
+        if column is not None:
+            if column not in row:
+                raise FieldError(column, f"column mapped to {field!r} is missing")
+            return row[column], column
+        if field in ("category", "section", "difficulty", "source") and field in meta:
+            return meta[field], f"meta.{field}"
+        if field in row:
+            return row[field], field
+        if default is attrs.NOTHING:
+            raise FieldError(field, "is required (map another column with dataset.options.columns)")
+        return default, field
+
+    values: dict[str, Any] = {}
+    names: dict[str, str] = {}
+    defaults = {"id": default_id, "category": options.category, "section": "core",
+                "difficulty": "easy", "source": source}  # fmt: skip
+    for field in RECORD_FIELDS:
+        value, names[field] = pick(field, defaults.get(field, attrs.NOTHING))
+        values[field] = _steps_value(value) if field == "steps" else _text_value(value, field)
+    try:
+        meta_record = ExampleMeta(
+            values["category"], values["section"], values["difficulty"], values["source"]
+        )
+        return ReasoningExample(
+            values["id"], values["question"], values["steps"], values["answer"], meta_record
+        )
+    except FieldError as exc:
+        base, _, rest = exc.field.partition("[")
+        column = names.get(base, exc.field)
+        raise FieldError(column + (f"[{rest}" if rest else ""), exc.problem) from None
+
+
+def examples_from_rows(
+    rows: Iterable[tuple[str, Mapping[str, Any]]], options: FileOptions, *, stem: str, source: str
+) -> list[ReasoningExample]:
+    """``rows`` are ``(location, row)`` pairs; ``location`` is ``FILE:LINE`` or ``PATH row N``."""
+    examples: list[ReasoningExample] = []
+    first_seen: dict[str, str] = {}
+    for index, (location, row) in enumerate(rows, start=1):
+        try:
+            example = row_to_example(row, options, default_id=f"{stem}-{index}", source=source)
+        except FieldError as exc:
+            raise DataError(f"{location}: {exc}") from None
+        if example.id in first_seen:
+            raise DataError(
+                f"{location}: field 'id': {example.id!r} already used at {first_seen[example.id]}"
+            )
+        first_seen[example.id] = location
+        examples.append(example)
+    return examples
+
+
+def _jsonl_rows(path: Path) -> list[tuple[str, Any]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    rows: list[tuple[str, Any]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append((f"{path}:{number}", json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"{path}:{number}: invalid JSON: {exc.msg} (column {exc.colno})"
+            ) from None
+    return rows
+
+
+Rows = list[tuple[str, Any]]
+
+
+class _FileProvider:
+    """Shared split logic: a source opens as one list of rows or as named splits of rows."""
+
+    scheme = ""
+
+    def splits(self) -> Sequence[str]:
+        return TRAIN_EVAL
+
+    def load(
+        self, split: str, *, argument: str | None, seed: int, options: Mapping[str, Any]
+    ) -> list[ReasoningExample]:
+        require_split(f"{self.scheme}:PATH", split, TRAIN_EVAL)
+        if not argument:
+            raise DataError(f"dataset '{self.scheme}' needs a path: {self.scheme}:PATH")
+        spec = f"{self.scheme}:{argument}"
+        parsed = structure(options, FileOptions, source=spec, root="dataset.options")
+        path = Path(argument).expanduser()
+        if parsed.eval_path is not None:
+            chosen = Path(parsed.eval_path).expanduser() if split == "eval" else path
+            return self._examples(self._single(chosen), chosen, parsed)
+        opened = self._open(path)
+        if isinstance(opened, dict):
+            own_eval = self._split_name(opened, "eval", parsed) in opened
+            if own_eval or parsed.eval_fraction is None:
+                return self._examples(self._pick(opened, split, path, parsed), path, parsed)
+            # No eval split of its own: hold out eval_fraction of the train rows.
+            opened = self._pick(opened, "train", path, parsed)
+        examples = self._examples(opened, path, parsed)
+        if parsed.eval_fraction is None:
+            if split == "train":
+                return examples
+            raise DataError(
+                f"{spec} is a single source: set dataset.options.eval_fraction (e.g. 0.1) "
+                "or dataset.options.eval_path to get an eval split"
+            )
+        return seeded_split(examples, parsed.eval_fraction, seed)[split]
+
+    def _pick(
+        self, splits: Mapping[str, Rows], split: str, path: Path, options: FileOptions
+    ) -> Rows:
+        wanted = self._split_name(splits, split, options)
+        if wanted not in splits:
+            raise DataError(
+                f"{path}: has no split {wanted!r} for {split}; it has {', '.join(splits)} "
+                f"(set dataset.options.{split}_split, or eval_fraction to split the train rows)"
+            )
+        return splits[wanted]
+
+    @staticmethod
+    def _split_name(splits: Mapping[str, Rows], split: str, options: FileOptions) -> str:
+        if split == "train":
+            return options.train_split or "train"
+        return options.eval_split or next((n for n in _EVAL_SPLIT_NAMES if n in splits), "eval")
+
+    def _single(self, path: Path) -> Rows:
+        opened = self._open(path)
+        if isinstance(opened, dict):
+            raise DataError(f"{path}: holds several splits ({', '.join(opened)}); use one split")
+        return opened
+
+    def _examples(self, rows: Rows, path: Path, options: FileOptions) -> list[ReasoningExample]:
+        if not rows:
+            raise DataError(f"{path}: no records")
+        source = f"{self.scheme}:{path.name}"
+        return examples_from_rows(rows, options, stem=path.stem, source=source)
+
+    def _open(self, path: Path) -> Rows | dict[str, Rows]:
+        raise NotImplementedError
+
+
+_EVAL_SPLIT_NAMES = ("eval", "validation", "valid", "test")
+
+
+class JsonlProvider(_FileProvider):
+    """``jsonl:PATH``: one JSON object per line."""
+
+    description = "Your own JSONL file: jsonl:PATH"
+    scheme = "jsonl"
+
+    def _open(self, path: Path) -> Rows:
+        return _jsonl_rows(path)
+
+
+class HfProvider(_FileProvider):
+    """``hf:PATH``: a local parquet or arrow file, or a ``datasets`` ``save_to_disk`` folder.
+
+    Only local data: nothing is downloaded. Needs the ``hf`` extra (``datasets``).
+    """
+
+    description = "A local Hugging Face dataset: hf:PATH (parquet, arrow or save_to_disk)"
+    scheme = "hf"
+
+    def _open(self, path: Path) -> Rows | dict[str, Rows]:
+        try:
+            import datasets
+        except ImportError:
+            raise DataError(
+                "hf:PATH needs the Hugging Face datasets library: pip install 'tunix-core[hf]'"
+            ) from None
+        if not path.exists():
+            raise DataError(
+                f"{path}: no such file or folder (hf:PATH reads local parquet/arrow files or "
+                "save_to_disk folders; nothing is downloaded)"
+            )
+        try:
+            if path.is_dir():
+                loaded = datasets.load_from_disk(str(path))
+            elif path.suffix == ".parquet":
+                loaded = datasets.Dataset.from_parquet(str(path))
+            elif path.suffix == ".arrow":
+                loaded = datasets.Dataset.from_file(str(path))
+            else:
+                raise DataError(
+                    f"{path}: expected a .parquet or .arrow file or a save_to_disk folder"
+                )
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{path}: cannot read as a Hugging Face dataset: {exc}") from None
+        if isinstance(loaded, datasets.DatasetDict):
+            return {name: _hf_rows(part, f"{path}[{name}]") for name, part in loaded.items()}
+        return _hf_rows(loaded, str(path))
+
+
+def _hf_rows(dataset: Any, where: str) -> Rows:
+    return [(f"{where} row {i}", row) for i, row in enumerate(dataset, start=1)]

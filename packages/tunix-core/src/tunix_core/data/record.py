@@ -1,0 +1,229 @@
+"""The reasoning-trace record and its JSONL form.
+
+One example is a question, the steps that solve it and a canonical answer, plus
+metadata (category, section, difficulty, source) that evaluation groups scores by.
+Invalid records are refused when they are built; errors read from a file name the
+file, the line and the field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from tunix_core.errors import DataError
+from tunix_core.jsonio import write_text_atomic
+
+DIFFICULTIES = ("easy", "medium", "hard")
+# Markup of the competition format; inside a record it would make a rendered example
+# ambiguous to parse back.
+RESERVED_MARKUP = (
+    "<reasoning>",
+    "</reasoning>",
+    "<answer>",
+    "</answer>",
+    "<start_of_turn>",
+    "<end_of_turn>",
+)
+
+
+class FieldError(ValueError):
+    """A record field broke a rule; ``field`` is its dotted path (``meta.category``, ``steps[2]``)."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"field '{field}': {problem}")
+        self.field = field
+        self.problem = problem
+
+
+def _check_text(field: str, value: Any, *, allow_edge_space: bool = False) -> None:
+    if not isinstance(value, str):
+        raise FieldError(field, f"must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise FieldError(field, "must not be empty")
+    if not allow_edge_space and value != value.strip():
+        raise FieldError(field, "must not start or end with whitespace")
+    for markup in RESERVED_MARKUP:
+        if markup in value:
+            raise FieldError(field, f"must not contain the format markup {markup!r}")
+
+
+def _text(allow_edge_space: bool = False) -> Any:
+    def check(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        _check_text(attribute.name, value, allow_edge_space=allow_edge_space)
+
+    return check
+
+
+def _difficulty(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value not in DIFFICULTIES:
+        raise FieldError(attribute.name, f"must be one of {', '.join(DIFFICULTIES)}, got {value!r}")
+
+
+def _source(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, str):
+        raise FieldError(attribute.name, f"must be a string, got {type(value).__name__}")
+
+
+def _steps(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, tuple):
+        raise FieldError("steps", f"must be a list of strings, got {type(value).__name__}")
+    if not value:
+        raise FieldError("steps", "must hold at least one step (the reasoning to learn from)")
+    for index, step in enumerate(value):
+        _check_text(f"steps[{index}]", step)
+        if "\n" in step or "\r" in step:
+            raise FieldError(f"steps[{index}]", "must be one line (steps are joined with newlines)")
+
+
+def _as_tuple(value: Any) -> Any:
+    # A string is a sequence too; leave it for the validator to refuse.
+    if isinstance(value, list | tuple):
+        return tuple(value)
+    return value
+
+
+@attrs.frozen
+class ExampleMeta:
+    """Where an example comes from and how evaluation groups it."""
+
+    category: str = attrs.field(validator=_text())
+    section: str = attrs.field(default="core", validator=_text())
+    difficulty: str = attrs.field(default="easy", validator=_difficulty)
+    source: str = attrs.field(default="", validator=_source)
+
+
+@attrs.frozen
+class ReasoningExample:
+    """A question, the steps that solve it, and its canonical answer.
+
+    The question may carry odd whitespace (edge cases test it); steps and the answer are
+    trimmed single lines of text, and no field contains the competition's markup.
+    """
+
+    id: str = attrs.field(validator=_text())
+    question: str = attrs.field(validator=_text(allow_edge_space=True))
+    steps: tuple[str, ...] = attrs.field(converter=_as_tuple, validator=_steps)
+    answer: str = attrs.field(validator=_text())
+    meta: ExampleMeta = attrs.field(validator=attrs.validators.instance_of(ExampleMeta))
+
+
+_FIELDS = ("id", "question", "steps", "answer", "meta")
+_META_FIELDS = ("category", "section", "difficulty", "source")
+
+
+def example_to_dict(example: ReasoningExample) -> dict[str, Any]:
+    """Plain data in a fixed key order (so exports are byte-stable)."""
+    return {
+        "id": example.id,
+        "question": example.question,
+        "steps": list(example.steps),
+        "answer": example.answer,
+        "meta": {
+            "category": example.meta.category,
+            "section": example.meta.section,
+            "difficulty": example.meta.difficulty,
+            "source": example.meta.source,
+        },
+    }
+
+
+def example_from_dict(data: Any) -> ReasoningExample:
+    """Build a record from plain data, strictly: every top-level field is required, unknown
+    keys are refused, ``meta.category`` is required and the other meta fields have defaults.
+
+    Raises :class:`FieldError` naming the field; callers add the file and line.
+    """
+    if not isinstance(data, Mapping):
+        raise FieldError("record", f"must be a JSON object, got {type(data).__name__}")
+    for key in data:
+        if key not in _FIELDS:
+            raise FieldError(str(key), f"unknown field (expected {', '.join(_FIELDS)})")
+    for key in _FIELDS:
+        if key not in data:
+            raise FieldError(key, "is required")
+    meta = data["meta"]
+    if not isinstance(meta, Mapping):
+        raise FieldError("meta", f"must be an object, got {type(meta).__name__}")
+    for key in meta:
+        if key not in _META_FIELDS:
+            raise FieldError(f"meta.{key}", f"unknown field (expected {', '.join(_META_FIELDS)})")
+    if "category" not in meta:
+        raise FieldError("meta.category", "is required")
+    steps = data["steps"]
+    if not isinstance(steps, list | tuple):
+        raise FieldError("steps", f"must be a list of strings, got {type(steps).__name__}")
+    try:
+        example_meta = ExampleMeta(**dict(meta))
+    except FieldError as exc:
+        raise FieldError(f"meta.{exc.field}", exc.problem) from None
+    return ReasoningExample(
+        id=data["id"],
+        question=data["question"],
+        steps=tuple(steps),
+        answer=data["answer"],
+        meta=example_meta,
+    )
+
+
+def check_unique_ids(examples: Sequence[ReasoningExample], where: str) -> None:
+    """Raise :class:`DataError` when two examples share an id."""
+    seen: dict[str, int] = {}
+    for index, example in enumerate(examples):
+        if example.id in seen:
+            raise DataError(
+                f"{where}: items {seen[example.id] + 1} and {index + 1} share the id {example.id!r}"
+            )
+        seen[example.id] = index
+
+
+def read_jsonl(path: str | Path) -> list[ReasoningExample]:
+    """Read records written by :func:`write_jsonl` (or by hand in the same schema).
+
+    Every line must be a valid record; errors say ``FILE:LINE: field 'NAME': problem``.
+    Blank lines are skipped. Ids must be unique within the file.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    examples: list[ReasoningExample] = []
+    first_line: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"{path}:{number}: invalid JSON: {exc.msg} (column {exc.colno})"
+            ) from None
+        try:
+            example = example_from_dict(data)
+        except FieldError as exc:
+            raise DataError(f"{path}:{number}: {exc}") from None
+        if example.id in first_line:
+            raise DataError(
+                f"{path}:{number}: field 'id': {example.id!r} already used on line "
+                f"{first_line[example.id]}"
+            )
+        first_line[example.id] = number
+        examples.append(example)
+    return examples
+
+
+def dumps_jsonl(examples: Iterable[ReasoningExample]) -> str:
+    """The JSONL text of ``examples``: one object per line, UTF-8 kept as is."""
+    return "".join(json.dumps(example_to_dict(e), ensure_ascii=False) + "\n" for e in examples)
+
+
+def write_jsonl(examples: Iterable[ReasoningExample], path: str | Path) -> None:
+    """Write ``examples`` to ``path`` atomically; the same examples give the same bytes."""
+    write_text_atomic(Path(path), dumps_jsonl(examples))

@@ -1,0 +1,391 @@
+"""The generic predict-and-score loop: every evaluation in tunix goes through here.
+
+:func:`evaluate_examples` renders each example's prompt with the chat template, generates
+in batches, appends ``predictions.jsonl`` after every batch (a restarted evaluation keeps
+what is there and generates only the missing ids), then hands all predictions to the
+evaluators and writes ``eval_summary.json``. :func:`score_predictions` does the scoring
+part for completions that already exist.
+
+Each prediction line carries three verdicts. Evaluators decide them by returning per-item
+fields of the same names (``extracted_answer``, ``correct``, ``format_ok``); the first
+evaluator in the list that returns a field decides it. Without such an evaluator the core
+falls back to its parser (``extracted_answer``: the ``<answer>`` block; ``format_ok``:
+the exact format) and to ``exact_match`` (``correct``: the answer equals the expected one
+after folding case and whitespace). ``decided_by`` in the summary says which applied.
+All per-item fields of an evaluator are also kept under ``scores[<evaluator name>]``.
+
+``primary_score`` is answer accuracy: correct items / all items (docs/evaluation.md).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tunix_core.data.parse import parse_completion
+from tunix_core.data.render import render_prompt
+from tunix_core.errors import EvidenceError, TunixError
+from tunix_core.evidence import schema_errors
+from tunix_core.jsonio import append_jsonl, read_jsonl, write_json_atomic, write_text_atomic
+from tunix_core.protocols import Evaluator, Generator, Prediction
+from tunix_core.rundir import utc_now
+
+if TYPE_CHECKING:
+    from tunix_core.data.record import ReasoningExample
+
+SUMMARY_VERSION = 1
+PREDICTIONS_FILE = "predictions.jsonl"
+SUMMARY_FILE = "eval_summary.json"
+PRIMARY_METRIC = "answer_accuracy"
+GROUP_KEYS = ("section", "category", "difficulty")
+VERDICT_FIELDS = ("extracted_answer", "correct", "format_ok")
+UNKNOWN = "unknown"
+
+
+def binomial_stderr(successes: int, n: int) -> float:
+    """Standard error of a proportion, ``sqrt(p (1 - p) / n)``; 0 for no items."""
+    if n <= 0:
+        return 0.0
+    p = successes / n
+    return math.sqrt(p * (1 - p) / n)
+
+
+def _rate(successes: int, n: int) -> float:
+    return successes / n if n else 0.0
+
+
+def _exact_match(answer: str | None, expected: str) -> bool:
+    if answer is None:
+        return False
+    return " ".join(answer.split()).casefold() == " ".join(expected.split()).casefold()
+
+
+def _meta_of(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """Meta with the grouping keys always present (``unknown`` when missing)."""
+    result = {k: v for k, v in meta.items() if v is None or isinstance(v, str | int | float | bool)}
+    for key in GROUP_KEYS:
+        value = result.get(key)
+        result[key] = str(value) if value not in (None, "") else UNKNOWN
+    return result
+
+
+def base_record(prediction: Prediction) -> dict[str, Any]:
+    """A prediction line with the core's fallback verdicts and no evaluator scores."""
+    parsed = parse_completion(prediction.completion)
+    return {
+        "id": prediction.id,
+        "prompt": prediction.prompt,
+        "completion": prediction.completion,
+        "expected": prediction.expected,
+        "extracted_answer": parsed.answer,
+        "correct": _exact_match(parsed.answer, prediction.expected),
+        "format_ok": parsed.format_exact,
+        "meta": _meta_of(prediction.meta),
+        "scores": {},
+    }
+
+
+def prediction_from_record(record: Mapping[str, Any]) -> Prediction:
+    """The :class:`Prediction` a line of ``predictions.jsonl`` was made from."""
+    return Prediction(
+        id=str(record["id"]),
+        prompt=str(record.get("prompt", "")),
+        completion=str(record["completion"]),
+        expected=str(record["expected"]),
+        meta=dict(record.get("meta") or {}),
+    )
+
+
+def _group_stats(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    n = len(records)
+    correct = sum(bool(r["correct"]) for r in records)
+    format_ok = sum(bool(r["format_ok"]) for r in records)
+    return {
+        "n": n,
+        "correct": correct,
+        "answer_accuracy": _rate(correct, n),
+        "answer_accuracy_stderr": binomial_stderr(correct, n),
+        "format_ok": format_ok,
+        "format_compliance": _rate(format_ok, n),
+        "format_compliance_stderr": binomial_stderr(format_ok, n),
+    }
+
+
+def build_scorecard(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Accuracy and format compliance overall and by section, category and difficulty."""
+    scorecard: dict[str, Any] = {"overall": _group_stats(records)}
+    for key in GROUP_KEYS:
+        groups: dict[str, list[Mapping[str, Any]]] = {}
+        for record in records:
+            groups.setdefault(str(record["meta"].get(key, UNKNOWN)), []).append(record)
+        scorecard[f"by_{key}"] = {
+            name: _group_stats(items) for name, items in sorted(groups.items())
+        }
+    return scorecard
+
+
+def _json_safe(value: Any, where: str) -> Any:
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise EvidenceError(f"{where} is not plain JSON data: {exc}") from None
+
+
+def _apply_reports(
+    records: list[dict[str, Any]],
+    evaluators: Sequence[Evaluator],
+    predictions: Sequence[Prediction],
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Run every evaluator; merge per-item fields into ``records`` (by id, in place).
+    Returns the metrics per evaluator and which evaluator decided each verdict."""
+    by_id = {r["id"]: r for r in records}
+    metrics: dict[str, Any] = {}
+    decided_by = {"extracted_answer": "parser", "correct": "exact_match", "format_ok": "parser"}
+    decided: set[str] = set()
+    for evaluator in evaluators:
+        name = evaluator.name
+        if name in metrics:
+            raise TunixError(f"two evaluators are named {name!r}; evaluator names must be unique")
+        report = evaluator.evaluate(predictions)
+        metrics[name] = _json_safe(dict(report.metrics), f"metrics of evaluator {name!r}")
+        claimed: set[str] = set()
+        for item_id, fields in report.per_item.items():
+            if item_id not in by_id:
+                raise EvidenceError(f"evaluator {name!r} scored an unknown id {item_id!r}")
+            record = by_id[item_id]
+            fields = _json_safe(dict(fields), f"per-item fields of evaluator {name!r}")
+            record["scores"][name] = fields
+            for verdict in VERDICT_FIELDS:
+                if verdict in fields and verdict not in decided:
+                    record[verdict] = fields[verdict]
+                    claimed.add(verdict)
+        for verdict in claimed:
+            decided_by[verdict] = name
+        decided |= claimed
+    return metrics, decided_by
+
+
+def _score(
+    predictions: Sequence[Prediction], evaluators: Sequence[Evaluator], *, label: str,
+    generation: Mapping[str, Any] | None, source: Mapping[str, Any] | None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
+    if not predictions:
+        raise TunixError(f"{label}: there is nothing to evaluate (no items)")
+    ids = [p.id for p in predictions]
+    if len(set(ids)) != len(ids):
+        duplicate = next(i for i in ids if ids.count(i) > 1)
+        raise TunixError(f"{label}: the id {duplicate!r} appears more than once")
+    records = [base_record(p) for p in predictions]
+    metrics, decided_by = _apply_reports(records, evaluators, predictions)
+    for record in records:
+        problems = schema_errors(record, "prediction")
+        if problems:  # an evaluator returned a verdict of the wrong type
+            raise EvidenceError(f"prediction {record['id']!r} is invalid: " + "; ".join(problems))
+    scorecard = build_scorecard(records)
+    overall = scorecard["overall"]
+    summary = {
+        "summary_version": SUMMARY_VERSION,
+        "label": label,
+        "created_at": utc_now(),
+        "primary_metric": PRIMARY_METRIC,
+        "primary_score": overall["answer_accuracy"],
+        "primary_score_stderr": overall["answer_accuracy_stderr"],
+        "counts": {
+            "items": overall["n"],
+            "correct": overall["correct"],
+            "format_ok": overall["format_ok"],
+            "answered": sum(bool((r["extracted_answer"] or "").strip()) for r in records),
+        },
+        "decided_by": decided_by,
+        "scorecard": scorecard,
+        "evaluators": metrics,
+        "generation": dict(generation) if generation is not None else None,
+        "source": dict(source or {}),
+    }
+    problems = schema_errors(summary, "eval_summary")
+    if problems:
+        raise EvidenceError(f"refusing to write an invalid {SUMMARY_FILE}: " + "; ".join(problems))
+    return records, summary
+
+
+def _write_outputs(
+    out_dir: Path, records: Iterable[Mapping[str, Any]], summary: Mapping[str, Any]
+) -> None:
+    text = "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in records)
+    write_text_atomic(out_dir / PREDICTIONS_FILE, text)
+    write_json_atomic(out_dir / SUMMARY_FILE, summary)
+
+
+def score_predictions(
+    predictions: Sequence[Prediction],
+    evaluators: Sequence[Evaluator],
+    *,
+    label: str,
+    out_dir: Path | None = None,
+    generation: Mapping[str, Any] | None = None,
+    source: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Score existing completions. With ``out_dir``, (re)write ``predictions.jsonl`` with
+    every verdict and score, and ``eval_summary.json``. Returns the summary."""
+    records, summary = _score(predictions, evaluators, label=label, generation=generation,
+                              source=source)  # fmt: skip
+    if out_dir is not None:
+        _write_outputs(out_dir, records, summary)
+    return summary
+
+
+def _reusable_records(
+    path: Path, prompts: Mapping[str, str], expected: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """Lines of an earlier, interrupted call that still fit the items: same id, prompt and
+    expected answer. The file is rewritten with only those, so appends stay well-formed."""
+    if not path.exists():
+        return []
+    try:
+        records = read_jsonl(path)
+    except ValueError as exc:
+        raise EvidenceError(f"cannot resume from {path}: {exc}; delete it to start over") from None
+    kept: dict[str, dict[str, Any]] = {}
+    for record in records:
+        item_id = record.get("id")
+        if (
+            isinstance(item_id, str)
+            and item_id not in kept
+            and prompts.get(item_id) == record.get("prompt")
+            and expected.get(item_id) == record.get("expected")
+            and isinstance(record.get("completion"), str)
+        ):
+            kept[item_id] = record
+    write_text_atomic(path, "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n"
+                                    for r in kept.values()))  # fmt: skip
+    return list(kept.values())
+
+
+def _example_meta(example: ReasoningExample) -> dict[str, str]:
+    meta = example.meta
+    return {"category": meta.category, "section": meta.section, "difficulty": meta.difficulty,
+            "source": meta.source}  # fmt: skip
+
+
+def evaluate_examples(
+    generator: Generator,
+    examples: Sequence[ReasoningExample],
+    evaluators: Sequence[Evaluator],
+    *,
+    system_prompt: str,
+    max_new_tokens: int,
+    batch_size: int,
+    out_dir: Path,
+    label: str,
+    progress: Callable[[str], None] | None = None,
+    source: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Generate completions for ``examples`` (resuming an interrupted call in ``out_dir``),
+    score them and write ``predictions.jsonl`` and ``eval_summary.json``. Returns the summary."""
+    if batch_size < 1 or max_new_tokens < 1:
+        raise TunixError(f"{label}: batch_size and max_new_tokens must be >= 1")
+    say = progress or (lambda _message: None)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / PREDICTIONS_FILE
+    prompts = {e.id: render_prompt(e.question, system_prompt) for e in examples}
+    expected = {e.id: e.answer for e in examples}
+    done = {r["id"]: r for r in _reusable_records(path, prompts, expected)}
+    pending = [e for e in examples if e.id not in done]
+    if done:
+        say(f"[{label}] reusing {len(done)} completion(s) from {path}")
+    started = time.monotonic()
+    for start in range(0, len(pending), batch_size):
+        batch = pending[start : start + batch_size]
+        completions = generator.generate(
+            [prompts[e.id] for e in batch], max_new_tokens=max_new_tokens
+        )
+        if len(completions) != len(batch) or not all(isinstance(c, str) for c in completions):
+            raise TunixError(
+                f"{label}: the generator returned {len(completions)} completion(s) for "
+                f"{len(batch)} prompt(s); it must return one string per prompt"
+            )
+        records = [
+            base_record(Prediction(e.id, prompts[e.id], c, e.answer, _example_meta(e)))
+            for e, c in zip(batch, completions, strict=True)
+        ]
+        append_jsonl(path, records)
+        done.update((r["id"], r) for r in records)
+        finished = start + len(batch)
+        elapsed = time.monotonic() - started
+        say(
+            f"[{label}] generated {finished}/{len(pending)} ({finished / max(elapsed, 1e-9):.2f} items/s)"
+        )
+    seconds = time.monotonic() - started
+    predictions = [prediction_from_record(done[e.id]) for e in examples]
+    generation = {
+        "max_new_tokens": max_new_tokens,
+        "batch_size": batch_size,
+        "system_prompt": system_prompt,
+        "generated": len(pending),
+        "reused": len(examples) - len(pending),
+        "seconds": round(seconds, 3),
+        "items_per_second": round(len(pending) / seconds, 4) if pending and seconds > 0 else None,
+    }
+    summary = score_predictions(predictions, evaluators, label=label, out_dir=out_dir,
+                                generation=generation, source=source)  # fmt: skip
+    headline = headline_metrics(summary)
+    say(f"[{label}] answer accuracy {headline['answer_accuracy']:.1%}, "
+        f"format compliance {headline['format_compliance']:.1%} over {len(examples)} item(s)")  # fmt: skip
+    return summary
+
+
+def headline_metrics(summary: Mapping[str, Any] | None) -> dict[str, float]:
+    """``format_compliance`` and ``answer_accuracy`` of a summary; empty for ``None``."""
+    if summary is None:
+        return {}
+    overall = summary["scorecard"]["overall"]
+    return {
+        "format_compliance": float(overall["format_compliance"]),
+        "answer_accuracy": float(summary["primary_score"]),
+    }
+
+
+def read_summary(path: Path) -> dict[str, Any] | None:
+    """The summary at ``path`` (checked against its schema), or ``None`` if there is none."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        summary = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EvidenceError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    problems = schema_errors(summary, "eval_summary")
+    if problems:
+        raise EvidenceError(f"{path}: " + "; ".join(problems))
+    result: dict[str, Any] = summary
+    return result
+
+
+def read_predictions(path: Path) -> list[dict[str, Any]]:
+    """The lines of a ``predictions.jsonl`` written by this module; ``[]`` if it is missing."""
+    try:
+        return read_jsonl(path)
+    except FileNotFoundError:
+        return []
+    except ValueError as exc:
+        raise EvidenceError(str(exc)) from None
+
+
+__all__ = [
+    "PREDICTIONS_FILE",
+    "SUMMARY_FILE",
+    "base_record",
+    "binomial_stderr",
+    "build_scorecard",
+    "evaluate_examples",
+    "headline_metrics",
+    "prediction_from_record",
+    "read_predictions",
+    "read_summary",
+    "score_predictions",
+]
