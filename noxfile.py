@@ -12,7 +12,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "types", "tests", "integration", "heavy", "compat"]
+nox.options.sessions = ["lint", "types", "tests", "integration", "notebook", "heavy", "compat"]
 nox.options.reuse_existing_virtualenvs = True
 
 ROOT = Path(__file__).parent
@@ -89,3 +89,10 @@ def compat(session: nox.Session) -> None:
     session.install("google-tunix==0.1.7")
     session.install("pytest", "-e", "packages/tunix-core", "-e", "packages/tunix-jax")
     _pytest(session, "packages", "-m", "compat")
+
+
+@nox.session(python="3.11")
+def notebook(session: nox.Session) -> None:
+    """The Kaggle notebook, top to bottom, with the tiny CPU profile."""
+    session.install("pytest", "nbclient", "nbformat", "ipykernel", *[f"packages/{p}" for p in PACKAGES])
+    _pytest(session, "tests/notebook")

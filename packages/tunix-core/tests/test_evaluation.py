@@ -230,6 +230,10 @@ def test_score_predictions_without_out_dir_writes_nothing(tmp_path):
 def test_nothing_to_evaluate_and_duplicate_ids_are_errors(tmp_path):
     with pytest.raises(TunixError, match="nothing to evaluate"):
         run(tmp_path, examples=[])
+    generator = ScriptedGenerator()
+    with pytest.raises(TunixError, match="'q1' appears more than once"):
+        run(tmp_path, generator, examples=[EXAMPLES[0], EXAMPLES[0]])
+    assert generator.calls == []
     twice = [Prediction("a", "", "x", "1"), Prediction("a", "", "y", "2")]
     with pytest.raises(TunixError, match="more than once"):
         score_predictions(twice, [], label="dup")

@@ -169,16 +169,21 @@ def _apply_reports(
     return metrics, decided_by
 
 
+def _check_items(ids: Sequence[str], label: str) -> None:
+    if not ids:
+        raise TunixError(f"{label}: there is nothing to evaluate (no items)")
+    seen: set[str] = set()
+    for item_id in ids:
+        if item_id in seen:
+            raise TunixError(f"{label}: the id {item_id!r} appears more than once")
+        seen.add(item_id)
+
+
 def _score(
     predictions: Sequence[Prediction], evaluators: Sequence[Evaluator], *, label: str,
     generation: Mapping[str, Any] | None, source: Mapping[str, Any] | None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
-    if not predictions:
-        raise TunixError(f"{label}: there is nothing to evaluate (no items)")
-    ids = [p.id for p in predictions]
-    if len(set(ids)) != len(ids):
-        duplicate = next(i for i in ids if ids.count(i) > 1)
-        raise TunixError(f"{label}: the id {duplicate!r} appears more than once")
+    _check_items([p.id for p in predictions], label)
     records = [base_record(p) for p in predictions]
     metrics, decided_by = _apply_reports(records, evaluators, predictions)
     for record in records:
@@ -288,6 +293,7 @@ def evaluate_examples(
     score them and write ``predictions.jsonl`` and ``eval_summary.json``. Returns the summary."""
     if batch_size < 1 or max_new_tokens < 1:
         raise TunixError(f"{label}: batch_size and max_new_tokens must be >= 1")
+    _check_items([e.id for e in examples], label)  # before any generation is spent
     say = progress or (lambda _message: None)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / PREDICTIONS_FILE

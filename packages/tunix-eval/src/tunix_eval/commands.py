@@ -1,0 +1,349 @@
+"""The ``tunix eval``, ``tunix compare`` and ``tunix runs`` commands.
+
+Importing this module is cheap: models are loaded through the trainer registry inside
+the command bodies, so JAX is imported only by ``--run`` and ``--model``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import click
+
+from tunix_core.config import RunConfig, apply_overrides, load_config, structure_config
+from tunix_core.errors import ConfigError, DataError, TunixError
+from tunix_core.evaluation import (
+    PREDICTIONS_FILE,
+    evaluate_examples,
+    score_predictions,
+)
+from tunix_core.plugins import PluginHost
+from tunix_core.protocols import Evaluator, Prediction
+from tunix_core.registry import UnknownNameError
+from tunix_core.rundir import RunDirectory
+from tunix_eval import compare as comparing
+from tunix_eval.judge import JudgeEvaluator, JudgeOptions
+from tunix_eval.report import format_summary
+from tunix_eval.runs import format_runs, list_runs
+
+if TYPE_CHECKING:
+    from tunix_core.data.record import ReasoningExample
+
+
+def _host(ctx: click.Context) -> PluginHost:
+    host: PluginHost = ctx.find_root().obj
+    return host
+
+
+def _load_evaluators(
+    host: PluginHost, names: Sequence[str], judge: JudgeOptions | None
+) -> list[Evaluator]:
+    evaluators: list[Evaluator] = []
+    for name in names:
+        if name == "judge" and judge is not None:
+            continue  # added below with the command line's options
+        try:
+            evaluators.append(host.evaluators.load(name)())
+        except UnknownNameError as exc:
+            raise ConfigError(f"--evaluator: {exc}") from None
+    if judge is not None:
+        evaluators.append(JudgeEvaluator(judge, host=host))
+    return evaluators
+
+
+def _field_error(path: Path, line: int, field: str, problem: str) -> DataError:
+    return DataError(f"{path}:{line}: field '{field}': {problem}")
+
+
+def read_completions(path: Path) -> list[Prediction]:
+    """Completions to score: JSON Lines with ``id``, ``completion``, ``expected`` and
+    optional ``prompt`` and ``meta``. Errors name the file, line and field."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    predictions: list[Prediction] = []
+    seen: dict[str, int] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"{path}:{number}: invalid JSON: {exc.msg} (column {exc.colno})"
+            ) from None
+        if not isinstance(record, dict):
+            raise DataError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+        for field in ("id", "completion", "expected"):
+            if field not in record:
+                raise _field_error(path, number, field, "is required")
+        item_id, expected = record["id"], record["expected"]
+        if not isinstance(item_id, str) or not item_id.strip():
+            raise _field_error(path, number, "id", "must be a non-empty string")
+        if item_id in seen:
+            raise _field_error(
+                path, number, "id", f"{item_id!r} already used on line {seen[item_id]}"
+            )
+        seen[item_id] = number
+        if not isinstance(record["completion"], str):
+            raise _field_error(path, number, "completion", "must be a string")
+        if isinstance(expected, bool) or not isinstance(expected, str | int | float):
+            raise _field_error(path, number, "expected", "must be a string or a number")
+        if isinstance(expected, float) and not math.isfinite(expected):
+            raise _field_error(path, number, "expected", "must be a finite number")
+        prompt = record.get("prompt", "")
+        if not isinstance(prompt, str):
+            raise _field_error(path, number, "prompt", "must be a string")
+        meta = record.get("meta", {})
+        if not isinstance(meta, dict):
+            raise _field_error(path, number, "meta", "must be an object")
+        for key, value in meta.items():
+            if value is not None and not isinstance(value, str | int | float | bool):
+                raise _field_error(path, number, f"meta.{key}", "must be a string, number or null")
+        predictions.append(Prediction(item_id, prompt, record["completion"], str(expected), meta))
+    if not predictions:
+        raise DataError(f"{path}: no completions in the file")
+    return predictions
+
+
+@attrs.frozen
+class _Target:
+    """What ``tunix eval --run`` or ``--model`` generates for, and where it writes."""
+
+    config: RunConfig
+    run: RunDirectory | None
+    examples: list[ReasoningExample]
+    out: Path
+    label: str
+    source: dict[str, Any]
+
+
+def _run_target(host: PluginHost, run_dir: Path, out: Path | None, limit: int | None) -> _Target:
+    """A run's trained model on the run's own eval items (cut to its ``eval.limit``)."""
+    from tunix_core.data.loading import load_split
+    from tunix_core.data.record import read_jsonl
+
+    run = RunDirectory.open(run_dir)
+    config = load_config(run.config_path)
+    if not run.model_dir.exists():
+        raise TunixError(f"{run_dir}: the run has no trained model yet ({run.model_dir}); "
+                         f"finish training with `tunix run --resume {run_dir}`")  # fmt: skip
+    saved = run.data_dir / "eval.jsonl"
+    data = config.dataset
+    examples = (
+        read_jsonl(saved) if saved.is_file()  # exactly the items the run evaluated
+        else load_split(host.datasets, data.name, "eval", seed=data.seed, options=data.options,
+                        limit=data.eval_limit)
+    )  # fmt: skip
+    limit = limit or config.eval.limit
+    source = {"run": run.run_id, "model_id": str(run.manifest["model_id"]),
+              "dataset": data.name, "split": "eval"}  # fmt: skip
+    return _Target(config, run, examples[:limit] if limit else examples, out or run.path,
+                   "final", source)  # fmt: skip
+
+
+def _model_target(host: PluginHost, preset: str, weights: str, trainer_name: str, dataset: str,
+                  split: str, overrides: Sequence[str], out: Path, limit: int | None) -> _Target:  # fmt: skip
+    """An untrained model on a dataset split."""
+    from tunix_core.data.loading import load_split
+
+    data: dict[str, Any] = {"trainer": {"name": trainer_name}, "dataset": {"name": dataset},
+                            "model": {"preset": preset, "weights": weights}}  # fmt: skip
+    config = structure_config(apply_overrides(data, overrides), source="tunix eval options")
+    section = config.dataset
+    examples = load_split(host.datasets, section.name, split, seed=section.seed,
+                          options=section.options, limit=limit)  # fmt: skip
+    model_id = f"{config.model.preset}@{config.model.weights}"  # --set may change either
+    source = {"model_id": model_id, "dataset": section.name, "split": split}
+    return _Target(config, None, examples, out, model_id, source)
+
+
+@click.command("eval")
+@click.option(
+    "--run",
+    "run_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="A run directory: re-generate with its trained model (and its trainer).",
+)
+@click.option("--model", "preset", help="A model preset to evaluate untrained, e.g. gemma3-270m.")
+@click.option(
+    "--weights",
+    default="default",
+    show_default=True,
+    help="With --model: default | random | gguf:PATH | safetensors:DIR | orbax:DIR.",
+)
+@click.option(
+    "--trainer",
+    "trainer_name",
+    default="jax",
+    show_default=True,
+    help="With --model: the trainer plugin that loads the model.",
+)
+@click.option("--dataset", help="With --model: dataset name or NAME:ARG.")
+@click.option(
+    "--split", default="eval", show_default=True, help="With --model: the split to evaluate."
+)
+@click.option(
+    "--predictions",
+    "predictions_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Score existing completions (JSONL: id, completion, expected[, prompt, meta]).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder (default with --run: the run directory).",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Evaluate only the first N items.")
+@click.option(
+    "--evaluator",
+    "evaluator_names",
+    multiple=True,
+    help="Evaluator to use (repeat); default: the config's eval.evaluators.",
+)
+@click.option("--judge-model", help="Add the LLM judge with this model preset, e.g. gemma3-1b-it.")
+@click.option(
+    "--judge-weights", default="default", show_default=True, help="Weights of the judge model."
+)
+@click.option(
+    "--judge-trainer",
+    default="jax",
+    show_default=True,
+    help="Trainer plugin that loads the judge model.",
+)
+@click.option("--max-new-tokens", type=click.IntRange(min=1), help="Default: eval.max_new_tokens.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Default: eval.batch_size.")
+@click.option("--label", help="Name of this evaluation in its summary.")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="With --model: override a config field, e.g. --set model.dtype=bfloat16.",
+)
+@click.option("--fresh", is_flag=True, help="Discard completions already in the output folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_context
+def eval_command(ctx: click.Context, run_dir: Path | None, preset: str | None, weights: str,
+                 trainer_name: str, dataset: str | None, split: str, predictions_file: Path | None,
+                 out: Path | None, limit: int | None, evaluator_names: tuple[str, ...],
+                 judge_model: str | None, judge_weights: str, judge_trainer: str,
+                 max_new_tokens: int | None, batch_size: int | None, label: str | None,
+                 overrides: tuple[str, ...], fresh: bool, as_json: bool) -> None:  # fmt: skip
+    """Evaluate a run's trained model, an untrained model, or a file of completions.
+
+    \b
+      tunix eval --run runs/ID
+      tunix eval --model gemma3-270m --dataset dev-reasoning-v2 --limit 20 --out evals/base
+      tunix eval --predictions completions.jsonl --out evals/mine
+    """
+    modes = [m for m, v in (("--run", run_dir), ("--model", preset),
+                            ("--predictions", predictions_file)) if v is not None]  # fmt: skip
+    if len(modes) != 1:
+        raise click.UsageError("give exactly one of --run, --model and --predictions")
+    if preset is None and (dataset or overrides):
+        raise click.UsageError("--dataset and --set go with --model")
+    if preset is not None and not dataset:
+        raise click.UsageError("--model needs --dataset")
+    if out is None and run_dir is None:
+        raise click.UsageError(f"{modes[0]} needs --out DIR")
+    host = _host(ctx)
+    judge = (JudgeOptions(trainer=judge_trainer, preset=judge_model, weights=judge_weights)
+             if judge_model else None)  # fmt: skip
+    if predictions_file is not None:
+        assert out is not None  # checked above
+        predictions = read_completions(predictions_file)[:limit]
+        evaluators = _load_evaluators(host, evaluator_names or RunConfig().eval.evaluators, judge)
+        summary = score_predictions(predictions, evaluators, label=label or predictions_file.stem,
+                                    out_dir=out, source={"predictions_file": str(predictions_file)})  # fmt: skip
+    else:
+        if run_dir is not None:
+            target = _run_target(host, run_dir, out, limit)
+        else:
+            assert preset is not None and dataset is not None and out is not None  # checked above
+            target = _model_target(host, preset, weights, trainer_name, dataset, split,
+                                   overrides, out, limit)  # fmt: skip
+        config = target.config
+        evaluators = _load_evaluators(host, evaluator_names or config.eval.evaluators, judge)
+        try:
+            trainer = host.trainers.load(config.trainer.name)()
+        except UnknownNameError as exc:
+            raise ConfigError(f"trainer.name: {exc}") from None
+        if target.run is None:
+            trainer.validate(config)
+        if fresh:
+            (target.out / PREDICTIONS_FILE).unlink(missing_ok=True)
+        generator = trainer.generator(config, target.run, trained=target.run is not None)
+        out = target.out
+        summary = evaluate_examples(
+            generator, target.examples, evaluators,
+            system_prompt=config.dataset.system_prompt,
+            max_new_tokens=max_new_tokens or config.eval.max_new_tokens,
+            batch_size=batch_size or config.eval.batch_size,
+            out_dir=out, label=label or target.label,
+            progress=lambda message: click.echo(message, err=True), source=target.source,
+        )  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, sort_keys=True))
+    else:
+        click.echo(format_summary(summary))
+        click.echo(f"  written to {out}")
+
+
+@click.command("compare")
+@click.argument("first", type=click.Path(exists=True, path_type=Path))
+@click.argument("second", required=False, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--show",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="How many flipped items of each kind to list.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+def compare_command(first: Path, second: Path | None, show: int, as_json: bool) -> None:
+    """Before/after table of two evaluations and the items that flipped.
+
+    Each of FIRST and SECOND is a run directory (its final evaluation), a run's baseline/
+    folder, or a `tunix eval --out` folder. A run directory alone compares its baseline
+    with its final evaluation.
+    """
+    before_dir, after_dir = comparing.resolve_pair(first, second)
+    comparison = comparing.compare(comparing.load(before_dir), comparing.load(after_dir))
+    if as_json:
+        click.echo(json.dumps(comparing.comparison_to_dict(comparison), indent=2))
+    else:
+        click.echo(comparing.format_comparison(comparison, show=show))
+
+
+@click.group("runs")
+def runs() -> None:
+    """Run directories and how they scored."""
+
+
+@runs.command("list")
+@click.option(
+    "--dir",
+    "root",
+    default="runs",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder holding run directories.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def runs_list_command(root: Path, as_json: bool) -> None:
+    """Runs ranked by primary score (answer accuracy of the final evaluation)."""
+    rows = list_runs(root)
+    if as_json:
+        records = [{**attrs.asdict(row), "path": str(row.path)} for row in rows]
+        click.echo(json.dumps(records, indent=2))
+    elif not rows:
+        click.echo(f"No runs under {root}.")
+    else:
+        click.echo(format_runs(rows))

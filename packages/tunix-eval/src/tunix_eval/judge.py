@@ -1,0 +1,237 @@
+"""``judge``: a rubric LLM-as-judge, off by default.
+
+Any model a trainer plugin can load grades each completion against the reference answer
+with the fixed rubric :data:`JUDGE_PROMPT` (a 1-5 score; 3 or more means the final answer
+is right). The score is parsed leniently (:func:`parse_judge_score`); a reply without one
+counts as a parse failure, never as a score. Every verdict is set beside the ``accuracy``
+rule's verdict, and disagreements are reported, so a judge can audit the normaliser and
+the other way round.
+
+The judge model is the untrained model of a trainer (``trainer.generator(config, None,
+trained=False)``) built from :class:`JudgeOptions`. Options come from the constructor,
+from ``TUNIX_JUDGE_*`` environment variables when the evaluator is built with no
+arguments (as ``tunix run`` does), or from ``tunix eval --judge-model``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from tunix_core.config import RunConfig, structure_config
+from tunix_core.data.parse import parse_completion
+from tunix_core.data.render import END_OF_TURN, USER_TURN, render_prompt
+from tunix_core.errors import ConfigError
+from tunix_core.protocols import EvaluatorReport, Generator, Prediction
+from tunix_core.registry import UnknownNameError
+from tunix_eval.normalize import compare_answers
+
+if TYPE_CHECKING:
+    from tunix_core.plugins import PluginHost
+
+JUDGE_PROMPT = """\
+You are grading a response to a problem. Compare the response's final answer with the \
+reference answer, then check the reasoning.
+
+Problem:
+{question}
+
+Reference answer:
+{expected}
+
+Response:
+{completion}
+
+Rubric:
+5 - final answer equivalent to the reference; reasoning correct and complete
+4 - final answer equivalent to the reference; reasoning has small gaps or slips
+3 - final answer equivalent to the reference; reasoning missing or wrong
+2 - final answer wrong or missing; reasoning partly right
+1 - final answer wrong or missing; reasoning wrong or missing
+
+Reply with one line: SCORE: <a number from 1 to 5>"""
+
+MIN_SCORE, MAX_SCORE = 1, 5
+MAX_RESPONSE_CHARS = 4000  # keeps a runaway completion from filling the judge's context
+_LABELLED = re.compile(
+    r"score\W{0,3}(?:is|of|=)?\W{0,3}([1-5])(?:\s*(?:/|out of)\s*5)?(?!\d)", re.I
+)
+_OUT_OF_FIVE = re.compile(r"(?<![\d.])([1-5])\s*(?:/|out of)\s*5(?!\d)", re.I)
+_LEADING = re.compile(r"^\W{0,3}([1-5])(?![\d.])")
+
+ENV_PREFIX = "TUNIX_JUDGE_"
+
+
+def parse_judge_score(reply: str) -> int | None:
+    """The 1-5 score in a judge's reply: ``SCORE: 4``, ``**Score**: 4/5``, ``4 out of 5``
+    or a reply that starts with the digit. ``None`` when there is no score."""
+    for pattern in (_LABELLED, _OUT_OF_FIVE, _LEADING):
+        match = pattern.search(reply.strip())
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def question_of(prompt: str) -> str:
+    """The user turn of a rendered prompt (system prompt and question), or the prompt."""
+    start = prompt.find(USER_TURN)
+    if start == -1:
+        return prompt.strip()
+    body = prompt[start + len(USER_TURN) :]
+    return body.split(END_OF_TURN, 1)[0].strip()
+
+
+def judge_prompt(prediction: Prediction) -> str:
+    """The rendered chat turn that asks the judge about ``prediction``."""
+    completion = prediction.completion.split(END_OF_TURN, 1)[0].strip()
+    if len(completion) > MAX_RESPONSE_CHARS:
+        completion = completion[:MAX_RESPONSE_CHARS] + " [cut]"
+    text = JUDGE_PROMPT.format(
+        question=question_of(prediction.prompt) or "(not given)",
+        expected=prediction.expected,
+        completion=completion or "(empty)",
+    )
+    return render_prompt(text, system_prompt="")
+
+
+@attrs.frozen
+class JudgeOptions:
+    """Which model judges and how. ``trainer``/``preset``/``weights``/``tokenizer``/``dtype``
+    mean what they mean in a run config (``model.*``); ``pass_score`` is the lowest score
+    that counts as a correct final answer."""
+
+    trainer: str = "jax"
+    preset: str = "gemma3-1b-it"
+    weights: str = "default"
+    tokenizer: str | None = None
+    dtype: str = "float32"
+    max_new_tokens: int = attrs.field(default=32, validator=attrs.validators.ge(1))
+    batch_size: int = attrs.field(default=8, validator=attrs.validators.ge(1))
+    pass_score: int = attrs.field(default=3, validator=[attrs.validators.ge(MIN_SCORE),
+                                                        attrs.validators.le(MAX_SCORE)])  # fmt: skip
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> JudgeOptions:
+        """Options from ``TUNIX_JUDGE_TRAINER``, ``_PRESET``, ``_WEIGHTS``, ``_TOKENIZER``,
+        ``_DTYPE``, ``_MAX_NEW_TOKENS``, ``_BATCH_SIZE``, ``_PASS_SCORE``; defaults otherwise."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in attrs.fields(cls):
+            raw = env.get(ENV_PREFIX + field.name.upper())
+            if raw is None or raw == "":
+                continue
+            try:
+                values[field.name] = int(raw) if field.type in ("int", int) else raw
+            except ValueError:
+                raise ConfigError(f"{ENV_PREFIX}{field.name.upper()}: expected a whole number, "
+                                  f"got {raw!r}") from None  # fmt: skip
+        try:
+            return cls(**values)
+        except ValueError as exc:
+            raise ConfigError(f"judge options from {ENV_PREFIX}*: {exc}") from None
+
+    def run_config(self) -> RunConfig:
+        """The run configuration the trainer loads the judge model from."""
+        model: dict[str, Any] = {
+            "preset": self.preset,
+            "weights": self.weights,
+            "dtype": self.dtype,
+        }
+        if self.tokenizer:
+            model["tokenizer"] = self.tokenizer
+        return structure_config({"trainer": {"name": self.trainer}, "model": model},
+                                source="judge options")  # fmt: skip
+
+
+class JudgeEvaluator:
+    """Rubric scores from a model, and where they disagree with ``accuracy``."""
+
+    name = "judge"
+
+    def __init__(
+        self, options: JudgeOptions | None = None, *, host: PluginHost | None = None
+    ) -> None:
+        self.options = options if options is not None else JudgeOptions.from_env()
+        self._host = host
+        self._generator: Generator | None = None
+
+    def generator(self) -> Generator:
+        """The judge model, loaded through the trainer registry on first use."""
+        if self._generator is None:
+            from tunix_core.plugins import get_host
+
+            host = self._host or get_host()
+            try:
+                trainer = host.trainers.load(self.options.trainer)()
+            except UnknownNameError as exc:
+                raise ConfigError(f"judge trainer: {exc}") from None
+            self._generator = trainer.generator(self.options.run_config(), None, trained=False)
+        return self._generator
+
+    def evaluate(self, predictions: Sequence[Prediction]) -> EvaluatorReport:
+        generator = self.generator()
+        prompts = [judge_prompt(p) for p in predictions]
+        replies: list[str] = []
+        size = self.options.batch_size
+        for start in range(0, len(prompts), size):
+            batch = prompts[start : start + size]
+            out = generator.generate(batch, max_new_tokens=self.options.max_new_tokens)
+            if len(out) != len(batch):
+                raise ValueError(
+                    f"the judge model returned {len(out)} replies for {len(batch)} prompts"
+                )
+            replies.extend(out)
+        return self._report(predictions, replies)
+
+    def _report(self, predictions: Sequence[Prediction], replies: Sequence[str]) -> EvaluatorReport:
+        per_item: dict[str, dict[str, Any]] = {}
+        histogram: Counter[int] = Counter()
+        agree = judge_only = accuracy_only = 0
+        disagreeing: list[str] = []
+        for prediction, reply in zip(predictions, replies, strict=True):
+            score = parse_judge_score(reply)
+            accuracy_correct = compare_answers(
+                parse_completion(prediction.completion).answer, prediction.expected
+            ).correct
+            judged: bool | None = None if score is None else score >= self.options.pass_score
+            if score is not None:
+                histogram[score] += 1
+                if judged == accuracy_correct:
+                    agree += 1
+                else:
+                    disagreeing.append(prediction.id)
+                    judge_only += bool(judged)
+                    accuracy_only += accuracy_correct
+            per_item[prediction.id] = {
+                "judge_score": score,
+                "judge_correct": judged,
+                "accuracy_correct": accuracy_correct,
+                "agrees_with_accuracy": None if judged is None else judged == accuracy_correct,
+                "judge_reply": reply.strip()[:200],
+            }
+        scored = sum(histogram.values())
+        metrics = {
+            "n": len(predictions),
+            "scored": scored,
+            "parse_failures": len(predictions) - scored,
+            "mean_score": sum(s * c for s, c in histogram.items()) / scored if scored else None,
+            "score_histogram": {str(s): histogram[s] for s in range(MIN_SCORE, MAX_SCORE + 1)},
+            "judged_correct_rate": (
+                sum(c for s, c in histogram.items() if s >= self.options.pass_score) / scored
+                if scored
+                else None
+            ),
+            "agreement_with_accuracy": agree / scored if scored else None,
+            "disagreements": len(disagreeing),
+            "judge_correct_accuracy_wrong": judge_only,
+            "accuracy_correct_judge_wrong": accuracy_only,
+            "disagreeing_ids": disagreeing[:50],
+            "model": f"{self.options.preset}@{self.options.weights} via {self.options.trainer}",
+            "pass_score": self.options.pass_score,
+        }
+        return EvaluatorReport(metrics=metrics, per_item=per_item)

@@ -1,0 +1,80 @@
+"""``tunix runs list``: the runs under a folder, best primary score first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from tunix_core.errors import TunixError
+from tunix_core.evaluation import SUMMARY_FILE, read_summary
+from tunix_core.rundir import MANIFEST, RunDirectory
+from tunix_eval.report import pct
+
+
+@attrs.frozen
+class RunRow:
+    run_id: str
+    path: Path
+    status: str
+    dataset: str
+    model_id: str
+    steps: int | None
+    baseline_score: float | None
+    primary_score: float | None
+    format_compliance: float | None
+    problem: str = ""
+
+
+def _scores(folder: Path) -> tuple[float | None, float | None]:
+    summary = read_summary(folder / SUMMARY_FILE)
+    if summary is None:
+        return None, None
+    return summary["primary_score"], summary["scorecard"]["overall"]["format_compliance"]
+
+
+def read_run(path: Path) -> RunRow:
+    """One row; an unreadable run becomes a row with ``status`` ``unreadable``."""
+    try:
+        run = RunDirectory.open(path)
+        baseline, _ = _scores(run.baseline_dir)
+        primary, compliance = _scores(run.path)
+    except TunixError as exc:
+        return RunRow(path.name, path, "unreadable", "", "", None, None, None, None, str(exc))
+    manifest = run.manifest
+    detail: dict[str, Any] = manifest["stages"]["train"].get("detail", {})
+    steps = detail.get("steps")
+    return RunRow(
+        run_id=run.run_id, path=path, status=manifest["status"], dataset=manifest["dataset"],
+        model_id=manifest["model_id"], steps=steps if isinstance(steps, int) else None,
+        baseline_score=baseline, primary_score=primary, format_compliance=compliance,
+    )  # fmt: skip
+
+
+def list_runs(root: Path) -> list[RunRow]:
+    """Every run directory directly under ``root``: scored runs by primary score
+    (best first), then unscored ones, each group by run id."""
+    if not root.is_dir():
+        raise TunixError(f"{root}: no such folder")
+    rows = [read_run(p) for p in sorted(root.iterdir()) if (p / MANIFEST).is_file()]
+    return sorted(
+        rows, key=lambda r: (r.primary_score is None, -(r.primary_score or 0.0), r.run_id)
+    )
+
+
+def format_runs(rows: list[RunRow]) -> str:
+    header = ("#", "run", "status", "score", "baseline", "format", "dataset", "model", "steps")
+    table = [header]
+    for rank, row in enumerate(rows, start=1):
+        table.append((
+            str(rank) if row.primary_score is not None else "-", row.run_id, row.status,
+            pct(row.primary_score), pct(row.baseline_score), pct(row.format_compliance),
+            row.dataset, row.model_id, "-" if row.steps is None else str(row.steps),
+        ))  # fmt: skip
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in table
+    ]
+    lines += [f"  {row.run_id}: {row.problem}" for row in rows if row.problem]
+    return "\n".join(lines)

@@ -1,0 +1,164 @@
+"""Fixtures of the tunix-eval tests, and the plugins they install into a real PluginHost:
+a small arithmetic dataset and a trainer whose "model" is a deterministic rule-based
+generator.
+
+The generator stands in for a model only; what the tests check is the code around it
+(commands, files, scoring). Untrained it answers loosely formatted and gets sums of 10 or
+more wrong; trained it answers in the exact format and gets everything right but 2 + 2.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from tunix_core.cli import TunixGroup
+from tunix_core.data.record import ExampleMeta, ReasoningExample
+from tunix_core.hookspecs import hookimpl
+from tunix_core.plugins import PluginHost
+
+PAIRS = [(1, 2), (3, 4), (5, 6), (7, 8), (2, 2), (9, 9)]
+CATEGORIES = ["small", "small", "large", "large", "small", "large"]
+
+
+def arithmetic_examples(split: str) -> list[ReasoningExample]:
+    prefix = "u" if split == "eval" else "t"
+    return [
+        ReasoningExample(
+            id=f"{prefix}{index}",
+            question=f"What is {a} + {b}?",
+            steps=(f"{a} plus {b} is {a + b}.",),
+            answer=str(a + b),
+            meta=ExampleMeta(
+                category=CATEGORIES[index],
+                section="core",
+                difficulty="easy" if a + b < 10 else "medium",
+            ),
+        )
+        for index, (a, b) in enumerate(PAIRS)
+    ]
+
+
+class ArithmeticDataset:
+    description = "sums of two digits"
+
+    def splits(self) -> Sequence[str]:
+        return ["train", "eval"]
+
+    def load(self, split, *, argument, seed, options):
+        return arithmetic_examples(split)
+
+
+_QUESTION = re.compile(r"What is (\d+) \+ (\d+)\?")
+_JUDGED = re.compile(r"Reference answer:\n(.*?)\n\nResponse:\n.*?<answer>(.*?)</answer>", re.S)
+
+
+class ArithmeticModel:
+    """The stand-in model (see the module docstring). Judge prompts get a literal verdict."""
+
+    def __init__(self, trained: bool) -> None:
+        self.trained = trained
+        self.prompts: list[str] = []
+
+    def generate(self, prompts: Sequence[str], *, max_new_tokens: int) -> list[str]:
+        self.prompts.extend(prompts)
+        return [self._reply(p) for p in prompts]
+
+    def _reply(self, prompt: str) -> str:
+        if "You are grading" in prompt:
+            judged = _JUDGED.search(prompt)
+            same = judged is not None and judged.group(1).strip() == judged.group(2).strip()
+            return "SCORE: 5" if same else "SCORE: 1"
+        a, b = map(int, _QUESTION.search(prompt).groups())
+        if not self.trained:
+            guess = a + b if a + b < 10 else a + b + 1
+            return f"Let me see. <reasoning>{a} and {b}</reasoning><answer>{guess}</answer>"
+        total = a + b if (a, b) != (2, 2) else 5
+        return f"<reasoning>{a} plus {b}\nmakes {total}.</reasoning><answer>{total}</answer>"
+
+
+class ArithmeticTrainer:
+    """Records how it was asked for a generator."""
+
+    calls: ClassVar[list[dict[str, Any]]] = []
+
+    def validate(self, config) -> None:
+        ArithmeticTrainer.calls.append({"validate": config})
+
+    def generator(self, config, run, *, trained):
+        ArithmeticTrainer.calls.append({"config": config, "run": run, "trained": trained})
+        return ArithmeticModel(trained)
+
+    def train(self, config, run, train_examples, *, progress):
+        raise NotImplementedError("these tests never train")
+
+
+@hookimpl
+def _register_datasets(registry):
+    registry.register("arith", f"{__name__}:ArithmeticDataset", description="sums")
+
+
+@hookimpl
+def _register_trainers(registry):
+    registry.register("jax", f"{__name__}:ArithmeticTrainer", description="rule-based")
+
+
+def make_host(trainer_plugin: Any = None) -> PluginHost:
+    """A host with tunix-eval's plugin, the arithmetic dataset and a trainer: the
+    rule-based one, or the ``tunix_register_trainers`` of ``trainer_plugin``."""
+    import tunix_eval.plugin
+
+    host = PluginHost()
+    host.add_plugin(tunix_eval.plugin, "eval", "tunix-eval")
+    datasets = types.SimpleNamespace(tunix_register_datasets=_register_datasets)
+    host.add_plugin(datasets, "arith", "tunix-arith-test")
+    trainers = trainer_plugin or types.SimpleNamespace(tunix_register_trainers=_register_trainers)
+    host.add_plugin(types.SimpleNamespace(tunix_register_trainers=trainers.tunix_register_trainers),
+                    "trainer", "tunix-trainer-test")  # fmt: skip
+    host.fill_registries()
+    ArithmeticTrainer.calls.clear()
+    return host
+
+
+def make_invoker(host: PluginHost):
+    """Run ``tunix ARGS`` with only the commands tunix-eval registers."""
+    import tunix_eval.plugin
+
+    root = TunixGroup("tunix")
+    tunix_eval.plugin.tunix_register_commands(cli=root)
+
+    def run(*args: object) -> click.testing.Result:
+        return CliRunner().invoke(root, [str(a) for a in args], obj=host)
+
+    return run
+
+
+@pytest.fixture
+def host() -> PluginHost:
+    return make_host()
+
+
+@pytest.fixture
+def arith() -> types.SimpleNamespace:
+    """The test plugin's pieces, for tests that build evaluations by hand."""
+    return types.SimpleNamespace(trainer=ArithmeticTrainer, model=ArithmeticModel,
+                                 examples=arithmetic_examples)  # fmt: skip
+
+
+@pytest.fixture
+def invoke(host):
+    return make_invoker(host)
+
+
+@pytest.fixture
+def jax_invoke():
+    """Like ``invoke``, with the real ``jax`` trainer of tunix-jax instead of the stand-in."""
+    import tunix_jax.plugin
+
+    return make_invoker(make_host(tunix_jax.plugin))

@@ -1,0 +1,40 @@
+"""tunix-eval's plugin registers lazy evaluators and commands that import no JAX."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tunix_core.protocols import Evaluator
+
+SOURCES = [str(Path(__file__).parents[2] / p / "src") for p in ("tunix-core", "tunix-eval")]
+
+
+def test_evaluators_are_registered_lazily_and_build_without_arguments(host):
+    assert set(host.evaluators.names()) == {"format", "accuracy", "trace", "judge"}
+    for entry in host.evaluators.entries():
+        assert entry.distribution == "tunix-eval"
+        assert entry.target.startswith("tunix_eval.") and entry.description
+        evaluator = entry.load()()  # the judge loads no model until it evaluates
+        assert isinstance(evaluator, Evaluator)
+        assert evaluator.name == entry.name
+
+
+def test_commands_are_added(host):
+    import click
+
+    root = click.Group("tunix")
+    host.register_commands(root)
+    assert set(root.commands) == {"eval", "compare", "runs"}
+    assert set(root.commands["runs"].commands) == {"list"}
+
+
+def test_importing_the_plugin_and_its_commands_does_not_import_jax():
+    code = (
+        "import sys, tunix_eval.plugin, tunix_eval.commands, tunix_eval.judge\n"
+        "heavy = sorted(m for m in ('jax', 'flax', 'torch', 'tunix_jax') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(SOURCES)}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
