@@ -103,7 +103,8 @@ def test_validate_good_and_bad_run(host, tmp_path: Path):
         tmp_path, "r1", model_id="m@w", dataset="d", trainer="jax", config_path=None, command=["t"]
     )
     good = invoke(host, "validate", str(run.path))
-    assert good.exit_code == 0 and "OK: 1 evidence file(s) valid" in good.output
+    assert good.exit_code == 0
+    assert "1 evidence file(s) valid; packager checks: no packager installed" in good.output
     (run.path / "metrics.jsonl").write_text('{"step": 1, "loss": null}\n')
     bad = CliRunner().invoke(cli, ["validate", str(run.path)], obj=host)
     assert bad.exit_code == 1

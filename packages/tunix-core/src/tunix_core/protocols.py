@@ -56,6 +56,7 @@ class TrainResult:
     reason: str = ""
     model_dir: Path | None = None
     model_id: str = ""
+    model_fingerprint: str | None = None  # of the exported weights; the packager checks it
 
 
 @runtime_checkable

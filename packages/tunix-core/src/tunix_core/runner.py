@@ -137,6 +137,12 @@ def execute(
             out_dir=out_dir,
             label=label,
             progress=progress,
+            source={
+                "run": run.run_id,
+                "model_id": run.manifest["model_id"],
+                "dataset": config.dataset.name,
+                "split": "eval",
+            },
         )
         return summary
 
@@ -156,6 +162,8 @@ def execute(
         result = plan.trainer.train(config, run, train_examples, progress=progress)
         if result.model_id:
             run.manifest["model_id"] = result.model_id
+        if result.model_fingerprint:
+            run.manifest["model_fingerprint"] = result.model_fingerprint
         return {"steps": result.steps, "stopped_early": result.stopped_early, "reason": result.reason}
 
     def stage_evaluate() -> dict[str, Any]:

@@ -1,0 +1,68 @@
+"""``tunix package``: build (or rebuild) the submission bundle of a finished run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("package")
+@click.option(
+    "--run",
+    "run_path",
+    required=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="The run directory, e.g. runs/tunix-20260101-120000.",
+)
+@click.option(
+    "--packager",
+    "packager_name",
+    default=None,
+    help="Registered packager (default: the run's package.packager, else kaggle).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write the bundle and model/ here instead of RUN/submission.",
+)
+@click.option(
+    "--export-evidence",
+    "evidence_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also copy the bundle's files (not the model) to this folder, e.g. submission_runs/NAME.",
+)
+@click.pass_context
+def package_command(ctx: click.Context, run_path: Path, packager_name: str | None,
+                    out_dir: Path | None, evidence_dir: Path | None) -> None:  # fmt: skip
+    """Build the submission zip of a run, export its model beside it and validate both.
+
+    The options of the run's config (package.max_bundle_bytes, package.prediction_sample,
+    package.options) apply; the bundle is <run-name>_<date>_<shortsha>.zip.
+    """
+    from tunix_core.config import PackageSection, load_config
+    from tunix_core.registry import UnknownNameError
+    from tunix_core.rundir import RunDirectory
+    from tunix_package.kaggle import export_evidence
+
+    run = RunDirectory.open(run_path)
+    section = (
+        load_config(run.config_path).package if run.config_path.is_file() else PackageSection()
+    )
+    name = packager_name or section.packager
+    host = ctx.find_root().obj
+    try:
+        packager = host.packagers.load(name)()
+    except UnknownNameError as exc:
+        raise click.BadParameter(str(exc), param_hint="--packager") from None
+    options = {**section.options, "max_bundle_bytes": section.max_bundle_bytes,
+               "prediction_sample": section.prediction_sample}  # fmt: skip
+    if out_dir is not None:
+        options["out_dir"] = str(out_dir)
+    bundle = packager.package(run, options)
+    click.echo(f"Bundle: {bundle} ({bundle.stat().st_size:,} bytes)")
+    click.echo(f"Model export: {bundle.parent / 'model'}")
+    if evidence_dir is not None:
+        written = export_evidence(bundle, evidence_dir)
+        click.echo(f"Evidence: {len(written)} file(s) copied to {evidence_dir}")

@@ -1,0 +1,233 @@
+"""The ``kaggle`` packager: a small, reproducible zip of the run's evidence, with the model
+export beside it and a round trip that proves the export loads back.
+
+``submission/`` after packaging::
+
+    <run-name>_<YYYYmmdd>_<shortsha>.zip   evidence, README_SUBMISSION.md, MANIFEST
+    model/                                 params (Orbax, Tunix layout), tokenizer, config, probe
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tunix_core.errors import EvidenceError
+from tunix_core.jsonio import read_jsonl
+from tunix_core.rundir import RunDirectory
+from tunix_package.bundle import (
+    BASELINE_SUMMARY,
+    DEFAULT_MAX_BUNDLE_BYTES,
+    DEFAULT_MAX_LOG_BYTES,
+    DEFAULT_PREDICTION_SAMPLE,
+    MANIFEST_FORMAT,
+    MANIFEST_NAME,
+    MANIFEST_VERSION,
+    MODEL_CONFIG_NAME,
+    MODEL_DIR_NAME,
+    NOTEBOOK_PATH,
+    README_NAME,
+    SAMPLE_NAME,
+    bundle_name,
+    cap_log,
+    deterministic_zip,
+    file_record,
+    find_notebook,
+    prediction_sample,
+    tree_records,
+)
+from tunix_package.readme import ReadmeFacts, render_readme
+from tunix_package.validation import run_directory_problems, validate_path
+
+
+def _refuse(message: str, problems: list[str]) -> EvidenceError:
+    return EvidenceError(message + ":\n  " + "\n  ".join(problems))
+
+
+def run_round_trip(model_dir: Path) -> dict[str, Any]:
+    """Reload the export into this project's model and, where google-tunix is installed,
+    into Tunix's Gemma module; the reports as plain data."""
+    from tunix_jax.export import google_tunix_available, verify_model_dir, verify_with_google_tunix
+
+    result: dict[str, Any] = {"tunix_jax": verify_model_dir(model_dir).to_dict()}
+    if not google_tunix_available():
+        result["google_tunix"] = "google-tunix is not installed"
+    else:
+        try:
+            result["google_tunix"] = verify_with_google_tunix(model_dir).to_dict()
+        except (ImportError, ValueError) as exc:  # a broken install or a config Tunix lacks
+            result["google_tunix"] = f"google-tunix could not load it: {type(exc).__name__}: {exc}"
+    compat = result["google_tunix"]
+    result["ok"] = bool(result["tunix_jax"]["ok"]) and (
+        not isinstance(compat, dict) or compat["ok"]
+    )
+    return result
+
+
+def _training_facts(run: RunDirectory) -> tuple[int | None, float | None]:
+    """Steps trained and the last logged loss, from the manifest and metrics.jsonl."""
+    detail = run.manifest["stages"].get("train", {}).get("detail", {})
+    records = read_jsonl(run.metrics_path) if run.metrics_path.is_file() else []
+    steps = detail.get("steps")
+    if steps is None and records:
+        steps = records[-1].get("step")
+    return steps, (records[-1].get("loss") if records else None)
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _json_bytes(data: Any) -> bytes:
+    return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+class KagglePackager:
+    """Builds and validates Kaggle submission bundles.
+
+    Options (``package.options`` plus the runner's ``max_bundle_bytes`` and
+    ``prediction_sample``): ``max_log_bytes`` (default: a quarter of the cap, at most
+    200 kB), ``notebook`` (a path overriding the lookup of
+    ``notebooks/kaggle_submission.ipynb``), ``out_dir`` (instead of ``run/submission``).
+    """
+
+    name = "kaggle"
+
+    def package(self, run: RunDirectory, options: Mapping[str, Any]) -> Path:
+        cap = int(options.get("max_bundle_bytes", DEFAULT_MAX_BUNDLE_BYTES))
+        sample_size = int(options.get("prediction_sample", DEFAULT_PREDICTION_SAMPLE))
+        max_log = int(options.get("max_log_bytes", min(DEFAULT_MAX_LOG_BYTES, cap // 4)))
+        out_dir = Path(options.get("out_dir") or run.submission_dir)
+
+        problems = run_directory_problems(run.path, include_submission=False)
+        if not (run.model_dir / MODEL_CONFIG_NAME).is_file():
+            problems.append(f"{run.model_dir}: no model export (the train stage writes it)")
+        for name in ("eval_summary.json", "predictions.jsonl", "metrics.jsonl", "config.yaml"):
+            if not (run.path / name).is_file():
+                problems.append(f"{run.path / name}: missing")
+        if problems:
+            raise _refuse(f"refusing to package {run.path}", problems)
+
+        model_copy = out_dir / MODEL_DIR_NAME
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if model_copy.exists():
+            shutil.rmtree(model_copy)
+        shutil.copytree(run.model_dir, model_copy, symlinks=True)
+        round_trip = run_round_trip(model_copy)
+        if not round_trip["ok"]:
+            raise EvidenceError(
+                f"{model_copy}: the exported model does not load back to the same outputs: "
+                f"{json.dumps(round_trip, sort_keys=True)}"
+            )
+
+        entries: dict[str, bytes] = {
+            "run_manifest.json": _json_bytes(run.manifest),
+            "eval_summary.json": (run.path / "eval_summary.json").read_bytes(),
+            "metrics.jsonl": run.metrics_path.read_bytes(),
+            "config.yaml": run.config_path.read_bytes(),
+            MODEL_CONFIG_NAME: (model_copy / MODEL_CONFIG_NAME).read_bytes(),
+        }
+        baseline = run.path / BASELINE_SUMMARY
+        if baseline.is_file():
+            entries[BASELINE_SUMMARY] = baseline.read_bytes()
+        for plot in sorted(run.path.glob("*.png")):  # the trainer's loss curve and friends
+            entries[plot.name] = plot.read_bytes()
+        sample, prediction_count = prediction_sample(run.path / "predictions.jsonl", sample_size)
+        entries[SAMPLE_NAME] = sample
+        full_log = run.log_path.read_bytes() if run.log_path.is_file() else b""
+        entries["run.log"], log_truncated = cap_log(full_log, max_log)
+        notebook, notebook_note = find_notebook(run, options.get("notebook"))
+        if notebook is not None:
+            entries[NOTEBOOK_PATH] = notebook
+
+        model_config = _read_json(model_copy / MODEL_CONFIG_NAME)
+        steps, final_loss = _training_facts(run)
+        entries[README_NAME] = render_readme(
+            ReadmeFacts(
+                manifest=run.manifest,
+                model_config=model_config,
+                summary=_read_json(run.path / "eval_summary.json"),
+                baseline_summary=_read_json(baseline) if baseline.is_file() else None,
+                steps=steps,
+                final_loss=final_loss,
+                round_trip=round_trip,
+                notebook_included=notebook is not None,
+                notebook_note=notebook_note,
+                log_truncated=log_truncated,
+                log_bytes=len(full_log),
+                sample_count=min(sample_size, prediction_count),
+                prediction_count=prediction_count,
+                entries={name: len(data) for name, data in entries.items()},
+            )
+        ).encode("utf-8")
+        entries[MANIFEST_NAME] = _json_bytes(
+            {
+                "format": MANIFEST_FORMAT,
+                "version": MANIFEST_VERSION,
+                "run_id": run.run_id,
+                "model_id": run.manifest["model_id"],
+                "model_fingerprint": run.manifest.get("model_fingerprint"),
+                "max_bundle_bytes": cap,
+                "files": {name: file_record(data) for name, data in sorted(entries.items())},
+                "model": {
+                    "directory": MODEL_DIR_NAME,
+                    "files": tree_records(model_copy),
+                    "round_trip": round_trip,
+                },
+                "notebook": {"included": notebook is not None, "source": notebook_note},
+                "log": {"bytes": len(full_log), "truncated": log_truncated},
+                "predictions": {
+                    "total": prediction_count,
+                    "sampled": min(sample_size, prediction_count),
+                },
+            }
+        )
+
+        data = deterministic_zip(entries)
+        if len(data) > cap:
+            largest = sorted(entries.items(), key=lambda item: -len(item[1]))[:3]
+            listing = ", ".join(f"{name} ({len(content):,} bytes)" for name, content in largest)
+            raise EvidenceError(
+                f"the bundle for {run.path} would be {len(data):,} bytes, over the cap of "
+                f"{cap:,} (package.max_bundle_bytes); largest entries: {listing}"
+            )
+        bundle = out_dir / bundle_name(run)
+        staging = bundle.with_name(f".{bundle.name}.tmp")
+        staging.write_bytes(data)
+        os.replace(staging, bundle)
+
+        problems = validate_path(bundle)
+        if problems:
+            raise _refuse(f"the bundle {bundle} failed validation", problems)
+        return bundle
+
+    def validate(self, path: Path) -> list[str]:
+        return validate_path(Path(path))
+
+
+def export_evidence(bundle: Path, destination: Path) -> list[Path]:
+    """Extract the bundle's files (the evidence, not the model) into ``destination``,
+    which must not exist or be empty. Returns the files written."""
+    import zipfile
+
+    from tunix_package.validation import zip_entry_problems
+
+    problems = zip_entry_problems(bundle)
+    if problems:
+        raise _refuse(f"refusing to export from {bundle}", problems)
+    if destination.exists() and any(destination.iterdir()):
+        raise EvidenceError(f"{destination} already exists and is not empty; remove it first")
+    written = []
+    with zipfile.ZipFile(bundle) as archive:
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            target = destination / info.filename
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(archive.read(info))
+            written.append(target)
+    return written

@@ -1,0 +1,29 @@
+"""tunix-package's plugin: the ``kaggle`` packager and the ``tunix package`` command.
+
+Targets are lazy strings and the command imports its heavy parts in its body, so loading
+this module never imports JAX.
+"""
+
+from __future__ import annotations
+
+import click
+
+from tunix_core.hookspecs import hookimpl
+from tunix_core.registry import PackagerRegistry
+
+
+@hookimpl
+def tunix_register_packagers(registry: PackagerRegistry) -> None:
+    registry.register(
+        "kaggle",
+        "tunix_package.kaggle:KagglePackager",
+        description="Kaggle submission: evidence zip with checksums, Orbax model export "
+        "beside it, round-trip check",
+    )
+
+
+@hookimpl
+def tunix_register_commands(cli: click.Group) -> None:
+    from tunix_package.cli import package_command
+
+    cli.add_command(package_command)

@@ -1,0 +1,546 @@
+"""Rules a submission must satisfy, for a run directory, a submission folder, a bundle
+folder (an extracted zip or exported evidence) or a zip.
+
+Every rule returns messages that name the file they are about. The rules: evidence files
+match their schemas; scores are measured numbers (no null, NaN or "TBD"), in [0, 1] and
+consistent with the predictions they summarise; the manifest's model_id and fingerprint
+match the exported weights and the weights match the preset's shapes; nothing required is
+missing; checksums match; the zip fits its size cap; no entry or path escapes its folder
+and nothing is a symbolic link.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import stat
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TypeGuard
+
+from tunix_core.evidence import EVIDENCE_FILES, schema_errors, validate_tree
+from tunix_core.jsonio import read_jsonl
+from tunix_package.bundle import (
+    BASELINE_SUMMARY,
+    MANIFEST_FORMAT,
+    MANIFEST_NAME,
+    MODEL_CONFIG_NAME,
+    MODEL_DIR_NAME,
+    REQUIRED_ENTRIES,
+    SAMPLE_NAME,
+    max_bundle_bytes_of,
+    read_run_config,
+    sha256_file,
+    tree_records,
+)
+
+# Strings that stand in for a number someone meant to fill in later.
+PLACEHOLDERS = frozenset(
+    {"tbd", "tba", "todo", "fixme", "n/a", "na", "placeholder", "xxx", "???", "nan", "null",
+     "inf", "-inf", "infinity"}
+)  # fmt: skip
+SCORE_TOLERANCE = 1e-9
+# What tunix_core.evaluation reports as primary_score: correct items / all items.
+PRIMARY_METRIC = "answer_accuracy"
+# A bundle is capped at about a megabyte; refuse to inflate anything far larger.
+MAX_EXPANDED_BYTES = 256 * 1024 * 1024
+MODEL_FILES = (MODEL_CONFIG_NAME, "probe.json", "tokenizer.model", "params")
+
+# The outputs a stage must have left once the manifest says it is done.
+STAGE_OUTPUTS = {
+    "dataset": ("data/train.jsonl", "data/eval.jsonl"),
+    "baseline": ("baseline/eval_summary.json", "baseline/predictions.jsonl"),
+    "train": ("metrics.jsonl", f"{MODEL_DIR_NAME}/{MODEL_CONFIG_NAME}"),
+    "evaluate": ("eval_summary.json", "predictions.jsonl"),
+}
+
+
+class NonFinite:
+    """A ``NaN``/``Infinity`` token found in a JSON file (plain JSON has no such numbers)."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def __repr__(self) -> str:
+        return self.token
+
+
+def load_json_strict(path: Path) -> Any:
+    """Parse JSON keeping ``NaN``/``Infinity`` visible as :class:`NonFinite` markers."""
+    return json.loads(path.read_text(encoding="utf-8"), parse_constant=NonFinite)
+
+
+def _walk(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(value, dict):
+        for key, child in value.items():
+            yield from _walk(child, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            yield from _walk(child, f"{path}[{index}]")
+    else:
+        yield path, value
+
+
+def is_placeholder(value: Any) -> bool:
+    return isinstance(value, str) and value.strip().lower() in PLACEHOLDERS
+
+
+def summary_problems(summary: Any, where: str) -> list[str]:
+    """A summary must carry a measured ``primary_score`` in [0, 1] and no placeholders."""
+    if not isinstance(summary, dict):
+        return [f"{where}: expected a JSON object, got {type(summary).__name__}"]
+    problems = []
+    for path, value in _walk(summary):
+        if isinstance(value, NonFinite) or (isinstance(value, float) and not math.isfinite(value)):
+            problems.append(f"{where}: {path} is {value!r}, not a measured number")
+        elif is_placeholder(value):
+            problems.append(f"{where}: {path} is the placeholder {value!r}, not a measured value")
+    if "primary_score" not in summary:
+        return [*problems, f"{where}: primary_score is missing"]
+    score = summary["primary_score"]
+    if score is None:
+        problems.append(f"{where}: primary_score is null; a submission needs a measured score")
+    elif isinstance(score, NonFinite) or is_placeholder(score):
+        pass  # reported above
+    elif isinstance(score, bool) or not isinstance(score, int | float):
+        problems.append(f"{where}: primary_score must be a number in [0, 1], got {score!r}")
+    elif not 0.0 <= score <= 1.0:
+        problems.append(f"{where}: primary_score {score!r} is outside [0, 1]")
+    else:
+        problems += _counts_problems(summary, where)
+    return problems
+
+
+def _is_number(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _counts_problems(summary: dict[str, Any], where: str) -> list[str]:
+    """An accuracy must equal the summary's own ``counts.correct / counts.items``."""
+    counts = summary.get("counts")
+    score = summary.get("primary_score")
+    if summary.get("primary_metric") != PRIMARY_METRIC or not isinstance(counts, dict):
+        return []
+    items, correct = counts.get("items"), counts.get("correct")
+    if not (_is_number(score) and _is_number(items) and _is_number(correct)) or items <= 0:
+        return []
+    if abs(correct / items - score) > SCORE_TOLERANCE:
+        return [f"{where}: primary_score {score!r} disagrees with its own counts "
+                f"({correct} correct of {items} items = {correct / items:.6f})"]  # fmt: skip
+    return []
+
+
+def consistency_problems(summary: dict[str, Any], predictions: list[dict[str, Any]],
+                         summary_where: str, predictions_where: str) -> list[str]:  # fmt: skip
+    """The summary must agree with the predictions it summarises: item, correct and
+    format counts, and the accuracy recomputed from the per-item ``correct`` verdicts."""
+    problems = []
+    n = len(predictions)
+    recomputed = {
+        "items": n,
+        "correct": sum(record.get("correct") is True for record in predictions),
+        "format_ok": sum(record.get("format_ok") is True for record in predictions),
+    }
+    counts: dict[str, Any] = summary["counts"] if isinstance(summary.get("counts"), dict) else {}
+    for key, actual in recomputed.items():
+        if key in counts and counts[key] != actual:
+            problems.append(f"{summary_where}: counts.{key} is {counts[key]!r} but "
+                            f"{predictions_where} has {actual}")  # fmt: skip
+    score = summary.get("primary_score")
+    if summary.get("primary_metric") == PRIMARY_METRIC and _is_number(score) and n:
+        accuracy = recomputed["correct"] / n
+        if abs(accuracy - score) > SCORE_TOLERANCE:
+            problems.append(
+                f"{summary_where}: primary_score {score!r} disagrees with {predictions_where}, "
+                f"where {recomputed['correct']} of {n} predictions are correct ({accuracy:.6f})"
+            )
+    return problems
+
+
+def summary_file_problems(summary_path: Path, where: str,
+                          predictions_path: Path | None = None) -> list[str]:  # fmt: skip
+    """Score rules for one ``eval_summary.json``, checked against its predictions if given."""
+    if not summary_path.is_file():
+        return [f"{where}: missing"]
+    try:
+        summary = load_json_strict(summary_path)
+    except (ValueError, OSError) as exc:
+        return [f"{where}: unreadable JSON ({exc})"]
+    problems = summary_problems(summary, where)
+    if predictions_path is not None and predictions_path.is_file() and isinstance(summary, dict):
+        try:
+            predictions = read_jsonl(predictions_path)
+        except (ValueError, OSError) as exc:
+            return [*problems, f"{predictions_path}: {exc}"]
+        problems += consistency_problems(summary, predictions, where, str(predictions_path))
+    return problems
+
+
+def symlink_problems(root: Path) -> list[str]:
+    """Every symbolic link under ``root``: evidence must be regular files inside it."""
+    problems = []
+    for folder, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in sorted(dirnames + filenames):
+            path = Path(folder) / name
+            if path.is_symlink():
+                problems.append(
+                    f"{path}: is a symbolic link (to {os.readlink(path)}); evidence and model "
+                    "files must be regular files inside the folder"
+                )
+    return problems
+
+
+def _is_absolute(name: str) -> bool:
+    return name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) is not None
+
+
+def zip_entry_problems(zip_path: Path) -> list[str]:
+    """Entries that are absolute, climb out with ``..``, are links, repeat or are corrupt."""
+    try:
+        archive = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        return [f"{zip_path}: not a readable zip ({exc})"]
+    problems = []
+    seen: set[str] = set()
+    with archive:
+        for info in archive.infolist():
+            name = info.filename
+            if _is_absolute(name):
+                problems.append(f"{zip_path}: entry {name!r} is an absolute path")
+            elif ".." in re.split(r"[\\/]+", name):
+                problems.append(f"{zip_path}: entry {name!r} escapes the bundle with '..'")
+            if stat.S_ISLNK(info.external_attr >> 16):
+                problems.append(f"{zip_path}: entry {name!r} is a symbolic link")
+            if name in seen:
+                problems.append(f"{zip_path}: entry {name!r} appears more than once")
+            seen.add(name)
+        expanded = sum(info.file_size for info in archive.infolist())
+        if expanded > MAX_EXPANDED_BYTES:
+            problems.append(f"{zip_path}: its entries would expand to {expanded:,} bytes "
+                            f"(more than {MAX_EXPANDED_BYTES:,}); not a tunix bundle")  # fmt: skip
+        if not problems:
+            corrupt = archive.testzip()
+            if corrupt is not None:
+                problems.append(f"{zip_path}: entry {corrupt!r} fails its CRC check")
+    return problems
+
+
+def identity_problems(manifest: dict[str, Any], model_config: dict[str, Any],
+                      manifest_where: str, config_where: str) -> list[str]:  # fmt: skip
+    """The manifest must name the weights the export actually holds."""
+    problems = []
+    exported_id = f"{model_config.get('preset')}@{model_config.get('weights')}"
+    if manifest.get("model_id") != exported_id:
+        problems.append(
+            f"{manifest_where}: model_id is {manifest.get('model_id')!r} but {config_where} "
+            f"says the exported weights are {exported_id!r}"
+        )
+    recorded = manifest.get("model_fingerprint")
+    exported = model_config.get("fingerprint")
+    if recorded is None:
+        problems.append(
+            f"{manifest_where}: model_fingerprint is null, but the exported weights have "
+            f"fingerprint {exported!r}; the trainer must record what it wrote"
+        )
+    elif recorded != exported:
+        problems.append(
+            f"{manifest_where}: model_fingerprint {recorded!r} does not match {config_where} "
+            f"fingerprint {exported!r}"
+        )
+    return problems
+
+
+def _checkpoint_shapes(params_dir: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """``path -> (shape, dtype)`` of an Orbax checkpoint, read from its metadata only."""
+    import orbax.checkpoint as ocp
+
+    metadata = ocp.StandardCheckpointer().metadata(params_dir.absolute())
+    tree = getattr(metadata, "item_metadata", metadata)
+    tree = getattr(tree, "tree", tree)
+    shapes: dict[str, tuple[tuple[int, ...], str]] = {}
+    for path, leaf in _walk_tree(tree):
+        shapes[path] = (tuple(int(n) for n in leaf.shape), str(leaf.dtype))
+    return shapes
+
+
+def _walk_tree(tree: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(tree, dict):
+        for key, child in tree.items():
+            yield from _walk_tree(child, f"{prefix}/{key}" if prefix else str(key))
+    else:
+        yield prefix, tree
+
+
+def model_dir_problems(model_dir: Path) -> list[str]:
+    """The export must be complete, its config must match its preset and the checkpoint's
+    parameter shapes must be those of the preset."""
+    from tunix_jax.model.config import ModelConfig, get_config
+    from tunix_jax.model.params import expected_shapes, path_str
+
+    problems = [
+        f"{model_dir / name}: missing from the model export"
+        for name in MODEL_FILES
+        if not (model_dir / name).exists()
+    ]
+    if problems:
+        return problems
+    config_path = model_dir / MODEL_CONFIG_NAME
+    try:
+        meta = load_json_strict(config_path)
+        preset_config = get_config(str(meta["preset"]))
+        recorded = ModelConfig.from_dict(meta["config"])
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        return [f"{config_path}: not a valid model export config ({exc})"]
+    for key, value in preset_config.to_dict().items():
+        if key != "name" and recorded.to_dict().get(key) != value:
+            problems.append(
+                f"{config_path}: config.{key} is {recorded.to_dict().get(key)!r} but preset "
+                f"{meta['preset']!r} has {value!r}"
+            )
+    try:
+        stored = _checkpoint_shapes(model_dir / "params")
+    except Exception as exc:  # orbax raises many types for a damaged checkpoint
+        return [*problems, f"{model_dir / 'params'}: unreadable Orbax checkpoint ({exc})"]
+    expected = {path_str(path): shape for path, shape in expected_shapes(preset_config).items()}
+    for name in sorted(set(expected) - set(stored)):
+        problems.append(
+            f"{model_dir / 'params'}: parameter {name} of preset {meta['preset']!r} is missing"
+        )
+    for name in sorted(set(stored) - set(expected)):
+        problems.append(
+            f"{model_dir / 'params'}: parameter {name} is not part of preset {meta['preset']!r}"
+        )
+    for name in sorted(set(stored) & set(expected)):
+        if stored[name][0] != expected[name]:
+            problems.append(
+                f"{model_dir / 'params'}: parameter {name} has shape {stored[name][0]} but "
+                f"preset {meta['preset']!r} expects {expected[name]}"
+            )
+    count = sum(math.prod(shape) for shape, _ in stored.values())
+    if meta.get("num_params") != count:
+        problems.append(
+            f"{config_path}: num_params is {meta.get('num_params')!r} but the checkpoint holds {count}"
+        )
+    return problems
+
+
+def _read_json_object(path: Path, where: str, problems: list[str]) -> dict[str, Any] | None:
+    try:
+        value = load_json_strict(path)
+    except FileNotFoundError:
+        return None
+    except (ValueError, OSError) as exc:
+        problems.append(f"{where}: unreadable JSON ({exc})")
+        return None
+    if not isinstance(value, dict):
+        problems.append(f"{where}: expected a JSON object")
+        return None
+    return value
+
+
+def bundle_folder_problems(folder: Path, label: str, model_dir: Path | None = None) -> list[str]:
+    """Rules for the contents of a bundle: an extracted zip or exported evidence.
+
+    ``label`` is how files are named in messages (the zip, or the folder itself);
+    ``model_dir`` is the model export that sits beside the zip, when there is one.
+    """
+
+    in_zip = label.endswith(".zip")
+
+    def where(name: str) -> str:
+        return f"{label}:{name}" if in_zip else str(Path(label) / name)
+
+    problems = symlink_problems(folder)
+    problems += [f"{where(name)}: missing from the bundle" for name in REQUIRED_ENTRIES
+                 if not (folder / name).is_file()]  # fmt: skip
+    _, schema_problems = validate_tree(folder)
+    problems += [p.replace(str(folder) + os.sep, f"{label}:" if in_zip else f"{label}{os.sep}")
+                 for p in schema_problems]  # fmt: skip
+    problems += _sample_problems(folder / SAMPLE_NAME, where(SAMPLE_NAME))
+    for name in ("eval_summary.json", BASELINE_SUMMARY):
+        if (folder / name).is_file():
+            problems += summary_file_problems(folder / name, where(name))
+
+    manifest = _read_json_object(folder / "run_manifest.json", where("run_manifest.json"), problems)
+    model_config = _read_json_object(folder / MODEL_CONFIG_NAME, where(MODEL_CONFIG_NAME), problems)
+    if manifest is not None and model_config is not None:
+        problems += identity_problems(manifest, model_config, where("run_manifest.json"),
+                                      where(MODEL_CONFIG_NAME))  # fmt: skip
+
+    checksums = _read_json_object(folder / MANIFEST_NAME, where(MANIFEST_NAME), problems)
+    if checksums is None:
+        return problems
+    problems += _checksum_problems(folder, checksums, where)
+    round_trip = (checksums.get("model") or {}).get("round_trip") or {}
+    if round_trip.get("ok") is not True:
+        problems.append(f"{where(MANIFEST_NAME)}: the model round trip did not pass ({round_trip})")
+    if model_dir is not None:
+        problems += _model_beside_problems(folder, checksums, model_dir, where)
+    return problems
+
+
+def _sample_problems(sample_path: Path, where: str) -> list[str]:
+    if not sample_path.is_file():
+        return []
+    try:
+        records = read_jsonl(sample_path)
+    except (ValueError, OSError) as exc:
+        return [f"{where}: {exc}"]
+    schema_name = EVIDENCE_FILES["predictions.jsonl"][0]
+    return [
+        f"{where}:{line}: {problem}"
+        for line, record in enumerate(records, start=1)
+        for problem in schema_errors(record, schema_name)
+    ]
+
+
+def _checksum_problems(folder: Path, checksums: dict[str, Any], where: Any) -> list[str]:
+    problems = []
+    if checksums.get("format") != MANIFEST_FORMAT:
+        problems.append(f"{where(MANIFEST_NAME)}: format is not {MANIFEST_FORMAT!r}")
+    listed = checksums.get("files")
+    if not isinstance(listed, dict):
+        return [*problems, f"{where(MANIFEST_NAME)}: 'files' must map names to checksums"]
+    present = tree_records(folder)
+    present.pop(MANIFEST_NAME, None)
+    for name in sorted(set(listed) - set(present)):
+        problems.append(f"{where(name)}: listed in {MANIFEST_NAME} but missing")
+    for name in sorted(set(present) - set(listed)):
+        problems.append(f"{where(name)}: present but not listed in {MANIFEST_NAME}")
+    for name in sorted(set(listed) & set(present)):
+        if listed[name] != present[name]:
+            problems.append(
+                f"{where(name)}: sha256/size do not match {MANIFEST_NAME} (file changed after packaging)"
+            )
+    return problems
+
+
+def _model_beside_problems(folder: Path, checksums: dict[str, Any], model_dir: Path,
+                           where: Any) -> list[str]:  # fmt: skip
+    if not model_dir.is_dir():
+        return [f"{model_dir}: the model export beside the bundle is missing"]
+    problems = symlink_problems(model_dir)
+    if problems:
+        return problems
+    problems = model_dir_problems(model_dir)
+    listed = (checksums.get("model") or {}).get("files") or {}
+    present = tree_records(model_dir)
+    for name in sorted(set(listed) | set(present)):
+        if listed.get(name) != present.get(name):
+            state = "missing" if name not in present else "not listed or changed"
+            problems.append(f"{model_dir / name}: {state} relative to {where(MANIFEST_NAME)}")
+    copy = folder / MODEL_CONFIG_NAME
+    if (
+        copy.is_file()
+        and (model_dir / MODEL_CONFIG_NAME).is_file()
+        and (sha256_file(copy) != sha256_file(model_dir / MODEL_CONFIG_NAME))
+    ):
+        problems.append(f"{model_dir / MODEL_CONFIG_NAME}: differs from {where(MODEL_CONFIG_NAME)}")
+    return problems
+
+
+def zip_problems(zip_path: Path, model_dir: Path | None = None) -> list[str]:
+    """Rules for a bundle zip: safe entries, size cap, then the contents' rules."""
+    problems = zip_entry_problems(zip_path)
+    if problems:
+        return problems  # never extract an archive with unsafe entries
+    with tempfile.TemporaryDirectory(prefix="tunix-bundle-") as tmp:
+        folder = Path(tmp)
+        with zipfile.ZipFile(zip_path) as archive:
+            for info in archive.infolist():
+                if info.is_dir():
+                    continue
+                target = folder / info.filename
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(archive.read(info))
+        cap = max_bundle_bytes_of(read_run_config(folder / "config.yaml"))
+        size = zip_path.stat().st_size
+        if size > cap:
+            problems.append(f"{zip_path}: {size} bytes is over the bundle cap of {cap} bytes "
+                            "(package.max_bundle_bytes)")  # fmt: skip
+        problems += bundle_folder_problems(folder, str(zip_path), model_dir)
+    return problems
+
+
+def submission_folder_problems(folder: Path) -> list[str]:
+    """Rules for a submission folder: each zip, and the model export beside them."""
+    problems = symlink_problems(folder)
+    zips = sorted(folder.glob("*.zip"))
+    if not zips:
+        return [*problems, f"{folder}: no submission zip found"]
+    model_dir = folder / MODEL_DIR_NAME
+    for zip_path in zips:
+        problems += zip_problems(zip_path, model_dir)
+    return problems
+
+
+def run_directory_problems(run_dir: Path, *, include_submission: bool = True) -> list[str]:
+    """Rules for a run directory: what each finished stage must have left behind, honest
+    scores, a manifest that names the weights in ``model/``, and a valid submission."""
+    problems = symlink_problems(run_dir)
+    manifest = _read_json_object(run_dir / "run_manifest.json", str(run_dir / "run_manifest.json"),
+                                 problems)  # fmt: skip
+    if manifest is None:
+        return [*problems, f"{run_dir / 'run_manifest.json'}: missing"]
+    problems += [
+        f"{run_dir / 'run_manifest.json'}: {p}" for p in schema_errors(manifest, "run_manifest")
+    ]
+    stages = manifest.get("stages") or {}
+
+    def done(stage: str) -> bool:
+        record = stages.get(stage) or {}
+        return record.get("status") == "done" and not (record.get("detail") or {}).get("skipped")
+
+    for stage, outputs in STAGE_OUTPUTS.items():
+        if done(stage):
+            problems += [f"{run_dir / name}: missing, though the {stage} stage is done"
+                         for name in outputs if not (run_dir / name).exists()]  # fmt: skip
+    for summary_dir in (run_dir, run_dir / "baseline"):
+        summary_path = summary_dir / "eval_summary.json"
+        if summary_path.is_file():
+            problems += summary_file_problems(summary_path, str(summary_path),
+                                              summary_dir / "predictions.jsonl")  # fmt: skip
+    model_dir = run_dir / MODEL_DIR_NAME
+    if done("train") and (model_dir / MODEL_CONFIG_NAME).is_file():
+        model_config = _read_json_object(model_dir / MODEL_CONFIG_NAME,
+                                         str(model_dir / MODEL_CONFIG_NAME), problems)  # fmt: skip
+        if model_config is not None:
+            problems += identity_problems(manifest, model_config,
+                                          str(run_dir / "run_manifest.json"),
+                                          str(model_dir / MODEL_CONFIG_NAME))  # fmt: skip
+        problems += model_dir_problems(model_dir)
+    submission = run_dir / "submission"
+    if include_submission and (done("package") or submission.is_dir()):
+        problems += submission_folder_problems(submission)
+    return problems
+
+
+def validate_path(path: Path) -> list[str]:
+    """Every problem with ``path``: a run directory, a submission folder, a bundle folder,
+    a zip, or one evidence file."""
+    if path.is_symlink():
+        return [f"{path}: is a symbolic link; give the real path"]
+    if path.is_file():
+        if path.suffix == ".zip":
+            beside = path.parent / MODEL_DIR_NAME
+            return zip_problems(path, beside if beside.is_dir() else None)
+        if path.name == "eval_summary.json":
+            return summary_file_problems(path, str(path), path.parent / "predictions.jsonl")
+        return []
+    if (path / MANIFEST_NAME).is_file():
+        return bundle_folder_problems(path, str(path))
+    if (path / "run_manifest.json").is_file():
+        return run_directory_problems(path)
+    if any(path.glob("*.zip")) or (path / MODEL_DIR_NAME).is_dir():
+        return submission_folder_problems(path)
+    return [
+        problem
+        for summary in sorted(path.rglob("eval_summary.json"))
+        for problem in summary_file_problems(
+            summary, str(summary), summary.parent / "predictions.jsonl"
+        )
+    ]
