@@ -98,12 +98,24 @@ def resume_run(host: PluginHost, path: Path) -> tuple[RunDirectory, Plan]:
 
 
 def _attach_log(run: RunDirectory) -> logging.Handler:
+    """Everything logged during the run goes to ``run.log``; tunix's own messages are not
+    also echoed by a console handler some library put on the root logger."""
     handler = logging.FileHandler(run.log_path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("tunix")
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    handler.setLevel(logging.INFO)
+    tunix_logger = logging.getLogger("tunix")
+    tunix_logger.addHandler(handler)
+    tunix_logger.setLevel(logging.INFO)
+    tunix_logger.propagate = False
+    logging.getLogger().addHandler(handler)
     return handler
+
+
+def _detach_log(handler: logging.Handler) -> None:
+    logging.getLogger("tunix").removeHandler(handler)
+    logging.getLogger("tunix").propagate = True
+    logging.getLogger().removeHandler(handler)
+    handler.close()
 
 
 def execute(
@@ -189,11 +201,15 @@ def execute(
     results: dict[str, Any] = {}
     status = "failed"
     error: BaseException | None = None
+    upstream_ran = False  # once a stage runs, every later one must run again on its output
     try:
         for stage in STAGES:
-            if run.stage_status(stage) in {"done", "skipped"}:
+            previous = run.stage_status(stage)
+            if previous in {"done", "skipped"} and not upstream_ran:
                 progress(f"[{stage}] already done, skipping")
                 continue
+            if stage == "evaluate" and upstream_ran:
+                _discard_final_evaluation(run)  # made with a model that has changed since
             progress(f"[{stage}] starting")
             run.start_stage(stage)
             started = time.monotonic()
@@ -203,8 +219,13 @@ def execute(
                 run.finish_stage(stage, time.monotonic() - started, status="failed")
                 raise
             seconds = time.monotonic() - started
-            done = "skipped" if detail.get("skipped") else "done"
+            done = "done"
+            if detail.get("skipped"):
+                done = "skipped"
+            elif detail.get("stopped_early"):
+                done = "stopped"  # evaluate and package go on; --resume trains further
             run.finish_stage(stage, seconds, status=done, detail=detail)
+            upstream_ran = True
             results[stage] = detail
             progress(f"[{stage}] {done} in {seconds:.1f}s")
             host.manager.hook.tunix_stage_finished(run=run, stage=stage, seconds=seconds)
@@ -225,9 +246,15 @@ def execute(
             host.manager.hook.tunix_run_finished(run=run, status=status, error=error)
         except Exception:  # a lifecycle hook must not hide the run's own outcome
             log.exception("a tunix_run_finished hook failed")
-        logging.getLogger("tunix").removeHandler(handler)
-        handler.close()
+        _detach_log(handler)
     return results
+
+
+def _discard_final_evaluation(run: RunDirectory) -> None:
+    from tunix_core.evaluation import PREDICTIONS_FILE, SUMMARY_FILE
+
+    for name in (PREDICTIONS_FILE, SUMMARY_FILE):
+        (run.path / name).unlink(missing_ok=True)
 
 
 def closing_table(run: RunDirectory) -> str:
@@ -246,6 +273,10 @@ def closing_table(run: RunDirectory) -> str:
     for stage in STAGES:
         record = run.manifest["stages"][stage]
         lines.append(f"  {stage:<9} {record['status']:<8} {record.get('seconds', 0.0):8.1f}s")
+    train = run.manifest["stages"]["train"]
+    if train["status"] == "stopped":
+        reason = train.get("detail", {}).get("reason", "")
+        lines.append(f"  training stopped early ({reason}); continue with: tunix run --resume {run.path}")
     bundle = run.manifest["stages"]["package"].get("detail", {}).get("bundle")
     if bundle:
         lines.append(f"  bundle: {bundle}")
