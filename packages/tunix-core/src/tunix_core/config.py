@@ -148,7 +148,7 @@ class LoraSection:
 class TrainingSection:
     """Supervised fine-tuning on the model turn of rendered examples."""
 
-    steps: int = attrs.field(default=60, validator=_positive)
+    steps: int = attrs.field(default=36, validator=_positive)
     epochs: float | None = attrs.field(default=None, validator=_positive)
     batch_size: int = attrs.field(default=4, validator=_positive)
     grad_accum: int = attrs.field(default=1, validator=_positive)
@@ -161,7 +161,7 @@ class TrainingSection:
     grad_clip: float | None = attrs.field(default=1.0, validator=_positive)
     compute_dtype: str = attrs.field(default="float32", validator=_one_of("float32", "bfloat16"))
     remat: str = attrs.field(default="none", validator=_one_of("none", "block", "dots"))
-    packing: bool = False
+    packing: bool = True
     lora: LoraSection = attrs.field(factory=LoraSection)
     checkpoint_every: int = attrs.field(default=20, validator=_positive)
     keep_checkpoints: int = attrs.field(default=2, validator=_positive)
@@ -180,9 +180,9 @@ class EvalSection:
     """How the baseline and the trained model are evaluated."""
 
     evaluators: tuple[str, ...] = ("format", "accuracy", "trace")
-    max_new_tokens: int = attrs.field(default=192, validator=_positive)
+    max_new_tokens: int = attrs.field(default=160, validator=_positive)
     batch_size: int = attrs.field(default=16, validator=_positive)
-    limit: int | None = attrs.field(default=None, validator=_positive)
+    limit: int | None = attrs.field(default=48, validator=_positive)
     baseline: bool = True
 
 

@@ -8,6 +8,17 @@ from __future__ import annotations
 import click
 
 from tunix_core.hookspecs import hookimpl
+from tunix_core.registry import TrainerRegistry
+
+
+@hookimpl
+def tunix_register_trainers(registry: TrainerRegistry) -> None:
+    registry.register(
+        "jax",
+        "tunix_jax.trainer:JaxTrainer",
+        description="SFT of Gemma 2/3 in JAX/Flax NNX: LoRA or full, AdamW/Adafactor, "
+        "device mesh (data+FSDP), exact resume, time budget",
+    )
 
 
 @hookimpl

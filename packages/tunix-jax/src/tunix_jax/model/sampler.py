@@ -1,0 +1,248 @@
+"""Batched text generation with a KV cache, in one compiled program per shape bucket.
+
+Prompts are LEFT-padded to a common length, so every row writes its next token into the
+same cache slot and the decode step stays a single dynamic_update_slice. Each row's
+positions start at 0 on its first real token; pad slots are masked out of attention.
+
+Shapes are bucketed to powers of two (batch, prompt length, new-token budget), and the
+prefill plus the whole decode loop (a `lax.while_loop`) form one jitted function, so
+repeated calls with similar shapes reuse one compilation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from tunix_jax.model.tokenizer import Tokenizer
+from tunix_jax.model.transformer import Transformer
+
+STOP = "stop"  # the row produced a stop token (not included in its tokens)
+LENGTH = "length"  # the row reached max_new_tokens
+
+_MIN_PROMPT_BUCKET = 8
+_MIN_NEW_TOKENS_BUCKET = 8
+_MAX_STOP_IDS = 8  # stop ids travel as a fixed-size array, so changing them never recompiles
+
+
+def bucket(n: int, minimum: int = 1) -> int:
+    """The smallest power of two >= max(n, minimum)."""
+    n = max(n, minimum)
+    return 1 << (n - 1).bit_length()
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationOutput:
+    """New token ids per prompt (without the stop token) and why each row ended."""
+
+    tokens: list[list[int]]
+    stop_reasons: list[str]
+
+
+def _sample(
+    logits: jax.Array,
+    key: jax.Array,
+    temperature: jax.Array,
+    top_p: jax.Array,
+    *,
+    greedy: bool,
+    top_k: int | None,
+    use_top_p: bool,
+) -> jax.Array:
+    """Next token ids [B] from logits [B, V]."""
+    logits = logits.astype(jnp.float32)
+    if greedy:
+        return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+    logits = logits / temperature
+    if top_k is not None:
+        logits, candidates = jax.lax.top_k(logits, top_k)  # sorted, descending
+    else:
+        candidates = None
+    if use_top_p:
+        if candidates is None:
+            order = jnp.argsort(-logits, axis=-1)
+            logits = jnp.take_along_axis(logits, order, axis=-1)
+            candidates = order
+        probs = jax.nn.softmax(logits, axis=-1)
+        # Keep the smallest prefix whose mass reaches top_p (the first token always stays).
+        mass_before = jnp.cumsum(probs, axis=-1) - probs
+        logits = jnp.where(mass_before < top_p, logits, -jnp.inf)
+    choice = jax.random.categorical(key, logits, axis=-1)
+    if candidates is not None:
+        choice = jnp.take_along_axis(candidates, choice[:, None], axis=-1)[:, 0]
+    return choice.astype(jnp.int32)
+
+
+def _generate(
+    graphdef,
+    state,
+    tokens: jax.Array,  # [B, P] int32, left-padded
+    pad_lengths: jax.Array,  # [B] int32
+    active: jax.Array,  # [B] bool, False for rows that only fill the batch bucket
+    max_new_tokens: jax.Array,  # int32 scalar <= num_new
+    key: jax.Array,
+    temperature: jax.Array,
+    top_p: jax.Array,
+    stops: jax.Array,  # [_MAX_STOP_IDS] int32, unused slots -1
+    *,
+    num_new: int,
+    greedy: bool,
+    top_k: int | None,
+    use_top_p: bool,
+    pad_id: int,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    model: Transformer = nnx.merge(graphdef, state)
+    batch, prompt_len = tokens.shape
+    cache_len = prompt_len + num_new
+    slots = jnp.arange(cache_len)
+    real_key = slots[None, :] >= pad_lengths[:, None]  # [B, S]
+    sample = functools.partial(_sample, greedy=greedy, top_k=top_k, use_top_p=use_top_p)
+
+    # Prefill: causal over real slots; a pad query sees itself so its softmax stays finite.
+    query_slots = jnp.arange(prompt_len)
+    causal = slots[None, None, :] <= query_slots[None, :, None]
+    itself = slots[None, None, :] == query_slots[None, :, None]
+    mask = (real_key[:, None, :] & causal) | itself
+    positions = jnp.maximum(query_slots[None, :] - pad_lengths[:, None], 0)
+    cache = model.init_cache(batch, cache_len)
+    logits, cache = model(tokens, positions, mask, cache)
+
+    key, step_key = jax.random.split(key)
+    first = sample(logits[:, -1], step_key, temperature, top_p)
+    done = ~active | jnp.isin(first, stops)
+    out = jnp.full((batch, num_new), pad_id, jnp.int32).at[:, 0].set(first)
+    lengths = jnp.where(done, 0, 1).astype(jnp.int32)
+    stopped = active & jnp.isin(first, stops)
+
+    def keep_going(carry):
+        step, _, _, done, *_ = carry
+        return (step < max_new_tokens) & ~jnp.all(done)
+
+    def decode_one(carry):
+        step, cache, out, done, lengths, stopped, key = carry
+        previous = out[:, step - 1]
+        slot = prompt_len + step - 1
+        step_mask = (real_key & (slots[None, :] <= slot))[:, None, :]
+        step_positions = (slot - pad_lengths)[:, None]
+        logits, cache = model(previous[:, None], step_positions, step_mask, cache)
+        key, step_key = jax.random.split(key)
+        token = sample(logits[:, 0], step_key, temperature, top_p)
+        is_stop = jnp.isin(token, stops)
+        out = out.at[:, step].set(jnp.where(done, pad_id, token))
+        lengths = lengths + (~done & ~is_stop)
+        stopped = stopped | (~done & is_stop)
+        return step + 1, cache, out, done | is_stop, lengths, stopped, key
+
+    carry = (jnp.int32(1), cache, out, done, lengths, stopped, key)
+    _, _, out, _, lengths, stopped, _ = jax.lax.while_loop(keep_going, decode_one, carry)
+    return out, lengths, stopped
+
+
+class Sampler:
+    """Generates completions for batches of prompts from a `Transformer`."""
+
+    def __init__(self, model: Transformer, tokenizer: Tokenizer):
+        self.model = model
+        self.tokenizer = tokenizer
+        graphdef, _ = nnx.split(model)
+        static = ("num_new", "greedy", "top_k", "use_top_p", "pad_id")
+        self._compiled = jax.jit(functools.partial(_generate, graphdef), static_argnames=static)
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        *,
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int = 0,
+    ) -> list[str]:
+        """Completions (without the prompt and the stop token), one per prompt."""
+        ids = [self.tokenizer.encode(prompt, add_bos=True) for prompt in prompts]
+        result = self.generate_ids(
+            ids,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            seed=seed,
+        )
+        return [self.tokenizer.decode(tokens) for tokens in result.tokens]
+
+    def generate_ids(
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        *,
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int = 0,
+        stop_ids: Sequence[int] | None = None,
+    ) -> GenerationOutput:
+        """New token ids and stop reasons ("stop" or "length") for already tokenized prompts.
+
+        temperature 0 is greedy decoding. stop_ids defaults to the tokenizer's `<eos>` and
+        `<end_of_turn>`; pass () to always generate max_new_tokens tokens.
+        """
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
+        if top_k is not None and top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
+        if top_k is not None:
+            top_k = min(top_k, self.model.config.vocab_size)
+        if top_p is not None and not 0.0 < top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        if not prompt_ids:
+            return GenerationOutput([], [])
+        if any(len(ids) == 0 for ids in prompt_ids):
+            raise ValueError("every prompt needs at least one token")
+
+        num_rows = len(prompt_ids)
+        batch = bucket(num_rows)
+        prompt_len = bucket(max(len(ids) for ids in prompt_ids), _MIN_PROMPT_BUCKET)
+        num_new = bucket(max_new_tokens, _MIN_NEW_TOKENS_BUCKET)
+        pad_id = self.tokenizer.pad_id
+        tokens = np.full((batch, prompt_len), pad_id, np.int32)
+        pad_lengths = np.full((batch,), prompt_len - 1, np.int32)
+        tokens[num_rows:, -1] = self.tokenizer.bos_id  # filler rows, never reported
+        for row, ids in enumerate(prompt_ids):
+            tokens[row, prompt_len - len(ids) :] = ids
+            pad_lengths[row] = prompt_len - len(ids)
+        active = np.arange(batch) < num_rows
+        stops = list(self.tokenizer.stop_ids if stop_ids is None else stop_ids)
+        if len(stops) > _MAX_STOP_IDS:
+            raise ValueError(f"at most {_MAX_STOP_IDS} stop ids, got {len(stops)}")
+        stops += [-1] * (_MAX_STOP_IDS - len(stops))
+
+        _, state = nnx.split(self.model)
+        out, lengths, stopped = self._compiled(
+            state,
+            jnp.asarray(tokens),
+            jnp.asarray(pad_lengths),
+            jnp.asarray(active),
+            jnp.int32(max_new_tokens),
+            jax.random.key(seed),
+            jnp.float32(max(temperature, 1e-6)),
+            jnp.float32(1.0 if top_p is None else top_p),
+            jnp.asarray(stops, jnp.int32),
+            num_new=num_new,
+            greedy=temperature == 0.0,
+            top_k=top_k,
+            use_top_p=top_p is not None and top_p < 1.0,
+            pad_id=pad_id,
+        )
+        out, lengths, stopped = jax.device_get((out, lengths, stopped))
+        return GenerationOutput(
+            tokens=[out[row, : lengths[row]].tolist() for row in range(num_rows)],
+            stop_reasons=[STOP if stopped[row] else LENGTH for row in range(num_rows)],
+        )

@@ -1,0 +1,411 @@
+"""The SFT training loop: a jitted step over a device mesh, checkpoints, time budget,
+metrics, and the final merged model.
+
+The trainable parameters (LoRA adapters, or every weight) and the optimizer state are
+plain nested dicts of arrays; the frozen weights stay an :class:`nnx.State`. One step
+runs ``grad_accum`` micro-batches with ``jax.lax.scan``, sums the per-token losses and
+divides once by the number of loss tokens, so accumulation and sharding leave the
+result unchanged. A step whose loss or gradient norm is not finite keeps the previous
+state (the update is selected away inside the step) and the run stops with
+:class:`TrainingDivergedError`; nothing after the last good checkpoint is saved.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from tunix_core.config import RunConfig
+from tunix_core.errors import TunixError
+from tunix_core.jsonio import append_jsonl, read_jsonl, write_text_atomic
+from tunix_core.protocols import TrainResult
+from tunix_core.rundir import RunDirectory
+from tunix_jax.model.config import get_config
+from tunix_jax.model.tokenizer import Tokenizer
+from tunix_jax.model.transformer import Transformer
+from tunix_jax.train import mesh as mesh_lib
+from tunix_jax.train.checkpoint import Checkpointer
+from tunix_jax.train.data import BATCH_KEYS, BatchStream, TokenizedExample
+from tunix_jax.train.lora import apply_lora, merge_lora
+from tunix_jax.train.loss import chunked_cross_entropy
+from tunix_jax.train.optim import build_optimizer
+from tunix_jax.train.options import JaxTrainerOptions
+
+log = logging.getLogger("tunix.train")
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+# Before any save has been timed, assume a save (or the final export) takes this long.
+DEFAULT_SAVE_SECONDS = 10.0
+
+
+class TrainingDivergedError(TunixError):
+    """The loss or the gradient became NaN or infinite; the last good checkpoint is kept."""
+
+
+def load_base_model(config: RunConfig) -> tuple[Transformer, Tokenizer]:
+    """The configured model and tokenizer, built for training: parameters in
+    ``model.dtype``, compute in ``training.compute_dtype``, remat as configured."""
+    from tunix_jax.model.loading import load_model
+
+    param_dtype = DTYPES[config.model.dtype]
+    loaded, tokenizer = load_model(
+        config.model.preset, config.model.weights, dtype=param_dtype, seed=config.run.seed
+    )
+    if config.model.tokenizer:
+        tokenizer = Tokenizer.load(config.model.tokenizer)
+    model_config = get_config(config.model.preset)
+    # Same parameters, rebuilt around a module graph with the training dtype and remat.
+    shell = nnx.eval_shape(
+        lambda: Transformer(
+            model_config,
+            rngs=nnx.Rngs(0),
+            dtype=DTYPES[config.training.compute_dtype],
+            param_dtype=param_dtype,
+            remat=config.training.remat,
+        )
+    )
+    graphdef, _ = nnx.split(shell)
+    return nnx.merge(graphdef, nnx.state(loaded)), tokenizer
+
+
+def trainable_filter(config: RunConfig) -> type[nnx.Variable]:
+    return nnx.LoRAParam if config.training.lora.enabled else nnx.Param
+
+
+def prepare_model(config: RunConfig, model: Transformer) -> Transformer:
+    """Add LoRA adapters in place when LoRA is enabled."""
+    lora = config.training.lora
+    if lora.enabled:
+        apply_lora(model, lora.targets, rank=lora.rank, alpha=lora.alpha, seed=config.run.seed)
+    return model
+
+
+def model_logits_fn(model: Transformer) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """``(hidden, table) -> logits`` as ``model.logits_from_hidden`` computes them, with the
+    tied embedding table as an explicit argument (so the loss can differentiate it)."""
+    dtype = model.embedder.dtype
+    cap = model.config.final_logit_softcap
+
+    def logits(hidden: jax.Array, table: jax.Array) -> jax.Array:
+        out = jnp.einsum("...d,vd->...v", hidden.astype(dtype), table.astype(dtype))
+        return out if cap is None else jnp.tanh(out / cap) * cap
+
+    return logits
+
+
+def make_train_step(
+    graphdef: nnx.GraphDef,
+    template: nnx.State,
+    tx: optax.GradientTransformation,
+    *,
+    packing: bool,
+    chunk_tokens: int,
+    table_grad: bool,
+) -> Callable[..., Any]:
+    """``step(params, opt_state, frozen, batches) -> (params, opt_state, metrics)`` where
+    every leaf of ``batches`` is [grad_accum, batch, seq]. ``table_grad``: whether the
+    embedding (the tied LM head) is trained."""
+
+    def micro_loss(
+        params: Any, frozen: nnx.State, batch: dict[str, jax.Array]
+    ) -> tuple[jax.Array, jax.Array]:
+        trainable = jax.tree.map(lambda x: x, template)
+        nnx.replace_by_pure_dict(trainable, params)
+        model = nnx.merge(graphdef, trainable, frozen)
+        mask = segment_attention_mask(batch["segment_ids"]) if packing else None
+        # Unpacked rows are right-padded: plain causal attention never sees the padding.
+        hidden = model.hidden_states(batch["inputs"], batch["positions"], mask)
+        return chunked_cross_entropy(
+            hidden,
+            model.embedder.input_embedding[...],
+            batch["targets"],
+            batch["weights"],
+            model_logits_fn(model),
+            chunk_tokens=chunk_tokens,
+            table_grad=table_grad,
+        )
+
+    grad_fn = jax.value_and_grad(micro_loss, has_aux=True)
+
+    def step(params: Any, opt_state: Any, frozen: nnx.State, batches: dict[str, jax.Array]):
+        def accumulate(carry: Any, batch: dict[str, jax.Array]) -> tuple[Any, None]:
+            grads_sum, loss_sum, weight_sum = carry
+            (loss, weight), grads = grad_fn(params, frozen, batch)
+            return (
+                jax.tree.map(jnp.add, grads_sum, grads),
+                loss_sum + loss,
+                weight_sum + weight,
+            ), None
+
+        if batches["inputs"].shape[0] == 1:
+            # No accumulation loop: XLA optimises a straight-line step better.
+            (loss_sum, weight_sum), grads = grad_fn(
+                params, frozen, jax.tree.map(lambda x: x[0], batches)
+            )
+        else:
+            zeros = jax.tree.map(jnp.zeros_like, params)
+            init = (zeros, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))
+            (grads, loss_sum, weight_sum), _ = jax.lax.scan(accumulate, init, batches)
+        denominator = jnp.maximum(weight_sum, 1.0)
+        grads = jax.tree.map(lambda g: g / denominator, grads)
+        loss = loss_sum / denominator
+        grad_norm = optax.tree.norm(grads)
+        updates, new_opt_state = tx.update(grads, opt_state, params)
+        new_params = optax.apply_updates(params, updates)
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        keep = lambda new, old: jnp.where(finite, new, old)  # noqa: E731
+        new_params = jax.tree.map(keep, new_params, params)
+        new_opt_state = jax.tree.map(keep, new_opt_state, opt_state)
+        tokens = jnp.sum(batches["segment_ids"] != 0)
+        return new_params, new_opt_state, {"loss": loss, "grad_norm": grad_norm, "tokens": tokens}
+
+    return step
+
+
+def segment_attention_mask(segment_ids: jax.Array) -> jax.Array:
+    """[B, T, T] bool: causal and within one segment, never to padding (segment 0)."""
+    same = segment_ids[:, :, None] == segment_ids[:, None, :]
+    real = (segment_ids != 0)[:, None, :]
+    length = segment_ids.shape[1]
+    causal = jnp.arange(length)[None, :] <= jnp.arange(length)[:, None]
+    return same & real & causal[None]
+
+
+@attrs.define
+class TimeBudget:
+    """When training must stop: ``reserve_fraction`` of the time between the start and
+    the end (``start + time_budget`` or the deadline, whichever is first) is left for
+    evaluation and packaging."""
+
+    start: float
+    end: float | None
+    reserve_fraction: float
+
+    @classmethod
+    def from_config(
+        cls, config: RunConfig, options: JaxTrainerOptions, started_at: float
+    ) -> TimeBudget:
+        ends = []
+        if config.training.time_budget_seconds is not None:
+            ends.append(started_at + config.training.time_budget_seconds)
+        if options.deadline_seconds is not None:
+            ends.append(options.deadline_seconds)
+        return cls(started_at, min(ends) if ends else None, options.reserve_fraction)
+
+    @property
+    def train_until(self) -> float | None:
+        if self.end is None:
+            return None
+        return self.end - self.reserve_fraction * max(self.end - self.start, 0.0)
+
+    def allows(self, now: float, step_seconds: float, save_seconds: float) -> bool:
+        """Whether one more step plus the final checkpoint and export fit."""
+        limit = self.train_until
+        return limit is None or now + step_seconds + 2 * save_seconds <= limit
+
+
+def total_steps(config: RunConfig, stream: BatchStream) -> int:
+    """``training.steps``, or the steps ``training.epochs`` take when that is set."""
+    training = config.training
+    if training.epochs is None:
+        return training.steps
+    rows_per_step = training.batch_size * training.grad_accum
+    return max(1, math.ceil(training.epochs * stream.rows_per_epoch() / rows_per_step))
+
+
+def _truncate_metrics(run: RunDirectory, step: int) -> None:
+    """Drop metrics of steps after ``step`` (logged before a crash, redone on resume)."""
+    if not run.metrics_path.exists():
+        return
+    kept = [r for r in read_jsonl(run.metrics_path) if int(r.get("step", 0)) <= step]
+    text = "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in kept)
+    write_text_atomic(run.metrics_path, text)
+
+
+def _stacked_batch(stream: BatchStream, accum: int) -> dict[str, np.ndarray]:
+    batches = [stream.next_batch() for _ in range(accum)]
+    return {k: np.stack([b[k] for b in batches]) for k in BATCH_KEYS}
+
+
+@attrs.define
+class TrainOutcome:
+    """What :func:`run_training` ends with: the trained parameters put back in the model."""
+
+    model: Transformer
+    result: TrainResult
+
+
+def run_training(
+    config: RunConfig,
+    run: RunDirectory,
+    examples: Sequence[TokenizedExample],
+    model: Transformer,
+    *,
+    options: JaxTrainerOptions,
+    started_at: float,
+    progress: Callable[[str], None],
+) -> TrainOutcome:
+    """Train ``model`` (already LoRA-wrapped if LoRA is on), resuming from the run's
+    latest checkpoint; on return the model holds the trained weights (adapters unmerged)."""
+    training = config.training
+    mesh = mesh_lib.make_mesh(training.mesh_data, training.mesh_fsdp)
+    stream = BatchStream(
+        examples, training.batch_size, training.max_seq_len, config.run.seed, training.packing
+    )
+    steps = total_steps(config, stream)
+    tx, schedule = build_optimizer(training, steps)
+
+    graphdef, trainable_state, frozen = nnx.split(model, trainable_filter(config), ...)
+    template = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), trainable_state)
+    params = nnx.to_pure_dict(trainable_state)
+    params = jax.device_put(params, mesh_lib.state_shardings(mesh, params))
+    frozen = jax.device_put(frozen, mesh_lib.state_shardings(mesh, frozen))
+    opt_state = jax.jit(tx.init)(params)
+    opt_state = jax.device_put(opt_state, mesh_lib.state_shardings(mesh, opt_state))
+    param_shardings = jax.tree.map(lambda x: x.sharding, params)
+    opt_shardings = jax.tree.map(lambda x: x.sharding, opt_state)
+
+    checkpointer = Checkpointer(
+        run.checkpoints_dir, keep=training.keep_checkpoints, async_save=options.async_checkpoints
+    )
+    step, tokens_seen, train_seconds = 0, 0, 0.0
+    latest = checkpointer.latest_step()
+    if latest is not None:
+        try:
+            params, opt_state, meta = checkpointer.restore(latest, params, opt_state)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise TunixError(
+                f"{run.checkpoints_dir / str(latest)} does not match this configuration "
+                f"(LoRA, optimizer or model changed?): {exc}"
+            ) from None
+        step, tokens_seen = int(meta["step"]), int(meta["tokens"])
+        train_seconds = float(meta["train_seconds"])
+        stream.restore(meta["data"])
+        _truncate_metrics(run, step)
+        progress(f"[train] resumed from the checkpoint of step {step}")
+    else:
+        _truncate_metrics(run, 0)
+
+    trainable_count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
+    progress(
+        f"[train] {steps} steps of {training.grad_accum} x {training.batch_size} rows x "
+        f"{training.max_seq_len} tokens ({stream.rows_per_epoch()} rows an epoch), "
+        f"{trainable_count:,} trainable parameters, mesh {dict(mesh.shape)}"
+    )
+    step_fn = jax.jit(
+        make_train_step(
+            graphdef,
+            template,
+            tx,
+            packing=training.packing,
+            chunk_tokens=options.loss_chunk_tokens,
+            table_grad=not training.lora.enabled,
+        ),
+        donate_argnums=(0, 1),
+        out_shardings=(param_shardings, opt_shardings, None),
+    )
+    batch_sharding = mesh_lib.batch_sharding(mesh, leading_axes=1)
+    budget = TimeBudget.from_config(config, options, started_at)
+    is_writer = jax.process_index() == 0
+    last_saved = latest
+    save_seconds = DEFAULT_SAVE_SECONDS
+    step_seconds: float | None = None
+    pending: list[dict[str, Any]] = []
+    stopped_early, reason = False, ""
+
+    def save(at_step: int, *, wait: bool) -> None:
+        nonlocal last_saved, save_seconds
+        began = time.monotonic()
+        meta = {"step": at_step, "tokens": tokens_seen, "train_seconds": train_seconds,
+                "data": stream.state(), "seed": config.run.seed}  # fmt: skip
+        checkpointer.save(at_step, params, opt_state, meta)
+        if wait:
+            checkpointer.wait()
+            save_seconds = max(time.monotonic() - began, 1.0)
+        last_saved = at_step
+
+    def flush_metrics() -> None:
+        if pending and is_writer:
+            append_jsonl(run.metrics_path, pending)
+        pending.clear()
+
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=steps, initial=step, file=sys.stderr, unit="step", desc="train",
+        disable=not options.progress_bar or not is_writer, dynamic_ncols=True,
+    )  # fmt: skip
+    try:
+        while step < steps:
+            now = time.time()
+            estimate = step_seconds if step_seconds is not None else 0.0
+            if not budget.allows(now, estimate, save_seconds):
+                stopped_early = True
+                reason = f"time budget: stopped after step {step} of {steps} to leave time for evaluation"
+                progress(f"[train] {reason}")
+                break
+            host_batch = _stacked_batch(stream, training.grad_accum)
+            batch = {k: mesh_lib.put_global(v, batch_sharding) for k, v in host_batch.items()}
+            began = time.monotonic()
+            params, opt_state, metrics = step_fn(params, opt_state, frozen, batch)
+            values = jax.device_get(metrics)
+            seconds = time.monotonic() - began
+            loss, grad_norm = float(values["loss"]), float(values["grad_norm"])
+            if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+                flush_metrics()
+                where = f"step {last_saved}" if last_saved else "no checkpoint yet"
+                raise TrainingDivergedError(
+                    f"training diverged at step {step + 1}: loss={loss}, grad_norm={grad_norm}; "
+                    f"the last good checkpoint is kept ({where}). Lower training.learning_rate "
+                    "or set training.grad_clip."
+                )
+            step += 1
+            # The first step includes compilation; later ones estimate the step time.
+            step_seconds = (
+                seconds if step_seconds is None or step <= 2 else 0.7 * step_seconds + 0.3 * seconds
+            )
+            train_seconds += seconds
+            step_tokens = int(values["tokens"])
+            tokens_seen += step_tokens
+            tokens_per_second = step_tokens / seconds if seconds > 0 else None
+            bar.set_postfix(
+                loss=f"{loss:.4f}", tok_s=f"{tokens_per_second or 0:.0f}", refresh=False
+            )
+            bar.update(1)
+            if step % training.log_every == 0 or step == steps:
+                pending.append({
+                    "step": step, "loss": loss, "learning_rate": float(schedule(step - 1)),
+                    "grad_norm": grad_norm, "tokens_per_second": tokens_per_second,
+                    "tokens": tokens_seen, "elapsed_seconds": round(train_seconds, 3),
+                })  # fmt: skip
+            if step % training.checkpoint_every == 0 and step < steps:
+                flush_metrics()
+                save(step, wait=False)
+        flush_metrics()
+        if last_saved != step and step > 0:
+            save(step, wait=True)
+        checkpointer.wait()
+    finally:
+        bar.close()
+        checkpointer.wait()
+        checkpointer.close()
+
+    trainable = jax.tree.map(lambda x: x, trainable_state)
+    nnx.replace_by_pure_dict(trainable, params)
+    trained = nnx.merge(graphdef, trainable, frozen)
+    if config.training.lora.enabled:
+        merge_lora(trained)
+    result = TrainResult(steps=step, stopped_early=stopped_early, reason=reason)
+    return TrainOutcome(trained, result)

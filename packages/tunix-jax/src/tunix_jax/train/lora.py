@@ -1,0 +1,144 @@
+"""Low-rank adapters on the projections of a Gemma :class:`Transformer`.
+
+A wrapped projection computes ``base(x) + (alpha / rank) * (x A) B`` with ``A`` of the
+input's contracted dimensions x rank and ``B`` of rank x the weight's other dimensions,
+so neither the frozen weight's gradient nor a full-size weight delta is ever formed.
+``A`` starts random and ``B`` at zero: a fresh adapter leaves the model unchanged. The
+adapters are :class:`flax.nnx.LoRAParam` variables, which lets the trainer split them
+from the frozen :class:`flax.nnx.Param` weights. :func:`merge_lora` folds them into the
+base weights and restores the plain module tree (the Tunix layout) for export.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from tunix_core.errors import ConfigError
+from tunix_jax.model.layers import Einsum
+
+
+def _rank_letter(used: str) -> str:
+    return next(c for c in "rzyxwvu" if c not in used)
+
+
+class LoRAEinsum(nnx.Module):
+    """An :class:`Einsum` plus a low-rank update with the same input and output shapes."""
+
+    def __init__(self, base: Einsum, *, rank: int, alpha: float, rngs: nnx.Rngs):
+        inputs, rest = base.equation.split(",")
+        weight, output = rest.split("->")
+        contracted = [c for c in weight if c in inputs and c not in output]
+        kept = [c for c in weight if c not in contracted]
+        r = _rank_letter(base.equation)
+        middle = "".join(c for c in inputs if c not in contracted) + r
+        self.down_equation = f"{inputs},{''.join(contracted)}{r}->{middle}"
+        self.up_equation = f"{middle},{r}{''.join(kept)}->{output}"
+        self.merge_equation = f"{''.join(contracted)}{r},{r}{''.join(kept)}->{weight}"
+        shape = dict(zip(weight, base.w[...].shape, strict=True))
+        fan_in = math.prod(shape[c] for c in contracted)
+        self.base = base
+        self.scale = alpha / rank
+        self.lora_a = nnx.LoRAParam(
+            jax.random.normal(rngs.params(), (*(shape[c] for c in contracted), rank))
+            / math.sqrt(fan_in)
+        )
+        self.lora_b = nnx.LoRAParam(jnp.zeros((rank, *(shape[c] for c in kept))))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        dtype = self.base.dtype
+        down = jnp.einsum(self.down_equation, x.astype(dtype), self.lora_a[...].astype(dtype))
+        update = jnp.einsum(self.up_equation, down, self.lora_b[...].astype(dtype))
+        return self.base(x) + update * jnp.asarray(self.scale, dtype)
+
+    def merged(self) -> Einsum:
+        delta = jnp.einsum(self.merge_equation, self.lora_a[...], self.lora_b[...]) * self.scale
+        w = self.base.w[...]
+        self.base.w[...] = (w.astype(jnp.float32) + delta).astype(w.dtype)
+        return self.base
+
+
+class LoRALinear(nnx.Module):
+    """An :class:`nnx.Linear` (kernel [in, out], no bias) plus a low-rank update."""
+
+    def __init__(self, base: nnx.Linear, *, rank: int, alpha: float, rngs: nnx.Rngs):
+        fan_in, fan_out = base.kernel[...].shape
+        self.base = base
+        self.scale = alpha / rank
+        self.lora_a = nnx.LoRAParam(
+            jax.random.normal(rngs.params(), (fan_in, rank)) / math.sqrt(fan_in)
+        )
+        self.lora_b = nnx.LoRAParam(jnp.zeros((rank, fan_out)))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        dtype = self.base.dtype or x.dtype
+        down = x.astype(dtype) @ self.lora_a[...].astype(dtype)
+        update = down @ self.lora_b[...].astype(dtype)
+        return self.base(x) + update * jnp.asarray(self.scale, dtype)
+
+    def merged(self) -> nnx.Linear:
+        delta = (self.lora_a[...] @ self.lora_b[...]) * self.scale
+        kernel = self.base.kernel[...]
+        self.base.kernel[...] = (kernel.astype(jnp.float32) + delta).astype(kernel.dtype)
+        return self.base
+
+
+def _projections(model: nnx.Module) -> list[tuple[nnx.Module, str, nnx.Module]]:
+    """(parent, attribute, module) for every Einsum / Linear attribute in the model."""
+    found = []
+    for _, parent in nnx.iter_modules(model):
+        for name, child in vars(parent).items():
+            if isinstance(child, Einsum | nnx.Linear):
+                found.append((parent, name, child))
+    return found
+
+
+def projection_names(model: nnx.Module) -> set[str]:
+    """Attribute names a LoRA target may use (``q_einsum``, ``gate_proj``, ...)."""
+    return {name for _, name, _ in _projections(model)}
+
+
+def apply_lora(
+    model: nnx.Module, targets: Sequence[str], *, rank: int, alpha: float, seed: int
+) -> int:
+    """Wrap every projection named in ``targets`` in place; returns how many were wrapped.
+
+    A target that names no projection of the model raises a ConfigError naming
+    ``training.lora.targets``.
+    """
+    available = projection_names(model)
+    unknown = sorted(set(targets) - available)
+    if unknown:
+        raise ConfigError(
+            f"training.lora.targets: {', '.join(map(repr, unknown))} not in this model; "
+            f"available: {', '.join(sorted(available))}"
+        )
+    rngs = nnx.Rngs(params=seed)
+    wrapped = 0
+    for parent, name, module in _projections(model):
+        if name not in targets:
+            continue
+        if isinstance(module, Einsum):
+            adapter: nnx.Module = LoRAEinsum(module, rank=rank, alpha=alpha, rngs=rngs)
+        else:
+            adapter = LoRALinear(module, rank=rank, alpha=alpha, rngs=rngs)
+        setattr(parent, name, adapter)
+        wrapped += 1
+    return wrapped
+
+
+def merge_lora(model: nnx.Module) -> int:
+    """Fold every adapter into its base weight and unwrap it, in place; returns how many."""
+    adapters = [
+        (parent, name, child)
+        for _, parent in nnx.iter_modules(model)
+        for name, child in vars(parent).items()
+        if isinstance(child, LoRAEinsum | LoRALinear)
+    ]
+    for parent, name, adapter in adapters:
+        setattr(parent, name, adapter.merged())
+    return len(adapters)

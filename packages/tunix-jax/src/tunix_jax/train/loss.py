@@ -1,0 +1,171 @@
+"""Next-token cross-entropy on the completion tokens, without materialising the logits.
+
+Gemma's vocabulary has 262,144 entries: the f32 logits of a 4 x 256 batch alone take
+1 GiB, and plain autodiff would keep them (and their gradient) for the backward pass.
+:func:`chunked_cross_entropy` scans over chunks of the sequence. Under differentiation
+each chunk computes its logits once, turns them straight into the gradient with
+respect to the hidden states (``(softmax - onehot) x weight``, pulled back through the
+LM head) and drops them; the backward pass only scales those stored [B, T, D] gradients.
+So at most one chunk's logits exist at any time, and the LM head costs two vocabulary
+matmuls per token instead of three (forward, recomputation under ``jax.checkpoint``,
+backward). The gradient of the LM-head weights is accumulated the same way when
+``table_grad`` is set (full fine-tuning); with LoRA it is never computed.
+
+Both functions return ``(sum of weighted losses, sum of weights)`` so that gradient
+accumulation and data parallelism divide by the global token count once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+
+LogitsFn = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+def _token_losses(logits: jax.Array, targets: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Per-token loss and the log-sum-exp, in f32."""
+    logits = logits.astype(jnp.float32)
+    log_norm = jax.nn.logsumexp(logits, axis=-1)
+    target_logits = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
+    return log_norm - target_logits, log_norm
+
+
+def cross_entropy(
+    logits: jax.Array, targets: jax.Array, weights: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """The plain version over full logits [..., V]; the reference for the chunked one."""
+    weights = weights.astype(jnp.float32)
+    losses, _ = _token_losses(logits, targets)
+    return jnp.sum(losses * weights), jnp.sum(weights)
+
+
+def chunked_cross_entropy(
+    hidden: jax.Array,
+    table: jax.Array,
+    targets: jax.Array,
+    weights: jax.Array,
+    logits_fn: LogitsFn,
+    *,
+    chunk_tokens: int = 512,
+    table_grad: bool = True,
+) -> tuple[jax.Array, jax.Array]:
+    """Cross-entropy of ``logits_fn(hidden, table)`` against ``targets``, chunk by chunk.
+
+    ``hidden`` is [B, T, D], ``targets``/``weights`` [B, T]; ``table`` is the LM head's
+    weight. The sequence axis is cut into chunks of ``max(1, chunk_tokens // B)``
+    positions (the last padded with zero weight); the batch axis stays whole so a batch
+    sharded over devices stays sharded. Each row's weighted tokens are moved to its front
+    and chunks without any weighted token are skipped, so prompt and padding positions
+    mostly cost no logits. ``table_grad=False`` treats ``table`` as frozen
+    (its cotangent is zero).
+    """
+    weights = weights.astype(jnp.float32)
+    # Move each row's weighted tokens to its front (a stable sort keeps their order); the
+    # loss is a sum over tokens, so the order does not change it.
+    order = jnp.argsort(weights == 0, axis=1, stable=True)
+    hidden = jnp.take_along_axis(hidden, order[..., None], axis=1)
+    targets = jnp.take_along_axis(targets, order, axis=1)
+    weights = jnp.take_along_axis(weights, order, axis=1)
+    loss = _fused_loss(logits_fn, chunk_tokens, table_grad, hidden, table, targets, weights)
+    return loss, jnp.sum(weights)
+
+
+def _scan_chunks(
+    logits_fn: LogitsFn,
+    chunk_tokens: int,
+    table_grad: bool,
+    hidden: jax.Array,
+    table: jax.Array,
+    targets: jax.Array,
+    weights: jax.Array,
+    *,
+    with_grads: bool,
+) -> tuple[jax.Array, jax.Array | None, jax.Array | None]:
+    """(loss sum, d loss / d hidden, d loss / d table) - the gradients only if asked."""
+    batch, length, dim = hidden.shape
+    chunk = max(1, min(length, chunk_tokens // batch))
+    num_chunks = -(-length // chunk)
+    pad = num_chunks * chunk - length
+    if pad:
+        hidden = jnp.pad(hidden, ((0, 0), (0, pad), (0, 0)))
+        targets = jnp.pad(targets, ((0, 0), (0, pad)))
+        weights = jnp.pad(weights, ((0, 0), (0, pad)))
+
+    def by_chunk(x: jax.Array) -> jax.Array:
+        # [B, n * C, ...] -> [n, B, C, ...]
+        return jnp.swapaxes(x.reshape(batch, num_chunks, chunk, *x.shape[2:]), 0, 1)
+
+    def chunk_step(carry: tuple[jax.Array, jax.Array | None], h: jax.Array, t: jax.Array,
+                   w: jax.Array) -> tuple[tuple[jax.Array, jax.Array | None], jax.Array]:  # fmt: skip
+        loss_sum, table_sum = carry
+        if not with_grads:
+            losses, _ = _token_losses(logits_fn(h, table), t)
+            return (loss_sum + jnp.sum(losses * w), table_sum), jnp.zeros((), h.dtype)
+        if table_grad:
+            logits, pullback = jax.vjp(logits_fn, h, table)
+        else:
+            logits, pullback = jax.vjp(lambda x: logits_fn(x, table), h)
+        losses, log_norm = _token_losses(logits, t)
+        probs = jnp.exp(logits.astype(jnp.float32) - log_norm[..., None])
+        onehot = jax.nn.one_hot(t, logits.shape[-1], dtype=jnp.float32)
+        d_logits = ((probs - onehot) * w[..., None]).astype(logits.dtype)
+        grads = pullback(d_logits)
+        if table_grad:
+            table_sum = table_sum + grads[1].astype(jnp.float32)
+        return (loss_sum + jnp.sum(losses * w), table_sum), grads[0]
+
+    def skip_chunk(carry: tuple[jax.Array, jax.Array | None], h: jax.Array, t: jax.Array,
+                   w: jax.Array) -> tuple[tuple[jax.Array, jax.Array | None], jax.Array]:  # fmt: skip
+        return carry, jnp.zeros_like(h) if with_grads else jnp.zeros((), h.dtype)
+
+    def body(carry: tuple[jax.Array, jax.Array | None], xs: tuple[jax.Array, ...]):
+        h, t, w = xs
+        # Weighted tokens come first in every row, so trailing chunks are often all prompt
+        # or padding: they need no logits at all.
+        carry, d_h = jax.lax.cond(jnp.any(w != 0), chunk_step, skip_chunk, carry, h, t, w)
+        return carry, d_h if with_grads else None
+
+    table_init = jnp.zeros(table.shape, jnp.float32) if with_grads and table_grad else None
+    init = (jnp.zeros((), jnp.float32), table_init)
+    (loss, d_table), d_hidden = jax.lax.scan(
+        body, init, (by_chunk(hidden), by_chunk(targets), by_chunk(weights))
+    )
+    if d_hidden is not None:
+        d_hidden = jnp.swapaxes(d_hidden, 0, 1).reshape(batch, num_chunks * chunk, dim)
+        d_hidden = d_hidden[:, :length]
+    return loss, d_hidden, d_table
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+def _fused_loss(logits_fn, chunk_tokens, table_grad, hidden, table, targets, weights):
+    loss, _, _ = _scan_chunks(
+        logits_fn, chunk_tokens, table_grad, hidden, table, targets, weights, with_grads=False
+    )
+    return loss
+
+
+def _fused_loss_fwd(logits_fn, chunk_tokens, table_grad, hidden, table, targets, weights):
+    loss, d_hidden, d_table = _scan_chunks(
+        logits_fn, chunk_tokens, table_grad, hidden, table, targets, weights, with_grads=True
+    )
+    if d_table is None:
+        d_table = jnp.zeros((), jnp.float32)  # a frozen table: broadcast to zeros in bwd
+    return loss, (d_hidden, d_table, table, targets, weights)
+
+
+def _fused_loss_bwd(logits_fn, chunk_tokens, table_grad, residuals, cotangent):
+    d_hidden, d_table, table, targets, weights = residuals
+    hidden_ct = (d_hidden * cotangent).astype(d_hidden.dtype)
+    if table_grad:
+        table_ct = (d_table * cotangent).astype(table.dtype)
+    else:
+        table_ct = jnp.zeros(table.shape, table.dtype)
+    targets_ct = jnp.zeros(targets.shape, jax.dtypes.float0)
+    return hidden_ct, table_ct, targets_ct, jnp.zeros_like(weights)
+
+
+_fused_loss.defvjp(_fused_loss_fwd, _fused_loss_bwd)

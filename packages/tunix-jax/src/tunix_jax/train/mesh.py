@@ -1,0 +1,96 @@
+"""The device mesh (axes ``data`` and ``fsdp``) and how arrays are laid out on it.
+
+Parameters and optimizer state are sharded over ``fsdp`` along their largest dimension
+that divides evenly (else replicated); a batch is split over both axes, so every device
+works on its own rows. With one device everything is a no-op.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from tunix_core.errors import ConfigError
+
+DATA, FSDP = "data", "fsdp"
+
+
+def multi_host_requested(env: dict[str, str] | None = None) -> bool:
+    """Whether the environment describes several JAX processes (an explicit coordinator,
+    a multi-host TPU slice, SLURM or Open MPI with more than one task)."""
+    env = dict(os.environ) if env is None else env
+    if env.get("JAX_COORDINATOR_ADDRESS"):
+        return True
+    if "," in env.get("TPU_WORKER_HOSTNAMES", ""):
+        return True
+    for key in ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE"):
+        try:
+            if int(env.get(key, "1")) > 1:
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def initialize_distributed() -> None:
+    """Join the other hosts with ``jax.distributed.initialize()`` when asked to; must run
+    before anything touches a JAX device."""
+    if multi_host_requested() and not jax.distributed.is_initialized():
+        jax.distributed.initialize()
+
+
+def mesh_shape(device_count: int, mesh_data: int | None, mesh_fsdp: int | None) -> tuple[int, int]:
+    """(data, fsdp) sizes; by default every device is on the data axis."""
+    if mesh_data is None and mesh_fsdp is None:
+        return device_count, 1
+    if mesh_data is None:
+        assert mesh_fsdp is not None
+        mesh_data = device_count // mesh_fsdp
+    if mesh_fsdp is None:
+        mesh_fsdp = device_count // mesh_data
+    if mesh_data * mesh_fsdp != device_count:
+        raise ConfigError(
+            f"training.mesh_data x training.mesh_fsdp = {mesh_data} x {mesh_fsdp} must equal "
+            f"the number of devices ({device_count})"
+        )
+    return mesh_data, mesh_fsdp
+
+
+def make_mesh(mesh_data: int | None = None, mesh_fsdp: int | None = None) -> Mesh:
+    devices = jax.devices()
+    data, fsdp = mesh_shape(len(devices), mesh_data, mesh_fsdp)
+    return Mesh(np.asarray(devices).reshape(data, fsdp), (DATA, FSDP))
+
+
+def fsdp_spec(shape: tuple[int, ...], fsdp_size: int) -> PartitionSpec:
+    """Shard the largest dimension divisible by ``fsdp_size``; replicate if none is."""
+    if fsdp_size > 1:
+        for dim in sorted(range(len(shape)), key=lambda d: -shape[d]):
+            if shape[dim] % fsdp_size == 0:
+                spec: list[str | None] = [None] * len(shape)
+                spec[dim] = FSDP
+                return PartitionSpec(*spec)
+    return PartitionSpec()
+
+
+def state_shardings(mesh: Mesh, tree: Any) -> Any:
+    """A NamedSharding per leaf of ``tree`` (arrays or ShapeDtypeStructs)."""
+    fsdp_size = mesh.shape[FSDP]
+    return jax.tree.map(lambda x: NamedSharding(mesh, fsdp_spec(x.shape, fsdp_size)), tree)
+
+
+def batch_sharding(mesh: Mesh, leading_axes: int = 0) -> NamedSharding:
+    """Rows split over (data, fsdp); ``leading_axes`` unsplit axes come first (the
+    micro-batch axis of gradient accumulation)."""
+    return NamedSharding(mesh, PartitionSpec(*([None] * leading_axes), (DATA, FSDP)))
+
+
+def put_global(array: np.ndarray, sharding: NamedSharding) -> jax.Array:
+    """A global array from a host array every process holds in full."""
+    fetch: Callable[[Any], np.ndarray] = lambda index: array[index]  # noqa: E731
+    return jax.make_array_from_callback(array.shape, sharding, fetch)

@@ -1,0 +1,48 @@
+import sys
+
+from click.testing import CliRunner
+
+from tunix_jax.model.bench import benchmark_generate
+
+
+def test_benchmark_generate_reports_throughput():
+    figures = benchmark_generate("tiny-gemma2", batch=3, new_tokens=5, prompt_len=6)
+    assert figures["batch"] == 3 and figures["new_tokens"] == 5
+    assert figures["tokens_per_s"] > 0 and figures["first_call_s"] >= figures["generate_s"]
+    assert (
+        figures["tokens_per_s"] == round(15 / figures["generate_s"], 1)
+        or figures["generate_s"] < 0.01
+    )
+
+
+def test_cli_group_is_import_light_and_runs():
+    from tunix_jax import cli
+
+    result = CliRunner().invoke(cli.bench, ["--help"])
+    assert result.exit_code == 0 and "generate" in result.output
+    result = CliRunner().invoke(
+        cli.bench,
+        [
+            "generate",
+            "--model",
+            "tiny-gemma3",
+            "--batch",
+            "2",
+            "--new-tokens",
+            "4",
+            "--prompt-len",
+            "5",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "tokens_per_s" in result.output and "compile_s" in result.output
+    bad = CliRunner().invoke(cli.bench, ["generate", "--model", "tiny-gemma3", "--batch", "0"])
+    assert bad.exit_code != 0 and "--batch" in bad.output
+
+
+def test_cli_module_does_not_import_jax():
+    import subprocess
+
+    code = "import sys, tunix_jax, tunix_jax.cli; print('jax' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

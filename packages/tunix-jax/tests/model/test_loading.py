@@ -1,0 +1,103 @@
+import gguf
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from tunix_core.errors import ConfigError
+from tunix_jax.model.errors import (
+    UnsupportedQuantizationError,
+    WeightsNotFoundError,
+    WeightsShapeError,
+)
+from tunix_jax.model.loading import load_model, parse_weights, save_orbax
+from tunix_jax.model.tokenizer import Tokenizer
+
+TOKENS = jnp.array([[2, 40, 41, 300, 7, 8, 99, 120, 5, 6, 260, 31]], jnp.int32)
+POSITIONS = jnp.arange(TOKENS.shape[1])[None]
+
+
+def logits_of(model):
+    return np.asarray(model(TOKENS, POSITIONS)[0])
+
+
+@pytest.mark.parametrize("preset", ["tiny-gemma3", "tiny-gemma2"])
+def test_orbax_round_trip_gives_identical_logits(preset, tmp_path, tiny_model):
+    model, tokenizer = tiny_model(preset)
+    save_orbax(model, tmp_path / "model" / "params")
+    tokenizer.save(tmp_path / "model")
+    loaded, loaded_tokenizer = load_model(preset, f"orbax:{tmp_path / 'model' / 'params'}")
+    np.testing.assert_array_equal(logits_of(loaded), logits_of(model))
+    assert loaded_tokenizer.model_proto == tokenizer.model_proto
+
+
+def test_orbax_bfloat16_load(tmp_path, tiny_model):
+    model, _ = tiny_model("tiny-gemma3")
+    save_orbax(model, tmp_path / "params")
+    loaded, _ = load_model("tiny-gemma3", f"orbax:{tmp_path / 'params'}", dtype=jnp.bfloat16)
+    assert loaded.layers[0].attn.q_einsum.w[...].dtype == jnp.bfloat16
+    assert np.abs(logits_of(loaded).astype(np.float32) - logits_of(model)).max() < 0.5
+
+
+def test_gguf_weights_and_vocabulary_load(tmp_path, tiny_model, gguf_writer):
+    model, tokenizer = tiny_model("tiny-gemma3", seed=4)
+    path = gguf_writer(tmp_path / "tiny.gguf", model, tokenizer)
+    loaded, loaded_tokenizer = load_model("tiny-gemma3", f"gguf:{path}")
+    np.testing.assert_allclose(logits_of(loaded), logits_of(model), atol=1e-5)
+    assert loaded_tokenizer.encode("<end_of_turn>") == [tokenizer.end_of_turn_id]
+
+
+def test_missing_files_are_named(tmp_path):
+    for weights in (
+        f"gguf:{tmp_path}/none.gguf",
+        f"orbax:{tmp_path}/none",
+        f"safetensors:{tmp_path}/x",
+    ):
+        with pytest.raises(FileNotFoundError, match=r"none|x") as info:
+            load_model("tiny-gemma3", weights)
+        assert isinstance(info.value, ConfigError)
+        assert str(tmp_path) in str(info.value)
+    with pytest.raises(WeightsNotFoundError, match=r"config\.json"):
+        load_model("tiny-gemma3", f"safetensors:{tmp_path}")
+    with pytest.raises(ConfigError, match="unknown weights source"):
+        parse_weights("hub:google/gemma")
+
+
+def test_wrong_shape_names_file_and_tensor(tmp_path, tiny_model, gguf_writer):
+    model, tokenizer = tiny_model("tiny-gemma3")
+    tensors = gguf_writer.tensors(model)
+    tensors["blk.2.attn_q.weight"] = tensors["blk.2.attn_q.weight"][:32]
+    path = gguf_writer(tmp_path / "bad.gguf", model, tokenizer, tensors)
+    with pytest.raises(WeightsShapeError, match=r"bad\.gguf.*'blk\.2\.attn_q\.weight'.*\(32, 64\)"):
+        load_model("tiny-gemma3", f"gguf:{path}")
+    del tensors["blk.2.attn_q.weight"]
+    path = gguf_writer(tmp_path / "short.gguf", model, tokenizer, tensors)
+    with pytest.raises(WeightsNotFoundError, match=r"short\.gguf.*'blk\.2\.attn_q\.weight'"):
+        load_model("tiny-gemma3", f"gguf:{path}")
+    good = gguf_writer(tmp_path / "good.gguf", model, tokenizer)
+    with pytest.raises(ValueError, match=r"good\.gguf.*block_count=6.*gemma3-270m"):
+        load_model("gemma3-270m", f"gguf:{good}")
+
+
+def test_unsupported_quantisation_names_file_and_tensor(tmp_path, tiny_model, gguf_writer):
+    model, tokenizer = tiny_model("tiny-gemma3")
+    block_bytes = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType.Q8_K][1]
+    raw = {
+        "blk.0.ffn_up.weight": (
+            np.zeros((32, block_bytes), np.uint8),
+            gguf.GGMLQuantizationType.Q8_K,
+        )
+    }
+    path = gguf_writer(tmp_path / "q8k.gguf", model, tokenizer, raw=raw)
+    with pytest.raises(
+        UnsupportedQuantizationError, match=r"q8k\.gguf.*'blk\.0\.ffn_up\.weight'.*Q8_K"
+    ):
+        load_model("tiny-gemma3", f"gguf:{path}")
+
+
+def test_random_weights_are_seeded():
+    a, tokenizer = load_model("tiny-gemma2", "random", seed=1)
+    b, _ = load_model("tiny-gemma2", "random", seed=1)
+    c, _ = load_model("tiny-gemma2", "random", seed=2)
+    np.testing.assert_array_equal(logits_of(a), logits_of(b))
+    assert not np.allclose(logits_of(a), logits_of(c))
+    assert isinstance(tokenizer, Tokenizer) and tokenizer.vocab_size == 512

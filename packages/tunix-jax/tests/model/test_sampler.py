@@ -1,0 +1,88 @@
+import jax.numpy as jnp
+import pytest
+from flax import nnx
+
+from tunix_jax.model.sampler import LENGTH, STOP, Sampler, bucket
+
+PROMPTS = [[2, 10, 11, 12], [2, *range(20, 33)], [2, 7]]
+
+
+def greedy_by_recomputation(model, prompt, steps, width=32):
+    """Greedy tokens from full, uncached forwards (fixed width: trailing pads are causal-safe)."""
+    forward = nnx.jit(lambda m, tokens: m(tokens, jnp.arange(width)[None])[0])
+    ids = list(prompt)
+    for _ in range(steps):
+        padded = jnp.array([ids + [0] * (width - len(ids))])
+        ids.append(int(jnp.argmax(forward(model, padded)[0, len(ids) - 1])))
+    return ids[len(prompt) :]
+
+
+@pytest.mark.parametrize("preset", ["tiny-gemma3", "tiny-gemma2"])
+def test_cached_greedy_decoding_matches_recomputation(preset, shared_sampler):
+    sampler = shared_sampler(preset, seed=1)
+    model = sampler.model
+    steps = 12  # prompt + steps exceeds the sliding window of 8
+    result = sampler.generate_ids(PROMPTS, max_new_tokens=steps, stop_ids=())
+    assert result.stop_reasons == [LENGTH] * 3
+    for prompt, tokens in zip(PROMPTS, result.tokens, strict=True):
+        assert tokens == greedy_by_recomputation(model, prompt, steps)
+    assert len({tuple(t) for t in result.tokens}) == 3
+
+
+def test_batching_and_padding_do_not_change_results(shared_sampler):
+    sampler = shared_sampler("tiny-gemma3", seed=1)
+    batched = sampler.generate_ids(PROMPTS, max_new_tokens=6, stop_ids=())
+    # Alone, the short prompts get a smaller batch and far less left padding.
+    alone = sampler.generate_ids([PROMPTS[0]], max_new_tokens=6, stop_ids=()).tokens
+    assert alone == [batched.tokens[0]]
+    alone = sampler.generate_ids([PROMPTS[2]], max_new_tokens=6, stop_ids=()).tokens
+    assert alone == [batched.tokens[2]]
+
+
+def test_stop_tokens_end_rows_and_are_not_returned(shared_sampler):
+    sampler = shared_sampler("tiny-gemma3", seed=1)
+    free = sampler.generate_ids(PROMPTS, max_new_tokens=10, stop_ids=())
+    stop_token = free.tokens[1][3]
+    stopped = sampler.generate_ids(PROMPTS, max_new_tokens=10, stop_ids=(stop_token,))
+    first = free.tokens[1].index(stop_token)
+    assert stopped.tokens[1] == free.tokens[1][:first]
+    assert stopped.stop_reasons[1] == STOP
+    for row in (0, 2):
+        if stop_token not in free.tokens[row]:
+            assert stopped.tokens[row] == free.tokens[row]
+            assert stopped.stop_reasons[row] == LENGTH
+    capped = sampler.generate_ids(PROMPTS, max_new_tokens=3, stop_ids=())
+    assert [len(t) for t in capped.tokens] == [3, 3, 3]
+
+
+def test_sampling_is_seeded_and_top_k_one_is_greedy(shared_sampler):
+    sampler = shared_sampler("tiny-gemma2", seed=1)
+    kwargs = {"max_new_tokens": 8, "stop_ids": ()}
+    a = sampler.generate_ids(PROMPTS, temperature=1.5, seed=1, **kwargs).tokens
+    b = sampler.generate_ids(PROMPTS, temperature=1.5, seed=1, **kwargs).tokens
+    c = sampler.generate_ids(PROMPTS, temperature=1.5, seed=2, **kwargs).tokens
+    assert a == b and a != c
+    greedy = sampler.generate_ids(PROMPTS, **kwargs).tokens
+    assert (
+        sampler.generate_ids(PROMPTS, temperature=1.0, top_k=1, seed=5, **kwargs).tokens == greedy
+    )
+    tiny_p = sampler.generate_ids(PROMPTS, temperature=1.0, top_p=1e-6, seed=5, **kwargs).tokens
+    assert tiny_p == greedy
+
+
+def test_text_generation_and_compilation_reuse(tiny_model):
+    sampler = Sampler(*tiny_model("tiny-gemma3"))
+    out = sampler.generate(["hello", "a longer prompt"], max_new_tokens=4)
+    assert len(out) == 2 and all(isinstance(text, str) for text in out)
+    compiled = sampler._compiled._cache_size()
+    # Same buckets (batch 2, prompt <= 16 tokens, <= 8 new tokens): no new compilation.
+    sampler.generate(["other", "prompts here"], max_new_tokens=7)
+    assert sampler._compiled._cache_size() == compiled
+    assert sampler.generate([], max_new_tokens=3) == []
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        sampler.generate(["x"], max_new_tokens=0)
+
+
+def test_bucket():
+    assert [bucket(n) for n in (1, 2, 3, 8, 9)] == [1, 2, 4, 8, 16]
+    assert bucket(3, minimum=8) == 8
