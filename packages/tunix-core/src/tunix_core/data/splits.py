@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Sequence
-from typing import TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
 
+from tunix_core.config import structure
 from tunix_core.errors import DataError
 
 T = TypeVar("T")
 
 TRAIN_EVAL = ("train", "eval")
+
+
+OptionsT = TypeVar("OptionsT")
 
 
 def require_split(dataset: str, split: str, available: Sequence[str]) -> None:
@@ -20,6 +24,22 @@ def require_split(dataset: str, split: str, available: Sequence[str]) -> None:
         raise DataError(
             f"dataset {dataset!r} has no split {split!r}; available: {', '.join(available)}"
         )
+
+
+def check_request(
+    dataset: str,
+    split: str,
+    argument: str | None,
+    options: Mapping[str, Any],
+    options_class: type[OptionsT],
+    available: Sequence[str] = ("train", "eval"),
+) -> OptionsT:
+    """The checks every built-in generated dataset makes on a load: a known split, no
+    ``NAME:ARGUMENT``, and options that structure into ``options_class``."""
+    require_split(dataset, split, available)
+    if argument:
+        raise DataError(f"dataset {dataset!r} takes no argument, got {dataset}:{argument}")
+    return structure(options, options_class, source=dataset, root="dataset.options")
 
 
 def derived_seed(seed: int, *labels: str) -> int:

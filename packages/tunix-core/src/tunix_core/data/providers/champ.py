@@ -13,9 +13,9 @@ from typing import Any
 
 import attrs
 
-from tunix_core.config import FieldRuleError, structure
+from tunix_core.config import FieldRuleError
 from tunix_core.data.record import ExampleMeta, FieldError, ReasoningExample
-from tunix_core.data.splits import TRAIN_EVAL, derived_seed, require_split, seeded_split
+from tunix_core.data.splits import TRAIN_EVAL, check_request, derived_seed, seeded_split
 from tunix_core.errors import DataError
 
 NAME = "champ"
@@ -78,10 +78,7 @@ class ChampProvider:
     def load(
         self, split: str, *, argument: str | None, seed: int, options: Mapping[str, Any]
     ) -> list[ReasoningExample]:
-        require_split(NAME, split, TRAIN_EVAL)
-        if argument:
-            raise DataError(f"dataset {NAME!r} takes no argument, got {NAME}:{argument}")
-        parsed = structure(options, ChampOptions, source=NAME, root="dataset.options")
+        parsed = check_request(NAME, split, argument, options, ChampOptions, TRAIN_EVAL)
         by_category: dict[str, list[ReasoningExample]] = {}
         for problem in _load_problems():
             try:

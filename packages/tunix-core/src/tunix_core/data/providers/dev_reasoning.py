@@ -17,11 +17,9 @@ from typing import Any
 
 import attrs
 
-from tunix_core.config import structure
 from tunix_core.data import worked
 from tunix_core.data.record import DIFFICULTIES, ExampleMeta, ReasoningExample
-from tunix_core.data.splits import TRAIN_EVAL, derived_seed, require_split
-from tunix_core.errors import DataError
+from tunix_core.data.splits import TRAIN_EVAL, check_request, derived_seed
 
 NAME = "dev-reasoning-v2"
 GENERATOR_VERSION = "2.0.0"
@@ -127,8 +125,5 @@ class DevReasoningV2:
     def load(
         self, split: str, *, argument: str | None, seed: int, options: Mapping[str, Any]
     ) -> list[ReasoningExample]:
-        require_split(NAME, split, TRAIN_EVAL)
-        if argument:
-            raise DataError(f"dataset {NAME!r} takes no argument, got {NAME}:{argument}")
-        structure(options, DevReasoningOptions, source=NAME, root="dataset.options")
+        check_request(NAME, split, argument, options, DevReasoningOptions, TRAIN_EVAL)
         return list(generate(seed)[split])

@@ -14,11 +14,9 @@ from typing import Any
 
 import attrs
 
-from tunix_core.config import structure
 from tunix_core.data.record import ExampleMeta, ReasoningExample
-from tunix_core.data.splits import TRAIN_EVAL, require_split
+from tunix_core.data.splits import TRAIN_EVAL, check_request
 from tunix_core.data.worked import SHORT_WORDS, Worked
-from tunix_core.errors import DataError
 
 NAME = "golden-v2"
 GENERATOR_VERSION = "2.0.0"
@@ -148,8 +146,5 @@ class GoldenV2:
     def load(
         self, split: str, *, argument: str | None, seed: int, options: Mapping[str, Any]
     ) -> list[ReasoningExample]:
-        require_split(NAME, split, TRAIN_EVAL)
-        if argument:
-            raise DataError(f"dataset {NAME!r} takes no argument, got {NAME}:{argument}")
-        structure(options, GoldenOptions, source=NAME, root="dataset.options")
+        check_request(NAME, split, argument, options, GoldenOptions, TRAIN_EVAL)
         return list(golden_items())

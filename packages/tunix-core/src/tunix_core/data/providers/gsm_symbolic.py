@@ -15,9 +15,9 @@ from typing import Any
 
 import attrs
 
-from tunix_core.config import FieldRuleError, structure
+from tunix_core.config import FieldRuleError
 from tunix_core.data.record import ExampleMeta, FieldError, ReasoningExample
-from tunix_core.data.splits import TRAIN_EVAL, require_split
+from tunix_core.data.splits import TRAIN_EVAL, check_request
 from tunix_core.errors import DataError
 
 NAME = "gsm-symbolic"
@@ -119,8 +119,5 @@ class GsmSymbolicProvider:
     def load(
         self, split: str, *, argument: str | None, seed: int, options: Mapping[str, Any]
     ) -> list[ReasoningExample]:
-        require_split(NAME, split, TRAIN_EVAL)
-        if argument:
-            raise DataError(f"dataset {NAME!r} takes no argument, got {NAME}:{argument}")
-        parsed = structure(options, GsmSymbolicOptions, source=NAME, root="dataset.options")
+        parsed = check_request(NAME, split, argument, options, GsmSymbolicOptions, TRAIN_EVAL)
         return list(generate(seed, parsed.train_size, parsed.eval_size)[split])
