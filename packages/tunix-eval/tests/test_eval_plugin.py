@@ -20,13 +20,17 @@ def test_evaluators_are_registered_lazily_and_build_without_arguments(host):
         assert evaluator.name == entry.name
 
 
-def test_commands_are_added(host):
-    import click
+def test_commands_are_added_lazily(host):
+    from click.testing import CliRunner
 
-    root = click.Group("tunix")
+    from tunix_core.cli import TunixGroup
+
+    root = TunixGroup("tunix")
     host.register_commands(root)
-    assert set(root.commands) == {"eval", "compare", "runs"}
-    assert set(root.commands["runs"].commands) == {"list"}
+    assert set(root.lazy_commands) == {"eval", "compare", "runs"}
+    assert root.commands == {}  # nothing imported until a command is used
+    assert "runs     Runs under a folder" in CliRunner().invoke(root, ["--help"]).output
+    assert set(root.get_command(None, "runs").commands) == {"list"}
 
 
 def test_importing_the_plugin_and_its_commands_does_not_import_jax():

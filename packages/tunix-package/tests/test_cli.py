@@ -39,7 +39,7 @@ def invoke(group, host, *args):
 
 def test_the_plugin_registers_the_packager_and_the_command(host, group):
     assert host.packagers.entry("kaggle").target == "tunix_package.kaggle:KagglePackager"
-    assert "package" in group.commands
+    assert "package" in group.lazy_commands and group.get_command(None, "package") is not None
 
 
 def test_package_then_validate_the_exported_evidence(make_run, host, group, tmp_path):

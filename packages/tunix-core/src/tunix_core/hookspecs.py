@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    import click
-
+    from tunix_core.cli import TunixGroup
     from tunix_core.registry import (
         DatasetRegistry,
         EvaluatorRegistry,
@@ -67,12 +66,13 @@ def tunix_register_packagers(registry: PackagerRegistry) -> None:
 
 
 @hookspec
-def tunix_register_commands(cli: click.Group) -> None:
+def tunix_register_commands(cli: TunixGroup) -> None:
     """Add commands or command groups to the ``tunix`` command line.
 
-    Called once while the CLI is assembled, before arguments are parsed, so the
-    commands' modules must import quickly (import JAX inside the command body).
-    Use ``cli.add_command(command)``. Returns nothing.
+    Called once while the CLI is assembled, before arguments are parsed. Prefer
+    ``cli.add_lazy_command(name, "module:command", short_help)``: the module is imported
+    only when the command runs. ``cli.add_command(command)`` works too, but then the
+    command's module is imported on every ``tunix`` call. Returns nothing.
     """
 
 

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING
 from tunix_core.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    import click
-
+    from tunix_core.cli import TunixGroup
     from tunix_core.registry import EvaluatorRegistry
 
 EVALUATORS = {
@@ -30,9 +29,16 @@ def tunix_register_evaluators(registry: EvaluatorRegistry) -> None:
         registry.register(name, target, description=description)
 
 
-@hookimpl
-def tunix_register_commands(cli: click.Group) -> None:
-    from tunix_eval.commands import compare_command, eval_command, runs
+COMMANDS = {
+    "eval": ("tunix_eval.commands:eval_command",
+             "Generate and score predictions (a run, a model, or a JSONL of completions)."),
+    "compare": ("tunix_eval.commands:compare_command",
+                "Before/after table of two evaluations and the items that flipped."),
+    "runs": ("tunix_eval.commands:runs", "Runs under a folder, ranked by primary_score."),
+}  # fmt: skip
 
-    for command in (eval_command, compare_command, runs):
-        cli.add_command(command)
+
+@hookimpl
+def tunix_register_commands(cli: TunixGroup) -> None:
+    for name, (target, short_help) in COMMANDS.items():
+        cli.add_lazy_command(name, target, short_help)

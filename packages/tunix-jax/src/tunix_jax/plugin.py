@@ -5,10 +5,13 @@ Targets are lazy strings, so loading this module never imports JAX.
 
 from __future__ import annotations
 
-import click
+from typing import TYPE_CHECKING
 
 from tunix_core.hookspecs import hookimpl
 from tunix_core.registry import TrainerRegistry
+
+if TYPE_CHECKING:
+    from tunix_core.cli import TunixGroup
 
 
 @hookimpl
@@ -22,7 +25,7 @@ def tunix_register_trainers(registry: TrainerRegistry) -> None:
 
 
 @hookimpl
-def tunix_register_commands(cli: click.Group) -> None:
-    from tunix_jax.cli import bench
-
-    cli.add_command(bench)
+def tunix_register_commands(cli: TunixGroup) -> None:
+    cli.add_lazy_command(
+        "bench", "tunix_jax.cli:bench", "Measure sampler and trainer throughput (tokens/s, MFU)."
+    )

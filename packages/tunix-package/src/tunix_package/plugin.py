@@ -6,10 +6,13 @@ this module never imports JAX.
 
 from __future__ import annotations
 
-import click
+from typing import TYPE_CHECKING
 
 from tunix_core.hookspecs import hookimpl
 from tunix_core.registry import PackagerRegistry
+
+if TYPE_CHECKING:
+    from tunix_core.cli import TunixGroup
 
 
 @hookimpl
@@ -23,7 +26,9 @@ def tunix_register_packagers(registry: PackagerRegistry) -> None:
 
 
 @hookimpl
-def tunix_register_commands(cli: click.Group) -> None:
-    from tunix_package.cli import package_command
-
-    cli.add_command(package_command)
+def tunix_register_commands(cli: TunixGroup) -> None:
+    cli.add_lazy_command(
+        "package",
+        "tunix_package.cli:package_command",
+        "Build and validate the submission bundle of a run.",
+    )
