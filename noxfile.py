@@ -87,7 +87,7 @@ def heavy(session: nox.Session) -> None:
 def compat(session: nox.Session) -> None:
     """Checkpoints written here load into google-tunix's Gemma classes."""
     session.install("google-tunix==0.1.7")
-    session.install("pytest", "-e", "packages/tunix-core", "-e", "packages/tunix-jax")
+    session.install("pytest", *TEST_INSTALLS["tunix-package"])
     _pytest(session, "packages", "-m", "compat")
 
 
