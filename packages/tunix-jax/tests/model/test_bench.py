@@ -9,10 +9,10 @@ def test_benchmark_generate_reports_throughput():
     figures = benchmark_generate("tiny-gemma2", batch=3, new_tokens=5, prompt_len=6)
     assert figures["batch"] == 3 and figures["new_tokens"] == 5
     assert figures["tokens_per_s"] > 0 and figures["first_call_s"] >= figures["generate_s"]
-    assert (
-        figures["tokens_per_s"] == round(15 / figures["generate_s"], 1)
-        or figures["generate_s"] < 0.01
-    )
+    # generate_s is printed to the millisecond; tokens/s comes from the unrounded time.
+    seconds = figures["generate_s"]
+    assert 15 / (seconds + 0.0005) - 0.1 <= figures["tokens_per_s"]
+    assert seconds < 0.001 or figures["tokens_per_s"] <= 15 / (seconds - 0.0005) + 0.1
 
 
 def test_cli_group_is_import_light_and_runs():
