@@ -58,3 +58,32 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
             raise ValueError(f"{path}:{number}: expected a JSON object, got {type(value).__name__}")
         records.append(value)
     return records
+
+
+def read_user_jsonl(path: Path) -> list[tuple[int, Any]]:
+    """``(line number, value)`` for every non-blank line of a JSONL file a user gave us.
+
+    Unlike :func:`read_jsonl` (our own files) nothing is forgiven: an unreadable file or a
+    bad line raises :class:`~tunix_core.errors.DataError` naming the file and the line.
+    """
+    from tunix_core.errors import DataError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: cannot read: no such file") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    rows: list[tuple[int, Any]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append((number, json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"{path}:{number}: invalid JSON: {exc.msg} (column {exc.colno})"
+            ) from None
+    return rows

@@ -22,6 +22,7 @@ from tunix_core.evaluation import (
     evaluate_examples,
     score_predictions,
 )
+from tunix_core.jsonio import read_user_jsonl
 from tunix_core.plugins import PluginHost
 from tunix_core.protocols import Evaluator, Prediction
 from tunix_core.registry import UnknownNameError
@@ -63,21 +64,9 @@ def _field_error(path: Path, line: int, field: str, problem: str) -> DataError:
 def read_completions(path: Path) -> list[Prediction]:
     """Completions to score: JSON Lines with ``id``, ``completion``, ``expected`` and
     optional ``prompt`` and ``meta``. Errors name the file, line and field."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     predictions: list[Prediction] = []
     seen: dict[str, int] = {}
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(
-                f"{path}:{number}: invalid JSON: {exc.msg} (column {exc.colno})"
-            ) from None
+    for number, record in read_user_jsonl(path):
         if not isinstance(record, dict):
             raise DataError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
         for field in ("id", "completion", "expected"):

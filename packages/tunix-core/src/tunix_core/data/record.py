@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from tunix_core.errors import DataError
-from tunix_core.jsonio import write_text_atomic
+from tunix_core.jsonio import read_user_jsonl, write_text_atomic
 
 DIFFICULTIES = ("easy", "medium", "hard")
 # Markup of the competition format; inside a record it would make a rendered example
@@ -188,23 +188,9 @@ def read_jsonl(path: str | Path) -> list[ReasoningExample]:
     Blank lines are skipped. Ids must be unique within the file.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     examples: list[ReasoningExample] = []
     first_line: dict[str, int] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(
-                f"{path}:{number}: invalid JSON: {exc.msg} (column {exc.colno})"
-            ) from None
+    for number, data in read_user_jsonl(path):
         try:
             example = example_from_dict(data)
         except FieldError as exc:

@@ -16,7 +16,6 @@ with several splits uses its own (``train_split``/``eval_split`` pick them).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -32,6 +31,7 @@ from tunix_core.data.record import (
 )
 from tunix_core.data.splits import TRAIN_EVAL, require_split, seeded_split
 from tunix_core.errors import DataError
+from tunix_core.jsonio import read_user_jsonl
 
 RECORD_FIELDS = ("id", "question", "steps", "answer", "category", "section", "difficulty", "source")
 
@@ -159,25 +159,7 @@ def examples_from_rows(
 
 
 def _jsonl_rows(path: Path) -> list[tuple[str, Any]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    rows: list[tuple[str, Any]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append((f"{path}:{number}", json.loads(line)))
-        except json.JSONDecodeError as exc:
-            raise DataError(
-                f"{path}:{number}: invalid JSON: {exc.msg} (column {exc.colno})"
-            ) from None
-    return rows
+    return [(f"{path}:{number}", value) for number, value in read_user_jsonl(path)]
 
 
 Rows = list[tuple[str, Any]]
