@@ -16,6 +16,7 @@ import click
 from tunix_core import __version__
 from tunix_core.datasets_cli import datasets
 from tunix_core.errors import TunixError
+from tunix_core.hugepages import reexec_with_huge_pages
 from tunix_core.plugins import PluginHost, get_host
 from tunix_core.registry import Entry
 
@@ -213,6 +214,7 @@ def build_cli() -> click.Group:
 
 
 def main() -> None:
+    reexec_with_huge_pages()
     try:
         command = build_cli()
     except TunixError as exc:

@@ -148,7 +148,7 @@ class LoraSection:
 class TrainingSection:
     """Supervised fine-tuning on the model turn of rendered examples."""
 
-    steps: int = attrs.field(default=36, validator=_positive)
+    steps: int = attrs.field(default=44, validator=_positive)
     epochs: float | None = attrs.field(default=None, validator=_positive)
     batch_size: int = attrs.field(default=4, validator=_positive)
     grad_accum: int = attrs.field(default=1, validator=_positive)
@@ -181,7 +181,7 @@ class EvalSection:
 
     evaluators: tuple[str, ...] = ("format", "accuracy", "trace")
     max_new_tokens: int = attrs.field(default=160, validator=_positive)
-    batch_size: int = attrs.field(default=16, validator=_positive)
+    batch_size: int = attrs.field(default=48, validator=_positive)
     limit: int | None = attrs.field(default=48, validator=_positive)
     baseline: bool = True
 

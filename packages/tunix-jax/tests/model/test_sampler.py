@@ -75,14 +75,18 @@ def test_text_generation_and_compilation_reuse(tiny_model):
     out = sampler.generate(["hello", "a longer prompt"], max_new_tokens=4)
     assert len(out) == 2 and all(isinstance(text, str) for text in out)
     compiled = sampler._compiled._cache_size()
-    # Same buckets (batch 2, prompt <= 16 tokens, <= 8 new tokens): no new compilation.
-    sampler.generate(["other", "prompts here"], max_new_tokens=7)
+    # Same buckets (batch 2, a 16-token longest prompt, <= 8 new tokens): no new compilation.
+    sampler.generate(["other", "another prompt!"], max_new_tokens=7)
     assert sampler._compiled._cache_size() == compiled
+    sampler.generate(["other", "a much longer prompt than before"], max_new_tokens=7)
+    assert sampler._compiled._cache_size() == compiled + 1
     assert sampler.generate([], max_new_tokens=3) == []
     with pytest.raises(ValueError, match="max_new_tokens"):
         sampler.generate(["x"], max_new_tokens=0)
 
 
-def test_bucket():
-    assert [bucket(n) for n in (1, 2, 3, 8, 9)] == [1, 2, 4, 8, 16]
+def test_bucket_rounds_up_in_quarter_octaves():
+    sizes = (1, 2, 3, 8, 9, 84, 128, 129, 160, 161, 1000)
+    assert [bucket(n) for n in sizes] == [1, 2, 3, 8, 10, 96, 128, 160, 160, 192, 1024]
     assert bucket(3, minimum=8) == 8
+    assert all(n <= bucket(n) < n * 1.25 + 1 for n in range(1, 5000))

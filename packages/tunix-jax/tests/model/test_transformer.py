@@ -109,6 +109,16 @@ def test_cached_forward_matches_full_forward(tiny_model):
     np.testing.assert_allclose(jnp.stack(steps), full[0, split:], atol=1e-4)
 
 
+def test_last_only_prefill_gives_the_last_position_and_the_same_cache(tiny_model):
+    model, _ = tiny_model("tiny-gemma3")
+    full, full_cache = model(TOKENS, POSITIONS, None, model.init_cache(1, 16))
+    last, last_cache = model(TOKENS, POSITIONS, None, model.init_cache(1, 16), last_only=True)
+    assert last.shape == (1, 1, full.shape[-1])
+    np.testing.assert_allclose(last[0, 0], full[0, -1], atol=1e-5)
+    for a, b in zip(jax.tree.leaves(full_cache), jax.tree.leaves(last_cache), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_bfloat16_model_runs():
     cfg = get_config("tiny-gemma3")
     model = Transformer(cfg, rngs=nnx.Rngs(0), dtype=jnp.bfloat16, param_dtype=jnp.bfloat16)

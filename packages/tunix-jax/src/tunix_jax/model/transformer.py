@@ -114,14 +114,20 @@ class Transformer(nnx.Module):
         positions: jax.Array,
         attention_mask: jax.Array | None = None,
         cache: Cache | None = None,
+        *,
+        last_only: bool = False,
     ) -> tuple[jax.Array, Cache | None]:
         """Logits [B, T, V] for tokens [B, T] at positions [B, T].
 
         attention_mask: bool [B, T, S] (S = T without a cache, the cache length with one);
         None means causal. Local layers always add their sliding window. With a cache the
         new keys/values are written at `cache["index"]` and the index advances by T.
+        last_only returns [B, 1, V] for the last position only: a prefill needs no more, and
+        the LM head over a 262k vocabulary costs more than the rest of the model.
         """
         hidden, new_cache = self._run_layers(tokens, positions, attention_mask, cache)
+        if last_only:
+            hidden = hidden[:, -1:]
         return self.logits_from_hidden(hidden), new_cache
 
     def hidden_states(
