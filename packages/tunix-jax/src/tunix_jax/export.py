@@ -286,7 +286,7 @@ def google_tunix_available() -> bool:
     return importlib.util.find_spec("tunix") is not None
 
 
-def _google_tunix_model(config: ModelConfig, dtype: Any) -> Any:
+def google_tunix_module(config: ModelConfig, dtype: Any) -> Any:
     """An abstract (shape-only) Gemma module of google-tunix for ``config``.
 
     google-tunix fixes the Gemma 3 attention pattern (5 local, 1 global) and scales queries
@@ -368,7 +368,7 @@ def verify_with_google_tunix(directory: str | os.PathLike[str]) -> RoundTripRepo
     meta, probe = read_export_meta(directory)
     dtype = jnp.dtype(meta["dtype"])
     config = get_config(meta["preset"])
-    module = _google_tunix_model(config, dtype)
+    module = google_tunix_module(config, dtype)
     tree: dict[Any, Any] = {}
     for path, tensor in read_params(directory / PARAMS_DIRNAME).items():
         node = tree

@@ -133,6 +133,18 @@ def _gemma2(name: str, **kwargs: Any) -> ModelConfig:
     return ModelConfig(name=name, **defaults)
 
 
+_TINY_SHAPES: dict[str, Any] = {
+    "vocab_size": 512,
+    "embed_dim": 64,
+    "hidden_dim": 128,
+    "num_heads": 4,
+    "num_kv_heads": 2,
+    "head_dim": 16,
+    "sliding_window": 8,
+    "query_pre_attn_scalar": 16.0,
+    "max_seq_len": 512,
+}
+
 _BASE_PRESETS: dict[str, ModelConfig] = {
     "gemma3-270m": _gemma3("gemma3-270m", num_layers=18, embed_dim=640, hidden_dim=2048),
     "gemma3-1b": _gemma3("gemma3-1b", num_layers=26, embed_dim=1152, hidden_dim=6912),
@@ -147,32 +159,8 @@ _BASE_PRESETS: dict[str, ModelConfig] = {
         query_pre_attn_scalar=256.0,
     ),
     # Tiny shapes for tests: a full local/global cycle and a short window so masks matter.
-    "tiny-gemma3": _gemma3(
-        "tiny-gemma3",
-        num_layers=6,
-        vocab_size=512,
-        embed_dim=64,
-        hidden_dim=128,
-        num_heads=4,
-        num_kv_heads=2,
-        head_dim=16,
-        sliding_window=8,
-        query_pre_attn_scalar=16.0,
-        max_seq_len=512,
-    ),
-    "tiny-gemma2": _gemma2(
-        "tiny-gemma2",
-        num_layers=4,
-        vocab_size=512,
-        embed_dim=64,
-        hidden_dim=128,
-        num_heads=4,
-        num_kv_heads=2,
-        head_dim=16,
-        sliding_window=8,
-        query_pre_attn_scalar=16.0,
-        max_seq_len=512,
-    ),
+    "tiny-gemma3": _gemma3("tiny-gemma3", num_layers=6, **_TINY_SHAPES),
+    "tiny-gemma2": _gemma2("tiny-gemma2", num_layers=4, **_TINY_SHAPES),
 }
 
 # Instruction-tuned and pretrained checkpoints share an architecture.

@@ -131,16 +131,15 @@ def run_train_bench(
 
     import jax
     import numpy as np
-    from flax import nnx
 
     from tunix_core.config import structure_config
     from tunix_jax.model.config import get_config
     from tunix_jax.train import mesh as mesh_lib
     from tunix_jax.train.loop import (
+        TrainState,
         load_base_model,
         make_train_step,
         prepare_model,
-        trainable_filter,
     )
     from tunix_jax.train.optim import build_optimizer
 
@@ -156,12 +155,8 @@ def run_train_bench(
     load_seconds = time.perf_counter() - loaded_at
     mesh = mesh_lib.make_mesh()
     tx, _ = build_optimizer(config.training, steps + 1)
-    graphdef, trainable_state, frozen = nnx.split(model, trainable_filter(config), ...)
-    template = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), trainable_state)
-    params = nnx.to_pure_dict(trainable_state)
-    params = jax.device_put(params, mesh_lib.state_shardings(mesh, params))
-    frozen = jax.device_put(frozen, mesh_lib.state_shardings(mesh, frozen))
-    opt_state = jax.jit(tx.init)(params)
+    state = TrainState.create(model, config, mesh, tx)
+    params, opt_state, frozen = state.params, state.opt_state, state.frozen
     trainable_count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
 
     rng = np.random.default_rng(0)
@@ -178,8 +173,8 @@ def run_train_bench(
     data = {k: mesh_lib.put_global(v, sharding) for k, v in host.items()}
     step_fn = jax.jit(
         make_train_step(
-            graphdef,
-            template,
+            state.graphdef,
+            state.template,
             tx,
             packing=False,
             chunk_tokens=loss_chunk_tokens,

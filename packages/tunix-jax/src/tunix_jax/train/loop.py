@@ -105,6 +105,32 @@ def model_logits_fn(model: Transformer) -> Callable[[jax.Array, jax.Array], jax.
     return logits
 
 
+@attrs.frozen
+class TrainState:
+    """The model split for the train step: trainable params (a pure dict) and their
+    optimizer state, the frozen rest, and what the step needs to merge them back."""
+
+    graphdef: nnx.GraphDef
+    template: Any  # trainable state as ShapeDtypeStructs
+    params: Any
+    frozen: nnx.State
+    opt_state: Any
+
+    @classmethod
+    def create(
+        cls, model: Transformer, config: RunConfig, mesh: Any, tx: optax.GradientTransformation
+    ) -> TrainState:
+        """Split ``model`` by ``trainable_filter(config)`` and shard everything over ``mesh``."""
+        graphdef, trainable, frozen = nnx.split(model, trainable_filter(config), ...)
+        template = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), trainable)
+        params = nnx.to_pure_dict(trainable)
+        params = jax.device_put(params, mesh_lib.state_shardings(mesh, params))
+        frozen = jax.device_put(frozen, mesh_lib.state_shardings(mesh, frozen))
+        opt_state = jax.jit(tx.init)(params)
+        opt_state = jax.device_put(opt_state, mesh_lib.state_shardings(mesh, opt_state))
+        return cls(graphdef, template, params, frozen, opt_state)
+
+
 def make_train_step(
     graphdef: nnx.GraphDef,
     template: nnx.State,
@@ -267,13 +293,9 @@ def run_training(
     steps = total_steps(config, stream)
     tx, schedule = build_optimizer(training, steps)
 
-    graphdef, trainable_state, frozen = nnx.split(model, trainable_filter(config), ...)
-    template = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), trainable_state)
-    params = nnx.to_pure_dict(trainable_state)
-    params = jax.device_put(params, mesh_lib.state_shardings(mesh, params))
-    frozen = jax.device_put(frozen, mesh_lib.state_shardings(mesh, frozen))
-    opt_state = jax.jit(tx.init)(params)
-    opt_state = jax.device_put(opt_state, mesh_lib.state_shardings(mesh, opt_state))
+    state = TrainState.create(model, config, mesh, tx)
+    graphdef, template, frozen = state.graphdef, state.template, state.frozen
+    params, opt_state = state.params, state.opt_state
     param_shardings = jax.tree.map(lambda x: x.sharding, params)
     opt_shardings = jax.tree.map(lambda x: x.sharding, opt_state)
 
@@ -402,7 +424,7 @@ def run_training(
         checkpointer.wait()
         checkpointer.close()
 
-    trainable = jax.tree.map(lambda x: x, trainable_state)
+    trainable = jax.tree.map(lambda x: x, template)
     nnx.replace_by_pure_dict(trainable, params)
     trained = nnx.merge(graphdef, trainable, frozen)
     if config.training.lora.enabled:
