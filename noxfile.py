@@ -1,18 +1,25 @@
-"""Sessions per package plus lint, types, integration, heavy, compat and notebook.
+"""Sessions per package plus lint, types, integration, floors, heavy, compat and notebook.
 
 `nox` with no arguments runs what CI runs (see README.md). `nox -s tests` is the default
 test run (under 20 minutes on a 2-core machine); `heavy` holds the tests with real
 weights and PyTorch; `compat` loads our checkpoints into google-tunix in its own venv
-because google-tunix pins older transformers/huggingface-hub.
+because google-tunix pins older transformers/huggingface-hub; `floors` runs the tiny
+end-to-end test on the lowest versions the pyprojects declare.
 """
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import nox
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
-nox.options.sessions = ["lint", "types", "tests", "integration", "notebook", "heavy", "compat"]
+nox.options.sessions = [
+    "lint", "types", "tests", "integration", "floors", "notebook", "heavy", "compat",
+]  # fmt: skip
 nox.options.reuse_existing_virtualenvs = True
 
 ROOT = Path(__file__).parent
@@ -94,5 +101,49 @@ def compat(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def notebook(session: nox.Session) -> None:
     """The Kaggle notebook, top to bottom, with the tiny CPU profile."""
-    session.install("pytest", "nbclient", "nbformat", "ipykernel", *[f"packages/{p}" for p in PACKAGES])
+    session.install(
+        "pytest", "nbclient", "nbformat", "ipykernel", *[f"packages/{p}" for p in PACKAGES]
+    )
     _pytest(session, "tests/notebook")
+
+
+def floor_constraints(root: Path = ROOT) -> list[str]:
+    """``name==X`` for every ``name>=X`` in the packages' dependencies, read from the
+    pyprojects each time so the pins cannot drift from what we declare. A third-party
+    dependency without a floor is an error: its lowest version would be untested."""
+    ours = {canonicalize_name(p) for p in PACKAGES}
+    floors: dict[str, str] = {}
+    for pyproject in sorted(root.glob("packages/*/pyproject.toml")):
+        for text in tomllib.loads(pyproject.read_text())["project"]["dependencies"]:
+            requirement = Requirement(text)
+            name = canonicalize_name(requirement.name)
+            lows = [s.version for s in requirement.specifier if s.operator == ">="]
+            if not lows and name not in ours:
+                raise ValueError(f"{pyproject.relative_to(root)}: {text!r} declares no floor (>=)")
+            for low in lows:  # two packages may declare different floors: the higher wins
+                if name not in floors or Version(low) > Version(floors[name]):
+                    floors[name] = low
+    return [f"{name}=={version}" for name, version in sorted(floors.items())]
+
+
+# What the floors session runs: the tiny end-to-end run (every stage, resume, validate),
+# plus the weight-loading and tokenizer tests, which reach gguf, safetensors, sentencepiece
+# and protobuf that a run on random weights does not.
+FLOOR_TESTS = [
+    "tests/integration/test_tiny_run.py",
+    "packages/tunix-jax/tests/model/test_loading.py",
+    "packages/tunix-jax/tests/model/test_tokenizer.py",
+]
+
+
+@nox.session(python="3.11")
+def floors(session: nox.Session) -> None:
+    """The tiny end-to-end run and the loaders on the lowest declared dependency versions."""
+    constraints = Path(session.create_tmp()) / "floors.txt"
+    try:
+        constraints.write_text("\n".join(floor_constraints()) + "\n")
+    except ValueError as exc:
+        session.error(str(exc))
+    session.log("floors: " + " ".join(constraints.read_text().split()))
+    session.install("-c", str(constraints), "pytest", *[f"packages/{p}" for p in PACKAGES])
+    _pytest(session, *FLOOR_TESTS, "-m", "not heavy and not compat")

@@ -25,6 +25,7 @@ def test_plugins_lists_the_four_packages_and_the_example():
     assert plugins["tunix-plugin-example"]["provides"] == {
         "datasets": ["digit-sum"],
         "evaluators": ["answer-brevity"],
+        "answer_checks": ["integer"],
     }
 
 

@@ -1,6 +1,10 @@
+import pytest
+
+from tunix_core.evaluation import AnswerOptions, AnswerVerdict
 from tunix_core.protocols import Prediction
 from tunix_plugin_example.brevity import AnswerBrevity
 from tunix_plugin_example.digit_sum import DigitSumDataset
+from tunix_plugin_example.integer import integer
 
 
 def test_digit_sum_answers_follow_from_the_steps():
@@ -10,6 +14,7 @@ def test_digit_sum_answers_follow_from_the_steps():
         number = int(example.question.rsplit(" ", 1)[1].rstrip("?"))
         assert example.answer == str(sum(map(int, str(number))))
         assert example.steps[-1].endswith(f"= {example.answer}") or len(str(number)) == 1
+        assert example.meta.answer_match == "integer"
 
 
 def test_splits_share_no_question():
@@ -29,3 +34,18 @@ def test_brevity():
     assert report.metrics["short_rate"] == 1 / 3
     assert report.metrics["mean_answer_chars"] == 16
     assert report.per_item["c"] == {"answer_chars": None}
+
+
+@pytest.mark.parametrize(
+    ("answer", "correct"),
+    [("15", True), (" 15. ", True), ("015", True), ("15.0", False), ("fifteen", False),
+     ("15 points", False), ("51", False)],
+)  # fmt: skip
+def test_integer_check(answer, correct):
+    assert integer(answer, "15", AnswerOptions()) == AnswerVerdict(correct, "integer")
+
+
+def test_integer_check_needs_a_whole_number_to_compare_with():
+    assert integer("", "15", AnswerOptions()) == AnswerVerdict(False, "empty")
+    with pytest.raises(ValueError, match=r"must be a whole number, got '1\.5'"):
+        integer("1.5", "1.5", AnswerOptions())

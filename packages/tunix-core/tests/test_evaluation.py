@@ -4,36 +4,82 @@ from __future__ import annotations
 
 import json
 import math
+import types
 from collections.abc import Sequence
 from pathlib import Path
 
+import attrs
 import pytest
 
 from tunix_core.data.record import ExampleMeta, ReasoningExample
 from tunix_core.data.render import render_prompt
-from tunix_core.errors import EvidenceError, TunixError
+from tunix_core.errors import DataError, EvidenceError, PluginError, TunixError
 from tunix_core.evaluation import (
     PREDICTIONS_FILE,
     SUMMARY_FILE,
+    AnswerOptions,
+    AnswerVerdict,
+    answer_checks_of,
     binomial_stderr,
+    check_answer,
     evaluate_examples,
     headline_metrics,
     read_summary,
     score_predictions,
 )
 from tunix_core.evidence import validate_file
+from tunix_core.hookspecs import hookimpl
+from tunix_core.plugins import PluginHost
 from tunix_core.protocols import EvaluatorReport, Prediction
 
 SYSTEM = "Answer in tags."
 
 
-def example(item_id: str, question: str, answer: str, category: str, difficulty: str = "easy"):
+# Stand-ins for the answer checks of tunix-eval, which the core's tests do not install.
+def folded(answer: str, expected: str, options: AnswerOptions) -> AnswerVerdict:
+    return AnswerVerdict(answer.strip().casefold() == expected.casefold(), "folded")
+
+
+def verbatim(answer: str, expected: str, options: AnswerOptions) -> AnswerVerdict:
+    if not expected.isalpha():
+        raise ValueError(f"needs a word, got {expected!r}")
+    return AnswerVerdict(answer.strip() == expected, "verbatim")
+
+
+def not_a_verdict(answer: str, expected: str, options: AnswerOptions) -> bool:
+    return True
+
+
+@hookimpl
+def _register_checks(registry):
+    registry.register("auto", f"{__name__}:folded", description="case-folded equality")
+    registry.register("verbatim", f"{__name__}:verbatim")
+    registry.register("sloppy", f"{__name__}:not_a_verdict")
+    registry.register("gone", f"{__name__}:no_such_function")
+
+
+def host_with_checks(*extra: types.SimpleNamespace) -> PluginHost:
+    host = PluginHost()
+    plugins = [types.SimpleNamespace(tunix_register_answer_checks=_register_checks), *extra]
+    for index, plugin in enumerate(plugins):
+        host.add_plugin(plugin, f"checks{index}", f"tunix-checks-{index}")
+    host.fill_registries()
+    return host
+
+
+CHECKS = answer_checks_of(host_with_checks())
+
+
+def example(item_id: str, question: str, answer: str, category: str, difficulty: str = "easy",
+            answer_match: str = "auto"):  # fmt: skip
     return ReasoningExample(
         id=item_id,
         question=question,
         steps=("think",),
         answer=answer,
-        meta=ExampleMeta(category=category, section="core", difficulty=difficulty),
+        meta=ExampleMeta(
+            category=category, section="core", difficulty=difficulty, answer_match=answer_match
+        ),
     )
 
 
@@ -98,6 +144,7 @@ def run(tmp_path: Path, generator=None, evaluators=(), batch_size=2, examples=EX
         batch_size=batch_size,
         out_dir=tmp_path,
         label="baseline",
+        answer_checks=CHECKS,
         **kw,
     )
 
@@ -121,7 +168,7 @@ def test_writes_valid_predictions_and_summary(tmp_path):
     assert (first["extracted_answer"], first["correct"], first["format_ok"]) == ("4", True, True)
     assert first["meta"] == {"category": "arithmetic", "section": "core", "difficulty": "easy",
                              "source": ""}  # fmt: skip
-    # Without evaluators the core's fallbacks decide: exact match (case-folded), the parser.
+    # Without evaluators the core's fallbacks decide: the item's answer check, the parser.
     loose = records[2]
     assert (loose["extracted_answer"], loose["correct"], loose["format_ok"]) == (
         "paris",
@@ -133,7 +180,7 @@ def test_writes_valid_predictions_and_summary(tmp_path):
     assert summary["primary_score"] == pytest.approx(3 / 5)
     assert summary["primary_score_stderr"] == pytest.approx(math.sqrt(0.6 * 0.4 / 5))
     assert summary["counts"] == {"items": 5, "correct": 3, "format_ok": 3, "answered": 4}
-    assert summary["decided_by"] == {"extracted_answer": "parser", "correct": "exact_match",
+    assert summary["decided_by"] == {"extracted_answer": "parser", "correct": "answer_check",
                                      "format_ok": "parser"}  # fmt: skip
     by_category = summary["scorecard"]["by_category"]
     assert by_category["arithmetic"]["n"] == 3 and by_category["arithmetic"]["correct"] == 2
@@ -171,7 +218,8 @@ def test_resume_regenerates_items_whose_prompt_changed(tmp_path):
     run(tmp_path, examples=EXAMPLES[:2])
     generator = ScriptedGenerator()
     evaluate_examples(generator, EXAMPLES[:2], [], system_prompt="Another prompt.",
-                      max_new_tokens=8, batch_size=4, out_dir=tmp_path, label="x")  # fmt: skip
+                      max_new_tokens=8, batch_size=4, out_dir=tmp_path, label="x",
+                      answer_checks=CHECKS)  # fmt: skip
     assert len(generator.prompts) == 2
     assert all(r["prompt"].startswith("<start_of_turn>user\nAnother prompt.") for r in
                lines(tmp_path / PREDICTIONS_FILE))  # fmt: skip
@@ -220,7 +268,7 @@ def test_an_evaluator_with_invalid_output_is_refused(tmp_path, fields):
 
 def test_score_predictions_without_out_dir_writes_nothing(tmp_path):
     predictions = [Prediction("a", "", "<reasoning>r</reasoning><answer>1</answer>", "1")]
-    summary = score_predictions(predictions, [], label="file")
+    summary = score_predictions(predictions, [], label="file", answer_checks=CHECKS)
     assert summary["primary_score"] == 1.0
     assert summary["generation"] is None
     assert summary["scorecard"]["by_category"] == {"unknown": summary["scorecard"]["overall"]}
@@ -236,7 +284,7 @@ def test_nothing_to_evaluate_and_duplicate_ids_are_errors(tmp_path):
     assert generator.calls == []
     twice = [Prediction("a", "", "x", "1"), Prediction("a", "", "y", "2")]
     with pytest.raises(TunixError, match="more than once"):
-        score_predictions(twice, [], label="dup")
+        score_predictions(twice, [], label="dup", answer_checks=CHECKS)
 
 
 class WrongCount:
@@ -262,3 +310,91 @@ def test_binomial_stderr():
     assert binomial_stderr(0, 0) == 0.0
     assert binomial_stderr(5, 5) == 0.0
     assert binomial_stderr(1, 4) == pytest.approx(math.sqrt(0.25 * 0.75 / 4))
+
+
+def test_answer_checks_are_the_hosts_registry_and_attributed():
+    host = host_with_checks()
+    checks = answer_checks_of(host)
+    assert checks.names() == ["auto", "gone", "sloppy", "verbatim"]
+    assert checks.entry("verbatim").distribution == "tunix-checks-0"
+    assert answer_checks_of(host) is checks
+
+
+def _item(meta: dict, expected: str = "Paris") -> Prediction:
+    return Prediction("q3", "", "<answer>paris</answer>", expected, meta)
+
+
+def test_check_answer_uses_the_check_meta_names():
+    assert check_answer(_item({}), "paris", CHECKS) == AnswerVerdict(True, "folded")
+    assert check_answer(_item({"answer_match": "verbatim"}), "paris", CHECKS) == AnswerVerdict(
+        False, "verbatim"
+    )
+    assert check_answer(_item({"answer_match": "verbatim"}), None, CHECKS) == AnswerVerdict(
+        False, "missing"
+    )
+
+
+@pytest.mark.parametrize(
+    ("meta", "expected", "error", "message"),
+    [
+        ({"answer_match": "verbatimm"}, "Paris", DataError,
+         r"item 'q3': meta\.answer_match: Unknown answer check 'verbatimm'\. Installed: auto, "
+         r"gone, sloppy, verbatim\. Did you mean 'verbatim'\?"),
+        ({"answer_match": 1}, "Paris", DataError, r"item 'q3': meta\.answer_match must be a string"),
+        ({"answer_match": "verbatim"}, "42", DataError,
+         r"item 'q3': answer check 'verbatim': needs a word, got '42'"),
+        ({"answer_match": "sloppy"}, "Paris", PluginError,
+         r"answer check 'sloppy' returned bool, not an AnswerVerdict"),
+        ({"answer_match": "gone"}, "Paris", PluginError,
+         r"answer check 'gone' from tunix-checks-0 cannot be loaded from '.*:no_such_function'"),
+    ],
+)  # fmt: skip
+def test_check_answer_errors_name_the_item_and_the_check(meta, expected, error, message):
+    with pytest.raises(error, match=message):
+        check_answer(_item(meta, expected), "paris", CHECKS)
+
+
+@hookimpl
+def _register_another_auto(registry):
+    registry.register("auto", f"{__name__}:verbatim")
+
+
+def test_a_name_two_plugins_register_is_refused_when_used():
+    duplicate = types.SimpleNamespace(tunix_register_answer_checks=_register_another_auto)
+    checks = answer_checks_of(host_with_checks(duplicate))
+    with pytest.raises(
+        DataError,
+        match=r"item 'q3': meta\.answer_match: answer check 'auto' is "
+        r"registered by tunix-checks-\d .* and tunix-checks-\d",
+    ):
+        check_answer(_item({}), "paris", checks)
+
+
+def test_the_fallback_follows_meta_answer_match_into_the_files(tmp_path):
+    strict = [attrs.evolve(e, meta=attrs.evolve(e.meta, answer_match="verbatim"))
+              if e.id == "q3" else e for e in EXAMPLES]  # fmt: skip
+    summary = run(tmp_path, examples=strict)
+    records = {r["id"]: r for r in lines(tmp_path / PREDICTIONS_FILE)}
+    assert records["q3"]["correct"] is False  # "paris" for "Paris" is not verbatim
+    assert records["q3"]["meta"]["answer_match"] == "verbatim"
+    assert "answer_match" not in records["q1"]["meta"]  # absent means auto
+    assert summary["counts"]["correct"] == 2
+
+
+def test_reused_completions_are_judged_by_the_items_current_check(tmp_path):
+    run(tmp_path)  # lines written before q3 named a check
+    strict = [attrs.evolve(e, meta=attrs.evolve(e.meta, answer_match="verbatim"))
+              if e.id == "q3" else e for e in EXAMPLES]  # fmt: skip
+    generator = ScriptedGenerator()
+    summary = run(tmp_path, generator, examples=strict)
+    assert generator.calls == []  # every completion was reused
+    assert summary["counts"]["correct"] == 2
+
+
+def test_an_item_naming_an_unknown_check_stops_before_generation(tmp_path):
+    typo = [*EXAMPLES[:2], example("q9", "Is 9 odd?", "yes", "logic", answer_match="yes-no")]
+    generator = ScriptedGenerator()
+    with pytest.raises(DataError, match=r"baseline: item 'q9': meta\.answer_match: Unknown "
+                                        r"answer check 'yes-no'"):  # fmt: skip
+        run(tmp_path, generator, examples=typo)
+    assert generator.calls == []

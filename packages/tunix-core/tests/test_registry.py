@@ -1,6 +1,7 @@
 import pytest
 
 from tunix_core.registry import (
+    AnswerCheckRegistry,
     DatasetRegistry,
     DuplicateNameError,
     Registry,
@@ -66,3 +67,12 @@ def test_dataset_names_carry_an_argument():
     assert DatasetRegistry.split_name("jsonl:data/a.jsonl") == ("jsonl", "data/a.jsonl")
     assert DatasetRegistry.split_name("golden-v2") == ("golden-v2", None)
     assert registry.entry("jsonl:/tmp/x.jsonl").name == "jsonl"
+
+
+@pytest.mark.parametrize("name", ["Exact", "yes no", "2nd", "_private", "a:b", ""])
+def test_answer_check_names_are_what_meta_answer_match_accepts(name):
+    registry = AnswerCheckRegistry()
+    with pytest.raises(RegistryError, match=f"invalid answer check name {name!r}"):
+        registry.register(name, "m:check")
+    registry.register("yes_no-2", "m:check")
+    assert "pip install tunix-eval" in registry.unknown_message("exact")

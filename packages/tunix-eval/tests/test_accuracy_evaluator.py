@@ -2,6 +2,10 @@
 
 import pytest
 
+import tunix_eval.plugin
+from tunix_core.errors import DataError
+from tunix_core.evaluation import AnswerVerdict, answer_checks_of
+from tunix_core.plugins import PluginHost
 from tunix_core.protocols import Prediction
 from tunix_eval.accuracy import AccuracyEvaluator
 
@@ -51,12 +55,13 @@ def test_per_item_verdicts(report):
     assert report.per_item["no_tags"] == {
         "extracted_answer": None,
         "correct": False,
+        "answer_match": "auto",
         "rule": "missing",
     }
     assert report.per_item["unclosed"]["rule"] == "missing"
     assert report.per_item["empty"]["rule"] == "empty"
     assert report.per_item["two_answers"]["extracted_answer"] == "4"
-    assert report.per_item["yes"]["rule"] == "yes/no"
+    assert report.per_item["yes"]["rule"] == "yes_no"
     assert report.per_item["currency"]["rule"] == "number"
 
 
@@ -69,7 +74,11 @@ def test_metrics_overall_and_per_category(report):
     arithmetic = metrics["by_category"]["arithmetic"]
     assert (arithmetic["n"], arithmetic["correct"]) == (11, 7)
     assert metrics["by_category"]["logic"]["answer_accuracy"] == 1.0
-    assert metrics["correct_by_rule"] == {"list": 1, "number": 4, "text": 4, "yes/no": 1}
+    assert metrics["correct_by_rule"] == {"casefold": 4, "list": 1, "number": 4, "yes_no": 1}
+    assert metrics["by_answer_match"] == {
+        "auto": {"n": 14, "correct": 10, "answer_accuracy": pytest.approx(10 / 14),
+                 "answer_accuracy_stderr": pytest.approx(metrics["answer_accuracy_stderr"])},
+    }  # fmt: skip
 
 
 def test_options_reach_the_comparison():
@@ -79,3 +88,73 @@ def test_options_reach_the_comparison():
     close = [Prediction("b", "", wrap("100.5"), "100")]
     assert AccuracyEvaluator(rel_tol=0.01).evaluate(close).per_item["b"]["correct"]
     assert not AccuracyEvaluator().evaluate(close).per_item["b"]["correct"]
+
+
+def tunix_eval_checks():
+    """The answer checks tunix-eval's own plugin registers, in a host of their own."""
+    host = PluginHost()
+    host.add_plugin(tunix_eval.plugin, "eval", "tunix-eval")
+    host.fill_registries()
+    return answer_checks_of(host)
+
+
+# Completions of the default run (dev-reasoning-v2, seed 0) that case folding and a
+# leading "no" counted as correct, and two that stay correct.
+DEFAULT_RUN = [
+    ("dev2-eval-case_change-000", "old button copper zipper", "OLD BUTTON COPPER ZIPPER", "exact"),
+    ("dev2-eval-case_change-001", "hat wet log", "Hat Wet Log", "exact"),
+    ("dev2-eval-case_change-003", "cup quartz ant", "CUP QUARTZ ANT", "exact"),
+    ("syllogism", "no fish can walk", "no", None),
+    ("dev2-eval-distance_speed_time-003", "30", "30", None),
+    ("reversal", "nretnal", "nretnal", "exact"),
+]
+
+
+def _default_run_predictions():
+    return [
+        Prediction(i, "", wrap(answer), expected, {"answer_match": check} if check else {})
+        for i, answer, expected, check in DEFAULT_RUN
+    ]
+
+
+@pytest.mark.parametrize("checks", [None, "tunix-eval"], ids=["installed", "injected"])
+def test_meta_answer_match_picks_the_check(checks):
+    registry = tunix_eval_checks() if checks else None
+    report = AccuracyEvaluator(answer_checks=registry).evaluate(_default_run_predictions())
+    verdicts = {i: (item["correct"], item["answer_match"], item["rule"])
+                for i, item in report.per_item.items()}  # fmt: skip
+    assert verdicts == {
+        "dev2-eval-case_change-000": (False, "exact", "exact"),
+        "dev2-eval-case_change-001": (False, "exact", "exact"),
+        "dev2-eval-case_change-003": (False, "exact", "exact"),
+        "syllogism": (False, "auto", "yes_no"),
+        "dev2-eval-distance_speed_time-003": (True, "auto", "casefold"),
+        "reversal": (True, "exact", "exact"),
+    }
+    assert report.metrics["correct"] == 2
+    by_check = report.metrics["by_answer_match"]
+    assert (by_check["exact"]["n"], by_check["exact"]["correct"]) == (4, 1)
+    assert (by_check["auto"]["n"], by_check["auto"]["correct"]) == (2, 1)
+
+
+def test_an_unknown_or_mislabelled_check_is_an_error_naming_the_item():
+    typo = [Prediction("a", "", wrap("X"), "X", {"answer_match": "exakt"})]
+    with pytest.raises(DataError, match=r"item 'a': meta\.answer_match: Unknown answer check "
+                                        r"'exakt'.*Did you mean 'exact'\?"):  # fmt: skip
+        AccuracyEvaluator().evaluate(typo)
+    mislabelled = [Prediction("b", "", wrap("4"), "Paris", {"answer_match": "number"})]
+    with pytest.raises(DataError, match="item 'b': answer check 'number': the expected answer "
+                                        "must be one number, got 'Paris'"):  # fmt: skip
+        AccuracyEvaluator().evaluate(mislabelled)
+
+
+def shout(answer, expected, options):
+    return AnswerVerdict(answer.upper().rstrip("!") == expected, "shout")
+
+
+def test_a_plugin_check_is_used_like_a_built_in():
+    registry = tunix_eval_checks()
+    registry.register("shout", f"{__name__}:shout")
+    predictions = [Prediction("a", "", wrap("hi!"), "HI", {"answer_match": "shout"})]
+    item = AccuracyEvaluator(answer_checks=registry).evaluate(predictions).per_item["a"]
+    assert (item["correct"], item["answer_match"], item["rule"]) == (True, "shout", "shout")

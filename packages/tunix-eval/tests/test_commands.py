@@ -11,7 +11,12 @@ import yaml
 from tunix_core.config import structure_config, unstructure_config
 from tunix_core.data.record import write_jsonl
 from tunix_core.errors import DataError
-from tunix_core.evaluation import PREDICTIONS_FILE, SUMMARY_FILE, evaluate_examples
+from tunix_core.evaluation import (
+    PREDICTIONS_FILE,
+    SUMMARY_FILE,
+    answer_checks_of,
+    evaluate_examples,
+)
 from tunix_core.evidence import validate_file
 from tunix_core.rundir import RunDirectory
 from tunix_eval.accuracy import AccuracyEvaluator
@@ -76,10 +81,52 @@ def test_eval_predictions_bad_lines_name_file_line_and_field(invoke, tmp_path):
     assert "dup.jsonl:2: field 'id': 'a' already used on line 1" in result.stderr
 
 
-def test_read_completions_refuses_an_empty_file(tmp_path):
+def test_read_completions_refuses_an_empty_file(host, tmp_path):
     empty = write_lines(tmp_path / "e.jsonl", ["", "  "])
     with pytest.raises(DataError, match="no completions"):
-        read_completions(empty)
+        read_completions(empty, answer_checks_of(host))
+
+
+def test_eval_predictions_honours_meta_answer_match(invoke, tmp_path):
+    source = write_lines(tmp_path / "cased.jsonl", [
+        {"id": "upper", "completion": GOOD.format("cup quartz ant"), "expected": "CUP QUARTZ ANT",
+         "meta": {"category": "case_change", "answer_match": "exact"}},
+        {"id": "title", "completion": GOOD.format("Hat Wet Log"), "expected": "Hat Wet Log",
+         "meta": {"category": "case_change", "answer_match": "exact"}},
+        {"id": "folded", "completion": GOOD.format("cup quartz ant"), "expected": "CUP QUARTZ ANT"},
+        {"id": "syllogism", "completion": GOOD.format("no fish can walk"), "expected": "no"},
+    ])  # fmt: skip
+    out = tmp_path / "scored"
+    result = invoke("eval", "--predictions", source, "--out", out, "--json")
+    assert result.exit_code == 0, result.output
+    records = {
+        r["id"]: r for r in map(json.loads, (out / PREDICTIONS_FILE).read_text().splitlines())
+    }
+    assert {i: r["correct"] for i, r in records.items()} == {
+        "upper": False, "title": True, "folded": True, "syllogism": False,
+    }  # fmt: skip
+    assert records["upper"]["meta"]["answer_match"] == "exact"
+    assert records["upper"]["scores"]["accuracy"]["rule"] == "exact"
+    summary = json.loads(result.stdout)
+    assert summary["counts"]["correct"] == summary["evaluators"]["accuracy"]["correct"] == 2
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("exakt", "field 'meta.answer_match': Unknown answer check 'exakt'. Installed: auto, "
+                  "casefold, exact, list, number, yes_no. Did you mean 'exact'?"),
+        (3, "field 'meta.answer_match': must be the name of an answer check"),
+    ],
+)  # fmt: skip
+def test_eval_predictions_refuses_an_unknown_answer_check(invoke, tmp_path, value, message):
+    path = write_lines(tmp_path / "typo.jsonl", [
+        {"id": "ok", "completion": "", "expected": "1"},
+        {"id": "a", "completion": "", "expected": "X", "meta": {"answer_match": value}},
+    ])  # fmt: skip
+    result = invoke("eval", "--predictions", path, "--out", tmp_path / "o")
+    assert result.exit_code == 1
+    assert f"Error: {path}:2: {message}" in result.stderr, result.stderr
 
 
 def test_eval_model_uses_the_trainers_untrained_generator(invoke, arith, tmp_path):

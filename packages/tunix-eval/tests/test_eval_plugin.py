@@ -1,10 +1,12 @@
-"""tunix-eval's plugin registers lazy evaluators and commands that import no JAX."""
+"""tunix-eval's plugin registers lazy evaluators, answer checks and commands that import
+no JAX."""
 
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from tunix_core.evaluation import AnswerOptions, AnswerVerdict, answer_checks_of
 from tunix_core.protocols import Evaluator
 
 SOURCES = [str(Path(__file__).parents[2] / p / "src") for p in ("tunix-core", "tunix-eval")]
@@ -18,6 +20,16 @@ def test_evaluators_are_registered_lazily_and_build_without_arguments(host):
         evaluator = entry.load()()  # the judge loads no model until it evaluates
         assert isinstance(evaluator, Evaluator)
         assert evaluator.name == entry.name
+
+
+def test_answer_checks_are_registered_lazily(host):
+    checks = answer_checks_of(host)
+    assert checks.names() == ["auto", "casefold", "exact", "list", "number", "yes_no"]
+    for entry in checks.entries():
+        assert entry.distribution == "tunix-eval"
+        assert entry.target.startswith("tunix_eval.normalize:check_") and entry.description
+        expected = {"yes_no": "yes", "number": "1", "list": "1, 2"}.get(entry.name, "1")
+        assert isinstance(entry.load()(expected, expected, AnswerOptions()), AnswerVerdict)
 
 
 def test_commands_are_added_lazily(host):

@@ -1,14 +1,24 @@
-"""One case or more for every rule of tunix_eval.normalize."""
+"""One case or more for every rule of tunix_eval.normalize: ``auto`` through
+``compare_answers``, the other checks called directly."""
 
 import pytest
 
+from tunix_core.evaluation import AnswerOptions, AnswerVerdict
 from tunix_eval.normalize import (
+    check_auto,
+    check_casefold,
+    check_exact,
+    check_list,
+    check_number,
+    check_yes_no,
     clean_answer,
     compare_answers,
     mentioned_in,
     parse_quantity,
     split_list,
 )
+
+DEFAULTS = AnswerOptions()
 
 
 def verdict(predicted, expected, **options):
@@ -32,8 +42,8 @@ def verdict(predicted, expected, **options):
         ("Straße", "STRASSE"),  # casefold, not lower
     ],
 )
-def test_text_rule(predicted, expected):
-    assert verdict(predicted, expected) == (True, "text")
+def test_casefold_rule_of_auto(predicted, expected):
+    assert verdict(predicted, expected) == (True, "casefold")
 
 
 @pytest.mark.parametrize(
@@ -73,7 +83,7 @@ def test_text_rule(predicted, expected):
 def test_number_rule_matches(predicted, expected):
     correct, rule = verdict(predicted, expected)
     assert correct, (predicted, expected, rule)
-    assert rule in {"number", "text"}
+    assert rule in {"number", "casefold"}
 
 
 @pytest.mark.parametrize(
@@ -96,23 +106,38 @@ def test_number_rule_mismatches(predicted, expected):
 
 
 def test_identical_yes_no_answers_match_as_text():
-    assert verdict("Yes.", "yes") == (True, "text")
+    assert verdict("Yes.", "yes") == (True, "casefold")
 
 
-@pytest.mark.parametrize(
-    ("predicted", "expected", "correct"),
-    [
-        ("Yes, because 7 has no divisors", "yes", True),
-        ("True", "yes", True),
-        ("correct", "true", True),
-        ("No", "yes", False),
-        ("false", "no", True),
-        ("Maybe", "yes", False),
-        ("yesterday", "yes", False),
-    ],
-)
-def test_yes_no_rule(predicted, expected, correct):
-    assert verdict(predicted, expected) == (correct, "yes/no")
+YES_NO_CASES = [
+    ("Yes, because 7 has no divisors", "yes", True),
+    ("No, it cannot", "no", True),
+    ("No! Fish cannot walk.", "no", True),
+    ("no - fish cannot walk", "no", True),
+    ("No — never", "no", True),
+    ("True", "yes", True),
+    ("correct", "true", True),
+    ("false", "no", True),
+    ("No", "yes", False),
+    ("Maybe", "yes", False),
+    ("yesterday", "yes", False),
+    # The word must stand alone: a sentence that merely starts with it is not the answer.
+    ("no fish can walk", "no", False),
+    ("No one knows", "no", False),
+    ("no-one", "no", False),
+    ("yes/no", "yes", False),
+    ("Yes, no", "yes", False),  # both answers at once
+]
+
+
+@pytest.mark.parametrize(("predicted", "expected", "correct"), YES_NO_CASES)
+def test_yes_no_rule_of_auto(predicted, expected, correct):
+    assert verdict(predicted, expected) == (correct, "yes_no")
+
+
+@pytest.mark.parametrize(("predicted", "expected", "correct"), YES_NO_CASES)
+def test_yes_no_check(predicted, expected, correct):
+    assert check_yes_no(predicted, expected, DEFAULTS).correct is correct
 
 
 @pytest.mark.parametrize(
@@ -128,7 +153,7 @@ def test_yes_no_rule(predicted, expected, correct):
         ("$1 and 2 dollars", "1, 2", True),  # items compared by the number rule
     ],
 )
-def test_list_rule(predicted, expected, correct):
+def test_list_rule_of_auto(predicted, expected, correct):
     assert verdict(predicted, expected) == (correct, "list")
 
 
@@ -149,6 +174,7 @@ def test_clean_answer():
     assert clean_answer("**2 * 3**") == "2 * 3"  # emphasis goes, a multiplication stays
     assert clean_answer("*Paris*") == "paris"
     assert clean_answer("Hello,\n  World!") == "hello, world"
+    assert clean_answer("The Answer is: “Hello,\n  World!”", fold_case=False) == "Hello, World"
 
 
 def test_parse_quantity_details():
@@ -179,3 +205,81 @@ def test_mentioned_in():
     assert mentioned_in("2, 3", "Primes: 2 and 3.")
     assert not mentioned_in("2, 5", "Primes: 2 and 3.")
     assert not mentioned_in("4", "")
+
+
+# The three case_change items of the default run that folding case counted as correct.
+CASE_CHANGE_MISSES = [
+    ("old button copper zipper", "OLD BUTTON COPPER ZIPPER"),
+    ("hat wet log", "Hat Wet Log"),
+    ("cup quartz ant", "CUP QUARTZ ANT"),
+]
+
+
+@pytest.mark.parametrize(("predicted", "expected"), CASE_CHANGE_MISSES)
+def test_exact_refuses_the_wrong_case_that_auto_accepts(predicted, expected):
+    assert check_auto(predicted, expected, DEFAULTS).correct
+    assert not check_exact(predicted, expected, DEFAULTS).correct
+    assert check_exact(expected, expected, DEFAULTS).rule == "exact"
+
+
+@pytest.mark.parametrize(
+    ("predicted", "expected", "correct"),
+    [
+        ("OLD BUTTON COPPER ZIPPER", "OLD BUTTON COPPER ZIPPER", True),
+        ("  The answer is: “Hat  Wet Log”. ", "Hat Wet Log", True),  # cleanup keeps case
+        ("**nretnal**", "nretnal", True),
+        ("ＣＵＰ", "CUP", True),  # NFKC
+        ("Nretnal", "nretnal", False),  # case
+        ("apple, river, candle", "apple, candle, river", False),  # order
+        ("the Eiffel Tower", "Eiffel Tower", False),  # no article dropping
+        ("new-york", "new york", False),  # no hyphen leniency
+        ("", "x", False),
+    ],
+)
+def test_exact_check(predicted, expected, correct):
+    assert check_exact(predicted, expected, DEFAULTS).correct is correct
+
+
+def test_casefold_check_is_text_equality_only():
+    assert check_casefold("The Eiffel-Tower.", "eiffel tower", DEFAULTS).correct
+    assert check_casefold("STRASSE", "Straße", DEFAULTS).correct
+    assert not check_casefold("1,000", "1000", DEFAULTS).correct  # no number rule
+    assert not check_casefold("yes, it is", "yes", DEFAULTS).correct  # no yes/no rule
+
+
+def test_number_check():
+    assert check_number("$1,000.00", "1000", DEFAULTS).correct
+    assert check_number("3/4", "0.75", DEFAULTS).rule == "number"
+    assert not check_number("1000 apples and 3", "1000", DEFAULTS).correct
+    assert check_number("100.5", "100", AnswerOptions(rel_tol=0.01)).correct
+    assert not check_number("100.5", "100", DEFAULTS).correct
+
+
+def test_list_check_keeps_the_order_whatever_the_options():
+    assert check_list("5, 14 and 43", "5, 14, 43", DEFAULTS).correct
+    assert check_list("[5; 14; 43]", "5, 14, 43", DEFAULTS).correct
+    unordered = AnswerOptions(ordered_lists=False)
+    assert not check_list("14, 5, 43", "5, 14, 43", unordered).correct
+    assert check_auto("14, 5, 43", "5, 14, 43", unordered).correct  # auto follows the option
+    assert not check_list("5, 14", "5, 14, 43", DEFAULTS).correct
+
+
+@pytest.mark.parametrize(
+    ("check", "expected", "message"),
+    [
+        (check_yes_no, "Paris", "must be yes, no, true or false"),
+        (check_number, "Paris", "must be one number"),
+    ],
+)
+def test_a_check_that_cannot_judge_the_expected_answer_says_so(check, expected, message):
+    for answer in ("Paris", ""):  # even for an empty answer: the item is mislabelled
+        with pytest.raises(ValueError, match=message):
+            check(answer, expected, DEFAULTS)
+
+
+@pytest.mark.parametrize(
+    "check", [check_auto, check_exact, check_casefold, check_yes_no, check_number, check_list]
+)
+def test_every_check_calls_an_answer_of_punctuation_empty(check):
+    expected = {check_yes_no: "no", check_number: "4", check_list: "a, b"}.get(check, "x")
+    assert check(" . ", expected, DEFAULTS) == AnswerVerdict(False, "empty")

@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -15,12 +16,17 @@ from tunix_jax.export import (
     PROBE_TOP_K,
     compare_probe,
     count_params,
+    google_tunix_recipe,
     param_fingerprint,
+    probe_logits,
     verify_model_dir,
     verify_with_google_tunix,
     write_model_dir,
 )
+from tunix_jax.model.config import get_config
 from tunix_jax.model.loading import load_model, model_params
+from tunix_jax.model.orbax_io import checkpoint_shapes
+from tunix_jax.model.params import upstream_shapes
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +46,12 @@ def test_export_files_and_model_config(tiny, exported):
     model, _ = tiny
     directory = exported.directory
     assert sorted(p.name for p in directory.iterdir()) == [
-        "model_config.json", "params", "probe.json", "tokenizer.model"
+        "hf", "model_config.json", "params", "probe.json", "tokenizer.model"
     ]  # fmt: skip
-    assert not list(directory.rglob("*.safetensors"))
+    # Safetensors only in hf/: params/ is Orbax.
+    assert [p.relative_to(directory) for p in directory.rglob("*.safetensors")] == [
+        Path("hf/model.safetensors")
+    ]
     meta = json.loads((directory / "model_config.json").read_text())
     assert meta["model_id"] == exported.model_id == "tiny-gemma3@random"
     assert (meta["preset"], meta["family"], meta["weights"], meta["dtype"]) == (
@@ -51,9 +60,35 @@ def test_export_files_and_model_config(tiny, exported):
     assert meta["config"]["num_layers"] == 6 and meta["config"]["embed_dim"] == 64
     assert meta["num_params"] == exported.num_params == model.config.num_params()
     assert meta["fingerprint"] == exported.fingerprint == param_fingerprint(model_params(model))
+    assert meta["params_layout"] == "upstream" and meta["files"] == {
+        "params": "params", "tokenizer": "tokenizer.model", "hf": "hf"
+    }  # fmt: skip
+    assert meta["google_tunix"] == google_tunix_recipe(model.config, "float32")
     probe = json.loads((directory / "probe.json").read_text())
     assert probe["token_ids"] == tiny[1].encode(PROBE_PROMPT, add_bos=True)
     assert len(probe["logits"]) == 512 and probe["argmax"] == int(np.argmax(probe["logits"]))
+    assert probe["compute_dtype"] == "float32"
+
+
+def test_params_are_in_the_upstream_layout(exported):
+    shapes = checkpoint_shapes(exported.directory / "params")
+    assert shapes == upstream_shapes(get_config("tiny-gemma3"))
+    assert ("transformer/layer_0/mlp/gating_einsum", "w") in shapes
+
+
+def test_google_tunix_recipe_of_the_stock_presets():
+    assert google_tunix_recipe(get_config("gemma3-1b-it"), "float32")["code"] == [
+        "import os, jax.numpy as jnp",
+        "from tunix.models.gemma3 import model, params",
+        'gemma = params.create_model_from_checkpoint(os.path.abspath("model/params"), '
+        "model.ModelConfig.gemma3_1b_it(), dtype=jnp.float32)",
+    ]
+    assert google_tunix_recipe(get_config("gemma2-2b-it"), "bfloat16")["code"] == [
+        "import os",
+        "from tunix.models.gemma import model, params",
+        "gemma = model.Gemma.from_params(params.load_and_format_params("
+        "os.path.abspath(\"model/params\")), version='2-2b')",
+    ]
 
 
 def test_round_trip_reproduces_the_probe(exported):
@@ -63,6 +98,62 @@ def test_round_trip_reproduces_the_probe(exported):
     assert report.argmax_match and report.tokens_match and report.fingerprint_match
     assert report.logits_compared == 512
     assert report.to_dict()["ok"] is True
+
+
+def test_float32_weights_trained_in_bfloat16_are_probed_as_they_load(tiny, tmp_path):
+    """model.dtype float32 with training.compute_dtype bfloat16: the export stores float32
+    weights, so the probe is computed in float32, as both loaders compute with them."""
+    from flax import nnx
+
+    from tunix_jax.model.transformer import Transformer
+
+    model, tokenizer = tiny
+    shell = nnx.eval_shape(lambda: Transformer(model.config, rngs=nnx.Rngs(0),
+                                               dtype=jnp.bfloat16, param_dtype=jnp.float32))  # fmt: skip
+    mixed = nnx.merge(nnx.split(shell)[0], nnx.state(model))
+    export = write_model_dir(mixed, tokenizer, preset="tiny-gemma3", weights="random",
+                             directory=tmp_path / "model")  # fmt: skip
+    probe = json.loads((export.directory / "probe.json").read_text())
+    assert probe["compute_dtype"] == "float32"
+    report = verify_model_dir(export.directory)
+    assert report.ok and report.max_abs_diff == 0.0, report.to_dict()
+    # Recorded in bfloat16 compute, the probe would fail this check (the bug this fixes).
+    ids = probe["token_ids"]
+    bf16 = probe_logits(mixed, ids)
+    diff, tolerance, *_ = compare_probe(probe, bf16, dtype="float32")
+    assert diff > tolerance
+
+
+def test_lora_adapters_are_kept_beside_the_merged_weights(tmp_path):
+    from flax import nnx
+
+    from tunix_jax.train.lora import LoraAdapters, apply_lora, load_adapters, merge_lora
+
+    targets = ("q_einsum", "gate_proj")
+    model, tokenizer = load_model("tiny-gemma2", "random", seed=5)
+    apply_lora(model, targets, rank=2, alpha=4.0, seed=1)
+    # Trained adapters: B is no longer zero.
+    rng = np.random.default_rng(0)
+    for _, variable in nnx.iter_graph(model):
+        if isinstance(variable, nnx.LoRAParam):
+            variable[...] = jnp.asarray(rng.normal(0, 0.1, variable[...].shape), jnp.float32)
+    adapters = LoraAdapters(nnx.to_pure_dict(nnx.state(model, nnx.LoRAParam)), rank=2,
+                            alpha=4.0, targets=targets)  # fmt: skip
+    merge_lora(model)
+    export = write_model_dir(model, tokenizer, preset="tiny-gemma2", weights="random",
+                             directory=tmp_path / "model", adapters=adapters)  # fmt: skip
+    meta = json.loads((export.directory / "model_config.json").read_text())
+    assert meta["files"]["adapters"] == "adapters"
+    config = json.loads((export.directory / "adapters" / "adapter_config.json").read_text())
+    assert (config["rank"], config["alpha"], config["targets"]) == (2, 4.0, list(targets))
+    shapes = checkpoint_shapes(export.directory / "adapters" / "params")
+    assert shapes[("layers", 3, "mlp", "gate_proj", "lora_b")] == (2, 128)
+    assert {path[-1] for path in shapes} == {"lora_a", "lora_b"}
+
+    base, _ = load_model("tiny-gemma2", "random", seed=5)
+    assert load_adapters(base, export.directory / "adapters") == 2 * 4
+    merge_lora(base)
+    assert param_fingerprint(model_params(base)) == meta["fingerprint"]
 
 
 def test_fingerprint_tells_weights_apart(tiny):
@@ -127,7 +218,7 @@ def test_large_vocabularies_keep_the_top_k_of_the_probe():
 def test_google_tunix_loads_the_gemma3_export(exported):
     pytest.importorskip("tunix.models.gemma3.model")
     report = verify_with_google_tunix(Path(exported.directory))
-    assert report.loader == "google-tunix Gemma3"
+    assert report.loader.startswith("google-tunix gemma3.params.create_model_from_checkpoint")
     assert report.ok, report.to_dict()
 
 
@@ -138,5 +229,5 @@ def test_google_tunix_loads_the_gemma2_export(tmp_path):
     export = write_model_dir(model, tokenizer, preset="tiny-gemma2", weights="random",
                              directory=tmp_path / "model")  # fmt: skip
     report = verify_with_google_tunix(export.directory)
-    assert report.loader == "google-tunix Gemma"
+    assert report.loader.startswith("google-tunix module_from_linen_variables")
     assert report.ok, report.to_dict()

@@ -118,8 +118,12 @@ def make_run(
     monkeypatch.chdir(cwd)
     directory, export = tiny_export
 
-    def make(**kwargs) -> RunDirectory:
-        return build_run(tmp_path / "runs", directory, export.fingerprint, **kwargs)
+    def make(export_dir: Path | None = None, fingerprint: str | None = None,
+             **kwargs) -> RunDirectory:  # fmt: skip
+        """A run holding the shared tiny export, or the one at ``export_dir``."""
+        if export_dir is None:
+            export_dir, fingerprint = directory, export.fingerprint
+        return build_run(tmp_path / "runs", export_dir, fingerprint, **kwargs)
 
     return make
 

@@ -65,6 +65,9 @@ def test_good_bundle_holds_the_evidence_and_validates(make_run, options):
     assert "tunix run --model tiny-gemma3 --weights random --steps 3" in readme
     assert "- steps: 3" in readme
     assert "round trip, tunix_jax.load_model(orbax): passed" in readme
+    assert "round trip through google-tunix: not run; google-tunix is not installed" in readme
+    code = json.loads((model_copy / "model_config.json").read_text())["google_tunix"]["code"]
+    assert "```python\n" + "\n".join(code) + "\n```" in readme
 
     packager = KagglePackager()
     assert packager.validate(bundle) == []
@@ -174,10 +177,49 @@ def test_export_evidence_copies_the_bundle_not_the_model(make_run, options, tmp_
         export_evidence(bundle, destination)
 
 
+def test_float32_weights_trained_in_bfloat16_package(make_run, tmp_path, options):
+    """model.dtype float32, training.compute_dtype bfloat16: the trained model computes in
+    bfloat16, its export holds float32 weights, and packaging accepts it."""
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from tunix_jax.export import write_model_dir
+    from tunix_jax.model.loading import load_model
+    from tunix_jax.model.transformer import Transformer
+
+    model, tokenizer = load_model("tiny-gemma3", "random", seed=2)
+    shell = nnx.eval_shape(lambda: Transformer(model.config, rngs=nnx.Rngs(0),
+                                               dtype=jnp.bfloat16, param_dtype=jnp.float32))  # fmt: skip
+    trained = nnx.merge(nnx.split(shell)[0], nnx.state(model))
+    export = write_model_dir(trained, tokenizer, preset="tiny-gemma3", weights="random",
+                             directory=tmp_path / "export")  # fmt: skip
+    run = make_run(export.directory, export.fingerprint)
+    bundle = KagglePackager().package(run, options)
+    round_trip = json.loads(entries_of(bundle)["MANIFEST"])["model"]["round_trip"]
+    assert round_trip["ok"] is True
+    report = round_trip.get("google_tunix")
+    report = report if isinstance(report, dict) else round_trip["tunix_jax"]
+    # Compared at float32's tolerance (1e-4 of the largest logit), not bfloat16's 3e-2.
+    assert report["ok"] and report["max_abs_diff"] <= report["tolerance"] < 1e-3
+
+
 @pytest.mark.compat
-def test_the_google_tunix_round_trip_is_recorded(make_run, options):
+def test_the_google_tunix_round_trip_is_recorded(make_run, options, monkeypatch):
     pytest.importorskip("tunix.models.gemma3.model")
-    entries = entries_of(KagglePackager().package(make_run(), options))
-    compat = json.loads(entries["MANIFEST"])["model"]["round_trip"]["google_tunix"]
-    assert compat["loader"] == "google-tunix Gemma3" and compat["ok"] is True
-    assert "round trip, google-tunix Gemma3: passed" in entries["README_SUBMISSION.md"].decode()
+    run = make_run()
+    entries = entries_of(KagglePackager().package(run, options))
+    round_trip = json.loads(entries["MANIFEST"])["model"]["round_trip"]
+    compat = round_trip["google_tunix"]
+    assert compat["loader"].startswith("google-tunix gemma3.params.create_model_from_checkpoint")
+    assert compat["ok"] is True and compat["fingerprint_match"] is True
+    assert "tunix_jax" not in round_trip
+    readme = entries["README_SUBMISSION.md"].decode()
+    assert "round trip, google-tunix gemma3.params.create_model_from_checkpoint" in readme
+
+    # The README's lines load the model, run from the folder that holds model/.
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(run.submission_dir)
+    namespace: dict = {}
+    exec(code, namespace)
+    table = namespace["gemma"].embedder.input_embedding[...]
+    assert table.shape == (512, 64)

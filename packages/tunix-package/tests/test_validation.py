@@ -95,13 +95,28 @@ def test_weights_whose_shapes_are_not_the_presets_are_refused(make_run, options)
     refused(
         run,
         options,
-        "params: parameter layers/4/attn/q_einsum/w is not part of preset 'tiny-gemma2'",
+        "params: tensor 'transformer/layer_4/attn/q_einsum/w' is not part of model preset "
+        "'tiny-gemma2'",
     )
     refused(
         run,
         options,
-        "params: parameter layers/0/post_attn_norm/scale of preset 'tiny-gemma2' is missing",
+        "params: tensor 'transformer/layer_0/mlp/gating_einsum/w' has shape (2, 128, 64), but "
+        "model preset 'tiny-gemma2' expects (2, 64, 128)",
     )
+
+
+def test_params_in_the_module_layout_are_refused(make_run, options):
+    import shutil
+
+    from tunix_jax.model.loading import load_model, model_params
+    from tunix_jax.model.orbax_io import save_params
+
+    run = make_run()
+    shutil.rmtree(run.model_dir / "params")
+    model, _ = load_model("tiny-gemma3", "random")
+    save_params(model_params(model), run.model_dir / "params")
+    refused(run, options, "params: parameters in the module layout (an older export)")
 
 
 def test_a_model_config_that_misstates_the_preset_is_refused(make_run, options):

@@ -1,1 +1,2 @@
-"""An example tunix plugin: the ``digit-sum`` dataset and the ``answer-brevity`` evaluator."""
+"""An example tunix plugin: the ``digit-sum`` dataset, the ``answer-brevity`` evaluator and
+the ``integer`` answer check."""

@@ -29,6 +29,7 @@ def digit_sum_example(number: int, split: str, index: int) -> ReasoningExample:
             section="core",
             difficulty=difficulty,
             source="tunix-plugin-example",
+            answer_match="integer",  # this plugin's own answer check
         ),
     )
 
@@ -43,7 +44,9 @@ class DigitSumDataset:
         self, split: str, *, argument: str | None, seed: int, options: Mapping[str, Any]
     ) -> list[ReasoningExample]:
         if split not in SPLIT_SIZES:
-            raise DataError(f"digit-sum has no split {split!r}; available: {', '.join(SPLIT_SIZES)}")
+            raise DataError(
+                f"digit-sum has no split {split!r}; available: {', '.join(SPLIT_SIZES)}"
+            )
         # Both splits come from one shuffled pool, so no number is in both.
         pool = random.Random(seed).sample(range(10, 10_000_000), sum(SPLIT_SIZES.values()))
         start = 0 if split == "train" else SPLIT_SIZES["train"]

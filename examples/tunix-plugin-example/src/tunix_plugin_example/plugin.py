@@ -1,7 +1,7 @@
 """Registration only: targets are strings, so loading the plugin imports nothing else."""
 
 from tunix_core.hookspecs import hookimpl
-from tunix_core.registry import DatasetRegistry, EvaluatorRegistry
+from tunix_core.registry import AnswerCheckRegistry, DatasetRegistry, EvaluatorRegistry
 
 
 @hookimpl
@@ -19,4 +19,13 @@ def tunix_register_evaluators(registry: EvaluatorRegistry) -> None:
         "answer-brevity",
         "tunix_plugin_example.brevity:AnswerBrevity",
         description="Share of answers that are short (example plugin).",
+    )
+
+
+@hookimpl
+def tunix_register_answer_checks(registry: AnswerCheckRegistry) -> None:
+    registry.register(
+        "integer",
+        "tunix_plugin_example.integer:integer",
+        description="The expected whole number in plain digits (example plugin).",
     )

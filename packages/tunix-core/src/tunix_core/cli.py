@@ -172,27 +172,19 @@ def run_command(ctx: click.Context, config_path: Path | None, trainer: str | Non
     Everything (plugins, config, dataset, weights) is validated before the run
     directory is created; an interrupted run continues with --resume.
     """
-    from tunix_core import runner
-    from tunix_core.config import load_config
+    from tunix_core import api
 
-    host = host_of(ctx)
     if resume is not None:
         given = [config_path, trainer, dataset, preset, weights, steps, time_budget, name, output_dir]
         if any(v is not None for v in given) or overrides:
             raise click.UsageError("--resume continues a run with its saved config; drop other options")
-        run, plan = runner.resume_run(host, resume)
-        click.echo(f"Resuming {run.path}")
-    else:
-        flags = {"trainer.name": trainer, "dataset.name": dataset, "model.preset": preset,
-                 "model.weights": weights, "training.steps": steps,
-                 "training.time_budget": time_budget, "run.name": name,
-                 "run.output_dir": output_dir}  # fmt: skip
-        all_overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + list(overrides)
-        config = load_config(config_path, all_overrides)
-        run, plan = runner.start_run(host, config, config_path=config_path, command=sys.argv)
-        click.echo(f"Run directory: {run.path}")
-    runner.execute(host, run, plan, echo=click.echo, stop_after=stop_after)
-    click.echo(runner.closing_table(run))
+    flags = {"trainer.name": trainer, "dataset.name": dataset, "model.preset": preset,
+             "model.weights": weights, "training.steps": steps,
+             "training.time_budget": time_budget, "run.name": name,
+             "run.output_dir": output_dir}  # fmt: skip
+    all_overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + list(overrides)
+    api.run(config_path, overrides=all_overrides, resume=resume, stop_after=stop_after,
+            echo=click.echo, host=host_of(ctx), command=sys.argv)  # fmt: skip
 
 
 cli.add_command(datasets)

@@ -10,9 +10,14 @@ Each prediction line carries three verdicts. Evaluators decide them by returning
 fields of the same names (``extracted_answer``, ``correct``, ``format_ok``); the first
 evaluator in the list that returns a field decides it. Without such an evaluator the core
 falls back to its parser (``extracted_answer``: the ``<answer>`` block; ``format_ok``:
-the exact format) and to ``exact_match`` (``correct``: the answer equals the expected one
-after folding case and whitespace). ``decided_by`` in the summary says which applied.
-All per-item fields of an evaluator are also kept under ``scores[<evaluator name>]``.
+the exact format) and to ``answer_check`` (``correct``: :func:`check_answer`).
+``decided_by`` in the summary says which applied. All per-item fields of an evaluator are
+also kept under ``scores[<evaluator name>]``.
+
+Whether an answer is correct is decided in one place, :func:`check_answer`: the answer
+check named by the item's ``meta.answer_match`` (``auto`` when absent), looked up in the
+registry that plugins fill through ``tunix_register_answer_checks``. The fallback, the
+``accuracy`` evaluator and ``tunix eval --predictions`` all go through it.
 
 ``primary_score`` is answer accuracy: correct items / all items (docs/evaluation.md).
 """
@@ -24,18 +29,23 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
 
 from tunix_core.data.parse import parse_completion
+from tunix_core.data.record import DEFAULT_ANSWER_MATCH
 from tunix_core.data.render import render_prompt
-from tunix_core.errors import EvidenceError, TunixError
+from tunix_core.errors import DataError, EvidenceError, PluginError, TunixError
 from tunix_core.evidence import schema_errors
 from tunix_core.jsonio import append_jsonl, read_jsonl, write_json_atomic, write_text_atomic
 from tunix_core.protocols import Evaluator, Generator, Prediction
+from tunix_core.registry import AnswerCheckRegistry, RegistryError
 from tunix_core.rundir import utc_now
 
 if TYPE_CHECKING:
     from tunix_core.data.record import ReasoningExample
+    from tunix_core.plugins import PluginHost
 
 SUMMARY_VERSION = 1
 PREDICTIONS_FILE = "predictions.jsonl"
@@ -58,10 +68,102 @@ def _rate(successes: int, n: int) -> float:
     return successes / n if n else 0.0
 
 
-def _exact_match(answer: str | None, expected: str) -> bool:
+@attrs.frozen
+class AnswerOptions:
+    """Tolerances an answer check may honour: ``rel_tol`` for numbers, ``ordered_lists``
+    for lists under ``auto`` (the ``accuracy`` evaluator's options)."""
+
+    rel_tol: float = 1e-6
+    ordered_lists: bool = True
+
+
+@attrs.frozen
+class AnswerVerdict:
+    """Whether an answer is correct, and the rule that said so (per item as ``rule``)."""
+
+    correct: bool
+    rule: str
+
+
+class AnswerCheck(Protocol):
+    """What a ``tunix_register_answer_checks`` target is. ``answer`` is the text of the
+    ``<answer>`` block (never ``None``: a missing block is wrong before any check runs).
+    Raise ``ValueError`` when ``expected`` cannot be judged by this check."""
+
+    def __call__(self, answer: str, expected: str, options: AnswerOptions) -> AnswerVerdict: ...
+
+
+ANSWER_MATCH_FIELD = "answer_match"
+
+
+def answer_checks_of(host: PluginHost) -> AnswerCheckRegistry:
+    """The answer checks ``host``'s plugins registered."""
+    return host.answer_checks
+
+
+def installed_answer_checks() -> AnswerCheckRegistry:
+    """The answer checks of the process-wide plugin host (every installed plugin)."""
+    from tunix_core.plugins import get_host  # the host imports every plugin: only on demand
+
+    return answer_checks_of(get_host())
+
+
+def answer_match_of(item_id: str, meta: Mapping[str, Any]) -> str:
+    """The check an item names in ``meta.answer_match``; ``auto`` when it names none."""
+    name = meta.get(ANSWER_MATCH_FIELD)
+    if name is None:
+        return DEFAULT_ANSWER_MATCH
+    if not isinstance(name, str):
+        raise DataError(f"item {item_id!r}: meta.{ANSWER_MATCH_FIELD} must be a string, "
+                        f"got {type(name).__name__}")  # fmt: skip
+    return name
+
+
+def _load_check(item_id: str, name: str, checks: AnswerCheckRegistry) -> AnswerCheck:
+    try:
+        check: AnswerCheck = checks.load(name)
+    except RegistryError as exc:
+        raise DataError(f"item {item_id!r}: meta.{ANSWER_MATCH_FIELD}: {exc}") from None
+    except (ImportError, AttributeError) as exc:
+        entry = checks.entry(name)
+        raise PluginError(f"answer check {name!r} from {entry.distribution} cannot be loaded "
+                          f"from {entry.target!r}: {exc}") from None  # fmt: skip
+    return check
+
+
+def check_answer(
+    prediction: Prediction,
+    answer: str | None,
+    checks: AnswerCheckRegistry,
+    options: AnswerOptions | None = None,
+) -> AnswerVerdict:
+    """Whether ``answer`` (extracted from ``prediction.completion``; ``None`` when it has no
+    answer block) is a correct answer to ``prediction``: the verdict of the check that the
+    item's ``meta.answer_match`` names. The one place that picks the rule for an item."""
+    name = answer_match_of(prediction.id, prediction.meta)
+    check = _load_check(prediction.id, name, checks)
     if answer is None:
-        return False
-    return " ".join(answer.split()).casefold() == " ".join(expected.split()).casefold()
+        return AnswerVerdict(False, "missing")
+    try:
+        verdict = check(answer, prediction.expected, options or AnswerOptions())
+    except ValueError as exc:
+        raise DataError(f"item {prediction.id!r}: answer check {name!r}: {exc}") from None
+    if not isinstance(verdict, AnswerVerdict):
+        raise PluginError(f"answer check {name!r} returned {type(verdict).__name__}, "
+                          "not an AnswerVerdict")  # fmt: skip
+    return verdict
+
+
+def require_answer_checks(
+    examples: Sequence[ReasoningExample], checks: AnswerCheckRegistry, where: str
+) -> None:
+    """Raise :class:`DataError` when an example names an answer check that is not
+    installed (before a model is asked anything)."""
+    for example in examples:
+        name = example.meta.answer_match
+        if name not in checks:
+            raise DataError(f"{where}: item {example.id!r}: meta.{ANSWER_MATCH_FIELD}: "
+                            f"{checks.unknown_message(name)}")  # fmt: skip
 
 
 def _meta_of(meta: Mapping[str, Any]) -> dict[str, Any]:
@@ -73,7 +175,7 @@ def _meta_of(meta: Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
-def base_record(prediction: Prediction) -> dict[str, Any]:
+def base_record(prediction: Prediction, checks: AnswerCheckRegistry) -> dict[str, Any]:
     """A prediction line with the core's fallback verdicts and no evaluator scores."""
     parsed = parse_completion(prediction.completion)
     return {
@@ -82,7 +184,7 @@ def base_record(prediction: Prediction) -> dict[str, Any]:
         "completion": prediction.completion,
         "expected": prediction.expected,
         "extracted_answer": parsed.answer,
-        "correct": _exact_match(parsed.answer, prediction.expected),
+        "correct": check_answer(prediction, parsed.answer, checks).correct,
         "format_ok": parsed.format_exact,
         "meta": _meta_of(prediction.meta),
         "scores": {},
@@ -144,7 +246,7 @@ def _apply_reports(
     Returns the metrics per evaluator and which evaluator decided each verdict."""
     by_id = {r["id"]: r for r in records}
     metrics: dict[str, Any] = {}
-    decided_by = {"extracted_answer": "parser", "correct": "exact_match", "format_ok": "parser"}
+    decided_by = {"extracted_answer": "parser", "correct": "answer_check", "format_ok": "parser"}
     decided: set[str] = set()
     for evaluator in evaluators:
         name = evaluator.name
@@ -182,9 +284,10 @@ def _check_items(ids: Sequence[str], label: str) -> None:
 def _score(
     predictions: Sequence[Prediction], evaluators: Sequence[Evaluator], *, label: str,
     generation: Mapping[str, Any] | None, source: Mapping[str, Any] | None,
+    checks: AnswerCheckRegistry,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
     _check_items([p.id for p in predictions], label)
-    records = [base_record(p) for p in predictions]
+    records = [base_record(p, checks) for p in predictions]
     metrics, decided_by = _apply_reports(records, evaluators, predictions)
     for record in records:
         problems = schema_errors(record, "prediction")
@@ -233,11 +336,14 @@ def score_predictions(
     out_dir: Path | None = None,
     generation: Mapping[str, Any] | None = None,
     source: Mapping[str, Any] | None = None,
+    answer_checks: AnswerCheckRegistry | None = None,
 ) -> dict[str, Any]:
     """Score existing completions. With ``out_dir``, (re)write ``predictions.jsonl`` with
-    every verdict and score, and ``eval_summary.json``. Returns the summary."""
+    every verdict and score, and ``eval_summary.json``. Returns the summary.
+    ``answer_checks`` defaults to :func:`installed_answer_checks`."""
+    checks = answer_checks if answer_checks is not None else installed_answer_checks()
     records, summary = _score(predictions, evaluators, label=label, generation=generation,
-                              source=source)  # fmt: skip
+                              source=source, checks=checks)  # fmt: skip
     if out_dir is not None:
         _write_outputs(out_dir, records, summary)
     return summary
@@ -272,8 +378,11 @@ def _reusable_records(
 
 def _example_meta(example: ReasoningExample) -> dict[str, str]:
     meta = example.meta
-    return {"category": meta.category, "section": meta.section, "difficulty": meta.difficulty,
-            "source": meta.source}  # fmt: skip
+    result = {"category": meta.category, "section": meta.section,
+              "difficulty": meta.difficulty, "source": meta.source}  # fmt: skip
+    if meta.answer_match != DEFAULT_ANSWER_MATCH:  # absent means auto, as in record files
+        result[ANSWER_MATCH_FIELD] = meta.answer_match
+    return result
 
 
 def evaluate_examples(
@@ -288,12 +397,16 @@ def evaluate_examples(
     label: str,
     progress: Callable[[str], None] | None = None,
     source: Mapping[str, Any] | None = None,
+    answer_checks: AnswerCheckRegistry | None = None,
 ) -> dict[str, Any]:
     """Generate completions for ``examples`` (resuming an interrupted call in ``out_dir``),
-    score them and write ``predictions.jsonl`` and ``eval_summary.json``. Returns the summary."""
+    score them and write ``predictions.jsonl`` and ``eval_summary.json``. Returns the summary.
+    ``answer_checks`` defaults to :func:`installed_answer_checks`."""
     if batch_size < 1 or max_new_tokens < 1:
         raise TunixError(f"{label}: batch_size and max_new_tokens must be >= 1")
+    checks = answer_checks if answer_checks is not None else installed_answer_checks()
     _check_items([e.id for e in examples], label)  # before any generation is spent
+    require_answer_checks(examples, checks, label)
     say = progress or (lambda _message: None)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / PREDICTIONS_FILE
@@ -315,7 +428,7 @@ def evaluate_examples(
                 f"{len(batch)} prompt(s); it must return one string per prompt"
             )
         records = [
-            base_record(Prediction(e.id, prompts[e.id], c, e.answer, _example_meta(e)))
+            base_record(Prediction(e.id, prompts[e.id], c, e.answer, _example_meta(e)), checks)
             for e, c in zip(batch, completions, strict=True)
         ]
         append_jsonl(path, records)
@@ -326,7 +439,10 @@ def evaluate_examples(
             f"[{label}] generated {finished}/{len(pending)} ({finished / max(elapsed, 1e-9):.2f} items/s)"
         )
     seconds = time.monotonic() - started
-    predictions = [prediction_from_record(done[e.id]) for e in examples]
+    # Meta from the items, not from the reused lines: those may predate meta.answer_match.
+    predictions = [
+        attrs.evolve(prediction_from_record(done[e.id]), meta=_example_meta(e)) for e in examples
+    ]
     generation = {
         "max_new_tokens": max_new_tokens,
         "batch_size": batch_size,
@@ -337,7 +453,8 @@ def evaluate_examples(
         "items_per_second": round(len(pending) / seconds, 4) if pending and seconds > 0 else None,
     }
     summary = score_predictions(predictions, evaluators, label=label, out_dir=out_dir,
-                                generation=generation, source=source)  # fmt: skip
+                                generation=generation, source=source,
+                                answer_checks=checks)  # fmt: skip
     headline = headline_metrics(summary)
     say(f"[{label}] answer accuracy {headline['answer_accuracy']:.1%}, "
         f"format compliance {headline['format_compliance']:.1%} over {len(examples)} item(s)")  # fmt: skip
@@ -385,13 +502,21 @@ def read_predictions(path: Path) -> list[dict[str, Any]]:
 __all__ = [
     "PREDICTIONS_FILE",
     "SUMMARY_FILE",
+    "AnswerCheck",
+    "AnswerOptions",
+    "AnswerVerdict",
+    "answer_checks_of",
+    "answer_match_of",
     "base_record",
     "binomial_stderr",
     "build_scorecard",
+    "check_answer",
     "evaluate_examples",
     "headline_metrics",
+    "installed_answer_checks",
     "prediction_from_record",
     "read_predictions",
     "read_summary",
+    "require_answer_checks",
     "score_predictions",
 ]

@@ -15,6 +15,7 @@ import pluggy
 if TYPE_CHECKING:
     from tunix_core.cli import TunixGroup
     from tunix_core.registry import (
+        AnswerCheckRegistry,
         DatasetRegistry,
         EvaluatorRegistry,
         PackagerRegistry,
@@ -62,6 +63,18 @@ def tunix_register_packagers(registry: PackagerRegistry) -> None:
 
     Called once when the plugin host starts. The target must implement
     :class:`tunix_core.protocols.Packager`. Returns nothing.
+    """
+
+
+@hookspec
+def tunix_register_answer_checks(registry: AnswerCheckRegistry) -> None:
+    """Register answer checks: the rules that decide whether an extracted answer is correct.
+
+    Called once per plugin host, the first time an answer is scored. Call
+    ``registry.register(name, "module:check", description=...)``; the target is a function
+    ``check(answer: str, expected: str, options: AnswerOptions) -> AnswerVerdict`` (see
+    :mod:`tunix_core.evaluation`). An item picks a check by name in ``meta.answer_match``
+    (``auto`` when absent). Returns nothing.
     """
 
 

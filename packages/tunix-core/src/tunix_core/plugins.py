@@ -24,6 +24,7 @@ import pluggy
 from tunix_core import hookspecs
 from tunix_core.errors import PluginError
 from tunix_core.registry import (
+    AnswerCheckRegistry,
     DatasetRegistry,
     EvaluatorRegistry,
     PackagerRegistry,
@@ -57,7 +58,7 @@ def _strict() -> bool:
 
 
 class PluginHost:
-    """A pluggy manager plus the four registries, filled by every loaded plugin."""
+    """A pluggy manager plus the registries, filled by every loaded plugin."""
 
     def __init__(self) -> None:
         self.manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
@@ -67,6 +68,7 @@ class PluginHost:
         self.trainers = TrainerRegistry()
         self.evaluators = EvaluatorRegistry()
         self.packagers = PackagerRegistry()
+        self.answer_checks = AnswerCheckRegistry()
         self._distribution_of: dict[str, str] = {}
 
     @property
@@ -130,10 +132,13 @@ class PluginHost:
         self._call_register("tunix_register_trainers", self.trainers)
         self._call_register("tunix_register_evaluators", self.evaluators)
         self._call_register("tunix_register_packagers", self.packagers)
+        self._call_register("tunix_register_answer_checks", self.answer_checks)
 
     def conflicts(self) -> list[str]:
         """Names claimed by two distributions, across all registries."""
-        registries = (self.datasets, self.trainers, self.evaluators, self.packagers)
+        registries = (
+            self.datasets, self.trainers, self.evaluators, self.packagers, self.answer_checks,
+        )  # fmt: skip
         return [message for registry in registries for message in registry.conflicts()]
 
     def _call_register(self, hook_name: str, registry: Registry[Any]) -> None:
@@ -171,6 +176,7 @@ class PluginHost:
             ("trainers", self.trainers),
             ("evaluators", self.evaluators),
             ("packagers", self.packagers),
+            ("answer_checks", self.answer_checks),
         ):
             for entry in registry.entries():
                 result.setdefault(entry.distribution, {}).setdefault(kind, []).append(entry.name)

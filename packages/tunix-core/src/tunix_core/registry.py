@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import re
 from collections.abc import Iterator
 from typing import Any, Generic, TypeVar
 
@@ -175,3 +176,26 @@ class EvaluatorRegistry(Registry[Any]):
 class PackagerRegistry(Registry[Any]):
     def __init__(self) -> None:
         super().__init__("packager", "Get the Kaggle packager with `pip install tunix-package`.")
+
+
+# What an item may write in ``meta.answer_match``; a check registered under any other
+# name could never be picked.
+ANSWER_CHECK_NAME = re.compile(r"[a-z][a-z0-9_-]*")
+
+
+class AnswerCheckRegistry(Registry[Any]):
+    """Answer checks: functions ``check(answer, expected, options) -> AnswerVerdict``
+    (:mod:`tunix_core.evaluation`) that an item picks by name in ``meta.answer_match``."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "answer check", "The standard answer checks come with `pip install tunix-eval`."
+        )
+
+    def register(self, name: str, target: str, *, description: str = "", **extras: Any) -> None:
+        if not isinstance(name, str) or not ANSWER_CHECK_NAME.fullmatch(name):
+            raise RegistryError(
+                f"invalid answer check name {name!r}: use lowercase letters, digits, '_' and "
+                "'-', starting with a letter"
+            )
+        super().register(name, target, description=description, **extras)

@@ -66,6 +66,9 @@ def plan_run(host: PluginHost, config: RunConfig) -> Plan:
         load_split(host.datasets, data.name, split, seed=data.seed, options=data.options, limit=limit)
         for split, limit in (("train", data.train_limit), ("eval", data.eval_limit))
     )
+    from tunix_core.evaluation import require_answer_checks
+
+    require_answer_checks(evaluation, host.answer_checks, f"dataset {data.name!r} (eval split)")
     return Plan(config, trainer, evaluators, packager, train, evaluation)
 
 

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Callable
 from fractions import Fraction
 
+import attrs
 import pytest
 
 from tunix_core.config import ConfigError
@@ -24,7 +25,14 @@ from tunix_core.protocols import DatasetProvider
 
 # A changed generator must change GENERATOR_VERSION: update these pins together with it.
 PINNED = {
-    "version": "2.0.0",
+    "version": "2.1.0",
+    "train": "9307dea1788bfebb5e1db1be47e137d4382a7b1b8dc803a7dbcc0a4c6aa54594",
+    "eval": "75bcc03e1ebc5afe1928a8ca54807e2e63640738b96770bb977ccd317716c0e6",
+}
+# The 2.0.0 export: 2.1.0 added meta.answer_match and nothing else, so without that field
+# every question, step, answer and id must hash as before (runs on either version train
+# and evaluate on the same items).
+PINNED_2_0_0 = {
     "train": "9eaf1ef779ec04498c4806ed2fc28d8f3be5539b66817d5532a60d8ddb8c3da8",
     "eval": "b70a7b49cb75b2dd944e0f065b4c408db6eeeaef908a8473202847e8a52e9330",
 }
@@ -34,13 +42,42 @@ def _load(split: str, seed: int = 0) -> list:
     return DevReasoningV2().load(split, argument=None, seed=seed, options={})
 
 
+def _digest(examples: list) -> str:
+    return hashlib.sha256(dumps_jsonl(examples).encode()).hexdigest()
+
+
 def test_export_checksums_are_pinned_to_the_generator_version() -> None:
     actual = {
         "version": GENERATOR_VERSION,
-        "train": hashlib.sha256(dumps_jsonl(_load("train")).encode()).hexdigest(),
-        "eval": hashlib.sha256(dumps_jsonl(_load("eval")).encode()).hexdigest(),
+        "train": _digest(_load("train")),
+        "eval": _digest(_load("eval")),
     }
     assert actual == PINNED, "dev-reasoning-v2 output changed: bump GENERATOR_VERSION and the pins"
+
+
+@pytest.mark.parametrize("split", ["train", "eval"])
+def test_items_are_those_of_2_0_0_apart_from_answer_match(split: str) -> None:
+    items = _load(split)
+    auto = [attrs.evolve(e, meta=attrs.evolve(e.meta, answer_match="auto")) for e in items]
+    assert auto != items
+    assert _digest(auto) == PINNED_2_0_0[split]
+
+
+def test_answers_that_are_a_case_or_an_order_need_a_strict_check() -> None:
+    checks: dict[str, set[str]] = {}
+    for example in _load("train") + _load("eval"):
+        checks.setdefault(example.meta.category, set()).add(example.meta.answer_match)
+        if example.meta.category == "sorting":
+            words = example.question.startswith("Sort these words")
+            assert example.meta.answer_match == ("exact" if words else "list"), example
+        if example.meta.category == "edge_case":
+            reversal = example.question.startswith("Reverse")
+            assert example.meta.answer_match == ("exact" if reversal else "auto"), example
+    assert checks.pop("case_change") == checks.pop("string_reversal") == {"exact"}
+    assert checks.pop("sorting") == {"exact", "list"}
+    assert checks.pop("edge_case") == {"exact", "auto"}
+    assert checks == {f.name: {"auto"} for f in FAMILIES if f.name in checks}
+    assert len(checks) == len(FAMILIES) - 4
 
 
 def test_is_a_dataset_provider() -> None:

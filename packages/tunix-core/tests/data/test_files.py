@@ -91,6 +91,26 @@ def test_jsonl_maps_meta_columns(tmp_path: Path) -> None:
     assert (example.id, example.meta.category, example.meta.difficulty) == ("a", "logic", "hard")
 
 
+def test_jsonl_answer_match_from_meta_or_a_column(tmp_path: Path) -> None:
+    nested = [{"question": "Q?", "steps": ["s"], "answer": "AB",
+               "meta": {"category": "case", "answer_match": "exact"}}]  # fmt: skip
+    example = _load(JsonlProvider(), "train", _write_rows(tmp_path / "n.jsonl", nested))[0]
+    assert example.meta.answer_match == "exact"
+    rows = [{**row, "check": "number"} for row in _user_rows(1)]
+    options = {"columns": {**MAPPING["columns"], "answer_match": "check"}}
+    example = _load(JsonlProvider(), "train", _write_rows(tmp_path / "c.jsonl", rows), options)[0]
+    assert example.meta.answer_match == "number"
+    assert _load(JsonlProvider(), "train", _write_rows(tmp_path / "u.jsonl", _user_rows(1)),
+                 MAPPING)[0].meta.answer_match == "auto"  # fmt: skip
+
+
+def test_jsonl_bad_answer_match_names_file_line_and_column(tmp_path: Path) -> None:
+    rows = [{**row, "check": "Exact!"} for row in _user_rows(2)]
+    options = {"columns": {**MAPPING["columns"], "answer_match": "check"}}
+    with pytest.raises(DataError, match=r"c\.jsonl:1: field 'check': must name an answer check"):
+        _load(JsonlProvider(), "train", _write_rows(tmp_path / "c.jsonl", rows), options)
+
+
 def test_jsonl_default_category_option(tmp_path: Path) -> None:
     path = _write_rows(tmp_path / "user.jsonl", _user_rows(1))
     example = _load(JsonlProvider(), "train", path, {**MAPPING, "category": "doubling"})[0]

@@ -4,6 +4,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Callable
 
+import attrs
 import pytest
 
 from tunix_core.data.parse import parse_completion
@@ -20,9 +21,22 @@ def _load(split: str, seed: int = 0) -> list:
 def test_items_are_pinned_to_the_generator_version() -> None:
     digest = hashlib.sha256(dumps_jsonl(_load("eval")).encode()).hexdigest()
     assert (GENERATOR_VERSION, digest) == (
-        "2.0.0",
-        "06c7874baab3504a8d36fbdefe6bc8705c34c9d95f7aba40766770d43fb34440",
+        "2.1.0",
+        "b838ad873849ea86b28dbb0b7b81b69ef287a5857be5c9ed97b603d9129d4c08",
     ), "golden-v2 changed: bump its version"
+
+
+def test_items_are_those_of_2_0_0_apart_from_answer_match() -> None:
+    auto = [attrs.evolve(e, meta=attrs.evolve(e.meta, answer_match="auto")) for e in _load("eval")]
+    digest = hashlib.sha256(dumps_jsonl(auto).encode()).hexdigest()
+    assert digest == "06c7874baab3504a8d36fbdefe6bc8705c34c9d95f7aba40766770d43fb34440"
+
+
+def test_reversals_and_uppercase_need_the_exact_case() -> None:
+    checks = {(e.meta.category, e.meta.answer_match) for e in _load("eval")}
+    strict = {category for category, check in checks if check != "auto"}
+    assert strict == {"golden_reverse", "golden_uppercase"}
+    assert {check for _, check in checks} == {"auto", "exact"}
 
 
 def test_one_hundred_items_ten_of_each_kind() -> None:

@@ -72,7 +72,29 @@ def test_steps_given_as_list_become_a_tuple_and_records_are_frozen() -> None:
 
 def test_meta_defaults() -> None:
     example = example_from_dict(_record(meta={"category": "misc"}))
-    assert example.meta == ExampleMeta("misc", "core", "easy", "")
+    assert example.meta == ExampleMeta("misc", "core", "easy", "", "auto")
+
+
+def test_answer_match_is_written_only_when_it_is_not_auto(tmp_path: Path) -> None:
+    strict = _example(meta=ExampleMeta("case_change", "core", "easy", "test", "exact"))
+    assert example_to_dict(strict)["meta"] == {"category": "case_change", "section": "core",
+                                               "difficulty": "easy", "source": "test",
+                                               "answer_match": "exact"}  # fmt: skip
+    assert "answer_match" not in example_to_dict(_example())["meta"]
+    path = tmp_path / "mixed.jsonl"
+    write_jsonl([strict, _example(id="ex-2")], path)
+    assert [e.meta.answer_match for e in read_jsonl(path)] == ["exact", "auto"]
+
+
+def test_a_bad_answer_match_names_file_line_and_field(tmp_path: Path) -> None:
+    bad = _record(id="ex-2", meta={"category": "a", "answer_match": "yes no"})
+    path = _write_lines(tmp_path / "bad.jsonl", _record(), bad)
+    with pytest.raises(DataError) as caught:
+        read_jsonl(path)
+    assert str(caught.value) == (
+        f"{path}:2: field 'meta.answer_match': must name an answer check (lowercase letters, "
+        "digits, '_' or '-'), got 'yes no'"
+    )
 
 
 @pytest.mark.parametrize(
@@ -96,6 +118,13 @@ def test_meta_defaults() -> None:
         ({"meta": {"section": "core"}}, "meta.category", "is required"),
         ({"meta": {"category": "a", "level": 3}}, "meta.level", "unknown field"),
         ({"meta": "addition"}, "meta", "must be an object"),
+        ({"meta": {"category": "a", "answer_match": 1}}, "meta.answer_match", "must be a string"),
+        (
+            {"meta": {"category": "a", "answer_match": "Exact"}},
+            "meta.answer_match",
+            "must name an answer check (lowercase letters, digits, '_' or '-'), got 'Exact'",
+        ),
+        ({"meta": {"category": "a", "answer_match": ""}}, "meta.answer_match", "got ''"),
         ({"extra": 1}, "extra", "unknown field"),
     ],
 )

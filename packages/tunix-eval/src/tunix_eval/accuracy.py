@@ -2,8 +2,10 @@
 
 The answer is the text of the last complete answer block
 (:func:`tunix_core.data.parse.parse_completion`); there is no fallback to free text, so a
-completion without an answer block is wrong. Comparison follows the rules of
-:mod:`tunix_eval.normalize`. Decides the ``extracted_answer`` and ``correct`` verdicts.
+completion without an answer block is wrong. Each item is judged by the answer check its
+``meta.answer_match`` names (``auto`` by default; :func:`tunix_core.evaluation.check_answer`,
+rules in :mod:`tunix_eval.normalize`). Decides the ``extracted_answer`` and ``correct``
+verdicts.
 """
 
 from __future__ import annotations
@@ -13,41 +15,74 @@ from collections.abc import Sequence
 from typing import Any
 
 from tunix_core.data.parse import parse_completion
-from tunix_core.evaluation import UNKNOWN, binomial_stderr
+from tunix_core.evaluation import (
+    UNKNOWN,
+    AnswerOptions,
+    answer_match_of,
+    binomial_stderr,
+    check_answer,
+    installed_answer_checks,
+)
 from tunix_core.protocols import EvaluatorReport, Prediction
-from tunix_eval.normalize import compare_answers
+from tunix_core.registry import AnswerCheckRegistry
+
+
+def _tally(hits: list[bool]) -> dict[str, Any]:
+    return {
+        "n": len(hits),
+        "correct": sum(hits),
+        "answer_accuracy": sum(hits) / len(hits),
+        "answer_accuracy_stderr": binomial_stderr(sum(hits), len(hits)),
+    }
 
 
 class AccuracyEvaluator:
-    """Answer accuracy after normalisation, overall and per category."""
+    """Answer accuracy, overall, per category and per answer check.
+
+    ``answer_checks`` defaults to every installed plugin's
+    (:func:`tunix_core.evaluation.installed_answer_checks`), looked up on first use.
+    """
 
     name = "accuracy"
 
-    def __init__(self, rel_tol: float = 1e-6, ordered_lists: bool = True) -> None:
+    def __init__(
+        self,
+        rel_tol: float = 1e-6,
+        ordered_lists: bool = True,
+        answer_checks: AnswerCheckRegistry | None = None,
+    ) -> None:
         self.rel_tol = rel_tol
         self.ordered_lists = ordered_lists
+        self.answer_checks = answer_checks
 
     def evaluate(self, predictions: Sequence[Prediction]) -> EvaluatorReport:
+        checks = self.answer_checks
+        if checks is None:
+            checks = installed_answer_checks()
+        options = AnswerOptions(rel_tol=self.rel_tol, ordered_lists=self.ordered_lists)
         per_item: dict[str, dict[str, Any]] = {}
         rules: Counter[str] = Counter()
         by_category: dict[str, list[bool]] = {}
+        by_check: dict[str, list[bool]] = {}
         answered = correct_answered = 0
         for prediction in predictions:
             answer = parse_completion(prediction.completion).answer
-            match = compare_answers(answer, prediction.expected, rel_tol=self.rel_tol,
-                                    ordered_lists=self.ordered_lists)  # fmt: skip
+            verdict = check_answer(prediction, answer, checks, options)
+            check = answer_match_of(prediction.id, prediction.meta)
             per_item[prediction.id] = {
                 "extracted_answer": answer,
-                "correct": match.correct,
-                "rule": match.rule,
+                "correct": verdict.correct,
+                "answer_match": check,
+                "rule": verdict.rule,
             }
-            if match.correct:
-                rules[match.rule] += 1
+            if verdict.correct:
+                rules[verdict.rule] += 1
             if answer and answer.strip():
                 answered += 1
-                correct_answered += match.correct
+                correct_answered += verdict.correct
             category = str(prediction.meta.get("category") or UNKNOWN)
-            by_category.setdefault(category, []).append(match.correct)
+            by_category.setdefault(category, []).append(verdict.correct)
+            by_check.setdefault(check, []).append(verdict.correct)
         n = len(predictions)
         correct = sum(item["correct"] for item in per_item.values())
         metrics = {
@@ -59,15 +94,8 @@ class AccuracyEvaluator:
             "answered_rate": answered / n if n else 0.0,
             "accuracy_when_answered": correct_answered / answered if answered else 0.0,
             "correct_by_rule": dict(sorted(rules.items())),
-            "by_category": {
-                name: {
-                    "n": len(hits),
-                    "correct": sum(hits),
-                    "answer_accuracy": sum(hits) / len(hits),
-                    "answer_accuracy_stderr": binomial_stderr(sum(hits), len(hits)),
-                }
-                for name, hits in sorted(by_category.items())
-            },
+            "by_category": {name: _tally(hits) for name, hits in sorted(by_category.items())},
+            "by_answer_match": {name: _tally(hits) for name, hits in sorted(by_check.items())},
             "rel_tol": self.rel_tol,
             "ordered_lists": self.ordered_lists,
         }

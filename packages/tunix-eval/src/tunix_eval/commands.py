@@ -18,14 +18,16 @@ import click
 from tunix_core.config import RunConfig, apply_overrides, load_config, structure_config
 from tunix_core.errors import ConfigError, DataError, TunixError
 from tunix_core.evaluation import (
+    ANSWER_MATCH_FIELD,
     PREDICTIONS_FILE,
+    answer_checks_of,
     evaluate_examples,
     score_predictions,
 )
 from tunix_core.jsonio import read_user_jsonl
 from tunix_core.plugins import PluginHost
 from tunix_core.protocols import Evaluator, Prediction
-from tunix_core.registry import UnknownNameError
+from tunix_core.registry import AnswerCheckRegistry, UnknownNameError
 from tunix_core.rundir import RunDirectory
 from tunix_eval import compare as comparing
 from tunix_eval.judge import JudgeEvaluator, JudgeOptions
@@ -61,9 +63,10 @@ def _field_error(path: Path, line: int, field: str, problem: str) -> DataError:
     return DataError(f"{path}:{line}: field '{field}': {problem}")
 
 
-def read_completions(path: Path) -> list[Prediction]:
+def read_completions(path: Path, answer_checks: AnswerCheckRegistry) -> list[Prediction]:
     """Completions to score: JSON Lines with ``id``, ``completion``, ``expected`` and
-    optional ``prompt`` and ``meta``. Errors name the file, line and field."""
+    optional ``prompt`` and ``meta`` (whose ``answer_match`` must name one of
+    ``answer_checks``). Errors name the file, line and field."""
     predictions: list[Prediction] = []
     seen: dict[str, int] = {}
     for number, record in read_user_jsonl(path):
@@ -95,6 +98,11 @@ def read_completions(path: Path) -> list[Prediction]:
         for key, value in meta.items():
             if value is not None and not isinstance(value, str | int | float | bool):
                 raise _field_error(path, number, f"meta.{key}", "must be a string, number or null")
+        check = meta.get(ANSWER_MATCH_FIELD)
+        if check is not None and (not isinstance(check, str) or check not in answer_checks):
+            problem = (answer_checks.unknown_message(check) if isinstance(check, str)
+                       else "must be the name of an answer check")  # fmt: skip
+            raise _field_error(path, number, f"meta.{ANSWER_MATCH_FIELD}", problem)
         predictions.append(Prediction(item_id, prompt, record["completion"], str(expected), meta))
     if not predictions:
         raise DataError(f"{path}: no completions in the file")
@@ -243,14 +251,16 @@ def eval_command(ctx: click.Context, run_dir: Path | None, preset: str | None, w
     if out is None and run_dir is None:
         raise click.UsageError(f"{modes[0]} needs --out DIR")
     host = _host(ctx)
+    checks = answer_checks_of(host)
     judge = (JudgeOptions(trainer=judge_trainer, preset=judge_model, weights=judge_weights)
              if judge_model else None)  # fmt: skip
     if predictions_file is not None:
         assert out is not None  # checked above
-        predictions = read_completions(predictions_file)[:limit]
+        predictions = read_completions(predictions_file, checks)[:limit]
         evaluators = _load_evaluators(host, evaluator_names or RunConfig().eval.evaluators, judge)
         summary = score_predictions(predictions, evaluators, label=label or predictions_file.stem,
-                                    out_dir=out, source={"predictions_file": str(predictions_file)})  # fmt: skip
+                                    out_dir=out, source={"predictions_file": str(predictions_file)},
+                                    answer_checks=checks)  # fmt: skip
     else:
         if run_dir is not None:
             target = _run_target(host, run_dir, out, limit)
@@ -277,6 +287,7 @@ def eval_command(ctx: click.Context, run_dir: Path | None, preset: str | None, w
             batch_size=batch_size or config.eval.batch_size,
             out_dir=out, label=label or target.label,
             progress=lambda message: click.echo(message, err=True), source=target.source,
+            answer_checks=checks,
         )  # fmt: skip
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))

@@ -27,9 +27,9 @@ from tunix_core.config import RunConfig, structure_config
 from tunix_core.data.parse import parse_completion
 from tunix_core.data.render import END_OF_TURN, USER_TURN, render_prompt
 from tunix_core.errors import ConfigError
+from tunix_core.evaluation import check_answer, installed_answer_checks
 from tunix_core.protocols import EvaluatorReport, Generator, Prediction
 from tunix_core.registry import UnknownNameError
-from tunix_eval.normalize import compare_answers
 
 if TYPE_CHECKING:
     from tunix_core.plugins import PluginHost
@@ -193,11 +193,11 @@ class JudgeEvaluator:
         histogram: Counter[int] = Counter()
         agree = judge_only = accuracy_only = 0
         disagreeing: list[str] = []
+        checks = installed_answer_checks()  # as the accuracy evaluator's, whatever the judge's host
         for prediction, reply in zip(predictions, replies, strict=True):
             score = parse_judge_score(reply)
-            accuracy_correct = compare_answers(
-                parse_completion(prediction.completion).answer, prediction.expected
-            ).correct
+            answer = parse_completion(prediction.completion).answer
+            accuracy_correct = check_answer(prediction, answer, checks).correct
             judged: bool | None = None if score is None else score >= self.options.pass_score
             if score is not None:
                 histogram[score] += 1

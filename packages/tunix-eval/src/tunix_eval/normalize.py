@@ -1,22 +1,27 @@
-"""Answer normalisation and comparison, the rules behind ``answer_accuracy``.
+"""The built-in answer checks and the normalisation behind them.
 
-:func:`compare_answers` decides whether an extracted answer means the same as the
-expected one. Both sides are cleaned the same way (:func:`clean_answer`), then the first
-rule that applies to the *expected* answer decides:
+An item picks its check by name in ``meta.answer_match``
+(:func:`tunix_core.evaluation.check_answer` does the picking; tunix-eval's plugin registers
+the checks). Both sides are cleaned the same way first (:func:`clean_answer`, which keeps
+the case for ``exact`` and folds it for the others); then:
 
-1. ``text``: the cleaned texts are equal (also the fallback for everything else);
-2. ``yes/no``: the expected answer is yes/no/true/false and the prediction starts with a
-   word of the same polarity;
-3. ``number``: the expected answer is a number (with optional sign, currency sign, unit,
-   percent sign, thousands separators, fraction or mixed number); the prediction must be
-   one too, with an equal value (exactly, or within ``rel_tol``; a percentage also
-   matches its value / 100; a decimal of 2+ places matches a fraction it rounds;
-   different units on both sides never match);
-4. ``list``: the expected answer holds 2+ items separated by commas, semicolons or
-   "and"; the prediction must hold as many items, each matching by rules 1 to 3, in the
-   same order (or any order with ``ordered_lists=False``).
+- ``exact``: the cleaned texts are equal, case and order significant;
+- ``casefold``: the cleaned texts are equal after case folding, ignoring a leading
+  article, quotes, and hyphens between letters;
+- ``yes_no``: the expected answer is yes/no/true/false and the prediction is a word of the
+  same polarity, alone or followed by punctuation ("No, it cannot"; not "no fish can walk");
+- ``number``: the expected answer is a number (with optional sign, currency sign, unit,
+  percent sign, thousands separators, fraction or mixed number); the prediction must be
+  one too, with an equal value (exactly, or within ``rel_tol``; a percentage also
+  matches its value / 100; a decimal of 2+ places matches a fraction it rounds;
+  different units on both sides never match);
+- ``list``: the items (separated by commas, semicolons, "&" or "and") match one by one
+  in order, each by ``casefold``, ``yes_no`` or ``number`` as for ``auto``;
+- ``auto`` (the default): ``casefold``, and when that fails the first of ``yes_no``,
+  ``number`` and ``list`` that fits the expected answer (a list in any order with
+  ``ordered_lists=False``).
 
-docs/evaluation.md lists every rule with examples.
+docs/evaluation.md lists every rule with an example it accepts and one it refuses.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ import unicodedata
 from fractions import Fraction
 
 import attrs
+
+from tunix_core.evaluation import AnswerOptions, AnswerVerdict
 
 YES_WORDS = frozenset({"yes", "y", "true", "correct"})
 NO_WORDS = frozenset({"no", "n", "false", "incorrect"})
@@ -72,9 +79,10 @@ _LATEX_FRAC = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
 _LATEX_DROP = re.compile(r"\\(?:left|right|displaystyle|[,!;: ])")
 _INLINE_MATH = re.compile(r"\$\$?([^$]+?)\$\$?")
 _LEADING_PHRASE = re.compile(
-    r"^(?:so\s+|thus\s+|therefore\s+)?(?:the\s+)?(?:final\s+)?answer\s*(?:is\s*:?|:|=)\s*"
+    r"^(?:so\s+|thus\s+|therefore\s+)?(?:the\s+)?(?:final\s+)?answer\s*(?:is\s*:?|:|=)\s*",
+    re.IGNORECASE,
 )
-_ASSIGNMENT = re.compile(r"^[a-z]\s*=\s*(?=\S)")
+_ASSIGNMENT = re.compile(r"^[a-z]\s*=\s*(?=\S)", re.IGNORECASE)
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
 _QUOTES = "\"'“”‘’`"
 _TRAILING_PUNCT = re.compile(r"[\s.!?;:,]+$")
@@ -113,24 +121,21 @@ class Quantity:
     is_fraction: bool = False
 
 
-@attrs.frozen
-class Match:
-    """The verdict on one answer and the rule that gave it (``missing``, ``empty``,
-    ``text``, ``yes/no``, ``number`` or ``list``)."""
-
-    correct: bool
-    rule: str
+EMPTY = AnswerVerdict(False, "empty")
 
 
-def clean_answer(text: str) -> str:
+def clean_answer(text: str, *, fold_case: bool = True) -> str:
     """Unicode-normalised (NFKC), case-folded text without LaTeX wrappers, Markdown
-    emphasis, quotes, an "answer is" lead-in, a ``x =`` assignment or trailing punctuation."""
+    emphasis, quotes, an "answer is" lead-in, a ``x =`` assignment or trailing punctuation.
+    ``fold_case=False`` does all of that but keeps the case (the ``exact`` check)."""
     text = unicodedata.normalize("NFKC", text).replace("\u2212", "-").replace("\u2013", "-")
     text = text.replace("\\%", "%").replace("\\$", "$")
     for _ in range(3):  # nested wrappers such as \boxed{\text{...}}
         text = _LATEX_FRAC.sub(r"\1/\2", _LATEX_UNWRAP.sub(r"\1", text))
     text = _INLINE_MATH.sub(r"\1", _LATEX_DROP.sub("", text))
-    text = _BOLD.sub(r"\1", text).strip("* ").casefold()  # "2 * 3" keeps its star
+    text = _BOLD.sub(r"\1", text).strip("* ")  # "2 * 3" keeps its star
+    if fold_case:
+        text = text.casefold()
     text = " ".join(text.split())
     text = _LEADING_PHRASE.sub("", text)
     text = _ASSIGNMENT.sub("", text)
@@ -227,16 +232,32 @@ def quantities_equal(predicted: Quantity, expected: Quantity, *, rel_tol: float 
     return _rounds_to(expected, predicted) or _rounds_to(predicted, expected)
 
 
-def leading_boolean(cleaned: str) -> bool | None:
-    """``True``/``False`` when the answer starts with a yes/no word, else ``None``."""
-    word = re.match(r"[^\W\d_]+", cleaned)
-    if word is None:
-        return None
-    if word.group() in YES_WORDS:
+# A yes/no word that is the whole answer or is followed by punctuation: "no", "No, it
+# cannot", "no - it cannot", "no—never"; not "no fish can walk", "no-one" or "yes/no".
+_STATED_BOOLEAN = re.compile(r"([^\W\d_]+)(?:\s*(?:[,.;:!?–—]|-(?=\s|$))\s*(.*))?")
+_FIRST_WORD = re.compile(r"[^\W\d_]+")
+
+
+def _polarity(word: str) -> bool | None:
+    if word in YES_WORDS:
         return True
-    if word.group() in NO_WORDS:
+    if word in NO_WORDS:
         return False
     return None
+
+
+def stated_boolean(cleaned: str) -> bool | None:
+    """``True``/``False`` when the cleaned answer is a yes/no word alone or followed by
+    punctuation; ``None`` otherwise, and when the text after it starts with the opposite
+    word ("yes, no")."""
+    match = _STATED_BOOLEAN.fullmatch(cleaned)
+    if match is None:
+        return None
+    value = _polarity(match.group(1))
+    rest = _FIRST_WORD.match(match.group(2) or "")
+    if value is None or (rest is not None and BOOLEAN_ANSWERS.get(rest.group()) is (not value)):
+        return None
+    return value
 
 
 def split_list(cleaned: str) -> list[str]:
@@ -250,24 +271,27 @@ def split_list(cleaned: str) -> list[str]:
     return [item for item in _LIST_SEPARATOR.split(text) if item]
 
 
-def _compare_cleaned(predicted: str, expected: str, rel_tol: float, ordered_lists: bool,
-                     allow_lists: bool = True) -> Match:  # fmt: skip
+def _number(predicted: str, expected: Quantity, rel_tol: float) -> AnswerVerdict:
+    quantity = parse_quantity(predicted)
+    ok = quantity is not None and quantities_equal(quantity, expected, rel_tol=rel_tol)
+    return AnswerVerdict(ok, "number")
+
+
+def _auto(predicted: str, expected: str, rel_tol: float, ordered_lists: bool,
+          allow_lists: bool = True) -> AnswerVerdict:  # fmt: skip
+    """The ``auto`` rule on cleaned texts (see the module docstring)."""
     if _text_key(predicted) == _text_key(expected):
-        return Match(True, "text")
+        return AnswerVerdict(True, "casefold")
     if expected in BOOLEAN_ANSWERS:
-        return Match(leading_boolean(predicted) is BOOLEAN_ANSWERS[expected], "yes/no")
+        return AnswerVerdict(stated_boolean(predicted) is BOOLEAN_ANSWERS[expected], "yes_no")
     expected_number = parse_quantity(expected)
     if expected_number is not None:
-        predicted_number = parse_quantity(predicted)
-        ok = predicted_number is not None and quantities_equal(
-            predicted_number, expected_number, rel_tol=rel_tol
-        )
-        return Match(ok, "number")
+        return _number(predicted, expected_number, rel_tol)
     expected_items = split_list(expected) if allow_lists else []
     if len(expected_items) >= 2:
-        predicted_items = split_list(predicted)
-        return Match(_lists_equal(predicted_items, expected_items, rel_tol, ordered_lists), "list")
-    return Match(False, "text")
+        ok = _lists_equal(split_list(predicted), expected_items, rel_tol, ordered_lists)
+        return AnswerVerdict(ok, "list")
+    return AnswerVerdict(False, "casefold")
 
 
 def _lists_equal(predicted: list[str], expected: list[str], rel_tol: float, ordered: bool) -> bool:
@@ -275,7 +299,7 @@ def _lists_equal(predicted: list[str], expected: list[str], rel_tol: float, orde
         return False
 
     def same(p: str, e: str) -> bool:
-        return _compare_cleaned(p, e, rel_tol, ordered, allow_lists=False).correct
+        return _auto(p, e, rel_tol, ordered, allow_lists=False).correct
 
     if all(same(p, e) for p, e in zip(predicted, expected, strict=True)):
         return True
@@ -290,17 +314,77 @@ def _lists_equal(predicted: list[str], expected: list[str], rel_tol: float, orde
     return True
 
 
+# The checks registered by tunix-eval's plugin. Each cleans the answer and returns
+# ``empty`` when nothing is left; a check that cannot judge the expected answer (``number``
+# for "Paris") raises ValueError whatever the answer, so a mislabelled item is never
+# silently scored.
+
+
+def check_exact(answer: str, expected: str, options: AnswerOptions) -> AnswerVerdict:
+    """``exact``: equal cleaned texts, case and order significant."""
+    predicted = clean_answer(answer, fold_case=False)
+    if not predicted:
+        return EMPTY
+    return AnswerVerdict(predicted == clean_answer(expected, fold_case=False), "exact")
+
+
+def check_casefold(answer: str, expected: str, options: AnswerOptions) -> AnswerVerdict:
+    """``casefold``: equal cleaned texts after case folding (leading article, quotes and
+    hyphens between letters ignored)."""
+    predicted = clean_answer(answer)
+    if not predicted:
+        return EMPTY
+    return AnswerVerdict(_text_key(predicted) == _text_key(clean_answer(expected)), "casefold")
+
+
+def check_yes_no(answer: str, expected: str, options: AnswerOptions) -> AnswerVerdict:
+    """``yes_no``: a yes/no word of the expected polarity, alone or before punctuation."""
+    wanted = BOOLEAN_ANSWERS.get(clean_answer(expected))
+    if wanted is None:
+        raise ValueError(f"the expected answer must be yes, no, true or false, got {expected!r}")
+    predicted = clean_answer(answer)
+    if not predicted:
+        return EMPTY
+    return AnswerVerdict(stated_boolean(predicted) is wanted, "yes_no")
+
+
+def check_number(answer: str, expected: str, options: AnswerOptions) -> AnswerVerdict:
+    """``number``: one number of equal value (``options.rel_tol``)."""
+    wanted = parse_quantity(clean_answer(expected))
+    if wanted is None:
+        raise ValueError(f"the expected answer must be one number, got {expected!r}")
+    predicted = clean_answer(answer)
+    if not predicted:
+        return EMPTY
+    return _number(predicted, wanted, options.rel_tol)
+
+
+def check_list(answer: str, expected: str, options: AnswerOptions) -> AnswerVerdict:
+    """``list``: as many items, matching one by one in order (whatever
+    ``options.ordered_lists`` says: an item that names this check says order matters)."""
+    predicted = clean_answer(answer)
+    if not predicted:
+        return EMPTY
+    wanted = split_list(clean_answer(expected))
+    ok = _lists_equal(split_list(predicted), wanted, options.rel_tol, ordered=True)
+    return AnswerVerdict(ok, "list")
+
+
+def check_auto(answer: str, expected: str, options: AnswerOptions) -> AnswerVerdict:
+    """``auto``: the default (see the module docstring)."""
+    predicted = clean_answer(answer)
+    if not predicted:
+        return EMPTY
+    return _auto(predicted, clean_answer(expected), options.rel_tol, options.ordered_lists)
+
+
 def compare_answers(
     predicted: str | None, expected: str, *, rel_tol: float = 1e-6, ordered_lists: bool = True
-) -> Match:
-    """Whether ``predicted`` (the text of the ``<answer>`` block, ``None`` when there is
-    none) means ``expected``, and by which rule."""
+) -> AnswerVerdict:
+    """The ``auto`` check on an answer that may be missing (``None``: no answer block)."""
     if predicted is None:
-        return Match(False, "missing")
-    cleaned = clean_answer(predicted)
-    if not cleaned:
-        return Match(False, "empty")
-    return _compare_cleaned(cleaned, clean_answer(expected), rel_tol, ordered_lists)
+        return AnswerVerdict(False, "missing")
+    return check_auto(predicted, expected, AnswerOptions(rel_tol, ordered_lists))
 
 
 def mentioned_in(answer: str, text: str, *, rel_tol: float = 1e-6) -> bool:

@@ -1,5 +1,6 @@
-"""tunix-eval's plugin: the ``format``, ``accuracy``, ``trace`` and ``judge`` evaluators
-and the ``eval``, ``compare`` and ``runs`` commands. Targets are lazy strings."""
+"""tunix-eval's plugin: the ``format``, ``accuracy``, ``trace`` and ``judge`` evaluators,
+the built-in answer checks and the ``eval``, ``compare`` and ``runs`` commands. Targets
+are lazy strings."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from tunix_core.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from tunix_core.cli import TunixGroup
-    from tunix_core.registry import EvaluatorRegistry
+    from tunix_core.registry import AnswerCheckRegistry, EvaluatorRegistry
 
 EVALUATORS = {
     "format": ("tunix_eval.format:FormatEvaluator",
@@ -26,6 +27,26 @@ EVALUATORS = {
 @hookimpl
 def tunix_register_evaluators(registry: EvaluatorRegistry) -> None:
     for name, (target, description) in EVALUATORS.items():
+        registry.register(name, target, description=description)
+
+
+ANSWER_CHECKS = {
+    "auto": ("tunix_eval.normalize:check_auto",
+             "the default: casefold, else yes_no, number or list by the expected answer"),
+    "exact": ("tunix_eval.normalize:check_exact",
+              "equal after cleanup; case and order significant"),
+    "casefold": ("tunix_eval.normalize:check_casefold",
+                 "equal after cleanup and case folding"),
+    "number": ("tunix_eval.normalize:check_number", "one number of equal value"),
+    "yes_no": ("tunix_eval.normalize:check_yes_no",
+               "a yes/no word of the right polarity, alone or before punctuation"),
+    "list": ("tunix_eval.normalize:check_list", "the same items in the same order"),
+}  # fmt: skip
+
+
+@hookimpl
+def tunix_register_answer_checks(registry: AnswerCheckRegistry) -> None:
+    for name, (target, description) in ANSWER_CHECKS.items():
         registry.register(name, target, description=description)
 
 

@@ -14,8 +14,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from tunix_core.data.parse import parse_completion
+from tunix_core.evaluation import AnswerOptions, check_answer, installed_answer_checks
 from tunix_core.protocols import EvaluatorReport, Prediction
-from tunix_eval.normalize import compare_answers, mentioned_in
+from tunix_core.registry import AnswerCheckRegistry
+from tunix_eval.normalize import mentioned_in
 from tunix_eval.tokens import APPROX_TOKEN_RULE, approx_token_count
 
 
@@ -36,10 +38,17 @@ class TraceEvaluator:
 
     name = "trace"
 
-    def __init__(self, rel_tol: float = 1e-6) -> None:
+    def __init__(
+        self, rel_tol: float = 1e-6, answer_checks: AnswerCheckRegistry | None = None
+    ) -> None:
         self.rel_tol = rel_tol
+        self.answer_checks = answer_checks
 
     def evaluate(self, predictions: Sequence[Prediction]) -> EvaluatorReport:
+        checks = self.answer_checks
+        if checks is None:
+            checks = installed_answer_checks()
+        options = AnswerOptions(rel_tol=self.rel_tol)
         per_item: dict[str, dict[str, Any]] = {}
         steps: list[int] = []
         tokens: list[int] = []
@@ -53,7 +62,7 @@ class TraceEvaluator:
                 item["reasoning_tokens"] = approx_token_count(parsed.reasoning)
                 steps.append(item["reasoning_steps"])
                 tokens.append(item["reasoning_tokens"])
-            if compare_answers(parsed.answer, prediction.expected, rel_tol=self.rel_tol).correct:
+            if check_answer(prediction, parsed.answer, checks, options).correct:
                 correct += 1
                 item["answer_in_reasoning"] = bool(parsed.reasoning) and mentioned_in(
                     prediction.expected, parsed.reasoning or "", rel_tol=self.rel_tol

@@ -1,9 +1,11 @@
-"""`tunix bench ...` commands of tunix-jax. JAX is imported only when a command runs.
+"""`tunix bench ...` and `tunix export` of tunix-jax. JAX is imported only when a command runs.
 
 Add a benchmark with `@bench.command("name")` here, or `bench.add_command(cmd)`.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
@@ -57,4 +59,123 @@ def generate(
     for key, value in figures.items():
         click.echo(f"{key:>14}: {value}")
 
+
 bench.add_command(train_bench)
+
+
+EXPORT_FORMATS = {
+    "hf": ("float32", "bfloat16", "float16"),
+    "gguf": ("float32", "float16"),
+    "orbax": ("float32", "bfloat16", "float16"),
+}
+# Where `tunix export RUN` writes when --out is not given, relative to RUN.
+DEFAULT_EXPORT_PATHS = {"hf": "exports/hf", "gguf": "exports/model.gguf", "orbax": "exports/orbax"}
+
+
+@click.command("export")
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(sorted(EXPORT_FORMATS)),
+    required=True,
+    help="hf: Hugging Face folder (safetensors); gguf: llama.cpp file; orbax: params/ in "
+    "the upstream layout with tokenizer.model.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder (hf, orbax) or file (gguf) to create. [default: RUN/exports/hf, "
+    "RUN/exports/model.gguf, RUN/exports/orbax]",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["float32", "bfloat16", "float16"]),
+    default=None,
+    help="Dtype of the written weights. [default: the run's, or float32 where the format lacks it]",
+)
+@click.option(
+    "--verify/--no-verify",
+    default=True,
+    show_default=True,
+    help="Load the export back and compare its logits with the run's probe.json.",
+)
+def export(run: Path, fmt: str, out: Path | None, dtype: str | None, verify: bool) -> None:
+    """Write the fine-tuned model of RUN (its model/ folder) in another format."""
+    from tunix_core.rundir import RunDirectory
+    from tunix_jax.export import PARAMS_DIRNAME, read_export_meta
+
+    model_dir = RunDirectory.open(run).model_dir
+    try:
+        meta, probe = read_export_meta(model_dir)
+    except FileNotFoundError as error:
+        raise click.ClickException(
+            f"{run} has no finished model export ({error.filename} is missing); "
+            "run the train stage first"
+        ) from None
+    run_dtype = meta["dtype"]
+    dtype = dtype or (run_dtype if run_dtype in EXPORT_FORMATS[fmt] else "float32")
+    if dtype not in EXPORT_FORMATS[fmt]:
+        raise click.BadParameter(
+            f"{fmt} supports {', '.join(EXPORT_FORMATS[fmt])}, not {dtype}", param_hint="--dtype"
+        )
+    out = out or run / DEFAULT_EXPORT_PATHS[fmt]
+    if out.exists():
+        raise click.ClickException(f"{out} already exists; remove it or pass another --out")
+
+    import jax.numpy as jnp
+
+    from tunix_jax.model.loading import load_model
+
+    # Orbax stores the arrays as they are; the other writers convert from float32.
+    load_dtype = jnp.dtype(dtype if fmt == "orbax" else "float32")
+    weights = f"orbax:{model_dir / PARAMS_DIRNAME}"
+    model, tokenizer = load_model(meta["preset"], weights, dtype=load_dtype)
+    reload = write_export(model, tokenizer, fmt, out, dtype)
+    click.echo(f"wrote {fmt} ({dtype}) to {out}")
+    if verify:
+        del model
+        diff, tolerance, ok = verify_export(reload, meta, probe, dtype)
+        click.echo(f"reloaded it: max |probe logit diff| {diff:.3g}, tolerance {tolerance:.3g}")
+        if not ok:
+            raise click.ClickException(f"the export at {out} does not reproduce the run's probe")
+
+
+def write_export(model, tokenizer, fmt: str, out: Path, dtype: str) -> str:
+    """Write `model` as `fmt` at `out`; the `load_model` weights string that reads it back."""
+    from tunix_jax.model.loading import model_params, save_orbax
+
+    if fmt == "orbax":
+        from tunix_jax.export import PARAMS_DIRNAME
+
+        save_orbax(model, out / PARAMS_DIRNAME)
+        tokenizer.save(out)
+        return f"orbax:{out / PARAMS_DIRNAME}"
+    params, config = model_params(model), model.config
+    if fmt == "hf":
+        from tunix_jax.model.hf_export import write_hf_checkpoint
+
+        write_hf_checkpoint(params, config, tokenizer, out, dtype=dtype)
+        return f"safetensors:{out}"
+    from tunix_jax.model.gguf_export import write_gguf
+
+    write_gguf(params, config, tokenizer, out, dtype=dtype)
+    return f"gguf:{out}"
+
+
+def verify_export(weights: str, meta: dict, probe: dict, dtype: str) -> tuple[float, float, bool]:
+    """(max |logit diff|, tolerance, ok) of the export read by `load_model(weights)` against
+    the probe the run recorded; the tolerance is the looser of the run's and the export's
+    dtype, and the tokenizer must encode the probe prompt to the same ids."""
+    import jax.numpy as jnp
+
+    from tunix_jax.export import RELATIVE_TOLERANCE, compare_probe, probe_logits
+    from tunix_jax.model.loading import load_model
+
+    model, tokenizer = load_model(meta["preset"], weights, dtype=jnp.dtype(meta["dtype"]))
+    ids = tokenizer.encode(probe["prompt"], add_bos=probe["add_bos"])
+    logits = probe_logits(model, probe["token_ids"])
+    loosest = max((meta["dtype"], dtype), key=lambda name: RELATIVE_TOLERANCE[name])
+    diff, tolerance, argmax_match, _, _ = compare_probe(probe, logits, dtype=loosest)
+    return diff, tolerance, diff <= tolerance and argmax_match and ids == probe["token_ids"]

@@ -1,4 +1,4 @@
-"""tunix-jax's plugin: registers the ``jax`` trainer and the ``bench`` commands.
+"""tunix-jax's plugin: registers the ``jax`` trainer and the ``bench`` and ``export`` commands.
 
 Targets are lazy strings, so loading this module never imports JAX.
 """
@@ -28,4 +28,9 @@ def tunix_register_trainers(registry: TrainerRegistry) -> None:
 def tunix_register_commands(cli: TunixGroup) -> None:
     cli.add_lazy_command(
         "bench", "tunix_jax.cli:bench", "Measure sampler and trainer throughput (tokens/s, MFU)."
+    )
+    cli.add_lazy_command(
+        "export",
+        "tunix_jax.cli:export",
+        "Write a run's fine-tuned model as Hugging Face safetensors, GGUF or Orbax.",
     )

@@ -2,9 +2,9 @@
 
 ``validate`` checks the configuration without compiling anything; ``train`` renders and
 tokenizes the examples, trains (resuming from the run's checkpoints) and writes the
-merged model to ``run.model_dir``; ``generator`` samples from the untrained or the
-trained model. Configuration: ``model.*``, ``training.*`` and ``trainer.options``
-(:class:`tunix_jax.train.options.JaxTrainerOptions`).
+merged model, and the LoRA adapters on their own, to ``run.model_dir``; ``generator``
+samples from the untrained or the trained model. Configuration: ``model.*``,
+``training.*`` and ``trainer.options`` (:class:`tunix_jax.train.options.JaxTrainerOptions`).
 """
 
 from __future__ import annotations
@@ -24,9 +24,12 @@ from tunix_core.rundir import RunDirectory
 from tunix_jax.train.options import trainer_options
 
 if TYPE_CHECKING:
+    from jax.sharding import Mesh
+
     from tunix_core.data.record import ReasoningExample
     from tunix_jax.model.tokenizer import Tokenizer
     from tunix_jax.model.transformer import Transformer
+    from tunix_jax.train.lora import LoraAdapters
 
 log = logging.getLogger("tunix.train")
 
@@ -35,15 +38,43 @@ DEFAULT_WEIGHTS_PRESET = "gemma3-270m"
 
 
 class SamplerGenerator:
-    """:class:`tunix_core.protocols.Generator` over a loaded model (greedy decoding)."""
+    """:class:`tunix_core.protocols.Generator` over a loaded model (greedy decoding), data
+    parallel over ``mesh`` (by default every device on the data axis)."""
 
-    def __init__(self, model: Transformer, tokenizer: Tokenizer) -> None:
+    def __init__(self, model: Transformer, tokenizer: Tokenizer, mesh: Mesh | None = None) -> None:
         from tunix_jax.model.sampler import Sampler
+        from tunix_jax.train import mesh as mesh_lib
 
-        self._sampler = Sampler(model, tokenizer)
+        mesh = mesh if mesh is not None else mesh_lib.make_mesh()
+        self._sampler = Sampler(model, tokenizer, mesh)
+        self._logged_batch: int | None = None
 
     def generate(self, prompts: Sequence[str], *, max_new_tokens: int) -> list[str]:
-        return self._sampler.generate(list(prompts), max_new_tokens=max_new_tokens)
+        prompts = list(prompts)
+        if prompts:
+            self._log_layout(len(prompts))
+        return self._sampler.generate(prompts, max_new_tokens=max_new_tokens)
+
+    def _log_layout(self, num_rows: int) -> None:
+        """Say where generation runs, once per batch size (evaluation repeats one size)."""
+        import jax
+
+        from tunix_jax.train.mesh import FSDP
+
+        batch = self._sampler.batch_size(num_rows)
+        if batch == self._logged_batch:
+            return
+        self._logged_batch = batch
+        mesh = self._sampler.mesh
+        devices = jax.devices()[:1] if mesh is None else list(mesh.devices.flat)
+        count = len(devices)
+        line = f"[generate] {count} device{'s' if count > 1 else ''} ({devices[0].platform}), "
+        line += f"batch {num_rows}" + (f" padded to {batch}" if batch != num_rows else "")
+        if mesh is not None:
+            fsdp = mesh.shape[FSDP]
+            layout = f"sharded {fsdp} ways (fsdp)" if fsdp > 1 else "replicated"
+            line += f" split {count} ways, parameters {layout}"
+        log.info(line)
 
 
 def _check_weights(config: RunConfig) -> None:
@@ -70,6 +101,8 @@ def _check_weights(config: RunConfig) -> None:
         raise ConfigError(f"model.weights: {kind} weights not found: {path}")
     elif kind == "gguf" and path is not None:
         _check_gguf_shapes(path, config)
+    elif kind == "orbax" and path is not None:
+        _check_orbax_shapes(path, config)
     if config.model.tokenizer and not Path(config.model.tokenizer).is_file():
         raise ConfigError(f"model.tokenizer: file not found: {config.model.tokenizer}")
 
@@ -95,6 +128,44 @@ def _check_gguf_shapes(path: Path, config: RunConfig) -> None:
                     f"model.preset {config.model.preset!r} needs {tuple(expected)}"
                 )
             return
+
+
+def _check_orbax_shapes(path: Path, config: RunConfig) -> None:
+    """Compare the checkpoint's tensors with the preset (reads only its metadata)."""
+    from tunix_jax.model.config import get_config
+    from tunix_jax.model.orbax_io import check_checkpoint
+
+    try:
+        check_checkpoint(path, get_config(config.model.preset))
+    except ConfigError as exc:
+        raise ConfigError(f"model.weights: {exc}") from None
+
+
+def _trained_adapters(config: RunConfig, run: RunDirectory) -> LoraAdapters | None:
+    """The trained LoRA adapters on their own, or None without LoRA (or without a step).
+
+    The model ``run_training`` returns has them merged; the run's last checkpoint, which
+    it always writes at the end, holds them as the trainable params.
+    """
+    lora = config.training.lora
+    if not lora.enabled:
+        return None
+    from tunix_jax.model.orbax_io import read_tree
+    from tunix_jax.train.checkpoint import Checkpointer
+    from tunix_jax.train.lora import LoraAdapters
+
+    checkpointer = Checkpointer(
+        run.checkpoints_dir, keep=config.training.keep_checkpoints, async_save=False
+    )
+    try:
+        step = checkpointer.latest_step()
+    finally:
+        checkpointer.close()
+    if step is None:
+        return None
+    # "state" is the Checkpointer's item holding {"params", "opt_state"}.
+    params = read_tree(run.checkpoints_dir / str(step) / "state", subtree="params")
+    return LoraAdapters(params, rank=lora.rank, alpha=lora.alpha, targets=tuple(lora.targets))
 
 
 class JaxTrainer:
@@ -148,8 +219,12 @@ class JaxTrainer:
     def generator(self, config: RunConfig, run: RunDirectory | None, *, trained: bool):
         from tunix_jax.model.loading import load_model
         from tunix_jax.model.tokenizer import Tokenizer
+        from tunix_jax.train import mesh as mesh_lib
         from tunix_jax.train.loop import DTYPES
 
+        mesh_lib.initialize_distributed()
+        # The training mesh, so generation and training lay the model out alike.
+        mesh = mesh_lib.make_mesh(config.training.mesh_data, config.training.mesh_fsdp)
         dtype = DTYPES[config.model.dtype]
         if trained:
             if run is None or not (run.model_dir / "params").exists():
@@ -166,7 +241,7 @@ class JaxTrainer:
             )
             if config.model.tokenizer:
                 tokenizer = Tokenizer.load(config.model.tokenizer)
-        return SamplerGenerator(model, tokenizer)
+        return SamplerGenerator(model, tokenizer, mesh)
 
     def train(
         self,
@@ -176,6 +251,7 @@ class JaxTrainer:
         *,
         progress: Callable[[str], None],
     ) -> TrainResult:
+        from tunix_jax.devices import device_line
         from tunix_jax.export import write_model_dir
         from tunix_jax.train import mesh as mesh_lib
         from tunix_jax.train.data import tokenize_pairs
@@ -186,6 +262,7 @@ class JaxTrainer:
         if not train_examples:
             raise DataError(f"dataset {config.dataset.name!r}: the train split has no examples")
         mesh_lib.initialize_distributed()
+        progress(device_line(config.training.mesh_data, config.training.mesh_fsdp))
         model, tokenizer = load_base_model(config)
         system_prompt = config.dataset.system_prompt
         pairs = []
@@ -222,6 +299,7 @@ class JaxTrainer:
             preset=config.model.preset,
             weights=config.model.weights,
             directory=run.model_dir,
+            adapters=_trained_adapters(config, run),
         )
         progress(f"[train] model written to {export.directory} ({export.fingerprint})")
         result = outcome.result

@@ -47,11 +47,12 @@ def _config(**training):
 
 
 def _read_model_params(model_dir: Path) -> dict[str, np.ndarray]:
+    from tunix_jax.model.config import get_config
     from tunix_jax.model.orbax_io import read_params
 
     return {
         "/".join(map(str, k)): np.asarray(v.value)
-        for k, v in read_params(model_dir / "params").items()
+        for k, v in read_params(model_dir / "params", get_config("tiny-gemma3")).items()
     }
 
 

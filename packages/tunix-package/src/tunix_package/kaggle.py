@@ -4,7 +4,8 @@ export beside it and a round trip that proves the export loads back.
 ``submission/`` after packaging::
 
     <run-name>_<YYYYmmdd>_<shortsha>.zip   evidence, README_SUBMISSION.md, MANIFEST
-    model/                                 params (Orbax, Tunix layout), tokenizer, config, probe
+    model/                                 params (Orbax, upstream layout), adapters (LoRA),
+                                           tokenizer, config, probe
 """
 
 from __future__ import annotations
@@ -49,23 +50,30 @@ def _refuse(message: str, problems: list[str]) -> EvidenceError:
 
 
 def run_round_trip(model_dir: Path) -> dict[str, Any]:
-    """Reload the export into this project's model and, where google-tunix is installed,
-    into Tunix's Gemma module; the reports as plain data."""
-    from tunix_jax.export import google_tunix_available, verify_model_dir, verify_with_google_tunix
+    """Load the export's ``params/`` with google-tunix's own loader where it is installed
+    (and can express the architecture), else with this project's loader, and compare the
+    probe; the report as plain data under ``google_tunix`` or ``tunix_jax``."""
+    from tunix_jax.export import (
+        GoogleTunixUnsupportedError,
+        google_tunix_available,
+        verify_model_dir,
+        verify_with_google_tunix,
+    )
 
-    result: dict[str, Any] = {"tunix_jax": verify_model_dir(model_dir).to_dict()}
     if not google_tunix_available():
-        result["google_tunix"] = "google-tunix is not installed"
+        reason = "google-tunix is not installed"
     else:
         try:
-            result["google_tunix"] = verify_with_google_tunix(model_dir).to_dict()
-        except (ImportError, ValueError) as exc:  # a broken install or a config Tunix lacks
-            result["google_tunix"] = f"google-tunix could not load it: {type(exc).__name__}: {exc}"
-    compat = result["google_tunix"]
-    result["ok"] = bool(result["tunix_jax"]["ok"]) and (
-        not isinstance(compat, dict) or compat["ok"]
-    )
-    return result
+            report = verify_with_google_tunix(model_dir)
+        except GoogleTunixUnsupportedError as exc:
+            reason = f"google-tunix cannot express this architecture: {exc}"
+        except Exception as exc:  # whatever its loader raises, the export failed to load
+            failure = f"google-tunix could not load it: {type(exc).__name__}: {exc}"
+            return {"google_tunix": failure, "ok": False}
+        else:
+            return {"google_tunix": report.to_dict(), "ok": report.ok}
+    report = verify_model_dir(model_dir)
+    return {"google_tunix": reason, "tunix_jax": report.to_dict(), "ok": report.ok}
 
 
 def _training_facts(run: RunDirectory) -> tuple[int | None, float | None]:

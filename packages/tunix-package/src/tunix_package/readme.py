@@ -81,15 +81,24 @@ def render_readme(facts: ReadmeFacts) -> str:
         f"`{model.get('family')}`, source weights `{model.get('weights')}`)",
         f"- parameters: {model.get('num_params'):,} ({model.get('dtype')})",
         f"- fingerprint: `{model.get('fingerprint')}`",
-        "- export: `model/` beside this zip: Orbax params in the google-tunix Gemma layout "
-        "(`model/params`), `model/tokenizer.model`, `model/model_config.json`, `model/probe.json`",
+        "- export: `model/` beside this zip: Orbax params in the upstream layout of Google's "
+        "Flax Gemma checkpoints (`model/params`), `model/tokenizer.model`, "
+        "`model/model_config.json`, `model/probe.json`",
     ]
-    lines.append(f"- round trip, {_round_trip_line(facts.round_trip['tunix_jax'])}")
+    if "adapters" in (model.get("files") or {}):
+        lines[-1] += ", the LoRA adapters on their own (`model/adapters`)"
     compat = facts.round_trip.get("google_tunix")
-    if isinstance(compat, Mapping) and "loader" in compat:
+    if isinstance(compat, Mapping):
         lines.append(f"- round trip, {_round_trip_line(compat)}")
     else:
-        lines.append(f"- round trip into google-tunix: not run; {compat}")
+        lines.append(f"- round trip through google-tunix: not run; {compat}")
+    ours = facts.round_trip.get("tunix_jax")
+    if isinstance(ours, Mapping):
+        lines.append(f"- round trip, {_round_trip_line(ours)}")
+    code = (model.get("google_tunix") or {}).get("code")
+    if code:
+        lines += ["", "Load it with google-tunix, from the folder that holds `model/`:", "",
+                  "```python", *code, "```"]  # fmt: skip
     lines += [
         "",
         "## Data and training",

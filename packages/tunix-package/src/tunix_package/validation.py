@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeGuard
 
+from tunix_core.errors import ConfigError
 from tunix_core.evidence import EVIDENCE_FILES, schema_errors, validate_tree
 from tunix_core.jsonio import read_jsonl
 from tunix_package.bundle import (
@@ -254,32 +255,12 @@ def identity_problems(manifest: dict[str, Any], model_config: dict[str, Any],
     return problems
 
 
-def _checkpoint_shapes(params_dir: Path) -> dict[str, tuple[tuple[int, ...], str]]:
-    """``path -> (shape, dtype)`` of an Orbax checkpoint, read from its metadata only."""
-    import orbax.checkpoint as ocp
-
-    metadata = ocp.StandardCheckpointer().metadata(params_dir.absolute())
-    tree = getattr(metadata, "item_metadata", metadata)
-    tree = getattr(tree, "tree", tree)
-    shapes: dict[str, tuple[tuple[int, ...], str]] = {}
-    for path, leaf in _walk_tree(tree):
-        shapes[path] = (tuple(int(n) for n in leaf.shape), str(leaf.dtype))
-    return shapes
-
-
-def _walk_tree(tree: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    if isinstance(tree, dict):
-        for key, child in tree.items():
-            yield from _walk_tree(child, f"{prefix}/{key}" if prefix else str(key))
-    else:
-        yield prefix, tree
-
-
 def model_dir_problems(model_dir: Path) -> list[str]:
-    """The export must be complete, its config must match its preset and the checkpoint's
-    parameter shapes must be those of the preset."""
+    """The export must be complete, its config must match its preset and its checkpoint
+    must hold the preset's parameters, with their shapes, in the upstream layout."""
     from tunix_jax.model.config import ModelConfig, get_config
-    from tunix_jax.model.params import expected_shapes, path_str
+    from tunix_jax.model.orbax_io import checkpoint_shapes
+    from tunix_jax.model.params import detect_layout, layout_problems
 
     problems = [
         f"{model_dir / name}: missing from the model export"
@@ -301,29 +282,29 @@ def model_dir_problems(model_dir: Path) -> list[str]:
                 f"{config_path}: config.{key} is {recorded.to_dict().get(key)!r} but preset "
                 f"{meta['preset']!r} has {value!r}"
             )
+    params_dir = model_dir / "params"
     try:
-        stored = _checkpoint_shapes(model_dir / "params")
+        stored = checkpoint_shapes(params_dir)
     except Exception as exc:  # orbax raises many types for a damaged checkpoint
-        return [*problems, f"{model_dir / 'params'}: unreadable Orbax checkpoint ({exc})"]
-    expected = {path_str(path): shape for path, shape in expected_shapes(preset_config).items()}
-    for name in sorted(set(expected) - set(stored)):
+        return [*problems, f"{params_dir}: unreadable Orbax checkpoint ({exc})"]
+    try:
+        layout = detect_layout(stored, str(params_dir))
+    except ConfigError as exc:
+        return [*problems, str(exc)]
+    if layout != "upstream":
         problems.append(
-            f"{model_dir / 'params'}: parameter {name} of preset {meta['preset']!r} is missing"
+            f"{params_dir}: parameters in the module layout (an older export); google-tunix's "
+            "loaders need the upstream layout"
         )
-    for name in sorted(set(stored) - set(expected)):
+    else:
+        problems += [
+            f"{params_dir}: {message}"
+            for _, message in layout_problems(stored, preset_config, "upstream")
+        ]
+    if meta.get("num_params") != preset_config.num_params():
         problems.append(
-            f"{model_dir / 'params'}: parameter {name} is not part of preset {meta['preset']!r}"
-        )
-    for name in sorted(set(stored) & set(expected)):
-        if stored[name][0] != expected[name]:
-            problems.append(
-                f"{model_dir / 'params'}: parameter {name} has shape {stored[name][0]} but "
-                f"preset {meta['preset']!r} expects {expected[name]}"
-            )
-    count = sum(math.prod(shape) for shape, _ in stored.values())
-    if meta.get("num_params") != count:
-        problems.append(
-            f"{config_path}: num_params is {meta.get('num_params')!r} but the checkpoint holds {count}"
+            f"{config_path}: num_params is {meta.get('num_params')!r} but preset "
+            f"{meta['preset']!r} has {preset_config.num_params()}"
         )
     return problems
 

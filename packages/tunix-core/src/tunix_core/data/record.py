@@ -1,9 +1,10 @@
 """The reasoning-trace record and its JSONL form.
 
 One example is a question, the steps that solve it and a canonical answer, plus
-metadata (category, section, difficulty, source) that evaluation groups scores by.
-Invalid records are refused when they are built; errors read from a file name the
-file, the line and the field.
+metadata (category, section, difficulty, source) that evaluation groups scores by, and
+``answer_match``: the name of the answer check that judges a model's answer to it
+(``auto`` unless the item needs a stricter one, docs/evaluation.md). Invalid records are
+refused when they are built; errors read from a file name the file, the line and the field.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import attrs
 
 from tunix_core.errors import DataError
 from tunix_core.jsonio import read_user_jsonl, write_text_atomic
+from tunix_core.registry import ANSWER_CHECK_NAME
 
 DIFFICULTIES = ("easy", "medium", "hard")
+DEFAULT_ANSWER_MATCH = "auto"
 # Markup of the competition format; inside a record it would make a rendered example
 # ambiguous to parse back.
 RESERVED_MARKUP = (
@@ -69,6 +72,16 @@ def _source(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         raise FieldError(attribute.name, f"must be a string, got {type(value).__name__}")
 
 
+def _answer_match(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, str):
+        raise FieldError(attribute.name, f"must be a string, got {type(value).__name__}")
+    if not ANSWER_CHECK_NAME.fullmatch(value):
+        raise FieldError(
+            attribute.name,
+            f"must name an answer check (lowercase letters, digits, '_' or '-'), got {value!r}",
+        )
+
+
 def _steps(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, tuple):
         raise FieldError("steps", f"must be a list of strings, got {type(value).__name__}")
@@ -95,6 +108,9 @@ class ExampleMeta:
     section: str = attrs.field(default="core", validator=_text())
     difficulty: str = attrs.field(default="easy", validator=_difficulty)
     source: str = attrs.field(default="", validator=_source)
+    # Whether the name is an installed check is known only to the plugin host; it is
+    # checked before anything is scored (tunix_core.evaluation.require_answer_checks).
+    answer_match: str = attrs.field(default=DEFAULT_ANSWER_MATCH, validator=_answer_match)
 
 
 @attrs.frozen
@@ -113,22 +129,27 @@ class ReasoningExample:
 
 
 _FIELDS = ("id", "question", "steps", "answer", "meta")
-_META_FIELDS = ("category", "section", "difficulty", "source")
+_META_FIELDS = ("category", "section", "difficulty", "source", "answer_match")
 
 
 def example_to_dict(example: ReasoningExample) -> dict[str, Any]:
-    """Plain data in a fixed key order (so exports are byte-stable)."""
+    """Plain data in a fixed key order (so exports are byte-stable). ``meta.answer_match``
+    is written only when it is not ``auto``, so records that do not set it export exactly
+    as they did before the field existed."""
+    meta = {
+        "category": example.meta.category,
+        "section": example.meta.section,
+        "difficulty": example.meta.difficulty,
+        "source": example.meta.source,
+    }
+    if example.meta.answer_match != DEFAULT_ANSWER_MATCH:
+        meta["answer_match"] = example.meta.answer_match
     return {
         "id": example.id,
         "question": example.question,
         "steps": list(example.steps),
         "answer": example.answer,
-        "meta": {
-            "category": example.meta.category,
-            "section": example.meta.section,
-            "difficulty": example.meta.difficulty,
-            "source": example.meta.source,
-        },
+        "meta": meta,
     }
 
 

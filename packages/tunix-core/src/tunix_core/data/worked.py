@@ -3,7 +3,9 @@ and solves it step by step, showing the intermediate work a model should learn t
 
 A family function takes ``(rng, difficulty)`` and returns a :class:`Worked` problem whose
 answer is canonical: a plain number (no units, no trailing zeros), ``yes``/``no``, a
-letter, or the exact string asked for.
+letter, or the exact string asked for. Problems whose answer *is* a case or an order (case
+changes, reversals, sorted words) name a stricter answer check than ``auto``, which folds
+case (docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ class Worked:
     question: str
     steps: tuple[str, ...]
     answer: str
+    answer_match: str = "auto"  # the record's meta.answer_match
 
 
 Family = Callable[[random.Random, str], Worked]
@@ -322,12 +325,14 @@ def string_reversal(rng: random.Random, difficulty: str) -> Worked:
             f'Reverse the order of the words in "{" ".join(words)}".',
             (f"words: {' | '.join(words)}", f"last to first: {' | '.join(reversed(words))}"),
             answer,
+            "exact",
         )
     word = rng.choice(WORDS) if difficulty == "easy" else _pseudo_word(rng, rng.randint(6, 8))
     return Worked(
         f'Reverse the string "{word}".',
         (f"letters: {' '.join(word)}", f"from the end: {' '.join(reversed(word))}"),
         word[::-1],
+        "exact",
     )
 
 
@@ -349,6 +354,7 @@ def sorting(rng: random.Random, difficulty: str) -> Worked:
             f"Sort these words alphabetically: {', '.join(words)}.",
             tuple(_selection_steps(words, str, "first")),
             ", ".join(ordered),
+            "exact",
         )
     count, top, order = (4, 99, "ascending") if difficulty == "easy" else (5, 999, "descending")
     numbers = [str(n) for n in rng.sample(range(1, top + 1), count)]
@@ -358,6 +364,7 @@ def sorting(rng: random.Random, difficulty: str) -> Worked:
         f"Sort these numbers in {order} order: {', '.join(numbers)}.",
         tuple(_selection_steps(numbers, int, pick)),
         ", ".join(ordered),
+        "list",  # numbers in order; "12,34" or "12 and 34" state the same list
     )
 
 
@@ -487,6 +494,7 @@ def case_change(rng: random.Random, difficulty: str) -> Worked:
         f'{instruction}: "{" ".join(words)}"',
         tuple(f"{w} → {c}" for w, c in zip(words, converted, strict=True)),
         " ".join(converted),
+        "exact",
     )
 
 
@@ -509,6 +517,7 @@ def edge_case(rng: random.Random, kind: str) -> tuple[Worked, str]:
             f'Reverse the string "{word}".',
             (f"characters: {' '.join(word)}", f"from the end: {' '.join(reversed(word))}"),
             word[::-1],
+            "exact",
         ), "easy"
     if kind == "unicode_count":
         words = rng.sample(UNICODE_WORDS + SHORT_WORDS, rng.randint(3, 6))

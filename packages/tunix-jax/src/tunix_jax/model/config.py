@@ -45,6 +45,10 @@ class ModelConfig:
     use_qk_norm: bool = False
     rms_norm_eps: float = 1e-6
     max_seq_len: int = 32_768
+    # Rows of the embedding in Google's upstream (Kaggle Flax) checkpoints, when they pad
+    # the vocabulary beyond the tokenizer's (Gemma 2: 256,128 for 256,000 tokens); None
+    # means vocab_size. The padding rows are dropped on load and written as zeros on export.
+    upstream_vocab_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.num_heads % self.num_kv_heads:
@@ -56,6 +60,8 @@ class ModelConfig:
             raise ConfigError(f"model {self.name}: head_dim must be even for RoPE")
         if not self.attention_pattern or set(self.attention_pattern) - {"local", "global"}:
             raise ConfigError(f"model {self.name}: attention_pattern must hold 'local'/'global'")
+        if self.upstream_vocab_size is not None and self.upstream_vocab_size < self.vocab_size:
+            raise ConfigError(f"model {self.name}: upstream_vocab_size is below vocab_size")
 
     def attention_kind(self, layer: int) -> AttentionKind:
         return self.attention_pattern[layer % len(self.attention_pattern)]
@@ -64,6 +70,11 @@ class ModelConfig:
     def uses_fused_qkv(self) -> bool:
         """Tunix stores one `qkv_einsum` when every query head has its own KV head."""
         return self.num_heads == self.num_kv_heads
+
+    @property
+    def checkpoint_vocab_size(self) -> int:
+        """Embedding rows of an upstream-layout checkpoint of this architecture."""
+        return self.upstream_vocab_size or self.vocab_size
 
     @property
     def post_attention_norm_name(self) -> str:
@@ -157,6 +168,7 @@ _BASE_PRESETS: dict[str, ModelConfig] = {
         num_kv_heads=4,
         head_dim=256,
         query_pre_attn_scalar=256.0,
+        upstream_vocab_size=256_128,
     ),
     # Tiny shapes for tests: a full local/global cycle and a short window so masks matter.
     "tiny-gemma3": _gemma3("tiny-gemma3", num_layers=6, **_TINY_SHAPES),
@@ -177,9 +189,14 @@ class UnknownPresetError(ConfigError, ValueError):
     """A model preset name that is not defined; the message lists the known ones."""
 
 
+def base_preset(preset: str) -> str:
+    """The architecture a preset name stands for (`gemma3-1b-it` -> `gemma3-1b`)."""
+    return _ALIASES.get(preset, preset)
+
+
 def get_config(preset: str) -> ModelConfig:
     """The architecture of a named preset; aliases (`-it`, `-pt`) resolve to their base."""
-    base = _ALIASES.get(preset, preset)
+    base = base_preset(preset)
     if base in _BASE_PRESETS:
         return dataclasses.replace(_BASE_PRESETS[base], name=preset)
     close = difflib.get_close_matches(preset, PRESETS, n=1)

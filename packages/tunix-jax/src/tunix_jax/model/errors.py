@@ -15,3 +15,7 @@ class WeightsShapeError(ConfigError, ValueError):
 
 class UnsupportedQuantizationError(ConfigError, ValueError):
     """A GGUF tensor stored in a quantisation type this loader cannot dequantise."""
+
+
+class WeightsDamagedError(ConfigError, ValueError):
+    """A weights checkpoint whose files exist but cannot be read (half-written, truncated)."""

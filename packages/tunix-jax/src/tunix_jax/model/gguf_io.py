@@ -29,7 +29,7 @@ from tunix_jax.model.params import (
 # Turn markers that GGUF flags as control tokens but that must be matched in plain text.
 _TEXT_MATCHED_CONTROL_PIECES = ("<start_of_turn>", "<end_of_turn>")
 
-_BLOCK_TENSORS = {
+BLOCK_TENSORS = {
     "q": "attn_q",
     "k": "attn_k",
     "v": "attn_v",
@@ -134,7 +134,7 @@ def read_params(path: str | os.PathLike[str], config: ModelConfig) -> dict[Param
         load,
         embedding="token_embd.weight",
         final_norm="output_norm.weight",
-        block_tensor=lambda layer, role: f"blk.{layer}.{_BLOCK_TENSORS[role]}.weight",
+        block_tensor=lambda layer, role: f"blk.{layer}.{BLOCK_TENSORS[role]}.weight",
         config=config,
         norm_offset=1.0,
     )

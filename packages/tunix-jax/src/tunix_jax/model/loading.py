@@ -6,7 +6,11 @@ Weight sources:
   "random"           random initialisation from `seed`
   "gguf:PATH"        a llama.cpp GGUF file (weights and vocabulary)
   "safetensors:DIR"  a Hugging Face folder (config.json, *.safetensors, tokenizer.model)
-  "orbax:DIR"        an Orbax checkpoint in the Tunix layout (what `save_orbax` writes)
+  "orbax:DIR"        an Orbax checkpoint in the upstream layout (Kaggle's Flax Gemma
+                     checkpoints, and what `save_orbax` and the run's `model/params/`
+                     hold) or in the module layout (`nnx.to_pure_dict(nnx.state(model))`);
+                     DIR may be the checkpoint folder or the folder above it, as in
+                     Kaggle's `.../flax/gemma3-1b-it/1/`
 
 The tokenizer comes from the GGUF vocabulary, else a `tokenizer.model` in the weights
 folder (or its parent), else the default Gemma 3 vocabulary for a 262,144-token preset,
@@ -85,7 +89,7 @@ def _read_params(kind: str, path: Path, config: ModelConfig) -> dict[str, Any]:
     elif kind == "safetensors":
         flat = safetensors_io.read_params(path, config)
     else:
-        flat = orbax_io.read_params(path)
+        flat = orbax_io.read_params(path, config)
     return build_tree(flat, config, str(path))
 
 
@@ -113,10 +117,11 @@ def load_model(
 
 
 def model_params(model: Transformer) -> dict[str, Any]:
-    """The parameters of a model as the nested dict of the Tunix layout."""
+    """The parameters of a model as the nested dict of the module layout."""
     return nnx.to_pure_dict(nnx.state(model, nnx.Param))
 
 
 def save_orbax(model: Transformer, directory: str | os.PathLike[str]) -> Path:
-    """Write the model's parameters as an Orbax checkpoint in the Tunix layout."""
-    return orbax_io.save_params(model_params(model), directory)
+    """Write the model's parameters as an Orbax checkpoint in the upstream layout, which
+    google-tunix's own loaders read unchanged."""
+    return orbax_io.save_upstream(model_params(model), model.config, directory)

@@ -1,16 +1,27 @@
-"""The Tunix parameter layout: paths, expected shapes, and checks on a loaded tree.
+"""The two Gemma parameter layouts, their expected shapes, and checks on a loaded tree.
 
-Every weight source (GGUF, safetensors, Orbax) produces a flat mapping from a parameter
-path such as `("layers", 0, "attn", "q_einsum", "w")` to a numpy array, and this module
-turns it into the nested dict `nnx.update` takes, failing with a message that names the
-source file and tensor.
+The **module layout** is the parameter tree of google-tunix's Gemma modules and of our
+`Transformer` (`nnx.to_pure_dict(nnx.state(model))`): `("layers", 0, "attn", "q_einsum",
+"w")`. Every weight source (GGUF, safetensors, Orbax) produces a flat mapping from such
+paths to numpy arrays, and `build_tree` turns it into the nested dict `nnx.update` takes,
+failing with a message that names the source file and tensor.
+
+The **upstream layout** is Google's Flax Gemma checkpoints on Kaggle, which google-tunix
+reads with `gemma3.params.create_model_from_checkpoint` / `gemma.params.
+load_and_format_params`: a flat top level of slash-joined module names, each holding its
+parameters, `{"transformer/layer_0/attn/q_einsum": {"w": ...}}`. It differs from the
+module layout in three places: the MLP's gate and up projections are one
+`mlp/gating_einsum` ([2, F, D] in Gemma 3, [2, D, F] in Gemma 2), the down projection is
+`mlp/linear`, and Gemma 2's `post_attn_norm` is `post_attention_norm`. Gemma 2's
+embedding has 128 padding rows there (`ModelConfig.upstream_vocab_size`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from typing import Any
+import re
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, Literal
 
 import numpy as np
 
@@ -18,6 +29,10 @@ from tunix_jax.model.config import ModelConfig
 from tunix_jax.model.errors import WeightsNotFoundError, WeightsShapeError
 
 ParamPath = tuple[str | int, ...]
+Layout = Literal["upstream", "module"]
+UPSTREAM_ROOT = "transformer"
+_EMBEDDING: ParamPath = ("embedder", "input_embedding")
+_UPSTREAM_EMBEDDING: ParamPath = (f"{UPSTREAM_ROOT}/embedder", "input_embedding")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +78,175 @@ def expected_shapes(config: ModelConfig) -> dict[ParamPath, tuple[int, ...]]:
         ):
             shapes[("layers", i, norm, "scale")] = (d,)
     return shapes
+
+
+def _upstream_key(path: ParamPath, config: ModelConfig) -> ParamPath:
+    """The upstream name of a module-layout parameter other than gate_proj/up_proj."""
+    *module, name = map(str, path)
+    if module[0] == "layers":
+        module = [f"layer_{module[1]}", *module[2:]]
+        if module[1:] == [config.post_attention_norm_name]:
+            module[1] = "post_attention_norm"
+        elif module[1:] == ["mlp", "down_proj"]:
+            module[2], name = "linear", "w"
+    return ("/".join([UPSTREAM_ROOT, *module]), name)
+
+
+def _gating_key(layer: int) -> ParamPath:
+    return (f"{UPSTREAM_ROOT}/layer_{layer}/mlp/gating_einsum", "w")
+
+
+def _gating_shape(config: ModelConfig) -> tuple[int, ...]:
+    d, f = config.embed_dim, config.hidden_dim
+    return (2, f, d) if config.family == "gemma3" else (2, d, f)
+
+
+def upstream_shapes(config: ModelConfig) -> dict[ParamPath, tuple[int, ...]]:
+    """Parameter keys and shapes of `config` in the upstream (Kaggle Flax) layout."""
+    shapes: dict[ParamPath, tuple[int, ...]] = {}
+    for path, shape in expected_shapes(config).items():
+        if path == _EMBEDDING:
+            shapes[_UPSTREAM_EMBEDDING] = (config.checkpoint_vocab_size, config.embed_dim)
+        elif path[-2] == "gate_proj":
+            shapes[_gating_key(int(path[1]))] = _gating_shape(config)
+        elif path[-2] != "up_proj":
+            shapes[_upstream_key(path, config)] = shape
+    return shapes
+
+
+def _lookup(tree: Mapping[Any, Any], path: ParamPath) -> Any:
+    node: Any = tree
+    for part in path:
+        # Layer indices are ints in a live model's tree and strings once serialised.
+        node = node[part] if part in node else node[str(part)]
+    return node
+
+
+def to_upstream(params: Mapping[Any, Any], config: ModelConfig) -> dict[str, dict[str, Any]]:
+    """A module-layout tree of numpy arrays as the nested dict of the upstream layout,
+    the embedding padded with zero rows to `config.checkpoint_vocab_size`."""
+    out: dict[str, dict[str, Any]] = {}
+    for path in expected_shapes(config):
+        if path[-2] == "up_proj":
+            continue
+        value = np.asarray(_lookup(params, path))
+        if path[-2] == "gate_proj":
+            up = np.asarray(_lookup(params, (*path[:-2], "up_proj", "kernel")))
+            # Gemma 3 checkpoints store the MLP input projections transposed.
+            pair = (value.T, up.T) if config.family == "gemma3" else (value, up)
+            module, name = map(str, _gating_key(int(path[1])))
+            out.setdefault(module, {})[name] = np.stack(pair)
+            continue
+        if path == _EMBEDDING and config.checkpoint_vocab_size > config.vocab_size:
+            padding = np.zeros((config.checkpoint_vocab_size - config.vocab_size, value.shape[1]))
+            value = np.concatenate([value, padding.astype(value.dtype)])
+        module, name = map(str, _upstream_key(path, config))
+        out.setdefault(module, {})[name] = value
+    return out
+
+
+def from_upstream(
+    flat: Mapping[ParamPath, SourceTensor], config: ModelConfig
+) -> dict[ParamPath, SourceTensor]:
+    """Module-layout tensors from upstream-layout ones whose keys and shapes
+    `check_layout` has accepted; the embedding's padding rows are dropped."""
+    out: dict[ParamPath, SourceTensor] = {}
+    for path in expected_shapes(config):
+        if path[-2] in ("gate_proj", "up_proj"):
+            gating = flat[_gating_key(int(path[1]))]
+            index = 0 if path[-2] == "gate_proj" else 1
+            value = gating.value[index]
+            out[path] = SourceTensor(
+                f"{gating.name}[{index}]", value.T if config.family == "gemma3" else value
+            )
+            continue
+        tensor = flat[_UPSTREAM_EMBEDDING if path == _EMBEDDING else _upstream_key(path, config)]
+        if path == _EMBEDDING:
+            tensor = SourceTensor(tensor.name, tensor.value[: config.vocab_size])
+        out[path] = tensor
+    return out
+
+
+def detect_layout(paths: Collection[ParamPath], source: str) -> Layout:
+    """Which of the two layouts a checkpoint with these parameter paths uses."""
+    tops = sorted({str(path[0]) for path in paths})
+    if any(top.startswith(f"{UPSTREAM_ROOT}/") for top in tops):
+        return "upstream"
+    if {"embedder", "layers"} <= set(tops):
+        return "module"
+    found = ", ".join(repr(top) for top in tops[:4]) or "nothing"
+    raise WeightsNotFoundError(
+        f"{source}: not a Gemma checkpoint: expected keys like 'transformer/embedder' "
+        f"(upstream layout) or 'embedder' and 'layers' (module layout), found {found}"
+    )
+
+
+def _layers_in(paths: Collection[ParamPath], layout: Layout) -> set[int]:
+    if layout == "module":
+        return {int(p[1]) for p in paths if p[0] == "layers" and len(p) > 1}
+    matches = (re.match(rf"{UPSTREAM_ROOT}/layer_(\d+)/", str(p[0])) for p in paths)
+    return {int(m.group(1)) for m in matches if m}
+
+
+def layout_problems(
+    found: Mapping[ParamPath, tuple[int, ...]], config: ModelConfig, layout: Layout
+) -> list[tuple[type[Exception], str]]:
+    """Every way the parameter shapes `found` in a checkpoint of `layout` miss `config`:
+    ``(error class, message)``, missing and misshapen tensors first, in model order."""
+    if layout == "upstream":
+        expected = upstream_shapes(config)
+        # An upstream checkpoint without the padding rows is fine too.
+        accepted = {_UPSTREAM_EMBEDDING: (config.vocab_size, config.embed_dim)}
+    else:
+        expected, accepted = expected_shapes(config), {}
+    preset = f"model preset {config.name!r}"
+    problems: list[tuple[type[Exception], str]] = []
+    for path, shape in expected.items():
+        name = path_str(path)
+        if path not in found:
+            message = f"tensor {name!r} is missing ({preset} expects shape {shape})"
+            problems.append((WeightsNotFoundError, message))
+        elif tuple(found[path]) not in (shape, accepted.get(path)):
+            message = (
+                f"tensor {name!r} has shape {tuple(found[path])}, but {preset} expects {shape}"
+            )
+            problems.append((WeightsShapeError, message))
+    for path in found:
+        if path not in expected:
+            problems.append(
+                (WeightsShapeError, f"tensor {path_str(path)!r} is not part of {preset}")
+            )
+    return problems
+
+
+def _mismatch_hints(found: Collection[ParamPath], config: ModelConfig, layout: Layout) -> str:
+    hints = []
+    has_qk_norm = any("_query_norm" in path_str(path) for path in found)
+    if config.use_qk_norm and not has_qk_norm:
+        hints.append(
+            f"the checkpoint has no query/key norms, like Gemma 2, but preset {config.name!r} "
+            "is Gemma 3"
+        )
+    elif has_qk_norm and not config.use_qk_norm:
+        hints.append(
+            f"the checkpoint has query/key norms, like Gemma 3, but preset {config.name!r} "
+            "is Gemma 2"
+        )
+    layers = len(_layers_in(found, layout))
+    if layers != config.num_layers:
+        hints.append(f"it has {layers} layers, the preset {config.num_layers}")
+    return "".join(f"; {hint}" for hint in hints)
+
+
+def check_layout(
+    found: Mapping[ParamPath, tuple[int, ...]], config: ModelConfig, layout: Layout, source: str
+) -> None:
+    """Raise, naming `source` and the first tensor that is wrong, unless a checkpoint with
+    these parameter shapes fits `config`."""
+    problems = layout_problems(found, config, layout)
+    if problems:
+        error, message = problems[0]
+        raise error(f"{source}: {message}{_mismatch_hints(found, config, layout)}")
 
 
 def check_source_shape(

@@ -20,7 +20,7 @@ from tunix_jax.model.params import (
 # Text-only and multimodal checkpoints nest the decoder under different prefixes.
 _PREFIXES = ("model.", "model.language_model.", "language_model.model.")
 
-_BLOCK_TENSORS = {
+BLOCK_TENSORS = {
     "q": "self_attn.q_proj",
     "k": "self_attn.k_proj",
     "v": "self_attn.v_proj",
@@ -102,6 +102,6 @@ def read_params(
         load,
         embedding=f"{prefix}embed_tokens.weight",
         final_norm=f"{prefix}norm.weight",
-        block_tensor=lambda layer, role: f"{prefix}layers.{layer}.{_BLOCK_TENSORS[role]}.weight",
+        block_tensor=lambda layer, role: f"{prefix}layers.{layer}.{BLOCK_TENSORS[role]}.weight",
         config=config,
     )

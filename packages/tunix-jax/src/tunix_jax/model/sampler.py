@@ -7,6 +7,11 @@ positions start at 0 on its first real token; pad slots are masked out of attent
 Shapes are bucketed (batch, prompt length, new-token budget; see `bucket`), and the
 prefill plus the whole decode loop (a `lax.while_loop`) form one jitted function, so
 repeated calls with similar shapes reuse one compilation.
+
+Given a device mesh (see `tunix_jax.train.mesh`), generation is data parallel: the rows
+of the batch and of the KV cache are split over all of its devices, the parameters are
+laid out as the trainer lays them out, and the batch is padded to a multiple of the
+device count. With one device the program is the plain single-device one.
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from tunix_jax.model.tokenizer import Tokenizer
 from tunix_jax.model.transformer import Transformer
+from tunix_jax.train import mesh as mesh_lib
 
 STOP = "stop"  # the row produced a stop token (not included in its tokens)
 LENGTH = "length"  # the row reached max_new_tokens
@@ -83,6 +90,15 @@ def _sample(
     return choice.astype(jnp.int32)
 
 
+def _split_rows(tree, rows: NamedSharding | None):
+    """Pin every array with a batch axis (all but the scalars) to ``rows``, so the KV cache
+    and the decode loop's carry stay split by rows instead of whatever propagation picks."""
+    if rows is None:
+        return tree
+    pin = lambda x: jax.lax.with_sharding_constraint(x, rows) if x.ndim else x  # noqa: E731
+    return jax.tree.map(pin, tree)
+
+
 def _generate(
     graphdef,
     state,
@@ -100,6 +116,7 @@ def _generate(
     top_k: int | None,
     use_top_p: bool,
     pad_id: int,
+    rows: NamedSharding | None,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     model: Transformer = nnx.merge(graphdef, state)
     batch, prompt_len = tokens.shape
@@ -141,22 +158,47 @@ def _generate(
         out = out.at[:, step].set(jnp.where(done, pad_id, token))
         lengths = lengths + (~done & ~is_stop)
         stopped = stopped | (~done & is_stop)
-        return step + 1, cache, out, done | is_stop, lengths, stopped, key
+        carry = (step + 1, cache, out, done | is_stop, lengths, stopped, key)
+        return _split_rows(carry, rows)
 
-    carry = (jnp.int32(1), cache, out, done, lengths, stopped, key)
+    carry = _split_rows((jnp.int32(1), cache, out, done, lengths, stopped, key), rows)
     _, _, out, _, lengths, stopped, _ = jax.lax.while_loop(keep_going, decode_one, carry)
     return out, lengths, stopped
 
 
 class Sampler:
-    """Generates completions for batches of prompts from a `Transformer`."""
+    """Generates completions for batches of prompts from a `Transformer`.
 
-    def __init__(self, model: Transformer, tokenizer: Tokenizer):
+    With a ``mesh`` of several devices, rows are split over all of them (data parallel)
+    and the first call moves the model's parameters, in place, to the trainer's layout on
+    that mesh.
+    """
+
+    def __init__(self, model: Transformer, tokenizer: Tokenizer, mesh: Mesh | None = None):
         self.model = model
         self.tokenizer = tokenizer
+        self.mesh = mesh if mesh is not None and mesh.size > 1 else None
         graphdef, _ = nnx.split(model)
         static = ("num_new", "greedy", "top_k", "use_top_p", "pad_id")
-        self._compiled = jax.jit(functools.partial(_generate, graphdef), static_argnames=static)
+        if self.mesh is None:
+            generate = functools.partial(_generate, graphdef, rows=None)
+            self._compiled = jax.jit(generate, static_argnames=static)
+        else:
+            rows = mesh_lib.batch_sharding(self.mesh)
+            generate = functools.partial(_generate, graphdef, rows=rows)
+            # Replicated results: every process (of a multi-host mesh) can read all rows.
+            replicated = NamedSharding(self.mesh, PartitionSpec())
+            self._compiled = jax.jit(generate, static_argnames=static, out_shardings=replicated)
+
+    @property
+    def ways(self) -> int:
+        """How many devices share each batch."""
+        return 1 if self.mesh is None else self.mesh.size
+
+    def batch_size(self, num_rows: int) -> int:
+        """The padded batch for ``num_rows`` prompts: the rows per device bucketed (see
+        `bucket`), times the device count."""
+        return bucket(-(-num_rows // self.ways)) * self.ways
 
     def generate(
         self,
@@ -212,7 +254,7 @@ class Sampler:
             raise ValueError("every prompt needs at least one token")
 
         num_rows = len(prompt_ids)
-        batch = bucket(num_rows)
+        batch = self.batch_size(num_rows)
         prompt_len = bucket(max(len(ids) for ids in prompt_ids), _MIN_PROMPT_BUCKET)
         num_new = bucket(max_new_tokens, _MIN_NEW_TOKENS_BUCKET)
         pad_id = self.tokenizer.pad_id
@@ -228,12 +270,15 @@ class Sampler:
             raise ValueError(f"at most {_MAX_STOP_IDS} stop ids, got {len(stops)}")
         stops += [-1] * (_MAX_STOP_IDS - len(stops))
 
-        _, state = nnx.split(self.model)
+        state, by_row = self._placed_state(), (tokens, pad_lengths, active)
+        if self.mesh is None:
+            by_row = tuple(jnp.asarray(array) for array in by_row)
+        else:
+            sharding = mesh_lib.batch_sharding(self.mesh)
+            by_row = tuple(mesh_lib.put_global(array, sharding) for array in by_row)
         out, lengths, stopped = self._compiled(
             state,
-            jnp.asarray(tokens),
-            jnp.asarray(pad_lengths),
-            jnp.asarray(active),
+            *by_row,
             jnp.int32(max_new_tokens),
             jax.random.key(seed),
             jnp.float32(max(temperature, 1e-6)),
@@ -250,3 +295,13 @@ class Sampler:
             tokens=[out[row, : lengths[row]].tolist() for row in range(num_rows)],
             stop_reasons=[STOP if stopped[row] else LENGTH for row in range(num_rows)],
         )
+
+    def _placed_state(self) -> nnx.State:
+        """The model's state, on a mesh laid out as the trainer lays it out. The layout is
+        written back into the model, so later calls find it in place (device_put is then
+        a no-op)."""
+        _, state = nnx.split(self.model)
+        if self.mesh is not None:
+            state = jax.device_put(state, mesh_lib.state_shardings(self.mesh, state))
+            nnx.update(self.model, state)
+        return state

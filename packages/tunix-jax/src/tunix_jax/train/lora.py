@@ -7,12 +7,23 @@ so neither the frozen weight's gradient nor a full-size weight delta is ever for
 adapters are :class:`flax.nnx.LoRAParam` variables, which lets the trainer split them
 from the frozen :class:`flax.nnx.Param` weights. :func:`merge_lora` folds them into the
 base weights and restores the plain module tree (the Tunix layout) for export.
+
+:class:`LoraAdapters` keeps trained adapters on their own (a few MB beside a merged
+model of GB): an Orbax checkpoint ``params/`` of the ``lora_a``/``lora_b`` values under
+the module path of the projection they wrap (``layers/0/attn/q_einsum/lora_a``), and
+``adapter_config.json`` with rank, alpha and targets. :func:`load_adapters` puts them back
+on a base model.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +31,10 @@ from flax import nnx
 
 from tunix_core.errors import ConfigError
 from tunix_jax.model.layers import Einsum
+
+ADAPTERS_FORMAT = "tunix-lora-adapters"
+ADAPTER_CONFIG_FILENAME = "adapter_config.json"
+ADAPTER_PARAMS_DIRNAME = "params"
 
 
 def _rank_letter(used: str) -> str:
@@ -142,3 +157,49 @@ def merge_lora(model: nnx.Module) -> int:
     for parent, name, adapter in adapters:
         setattr(parent, name, adapter.merged())
     return len(adapters)
+
+
+@dataclasses.dataclass(frozen=True)
+class LoraAdapters:
+    """Trained adapters: the nested ``lora_a``/``lora_b`` values of every wrapped
+    projection (module paths) and the settings they were trained with."""
+
+    params: Mapping[Any, Any]
+    rank: int
+    alpha: float
+    targets: tuple[str, ...]
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``params/`` and ``adapter_config.json`` to ``directory`` (created)."""
+        from tunix_jax.model.orbax_io import save_params
+
+        directory = Path(directory)
+        directory.mkdir(parents=True)
+        save_params(self.params, directory / ADAPTER_PARAMS_DIRNAME)
+        config = {
+            "format": ADAPTERS_FORMAT,
+            "rank": self.rank,
+            "alpha": self.alpha,
+            "targets": list(self.targets),
+            "params": ADAPTER_PARAMS_DIRNAME,
+            "merge": "w + (alpha / rank) * lora_a @ lora_b, contracting the rank axis",
+        }
+        text = json.dumps(config, indent=1, sort_keys=True) + "\n"
+        (directory / ADAPTER_CONFIG_FILENAME).write_text(text, encoding="utf-8")
+        return directory
+
+
+def load_adapters(model: nnx.Module, directory: str | os.PathLike[str]) -> int:
+    """Wrap ``model``'s projections as the adapters in ``directory`` were trained and give
+    them the saved values; returns how many were wrapped (:func:`merge_lora` folds them in)."""
+    from tunix_jax.model.orbax_io import read_tree
+
+    directory = Path(directory)
+    config = json.loads((directory / ADAPTER_CONFIG_FILENAME).read_text(encoding="utf-8"))
+    if config.get("format") != ADAPTERS_FORMAT:
+        raise ConfigError(f"{directory}: not a {ADAPTERS_FORMAT} folder")
+    wrapped = apply_lora(
+        model, config["targets"], rank=config["rank"], alpha=config["alpha"], seed=0
+    )
+    nnx.update(model, read_tree(directory / config["params"]))
+    return wrapped

@@ -1,4 +1,5 @@
-"""The loss curve of a run as a PNG (matplotlib's Agg backend, imported only here)."""
+"""The loss curve of a run as a PNG, drawn on a bare matplotlib Figure with the Agg canvas:
+no pyplot, so a notebook kernel that runs `tunix_core.api.run` keeps its own backend."""
 
 from __future__ import annotations
 
@@ -15,13 +16,13 @@ def plot_loss_curve(metrics_path: Path, png_path: Path, *, title: str = "trainin
     records = [r for r in read_jsonl(metrics_path) if "loss" in r and "step" in r]
     if not records:
         return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     steps = [r["step"] for r in records]
-    figure, loss_axis = plt.subplots(figsize=(7, 4), dpi=100)
+    figure = Figure(figsize=(7, 4), dpi=100)
+    FigureCanvasAgg(figure)
+    loss_axis = figure.subplots()
     loss_axis.plot(steps, [r["loss"] for r in records], color="tab:blue", label="loss")
     loss_axis.set_xlabel("step")
     loss_axis.set_ylabel("loss (nats per completion token)")
@@ -33,5 +34,4 @@ def plot_loss_curve(metrics_path: Path, png_path: Path, *, title: str = "trainin
     figure.tight_layout()
     png_path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(png_path)
-    plt.close(figure)
     return True

@@ -4,8 +4,10 @@ Twelve families (rates, percentages, unit prices, column-wise addition and subtr
 partial-product multiplication, string reversal, sorting, syllogisms, counting, case
 changes and edge cases), each drawn from its own ``random.Random`` so one family's changes
 do not move another's items. Questions are unique across both splits (compared with
-whitespace collapsed). Any change to what is generated must bump ``GENERATOR_VERSION``;
-a test pins the export's checksum.
+whitespace collapsed). Items whose answer is a case or an order (case changes, reversals,
+sorted words) carry ``meta.answer_match: exact``; sorted numbers carry ``list``. Any
+change to what is generated must bump ``GENERATOR_VERSION``; a test pins the export's
+checksum.
 """
 
 from __future__ import annotations
@@ -22,7 +24,11 @@ from tunix_core.data.record import DIFFICULTIES, ExampleMeta, ReasoningExample
 from tunix_core.data.splits import TRAIN_EVAL, check_request, derived_seed
 
 NAME = "dev-reasoning-v2"
-GENERATOR_VERSION = "2.0.0"
+GENERATOR_VERSION = "2.1.0"  # 2.1.0: meta.answer_match
+# The families' random streams are seeded from this, not from GENERATOR_VERSION, so a
+# version that changes only metadata keeps every question, step, answer and id (runs
+# before and after it train and evaluate on the same items). Change it only to redraw them.
+SEED_VERSION = "2.0.0"
 
 Maker = Callable[[random.Random, int], tuple[worked.Worked, str]]
 
@@ -77,7 +83,7 @@ def generate(seed: int) -> dict[str, tuple[ReasoningExample, ...]]:
     seen: set[str] = set()
     by_family: dict[str, list[list[ReasoningExample]]] = {split: [] for split in TRAIN_EVAL}
     for family in FAMILIES:
-        rng = random.Random(derived_seed(seed, NAME, GENERATOR_VERSION, family.name))
+        rng = random.Random(derived_seed(seed, NAME, SEED_VERSION, family.name))
         for split, count in (("eval", family.eval), ("train", family.train)):
             items: list[ReasoningExample] = []
             attempts = 0
@@ -96,7 +102,9 @@ def generate(seed: int) -> dict[str, tuple[ReasoningExample, ...]]:
                         question=problem.question,
                         steps=problem.steps,
                         answer=problem.answer,
-                        meta=ExampleMeta(family.name, family.section, difficulty, NAME),
+                        meta=ExampleMeta(
+                            family.name, family.section, difficulty, NAME, problem.answer_match
+                        ),
                     )
                 )
             by_family[split].append(items)

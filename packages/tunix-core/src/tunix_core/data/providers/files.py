@@ -25,6 +25,7 @@ import attrs
 
 from tunix_core.config import FieldRuleError, structure
 from tunix_core.data.record import (
+    DEFAULT_ANSWER_MATCH,
     ExampleMeta,
     FieldError,
     ReasoningExample,
@@ -33,7 +34,9 @@ from tunix_core.data.splits import TRAIN_EVAL, require_split, seeded_split
 from tunix_core.errors import DataError
 from tunix_core.jsonio import read_user_jsonl
 
-RECORD_FIELDS = ("id", "question", "steps", "answer", "category", "section", "difficulty", "source")
+RECORD_FIELDS = ("id", "question", "steps", "answer", "category", "section", "difficulty", "source",
+                 "answer_match")  # fmt: skip
+META_FIELDS = ("category", "section", "difficulty", "source", "answer_match")
 
 
 def _columns(_: Any, attribute: attrs.Attribute[Any], value: dict[str, str]) -> None:
@@ -55,9 +58,9 @@ class FileOptions:
     """``dataset.options`` of the file providers.
 
     ``columns``: record field -> column of the source (``category``, ``section``,
-    ``difficulty`` and ``source`` fill ``meta``). ``eval_fraction``: share of a single
-    source held out for eval, chosen with the dataset seed. ``eval_path``: a separate file
-    (or folder) for eval. ``category``: ``meta.category`` of rows that have none.
+    ``difficulty``, ``source`` and ``answer_match`` fill ``meta``). ``eval_fraction``: share
+    of a single source held out for eval, chosen with the dataset seed. ``eval_path``: a
+    separate file (or folder) for eval. ``category``: ``meta.category`` of rows that have none.
     ``train_split``/``eval_split``: split names inside a multi-split ``save_to_disk`` folder.
     """
 
@@ -110,7 +113,7 @@ def row_to_example(
             if column not in row:
                 raise FieldError(column, f"column mapped to {field!r} is missing")
             return row[column], column
-        if field in ("category", "section", "difficulty", "source") and field in meta:
+        if field in META_FIELDS and field in meta:
             return meta[field], f"meta.{field}"
         if field in row:
             return row[field], field
@@ -121,14 +124,13 @@ def row_to_example(
     values: dict[str, Any] = {}
     names: dict[str, str] = {}
     defaults = {"id": default_id, "category": options.category, "section": "core",
-                "difficulty": "easy", "source": source}  # fmt: skip
+                "difficulty": "easy", "source": source,
+                "answer_match": DEFAULT_ANSWER_MATCH}  # fmt: skip
     for field in RECORD_FIELDS:
         value, names[field] = pick(field, defaults.get(field, attrs.NOTHING))
         values[field] = _steps_value(value) if field == "steps" else _text_value(value, field)
     try:
-        meta_record = ExampleMeta(
-            values["category"], values["section"], values["difficulty"], values["source"]
-        )
+        meta_record = ExampleMeta(**{field: values[field] for field in META_FIELDS})
         return ReasoningExample(
             values["id"], values["question"], values["steps"], values["answer"], meta_record
         )

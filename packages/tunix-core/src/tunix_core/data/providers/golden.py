@@ -19,7 +19,7 @@ from tunix_core.data.splits import TRAIN_EVAL, check_request
 from tunix_core.data.worked import SHORT_WORDS, Worked
 
 NAME = "golden-v2"
-GENERATOR_VERSION = "2.0.0"
+GENERATOR_VERSION = "2.1.0"  # 2.1.0: meta.answer_match exact on reversals and uppercase
 _SEED = 2025  # fixed: golden items never change without a version bump
 ITEMS_PER_KIND = 10
 
@@ -73,6 +73,7 @@ def _reverse(rng: random.Random) -> Worked:
         f'Reverse the string "{word}".',
         (f"letters: {' '.join(word)}", f"from the end: {' '.join(reversed(word))}"),
         word[::-1],
+        "exact",
     )
 
 
@@ -87,7 +88,8 @@ def _letters(rng: random.Random) -> Worked:
 
 def _uppercase(rng: random.Random) -> Worked:
     word = rng.choice(SHORT_WORDS)
-    return Worked(f'Write "{word}" in uppercase.', (f"{word} → {word.upper()}",), word.upper())
+    return Worked(f'Write "{word}" in uppercase.', (f"{word} → {word.upper()}",), word.upper(),
+                  "exact")  # fmt: skip
 
 
 KINDS: tuple[tuple[str, Callable[[random.Random], Worked]], ...] = (
@@ -122,7 +124,7 @@ def golden_items() -> tuple[ReasoningExample, ...]:
                     question=problem.question,
                     steps=problem.steps,
                     answer=problem.answer,
-                    meta=ExampleMeta(f"golden_{kind}", "core", "easy", NAME),
+                    meta=ExampleMeta(f"golden_{kind}", "core", "easy", NAME, problem.answer_match),
                 )
             )
         per_kind.append(items)

@@ -1,0 +1,132 @@
+"""`tunix export RUN --format hf|gguf|orbax`, through the `tunix` Click host and the plugin."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tunix_core import builtin
+from tunix_core.cli import TunixGroup, cli
+from tunix_core.plugins import PluginHost
+from tunix_core.rundir import RunDirectory
+from tunix_jax import plugin
+
+
+@pytest.fixture
+def tunix():
+    host = PluginHost()
+    host.add_plugin(builtin, "core", "tunix-core")
+    host.add_plugin(plugin, "jax", "tunix-jax")
+    host.fill_registries()
+    group = TunixGroup("tunix", commands=dict(cli.commands))
+    host.register_commands(group)
+
+    def invoke(*args):
+        return CliRunner().invoke(group, [str(a) for a in args], obj=host)
+
+    return invoke
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A run whose train stage wrote model/ (a tiny model with random weights and norms)."""
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from tunix_jax.export import write_model_dir
+    from tunix_jax.model.layers import RMSNorm
+    from tunix_jax.model.loading import load_model
+
+    model, tokenizer = load_model("tiny-gemma3", "random", seed=3)
+    rng = np.random.default_rng(3)
+    for _, module in nnx.iter_graph(model):
+        if isinstance(module, RMSNorm):
+            module.scale[...] = jnp.asarray(rng.normal(0, 0.5, module.scale[...].shape))
+    run = RunDirectory.create(
+        tmp_path_factory.mktemp("runs"),
+        "tiny",
+        model_id="tiny-gemma3@random",
+        dataset="dev-reasoning-v2",
+        trainer="jax",
+        config_path=None,
+        command=["tunix", "run"],
+    )
+    write_model_dir(
+        model, tokenizer, preset="tiny-gemma3", weights="random", directory=run.model_dir
+    )
+    return run.path
+
+
+@pytest.mark.parametrize(
+    ("fmt", "dtype", "loader"),
+    [
+        ("hf", "float32", "safetensors:{}"),
+        ("hf", "bfloat16", "safetensors:{}"),
+        ("gguf", "float16", "gguf:{}"),
+        ("orbax", "float32", "orbax:{}/params"),
+    ],
+)
+def test_export_writes_a_model_that_reproduces_the_probe(
+    tunix, trained_run, tmp_path, fmt, dtype, loader
+):
+    from tunix_jax.export import probe_logits, read_export_meta
+    from tunix_jax.model.loading import load_model
+
+    out = tmp_path / f"out.{fmt}"
+    result = tunix("export", trained_run, "--format", fmt, "--out", out, "--dtype", dtype)
+    assert result.exit_code == 0, result.output
+    assert f"wrote {fmt} ({dtype}) to {out}" in result.output
+    assert "max |probe logit diff|" in result.output
+    _, probe = read_export_meta(trained_run / "model")
+    model, _ = load_model("tiny-gemma3", loader.format(out))
+    logits = probe_logits(model, probe["token_ids"])
+    atol = 1e-4 if dtype == "float32" else 0.2
+    np.testing.assert_allclose(logits, probe["logits"], atol=atol, rtol=0)
+    if fmt == "hf":
+        assert json.loads((out / "config.json").read_text())["torch_dtype"] == dtype
+
+
+def test_export_defaults_to_the_run_folder_and_refuses_to_overwrite(tunix, trained_run):
+    result = tunix("export", trained_run, "--format", "gguf", "--no-verify")
+    target = trained_run / "exports" / "model.gguf"
+    assert result.exit_code == 0, result.output
+    assert target.is_file() and "max |probe" not in result.output
+    again = tunix("export", trained_run, "--format", "gguf")
+    assert again.exit_code != 0 and "already exists" in again.output
+    wrong = tunix("export", trained_run, "--format", "gguf", "--dtype", "bfloat16", "--out", "x")
+    assert wrong.exit_code != 0 and "gguf supports float32, float16, not bfloat16" in wrong.output
+
+
+def test_export_fails_when_the_export_does_not_reproduce_the_probe(tunix, trained_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    probe_path = run / "model" / "probe.json"
+    probe = json.loads(probe_path.read_text())
+    probe["logits"] = [value + 1.0 for value in probe["logits"]]
+    probe_path.write_text(json.dumps(probe))
+    result = tunix("export", run, "--format", "hf", "--out", tmp_path / "hf")
+    assert result.exit_code != 0
+    assert "does not reproduce the run's probe" in result.output
+
+
+def test_a_run_without_a_model_is_refused(tunix, tmp_path):
+    run = RunDirectory.create(
+        tmp_path,
+        "untrained",
+        model_id="tiny-gemma3@random",
+        dataset="dev-reasoning-v2",
+        trainer="jax",
+        config_path=None,
+        command=["tunix", "run"],
+    )
+    result = tunix("export", run.path, "--format", "hf")
+    assert result.exit_code != 0 and "no finished model export" in result.output
+
+
+def test_export_is_registered_lazily(tunix):
+    result = tunix("--help")
+    assert result.exit_code == 0 and "export" in result.output
+    assert "Hugging Face" in tunix("export", "--help").output
