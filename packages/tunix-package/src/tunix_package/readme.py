@@ -85,7 +85,10 @@ def render_readme(facts: ReadmeFacts) -> str:
         "Flax Gemma checkpoints (`model/params`), `model/tokenizer.model`, "
         "`model/model_config.json`, `model/probe.json`",
     ]
-    if "adapters" in (model.get("files") or {}):
+    files = model.get("files") or {}
+    if "hf" in files:
+        lines[-1] += ", the same weights for Hugging Face transformers (`model/hf`)"
+    if "adapters" in files:
         lines[-1] += ", the LoRA adapters on their own (`model/adapters`)"
     compat = facts.round_trip.get("google_tunix")
     if isinstance(compat, Mapping):
