@@ -3,7 +3,6 @@ with a trainer that needs no model (the run stops before training)."""
 
 import json
 import textwrap
-import types
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from tunix_core.cli import cli
 from tunix_core.config import RunConfig, structure_config
 from tunix_core.errors import ConfigError
 from tunix_core.hookspecs import hookimpl
-from tunix_core.plugins import PluginHost
+from tunix_core.plugins import PluginHost, plugin_module
 
 TRAINER = """
 class NoModelTrainer:
@@ -52,7 +51,8 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PluginHost:
     monkeypatch.syspath_prepend(str(tmp_path))
     host = PluginHost()
     host.add_plugin(builtin, "core", "tunix-core")
-    test_plugin = types.SimpleNamespace(
+    test_plugin = plugin_module(
+        "test-plugin",
         tunix_register_trainers=_register_trainers,
         tunix_register_answer_checks=_register_answer_checks,
     )

@@ -1,5 +1,4 @@
 import json
-import types
 from pathlib import Path
 
 import click
@@ -9,7 +8,7 @@ from click.testing import CliRunner
 from tunix_core import builtin
 from tunix_core.cli import cli
 from tunix_core.hookspecs import hookimpl
-from tunix_core.plugins import PluginHost, PluginInfo
+from tunix_core.plugins import PluginHost, PluginInfo, plugin_module
 from tunix_core.rundir import RunDirectory
 
 
@@ -22,7 +21,7 @@ def _register_trainers(registry):
 def host() -> PluginHost:
     host = PluginHost()
     host.add_plugin(builtin, "core", "tunix-core")
-    trainer_plugin = types.SimpleNamespace(tunix_register_trainers=_register_trainers)
+    trainer_plugin = plugin_module("test-plugin", tunix_register_trainers=_register_trainers)
     host.add_plugin(trainer_plugin, "jax", "tunix-jax")
     host.plugins += [
         PluginInfo("core", "tunix_core.builtin", "tunix-core", "0.1.0", "loaded"),
@@ -120,7 +119,7 @@ def test_plugin_commands_are_added(host):
     def tunix_register_commands(cli):
         cli.add_command(hello)
 
-    host.add_plugin(types.SimpleNamespace(tunix_register_commands=tunix_register_commands), "hi", "hi")
+    host.add_plugin(plugin_module("test-plugin", tunix_register_commands=tunix_register_commands), "hi", "hi")
     group = click.Group("t", commands=dict(cli.commands))
     host.register_commands(group)
     result = CliRunner().invoke(group, ["hello"], obj=host)

@@ -15,8 +15,6 @@ from tunix_core.data.record import ExampleMeta, ReasoningExample
 from tunix_core.data.render import render_prompt
 from tunix_core.errors import DataError, EvidenceError, PluginError, TunixError
 from tunix_core.evaluation import (
-    PREDICTIONS_FILE,
-    SUMMARY_FILE,
     AnswerOptions,
     AnswerVerdict,
     answer_checks_of,
@@ -29,7 +27,8 @@ from tunix_core.evaluation import (
 )
 from tunix_core.evidence import validate_file
 from tunix_core.hookspecs import hookimpl
-from tunix_core.plugins import PluginHost
+from tunix_core.layout import EVAL_SUMMARY, PREDICTIONS
+from tunix_core.plugins import PluginHost, plugin_module
 from tunix_core.protocols import EvaluatorReport, Prediction
 
 SYSTEM = "Answer in tags."
@@ -58,9 +57,9 @@ def _register_checks(registry):
     registry.register("gone", f"{__name__}:no_such_function")
 
 
-def host_with_checks(*extra: types.SimpleNamespace) -> PluginHost:
+def host_with_checks(*extra: types.ModuleType) -> PluginHost:
     host = PluginHost()
-    plugins = [types.SimpleNamespace(tunix_register_answer_checks=_register_checks), *extra]
+    plugins = [plugin_module("test-plugin", tunix_register_answer_checks=_register_checks), *extra]
     for index, plugin in enumerate(plugins):
         host.add_plugin(plugin, f"checks{index}", f"tunix-checks-{index}")
     host.fill_registries()
@@ -156,11 +155,11 @@ def lines(path: Path) -> list[dict]:
 def test_writes_valid_predictions_and_summary(tmp_path):
     messages: list[str] = []
     summary = run(tmp_path, progress=messages.append, source={"dataset": "unit"})
-    assert validate_file(tmp_path / PREDICTIONS_FILE) == []
-    assert validate_file(tmp_path / SUMMARY_FILE) == []
-    assert read_summary(tmp_path / SUMMARY_FILE) == summary
+    assert validate_file(tmp_path / PREDICTIONS) == []
+    assert validate_file(tmp_path / EVAL_SUMMARY) == []
+    assert read_summary(tmp_path / EVAL_SUMMARY) == summary
 
-    records = lines(tmp_path / PREDICTIONS_FILE)
+    records = lines(tmp_path / PREDICTIONS)
     assert [r["id"] for r in records] == ["q1", "q2", "q3", "q4", "q5"]
     first = records[0]
     assert first["prompt"] == render_prompt("What is 2 + 2?", SYSTEM)
@@ -201,7 +200,7 @@ def test_generates_in_batches_of_batch_size(tmp_path):
 def test_resume_generates_only_missing_ids_and_drops_a_torn_line(tmp_path):
     first = ScriptedGenerator()
     run(tmp_path, first, examples=EXAMPLES[:3])  # as if interrupted after three items
-    path = tmp_path / PREDICTIONS_FILE
+    path = tmp_path / PREDICTIONS
     path.write_text(path.read_text() + '{"id": "q4", "prom')  # killed mid-append
 
     second = ScriptedGenerator()
@@ -222,12 +221,12 @@ def test_resume_regenerates_items_whose_prompt_changed(tmp_path):
                       answer_checks=CHECKS)  # fmt: skip
     assert len(generator.prompts) == 2
     assert all(r["prompt"].startswith("<start_of_turn>user\nAnother prompt.") for r in
-               lines(tmp_path / PREDICTIONS_FILE))  # fmt: skip
+               lines(tmp_path / PREDICTIONS))  # fmt: skip
 
 
 def test_an_evaluator_decides_verdicts_and_keeps_its_fields(tmp_path):
     summary = run(tmp_path, evaluators=[LenientAnswers()])
-    records = lines(tmp_path / PREDICTIONS_FILE)
+    records = lines(tmp_path / PREDICTIONS)
     assert records[0]["scores"] == {"lenient": {"correct": True, "length": 1}}
     assert summary["decided_by"]["correct"] == "lenient"
     assert summary["decided_by"]["format_ok"] == "parser"
@@ -263,7 +262,7 @@ class BadVerdict:
 def test_an_evaluator_with_invalid_output_is_refused(tmp_path, fields):
     with pytest.raises(EvidenceError):
         run(tmp_path, evaluators=[BadVerdict(fields)])
-    assert not (tmp_path / SUMMARY_FILE).exists()
+    assert not (tmp_path / EVAL_SUMMARY).exists()
 
 
 def test_score_predictions_without_out_dir_writes_nothing(tmp_path):
@@ -300,7 +299,7 @@ def test_a_generator_returning_the_wrong_number_of_completions_is_an_error(tmp_p
 def test_read_summary_and_headline_metrics(tmp_path):
     assert read_summary(tmp_path / "missing.json") is None
     assert headline_metrics(None) == {}
-    bad = tmp_path / SUMMARY_FILE
+    bad = tmp_path / EVAL_SUMMARY
     bad.write_text('{"label": "x"}')
     with pytest.raises(EvidenceError, match="primary_score"):
         read_summary(bad)
@@ -360,7 +359,7 @@ def _register_another_auto(registry):
 
 
 def test_a_name_two_plugins_register_is_refused_when_used():
-    duplicate = types.SimpleNamespace(tunix_register_answer_checks=_register_another_auto)
+    duplicate = plugin_module("test-plugin", tunix_register_answer_checks=_register_another_auto)
     checks = answer_checks_of(host_with_checks(duplicate))
     with pytest.raises(
         DataError,
@@ -374,7 +373,7 @@ def test_the_fallback_follows_meta_answer_match_into_the_files(tmp_path):
     strict = [attrs.evolve(e, meta=attrs.evolve(e.meta, answer_match="verbatim"))
               if e.id == "q3" else e for e in EXAMPLES]  # fmt: skip
     summary = run(tmp_path, examples=strict)
-    records = {r["id"]: r for r in lines(tmp_path / PREDICTIONS_FILE)}
+    records = {r["id"]: r for r in lines(tmp_path / PREDICTIONS)}
     assert records["q3"]["correct"] is False  # "paris" for "Paris" is not verbatim
     assert records["q3"]["meta"]["answer_match"] == "verbatim"
     assert "answer_match" not in records["q1"]["meta"]  # absent means auto

@@ -104,3 +104,21 @@ def test_allow_list_loads_only_the_named_plugins(site, monkeypatch):
     host = build_host()
     assert _info(host, "alpha_plugin").status == "loaded"
     assert all(p.status == "blocked" for p in host.plugins if p.name != "alpha_plugin")
+
+
+def test_an_object_pluggy_cannot_hash_is_refused_as_a_plugin(site):
+    site("tunix-ns", "ns_plugin", "import types\nplugin = types.SimpleNamespace()\n")
+    (Path(site.args[0]) / "tunix_ns-1.0.dist-info" / "entry_points.txt").write_text(
+        "[tunix]\nns = ns_plugin:plugin\n"
+    )
+    info = _info(build_host(), "ns")
+    assert info.status == "failed" and "a SimpleNamespace cannot be a plugin" in info.error
+
+
+def test_a_registration_hook_may_leave_out_its_argument(site):
+    source = "from tunix_core.hookspecs import hookimpl\n\n@hookimpl\ndef tunix_register_datasets():\n    CALLED.append(1)\n\nCALLED = []\n"
+    site("tunix-quiet", "quiet_plugin", source)
+    build_host()
+    import quiet_plugin
+
+    assert quiet_plugin.CALLED == [1]  # pluggy passes only the arguments a hook names

@@ -4,8 +4,10 @@ from tunix_core.registry import (
     AnswerCheckRegistry,
     DatasetRegistry,
     DuplicateNameError,
+    Entry,
     Registry,
     RegistryError,
+    RegistryView,
     TrainerRegistry,
     UnknownNameError,
 )
@@ -38,15 +40,26 @@ def test_unknown_name_without_close_match_has_no_suggestion():
 
 def test_duplicate_name_names_both_distributions():
     registry = TrainerRegistry()
-    registry._set_distribution("tunix-jax")
-    registry.register("jax", "tunix_jax.trainer:JaxTrainer")
-    registry._set_distribution("other-jax")
-    registry.register("jax", "other.trainer:T")
+    RegistryView(registry, "tunix-jax").register("jax", "tunix_jax.trainer:JaxTrainer")
+    RegistryView(registry, "other-jax").register("jax", "other.trainer:T")
     assert registry.conflicts() and "tunix-jax" in registry.conflicts()[0]
     with pytest.raises(DuplicateNameError) as info:
         registry.entry("jax")
     assert "tunix-jax (tunix_jax.trainer:JaxTrainer)" in str(info.value)
     assert "other-jax (other.trainer:T)" in str(info.value)
+
+
+def test_a_view_attributes_registrations_and_reads_the_whole_registry():
+    registry = DatasetRegistry()
+    registry.register("golden", "tunix_core.data:Golden")
+    view = RegistryView(registry, "tunix-alpha")
+    view.register("alpha", "alpha.data:Alpha", description="a", split="train")
+    assert registry.entry("alpha") == Entry(
+        "alpha", "alpha.data:Alpha", "a", "tunix-alpha", {"split": "train"}
+    )
+    assert registry.entry("golden").distribution == "unknown"
+    assert "golden" in view and view.names() == ["alpha", "golden"]
+    assert view.split_name("jsonl:x") == ("jsonl", "x")
 
 
 @pytest.mark.parametrize("target", ["no_colon", ":attr", "module:"])

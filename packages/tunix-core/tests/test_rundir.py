@@ -7,7 +7,8 @@ import pytest
 from tunix_core.errors import EvidenceError, TunixError
 from tunix_core.evidence import schema_errors, validate_file, validate_tree
 from tunix_core.jsonio import append_jsonl, read_jsonl, write_json_atomic
-from tunix_core.rundir import STAGES, RunDirectory
+from tunix_core.rundir import RunDirectory
+from tunix_core.stages import STAGE_NAMES
 
 
 def make_run(tmp_path: Path) -> RunDirectory:
@@ -27,7 +28,7 @@ def test_created_manifest_is_valid_and_complete(tmp_path):
     manifest = json.loads((run.path / "run_manifest.json").read_text())
     assert schema_errors(manifest, "run_manifest") == []
     assert manifest["environment"]["packages"]["tunix-core"]
-    assert set(manifest["stages"]) == set(STAGES)
+    assert set(manifest["stages"]) == set(STAGE_NAMES)
     assert validate_tree(run.path) == ([run.path / "run_manifest.json"], [])
 
 

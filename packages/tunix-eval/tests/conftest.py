@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from tunix_core.cli import TunixGroup
 from tunix_core.data.record import ExampleMeta, ReasoningExample
 from tunix_core.hookspecs import hookimpl
-from tunix_core.plugins import PluginHost
+from tunix_core.plugins import PluginHost, plugin_module
 
 PAIRS = [(1, 2), (3, 4), (5, 6), (7, 8), (2, 2), (9, 9)]
 CATEGORIES = ["small", "small", "large", "large", "small", "large"]
@@ -116,10 +116,10 @@ def make_host(trainer_plugin: Any = None) -> PluginHost:
 
     host = PluginHost()
     host.add_plugin(tunix_eval.plugin, "eval", "tunix-eval")
-    datasets = types.SimpleNamespace(tunix_register_datasets=_register_datasets)
+    datasets = plugin_module("test-plugin", tunix_register_datasets=_register_datasets)
     host.add_plugin(datasets, "arith", "tunix-arith-test")
-    trainers = trainer_plugin or types.SimpleNamespace(tunix_register_trainers=_register_trainers)
-    host.add_plugin(types.SimpleNamespace(tunix_register_trainers=trainers.tunix_register_trainers),
+    trainers = trainer_plugin or plugin_module("test-plugin", tunix_register_trainers=_register_trainers)
+    host.add_plugin(plugin_module("test-plugin", tunix_register_trainers=trainers.tunix_register_trainers),
                     "trainer", "tunix-trainer-test")  # fmt: skip
     host.fill_registries()
     ArithmeticTrainer.calls.clear()

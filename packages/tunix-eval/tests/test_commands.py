@@ -11,13 +11,9 @@ import yaml
 from tunix_core.config import structure_config, unstructure_config
 from tunix_core.data.record import write_jsonl
 from tunix_core.errors import DataError
-from tunix_core.evaluation import (
-    PREDICTIONS_FILE,
-    SUMMARY_FILE,
-    answer_checks_of,
-    evaluate_examples,
-)
+from tunix_core.evaluation import answer_checks_of, evaluate_examples
 from tunix_core.evidence import validate_file
+from tunix_core.layout import EVAL_SUMMARY, PREDICTIONS
 from tunix_core.rundir import RunDirectory
 from tunix_eval.accuracy import AccuracyEvaluator
 from tunix_eval.commands import read_completions
@@ -42,16 +38,16 @@ def test_eval_predictions_scores_a_file_without_a_model(invoke, tmp_path):
     result = invoke("eval", "--predictions", source, "--out", out)
     assert result.exit_code == 0, result.output
     assert "answer accuracy (primary score)  66.7%" in result.stdout
-    assert validate_file(out / PREDICTIONS_FILE) == []
-    assert validate_file(out / SUMMARY_FILE) == []
-    summary = json.loads((out / SUMMARY_FILE).read_text())
+    assert validate_file(out / PREDICTIONS) == []
+    assert validate_file(out / EVAL_SUMMARY) == []
+    summary = json.loads((out / EVAL_SUMMARY).read_text())
     assert summary["label"] == "mine"
     assert summary["generation"] is None
     assert summary["source"] == {"predictions_file": str(source)}
     assert set(summary["evaluators"]) == {"format", "accuracy", "trace"}
     assert summary["decided_by"] == {"extracted_answer": "accuracy", "correct": "accuracy",
                                      "format_ok": "format"}  # fmt: skip
-    records = [json.loads(line) for line in (out / PREDICTIONS_FILE).read_text().splitlines()]
+    records = [json.loads(line) for line in (out / PREDICTIONS).read_text().splitlines()]
     assert records[0]["meta"]["category"] == "big" and records[1]["meta"]["category"] == "unknown"
     assert records[1]["prompt"] == "What is 2+2?"
     assert set(records[0]["scores"]) == {"format", "accuracy", "trace"}
@@ -100,7 +96,7 @@ def test_eval_predictions_honours_meta_answer_match(invoke, tmp_path):
     result = invoke("eval", "--predictions", source, "--out", out, "--json")
     assert result.exit_code == 0, result.output
     records = {
-        r["id"]: r for r in map(json.loads, (out / PREDICTIONS_FILE).read_text().splitlines())
+        r["id"]: r for r in map(json.loads, (out / PREDICTIONS).read_text().splitlines())
     }
     assert {i: r["correct"] for i, r in records.items()} == {
         "upper": False, "title": True, "folded": True, "syllogism": False,
@@ -141,7 +137,7 @@ def test_eval_model_uses_the_trainers_untrained_generator(invoke, arith, tmp_pat
     assert (generate["trained"], generate["run"]) == (False, None)
     assert (config.model.preset, config.model.weights, config.model.dtype) == (
         "tiny-gemma3", "random", "bfloat16")  # fmt: skip
-    summary = json.loads((out / SUMMARY_FILE).read_text())
+    summary = json.loads((out / EVAL_SUMMARY).read_text())
     assert summary["counts"]["items"] == 4
     assert summary["label"] == "tiny-gemma3@random"
     assert summary["source"] == {
@@ -206,23 +202,23 @@ def test_eval_run_generates_with_the_trained_model_into_the_run(invoke, arith, t
     assert result.exit_code == 0, result.output
     call = arith.trainer.calls[-1]
     assert call["trained"] is True and call["run"].path == run.path
-    summary = json.loads((run.path / SUMMARY_FILE).read_text())
+    summary = json.loads((run.path / EVAL_SUMMARY).read_text())
     assert summary["label"] == "final" and summary["source"]["run"] == "r1"
     assert summary["primary_score"] == 5 / 6
-    assert validate_file(run.path / PREDICTIONS_FILE) == []
+    assert validate_file(run.path / PREDICTIONS) == []
 
     # A second call reuses the completions; --fresh generates them again.
     again = invoke("eval", "--run", run.path)
     assert "reusing 6 completion(s)" in again.stderr and "generated" not in again.stderr
     fresh = invoke("eval", "--run", run.path, "--fresh", "--out", tmp_path / "elsewhere")
     assert "generated 6/6" in fresh.stderr
-    assert (tmp_path / "elsewhere" / SUMMARY_FILE).is_file()
+    assert (tmp_path / "elsewhere" / EVAL_SUMMARY).is_file()
 
 
 def test_eval_run_keeps_to_the_runs_eval_limit(invoke, arith, tmp_path):
     run = make_run(tmp_path, "limited", arith.examples("eval"), eval_limit=2)
     assert invoke("eval", "--run", run.path).exit_code == 0
-    assert json.loads((run.path / SUMMARY_FILE).read_text())["counts"]["items"] == 2
+    assert json.loads((run.path / EVAL_SUMMARY).read_text())["counts"]["items"] == 2
 
 
 def test_eval_run_without_a_trained_model(invoke, arith, tmp_path):

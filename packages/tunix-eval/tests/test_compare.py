@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tunix_core.errors import TunixError
-from tunix_core.evaluation import SUMMARY_FILE, score_predictions
+from tunix_core.evaluation import score_predictions
+from tunix_core.layout import EVAL_SUMMARY
 from tunix_core.protocols import Prediction
 from tunix_eval import compare as comparing
 
@@ -35,7 +36,7 @@ def test_only_items_in_both_evaluations_can_flip(tmp_path):
 
 def test_resolve_accepts_a_summary_file_or_its_folder(tmp_path):
     write_eval(tmp_path / "e", {"x": "1"})
-    assert comparing.resolve(tmp_path / "e" / SUMMARY_FILE) == tmp_path / "e"
+    assert comparing.resolve(tmp_path / "e" / EVAL_SUMMARY) == tmp_path / "e"
     assert comparing.resolve(tmp_path / "e") == tmp_path / "e"
     with pytest.raises(TunixError, match=r"no eval_summary\.json here"):
         comparing.resolve(tmp_path)

@@ -8,7 +8,6 @@ the normalising ``accuracy`` rule on "1,234" vs "1234".
 from __future__ import annotations
 
 import re
-import types
 from typing import ClassVar
 
 import pytest
@@ -16,7 +15,7 @@ import pytest
 from tunix_core.data.render import render_prompt
 from tunix_core.errors import ConfigError
 from tunix_core.hookspecs import hookimpl
-from tunix_core.plugins import PluginHost
+from tunix_core.plugins import PluginHost, plugin_module
 from tunix_core.protocols import Prediction
 from tunix_eval.judge import (
     JUDGE_PROMPT,
@@ -70,7 +69,7 @@ def _register_trainers(registry):
 @pytest.fixture
 def host() -> PluginHost:
     host = PluginHost()
-    host.add_plugin(types.SimpleNamespace(tunix_register_trainers=_register_trainers), "rules", "t")
+    host.add_plugin(plugin_module("test-plugin", tunix_register_trainers=_register_trainers), "rules", "t")
     host.fill_registries()
     RuleTrainer.configs.clear()
     RuleTrainer.model = LiteralJudgeModel()

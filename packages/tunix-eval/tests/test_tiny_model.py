@@ -10,8 +10,9 @@ import json
 import pytest
 
 from tunix_core.config import DEFAULT_SYSTEM_PROMPT
-from tunix_core.evaluation import PREDICTIONS_FILE, SUMMARY_FILE, evaluate_examples
+from tunix_core.evaluation import evaluate_examples
 from tunix_core.evidence import validate_file
+from tunix_core.layout import EVAL_SUMMARY, PREDICTIONS
 from tunix_eval.accuracy import AccuracyEvaluator
 from tunix_eval.format import FormatEvaluator
 from tunix_eval.trace import TraceEvaluator
@@ -46,24 +47,24 @@ def test_tiny_gemma3_end_to_end_with_resume(tiny_generator, arith, tmp_path):
                                  batch_size=2, out_dir=tmp_path, label="tiny")  # fmt: skip
 
     summary = evaluate(tiny_generator)
-    assert validate_file(tmp_path / PREDICTIONS_FILE) == []
-    assert validate_file(tmp_path / SUMMARY_FILE) == []
+    assert validate_file(tmp_path / PREDICTIONS) == []
+    assert validate_file(tmp_path / EVAL_SUMMARY) == []
     assert summary["counts"]["items"] == 4 and summary["generation"]["generated"] == 4
     assert set(summary["evaluators"]) == {"format", "accuracy", "trace"}
-    records = [json.loads(line) for line in (tmp_path / PREDICTIONS_FILE).read_text().splitlines()]
+    records = [json.loads(line) for line in (tmp_path / PREDICTIONS).read_text().splitlines()]
     assert [r["id"] for r in records] == [e.id for e in examples]
     assert all(r["prompt"].endswith("<start_of_turn>model\n") for r in records)
     assert all(set(r["scores"]) == {"format", "accuracy", "trace"} for r in records)
 
     # Interrupted after the first batch, in the middle of appending the second one:
-    lines = (tmp_path / PREDICTIONS_FILE).read_text().splitlines(keepends=True)
-    (tmp_path / PREDICTIONS_FILE).write_text("".join(lines[:2]) + lines[2][:25])
-    (tmp_path / SUMMARY_FILE).unlink()
+    lines = (tmp_path / PREDICTIONS).read_text().splitlines(keepends=True)
+    (tmp_path / PREDICTIONS).write_text("".join(lines[:2]) + lines[2][:25])
+    (tmp_path / EVAL_SUMMARY).unlink()
     counting = CountingGenerator(tiny_generator)
     resumed_summary = evaluate(counting)
     assert counting.prompts == [records[2]["prompt"], records[3]["prompt"]]
-    resumed = [json.loads(line) for line in (tmp_path / PREDICTIONS_FILE).read_text().splitlines()]
+    resumed = [json.loads(line) for line in (tmp_path / PREDICTIONS).read_text().splitlines()]
     assert [r["completion"] for r in resumed] == [r["completion"] for r in records]
-    assert validate_file(tmp_path / PREDICTIONS_FILE) == []
+    assert validate_file(tmp_path / PREDICTIONS) == []
     assert resumed_summary["generation"]["reused"] == 2
     assert resumed_summary["primary_score"] == summary["primary_score"]

@@ -38,7 +38,9 @@ def invoke(group, host, *args):
 
 
 def test_the_plugin_registers_the_packager_and_the_command(host, group):
-    assert host.packagers.entry("kaggle").target == "tunix_package.kaggle:KagglePackager"
+    """Its tunix_register_packagers and tunix_register_commands, called by the host."""
+    kaggle = host.packagers.entry("kaggle")
+    assert (kaggle.target, kaggle.distribution) == ("tunix_package.kaggle:KagglePackager", "tunix-package")
     assert "package" in group.lazy_commands and group.get_command(None, "package") is not None
 
 

@@ -1,7 +1,12 @@
-"""Registration only: targets are strings, so loading the plugin imports nothing else."""
+"""Registration only: targets are strings, so loading the plugin imports nothing else.
+Event hooks too: the per-step logger and the run timer, whose modules are imported on
+their first call."""
+
+from typing import Any
 
 from tunix_core.hookspecs import hookimpl
 from tunix_core.registry import AnswerCheckRegistry, DatasetRegistry, EvaluatorRegistry
+from tunix_core.rundir import RunDirectory
 
 
 @hookimpl
@@ -29,3 +34,31 @@ def tunix_register_answer_checks(registry: AnswerCheckRegistry) -> None:
         "tunix_plugin_example.integer:integer",
         description="The expected whole number in plain digits (example plugin).",
     )
+
+
+@hookimpl
+def tunix_train_step_end(step: int, metrics: dict[str, float], run: RunDirectory) -> None:
+    from tunix_plugin_example.step_log import log_step
+
+    log_step(run.path, step, metrics)
+
+
+@hookimpl
+def tunix_run_started(run: RunDirectory, config: dict[str, Any]) -> None:
+    from tunix_plugin_example.run_timer import start
+
+    start(run)
+
+
+@hookimpl
+def tunix_stage_finished(run: RunDirectory, stage: str, seconds: float) -> None:
+    from tunix_plugin_example.run_timer import record
+
+    record(run, stage, seconds)
+
+
+@hookimpl
+def tunix_run_finished(run: RunDirectory, status: str, error: BaseException | None) -> None:
+    from tunix_plugin_example.run_timer import finish
+
+    finish(run, status)

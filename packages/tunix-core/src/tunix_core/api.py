@@ -23,7 +23,7 @@ from tunix_core.config import (
 )
 from tunix_core.errors import ConfigError
 from tunix_core.plugins import PluginHost, get_host
-from tunix_core.rundir import STAGES
+from tunix_core.stages import STAGE_NAMES
 
 ConfigSource = RunConfig | Mapping[str, Any] | str | os.PathLike[str] | None
 
@@ -49,8 +49,10 @@ def run(
     """
     from tunix_core import runner
 
-    if stop_after is not None and stop_after not in STAGES:
-        raise ConfigError(f"stop_after: must be one of {', '.join(STAGES)}, got {stop_after!r}")
+    if stop_after is not None and stop_after not in STAGE_NAMES:
+        raise ConfigError(
+            f"stop_after: must be one of {', '.join(STAGE_NAMES)}, got {stop_after!r}"
+        )
     host = host if host is not None else get_host()
     if resume is not None:
         if config is not None or overrides:

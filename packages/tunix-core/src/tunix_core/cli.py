@@ -19,6 +19,7 @@ from tunix_core.errors import TunixError
 from tunix_core.hugepages import reexec_with_huge_pages
 from tunix_core.plugins import PluginHost, get_host
 from tunix_core.registry import Entry
+from tunix_core.stages import STAGE_NAMES
 
 
 def host_of(ctx: click.Context) -> PluginHost:
@@ -160,7 +161,7 @@ def validate_command(ctx: click.Context, path: Path) -> None:
               help="Override any config field, e.g. --set training.learning_rate=1e-4.")
 @click.option("--resume", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Finish an interrupted run directory.")
-@click.option("--stop-after", type=click.Choice(["dataset", "baseline", "train", "evaluate", "package"]),
+@click.option("--stop-after", type=click.Choice(STAGE_NAMES),
               help="Stop after this stage (resume later with --resume).")
 @click.pass_context
 def run_command(ctx: click.Context, config_path: Path | None, trainer: str | None,

@@ -39,6 +39,7 @@ from tunix_core.data.render import render_prompt
 from tunix_core.errors import DataError, EvidenceError, PluginError, TunixError
 from tunix_core.evidence import schema_errors
 from tunix_core.jsonio import append_jsonl, read_jsonl, write_json_atomic, write_text_atomic
+from tunix_core.layout import EVAL_SUMMARY, PREDICTIONS, PRIMARY_METRIC
 from tunix_core.protocols import Evaluator, Generator, Prediction
 from tunix_core.registry import AnswerCheckRegistry, RegistryError
 from tunix_core.rundir import utc_now
@@ -48,9 +49,6 @@ if TYPE_CHECKING:
     from tunix_core.plugins import PluginHost
 
 SUMMARY_VERSION = 1
-PREDICTIONS_FILE = "predictions.jsonl"
-SUMMARY_FILE = "eval_summary.json"
-PRIMARY_METRIC = "answer_accuracy"
 GROUP_KEYS = ("section", "category", "difficulty")
 VERDICT_FIELDS = ("extracted_answer", "correct", "format_ok")
 UNKNOWN = "unknown"
@@ -202,10 +200,19 @@ def prediction_from_record(record: Mapping[str, Any]) -> Prediction:
     )
 
 
+def verdict_counts(records: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Items, and how many of them are correct and well formatted: a verdict counts only
+    when it is ``true`` (validation counts records it has not schema-checked the same way)."""
+    return {
+        "items": len(records),
+        "correct": sum(record.get("correct") is True for record in records),
+        "format_ok": sum(record.get("format_ok") is True for record in records),
+    }
+
+
 def _group_stats(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    n = len(records)
-    correct = sum(bool(r["correct"]) for r in records)
-    format_ok = sum(bool(r["format_ok"]) for r in records)
+    counts = verdict_counts(records)
+    n, correct, format_ok = counts["items"], counts["correct"], counts["format_ok"]
     return {
         "n": n,
         "correct": correct,
@@ -316,7 +323,7 @@ def _score(
     }
     problems = schema_errors(summary, "eval_summary")
     if problems:
-        raise EvidenceError(f"refusing to write an invalid {SUMMARY_FILE}: " + "; ".join(problems))
+        raise EvidenceError(f"refusing to write an invalid {EVAL_SUMMARY}: " + "; ".join(problems))
     return records, summary
 
 
@@ -324,8 +331,8 @@ def _write_outputs(
     out_dir: Path, records: Iterable[Mapping[str, Any]], summary: Mapping[str, Any]
 ) -> None:
     text = "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in records)
-    write_text_atomic(out_dir / PREDICTIONS_FILE, text)
-    write_json_atomic(out_dir / SUMMARY_FILE, summary)
+    write_text_atomic(out_dir / PREDICTIONS, text)
+    write_json_atomic(out_dir / EVAL_SUMMARY, summary)
 
 
 def score_predictions(
@@ -409,7 +416,7 @@ def evaluate_examples(
     require_answer_checks(examples, checks, label)
     say = progress or (lambda _message: None)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / PREDICTIONS_FILE
+    path = out_dir / PREDICTIONS
     prompts = {e.id: render_prompt(e.question, system_prompt) for e in examples}
     expected = {e.id: e.answer for e in examples}
     done = {r["id"]: r for r in _reusable_records(path, prompts, expected)}
@@ -500,8 +507,6 @@ def read_predictions(path: Path) -> list[dict[str, Any]]:
 
 
 __all__ = [
-    "PREDICTIONS_FILE",
-    "SUMMARY_FILE",
     "AnswerCheck",
     "AnswerOptions",
     "AnswerVerdict",
@@ -519,4 +524,5 @@ __all__ = [
     "read_summary",
     "require_answer_checks",
     "score_predictions",
+    "verdict_counts",
 ]

@@ -11,13 +11,14 @@ from typing import Any
 import jsonschema
 
 from tunix_core.jsonio import read_jsonl
+from tunix_core.layout import EVAL_SUMMARY, MANIFEST, METRICS, PREDICTIONS
 
 # file name -> (schema name, whether the file is JSON Lines validated line by line)
 EVIDENCE_FILES: dict[str, tuple[str, bool]] = {
-    "run_manifest.json": ("run_manifest", False),
-    "eval_summary.json": ("eval_summary", False),
-    "metrics.jsonl": ("metrics_record", True),
-    "predictions.jsonl": ("prediction", True),
+    MANIFEST: ("run_manifest", False),
+    EVAL_SUMMARY: ("eval_summary", False),
+    METRICS: ("metrics_record", True),
+    PREDICTIONS: ("prediction", True),
 }
 
 

@@ -109,6 +109,19 @@ def tunix_stage_finished(run: RunDirectory, stage: str, seconds: float) -> None:
 
 
 @hookspec
+def tunix_train_step_end(step: int, metrics: dict[str, float], run: RunDirectory) -> None:
+    """A trainer finished optimizer step ``step`` (counted from 1 over the whole run).
+
+    Called after every step, on the process that writes the run directory, once the step's
+    metrics line and any checkpoint of it are handled. ``metrics`` holds the step's
+    ``loss``, ``grad_norm``, ``learning_rate``, ``tokens`` (seen so far),
+    ``tokens_per_second`` and ``elapsed_seconds`` (training time so far), as in
+    ``metrics.jsonl``; a trainer may add others. Keep it cheap: it runs between steps.
+    Returns nothing; an exception stops the run like a failed step.
+    """
+
+
+@hookspec
 def tunix_run_finished(run: RunDirectory, status: str, error: BaseException | None) -> None:
     """A run ended with ``status`` ``"succeeded"``, ``"failed"`` or ``"interrupted"``.
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 import traceback
+import types
+from collections.abc import Iterator
 from functools import cache
 from importlib import metadata
 from typing import Any
@@ -30,6 +32,7 @@ from tunix_core.registry import (
     PackagerRegistry,
     Registry,
     RegistryError,
+    RegistryView,
     TrainerRegistry,
 )
 
@@ -103,6 +106,11 @@ class PluginHost:
 
     def add_plugin(self, plugin: Any, name: str, distribution: str) -> None:
         """Register an already imported plugin object (modules from entry points, or tests)."""
+        if getattr(type(plugin), "__hash__", None) is None:  # pluggy keeps plugins in sets
+            raise PluginError(
+                f"plugin {name!r} ({distribution}): a {type(plugin).__name__} cannot be a "
+                "plugin; use a module (see plugin_module)"
+            )
         self.manager.register(plugin, name=name)
         try:
             self.manager.check_pending()
@@ -141,30 +149,35 @@ class PluginHost:
         )  # fmt: skip
         return [message for registry in registries for message in registry.conflicts()]
 
+    def _each_plugin(self, hook_name: str) -> Iterator[tuple[str, Any]]:
+        """(plugin name, a pluggy caller of ``hook_name`` that reaches only that plugin), in
+        pluggy's call order: each plugin gets its own arguments and its own failure."""
+        impls = list(reversed(getattr(self.manager.hook, hook_name).get_hookimpls()))
+        for impl in impls:
+            others = [other.plugin for other in impls if other is not impl]
+            yield impl.plugin_name, self.manager.subset_hook_caller(hook_name, others)
+
     def _call_register(self, hook_name: str, registry: Registry[Any]) -> None:
-        hook = getattr(self.manager.hook, hook_name)
-        for impl in reversed(hook.get_hookimpls()):  # registration order
-            distribution = self._distribution_of.get(impl.plugin_name, impl.plugin_name)
-            registry._set_distribution(distribution)
+        for plugin_name, call in self._each_plugin(hook_name):
+            distribution = self._distribution_of.get(plugin_name, plugin_name)
             try:
-                impl.function(registry=registry)
+                call(registry=RegistryView(registry, distribution))
             except RegistryError:
                 raise
             except Exception as exc:
                 raise PluginError(
-                    f"plugin {impl.plugin_name!r} ({distribution}) failed in {hook_name}: "
+                    f"plugin {plugin_name!r} ({distribution}) failed in {hook_name}: "
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
-        registry._set_distribution("unknown")
 
     def register_commands(self, cli: Any) -> None:
         """Let every plugin add its click commands to ``cli``; a plugin whose commands fail
         to load is recorded like one that failed to import."""
-        for impl in reversed(self.manager.hook.tunix_register_commands.get_hookimpls()):
+        for plugin_name, call in self._each_plugin("tunix_register_commands"):
             try:
-                impl.function(cli=cli)
+                call(cli=cli)
             except Exception as exc:
-                info = next(p for p in self.plugins if p.name == impl.plugin_name)
+                info = next(p for p in self.plugins if p.name == plugin_name)
                 self.plugins.remove(info)
                 self._record_failure(info, exc)
 
@@ -181,6 +194,13 @@ class PluginHost:
             for entry in registry.entries():
                 result.setdefault(entry.distribution, {}).setdefault(kind, []).append(entry.name)
         return result
+
+
+def plugin_module(name: str, **hooks: Any) -> types.ModuleType:
+    """A plugin made of loose hook functions (a notebook's or a test's), as a module."""
+    module = types.ModuleType(name)
+    vars(module).update(hooks)
+    return module
 
 
 def build_host() -> PluginHost:

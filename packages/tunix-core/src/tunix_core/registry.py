@@ -70,17 +70,25 @@ class Registry(Generic[T]):
         self.install_hint = install_hint
         self._entries: dict[str, Entry] = {}
         self._conflicts: dict[str, list[Entry]] = {}
-        self._current_distribution = "unknown"
 
-    def register(self, name: str, target: str, *, description: str = "", **extras: Any) -> None:
-        """Register ``name`` -> ``target`` (``"module:attribute"``, imported on first use)."""
+    def register(
+        self,
+        name: str,
+        target: str,
+        *,
+        description: str = "",
+        distribution: str = "unknown",
+        **extras: Any,
+    ) -> None:
+        """Register ``name`` -> ``target`` (``"module:attribute"``, imported on first use)
+        on behalf of ``distribution``; plugins do it through a :class:`RegistryView`."""
         if not name or ":" in name or name != name.strip():
             raise RegistryError(f"invalid {self.kind} name {name!r}")
         if ":" not in target:
             raise RegistryError(
                 f"{self.kind} {name!r}: target {target!r} must look like 'package.module:attribute'"
             )
-        entry = Entry(name, target, description, self._current_distribution, dict(extras))
+        entry = Entry(name, target, description, distribution, dict(extras))
         previous = self._entries.get(name)
         if previous is None:
             self._entries[name] = entry
@@ -138,9 +146,29 @@ class Registry(Generic[T]):
             message += f" {self.install_hint}"
         return message
 
-    def _set_distribution(self, distribution: str) -> None:
-        """Attribute the next registrations to ``distribution`` (used by the plugin manager)."""
-        self._current_distribution = distribution
+
+R = TypeVar("R", bound=Registry[Any])
+
+
+class RegistryView(Generic[R]):
+    """What one plugin's registration hook is handed: ``registry`` as that plugin sees it,
+    where everything it registers is attributed to its ``distribution``. Reading goes
+    straight to the registry."""
+
+    def __init__(self, registry: R, distribution: str) -> None:
+        self.registry = registry
+        self.distribution = distribution
+
+    def register(self, name: str, target: str, *, description: str = "", **extras: Any) -> None:
+        self.registry.register(
+            name, target, description=description, distribution=self.distribution, **extras
+        )
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self.registry, attribute)
+
+    def __contains__(self, name: object) -> bool:  # dunders bypass __getattr__
+        return name in self.registry
 
 
 class DatasetRegistry(Registry[Any]):
@@ -192,10 +220,20 @@ class AnswerCheckRegistry(Registry[Any]):
             "answer check", "The standard answer checks come with `pip install tunix-eval`."
         )
 
-    def register(self, name: str, target: str, *, description: str = "", **extras: Any) -> None:
+    def register(
+        self,
+        name: str,
+        target: str,
+        *,
+        description: str = "",
+        distribution: str = "unknown",
+        **extras: Any,
+    ) -> None:
         if not isinstance(name, str) or not ANSWER_CHECK_NAME.fullmatch(name):
             raise RegistryError(
                 f"invalid answer check name {name!r}: use lowercase letters, digits, '_' and "
                 "'-', starting with a letter"
             )
-        super().register(name, target, description=description, **extras)
+        super().register(
+            name, target, description=description, distribution=distribution, **extras
+        )

@@ -25,9 +25,9 @@ import attrs
 from tunix_core.errors import EvidenceError, TunixError
 from tunix_core.evidence import schema_errors
 from tunix_core.jsonio import write_json_atomic
+from tunix_core.layout import MANIFEST, RunLayout
+from tunix_core.stages import STAGE_NAMES
 
-STAGES = ("dataset", "baseline", "train", "evaluate", "package")
-MANIFEST = "run_manifest.json"
 RUN_VERSION = 1
 TRACKED_PACKAGES = (
     "tunix-core", "tunix-jax", "tunix-eval", "tunix-package",
@@ -95,47 +95,14 @@ def environment() -> dict[str, Any]:
 
 
 @attrs.define
-class RunDirectory:
-    """A run's folder and its manifest. Paths of the standard files are properties."""
+class RunDirectory(RunLayout):
+    """A run's folder and its manifest; the paths of its files come from :class:`RunLayout`."""
 
-    path: Path
     manifest: dict[str, Any]
 
     @property
     def run_id(self) -> str:
         return str(self.manifest["run_id"])
-
-    @property
-    def config_path(self) -> Path:
-        return self.path / "config.yaml"
-
-    @property
-    def metrics_path(self) -> Path:
-        return self.path / "metrics.jsonl"
-
-    @property
-    def checkpoints_dir(self) -> Path:
-        return self.path / "checkpoints"
-
-    @property
-    def model_dir(self) -> Path:
-        return self.path / "model"
-
-    @property
-    def data_dir(self) -> Path:
-        return self.path / "data"
-
-    @property
-    def baseline_dir(self) -> Path:
-        return self.path / "baseline"
-
-    @property
-    def submission_dir(self) -> Path:
-        return self.path / "submission"
-
-    @property
-    def log_path(self) -> Path:
-        return self.path / "run.log"
 
     @classmethod
     def create(
@@ -170,7 +137,7 @@ class RunDirectory:
             "environment": environment(),
             "status": "created",
             "error": None,
-            "stages": {stage: {"status": "pending"} for stage in STAGES},
+            "stages": {stage: {"status": "pending"} for stage in STAGE_NAMES},
         }
         run = cls(path, manifest)
         run.save()
@@ -179,7 +146,7 @@ class RunDirectory:
     @classmethod
     def open(cls, path: Path) -> RunDirectory:
         """An existing run; its manifest must be readable and valid."""
-        manifest_path = path / MANIFEST
+        manifest_path = RunLayout(path).manifest_path
         try:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -195,7 +162,7 @@ class RunDirectory:
         problems = schema_errors(self.manifest, "run_manifest")
         if problems:  # a bug in tunix or a plugin, never user input
             raise EvidenceError(f"refusing to write an invalid {MANIFEST}: " + "; ".join(problems))
-        write_json_atomic(self.path / MANIFEST, self.manifest)
+        write_json_atomic(self.manifest_path, self.manifest)
 
     def stage_status(self, stage: str) -> str:
         return str(self.manifest["stages"][stage]["status"])

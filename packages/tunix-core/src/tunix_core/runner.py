@@ -1,6 +1,6 @@
 """``tunix run``: validate everything, create the run directory, drive the stages.
 
-Stages run in order (dataset, baseline, train, evaluate, package); each records its
+Stages run in the order of :data:`tunix_core.stages.STAGES`; each records its
 status and time in the manifest, so ``--resume`` skips what is done and the trainer and
 evaluation pick up from their own partial outputs (checkpoints, predictions so far).
 """
@@ -18,12 +18,14 @@ import yaml
 
 from tunix_core.config import RunConfig, load_config, unstructure_config
 from tunix_core.data.loading import load_split
-from tunix_core.data.record import ReasoningExample, read_jsonl, write_jsonl
+from tunix_core.data.record import ReasoningExample
 from tunix_core.errors import ConfigError
+from tunix_core.layout import model_id
 from tunix_core.plugins import PluginHost
 from tunix_core.protocols import Evaluator, Packager, Trainer
 from tunix_core.registry import UnknownNameError
-from tunix_core.rundir import STAGES, RunDirectory, new_run_id
+from tunix_core.rundir import RunDirectory, new_run_id
+from tunix_core.stages import STAGE_NAMES, STAGES, Stage
 
 log = logging.getLogger("tunix.run")
 
@@ -72,10 +74,6 @@ def plan_run(host: PluginHost, config: RunConfig) -> Plan:
     return Plan(config, trainer, evaluators, packager, train, evaluation)
 
 
-def _model_id(config: RunConfig) -> str:
-    return f"{config.model.preset}@{config.model.weights}"
-
-
 def start_run(
     host: PluginHost, config: RunConfig, *, config_path: Path | None, command: Sequence[str]
 ) -> tuple[RunDirectory, Plan]:
@@ -84,7 +82,7 @@ def start_run(
     run = RunDirectory.create(
         root,
         new_run_id(config.run.name),
-        model_id=_model_id(config),
+        model_id=model_id(config.model.preset, config.model.weights),
         dataset=config.dataset.name,
         trainer=config.trainer.name,
         config_path=str(config_path) if config_path else None,
@@ -121,6 +119,9 @@ def _detach_log(handler: logging.Handler) -> None:
     handler.close()
 
 
+FINISHED = frozenset({"done", "skipped"})  # stage states --resume does not run again
+
+
 def execute(
     host: PluginHost,
     run: RunDirectory,
@@ -130,111 +131,30 @@ def execute(
     stop_after: str | None = None,
 ) -> dict[str, Any]:
     """Run the stages that are not done yet. Returns per-stage results for the summary."""
-    from tunix_core.evaluation import evaluate_examples  # the generic predict-and-score loop
-
     handler = _attach_log(run)
-    config = plan.config
 
     def progress(message: str) -> None:
         log.info(message)
         echo(message)
 
-    def evaluate(generator_trained: bool, out_dir: Path, label: str) -> dict[str, Any]:
-        generator = plan.trainer.generator(config, run, trained=generator_trained)
-        examples = plan.eval_examples[: config.eval.limit] if config.eval.limit else plan.eval_examples
-        summary: dict[str, Any] = evaluate_examples(
-            generator,
-            examples,
-            plan.evaluators,
-            system_prompt=config.dataset.system_prompt,
-            max_new_tokens=config.eval.max_new_tokens,
-            batch_size=config.eval.batch_size,
-            out_dir=out_dir,
-            label=label,
-            progress=progress,
-            source={
-                "run": run.run_id,
-                "model_id": run.manifest["model_id"],
-                "dataset": config.dataset.name,
-                "split": "eval",
-            },
-        )
-        return summary
-
-    def stage_dataset() -> dict[str, Any]:
-        write_jsonl(plan.train_examples, run.data_dir / "train.jsonl")
-        write_jsonl(plan.eval_examples, run.data_dir / "eval.jsonl")
-        return {"train_items": len(plan.train_examples), "eval_items": len(plan.eval_examples)}
-
-    def stage_baseline() -> dict[str, Any]:
-        if not config.eval.baseline:
-            return {"skipped": True}
-        summary = evaluate(False, run.baseline_dir, "baseline")
-        return {"primary_score": summary["primary_score"]}
-
-    def stage_train() -> dict[str, Any]:
-        train_examples = read_jsonl(run.data_dir / "train.jsonl")
-        result = plan.trainer.train(config, run, train_examples, progress=progress)
-        if result.model_id:
-            run.manifest["model_id"] = result.model_id
-        if result.model_fingerprint:
-            run.manifest["model_fingerprint"] = result.model_fingerprint
-        return {"steps": result.steps, "stopped_early": result.stopped_early, "reason": result.reason}
-
-    def stage_evaluate() -> dict[str, Any]:
-        summary = evaluate(True, run.path, "final")
-        return {"primary_score": summary["primary_score"]}
-
-    def stage_package() -> dict[str, Any]:
-        if plan.packager is None:
-            return {"skipped": True}
-        options = {**config.package.options, "max_bundle_bytes": config.package.max_bundle_bytes,
-                   "prediction_sample": config.package.prediction_sample}  # fmt: skip
-        bundle = plan.packager.package(run, options)
-        return {"bundle": str(bundle)}
-
-    stages: dict[str, Callable[[], dict[str, Any]]] = {
-        "dataset": stage_dataset,
-        "baseline": stage_baseline,
-        "train": stage_train,
-        "evaluate": stage_evaluate,
-        "package": stage_package,
-    }
-    host.manager.hook.tunix_run_started(run=run, config=unstructure_config(config))
+    host.manager.hook.tunix_run_started(run=run, config=unstructure_config(plan.config))
     results: dict[str, Any] = {}
     status = "failed"
     error: BaseException | None = None
     upstream_ran = False  # once a stage runs, every later one must run again on its output
     try:
         for stage in STAGES:
-            previous = run.stage_status(stage)
-            if previous in {"done", "skipped"} and not upstream_ran:
-                progress(f"[{stage}] already done, skipping")
+            if run.stage_status(stage.name) in FINISHED and not upstream_ran:
+                progress(f"[{stage.name}] already done, skipping")
                 continue
-            if stage == "evaluate" and upstream_ran:
-                _discard_final_evaluation(run)  # made with a model that has changed since
-            progress(f"[{stage}] starting")
-            run.start_stage(stage)
-            started = time.monotonic()
-            try:
-                detail = stages[stage]()
-            except BaseException:
-                run.finish_stage(stage, time.monotonic() - started, status="failed")
-                raise
-            seconds = time.monotonic() - started
-            done = "done"
-            if detail.get("skipped"):
-                done = "skipped"
-            elif detail.get("stopped_early"):
-                done = "stopped"  # evaluate and package go on; --resume trains further
-            run.finish_stage(stage, seconds, status=done, detail=detail)
+            if stage.discard_outputs_after_upstream_rerun and upstream_ran:
+                for output in stage.outputs(run):  # made from inputs that have changed since
+                    output.unlink(missing_ok=True)
+            results[stage.name] = _run_stage(host, run, plan, stage, progress)
             upstream_ran = True
-            results[stage] = detail
-            progress(f"[{stage}] {done} in {seconds:.1f}s")
-            host.manager.hook.tunix_stage_finished(run=run, stage=stage, seconds=seconds)
-            if stage == stop_after:
+            if stage.name == stop_after:
                 break
-        finished_all = all(run.stage_status(s) in {"done", "skipped"} for s in STAGES)
+        finished_all = all(run.stage_status(name) in FINISHED for name in STAGE_NAMES)
         status = "succeeded" if finished_all else "interrupted"
     except KeyboardInterrupt as exc:
         status, error = "interrupted", exc
@@ -243,21 +163,41 @@ def execute(
         status, error = "failed", exc
         raise
     finally:
-        message = None if error is None else f"{type(error).__name__}: {error}"
-        run.finish(status, message)
-        try:
-            host.manager.hook.tunix_run_finished(run=run, status=status, error=error)
-        except Exception:  # a lifecycle hook must not hide the run's own outcome
-            log.exception("a tunix_run_finished hook failed")
+        _finish_run(host, run, status, error)
         _detach_log(handler)
     return results
 
 
-def _discard_final_evaluation(run: RunDirectory) -> None:
-    from tunix_core.evaluation import PREDICTIONS_FILE, SUMMARY_FILE
+def _run_stage(
+    host: PluginHost, run: RunDirectory, plan: Plan, stage: Stage, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    """Run one stage, recording its status, time and detail in the manifest."""
+    progress(f"[{stage.name}] starting")
+    run.start_stage(stage.name)
+    started = time.monotonic()
+    try:
+        detail = stage.run(run, plan, progress)
+    except BaseException:
+        run.finish_stage(stage.name, time.monotonic() - started, status="failed")
+        raise
+    seconds = time.monotonic() - started
+    status = "done"
+    if detail.get("skipped"):
+        status = "skipped"
+    elif detail.get("stopped_early"):
+        status = "stopped"  # evaluate and package go on; --resume trains further
+    run.finish_stage(stage.name, seconds, status=status, detail=detail)
+    progress(f"[{stage.name}] {status} in {seconds:.1f}s")
+    host.manager.hook.tunix_stage_finished(run=run, stage=stage.name, seconds=seconds)
+    return detail
 
-    for name in (PREDICTIONS_FILE, SUMMARY_FILE):
-        (run.path / name).unlink(missing_ok=True)
+
+def _finish_run(host: PluginHost, run: RunDirectory, status: str, error: BaseException | None) -> None:
+    run.finish(status, None if error is None else f"{type(error).__name__}: {error}")
+    try:
+        host.manager.hook.tunix_run_finished(run=run, status=status, error=error)
+    except Exception:  # a lifecycle hook must not hide the run's own outcome
+        log.exception("a tunix_run_finished hook failed")
 
 
 def closing_table(run: RunDirectory) -> str:
@@ -265,15 +205,15 @@ def closing_table(run: RunDirectory) -> str:
     from tunix_core.evaluation import headline_metrics, read_summary
 
     lines = [f"Run {run.run_id}: {run.manifest['status']}"]
-    before = read_summary(run.baseline_dir / "eval_summary.json")
-    after = read_summary(run.path / "eval_summary.json")
+    before = read_summary(run.baseline_summary_path)
+    after = read_summary(run.summary_path)
     rows = [("metric", "before", "after")]
     b, a = headline_metrics(before), headline_metrics(after)
     for key in sorted(set(b) | set(a)):
         rows.append((key, _pct(b.get(key)), _pct(a.get(key))))
     width = max(len(r[0]) for r in rows)
     lines += [f"  {r[0]:<{width}}  {r[1]:>8}  ->  {r[2]:>8}" for r in rows]
-    for stage in STAGES:
+    for stage in STAGE_NAMES:
         record = run.manifest["stages"][stage]
         lines.append(f"  {stage:<9} {record['status']:<8} {record.get('seconds', 0.0):8.1f}s")
     train = run.manifest["stages"]["train"]

@@ -19,12 +19,12 @@ from tunix_core.config import RunConfig, apply_overrides, load_config, structure
 from tunix_core.errors import ConfigError, DataError, TunixError
 from tunix_core.evaluation import (
     ANSWER_MATCH_FIELD,
-    PREDICTIONS_FILE,
     answer_checks_of,
     evaluate_examples,
     score_predictions,
 )
 from tunix_core.jsonio import read_user_jsonl
+from tunix_core.layout import PREDICTIONS, model_id
 from tunix_core.plugins import PluginHost
 from tunix_core.protocols import Evaluator, Prediction
 from tunix_core.registry import AnswerCheckRegistry, UnknownNameError
@@ -131,7 +131,7 @@ def _run_target(host: PluginHost, run_dir: Path, out: Path | None, limit: int | 
     if not run.model_dir.exists():
         raise TunixError(f"{run_dir}: the run has no trained model yet ({run.model_dir}); "
                          f"finish training with `tunix run --resume {run_dir}`")  # fmt: skip
-    saved = run.data_dir / "eval.jsonl"
+    saved = run.eval_data_path
     data = config.dataset
     examples = (
         read_jsonl(saved) if saved.is_file()  # exactly the items the run evaluated
@@ -156,9 +156,9 @@ def _model_target(host: PluginHost, preset: str, weights: str, trainer_name: str
     section = config.dataset
     examples = load_split(host.datasets, section.name, split, seed=section.seed,
                           options=section.options, limit=limit)  # fmt: skip
-    model_id = f"{config.model.preset}@{config.model.weights}"  # --set may change either
-    source = {"model_id": model_id, "dataset": section.name, "split": split}
-    return _Target(config, None, examples, out, model_id, source)
+    evaluated = model_id(config.model.preset, config.model.weights)  # --set may change either
+    source = {"model_id": evaluated, "dataset": section.name, "split": split}
+    return _Target(config, None, examples, out, evaluated, source)
 
 
 @click.command("eval")
@@ -227,12 +227,7 @@ def _model_target(host: PluginHost, preset: str, weights: str, trainer_name: str
 @click.option("--fresh", is_flag=True, help="Discard completions already in the output folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
-def eval_command(ctx: click.Context, run_dir: Path | None, preset: str | None, weights: str,
-                 trainer_name: str, dataset: str | None, split: str, predictions_file: Path | None,
-                 out: Path | None, limit: int | None, evaluator_names: tuple[str, ...],
-                 judge_model: str | None, judge_weights: str, judge_trainer: str,
-                 max_new_tokens: int | None, batch_size: int | None, label: str | None,
-                 overrides: tuple[str, ...], fresh: bool, as_json: bool) -> None:  # fmt: skip
+def eval_command(ctx: click.Context, /, **options: Any) -> None:
     """Evaluate a run's trained model, an untrained model, or a file of completions.
 
     \b
@@ -240,60 +235,118 @@ def eval_command(ctx: click.Context, run_dir: Path | None, preset: str | None, w
       tunix eval --model gemma3-270m --dataset dev-reasoning-v2 --limit 20 --out evals/base
       tunix eval --predictions completions.jsonl --out evals/mine
     """
-    modes = [m for m, v in (("--run", run_dir), ("--model", preset),
-                            ("--predictions", predictions_file)) if v is not None]  # fmt: skip
-    if len(modes) != 1:
-        raise click.UsageError("give exactly one of --run, --model and --predictions")
-    if preset is None and (dataset or overrides):
-        raise click.UsageError("--dataset and --set go with --model")
-    if preset is not None and not dataset:
-        raise click.UsageError("--model needs --dataset")
-    if out is None and run_dir is None:
-        raise click.UsageError(f"{modes[0]} needs --out DIR")
+    request = EvalRequest(**options)
+    request.check()
     host = _host(ctx)
     checks = answer_checks_of(host)
-    judge = (JudgeOptions(trainer=judge_trainer, preset=judge_model, weights=judge_weights)
-             if judge_model else None)  # fmt: skip
-    if predictions_file is not None:
-        assert out is not None  # checked above
-        predictions = read_completions(predictions_file, checks)[:limit]
-        evaluators = _load_evaluators(host, evaluator_names or RunConfig().eval.evaluators, judge)
-        summary = score_predictions(predictions, evaluators, label=label or predictions_file.stem,
-                                    out_dir=out, source={"predictions_file": str(predictions_file)},
-                                    answer_checks=checks)  # fmt: skip
+    if request.predictions_file is not None:
+        summary, out = _score_completions(host, request, checks)
     else:
-        if run_dir is not None:
-            target = _run_target(host, run_dir, out, limit)
-        else:
-            assert preset is not None and dataset is not None and out is not None  # checked above
-            target = _model_target(host, preset, weights, trainer_name, dataset, split,
-                                   overrides, out, limit)  # fmt: skip
-        config = target.config
-        evaluators = _load_evaluators(host, evaluator_names or config.eval.evaluators, judge)
-        try:
-            trainer = host.trainers.load(config.trainer.name)()
-        except UnknownNameError as exc:
-            raise ConfigError(f"trainer.name: {exc}") from None
-        if target.run is None:
-            trainer.validate(config)
-        if fresh:
-            (target.out / PREDICTIONS_FILE).unlink(missing_ok=True)
-        generator = trainer.generator(config, target.run, trained=target.run is not None)
-        out = target.out
-        summary = evaluate_examples(
-            generator, target.examples, evaluators,
-            system_prompt=config.dataset.system_prompt,
-            max_new_tokens=max_new_tokens or config.eval.max_new_tokens,
-            batch_size=batch_size or config.eval.batch_size,
-            out_dir=out, label=label or target.label,
-            progress=lambda message: click.echo(message, err=True), source=target.source,
-            answer_checks=checks,
-        )  # fmt: skip
-    if as_json:
+        summary, out = _generate_and_score(host, request, checks)
+    if request.as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
     else:
         click.echo(format_summary(summary))
         click.echo(f"  written to {out}")
+
+
+@attrs.frozen
+class EvalRequest:
+    """The options of ``tunix eval``, named as its parameters."""
+
+    # What to evaluate: exactly one of run_dir, preset (with dataset) and predictions_file.
+    run_dir: Path | None
+    preset: str | None
+    weights: str
+    trainer_name: str
+    dataset: str | None
+    split: str
+    overrides: tuple[str, ...]
+    predictions_file: Path | None
+    # How to score it.
+    evaluator_names: tuple[str, ...]
+    judge_model: str | None
+    judge_weights: str
+    judge_trainer: str
+    label: str | None
+    # How to generate, and where the results go.
+    limit: int | None
+    max_new_tokens: int | None
+    batch_size: int | None
+    out: Path | None
+    fresh: bool
+    as_json: bool
+
+    def check(self) -> None:
+        """The combinations click cannot express."""
+        modes = [m for m, v in (("--run", self.run_dir), ("--model", self.preset),
+                                ("--predictions", self.predictions_file)) if v is not None]  # fmt: skip
+        if len(modes) != 1:
+            raise click.UsageError("give exactly one of --run, --model and --predictions")
+        if self.preset is None and (self.dataset or self.overrides):
+            raise click.UsageError("--dataset and --set go with --model")
+        if self.preset is not None and not self.dataset:
+            raise click.UsageError("--model needs --dataset")
+        if self.out is None and self.run_dir is None:
+            raise click.UsageError(f"{modes[0]} needs --out DIR")
+
+    @property
+    def judge(self) -> JudgeOptions | None:
+        if self.judge_model is None:
+            return None
+        return JudgeOptions(trainer=self.judge_trainer, preset=self.judge_model,
+                            weights=self.judge_weights)  # fmt: skip
+
+
+def _score_completions(
+    host: PluginHost, request: EvalRequest, checks: AnswerCheckRegistry
+) -> tuple[dict[str, Any], Path]:
+    """``--predictions``: score a file of completions."""
+    assert request.predictions_file is not None and request.out is not None  # EvalRequest.check
+    predictions = read_completions(request.predictions_file, checks)[: request.limit]
+    names = request.evaluator_names or RunConfig().eval.evaluators
+    summary = score_predictions(
+        predictions, _load_evaluators(host, names, request.judge),
+        label=request.label or request.predictions_file.stem, out_dir=request.out,
+        source={"predictions_file": str(request.predictions_file)}, answer_checks=checks,
+    )  # fmt: skip
+    return summary, request.out
+
+
+def _generate_and_score(
+    host: PluginHost, request: EvalRequest, checks: AnswerCheckRegistry
+) -> tuple[dict[str, Any], Path]:
+    """``--run`` or ``--model``: generate with the model, then score."""
+    if request.run_dir is not None:
+        target = _run_target(host, request.run_dir, request.out, request.limit)
+    else:
+        assert request.preset and request.dataset and request.out  # EvalRequest.check
+        target = _model_target(host, request.preset, request.weights, request.trainer_name,
+                               request.dataset, request.split, request.overrides, request.out,
+                               request.limit)  # fmt: skip
+    config = target.config
+    evaluators = _load_evaluators(
+        host, request.evaluator_names or config.eval.evaluators, request.judge
+    )
+    try:
+        trainer = host.trainers.load(config.trainer.name)()
+    except UnknownNameError as exc:
+        raise ConfigError(f"trainer.name: {exc}") from None
+    if target.run is None:
+        trainer.validate(config)
+    if request.fresh:
+        (target.out / PREDICTIONS).unlink(missing_ok=True)
+    generator = trainer.generator(config, target.run, trained=target.run is not None)
+    summary = evaluate_examples(
+        generator, target.examples, evaluators,
+        system_prompt=config.dataset.system_prompt,
+        max_new_tokens=request.max_new_tokens or config.eval.max_new_tokens,
+        batch_size=request.batch_size or config.eval.batch_size,
+        out_dir=target.out, label=request.label or target.label,
+        progress=lambda message: click.echo(message, err=True), source=target.source,
+        answer_checks=checks,
+    )  # fmt: skip
+    return summary, target.out
 
 
 @click.command("compare")

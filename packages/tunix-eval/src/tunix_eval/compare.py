@@ -15,8 +15,8 @@ from typing import Any
 import attrs
 
 from tunix_core.errors import TunixError
-from tunix_core.evaluation import PREDICTIONS_FILE, SUMMARY_FILE, read_predictions, read_summary
-from tunix_core.rundir import MANIFEST
+from tunix_core.evaluation import read_predictions, read_summary
+from tunix_core.layout import BASELINE, EVAL_SUMMARY, PREDICTIONS, RunLayout
 from tunix_eval.report import pct
 
 # (row name, path into the summary); rows absent from both sides are left out.
@@ -67,20 +67,20 @@ class Comparison:
 
 
 def _is_run(path: Path) -> bool:
-    return (path / MANIFEST).is_file()
+    return RunLayout(path).manifest_path.is_file()
 
 
 def resolve(path: Path) -> Path:
     """The evaluation folder ``path`` names (a folder, or its eval_summary.json)."""
-    if path.is_file() and path.name == SUMMARY_FILE:
+    if path.is_file() and path.name == EVAL_SUMMARY:
         return path.parent
     if not path.is_dir():
         raise TunixError(f"{path}: not a run directory or evaluation folder")
-    if not (path / SUMMARY_FILE).is_file():
+    if not (path / EVAL_SUMMARY).is_file():
         if _is_run(path):
-            raise TunixError(f"{path}: the run has no final evaluation yet ({SUMMARY_FILE} is "
+            raise TunixError(f"{path}: the run has no final evaluation yet ({EVAL_SUMMARY} is "
                              f"missing); finish it with `tunix run --resume {path}`")  # fmt: skip
-        raise TunixError(f"{path}: no {SUMMARY_FILE} here")
+        raise TunixError(f"{path}: no {EVAL_SUMMARY} here")
     return path
 
 
@@ -91,18 +91,18 @@ def resolve_pair(first: Path, second: Path | None) -> tuple[Path, Path]:
     if not _is_run(first):
         raise TunixError(f"{first}: give two evaluations, or one run directory to compare its "
                          "baseline with its final evaluation")  # fmt: skip
-    baseline = first / "baseline"
-    if not (baseline / SUMMARY_FILE).is_file():
-        raise TunixError(f"{first}: the run has no baseline evaluation ({baseline / SUMMARY_FILE})")
+    baseline = RunLayout(first).baseline_dir
+    if not (baseline / EVAL_SUMMARY).is_file():
+        raise TunixError(f"{first}: the run has no baseline evaluation ({baseline / EVAL_SUMMARY})")
     return resolve(baseline), resolve(first)
 
 
 def load(path: Path) -> Evaluation:
-    summary = read_summary(path / SUMMARY_FILE)
+    summary = read_summary(path / EVAL_SUMMARY)
     if summary is None:  # resolve() checked it exists; a race with a deletion
-        raise TunixError(f"{path / SUMMARY_FILE}: missing")
-    predictions = read_predictions(path / PREDICTIONS_FILE)
-    name = path.name if path.name != "baseline" else f"{path.parent.name}/baseline"
+        raise TunixError(f"{path / EVAL_SUMMARY}: missing")
+    predictions = read_predictions(path / PREDICTIONS)
+    name = path.name if path.name != BASELINE else f"{path.parent.name}/{BASELINE}"
     return Evaluation(name, path, summary, predictions)
 
 

@@ -28,6 +28,7 @@ from tunix_core.data.parse import parse_completion
 from tunix_core.data.render import END_OF_TURN, USER_TURN, render_prompt
 from tunix_core.errors import ConfigError
 from tunix_core.evaluation import check_answer, installed_answer_checks
+from tunix_core.layout import model_id
 from tunix_core.protocols import EvaluatorReport, Generator, Prediction
 from tunix_core.registry import UnknownNameError
 
@@ -231,7 +232,7 @@ class JudgeEvaluator:
             "judge_correct_accuracy_wrong": judge_only,
             "accuracy_correct_judge_wrong": accuracy_only,
             "disagreeing_ids": disagreeing[:50],
-            "model": f"{self.options.preset}@{self.options.weights} via {self.options.trainer}",
+            "model": f"{model_id(self.options.preset, self.options.weights)} via {self.options.trainer}",
             "pass_score": self.options.pass_score,
         }
         return EvaluatorReport(metrics=metrics, per_item=per_item)

@@ -8,8 +8,9 @@ from typing import Any
 import attrs
 
 from tunix_core.errors import TunixError
-from tunix_core.evaluation import SUMMARY_FILE, read_summary
-from tunix_core.rundir import MANIFEST, RunDirectory
+from tunix_core.evaluation import read_summary
+from tunix_core.layout import EVAL_SUMMARY, RunLayout
+from tunix_core.rundir import RunDirectory
 from tunix_eval.report import pct
 
 
@@ -28,7 +29,7 @@ class RunRow:
 
 
 def _scores(folder: Path) -> tuple[float | None, float | None]:
-    summary = read_summary(folder / SUMMARY_FILE)
+    summary = read_summary(folder / EVAL_SUMMARY)
     if summary is None:
         return None, None
     return summary["primary_score"], summary["scorecard"]["overall"]["format_compliance"]
@@ -57,7 +58,7 @@ def list_runs(root: Path) -> list[RunRow]:
     (best first), then unscored ones, each group by run id."""
     if not root.is_dir():
         raise TunixError(f"{root}: no such folder")
-    rows = [read_run(p) for p in sorted(root.iterdir()) if (p / MANIFEST).is_file()]
+    rows = [read_run(p) for p in sorted(root.iterdir()) if RunLayout(p).manifest_path.is_file()]
     return sorted(
         rows, key=lambda r: (r.primary_score is None, -(r.primary_score or 0.0), r.run_id)
     )

@@ -37,6 +37,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from tunix_core import layout
+from tunix_core.layout import MODEL_CONFIG
 from tunix_jax.model.config import ModelConfig, base_preset, get_config
 from tunix_jax.model.hf_export import write_hf_checkpoint
 from tunix_jax.model.loading import load_model, model_params, save_orbax
@@ -48,7 +50,6 @@ if TYPE_CHECKING:
 
 EXPORT_FORMAT = "tunix-model-export"
 EXPORT_VERSION = 2
-MODEL_CONFIG_FILENAME = "model_config.json"
 PROBE_FILENAME = "probe.json"
 PARAMS_DIRNAME = "params"
 ADAPTERS_DIRNAME = "adapters"
@@ -241,7 +242,7 @@ def write_model_dir(
     # Inside `staging`, so the Hugging Face copy is part of the one atomic replace below.
     write_hf_checkpoint(params, config, tokenizer, staging / HF_DIRNAME, dtype=dtype)
     tokenizer.save(staging)
-    model_id = f"{preset}@{weights}"
+    model_id = layout.model_id(preset, weights)
     files = {"params": PARAMS_DIRNAME, "tokenizer": TOKENIZER_FILENAME, "hf": HF_DIRNAME}
     if adapters is not None:
         files["adapters"] = ADAPTERS_DIRNAME
@@ -267,7 +268,7 @@ def write_model_dir(
         "compute_dtype": dtype,
         **_probe_record(logits),
     }
-    _write_json(staging / MODEL_CONFIG_FILENAME, meta)
+    _write_json(staging / MODEL_CONFIG, meta)
     _write_json(staging / PROBE_FILENAME, probe)
 
     if directory.exists():
@@ -283,7 +284,7 @@ def _write_json(path: Path, data: Any) -> None:
 def read_export_meta(directory: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(model_config.json, probe.json)`` of an export."""
     directory = Path(directory)
-    meta = json.loads((directory / MODEL_CONFIG_FILENAME).read_text(encoding="utf-8"))
+    meta = json.loads((directory / MODEL_CONFIG).read_text(encoding="utf-8"))
     probe = json.loads((directory / PROBE_FILENAME).read_text(encoding="utf-8"))
     return meta, probe
 

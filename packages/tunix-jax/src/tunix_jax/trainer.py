@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tunix_core.config import RunConfig
 from tunix_core.data.render import render_example
@@ -170,10 +170,12 @@ def _trained_adapters(config: RunConfig, run: RunDirectory) -> LoraAdapters | No
 
 class JaxTrainer:
     """The ``jax`` trainer (see the module docstring). One instance drives one run; the
-    time budget counts from its creation."""
+    time budget counts from its creation. ``step_hook`` is called after every optimizer
+    step; by default it is the process-wide plugin host's ``tunix_train_step_end``."""
 
-    def __init__(self) -> None:
+    def __init__(self, step_hook: Callable[..., Any] | None = None) -> None:
         self.created_at = time.time()
+        self.step_hook = step_hook
 
     def validate(self, config: RunConfig) -> None:
         from tunix_jax.model.config import get_config
@@ -251,6 +253,7 @@ class JaxTrainer:
         *,
         progress: Callable[[str], None],
     ) -> TrainResult:
+        from tunix_core.plugins import get_host
         from tunix_jax.devices import device_line
         from tunix_jax.export import write_model_dir
         from tunix_jax.train import mesh as mesh_lib
@@ -290,8 +293,9 @@ class JaxTrainer:
             options=options,
             started_at=self.created_at,
             progress=progress,
+            step_hook=self.step_hook or get_host().manager.hook.tunix_train_step_end,
         )
-        plot_loss_curve(run.metrics_path, run.path / "loss_curve.png",
+        plot_loss_curve(run.metrics_path, run.loss_curve_path,
                         title=f"{config.model.preset} SFT loss")  # fmt: skip
         export = write_model_dir(
             outcome.model,

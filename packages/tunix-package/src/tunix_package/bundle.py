@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from tunix_core.jsonio import read_jsonl
+from tunix_core.layout import BASELINE, CONFIG, EVAL_SUMMARY, LOG, MANIFEST, METRICS, MODEL_CONFIG
 from tunix_core.rundir import RunDirectory
 
 DEFAULT_MAX_BUNDLE_BYTES = 1_000_000
@@ -30,20 +31,18 @@ MANIFEST_FORMAT = "tunix-kaggle-bundle"
 MANIFEST_VERSION = 1
 README_NAME = "README_SUBMISSION.md"
 SAMPLE_NAME = "predictions_sample.jsonl"
-MODEL_CONFIG_NAME = "model_config.json"
 NOTEBOOK_PATH = "notebooks/kaggle_submission.ipynb"
-BASELINE_SUMMARY = "baseline/eval_summary.json"
-MODEL_DIR_NAME = "model"
+BASELINE_SUMMARY = f"{BASELINE}/{EVAL_SUMMARY}"
 
 # Every bundle holds these; the notebook and the baseline summary are optional.
 REQUIRED_ENTRIES = (
-    "run_manifest.json",
-    "eval_summary.json",
-    "metrics.jsonl",
-    "config.yaml",
-    "run.log",
+    MANIFEST,
+    EVAL_SUMMARY,
+    METRICS,
+    CONFIG,
+    LOG,
     SAMPLE_NAME,
-    MODEL_CONFIG_NAME,
+    MODEL_CONFIG,
     README_NAME,
     MANIFEST_NAME,
 )
@@ -116,7 +115,7 @@ def cap_log(data: bytes, limit: int) -> tuple[bytes, bool]:
     if len(data) <= limit:
         return data, False
     marker_template = (
-        "[tunix package: {cut} bytes of run.log cut here to keep the bundle under its size cap]\n"
+        "[tunix package: {cut} bytes of " + LOG + " cut here to keep the bundle under its size cap]\n"
     )
     budget = max(limit - len(marker_template) - 24, 0)
     head_end = data.rfind(b"\n", 0, budget // 2 + 1) + 1

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from tunix_core.layout import MODEL
+
 
 @click.command("package")
 @click.option(
@@ -62,7 +64,7 @@ def package_command(ctx: click.Context, run_path: Path, packager_name: str | Non
         options["out_dir"] = str(out_dir)
     bundle = packager.package(run, options)
     click.echo(f"Bundle: {bundle} ({bundle.stat().st_size:,} bytes)")
-    click.echo(f"Model export: {bundle.parent / 'model'}")
+    click.echo(f"Model export: {bundle.parent / MODEL}")
     if evidence_dir is not None:
         written = export_evidence(bundle, evidence_dir)
         click.echo(f"Evidence: {len(written)} file(s) copied to {evidence_dir}")

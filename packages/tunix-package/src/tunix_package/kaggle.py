@@ -19,6 +19,7 @@ from typing import Any
 
 from tunix_core.errors import EvidenceError
 from tunix_core.jsonio import read_jsonl
+from tunix_core.layout import CONFIG, EVAL_SUMMARY, LOG, MANIFEST, METRICS, MODEL, MODEL_CONFIG
 from tunix_core.rundir import RunDirectory
 from tunix_package.bundle import (
     BASELINE_SUMMARY,
@@ -28,8 +29,6 @@ from tunix_package.bundle import (
     MANIFEST_FORMAT,
     MANIFEST_NAME,
     MANIFEST_VERSION,
-    MODEL_CONFIG_NAME,
-    MODEL_DIR_NAME,
     NOTEBOOK_PATH,
     README_NAME,
     SAMPLE_NAME,
@@ -112,15 +111,15 @@ class KagglePackager:
         out_dir = Path(options.get("out_dir") or run.submission_dir)
 
         problems = run_directory_problems(run.path, include_submission=False)
-        if not (run.model_dir / MODEL_CONFIG_NAME).is_file():
+        if not run.model_config_path.is_file():
             problems.append(f"{run.model_dir}: no model export (the train stage writes it)")
-        for name in ("eval_summary.json", "predictions.jsonl", "metrics.jsonl", "config.yaml"):
-            if not (run.path / name).is_file():
-                problems.append(f"{run.path / name}: missing")
+        for path in (run.summary_path, run.predictions_path, run.metrics_path, run.config_path):
+            if not path.is_file():
+                problems.append(f"{path}: missing")
         if problems:
             raise _refuse(f"refusing to package {run.path}", problems)
 
-        model_copy = out_dir / MODEL_DIR_NAME
+        model_copy = out_dir / MODEL
         out_dir.mkdir(parents=True, exist_ok=True)
         if model_copy.exists():
             shutil.rmtree(model_copy)
@@ -133,32 +132,32 @@ class KagglePackager:
             )
 
         entries: dict[str, bytes] = {
-            "run_manifest.json": _json_bytes(run.manifest),
-            "eval_summary.json": (run.path / "eval_summary.json").read_bytes(),
-            "metrics.jsonl": run.metrics_path.read_bytes(),
-            "config.yaml": run.config_path.read_bytes(),
-            MODEL_CONFIG_NAME: (model_copy / MODEL_CONFIG_NAME).read_bytes(),
+            MANIFEST: _json_bytes(run.manifest),
+            EVAL_SUMMARY: run.summary_path.read_bytes(),
+            METRICS: run.metrics_path.read_bytes(),
+            CONFIG: run.config_path.read_bytes(),
+            MODEL_CONFIG: (model_copy / MODEL_CONFIG).read_bytes(),
         }
-        baseline = run.path / BASELINE_SUMMARY
+        baseline = run.baseline_summary_path
         if baseline.is_file():
             entries[BASELINE_SUMMARY] = baseline.read_bytes()
         for plot in sorted(run.path.glob("*.png")):  # the trainer's loss curve and friends
             entries[plot.name] = plot.read_bytes()
-        sample, prediction_count = prediction_sample(run.path / "predictions.jsonl", sample_size)
+        sample, prediction_count = prediction_sample(run.predictions_path, sample_size)
         entries[SAMPLE_NAME] = sample
         full_log = run.log_path.read_bytes() if run.log_path.is_file() else b""
-        entries["run.log"], log_truncated = cap_log(full_log, max_log)
+        entries[LOG], log_truncated = cap_log(full_log, max_log)
         notebook, notebook_note = find_notebook(run, options.get("notebook"))
         if notebook is not None:
             entries[NOTEBOOK_PATH] = notebook
 
-        model_config = _read_json(model_copy / MODEL_CONFIG_NAME)
+        model_config = _read_json(model_copy / MODEL_CONFIG)
         steps, final_loss = _training_facts(run)
         entries[README_NAME] = render_readme(
             ReadmeFacts(
                 manifest=run.manifest,
                 model_config=model_config,
-                summary=_read_json(run.path / "eval_summary.json"),
+                summary=_read_json(run.summary_path),
                 baseline_summary=_read_json(baseline) if baseline.is_file() else None,
                 steps=steps,
                 final_loss=final_loss,
@@ -182,7 +181,7 @@ class KagglePackager:
                 "max_bundle_bytes": cap,
                 "files": {name: file_record(data) for name, data in sorted(entries.items())},
                 "model": {
-                    "directory": MODEL_DIR_NAME,
+                    "directory": MODEL,
                     "files": tree_records(model_copy),
                     "round_trip": round_trip,
                 },

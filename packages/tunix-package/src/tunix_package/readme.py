@@ -8,6 +8,8 @@ from typing import Any
 
 import attrs
 
+from tunix_core.layout import CONFIG, LOG, MODEL, MODEL_CONFIG
+
 
 @attrs.frozen
 class ReadmeFacts:
@@ -83,7 +85,7 @@ def render_readme(facts: ReadmeFacts) -> str:
         f"- fingerprint: `{model.get('fingerprint')}`",
         "- export: `model/` beside this zip: Orbax params in the upstream layout of Google's "
         "Flax Gemma checkpoints (`model/params`), `model/tokenizer.model`, "
-        "`model/model_config.json`, `model/probe.json`",
+        f"`{MODEL}/{MODEL_CONFIG}`, `model/probe.json`",
     ]
     files = model.get("files") or {}
     if "hf" in files:
@@ -134,7 +136,7 @@ def render_readme(facts: ReadmeFacts) -> str:
         "",
         f"- commit: `{manifest.get('commit_sha') or 'not in a git checkout'}`",
         f"- config file given: `{manifest.get('config_path')}`; the resolved config is "
-        "`config.yaml` in this bundle",
+        f"`{CONFIG}` in this bundle",
         f"- started: {manifest.get('timestamp')}",
         f"- environment: Python {env.get('python')}, {env.get('platform')}, "
         f"{env.get('accelerator')} x{env.get('device_count')}",
@@ -150,7 +152,7 @@ def render_readme(facts: ReadmeFacts) -> str:
         lines.append(f"- `{name}` ({size:,} bytes)")
     lines.append("- `MANIFEST`: sha256 and size of every file above and of `model/`")
     if facts.log_truncated:
-        lines.append(f"- `run.log` was cut to fit the size cap (the full log had {facts.log_bytes:,} "
+        lines.append(f"- `{LOG}` was cut to fit the size cap (the full log had {facts.log_bytes:,} "
                      "bytes); a marker line shows where")  # fmt: skip
     lines += ["", "## Notebook", ""]
     if facts.notebook_included:

@@ -23,14 +23,25 @@ from pathlib import Path
 from typing import Any, TypeGuard
 
 from tunix_core.errors import ConfigError
+from tunix_core.evaluation import verdict_counts
 from tunix_core.evidence import EVIDENCE_FILES, schema_errors, validate_tree
 from tunix_core.jsonio import read_jsonl
+from tunix_core.layout import (
+    CONFIG,
+    EVAL_SUMMARY,
+    MANIFEST,
+    MODEL,
+    MODEL_CONFIG,
+    PREDICTIONS,
+    PRIMARY_METRIC,
+    RunLayout,
+    model_id,
+)
+from tunix_core.stages import STAGES
 from tunix_package.bundle import (
     BASELINE_SUMMARY,
     MANIFEST_FORMAT,
     MANIFEST_NAME,
-    MODEL_CONFIG_NAME,
-    MODEL_DIR_NAME,
     REQUIRED_ENTRIES,
     SAMPLE_NAME,
     max_bundle_bytes_of,
@@ -45,19 +56,9 @@ PLACEHOLDERS = frozenset(
      "inf", "-inf", "infinity"}
 )  # fmt: skip
 SCORE_TOLERANCE = 1e-9
-# What tunix_core.evaluation reports as primary_score: correct items / all items.
-PRIMARY_METRIC = "answer_accuracy"
 # A bundle is capped at about a megabyte; refuse to inflate anything far larger.
 MAX_EXPANDED_BYTES = 256 * 1024 * 1024
-MODEL_FILES = (MODEL_CONFIG_NAME, "probe.json", "tokenizer.model", "params")
-
-# The outputs a stage must have left once the manifest says it is done.
-STAGE_OUTPUTS = {
-    "dataset": ("data/train.jsonl", "data/eval.jsonl"),
-    "baseline": ("baseline/eval_summary.json", "baseline/predictions.jsonl"),
-    "train": ("metrics.jsonl", f"{MODEL_DIR_NAME}/{MODEL_CONFIG_NAME}"),
-    "evaluate": ("eval_summary.json", "predictions.jsonl"),
-}
+MODEL_FILES = (MODEL_CONFIG, "probe.json", "tokenizer.model", "params")
 
 
 class NonFinite:
@@ -141,11 +142,7 @@ def consistency_problems(summary: dict[str, Any], predictions: list[dict[str, An
     format counts, and the accuracy recomputed from the per-item ``correct`` verdicts."""
     problems = []
     n = len(predictions)
-    recomputed = {
-        "items": n,
-        "correct": sum(record.get("correct") is True for record in predictions),
-        "format_ok": sum(record.get("format_ok") is True for record in predictions),
-    }
+    recomputed = verdict_counts(predictions)
     counts: dict[str, Any] = summary["counts"] if isinstance(summary.get("counts"), dict) else {}
     for key, actual in recomputed.items():
         if key in counts and counts[key] != actual:
@@ -234,7 +231,7 @@ def identity_problems(manifest: dict[str, Any], model_config: dict[str, Any],
                       manifest_where: str, config_where: str) -> list[str]:  # fmt: skip
     """The manifest must name the weights the export actually holds."""
     problems = []
-    exported_id = f"{model_config.get('preset')}@{model_config.get('weights')}"
+    exported_id = model_id(str(model_config.get("preset")), str(model_config.get("weights")))
     if manifest.get("model_id") != exported_id:
         problems.append(
             f"{manifest_where}: model_id is {manifest.get('model_id')!r} but {config_where} "
@@ -269,7 +266,7 @@ def model_dir_problems(model_dir: Path) -> list[str]:
     ]
     if problems:
         return problems
-    config_path = model_dir / MODEL_CONFIG_NAME
+    config_path = model_dir / MODEL_CONFIG
     try:
         meta = load_json_strict(config_path)
         preset_config = get_config(str(meta["preset"]))
@@ -342,15 +339,15 @@ def bundle_folder_problems(folder: Path, label: str, model_dir: Path | None = No
     problems += [p.replace(str(folder) + os.sep, f"{label}:" if in_zip else f"{label}{os.sep}")
                  for p in schema_problems]  # fmt: skip
     problems += _sample_problems(folder / SAMPLE_NAME, where(SAMPLE_NAME))
-    for name in ("eval_summary.json", BASELINE_SUMMARY):
+    for name in (EVAL_SUMMARY, BASELINE_SUMMARY):
         if (folder / name).is_file():
             problems += summary_file_problems(folder / name, where(name))
 
-    manifest = _read_json_object(folder / "run_manifest.json", where("run_manifest.json"), problems)
-    model_config = _read_json_object(folder / MODEL_CONFIG_NAME, where(MODEL_CONFIG_NAME), problems)
+    manifest = _read_json_object(folder / MANIFEST, where(MANIFEST), problems)
+    model_config = _read_json_object(folder / MODEL_CONFIG, where(MODEL_CONFIG), problems)
     if manifest is not None and model_config is not None:
-        problems += identity_problems(manifest, model_config, where("run_manifest.json"),
-                                      where(MODEL_CONFIG_NAME))  # fmt: skip
+        problems += identity_problems(manifest, model_config, where(MANIFEST),
+                                      where(MODEL_CONFIG))  # fmt: skip
 
     checksums = _read_json_object(folder / MANIFEST_NAME, where(MANIFEST_NAME), problems)
     if checksums is None:
@@ -371,7 +368,7 @@ def _sample_problems(sample_path: Path, where: str) -> list[str]:
         records = read_jsonl(sample_path)
     except (ValueError, OSError) as exc:
         return [f"{where}: {exc}"]
-    schema_name = EVIDENCE_FILES["predictions.jsonl"][0]
+    schema_name = EVIDENCE_FILES[PREDICTIONS][0]
     return [
         f"{where}:{line}: {problem}"
         for line, record in enumerate(records, start=1)
@@ -414,13 +411,13 @@ def _model_beside_problems(folder: Path, checksums: dict[str, Any], model_dir: P
         if listed.get(name) != present.get(name):
             state = "missing" if name not in present else "not listed or changed"
             problems.append(f"{model_dir / name}: {state} relative to {where(MANIFEST_NAME)}")
-    copy = folder / MODEL_CONFIG_NAME
+    copy = folder / MODEL_CONFIG
     if (
         copy.is_file()
-        and (model_dir / MODEL_CONFIG_NAME).is_file()
-        and (sha256_file(copy) != sha256_file(model_dir / MODEL_CONFIG_NAME))
+        and (model_dir / MODEL_CONFIG).is_file()
+        and (sha256_file(copy) != sha256_file(model_dir / MODEL_CONFIG))
     ):
-        problems.append(f"{model_dir / MODEL_CONFIG_NAME}: differs from {where(MODEL_CONFIG_NAME)}")
+        problems.append(f"{model_dir / MODEL_CONFIG}: differs from {where(MODEL_CONFIG)}")
     return problems
 
 
@@ -438,7 +435,7 @@ def zip_problems(zip_path: Path, model_dir: Path | None = None) -> list[str]:
                 target = folder / info.filename
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(archive.read(info))
-        cap = max_bundle_bytes_of(read_run_config(folder / "config.yaml"))
+        cap = max_bundle_bytes_of(read_run_config(folder / CONFIG))
         size = zip_path.stat().st_size
         if size > cap:
             problems.append(f"{zip_path}: {size} bytes is over the bundle cap of {cap} bytes "
@@ -453,7 +450,7 @@ def submission_folder_problems(folder: Path) -> list[str]:
     zips = sorted(folder.glob("*.zip"))
     if not zips:
         return [*problems, f"{folder}: no submission zip found"]
-    model_dir = folder / MODEL_DIR_NAME
+    model_dir = folder / MODEL
     for zip_path in zips:
         problems += zip_problems(zip_path, model_dir)
     return problems
@@ -462,13 +459,13 @@ def submission_folder_problems(folder: Path) -> list[str]:
 def run_directory_problems(run_dir: Path, *, include_submission: bool = True) -> list[str]:
     """Rules for a run directory: what each finished stage must have left behind, honest
     scores, a manifest that names the weights in ``model/``, and a valid submission."""
+    layout = RunLayout(run_dir)
     problems = symlink_problems(run_dir)
-    manifest = _read_json_object(run_dir / "run_manifest.json", str(run_dir / "run_manifest.json"),
-                                 problems)  # fmt: skip
+    manifest = _read_json_object(layout.manifest_path, str(layout.manifest_path), problems)
     if manifest is None:
-        return [*problems, f"{run_dir / 'run_manifest.json'}: missing"]
+        return [*problems, f"{layout.manifest_path}: missing"]
     problems += [
-        f"{run_dir / 'run_manifest.json'}: {p}" for p in schema_errors(manifest, "run_manifest")
+        f"{layout.manifest_path}: {p}" for p in schema_errors(manifest, "run_manifest")
     ]
     stages = manifest.get("stages") or {}
 
@@ -476,25 +473,24 @@ def run_directory_problems(run_dir: Path, *, include_submission: bool = True) ->
         record = stages.get(stage) or {}
         return record.get("status") == "done" and not (record.get("detail") or {}).get("skipped")
 
-    for stage, outputs in STAGE_OUTPUTS.items():
-        if done(stage):
-            problems += [f"{run_dir / name}: missing, though the {stage} stage is done"
-                         for name in outputs if not (run_dir / name).exists()]  # fmt: skip
-    for summary_dir in (run_dir, run_dir / "baseline"):
-        summary_path = summary_dir / "eval_summary.json"
+    for stage in STAGES:
+        if done(stage.name):
+            problems += [f"{output}: missing, though the {stage.name} stage is done"
+                         for output in stage.outputs(layout) if not output.exists()]  # fmt: skip
+    for summary_path, predictions_path in (
+        (layout.summary_path, layout.predictions_path),
+        (layout.baseline_summary_path, layout.baseline_predictions_path),
+    ):
         if summary_path.is_file():
-            problems += summary_file_problems(summary_path, str(summary_path),
-                                              summary_dir / "predictions.jsonl")  # fmt: skip
-    model_dir = run_dir / MODEL_DIR_NAME
-    if done("train") and (model_dir / MODEL_CONFIG_NAME).is_file():
-        model_config = _read_json_object(model_dir / MODEL_CONFIG_NAME,
-                                         str(model_dir / MODEL_CONFIG_NAME), problems)  # fmt: skip
+            problems += summary_file_problems(summary_path, str(summary_path), predictions_path)
+    model_config_path = layout.model_config_path
+    if done("train") and model_config_path.is_file():
+        model_config = _read_json_object(model_config_path, str(model_config_path), problems)
         if model_config is not None:
-            problems += identity_problems(manifest, model_config,
-                                          str(run_dir / "run_manifest.json"),
-                                          str(model_dir / MODEL_CONFIG_NAME))  # fmt: skip
-        problems += model_dir_problems(model_dir)
-    submission = run_dir / "submission"
+            problems += identity_problems(manifest, model_config, str(layout.manifest_path),
+                                          str(model_config_path))  # fmt: skip
+        problems += model_dir_problems(layout.model_dir)
+    submission = layout.submission_dir
     if include_submission and (done("package") or submission.is_dir()):
         problems += submission_folder_problems(submission)
     return problems
@@ -507,21 +503,19 @@ def validate_path(path: Path) -> list[str]:
         return [f"{path}: is a symbolic link; give the real path"]
     if path.is_file():
         if path.suffix == ".zip":
-            beside = path.parent / MODEL_DIR_NAME
+            beside = path.parent / MODEL
             return zip_problems(path, beside if beside.is_dir() else None)
-        if path.name == "eval_summary.json":
-            return summary_file_problems(path, str(path), path.parent / "predictions.jsonl")
+        if path.name == EVAL_SUMMARY:
+            return summary_file_problems(path, str(path), path.parent / PREDICTIONS)
         return []
     if (path / MANIFEST_NAME).is_file():
         return bundle_folder_problems(path, str(path))
-    if (path / "run_manifest.json").is_file():
+    if RunLayout(path).manifest_path.is_file():
         return run_directory_problems(path)
-    if any(path.glob("*.zip")) or (path / MODEL_DIR_NAME).is_dir():
+    if any(path.glob("*.zip")) or (path / MODEL).is_dir():
         return submission_folder_problems(path)
     return [
         problem
-        for summary in sorted(path.rglob("eval_summary.json"))
-        for problem in summary_file_problems(
-            summary, str(summary), summary.parent / "predictions.jsonl"
-        )
+        for summary in sorted(path.rglob(EVAL_SUMMARY))
+        for problem in summary_file_problems(summary, str(summary), summary.parent / PREDICTIONS)
     ]

@@ -1,5 +1,6 @@
-"""The SFT training loop: a jitted step over a device mesh, checkpoints, time budget,
-metrics, and the final merged model.
+"""The SFT training loop: a jitted step over a device mesh, the callbacks around it
+(metrics, checkpoints, time budget, progress bar, NaN guard, plugin hook: see
+:mod:`tunix_jax.train.callbacks`), and the final merged model.
 
 The trainable parameters (LoRA adapters, or every weight) and the optimizer state are
 plain nested dicts of arrays; the frozen weights stay an :class:`nnx.State`. One step
@@ -15,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -29,13 +29,25 @@ from flax import nnx
 
 from tunix_core.config import RunConfig
 from tunix_core.errors import TunixError
-from tunix_core.jsonio import append_jsonl, read_jsonl, write_text_atomic
+from tunix_core.jsonio import read_jsonl, write_text_atomic
 from tunix_core.protocols import TrainResult
 from tunix_core.rundir import RunDirectory
 from tunix_jax.model.config import get_config
 from tunix_jax.model.tokenizer import Tokenizer
 from tunix_jax.model.transformer import Transformer
 from tunix_jax.train import mesh as mesh_lib
+from tunix_jax.train.callbacks import (
+    BudgetStop,
+    Checkpoints,
+    MetricsLog,
+    NanGuard,
+    PluginStepHook,
+    ProgressBar,
+    StepCallback,
+    StepEnd,
+    TimeBudget,
+    TrainingDivergedError,
+)
 from tunix_jax.train.checkpoint import Checkpointer
 from tunix_jax.train.data import BATCH_KEYS, BatchStream, TokenizedExample
 from tunix_jax.train.lora import apply_lora, merge_lora
@@ -46,12 +58,6 @@ from tunix_jax.train.options import JaxTrainerOptions
 log = logging.getLogger("tunix.train")
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-# Before any save has been timed, assume a save (or the final export) takes this long.
-DEFAULT_SAVE_SECONDS = 10.0
-
-
-class TrainingDivergedError(TunixError):
-    """The loss or the gradient became NaN or infinite; the last good checkpoint is kept."""
 
 
 def load_base_model(config: RunConfig) -> tuple[Transformer, Tokenizer]:
@@ -209,39 +215,6 @@ def segment_attention_mask(segment_ids: jax.Array) -> jax.Array:
     return same & real & causal[None]
 
 
-@attrs.define
-class TimeBudget:
-    """When training must stop: ``reserve_fraction`` of the time between the start and
-    the end (``start + time_budget`` or the deadline, whichever is first) is left for
-    evaluation and packaging."""
-
-    start: float
-    end: float | None
-    reserve_fraction: float
-
-    @classmethod
-    def from_config(
-        cls, config: RunConfig, options: JaxTrainerOptions, started_at: float
-    ) -> TimeBudget:
-        ends = []
-        if config.training.time_budget_seconds is not None:
-            ends.append(started_at + config.training.time_budget_seconds)
-        if options.deadline_seconds is not None:
-            ends.append(options.deadline_seconds)
-        return cls(started_at, min(ends) if ends else None, options.reserve_fraction)
-
-    @property
-    def train_until(self) -> float | None:
-        if self.end is None:
-            return None
-        return self.end - self.reserve_fraction * max(self.end - self.start, 0.0)
-
-    def allows(self, now: float, step_seconds: float, save_seconds: float) -> bool:
-        """Whether one more step plus the final checkpoint and export fit."""
-        limit = self.train_until
-        return limit is None or now + step_seconds + 2 * save_seconds <= limit
-
-
 def total_steps(config: RunConfig, stream: BatchStream) -> int:
     """``training.steps``, or the steps ``training.epochs`` take when that is set."""
     training = config.training
@@ -282,9 +255,11 @@ def run_training(
     options: JaxTrainerOptions,
     started_at: float,
     progress: Callable[[str], None],
+    step_hook: Callable[..., Any] | None = None,
 ) -> TrainOutcome:
     """Train ``model`` (already LoRA-wrapped if LoRA is on), resuming from the run's
-    latest checkpoint; on return the model holds the trained weights (adapters unmerged)."""
+    latest checkpoint; on return the model holds the trained weights (adapters unmerged).
+    ``step_hook``: called as ``tunix_train_step_end(step=, metrics=, run=)`` after each step."""
     training = config.training
     mesh = mesh_lib.make_mesh(training.mesh_data, training.mesh_fsdp)
     stream = BatchStream(
@@ -292,44 +267,148 @@ def run_training(
     )
     steps = total_steps(config, stream)
     tx, schedule = build_optimizer(training, steps)
-
     state = TrainState.create(model, config, mesh, tx)
-    graphdef, template, frozen = state.graphdef, state.template, state.frozen
-    params, opt_state = state.params, state.opt_state
-    param_shardings = jax.tree.map(lambda x: x.sharding, params)
-    opt_shardings = jax.tree.map(lambda x: x.sharding, opt_state)
-
     checkpointer = Checkpointer(
         run.checkpoints_dir, keep=training.keep_checkpoints, async_save=options.async_checkpoints
     )
-    step, tokens_seen, train_seconds = 0, 0, 0.0
-    latest = checkpointer.latest_step()
-    if latest is not None:
-        try:
-            params, opt_state, meta = checkpointer.restore(latest, params, opt_state)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise TunixError(
-                f"{run.checkpoints_dir / str(latest)} does not match this configuration "
-                f"(LoRA, optimizer or model changed?): {exc}"
-            ) from None
-        step, tokens_seen = int(meta["step"]), int(meta["tokens"])
-        train_seconds = float(meta["train_seconds"])
-        stream.restore(meta["data"])
-        _truncate_metrics(run, step)
-        progress(f"[train] resumed from the checkpoint of step {step}")
-    else:
-        _truncate_metrics(run, 0)
+    position = _resume(checkpointer, state, stream, run, progress)
+    _describe(config, stream, steps, position, mesh, progress)
+    step_fn = _compile_step(state, tx, config, options)
+    batch_sharding = mesh_lib.batch_sharding(mesh, leading_axes=1)
 
-    trainable_count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
+    is_writer = jax.process_index() == 0
+    metrics = MetricsLog(run.metrics_path, training.log_every, steps, writer=is_writer)
+    checkpoints = Checkpoints(checkpointer, training.checkpoint_every, steps, config.run.seed,
+                              before_save=metrics.flush, last_saved=checkpointer.latest_step())  # fmt: skip
+    budget = BudgetStop(TimeBudget.from_config(config, options, started_at), steps,
+                        save_seconds=lambda: checkpoints.save_seconds)  # fmt: skip
+    bar = ProgressBar(steps, position.step, enabled=options.progress_bar and is_writer)
+    callbacks: list[StepCallback] = [
+        NanGuard(lambda: checkpoints.last_saved),
+        budget,
+        bar,
+        metrics,
+        checkpoints,
+    ]
+    if step_hook is not None and is_writer:
+        callbacks.append(PluginStepHook(step_hook, run))
+
+    reason = ""
+    try:
+        while position.step < steps:
+            reason = budget.stop_reason(position.step, time.time()) or ""
+            if reason:
+                progress(f"[train] {reason}")
+                break
+            host_batch = _stacked_batch(stream, training.grad_accum)
+            batch = {k: mesh_lib.put_global(v, batch_sharding) for k, v in host_batch.items()}
+            event = position.advance(step_fn, state.frozen, batch, schedule, stream)
+            for callback in callbacks:
+                callback.on_step(event)
+        metrics.flush()
+        checkpoints.finish()
+    except TrainingDivergedError:
+        metrics.flush()  # the good steps before the bad one
+        raise
+    finally:
+        bar.close()
+        checkpointer.wait()
+        checkpointer.close()
+    return _outcome(config, state, position, stopped_early=bool(reason), reason=reason)
+
+
+@attrs.define
+class Position:
+    """The trainable state and the run's counters, advanced one optimizer step at a time."""
+
+    params: Any
+    opt_state: Any
+    step: int = 0
+    tokens: int = 0
+    train_seconds: float = 0.0
+
+    def advance(
+        self,
+        step_fn: Callable[..., Any],
+        frozen: nnx.State,
+        batch: dict[str, jax.Array],
+        schedule: optax.Schedule,
+        stream: BatchStream,
+    ) -> StepEnd:
+        """Run one step on ``batch`` and say how it went."""
+        began = time.monotonic()
+        self.params, self.opt_state, metrics = step_fn(self.params, self.opt_state, frozen, batch)
+        values = jax.device_get(metrics)
+        seconds = time.monotonic() - began
+        step_tokens = int(values["tokens"])
+        self.step += 1
+        self.tokens += step_tokens
+        self.train_seconds += seconds
+        return StepEnd(
+            step=self.step, loss=float(values["loss"]), grad_norm=float(values["grad_norm"]),
+            learning_rate=float(schedule(self.step - 1)), step_tokens=step_tokens,
+            seconds=seconds, tokens_seen=self.tokens, train_seconds=self.train_seconds,
+            params=self.params, opt_state=self.opt_state, data=stream.state(),
+        )  # fmt: skip
+
+
+def _resume(
+    checkpointer: Checkpointer,
+    state: TrainState,
+    stream: BatchStream,
+    run: RunDirectory,
+    progress: Callable[[str], None],
+) -> Position:
+    """The position of the run's latest checkpoint (the data stream moved there too), or
+    the start; metrics logged after it (before a crash) are dropped, to be redone."""
+    latest = checkpointer.latest_step()
+    if latest is None:
+        _truncate_metrics(run, 0)
+        return Position(state.params, state.opt_state)
+    try:
+        params, opt_state, meta = checkpointer.restore(latest, state.params, state.opt_state)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TunixError(
+            f"{run.checkpoints_dir / str(latest)} does not match this configuration "
+            f"(LoRA, optimizer or model changed?): {exc}"
+        ) from None
+    position = Position(params, opt_state, int(meta["step"]), int(meta["tokens"]),
+                        float(meta["train_seconds"]))  # fmt: skip
+    stream.restore(meta["data"])
+    _truncate_metrics(run, position.step)
+    progress(f"[train] resumed from the checkpoint of step {position.step}")
+    return position
+
+
+def _describe(
+    config: RunConfig,
+    stream: BatchStream,
+    steps: int,
+    position: Position,
+    mesh: Any,
+    progress: Callable[[str], None],
+) -> None:
+    training = config.training
+    trainable_count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(position.params))
     progress(
         f"[train] {steps} steps of {training.grad_accum} x {training.batch_size} rows x "
         f"{training.max_seq_len} tokens ({stream.rows_per_epoch()} rows an epoch), "
         f"{trainable_count:,} trainable parameters, mesh {dict(mesh.shape)}"
     )
-    step_fn = jax.jit(
+
+
+def _compile_step(
+    state: TrainState, tx: optax.GradientTransformation, config: RunConfig,
+    options: JaxTrainerOptions,
+) -> Callable[..., Any]:  # fmt: skip
+    """The jitted train step; it donates (overwrites) the params and optimizer state."""
+    training = config.training
+    param_shardings = jax.tree.map(lambda x: x.sharding, state.params)
+    opt_shardings = jax.tree.map(lambda x: x.sharding, state.opt_state)
+    return jax.jit(
         make_train_step(
-            graphdef,
-            template,
+            state.graphdef,
+            state.template,
             tx,
             packing=training.packing,
             chunk_tokens=options.loss_chunk_tokens,
@@ -338,96 +417,16 @@ def run_training(
         donate_argnums=(0, 1),
         out_shardings=(param_shardings, opt_shardings, None),
     )
-    batch_sharding = mesh_lib.batch_sharding(mesh, leading_axes=1)
-    budget = TimeBudget.from_config(config, options, started_at)
-    is_writer = jax.process_index() == 0
-    last_saved = latest
-    save_seconds = DEFAULT_SAVE_SECONDS
-    step_seconds: float | None = None
-    pending: list[dict[str, Any]] = []
-    stopped_early, reason = False, ""
 
-    def save(at_step: int, *, wait: bool) -> None:
-        nonlocal last_saved, save_seconds
-        began = time.monotonic()
-        meta = {"step": at_step, "tokens": tokens_seen, "train_seconds": train_seconds,
-                "data": stream.state(), "seed": config.run.seed}  # fmt: skip
-        checkpointer.save(at_step, params, opt_state, meta)
-        if wait:
-            checkpointer.wait()
-            save_seconds = max(time.monotonic() - began, 1.0)
-        last_saved = at_step
 
-    def flush_metrics() -> None:
-        if pending and is_writer:
-            append_jsonl(run.metrics_path, pending)
-        pending.clear()
-
-    from tqdm import tqdm
-
-    bar = tqdm(
-        total=steps, initial=step, file=sys.stderr, unit="step", desc="train",
-        disable=not options.progress_bar or not is_writer, dynamic_ncols=True,
-    )  # fmt: skip
-    try:
-        while step < steps:
-            now = time.time()
-            estimate = step_seconds if step_seconds is not None else 0.0
-            if not budget.allows(now, estimate, save_seconds):
-                stopped_early = True
-                reason = f"time budget: stopped after step {step} of {steps} to leave time for evaluation"
-                progress(f"[train] {reason}")
-                break
-            host_batch = _stacked_batch(stream, training.grad_accum)
-            batch = {k: mesh_lib.put_global(v, batch_sharding) for k, v in host_batch.items()}
-            began = time.monotonic()
-            params, opt_state, metrics = step_fn(params, opt_state, frozen, batch)
-            values = jax.device_get(metrics)
-            seconds = time.monotonic() - began
-            loss, grad_norm = float(values["loss"]), float(values["grad_norm"])
-            if not (math.isfinite(loss) and math.isfinite(grad_norm)):
-                flush_metrics()
-                where = f"step {last_saved}" if last_saved else "no checkpoint yet"
-                raise TrainingDivergedError(
-                    f"training diverged at step {step + 1}: loss={loss}, grad_norm={grad_norm}; "
-                    f"the last good checkpoint is kept ({where}). Lower training.learning_rate "
-                    "or set training.grad_clip."
-                )
-            step += 1
-            # The first step includes compilation; later ones estimate the step time.
-            step_seconds = (
-                seconds if step_seconds is None or step <= 2 else 0.7 * step_seconds + 0.3 * seconds
-            )
-            train_seconds += seconds
-            step_tokens = int(values["tokens"])
-            tokens_seen += step_tokens
-            tokens_per_second = step_tokens / seconds if seconds > 0 else None
-            bar.set_postfix(
-                loss=f"{loss:.4f}", tok_s=f"{tokens_per_second or 0:.0f}", refresh=False
-            )
-            bar.update(1)
-            if step % training.log_every == 0 or step == steps:
-                pending.append({
-                    "step": step, "loss": loss, "learning_rate": float(schedule(step - 1)),
-                    "grad_norm": grad_norm, "tokens_per_second": tokens_per_second,
-                    "tokens": tokens_seen, "elapsed_seconds": round(train_seconds, 3),
-                })  # fmt: skip
-            if step % training.checkpoint_every == 0 and step < steps:
-                flush_metrics()
-                save(step, wait=False)
-        flush_metrics()
-        if last_saved != step and step > 0:
-            save(step, wait=True)
-        checkpointer.wait()
-    finally:
-        bar.close()
-        checkpointer.wait()
-        checkpointer.close()
-
-    trainable = jax.tree.map(lambda x: x, template)
-    nnx.replace_by_pure_dict(trainable, params)
-    trained = nnx.merge(graphdef, trainable, frozen)
+def _outcome(
+    config: RunConfig, state: TrainState, position: Position, *, stopped_early: bool, reason: str
+) -> TrainOutcome:
+    """The trained params put back into the model (LoRA merged)."""
+    trainable = jax.tree.map(lambda x: x, state.template)
+    nnx.replace_by_pure_dict(trainable, position.params)
+    trained = nnx.merge(state.graphdef, trainable, state.frozen)
     if config.training.lora.enabled:
         merge_lora(trained)
-    result = TrainResult(steps=step, stopped_early=stopped_early, reason=reason)
+    result = TrainResult(steps=position.step, stopped_early=stopped_early, reason=reason)
     return TrainOutcome(trained, result)

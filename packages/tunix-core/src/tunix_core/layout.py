@@ -1,0 +1,113 @@
+"""The layout of a run directory ``runs/<run-id>/``: the one place its file names are spelled.
+
+Everything that reads or writes a run (the runner, trainers, evaluation, packagers,
+validation, ``tunix runs``) takes the names from here, so a file is never renamed in one
+place and missed in another.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+
+MANIFEST = "run_manifest.json"
+CONFIG = "config.yaml"
+LOG = "run.log"
+METRICS = "metrics.jsonl"
+LOSS_CURVE = "loss_curve.png"
+CHECKPOINTS = "checkpoints"
+MODEL = "model"
+MODEL_CONFIG = "model_config.json"  # in MODEL; present once the export is complete
+DATA = "data"
+TRAIN_DATA = "train.jsonl"  # in DATA
+EVAL_DATA = "eval.jsonl"  # in DATA
+BASELINE = "baseline"
+# An evaluation writes both into its folder: the run directory, or BASELINE.
+PREDICTIONS = "predictions.jsonl"
+EVAL_SUMMARY = "eval_summary.json"
+SUBMISSION = "submission"
+
+# What an eval summary reports as primary_score: correct items / all items.
+PRIMARY_METRIC = "answer_accuracy"
+
+
+def model_id(preset: str, weights: str) -> str:
+    """The id a run records for its model: ``<preset>@<weights>``."""
+    return f"{preset}@{weights}"
+
+
+@attrs.define
+class RunLayout:
+    """The paths of a run directory's standard files."""
+
+    path: Path
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / MANIFEST
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / LOG
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / METRICS
+
+    @property
+    def loss_curve_path(self) -> Path:
+        return self.path / LOSS_CURVE
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / CHECKPOINTS
+
+    @property
+    def model_dir(self) -> Path:
+        return self.path / MODEL
+
+    @property
+    def model_config_path(self) -> Path:
+        return self.model_dir / MODEL_CONFIG
+
+    @property
+    def data_dir(self) -> Path:
+        return self.path / DATA
+
+    @property
+    def train_data_path(self) -> Path:
+        return self.data_dir / TRAIN_DATA
+
+    @property
+    def eval_data_path(self) -> Path:
+        return self.data_dir / EVAL_DATA
+
+    @property
+    def baseline_dir(self) -> Path:
+        return self.path / BASELINE
+
+    @property
+    def predictions_path(self) -> Path:
+        return self.path / PREDICTIONS
+
+    @property
+    def summary_path(self) -> Path:
+        return self.path / EVAL_SUMMARY
+
+    @property
+    def baseline_predictions_path(self) -> Path:
+        return self.baseline_dir / PREDICTIONS
+
+    @property
+    def baseline_summary_path(self) -> Path:
+        return self.baseline_dir / EVAL_SUMMARY
+
+    @property
+    def submission_dir(self) -> Path:
+        return self.path / SUBMISSION
+

@@ -1,0 +1,118 @@
+"""The stages of a run, in order: one table that the runner walks and that ``--resume``,
+``--stop-after``, the manifest and validation read.
+
+A stage's ``run`` returns the detail recorded in the manifest; ``{"skipped": True}``
+marks a stage that had nothing to do, ``{"stopped_early": True}`` a training cut short.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from tunix_core.data.record import read_jsonl, write_jsonl
+from tunix_core.layout import RunLayout
+
+if TYPE_CHECKING:
+    from tunix_core.rundir import RunDirectory
+    from tunix_core.runner import Plan
+
+Progress = Callable[[str], None]
+
+
+@attrs.frozen
+class Stage:
+    name: str
+    # What the stage leaves in the run directory once it is done.
+    outputs: Callable[[RunLayout], tuple[Path, ...]]
+    run: Callable[[RunDirectory, Plan, Progress], dict[str, Any]]
+    # Its outputs resume a partial attempt, so they must go when an earlier stage reran.
+    discard_outputs_after_upstream_rerun: bool = False
+
+
+def write_dataset(run: RunDirectory, plan: Plan, progress: Progress) -> dict[str, Any]:
+    write_jsonl(plan.train_examples, run.train_data_path)
+    write_jsonl(plan.eval_examples, run.eval_data_path)
+    return {"train_items": len(plan.train_examples), "eval_items": len(plan.eval_examples)}
+
+
+def evaluate_baseline(run: RunDirectory, plan: Plan, progress: Progress) -> dict[str, Any]:
+    if not plan.config.eval.baseline:
+        return {"skipped": True}
+    summary = _evaluate(run, plan, progress, trained=False, out_dir=run.baseline_dir, label="baseline")
+    return {"primary_score": summary["primary_score"]}
+
+
+def train(run: RunDirectory, plan: Plan, progress: Progress) -> dict[str, Any]:
+    train_examples = read_jsonl(run.train_data_path)
+    result = plan.trainer.train(plan.config, run, train_examples, progress=progress)
+    if result.model_id:
+        run.manifest["model_id"] = result.model_id
+    if result.model_fingerprint:
+        run.manifest["model_fingerprint"] = result.model_fingerprint
+    return {"steps": result.steps, "stopped_early": result.stopped_early, "reason": result.reason}
+
+
+def evaluate_trained(run: RunDirectory, plan: Plan, progress: Progress) -> dict[str, Any]:
+    summary = _evaluate(run, plan, progress, trained=True, out_dir=run.path, label="final")
+    return {"primary_score": summary["primary_score"]}
+
+
+def package(run: RunDirectory, plan: Plan, progress: Progress) -> dict[str, Any]:
+    if plan.packager is None:
+        return {"skipped": True}
+    settings = plan.config.package
+    options = {**settings.options, "max_bundle_bytes": settings.max_bundle_bytes,
+               "prediction_sample": settings.prediction_sample}  # fmt: skip
+    return {"bundle": str(plan.packager.package(run, options))}
+
+
+def _evaluate(run: RunDirectory, plan: Plan, progress: Progress, *, trained: bool,
+              out_dir: Path, label: str) -> dict[str, Any]:  # fmt: skip
+    # Imported here: evaluation imports rundir, which imports this table.
+    from tunix_core.evaluation import evaluate_examples
+
+    config = plan.config
+    generator = plan.trainer.generator(config, run, trained=trained)
+    examples = plan.eval_examples[: config.eval.limit] if config.eval.limit else plan.eval_examples
+    summary: dict[str, Any] = evaluate_examples(
+        generator,
+        examples,
+        plan.evaluators,
+        system_prompt=config.dataset.system_prompt,
+        max_new_tokens=config.eval.max_new_tokens,
+        batch_size=config.eval.batch_size,
+        out_dir=out_dir,
+        label=label,
+        progress=progress,
+        source={
+            "run": run.run_id,
+            "model_id": run.manifest["model_id"],
+            "dataset": config.dataset.name,
+            "split": "eval",
+        },
+    )
+    return summary
+
+
+STAGES = (
+    Stage("dataset", lambda run: (run.train_data_path, run.eval_data_path), write_dataset),
+    Stage(
+        "baseline",
+        lambda run: (run.baseline_summary_path, run.baseline_predictions_path),
+        evaluate_baseline,
+    ),
+    Stage("train", lambda run: (run.metrics_path, run.model_config_path), train),
+    Stage(
+        "evaluate",
+        lambda run: (run.summary_path, run.predictions_path),
+        evaluate_trained,
+        discard_outputs_after_upstream_rerun=True,
+    ),
+    # The bundle goes where package.options.out_dir says; validation checks it itself.
+    Stage("package", lambda run: (), package),
+)
+STAGE_NAMES = tuple(stage.name for stage in STAGES)

@@ -1,0 +1,169 @@
+"""runner.execute walks the stage table: every stage in order, its outputs on disk, the
+lifecycle hooks called around it, and --resume/--stop-after read from the same table."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tunix_core import api, builtin
+from tunix_core.evaluation import AnswerVerdict
+from tunix_core.hookspecs import hookimpl
+from tunix_core.plugins import PluginHost, plugin_module
+from tunix_core.protocols import TrainResult
+from tunix_core.rundir import RunDirectory
+from tunix_core.stages import STAGE_NAMES, STAGES
+
+ANSWER = "<reasoning>r</reasoning><answer>42</answer>"
+
+
+class EchoModel:
+    def generate(self, prompts: Sequence[str], *, max_new_tokens: int) -> list[str]:
+        return [ANSWER for _ in prompts]
+
+
+class FakeTrainer:
+    """Writes what a trainer must leave behind; fails when ``fail`` is set."""
+
+    fail = False
+
+    def validate(self, config: Any) -> None:
+        pass
+
+    def generator(self, config: Any, run: RunDirectory | None, *, trained: bool) -> EchoModel:
+        return EchoModel()
+
+    def train(self, config: Any, run: RunDirectory, train_examples: Any, *, progress: Any) -> TrainResult:
+        if FakeTrainer.fail:
+            raise RuntimeError("out of memory")
+        run.metrics_path.write_text('{"step": 1}\n')
+        run.model_dir.mkdir(exist_ok=True)
+        run.model_config_path.write_text("{}")
+        return TrainResult(steps=1, model_id="fake@trained")
+
+
+def same_text(answer: str, expected: str, options: Any) -> AnswerVerdict:
+    return AnswerVerdict(answer.strip() == expected.strip(), "same-text")
+
+
+@hookimpl
+def _register_trainers(registry: Any) -> None:
+    registry.register("fake", f"{__name__}:FakeTrainer")
+
+
+@hookimpl
+def _register_answer_checks(registry: Any) -> None:
+    for name in ("auto", "exact", "list"):  # what dev-reasoning-v2 items name
+        registry.register(name, f"{__name__}:same_text")
+
+
+hook_calls: list[tuple[Any, ...]] = []
+
+
+@hookimpl
+def _run_started(run: RunDirectory, config: dict[str, Any]) -> None:
+    hook_calls.append(("run_started", config["trainer"]["name"]))
+
+
+@hookimpl
+def _stage_finished(run: RunDirectory, stage: str, seconds: float) -> None:
+    hook_calls.append(("stage_finished", stage, run.stage_status(stage)))
+
+
+@hookimpl
+def _run_finished(run: RunDirectory, status: str, error: BaseException | None) -> None:
+    hook_calls.append(("run_finished", status, type(error).__name__ if error else None))
+
+
+@pytest.fixture
+def host() -> PluginHost:
+    hook_calls.clear()
+    FakeTrainer.fail = False
+    host = PluginHost()
+    host.add_plugin(builtin, "core", "tunix-core")
+    host.add_plugin(
+        plugin_module(
+            "runner-test",
+            tunix_register_trainers=_register_trainers,
+            tunix_register_answer_checks=_register_answer_checks,
+            tunix_run_started=_run_started,
+            tunix_stage_finished=_stage_finished,
+            tunix_run_finished=_run_finished,
+        ),
+        "runner-test",
+        "tunix-runner-test",
+    )
+    host.fill_registries()
+    return host
+
+
+def config(output_dir: Path) -> dict[str, Any]:
+    return {
+        "run": {"name": "walk", "output_dir": str(output_dir)},
+        "dataset": {"name": "dev-reasoning-v2", "train_limit": 3, "eval_limit": 2},
+        "trainer": {"name": "fake"},
+        "eval": {"evaluators": []},
+        "package": {"enabled": False},
+    }
+
+
+def test_a_run_walks_the_table_and_leaves_each_stage_s_outputs(host: PluginHost, tmp_path: Path):
+    path = api.run(config(tmp_path), host=host, echo=lambda _: None)
+    run = RunDirectory.open(path)
+    assert set(run.manifest["stages"]) == set(STAGE_NAMES)
+    assert [run.stage_status(name) for name in STAGE_NAMES] == [
+        "done", "done", "done", "done", "skipped",
+    ]  # fmt: skip
+    for stage in STAGES:
+        assert all(output.is_file() for output in stage.outputs(run)), stage.name
+    assert run.manifest["model_id"] == "fake@trained"
+    finished = [("stage_finished", name, run.stage_status(name)) for name in STAGE_NAMES]
+    assert hook_calls == [("run_started", "fake"), *finished, ("run_finished", "succeeded", None)]
+
+
+def test_stop_after_then_resume_skips_what_is_done(host: PluginHost, tmp_path: Path):
+    lines: list[str] = []
+    path = api.run(config(tmp_path), stop_after="baseline", host=host, echo=lines.append)
+    assert RunDirectory.open(path).stage_status("train") == "pending"
+    assert ("run_finished", "interrupted", None) in hook_calls
+
+    hook_calls.clear()
+    api.run(resume=path, host=host, echo=lines.append)
+    assert "[baseline] already done, skipping" in lines
+    assert [call[1] for call in hook_calls if call[0] == "stage_finished"] == ["train", "evaluate", "package"]
+
+
+def test_a_retrained_model_is_evaluated_from_scratch(host: PluginHost, tmp_path: Path):
+    path = api.run(config(tmp_path), host=host, echo=lambda _: None)
+    run = RunDirectory.open(path)
+    records = [json.loads(line) for line in run.predictions_path.read_text().splitlines()]
+    records[0]["completion"] = "from the previous model"
+    run.predictions_path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    run.manifest["stages"]["train"]["status"] = "failed"
+    run.save()
+
+    api.run(resume=path, host=host, echo=lambda _: None)
+    records = [json.loads(line) for line in run.predictions_path.read_text().splitlines()]
+    assert [record["completion"] for record in records] == [ANSWER, ANSWER]
+
+
+def test_a_failed_stage_fails_the_run_and_the_hook_hears_why(host: PluginHost, tmp_path: Path):
+    FakeTrainer.fail = True
+    with pytest.raises(RuntimeError, match="out of memory"):
+        api.run(config(tmp_path), host=host, echo=lambda _: None)
+    (path,) = tmp_path.iterdir()
+    run = RunDirectory.open(path)
+    assert run.stage_status("train") == "failed" and run.manifest["status"] == "failed"
+    assert hook_calls[-1] == ("run_finished", "failed", "RuntimeError")
+    assert ("stage_finished", "train", "failed") not in hook_calls
+
+
+def test_the_command_line_offers_the_stages_of_the_table():
+    from tunix_core.cli import cli
+
+    stop_after = next(p for p in cli.commands["run"].params if p.name == "stop_after")
+    assert tuple(stop_after.type.choices) == STAGE_NAMES
