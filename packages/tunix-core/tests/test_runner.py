@@ -137,6 +137,16 @@ def test_stop_after_then_resume_skips_what_is_done(host: PluginHost, tmp_path: P
     assert [call[1] for call in hook_calls if call[0] == "stage_finished"] == ["train", "evaluate", "package"]
 
 
+def test_stop_after_a_stage_that_is_already_done_runs_nothing_past_it(
+    host: PluginHost, tmp_path: Path
+):
+    path = api.run(config(tmp_path), stop_after="baseline", host=host, echo=lambda _: None)
+    hook_calls.clear()
+    api.run(resume=path, stop_after="dataset", host=host, echo=lambda _: None)
+    assert [call for call in hook_calls if call[0] == "stage_finished"] == []
+    assert RunDirectory.open(path).stage_status("train") == "pending"
+
+
 def test_a_retrained_model_is_evaluated_from_scratch(host: PluginHost, tmp_path: Path):
     path = api.run(config(tmp_path), host=host, echo=lambda _: None)
     run = RunDirectory.open(path)

@@ -146,13 +146,13 @@ def execute(
         for stage in STAGES:
             if run.stage_status(stage.name) in FINISHED and not upstream_ran:
                 progress(f"[{stage.name}] already done, skipping")
-                continue
-            if stage.discard_outputs_after_upstream_rerun and upstream_ran:
-                for output in stage.outputs(run):  # made from inputs that have changed since
-                    output.unlink(missing_ok=True)
-            results[stage.name] = _run_stage(host, run, plan, stage, progress)
-            upstream_ran = True
-            if stage.name == stop_after:
+            else:
+                if stage.discard_outputs_after_upstream_rerun and upstream_ran:
+                    for output in stage.outputs(run):  # made from inputs that changed since
+                        output.unlink(missing_ok=True)
+                results[stage.name] = _run_stage(host, run, plan, stage, progress)
+                upstream_ran = True
+            if stage.name == stop_after:  # also when that stage was already done
                 break
         finished_all = all(run.stage_status(name) in FINISHED for name in STAGE_NAMES)
         status = "succeeded" if finished_all else "interrupted"
