@@ -23,7 +23,7 @@ from tunix_core.errors import ConfigError
 from tunix_core.layout import model_id
 from tunix_core.plugins import PluginHost
 from tunix_core.protocols import Evaluator, Packager, Trainer
-from tunix_core.registry import UnknownNameError
+from tunix_core.registry import AnswerCheckRegistry, UnknownNameError
 from tunix_core.rundir import RunDirectory, new_run_id
 from tunix_core.stages import STAGE_NAMES, STAGES, Stage
 
@@ -40,6 +40,7 @@ class Plan:
     packager: Packager | None
     train_examples: list[ReasoningExample]
     eval_examples: list[ReasoningExample]
+    answer_checks: AnswerCheckRegistry  # the run host's, not the process-wide host's
 
 
 def _resolve(registry: Any, name: str, field: str) -> Any:
@@ -71,7 +72,7 @@ def plan_run(host: PluginHost, config: RunConfig) -> Plan:
     from tunix_core.evaluation import require_answer_checks
 
     require_answer_checks(evaluation, host.answer_checks, f"dataset {data.name!r} (eval split)")
-    return Plan(config, trainer, evaluators, packager, train, evaluation)
+    return Plan(config, trainer, evaluators, packager, train, evaluation, host.answer_checks)
 
 
 def start_run(

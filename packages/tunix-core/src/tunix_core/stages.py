@@ -88,6 +88,7 @@ def _evaluate(run: RunDirectory, plan: Plan, progress: Progress, *, trained: boo
         out_dir=out_dir,
         label=label,
         progress=progress,
+        answer_checks=plan.answer_checks,
         source={
             "run": run.run_id,
             "model_id": run.manifest["model_id"],
