@@ -152,7 +152,7 @@ def validate_command(ctx: click.Context, path: Path) -> None:
 @click.option("--trainer", help="Trainer name (config: trainer.name).")
 @click.option("--dataset", help="Dataset name or NAME:ARG, e.g. jsonl:my.jsonl (config: dataset.name).")
 @click.option("--model", "preset", help="Model preset (config: model.preset).")
-@click.option("--weights", help="default | random | gguf:PATH | safetensors:DIR | orbax:DIR.")
+@click.option("--weights", help="default | random | gguf:PATH | safetensors:DIR | orbax:DIR (a Kaggle Flax Gemma checkpoint, or a run's model/params).")
 @click.option("--steps", type=int, help="Training steps (config: training.steps).")
 @click.option("--time-budget", help="Stop training cleanly before this much time, e.g. 8h45m.")
 @click.option("--name", help="Run name; the run id is NAME-DATE-TIME (config: run.name).")

@@ -7,16 +7,8 @@ initialise the TPU in the wrong process.
 
 from __future__ import annotations
 
-from importlib import metadata
-
+from tunix_core.rundir import installed_version
 from tunix_jax.train import mesh as mesh_lib
-
-
-def _version(distribution: str) -> str | None:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def device_line(mesh_data: int | None = None, mesh_fsdp: int | None = None) -> str:
@@ -27,8 +19,8 @@ def device_line(mesh_data: int | None = None, mesh_fsdp: int | None = None) -> s
 
     devices = jax.devices()
     data, fsdp = mesh_lib.mesh_shape(len(devices), mesh_data, mesh_fsdp)
-    builds = [f"jaxlib {_version('jaxlib')}"]
-    builds += [f"{name} {v}" for name in ("libtpu", "libtpu-nightly") if (v := _version(name))]
+    builds = [f"jaxlib {installed_version('jaxlib')}"]
+    builds += [f"{name} {v}" for name in ("libtpu", "libtpu-nightly") if (v := installed_version(name))]
     kinds = ", ".join(sorted({device.device_kind for device in devices}))
     line = (
         f"[run] devices: JAX {jax.__version__} ({', '.join(builds)}), "

@@ -37,8 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from tunix_core import layout
-from tunix_core.layout import MODEL_CONFIG
+from tunix_core.layout import MODEL_CONFIG, model_id
 from tunix_jax.model.config import ModelConfig, base_preset, get_config
 from tunix_jax.model.hf_export import write_hf_checkpoint
 from tunix_jax.model.loading import load_model, model_params, save_orbax
@@ -242,14 +241,14 @@ def write_model_dir(
     # Inside `staging`, so the Hugging Face copy is part of the one atomic replace below.
     write_hf_checkpoint(params, config, tokenizer, staging / HF_DIRNAME, dtype=dtype)
     tokenizer.save(staging)
-    model_id = layout.model_id(preset, weights)
+    run_model_id = model_id(preset, weights)
     files = {"params": PARAMS_DIRNAME, "tokenizer": TOKENIZER_FILENAME, "hf": HF_DIRNAME}
     if adapters is not None:
         files["adapters"] = ADAPTERS_DIRNAME
     meta = {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
-        "model_id": model_id,
+        "model_id": run_model_id,
         "preset": preset,
         "family": config.family,
         "weights": weights,
@@ -274,7 +273,7 @@ def write_model_dir(
     if directory.exists():
         shutil.rmtree(directory)
     staging.rename(directory)
-    return ModelExport(directory, model_id, fingerprint, num_params)
+    return ModelExport(directory, run_model_id, fingerprint, num_params)
 
 
 def _write_json(path: Path, data: Any) -> None:
