@@ -22,6 +22,7 @@ def test_log_step_appends_one_line_per_step(tmp_path):
 
 def test_a_tiny_training_run_logs_every_step(tmp_path):
     pytest.importorskip("tunix_jax")
+    from tunix_jax.backend import JaxBackend
     from tunix_jax.trainer import JaxTrainer
 
     host = PluginHost()
@@ -38,7 +39,7 @@ def test_a_tiny_training_run_logs_every_step(tmp_path):
     examples = DigitSumDataset().load("train", argument=None, seed=0, options={})[:8]
     trainer = JaxTrainer(step_hook=host.manager.hook.tunix_train_step_end)
     trainer.validate(config)
-    trainer.train(config, run, examples, progress=lambda _: None)
+    trainer.train(config, run, examples, backend=JaxBackend(), progress=lambda _: None)
     logged = read_log(run.path)
     assert [step for step, _ in logged] == [1, 2, 3]
     losses = [round(r["loss"], 6) for r in read_jsonl(run.metrics_path)]

@@ -21,17 +21,29 @@ class NoModelTrainer:
     def validate(self, config):
         pass
 
-    def generator(self, config, run, *, trained):
-        raise AssertionError("these tests stop before any stage needs a model")
-
-    def train(self, config, run, train_examples, *, progress):
+    def train(self, config, run, train_examples, *, backend, progress):
         raise AssertionError("these tests stop before training")
+
+
+class NoModelBackend:
+    name = "no-model"
+
+    def validate(self, spec):
+        pass
+
+    def load(self, spec):
+        raise AssertionError("these tests stop before any stage needs a model")
 """
 
 
 @hookimpl
 def _register_trainers(registry):
     registry.register("no-model", "api_test_trainer:NoModelTrainer", description="test")
+
+
+@hookimpl
+def _register_backends(registry):
+    registry.register("no-model", "api_test_trainer:NoModelBackend", description="test")
 
 
 def _verbatim(answer, expected, options):
@@ -54,6 +66,7 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PluginHost:
     test_plugin = plugin_module(
         "test-plugin",
         tunix_register_trainers=_register_trainers,
+        tunix_register_backends=_register_backends,
         tunix_register_answer_checks=_register_answer_checks,
     )
     host.add_plugin(test_plugin, "t", "t")
@@ -66,6 +79,7 @@ def small_config(output_dir: Path) -> dict:
         "run": {"name": "api", "output_dir": str(output_dir)},
         "dataset": {"name": "dev-reasoning-v2", "train_limit": 4, "eval_limit": 2},
         "trainer": {"name": "no-model"},
+        "model": {"backend": "no-model"},
         "eval": {"evaluators": [], "baseline": False},
         "package": {"enabled": False},
     }

@@ -7,6 +7,7 @@ from tunix_core.config import (
     RunConfig,
     apply_overrides,
     load_config,
+    load_run_config,
     parse_duration,
     structure,
     structure_config,
@@ -51,6 +52,43 @@ def test_nested_validator_and_choice():
 def test_unknown_key_names_its_path():
     assert "training.lr: unknown key" in problems({"training": {"lr": 1e-4}})
     assert "colour: unknown key" in problems({"colour": "blue"})
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("training.compute_dtype=bfloat16", "trainer.options.compute_dtype"),
+        ("training.remat=block", "trainer.options.remat"),
+        ("training.packing=false", "trainer.options.packing"),
+        ("training.lora.targets=[q_einsum]", "trainer.options.lora_targets"),
+        ("training.mesh_data=2", "model.options.mesh_data"),
+        ("training.mesh_fsdp=1", "model.options.mesh_fsdp"),
+    ],
+)
+def test_a_moved_field_names_its_new_place(old: str, new: str):
+    field = old.partition("=")[0]
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [old])
+    assert str(info.value) == f"config: invalid configuration:\n  {field}: moved to {new}"
+
+
+def test_moved_fields_in_a_file_are_all_reported_at_once(tmp_path: Path):
+    path = tmp_path / "run.yaml"
+    path.write_text("training:\n  remat: block\n  mesh_data: 8\n  lora: {targets: [q_einsum]}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: invalid configuration:")
+    assert "training.remat: moved to trainer.options.remat" in message
+    assert "training.mesh_data: moved to model.options.mesh_data" in message
+    assert "training.lora.targets: moved to trainer.options.lora_targets" in message
+    assert "unknown key" not in message
+
+
+def test_model_backend_and_options():
+    config = structure_config({"model": {"options": {"mesh_data": 2}}})
+    assert (config.model.backend, config.model.options) == ("jax", {"mesh_data": 2})
+    assert RunConfig().model.options == {}
 
 
 def test_wrong_type_names_path_and_expected_type():
@@ -109,3 +147,16 @@ def test_override_syntax():
         apply_overrides({}, ["training.steps"])
     with pytest.raises(ConfigError, match="'steps' is not a section"):
         apply_overrides({"steps": 3}, ["steps.x=1"])
+
+
+def test_a_run_saved_before_fields_moved_still_loads():
+    """The default run's evidence was saved with training.remat, training.mesh_data, ...;
+    its config still resumes, with each value at its new place."""
+    saved = Path(__file__).resolve().parents[3] / "submission_runs/default-cpu-gemma3-270m/config.yaml"
+    with pytest.raises(ConfigError, match=r"training\.remat: moved to trainer\.options\.remat"):
+        load_config(saved)
+    config = load_run_config(saved)
+    assert config.trainer.options["remat"] == "none"
+    assert config.trainer.options["lora_targets"][0] == "q_einsum"
+    assert config.model.options == {"mesh_data": None, "mesh_fsdp": None}
+    assert config.training.steps == 44

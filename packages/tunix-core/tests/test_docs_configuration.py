@@ -38,6 +38,11 @@ def test_field_is_documented_with_its_default(path, field):
     assert documented == f"`{expected}`", f"{path}: documented {documented}, default {expected}"
 
 
+# ``options`` mappings are structured by a plugin; the plugin's tests check their rows.
+PLUGIN_OWNED = tuple(f"{path}." for path, field in FIELDS if path.endswith(".options"))
+
+
 def test_no_documented_field_is_stale():
     known = {path for path, _ in FIELDS}
-    assert set(ROWS) - known == set()
+    core_rows = {path for path in ROWS if not path.startswith(PLUGIN_OWNED)}
+    assert core_rows - known == set()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -14,7 +14,7 @@ from tunix_core import api, builtin
 from tunix_core.evaluation import AnswerVerdict
 from tunix_core.hookspecs import hookimpl
 from tunix_core.plugins import PluginHost, plugin_module
-from tunix_core.protocols import TrainResult
+from tunix_core.protocols import ModelExport, ModelSpec, TrainResult
 from tunix_core.rundir import RunDirectory
 from tunix_core.stages import STAGE_NAMES, STAGES
 
@@ -22,8 +22,49 @@ ANSWER = "<reasoning>r</reasoning><answer>42</answer>"
 
 
 class EchoModel:
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+
     def generate(self, prompts: Sequence[str], *, max_new_tokens: int) -> list[str]:
         return [ANSWER for _ in prompts]
+
+    def score(self, prompts: Sequence[str], completions: Sequence[str]) -> list[float]:
+        return [0.0 for _ in prompts]
+
+
+class EchoBackend:
+    """Records what it loads; every model answers 42. Like every backend it keeps what it
+    loaded, so two instances of it would load the base model twice."""
+
+    name = "echo"
+    loads: ClassVar[list[str]] = []
+
+    def __init__(self) -> None:
+        self.models: dict[str, EchoModel] = {}
+
+    def validate(self, spec: ModelSpec) -> None:
+        pass
+
+    def load(self, spec: ModelSpec) -> EchoModel:
+        if spec.key() not in self.models:
+            EchoBackend.loads.append(f"base {spec.preset}")
+            self.models[spec.key()] = EchoModel(spec)
+        return self.models[spec.key()]
+
+    def load_export(self, directory: Path, spec: ModelSpec) -> EchoModel:
+        EchoBackend.loads.append(f"export {directory.name}")
+        return EchoModel(spec)
+
+    def export(self, model: Any, directory: Path, **extras: Any) -> ModelExport:
+        directory.mkdir(exist_ok=True)
+        (directory / "model_config.json").write_text("{}")
+        return ModelExport(directory, "fake@trained", "sha256:fake")
+
+    def verify(self, directory: Path) -> dict[str, Any]:
+        return {"ok": True}
+
+    def export_problems(self, directory: Path) -> list[str]:
+        return []
 
 
 class FakeTrainer:
@@ -34,16 +75,13 @@ class FakeTrainer:
     def validate(self, config: Any) -> None:
         pass
 
-    def generator(self, config: Any, run: RunDirectory | None, *, trained: bool) -> EchoModel:
-        return EchoModel()
-
-    def train(self, config: Any, run: RunDirectory, train_examples: Any, *, progress: Any) -> TrainResult:
+    def train(self, config: Any, run: RunDirectory, train_examples: Any, *, backend: Any,
+              progress: Any) -> TrainResult:  # fmt: skip
         if FakeTrainer.fail:
             raise RuntimeError("out of memory")
         run.metrics_path.write_text('{"step": 1}\n')
-        run.model_dir.mkdir(exist_ok=True)
-        run.model_config_path.write_text("{}")
-        return TrainResult(steps=1, model_id="fake@trained")
+        base = backend.load(ModelSpec.from_config(config))
+        return TrainResult(steps=1, export=backend.export(base, run.model_dir))
 
 
 def same_text(answer: str, expected: str, options: Any) -> AnswerVerdict:
@@ -53,6 +91,11 @@ def same_text(answer: str, expected: str, options: Any) -> AnswerVerdict:
 @hookimpl
 def _register_trainers(registry: Any) -> None:
     registry.register("fake", f"{__name__}:FakeTrainer")
+
+
+@hookimpl
+def _register_backends(registry: Any) -> None:
+    registry.register("echo", f"{__name__}:EchoBackend")
 
 
 @hookimpl
@@ -83,12 +126,14 @@ def _run_finished(run: RunDirectory, status: str, error: BaseException | None) -
 def host() -> PluginHost:
     hook_calls.clear()
     FakeTrainer.fail = False
+    EchoBackend.loads.clear()
     host = PluginHost()
     host.add_plugin(builtin, "core", "tunix-core")
     host.add_plugin(
         plugin_module(
             "runner-test",
             tunix_register_trainers=_register_trainers,
+            tunix_register_backends=_register_backends,
             tunix_register_answer_checks=_register_answer_checks,
             tunix_run_started=_run_started,
             tunix_stage_finished=_stage_finished,
@@ -106,6 +151,7 @@ def config(output_dir: Path) -> dict[str, Any]:
         "run": {"name": "walk", "output_dir": str(output_dir)},
         "dataset": {"name": "dev-reasoning-v2", "train_limit": 3, "eval_limit": 2},
         "trainer": {"name": "fake"},
+        "model": {"backend": "echo"},
         "eval": {"evaluators": []},
         "package": {"enabled": False},
     }
@@ -123,6 +169,24 @@ def test_a_run_walks_the_table_and_leaves_each_stage_s_outputs(host: PluginHost,
     assert run.manifest["model_id"] == "fake@trained"
     finished = [("stage_finished", name, run.stage_status(name)) for name in STAGE_NAMES]
     assert hook_calls == [("run_started", "fake"), *finished, ("run_finished", "succeeded", None)]
+
+
+def test_a_run_loads_its_base_model_once_and_evaluates_the_export(
+    host: PluginHost, tmp_path: Path
+):
+    api.run(config(tmp_path), host=host, echo=lambda _: None)
+    # The baseline and the trainer share one load; the final evaluation reads the export.
+    assert EchoBackend.loads == ["base gemma3-270m", "export model"]
+
+
+def test_an_unknown_backend_is_refused_before_a_run_directory_exists(
+    host: PluginHost, tmp_path: Path
+):
+    from tunix_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"model.backend: Unknown model backend 'nope'.*echo"):
+        api.run({**config(tmp_path), "model": {"backend": "nope"}}, host=host, echo=print)
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())
 
 
 def test_stop_after_then_resume_skips_what_is_done(host: PluginHost, tmp_path: Path):

@@ -1,5 +1,5 @@
 """Fixtures of the tunix-eval tests, and the plugins they install into a real PluginHost:
-a small arithmetic dataset and a trainer whose "model" is a deterministic rule-based
+a small arithmetic dataset and a model backend whose "model" is a deterministic rule-based
 generator.
 
 The generator stands in for a model only; what the tests check is the code around it
@@ -83,20 +83,22 @@ class ArithmeticModel:
         return f"<reasoning>{a} plus {b}\nmakes {total}.</reasoning><answer>{total}</answer>"
 
 
-class ArithmeticTrainer:
-    """Records how it was asked for a generator."""
+class ArithmeticBackend:
+    """A model backend of stand-in models; records how it was asked for them."""
 
+    name = "jax"
     calls: ClassVar[list[dict[str, Any]]] = []
 
-    def validate(self, config) -> None:
-        ArithmeticTrainer.calls.append({"validate": config})
+    def validate(self, spec) -> None:
+        ArithmeticBackend.calls.append({"validate": spec})
 
-    def generator(self, config, run, *, trained):
-        ArithmeticTrainer.calls.append({"config": config, "run": run, "trained": trained})
-        return ArithmeticModel(trained)
+    def load(self, spec):
+        ArithmeticBackend.calls.append({"spec": spec, "trained": False})
+        return ArithmeticModel(trained=False)
 
-    def train(self, config, run, train_examples, *, progress):
-        raise NotImplementedError("these tests never train")
+    def load_export(self, directory, spec):
+        ArithmeticBackend.calls.append({"spec": spec, "trained": True, "directory": directory})
+        return ArithmeticModel(trained=True)
 
 
 @hookimpl
@@ -105,24 +107,24 @@ def _register_datasets(registry):
 
 
 @hookimpl
-def _register_trainers(registry):
-    registry.register("jax", f"{__name__}:ArithmeticTrainer", description="rule-based")
+def _register_backends(registry):
+    registry.register("jax", f"{__name__}:ArithmeticBackend", description="rule-based")
 
 
-def make_host(trainer_plugin: Any = None) -> PluginHost:
-    """A host with tunix-eval's plugin, the arithmetic dataset and a trainer: the
-    rule-based one, or the ``tunix_register_trainers`` of ``trainer_plugin``."""
+def make_host(backend_plugin: Any = None) -> PluginHost:
+    """A host with tunix-eval's plugin, the arithmetic dataset and a model backend: the
+    rule-based one, or the ``tunix_register_backends`` of ``backend_plugin``."""
     import tunix_eval.plugin
 
     host = PluginHost()
     host.add_plugin(tunix_eval.plugin, "eval", "tunix-eval")
     datasets = plugin_module("test-plugin", tunix_register_datasets=_register_datasets)
     host.add_plugin(datasets, "arith", "tunix-arith-test")
-    trainers = trainer_plugin or plugin_module("test-plugin", tunix_register_trainers=_register_trainers)
-    host.add_plugin(plugin_module("test-plugin", tunix_register_trainers=trainers.tunix_register_trainers),
-                    "trainer", "tunix-trainer-test")  # fmt: skip
+    backends = backend_plugin or plugin_module("test-plugin", tunix_register_backends=_register_backends)
+    host.add_plugin(plugin_module("test-plugin", tunix_register_backends=backends.tunix_register_backends),
+                    "backend", "tunix-backend-test")  # fmt: skip
     host.fill_registries()
-    ArithmeticTrainer.calls.clear()
+    ArithmeticBackend.calls.clear()
     return host
 
 
@@ -147,7 +149,7 @@ def host() -> PluginHost:
 @pytest.fixture
 def arith() -> types.SimpleNamespace:
     """The test plugin's pieces, for tests that build evaluations by hand."""
-    return types.SimpleNamespace(trainer=ArithmeticTrainer, model=ArithmeticModel,
+    return types.SimpleNamespace(backend=ArithmeticBackend, model=ArithmeticModel,
                                  examples=arithmetic_examples)  # fmt: skip
 
 
@@ -158,7 +160,7 @@ def invoke(host):
 
 @pytest.fixture
 def jax_invoke():
-    """Like ``invoke``, with the real ``jax`` trainer of tunix-jax instead of the stand-in."""
+    """Like ``invoke``, with the real ``jax`` backend of tunix-jax instead of the stand-in."""
     import tunix_jax.plugin
 
     return make_invoker(make_host(tunix_jax.plugin))

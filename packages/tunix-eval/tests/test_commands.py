@@ -125,18 +125,16 @@ def test_eval_predictions_refuses_an_unknown_answer_check(invoke, tmp_path, valu
     assert f"Error: {path}:2: {message}" in result.stderr, result.stderr
 
 
-def test_eval_model_uses_the_trainers_untrained_generator(invoke, arith, tmp_path):
+def test_eval_model_loads_the_untrained_model_through_the_backend(invoke, arith, tmp_path):
     out = tmp_path / "base"
     result = invoke("eval", "--model", "tiny-gemma3", "--weights", "random", "--dataset", "arith",
                     "--limit", "4", "--out", out, "--batch-size", "3",
                     "--set", "model.dtype=bfloat16")  # fmt: skip
     assert result.exit_code == 0, result.output
-    validate, generate = arith.trainer.calls
-    config = generate["config"]
-    assert validate["validate"] is config
-    assert (generate["trained"], generate["run"]) == (False, None)
-    assert (config.model.preset, config.model.weights, config.model.dtype) == (
-        "tiny-gemma3", "random", "bfloat16")  # fmt: skip
+    validate, load = arith.backend.calls
+    spec = load["spec"]
+    assert validate["validate"] == spec and load["trained"] is False
+    assert (spec.preset, spec.weights, spec.dtype) == ("tiny-gemma3", "random", "bfloat16")
     summary = json.loads((out / EVAL_SUMMARY).read_text())
     assert summary["counts"]["items"] == 4
     assert summary["label"] == "tiny-gemma3@random"
@@ -154,14 +152,14 @@ def test_eval_model_uses_the_trainers_untrained_generator(invoke, arith, tmp_pat
 def test_eval_model_with_the_judge(invoke, arith, tmp_path):
     result = invoke("eval", "--model", "m", "--dataset", "arith", "--out", tmp_path / "j",
                     "--evaluator", "accuracy", "--judge-model", "judge-preset",
-                    "--judge-trainer", "jax", "--json")  # fmt: skip
+                    "--judge-backend", "jax", "--json")  # fmt: skip
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert list(summary["evaluators"]) == ["accuracy", "judge"]
     judge = summary["evaluators"]["judge"]
     assert judge["model"] == "judge-preset@default via jax"
     assert judge["agreement_with_accuracy"] == 1.0 and judge["scored"] == 6
-    assert arith.trainer.calls[-1]["config"].model.preset == "judge-preset"
+    assert arith.backend.calls[-1]["spec"].preset == "judge-preset"
 
 
 def test_eval_usage_errors(invoke, tmp_path):
@@ -200,8 +198,8 @@ def test_eval_run_generates_with_the_trained_model_into_the_run(invoke, arith, t
     run = make_run(tmp_path, "r1", arith.examples("eval"))
     result = invoke("eval", "--run", run.path)
     assert result.exit_code == 0, result.output
-    call = arith.trainer.calls[-1]
-    assert call["trained"] is True and call["run"].path == run.path
+    call = arith.backend.calls[-1]
+    assert call["trained"] is True and call["directory"] == run.model_dir
     summary = json.loads((run.path / EVAL_SUMMARY).read_text())
     assert summary["label"] == "final" and summary["source"]["run"] == "r1"
     assert summary["primary_score"] == 5 / 6

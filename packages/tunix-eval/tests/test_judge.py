@@ -1,6 +1,6 @@
 """The LLM judge: its prompt, score parsing, aggregation and disagreements with accuracy.
 
-The judge model is a small rule-based generator loaded through a real trainer registry:
+The judge model is a small rule-based generator loaded through a real backend registry:
 it grades by literal string equality (a deliberately naive model), so it disagrees with
 the normalising ``accuracy`` rule on "1,234" vs "1234".
 """
@@ -49,30 +49,31 @@ class LiteralJudgeModel:
         return replies
 
 
-class RuleTrainer:
-    """A trainer plugin whose untrained "model" is the literal judge."""
+class RuleBackend:
+    """A backend plugin whose every model is the literal judge."""
 
-    configs: ClassVar[list] = []
+    specs: ClassVar[list] = []
     model: ClassVar[LiteralJudgeModel] = LiteralJudgeModel()
 
-    def generator(self, config, run, *, trained):
-        assert run is None and trained is False
-        RuleTrainer.configs.append(config)
-        return RuleTrainer.model
+    def validate(self, spec):
+        RuleBackend.specs.append(spec)
+
+    def load(self, spec):
+        return RuleBackend.model
 
 
 @hookimpl
-def _register_trainers(registry):
-    registry.register("rules", f"{__name__}:RuleTrainer")
+def _register_backends(registry):
+    registry.register("rules", f"{__name__}:RuleBackend")
 
 
 @pytest.fixture
 def host() -> PluginHost:
     host = PluginHost()
-    host.add_plugin(plugin_module("test-plugin", tunix_register_trainers=_register_trainers), "rules", "t")
+    host.add_plugin(plugin_module("test-plugin", tunix_register_backends=_register_backends), "rules", "t")
     host.fill_registries()
-    RuleTrainer.configs.clear()
-    RuleTrainer.model = LiteralJudgeModel()
+    RuleBackend.specs.clear()
+    RuleBackend.model = LiteralJudgeModel()
     return host
 
 
@@ -90,7 +91,7 @@ PREDICTIONS = [
 
 
 def test_scores_aggregate_and_disagreements(host):
-    options = JudgeOptions(trainer="rules", preset="tiny-judge", weights="random", batch_size=2)
+    options = JudgeOptions(backend="rules", preset="tiny-judge", weights="random", batch_size=2)
     report = JudgeEvaluator(options, host=host).evaluate(PREDICTIONS)
     items = report.per_item
     assert items["same"]["judge_score"] == 5 and items["same"]["judge_correct"] is True
@@ -109,24 +110,21 @@ def test_scores_aggregate_and_disagreements(host):
     assert metrics["disagreements"] == 1 and metrics["disagreeing_ids"] == ["formatted"]
     assert metrics["accuracy_correct_judge_wrong"] == 1
     assert metrics["judge_correct_accuracy_wrong"] == 0
-    assert RuleTrainer.model.batches == [2, 2, 1]
+    assert RuleBackend.model.batches == [2, 2, 1]
 
 
-def test_the_model_comes_from_the_trainer_registry_once(host):
-    options = JudgeOptions(trainer="rules", preset="gemma3-1b-it", weights="gguf:/m.gguf")
+def test_the_model_comes_from_the_backend_registry_once(host):
+    options = JudgeOptions(backend="rules", preset="gemma3-1b-it", weights="gguf:/m.gguf")
     judge = JudgeEvaluator(options, host=host)
     judge.evaluate(PREDICTIONS[:1])
     judge.evaluate(PREDICTIONS[:1])
-    assert len(RuleTrainer.configs) == 1
-    config = RuleTrainer.configs[0]
-    assert (config.trainer.name, config.model.preset, config.model.weights) == (
-        "rules", "gemma3-1b-it", "gguf:/m.gguf"
-    )  # fmt: skip
+    (spec,) = RuleBackend.specs
+    assert (spec.preset, spec.weights) == ("gemma3-1b-it", "gguf:/m.gguf")
 
 
-def test_unknown_trainer_names_what_is_installed(host):
-    judge = JudgeEvaluator(JudgeOptions(trainer="nope"), host=host)
-    expected = "judge trainer: Unknown trainer 'nope'. Installed: rules"
+def test_unknown_backend_names_what_is_installed(host):
+    judge = JudgeEvaluator(JudgeOptions(backend="nope"), host=host)
+    expected = "judge backend: Unknown model backend 'nope'. Installed: rules"
     with pytest.raises(ConfigError, match=re.escape(expected)):
         judge.evaluate(PREDICTIONS[:1])
 
@@ -182,8 +180,8 @@ def test_options_from_the_environment():
         JudgeOptions.from_env({"TUNIX_JUDGE_PASS_SCORE": "7"})
 
 
-def test_run_config_is_validated():
-    config = JudgeOptions(preset="gemma3-1b-it", tokenizer="/t.model").run_config()
-    assert config.model.tokenizer == "/t.model"
-    with pytest.raises(ConfigError, match=r"model\.dtype"):
-        JudgeOptions(dtype="float8").run_config()
+def test_the_model_spec_carries_the_options_and_a_bad_dtype_is_refused():
+    spec = JudgeOptions(preset="gemma3-1b-it", tokenizer="/t.model", dtype="bfloat16").spec()
+    assert (spec.preset, spec.tokenizer, spec.dtype) == ("gemma3-1b-it", "/t.model", "bfloat16")
+    with pytest.raises(ConfigError, match="judge options from TUNIX_JUDGE_"):
+        JudgeOptions.from_env({"TUNIX_JUDGE_DTYPE": "float8"})

@@ -1,6 +1,6 @@
-"""End to end with a real model: a tiny, randomly initialised Gemma 3 from tunix-jax
-(``load_model("tiny-gemma3", "random")`` and its KV-cache sampler) generates through the
-core loop with the standard evaluators; the files validate, and a rerun after an
+"""End to end with a real model: a tiny, randomly initialised Gemma 3 loaded by tunix-jax's
+``jax`` backend (``ModelSpec("tiny-gemma3", "random")``, its KV-cache sampler) generates
+through the core loop with the standard evaluators; the files validate, and a rerun after an
 interruption generates only the missing items, to the same text (greedy decoding)."""
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ from tunix_eval.trace import TraceEvaluator
 
 @pytest.fixture(scope="module")
 def tiny_generator():
-    from tunix_jax.model.loading import load_model
-    from tunix_jax.trainer import SamplerGenerator
+    from tunix_core.protocols import ModelSpec
+    from tunix_jax.backend import JaxBackend
 
-    model, tokenizer = load_model("tiny-gemma3", "random")
-    return SamplerGenerator(model, tokenizer)
+    return JaxBackend().load(ModelSpec("tiny-gemma3", "random"))
 
 
 class CountingGenerator:

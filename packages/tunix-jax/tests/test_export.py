@@ -101,7 +101,7 @@ def test_round_trip_reproduces_the_probe(exported):
 
 
 def test_float32_weights_trained_in_bfloat16_are_probed_as_they_load(tiny, tmp_path):
-    """model.dtype float32 with training.compute_dtype bfloat16: the export stores float32
+    """model.dtype float32 with trainer.options.compute_dtype bfloat16: the export stores float32
     weights, so the probe is computed in float32, as both loaders compute with them."""
     from flax import nnx
 

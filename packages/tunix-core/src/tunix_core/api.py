@@ -3,8 +3,8 @@ calls in its own kernel.
 
 On a TPU VM the first process that initialises libtpu holds every chip, so a notebook
 must not touch JAX in its kernel and then start ``tunix run`` in a subprocess; running
-in the kernel through this module avoids that. Nothing here imports JAX: the trainer
-plugin does, once the run reaches it.
+in the kernel through this module avoids that. Nothing here imports JAX: the model backend
+plugin does, once the run reaches a stage that needs the model.
 """
 
 from __future__ import annotations

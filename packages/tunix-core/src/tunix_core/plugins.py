@@ -27,6 +27,7 @@ from tunix_core import hookspecs
 from tunix_core.errors import PluginError
 from tunix_core.registry import (
     AnswerCheckRegistry,
+    BackendRegistry,
     DatasetRegistry,
     EvaluatorRegistry,
     PackagerRegistry,
@@ -69,6 +70,7 @@ class PluginHost:
         self.plugins: list[PluginInfo] = []
         self.datasets = DatasetRegistry()
         self.trainers = TrainerRegistry()
+        self.backends = BackendRegistry()
         self.evaluators = EvaluatorRegistry()
         self.packagers = PackagerRegistry()
         self.answer_checks = AnswerCheckRegistry()
@@ -134,19 +136,25 @@ class PluginHost:
         callers = self.manager.get_hookcallers(plugin) or []
         return tuple(sorted(caller.name for caller in callers))
 
+    def registries(self) -> dict[str, Registry[Any]]:
+        """Every registry by kind; kind ``x`` is filled by the hook ``tunix_register_x``."""
+        return {
+            "datasets": self.datasets,
+            "trainers": self.trainers,
+            "backends": self.backends,
+            "evaluators": self.evaluators,
+            "packagers": self.packagers,
+            "answer_checks": self.answer_checks,
+        }
+
     def fill_registries(self) -> None:
         """Call every plugin's registration hooks, attributing names to its distribution."""
-        self._call_register("tunix_register_datasets", self.datasets)
-        self._call_register("tunix_register_trainers", self.trainers)
-        self._call_register("tunix_register_evaluators", self.evaluators)
-        self._call_register("tunix_register_packagers", self.packagers)
-        self._call_register("tunix_register_answer_checks", self.answer_checks)
+        for kind, registry in self.registries().items():
+            self._call_register(f"tunix_register_{kind}", registry)
 
     def conflicts(self) -> list[str]:
         """Names claimed by two distributions, across all registries."""
-        registries = (
-            self.datasets, self.trainers, self.evaluators, self.packagers, self.answer_checks,
-        )  # fmt: skip
+        registries = self.registries().values()
         return [message for registry in registries for message in registry.conflicts()]
 
     def _each_plugin(self, hook_name: str) -> Iterator[tuple[str, Any]]:
@@ -184,13 +192,7 @@ class PluginHost:
     def provides(self) -> dict[str, dict[str, list[str]]]:
         """distribution -> registry kind -> names it registered."""
         result: dict[str, dict[str, list[str]]] = {}
-        for kind, registry in (
-            ("datasets", self.datasets),
-            ("trainers", self.trainers),
-            ("evaluators", self.evaluators),
-            ("packagers", self.packagers),
-            ("answer_checks", self.answer_checks),
-        ):
+        for kind, registry in self.registries().items():
             for entry in registry.entries():
                 result.setdefault(entry.distribution, {}).setdefault(kind, []).append(entry.name)
         return result

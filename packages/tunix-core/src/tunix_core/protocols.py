@@ -2,10 +2,16 @@
 
 The registries hold lazy targets; once loaded, a target is called with no arguments
 (a class or a factory) and the result must satisfy the matching protocol below.
+
+A run's data flow: the dataset provider gives examples; the model backend loads the base
+model once, and the evaluation loop (through :class:`Generator`) and the trainer share it;
+the trainer exports through the backend; evaluators score predictions; the packager
+verifies the export through the backend and builds the bundle.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -48,30 +54,113 @@ class Generator(Protocol):
 
 
 @attrs.frozen
+class ModelSpec:
+    """Which model a backend loads: the ``model.*`` section of a run config as plain data.
+
+    ``weights`` is the backend's weights spec (``default``, ``gguf:PATH``, ...);
+    ``options`` are the backend's own options (``model.options``), structured by it.
+    """
+
+    preset: str
+    weights: str = "default"
+    tokenizer: str | None = None
+    dtype: str = "float32"
+    seed: int = 0
+    options: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> ModelSpec:
+        model = config.model
+        return cls(model.preset, model.weights, model.tokenizer, model.dtype,
+                   config.run.seed, dict(model.options))  # fmt: skip
+
+    def key(self) -> str:
+        """Equal for specs that load the same model (a cache key)."""
+        return json.dumps(attrs.asdict(self), sort_keys=True, default=str)
+
+
+@runtime_checkable
+class LoadedModel(Generator, Protocol):
+    """A model a backend loaded: it generates and scores. Backends may expose more (the
+    ``jax`` backend's handle carries the Flax module, the tokenizer and the device mesh)."""
+
+    spec: ModelSpec
+
+    def score(self, prompts: Sequence[str], completions: Sequence[str]) -> list[float]:
+        """Per pair, the sum of the log-probabilities of the completion's tokens given the
+        rendered prompt (teacher forcing), as GRPO and distillation need."""
+        ...
+
+
+@attrs.frozen
+class ModelExport:
+    """What a backend wrote when it exported a model."""
+
+    directory: Path
+    model_id: str
+    fingerprint: str  # of the exported weights; the manifest records it, the packager checks it
+
+
+@runtime_checkable
+class ModelBackend(Protocol):
+    """Loads, runs, exports and verifies the models of one framework. Trainers, the
+    evaluation loop, the judge, ``tunix eval`` and the packager's round trip reach models
+    only through a backend. One instance serves one run: ``load`` of an equal spec returns
+    the same loaded model, so a run loads its base model once."""
+
+    name: str
+
+    def validate(self, spec: ModelSpec) -> None:
+        """Check ``spec`` before a run directory exists (preset known, weights present and
+        of the preset's shapes, options well formed). Raise
+        :class:`tunix_core.errors.ConfigError` naming the ``model.*`` field."""
+        ...
+
+    def load(self, spec: ModelSpec) -> LoadedModel:
+        """The model ``spec`` names; loaded on the first call, the same object after."""
+        ...
+
+    def load_export(self, directory: Path, spec: ModelSpec) -> LoadedModel:
+        """A model this backend exported to ``directory`` (a run's ``model/``), laid out
+        on the devices as ``spec.options`` say."""
+        ...
+
+    def export(self, model: LoadedModel, directory: Path, **extras: Any) -> ModelExport:
+        """Write ``model`` (one this backend loaded, possibly trained since) to
+        ``directory`` in the layout the competition's loader reads. ``extras`` are the
+        backend's own (the ``jax`` backend takes ``adapters``)."""
+        ...
+
+    def verify(self, directory: Path) -> dict[str, Any]:
+        """Load an export with the target system's own loader where it is installed and
+        compare its outputs with the probe saved at export time. Plain data; ``ok`` says
+        whether it passed."""
+        ...
+
+    def export_problems(self, directory: Path) -> list[str]:
+        """Problems with an export on disk (missing files, a config or shapes that do not
+        match its preset); empty when it is complete. Reads metadata only."""
+        ...
+
+
+@attrs.frozen
 class TrainResult:
     """What a trainer reports when it returns."""
 
     steps: int
     stopped_early: bool = False
     reason: str = ""
-    model_dir: Path | None = None
-    model_id: str = ""
-    model_fingerprint: str | None = None  # of the exported weights; the packager checks it
+    export: ModelExport | None = None  # the model the trainer wrote through the backend
 
 
 @runtime_checkable
 class Trainer(Protocol):
-    """Fine-tunes a model. One instance drives one run."""
+    """Fine-tunes a model loaded by a backend. One instance drives one run."""
 
     def validate(self, config: RunConfig) -> None:
-        """Check everything that can be checked before a run directory exists (weights
-        present, shapes, batch vs devices, sequence length). Raise
-        :class:`tunix_core.errors.ConfigError` naming the config field."""
-        ...
-
-    def generator(self, config: RunConfig, run: RunDirectory | None, *, trained: bool) -> Generator:
-        """A generator over the untrained model (``trained=False``, the baseline) or the
-        model in ``run.model_dir`` (``trained=True``)."""
+        """Check what training needs before a run directory exists (its own options, batch
+        vs devices, sequence length vs the model); the backend checks the model itself.
+        Raise :class:`tunix_core.errors.ConfigError` naming the config field."""
         ...
 
     def train(
@@ -80,10 +169,13 @@ class Trainer(Protocol):
         run: RunDirectory,
         train_examples: Sequence[ReasoningExample],
         *,
+        backend: ModelBackend,
         progress: Callable[[str], None],
     ) -> TrainResult:
-        """Train, resuming from ``run``'s checkpoints if there are any, append to
-        ``run.metrics_path`` and write the final model to ``run.model_dir``."""
+        """Train the model ``backend.load(ModelSpec.from_config(config))`` returns,
+        resuming from ``run``'s checkpoints if there are any, append to
+        ``run.metrics_path`` and export the final model to ``run.model_dir`` with
+        ``backend.export``."""
         ...
 
 
@@ -121,8 +213,11 @@ class EvaluatorReport:
 class Packager(Protocol):
     """Turns a finished run into a submission bundle."""
 
-    def package(self, run: RunDirectory, options: Mapping[str, Any]) -> Path:
-        """Build the bundle under ``run.submission_dir`` and return its path."""
+    def package(
+        self, run: RunDirectory, options: Mapping[str, Any], *, backend: ModelBackend
+    ) -> Path:
+        """Build the bundle under ``run.submission_dir`` and return its path; ``backend``
+        (the run's) verifies the exported model."""
         ...
 
     def validate(self, path: Path) -> list[str]:

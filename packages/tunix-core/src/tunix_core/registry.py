@@ -9,10 +9,14 @@ from __future__ import annotations
 import difflib
 import importlib
 import re
-from collections.abc import Iterator
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
+
+if TYPE_CHECKING:
+    from tunix_core.evaluation import AnswerCheck  # noqa: F401 (a base class names it)
+    from tunix_core.protocols import DatasetProvider, Evaluator, ModelBackend, Packager, Trainer
 
 T = TypeVar("T")
 
@@ -171,7 +175,7 @@ class RegistryView(Generic[R]):
         return name in self.registry
 
 
-class DatasetRegistry(Registry[Any]):
+class DatasetRegistry(Registry[Callable[[], "DatasetProvider"]]):
     """Dataset providers. A name may carry an argument after a colon: ``jsonl:data/train.jsonl``."""
 
     def __init__(self) -> None:
@@ -191,17 +195,24 @@ class DatasetRegistry(Registry[Any]):
         return super().entry(self.split_name(name)[0])
 
 
-class TrainerRegistry(Registry[Any]):
+class TrainerRegistry(Registry[Callable[[], "Trainer"]]):
     def __init__(self) -> None:
         super().__init__("trainer", "Get the JAX trainer with `pip install tunix-jax`.")
 
 
-class EvaluatorRegistry(Registry[Any]):
+class BackendRegistry(Registry[Callable[[], "ModelBackend"]]):
+    """Model backends: what loads, runs, exports and verifies a model (``model.backend``)."""
+
+    def __init__(self) -> None:
+        super().__init__("model backend", "Get the JAX backend with `pip install tunix-jax`.")
+
+
+class EvaluatorRegistry(Registry[Callable[[], "Evaluator"]]):
     def __init__(self) -> None:
         super().__init__("evaluator", "Get the standard evaluators with `pip install tunix-eval`.")
 
 
-class PackagerRegistry(Registry[Any]):
+class PackagerRegistry(Registry[Callable[[], "Packager"]]):
     def __init__(self) -> None:
         super().__init__("packager", "Get the Kaggle packager with `pip install tunix-package`.")
 
@@ -211,7 +222,7 @@ class PackagerRegistry(Registry[Any]):
 ANSWER_CHECK_NAME = re.compile(r"[a-z][a-z0-9_-]*")
 
 
-class AnswerCheckRegistry(Registry[Any]):
+class AnswerCheckRegistry(Registry["AnswerCheck"]):
     """Answer checks: functions ``check(answer, expected, options) -> AnswerVerdict``
     (:mod:`tunix_core.evaluation`) that an item picks by name in ``meta.answer_match``."""
 

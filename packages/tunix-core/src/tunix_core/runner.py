@@ -16,13 +16,13 @@ from typing import Any
 import attrs
 import yaml
 
-from tunix_core.config import RunConfig, load_config, unstructure_config
+from tunix_core.config import RunConfig, load_run_config, unstructure_config
 from tunix_core.data.loading import load_split
 from tunix_core.data.record import ReasoningExample
 from tunix_core.errors import ConfigError
 from tunix_core.layout import model_id
 from tunix_core.plugins import PluginHost
-from tunix_core.protocols import Evaluator, Packager, Trainer
+from tunix_core.protocols import Evaluator, ModelBackend, ModelSpec, Packager, Trainer
 from tunix_core.registry import AnswerCheckRegistry, UnknownNameError
 from tunix_core.rundir import RunDirectory, new_run_id
 from tunix_core.stages import STAGE_NAMES, STAGES, Stage
@@ -35,6 +35,7 @@ class Plan:
     """Everything resolved and validated before a run directory exists."""
 
     config: RunConfig
+    backend: ModelBackend  # one per run: it holds the base model once loaded
     trainer: Trainer
     evaluators: list[Evaluator]
     packager: Packager | None
@@ -53,6 +54,7 @@ def _resolve(registry: Any, name: str, field: str) -> Any:
 def plan_run(host: PluginHost, config: RunConfig) -> Plan:
     """Resolve every plugin and load the data; raise before anything is written."""
     trainer: Trainer = _resolve(host.trainers, config.trainer.name, "trainer.name")
+    backend: ModelBackend = _resolve(host.backends, config.model.backend, "model.backend")
     evaluators = [_resolve(host.evaluators, n, "eval.evaluators") for n in config.eval.evaluators]
     packager = (
         _resolve(host.packagers, config.package.packager, "package.packager")
@@ -63,6 +65,7 @@ def plan_run(host: PluginHost, config: RunConfig) -> Plan:
         host.datasets.entry(config.dataset.name)
     except UnknownNameError as exc:
         raise ConfigError(f"dataset.name: {exc}") from None
+    backend.validate(ModelSpec.from_config(config))
     trainer.validate(config)
     data = config.dataset
     train, evaluation = (
@@ -72,7 +75,8 @@ def plan_run(host: PluginHost, config: RunConfig) -> Plan:
     from tunix_core.evaluation import require_answer_checks
 
     require_answer_checks(evaluation, host.answer_checks, f"dataset {data.name!r} (eval split)")
-    return Plan(config, trainer, evaluators, packager, train, evaluation, host.answer_checks)
+    return Plan(config, backend, trainer, evaluators, packager, train, evaluation,
+                host.answer_checks)
 
 
 def start_run(
@@ -95,7 +99,7 @@ def start_run(
 
 def resume_run(host: PluginHost, path: Path) -> tuple[RunDirectory, Plan]:
     run = RunDirectory.open(path)
-    config = load_config(run.config_path)
+    config = load_run_config(run.config_path)
     return run, plan_run(host, config)
 
 

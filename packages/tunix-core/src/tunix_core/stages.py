@@ -15,6 +15,7 @@ import attrs
 
 from tunix_core.data.record import read_jsonl, write_jsonl
 from tunix_core.layout import RunLayout
+from tunix_core.protocols import ModelSpec
 
 if TYPE_CHECKING:
     from tunix_core.rundir import RunDirectory
@@ -48,11 +49,12 @@ def evaluate_baseline(run: RunDirectory, plan: Plan, progress: Progress) -> dict
 
 def train(run: RunDirectory, plan: Plan, progress: Progress) -> dict[str, Any]:
     train_examples = read_jsonl(run.train_data_path)
-    result = plan.trainer.train(plan.config, run, train_examples, progress=progress)
-    if result.model_id:
-        run.manifest["model_id"] = result.model_id
-    if result.model_fingerprint:
-        run.manifest["model_fingerprint"] = result.model_fingerprint
+    result = plan.trainer.train(
+        plan.config, run, train_examples, backend=plan.backend, progress=progress
+    )
+    if result.export is not None:
+        run.manifest["model_id"] = result.export.model_id
+        run.manifest["model_fingerprint"] = result.export.fingerprint
     return {"steps": result.steps, "stopped_early": result.stopped_early, "reason": result.reason}
 
 
@@ -67,7 +69,7 @@ def package(run: RunDirectory, plan: Plan, progress: Progress) -> dict[str, Any]
     settings = plan.config.package
     options = {**settings.options, "max_bundle_bytes": settings.max_bundle_bytes,
                "prediction_sample": settings.prediction_sample}  # fmt: skip
-    return {"bundle": str(plan.packager.package(run, options))}
+    return {"bundle": str(plan.packager.package(run, options, backend=plan.backend))}
 
 
 def _evaluate(run: RunDirectory, plan: Plan, progress: Progress, *, trained: bool,
@@ -76,10 +78,11 @@ def _evaluate(run: RunDirectory, plan: Plan, progress: Progress, *, trained: boo
     from tunix_core.evaluation import evaluate_examples
 
     config = plan.config
-    generator = plan.trainer.generator(config, run, trained=trained)
+    spec = ModelSpec.from_config(config)
+    model = plan.backend.load_export(run.model_dir, spec) if trained else plan.backend.load(spec)
     examples = plan.eval_examples[: config.eval.limit] if config.eval.limit else plan.eval_examples
     summary: dict[str, Any] = evaluate_examples(
-        generator,
+        model,
         examples,
         plan.evaluators,
         system_prompt=config.dataset.system_prompt,

@@ -1,6 +1,6 @@
 """The ``tunix eval``, ``tunix compare`` and ``tunix runs`` commands.
 
-Importing this module is cheap: models are loaded through the trainer registry inside
+Importing this module is cheap: models are loaded through the backend registry inside
 the command bodies, so JAX is imported only by ``--run`` and ``--model``.
 """
 
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import click
 
-from tunix_core.config import RunConfig, apply_overrides, load_config, structure_config
+from tunix_core.config import RunConfig, apply_overrides, load_run_config, structure_config
 from tunix_core.errors import ConfigError, DataError, TunixError
 from tunix_core.evaluation import (
     ANSWER_MATCH_FIELD,
@@ -26,7 +26,7 @@ from tunix_core.evaluation import (
 from tunix_core.jsonio import read_user_jsonl
 from tunix_core.layout import PREDICTIONS, model_id
 from tunix_core.plugins import PluginHost
-from tunix_core.protocols import Evaluator, Prediction
+from tunix_core.protocols import Evaluator, ModelSpec, Prediction
 from tunix_core.registry import AnswerCheckRegistry, UnknownNameError
 from tunix_core.rundir import RunDirectory
 from tunix_eval import compare as comparing
@@ -127,7 +127,7 @@ def _run_target(host: PluginHost, run_dir: Path, out: Path | None, limit: int | 
     from tunix_core.data.record import read_jsonl
 
     run = RunDirectory.open(run_dir)
-    config = load_config(run.config_path)
+    config = load_run_config(run.config_path)
     if not run.model_dir.exists():
         raise TunixError(f"{run_dir}: the run has no trained model yet ({run.model_dir}); "
                          f"finish training with `tunix run --resume {run_dir}`")  # fmt: skip
@@ -145,13 +145,13 @@ def _run_target(host: PluginHost, run_dir: Path, out: Path | None, limit: int | 
                    "final", source)  # fmt: skip
 
 
-def _model_target(host: PluginHost, preset: str, weights: str, trainer_name: str, dataset: str,
+def _model_target(host: PluginHost, preset: str, weights: str, backend: str, dataset: str,
                   split: str, overrides: Sequence[str], out: Path, limit: int | None) -> _Target:  # fmt: skip
     """An untrained model on a dataset split."""
     from tunix_core.data.loading import load_split
 
-    data: dict[str, Any] = {"trainer": {"name": trainer_name}, "dataset": {"name": dataset},
-                            "model": {"preset": preset, "weights": weights}}  # fmt: skip
+    data: dict[str, Any] = {"dataset": {"name": dataset},
+                            "model": {"preset": preset, "weights": weights, "backend": backend}}  # fmt: skip
     config = structure_config(apply_overrides(data, overrides), source="tunix eval options")
     section = config.dataset
     examples = load_split(host.datasets, section.name, split, seed=section.seed,
@@ -166,7 +166,7 @@ def _model_target(host: PluginHost, preset: str, weights: str, trainer_name: str
     "--run",
     "run_dir",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="A run directory: re-generate with its trained model (and its trainer).",
+    help="A run directory: re-generate with its trained model (through its backend).",
 )
 @click.option("--model", "preset", help="A model preset to evaluate untrained, e.g. gemma3-270m.")
 @click.option(
@@ -176,11 +176,10 @@ def _model_target(host: PluginHost, preset: str, weights: str, trainer_name: str
     help="With --model: default | random | gguf:PATH | safetensors:DIR | orbax:DIR.",
 )
 @click.option(
-    "--trainer",
-    "trainer_name",
+    "--backend",
     default="jax",
     show_default=True,
-    help="With --model: the trainer plugin that loads the model.",
+    help="With --model: the model backend plugin that loads the model.",
 )
 @click.option("--dataset", help="With --model: dataset name or NAME:ARG.")
 @click.option(
@@ -209,10 +208,10 @@ def _model_target(host: PluginHost, preset: str, weights: str, trainer_name: str
     "--judge-weights", default="default", show_default=True, help="Weights of the judge model."
 )
 @click.option(
-    "--judge-trainer",
+    "--judge-backend",
     default="jax",
     show_default=True,
-    help="Trainer plugin that loads the judge model.",
+    help="Model backend plugin that loads the judge model.",
 )
 @click.option("--max-new-tokens", type=click.IntRange(min=1), help="Default: eval.max_new_tokens.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Default: eval.batch_size.")
@@ -258,7 +257,7 @@ class EvalRequest:
     run_dir: Path | None
     preset: str | None
     weights: str
-    trainer_name: str
+    backend: str
     dataset: str | None
     split: str
     overrides: tuple[str, ...]
@@ -267,7 +266,7 @@ class EvalRequest:
     evaluator_names: tuple[str, ...]
     judge_model: str | None
     judge_weights: str
-    judge_trainer: str
+    judge_backend: str
     label: str | None
     # How to generate, and where the results go.
     limit: int | None
@@ -294,7 +293,7 @@ class EvalRequest:
     def judge(self) -> JudgeOptions | None:
         if self.judge_model is None:
             return None
-        return JudgeOptions(trainer=self.judge_trainer, preset=self.judge_model,
+        return JudgeOptions(backend=self.judge_backend, preset=self.judge_model,
                             weights=self.judge_weights)  # fmt: skip
 
 
@@ -321,7 +320,7 @@ def _generate_and_score(
         target = _run_target(host, request.run_dir, request.out, request.limit)
     else:
         assert request.preset and request.dataset and request.out  # EvalRequest.check
-        target = _model_target(host, request.preset, request.weights, request.trainer_name,
+        target = _model_target(host, request.preset, request.weights, request.backend,
                                request.dataset, request.split, request.overrides, request.out,
                                request.limit)  # fmt: skip
     config = target.config
@@ -329,16 +328,18 @@ def _generate_and_score(
         host, request.evaluator_names or config.eval.evaluators, request.judge
     )
     try:
-        trainer = host.trainers.load(config.trainer.name)()
+        backend = host.backends.load(config.model.backend)()
     except UnknownNameError as exc:
-        raise ConfigError(f"trainer.name: {exc}") from None
+        raise ConfigError(f"model.backend: {exc}") from None
+    spec = ModelSpec.from_config(config)
     if target.run is None:
-        trainer.validate(config)
+        backend.validate(spec)
     if request.fresh:
         (target.out / PREDICTIONS).unlink(missing_ok=True)
-    generator = trainer.generator(config, target.run, trained=target.run is not None)
+    model = (backend.load(spec) if target.run is None
+             else backend.load_export(target.run.model_dir, spec))  # fmt: skip
     summary = evaluate_examples(
-        generator, target.examples, evaluators,
+        model, target.examples, evaluators,
         system_prompt=config.dataset.system_prompt,
         max_new_tokens=request.max_new_tokens or config.eval.max_new_tokens,
         batch_size=request.batch_size or config.eval.batch_size,

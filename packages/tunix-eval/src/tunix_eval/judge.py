@@ -1,14 +1,14 @@
 """``judge``: a rubric LLM-as-judge, off by default.
 
-Any model a trainer plugin can load grades each completion against the reference answer
+Any model a backend plugin can load grades each completion against the reference answer
 with the fixed rubric :data:`JUDGE_PROMPT` (a 1-5 score; 3 or more means the final answer
 is right). The score is parsed leniently (:func:`parse_judge_score`); a reply without one
 counts as a parse failure, never as a score. Every verdict is set beside the ``accuracy``
 rule's verdict, and disagreements are reported, so a judge can audit the normaliser and
 the other way round.
 
-The judge model is the untrained model of a trainer (``trainer.generator(config, None,
-trained=False)``) built from :class:`JudgeOptions`. Options come from the constructor,
+The judge model is loaded by a model backend (``backend.load(spec)``) from the
+:class:`ModelSpec` that :class:`JudgeOptions` describe. Options come from the constructor,
 from ``TUNIX_JUDGE_*`` environment variables when the evaluator is built with no
 arguments (as ``tunix run`` does), or from ``tunix eval --judge-model``.
 """
@@ -23,13 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from tunix_core.config import RunConfig, structure_config
 from tunix_core.data.parse import parse_completion
 from tunix_core.data.render import END_OF_TURN, USER_TURN, render_prompt
 from tunix_core.errors import ConfigError
 from tunix_core.evaluation import check_answer, installed_answer_checks
 from tunix_core.layout import model_id
-from tunix_core.protocols import EvaluatorReport, Generator, Prediction
+from tunix_core.protocols import EvaluatorReport, Generator, ModelSpec, Prediction
 from tunix_core.registry import UnknownNameError
 
 if TYPE_CHECKING:
@@ -102,15 +101,17 @@ def judge_prompt(prediction: Prediction) -> str:
 
 @attrs.frozen
 class JudgeOptions:
-    """Which model judges and how. ``trainer``/``preset``/``weights``/``tokenizer``/``dtype``
+    """Which model judges and how. ``backend``/``preset``/``weights``/``tokenizer``/``dtype``
     mean what they mean in a run config (``model.*``); ``pass_score`` is the lowest score
     that counts as a correct final answer."""
 
-    trainer: str = "jax"
+    backend: str = "jax"
     preset: str = "gemma3-1b-it"
     weights: str = "default"
     tokenizer: str | None = None
-    dtype: str = "float32"
+    dtype: str = attrs.field(
+        default="float32", validator=attrs.validators.in_(("float32", "bfloat16"))
+    )
     max_new_tokens: int = attrs.field(default=32, validator=attrs.validators.ge(1))
     batch_size: int = attrs.field(default=8, validator=attrs.validators.ge(1))
     pass_score: int = attrs.field(default=3, validator=[attrs.validators.ge(MIN_SCORE),
@@ -118,7 +119,7 @@ class JudgeOptions:
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> JudgeOptions:
-        """Options from ``TUNIX_JUDGE_TRAINER``, ``_PRESET``, ``_WEIGHTS``, ``_TOKENIZER``,
+        """Options from ``TUNIX_JUDGE_BACKEND``, ``_PRESET``, ``_WEIGHTS``, ``_TOKENIZER``,
         ``_DTYPE``, ``_MAX_NEW_TOKENS``, ``_BATCH_SIZE``, ``_PASS_SCORE``; defaults otherwise."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -136,17 +137,9 @@ class JudgeOptions:
         except ValueError as exc:
             raise ConfigError(f"judge options from {ENV_PREFIX}*: {exc}") from None
 
-    def run_config(self) -> RunConfig:
-        """The run configuration the trainer loads the judge model from."""
-        model: dict[str, Any] = {
-            "preset": self.preset,
-            "weights": self.weights,
-            "dtype": self.dtype,
-        }
-        if self.tokenizer:
-            model["tokenizer"] = self.tokenizer
-        return structure_config({"trainer": {"name": self.trainer}, "model": model},
-                                source="judge options")  # fmt: skip
+    def spec(self) -> ModelSpec:
+        """The judge model, as the backend loads it."""
+        return ModelSpec(self.preset, self.weights, self.tokenizer, self.dtype)
 
 
 class JudgeEvaluator:
@@ -162,16 +155,18 @@ class JudgeEvaluator:
         self._generator: Generator | None = None
 
     def generator(self) -> Generator:
-        """The judge model, loaded through the trainer registry on first use."""
+        """The judge model, loaded through the backend registry on first use."""
         if self._generator is None:
             from tunix_core.plugins import get_host
 
             host = self._host or get_host()
             try:
-                trainer = host.trainers.load(self.options.trainer)()
+                backend = host.backends.load(self.options.backend)()
             except UnknownNameError as exc:
-                raise ConfigError(f"judge trainer: {exc}") from None
-            self._generator = trainer.generator(self.options.run_config(), None, trained=False)
+                raise ConfigError(f"judge backend: {exc}") from None
+            spec = self.options.spec()
+            backend.validate(spec)
+            self._generator = backend.load(spec)
         return self._generator
 
     def evaluate(self, predictions: Sequence[Prediction]) -> EvaluatorReport:
@@ -232,7 +227,7 @@ class JudgeEvaluator:
             "judge_correct_accuracy_wrong": judge_only,
             "accuracy_correct_judge_wrong": accuracy_only,
             "disagreeing_ids": disagreeing[:50],
-            "model": f"{model_id(self.options.preset, self.options.weights)} via {self.options.trainer}",
+            "model": f"{model_id(self.options.preset, self.options.weights)} via {self.options.backend}",
             "pass_score": self.options.pass_score,
         }
         return EvaluatorReport(metrics=metrics, per_item=per_item)

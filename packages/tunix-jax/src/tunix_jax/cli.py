@@ -5,11 +5,17 @@ Add a benchmark with `@bench.command("name")` here, or `bench.add_command(cmd)`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from tunix_jax.train.bench import train_bench
+
+if TYPE_CHECKING:
+    from tunix_jax.model.tokenizer import Tokenizer
+    from tunix_jax.model.transformer import Transformer
 
 
 @click.group("bench")
@@ -142,7 +148,7 @@ def export(run: Path, fmt: str, out: Path | None, dtype: str | None, verify: boo
             raise click.ClickException(f"the export at {out} does not reproduce the run's probe")
 
 
-def write_export(model, tokenizer, fmt: str, out: Path, dtype: str) -> str:
+def write_export(model: Transformer, tokenizer: Tokenizer, fmt: str, out: Path, dtype: str) -> str:
     """Write `model` as `fmt` at `out`; the `load_model` weights string that reads it back."""
     from tunix_jax.model.loading import model_params, save_orbax
 
@@ -164,7 +170,9 @@ def write_export(model, tokenizer, fmt: str, out: Path, dtype: str) -> str:
     return f"gguf:{out}"
 
 
-def verify_export(weights: str, meta: dict, probe: dict, dtype: str) -> tuple[float, float, bool]:
+def verify_export(
+    weights: str, meta: Mapping[str, Any], probe: Mapping[str, Any], dtype: str
+) -> tuple[float, float, bool]:
     """(max |logit diff|, tolerance, ok) of the export read by `load_model(weights)` against
     the probe the run recorded; the tolerance is the looser of the run's and the export's
     dtype, and the tokenizer must encode the probe prompt to the same ids."""

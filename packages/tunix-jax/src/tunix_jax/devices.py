@@ -13,7 +13,7 @@ from tunix_jax.train import mesh as mesh_lib
 
 def device_line(mesh_data: int | None = None, mesh_fsdp: int | None = None) -> str:
     """E.g. ``[run] devices: JAX 0.8.1 (jaxlib 0.8.1, libtpu 0.0.21), 8 x tpu (TPU v5
-    lite), mesh data=8 x fsdp=1``; ``mesh_data``/``mesh_fsdp`` as in ``training.*``.
+    lite), mesh data=8 x fsdp=1``; ``mesh_data``/``mesh_fsdp`` as in ``model.options``.
     Initialises the JAX backend: call it where the run already uses devices."""
     import jax
 

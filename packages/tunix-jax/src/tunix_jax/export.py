@@ -248,6 +248,7 @@ def write_model_dir(
     meta = {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
+        "backend": "jax",
         "model_id": run_model_id,
         "preset": preset,
         "family": config.family,
@@ -306,6 +307,62 @@ def compare_probe(
     tolerance = RELATIVE_TOLERANCE.get(dtype, RELATIVE_TOLERANCE["bfloat16"]) * scale
     actual_argmax = int(np.argmax(logits))
     return diff, tolerance, actual_argmax == probe["argmax"], int(indices.size), actual_argmax
+
+
+def export_problems(directory: Path) -> list[str]:
+    """The export must be complete, its config must match its preset and its checkpoint
+    must hold the preset's parameters, with their shapes, in the upstream layout. Reads
+    metadata only."""
+    from tunix_core.errors import ConfigError
+    from tunix_jax.model.orbax_io import checkpoint_shapes
+    from tunix_jax.model.params import detect_layout, layout_problems
+
+    required = (MODEL_CONFIG, PROBE_FILENAME, TOKENIZER_FILENAME, PARAMS_DIRNAME)
+    problems = [
+        f"{directory / name}: missing from the model export"
+        for name in required
+        if not (directory / name).exists()
+    ]
+    if problems:
+        return problems
+    config_path = directory / MODEL_CONFIG
+    try:
+        meta = json.loads(config_path.read_text(encoding="utf-8"))
+        preset_config = get_config(str(meta["preset"]))
+        recorded = ModelConfig.from_dict(meta["config"])
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        return [f"{config_path}: not a valid model export config ({exc})"]
+    for key, value in preset_config.to_dict().items():
+        if key != "name" and recorded.to_dict().get(key) != value:
+            problems.append(
+                f"{config_path}: config.{key} is {recorded.to_dict().get(key)!r} but preset "
+                f"{meta['preset']!r} has {value!r}"
+            )
+    params_dir = directory / PARAMS_DIRNAME
+    try:
+        stored = checkpoint_shapes(params_dir)
+    except Exception as exc:  # orbax raises many types for a damaged checkpoint
+        return [*problems, f"{params_dir}: unreadable Orbax checkpoint ({exc})"]
+    try:
+        layout = detect_layout(stored, str(params_dir))
+    except ConfigError as exc:
+        return [*problems, str(exc)]
+    if layout != PARAMS_LAYOUT:
+        problems.append(
+            f"{params_dir}: parameters in the module layout (an older export); google-tunix's "
+            "loaders need the upstream layout"
+        )
+    else:
+        problems += [
+            f"{params_dir}: {message}"
+            for _, message in layout_problems(stored, preset_config, PARAMS_LAYOUT)
+        ]
+    if meta.get("num_params") != preset_config.num_params():
+        problems.append(
+            f"{config_path}: num_params is {meta.get('num_params')!r} but preset "
+            f"{meta['preset']!r} has {preset_config.num_params()}"
+        )
+    return problems
 
 
 def verify_model_dir(directory: str | os.PathLike[str]) -> RoundTripReport:

@@ -1,4 +1,5 @@
-"""tunix-jax's plugin: registers the ``jax`` trainer and the ``bench`` and ``export`` commands.
+"""tunix-jax's plugin: registers the ``jax`` model backend, the ``jax`` trainer and the
+``bench`` and ``export`` commands.
 
 Targets are lazy strings, so loading this module never imports JAX.
 """
@@ -8,10 +9,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tunix_core.hookspecs import hookimpl
-from tunix_core.registry import TrainerRegistry
+from tunix_core.registry import BackendRegistry, TrainerRegistry
 
 if TYPE_CHECKING:
     from tunix_core.cli import TunixGroup
+
+
+@hookimpl
+def tunix_register_backends(registry: BackendRegistry) -> None:
+    registry.register(
+        "jax",
+        "tunix_jax.backend:JaxBackend",
+        description="Gemma 2/3 in Flax NNX: Kaggle Flax checkpoints, safetensors and GGUF in; "
+        "greedy generation and log-probabilities over a device mesh; exports google-tunix loads",
+    )
 
 
 @hookimpl

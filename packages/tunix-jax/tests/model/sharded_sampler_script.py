@@ -2,7 +2,7 @@
 the multi-device tests compare, as JSON. Usage: ``python sharded_sampler_script.py SPEC``.
 
 SPEC keys: ``prompts`` (token id lists), ``max_new_tokens``, ``meshes`` ([data, fsdp]
-pairs) and ``texts`` (prompts for ``JaxTrainer.generator`` over a data=2 x fsdp=2 mesh).
+pairs) and ``texts`` (prompts for the ``jax`` backend's model over a data=2 x fsdp=2 mesh).
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ import jax
 from flax import nnx
 
 from tunix_core.config import structure_config
+from tunix_core.protocols import ModelSpec
+from tunix_jax.backend import JaxBackend
 from tunix_jax.model.loading import load_model
 from tunix_jax.model.sampler import Sampler
 from tunix_jax.train import mesh as mesh_lib
-from tunix_jax.trainer import JaxTrainer
 
 # The tiny models of the in-process tests (random norm scales included).
 _spec = importlib.util.spec_from_file_location("conftest", Path(__file__).parent / "conftest.py")
@@ -62,11 +63,11 @@ def sharded_generation(prompts: list[list[int]], max_new_tokens: int, mesh_axes:
 
 
 def trainer_generation(texts: list[str]):
-    """Completions from ``JaxTrainer.generator`` on a data=2 x fsdp=2 mesh, the same on
-    one device, and what the generator logged."""
+    """Completions from the ``jax`` backend's model on a data=2 x fsdp=2 mesh, the same on
+    one device, and what generation logged."""
     config = structure_config({
-        "model": {"preset": "tiny-gemma3", "weights": "random"},
-        "training": {"mesh_data": 2, "mesh_fsdp": 2},
+        "model": {"preset": "tiny-gemma3", "weights": "random",
+                  "options": {"mesh_data": 2, "mesh_fsdp": 2}},
     })  # fmt: skip
     records: list[str] = []
 
@@ -76,12 +77,12 @@ def trainer_generation(texts: list[str]):
 
     logging.getLogger("tunix").addHandler(Collect())
     logging.getLogger("tunix").setLevel(logging.INFO)
-    generator = JaxTrainer().generator(config, None, trained=False)
+    generator = JaxBackend().load(ModelSpec.from_config(config))
     sharded = generator.generate(texts, max_new_tokens=8)
     generator.generate(texts[::-1], max_new_tokens=8)  # same batch size: no second line
     model, tokenizer = load_model("tiny-gemma3", "random", seed=config.run.seed)
     alone = Sampler(model, tokenizer).generate(texts, max_new_tokens=8)
-    mesh = generator._sampler.mesh
+    mesh = generator.sampler.mesh
     return {
         "sharded": sharded,
         "one_device": alone,
@@ -89,7 +90,7 @@ def trainer_generation(texts: list[str]):
         "log": [line for line in records if line.startswith("[generate]")],
         "fsdp_params": sum(
             "fsdp" in str(x.sharding.spec)
-            for x in jax.tree.leaves(nnx.state(generator._sampler.model))
+            for x in jax.tree.leaves(nnx.state(generator.sampler.model))
         ),
     }
 

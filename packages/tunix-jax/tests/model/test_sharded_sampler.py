@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tunix_core.protocols import ModelSpec
+from tunix_jax.backend import JaxModel
 from tunix_jax.model.sampler import Sampler, bucket
 from tunix_jax.train.mesh import make_mesh
-from tunix_jax.trainer import SamplerGenerator
 
 SCRIPT = Path(__file__).parent / "sharded_sampler_script.py"
 # 7 prompts: not a multiple of the 4 devices, so the batch needs a padding row.
@@ -78,7 +79,7 @@ def test_one_device_keeps_the_single_device_program(tiny_model, caplog):
     sampler = Sampler(model, tokenizer, make_mesh())
     assert sampler.mesh is None and sampler.ways == 1
     assert [sampler.batch_size(n) for n in (1, 7, 9, 48)] == [bucket(n) for n in (1, 7, 9, 48)]
-    generator = SamplerGenerator(model, tokenizer)
+    generator = JaxModel(ModelSpec("tiny-gemma3"), model, tokenizer, make_mesh())
     with caplog.at_level(logging.INFO, logger="tunix"):
         generator.generate(TEXTS[:3], max_new_tokens=2)
         generator.generate(TEXTS[3:6], max_new_tokens=2)

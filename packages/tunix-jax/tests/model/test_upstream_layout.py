@@ -13,7 +13,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tunix_core.config import structure_config
 from tunix_core.errors import ConfigError
 from tunix_jax.model import orbax_io
 from tunix_jax.model.config import get_config
@@ -235,14 +234,14 @@ def test_missing_metadata_and_empty_or_foreign_folders(tmp_path, tiny_model):
 
 
 def test_run_validation_reads_only_the_metadata(tmp_path, tiny_model):
-    from tunix_jax.trainer import _check_weights
+    from tunix_core.protocols import ModelSpec
+    from tunix_jax.backend import JaxBackend
 
     model, _ = tiny_model("tiny-gemma2")
     save_orbax(model, tmp_path / "params")
     shutil.rmtree(next((tmp_path / "params").glob("ocdbt.process_*")))  # the arrays
-    good = structure_config({"model": {"preset": "tiny-gemma2", "weights": f"orbax:{tmp_path}"}})
-    _check_weights(good)
-    bad = structure_config({"model": {"preset": "tiny-gemma3", "weights": f"orbax:{tmp_path}"}})
+    JaxBackend().validate(ModelSpec("tiny-gemma2", f"orbax:{tmp_path}"))
+    bad = ModelSpec("tiny-gemma3", f"orbax:{tmp_path}")
     with pytest.raises(ConfigError, match=r"^model\.weights: .*params: tensor 'transformer/"
                        r"layer_0/attn/_query_norm/scale' is missing"):  # fmt: skip
-        _check_weights(bad)
+        JaxBackend().validate(bad)

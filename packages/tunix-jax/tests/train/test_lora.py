@@ -81,5 +81,33 @@ def test_only_adapters_are_trainable_and_they_are_small():
 def test_unknown_target_names_the_config_field():
     model = _model()
     assert {"q_einsum", "gate_proj"} <= projection_names(model)
-    with pytest.raises(ConfigError, match=r"training\.lora\.targets: 'qkv_proj' not in"):
+    with pytest.raises(ConfigError, match=r"trainer\.options\.lora_targets: 'qkv_proj' not in"):
         apply_lora(model, ("q_einsum", "qkv_proj"), rank=2, alpha=4.0, seed=0)
+
+
+@pytest.mark.parametrize("remat", ["block", "dots"])
+def test_remat_differentiates_the_adapters_as_the_train_step_does(remat, inputs):
+    """The train step differentiates the adapters alone, the frozen weights coming from
+    outside the gradient's trace; remat must neither refuse that nor change the result."""
+    tokens, positions = inputs
+
+    def adapter_grads(remat_policy):
+        model = Transformer(get_config("tiny-gemma3"), rngs=nnx.Rngs(0), remat=remat_policy)
+        apply_lora(model, TARGETS, rank=2, alpha=4.0, seed=0)
+        _perturb_adapters(model)
+        graphdef, adapters, frozen = nnx.split(model, nnx.LoRAParam, ...)
+
+        @jax.jit
+        def grads(adapters, frozen):
+            def loss(adapters):
+                merged = nnx.merge(graphdef, adapters, frozen)
+                return jnp.mean(merged.hidden_states(tokens, positions) ** 2)
+
+            return jax.grad(loss)(adapters)
+
+        return jax.tree.leaves(grads(adapters, frozen))
+
+    plain, rematerialized = adapter_grads("none"), adapter_grads(remat)
+    assert any(float(jnp.max(jnp.abs(g))) > 0 for g in plain)
+    for a, b in zip(plain, rematerialized, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)

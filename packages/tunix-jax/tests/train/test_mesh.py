@@ -14,7 +14,8 @@ def test_default_mesh_puts_every_device_on_data():
 
 
 def test_a_mesh_that_does_not_cover_the_devices_names_the_fields():
-    with pytest.raises(ConfigError, match=r"training\.mesh_data x training\.mesh_fsdp = 3 x 2"):
+    fields = r"model\.options\.mesh_data x model\.options\.mesh_fsdp = 3 x 2"
+    with pytest.raises(ConfigError, match=fields):
         mesh_shape(8, 3, 2)
 
 

@@ -2,7 +2,13 @@ import pytest
 
 from tunix_core.config import structure_config
 from tunix_core.errors import ConfigError
-from tunix_jax.train.options import parse_deadline, trainer_options
+from tunix_jax.options import (
+    DEFAULT_LORA_TARGETS,
+    JaxModelOptions,
+    model_options,
+    parse_deadline,
+    trainer_options,
+)
 
 
 def test_defaults_and_values():
@@ -32,3 +38,35 @@ def test_unknown_option_names_the_path():
 
 def test_naive_deadline_means_utc():
     assert parse_deadline("2026-11-25T23:00:00") == parse_deadline("2026-11-25T23:00:00+00:00")
+
+
+def test_the_fields_that_moved_out_of_training_keep_their_defaults_and_rules():
+    options = trainer_options(structure_config({}))
+    assert (options.compute_dtype, options.remat, options.packing) == ("float32", "none", True)
+    assert options.lora_targets == DEFAULT_LORA_TARGETS
+    assert DEFAULT_LORA_TARGETS == (
+        "q_einsum", "kv_einsum", "attn_vec_einsum", "gate_proj", "up_proj", "down_proj",
+    )  # fmt: skip
+    custom = trainer_options(structure_config({"trainer": {"options": {
+        "compute_dtype": "bfloat16", "remat": "dots", "packing": False,
+        "lora_targets": ["q_einsum"],
+    }}}))  # fmt: skip
+    assert (custom.compute_dtype, custom.remat, custom.packing) == ("bfloat16", "dots", False)
+    assert custom.lora_targets == ("q_einsum",)
+    for field, value, rule in [
+        ("remat", "all", "must be one of 'none', 'block', 'dots', got 'all'"),
+        ("compute_dtype", "f16", "must be one of 'float32', 'bfloat16', got 'f16'"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            trainer_options(structure_config({"trainer": {"options": {field: value}}}))
+        assert f"trainer.options.{field}: {rule}" in str(info.value)
+
+
+def test_model_options_are_the_mesh_and_name_their_path():
+    assert model_options({}) == JaxModelOptions(mesh_data=None, mesh_fsdp=None)
+    assert model_options(structure_config({}).model.options) == JaxModelOptions()
+    assert model_options({"mesh_data": 2, "mesh_fsdp": 4}) == JaxModelOptions(2, 4)
+    with pytest.raises(ConfigError, match=r"model\.options\.mesh_fsdp: must be > 0, got 0"):
+        model_options({"mesh_fsdp": 0})
+    with pytest.raises(ConfigError, match=r"model\.options\.mesh: unknown key"):
+        model_options({"mesh": 2})

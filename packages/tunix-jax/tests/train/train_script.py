@@ -53,12 +53,14 @@ def main() -> None:
             return original(*args, **kwargs)
 
         loop._stacked_batch = slow
+    from tunix_jax.backend import JaxBackend
     from tunix_jax.trainer import JaxTrainer
 
     trainer = JaxTrainer()
     trainer.validate(config)
     run = open_run(run_path)
-    result = trainer.train(config, run, tiny_examples(spec.get("examples", 16)), progress=print)
+    examples = tiny_examples(spec.get("examples", 16))
+    result = trainer.train(config, run, examples, backend=JaxBackend(), progress=print)
     print(json.dumps({"steps": result.steps, "stopped_early": result.stopped_early}))
 
 

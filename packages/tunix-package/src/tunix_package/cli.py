@@ -43,14 +43,14 @@ def package_command(ctx: click.Context, run_path: Path, packager_name: str | Non
     The options of the run's config (package.max_bundle_bytes, package.prediction_sample,
     package.options) apply; the bundle is <run-name>_<date>_<shortsha>.zip.
     """
-    from tunix_core.config import PackageSection, load_config
+    from tunix_core.config import PackageSection, load_run_config
     from tunix_core.registry import UnknownNameError
     from tunix_core.rundir import RunDirectory
     from tunix_package.kaggle import export_evidence
 
     run = RunDirectory.open(run_path)
     section = (
-        load_config(run.config_path).package if run.config_path.is_file() else PackageSection()
+        load_run_config(run.config_path).package if run.config_path.is_file() else PackageSection()
     )
     name = packager_name or section.packager
     host = ctx.find_root().obj
@@ -58,6 +58,7 @@ def package_command(ctx: click.Context, run_path: Path, packager_name: str | Non
         packager = host.packagers.load(name)()
     except UnknownNameError as exc:
         raise click.BadParameter(str(exc), param_hint="--packager") from None
+
     options = {**section.options, "max_bundle_bytes": section.max_bundle_bytes,
                "prediction_sample": section.prediction_sample}  # fmt: skip
     if out_dir is not None:

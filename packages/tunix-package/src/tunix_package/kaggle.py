@@ -20,6 +20,7 @@ from typing import Any
 from tunix_core.errors import EvidenceError
 from tunix_core.jsonio import read_jsonl
 from tunix_core.layout import CONFIG, EVAL_SUMMARY, LOG, MANIFEST, METRICS, MODEL, MODEL_CONFIG
+from tunix_core.protocols import ModelBackend
 from tunix_core.rundir import RunDirectory
 from tunix_package.bundle import (
     BASELINE_SUMMARY,
@@ -38,6 +39,7 @@ from tunix_package.bundle import (
     file_record,
     find_notebook,
     prediction_sample,
+    read_run_config,
     tree_records,
 )
 from tunix_package.readme import ReadmeFacts, render_readme
@@ -48,31 +50,18 @@ def _refuse(message: str, problems: list[str]) -> EvidenceError:
     return EvidenceError(message + ":\n  " + "\n  ".join(problems))
 
 
-def run_round_trip(model_dir: Path) -> dict[str, Any]:
-    """Load the export's ``params/`` with google-tunix's own loader where it is installed
-    (and can express the architecture), else with this project's loader, and compare the
-    probe; the report as plain data under ``google_tunix`` or ``tunix_jax``."""
-    from tunix_jax.export import (
-        GoogleTunixUnsupportedError,
-        google_tunix_available,
-        verify_model_dir,
-        verify_with_google_tunix,
-    )
+def backend_of_run(run: RunDirectory) -> ModelBackend:
+    """The model backend the run's config names (``model.backend``, ``jax`` by default),
+    from the installed plugins."""
+    from tunix_core.plugins import get_host
+    from tunix_core.registry import RegistryError
 
-    if not google_tunix_available():
-        reason = "google-tunix is not installed"
-    else:
-        try:
-            report = verify_with_google_tunix(model_dir)
-        except GoogleTunixUnsupportedError as exc:
-            reason = f"google-tunix cannot express this architecture: {exc}"
-        except Exception as exc:  # whatever its loader raises, the export failed to load
-            failure = f"google-tunix could not load it: {type(exc).__name__}: {exc}"
-            return {"google_tunix": failure, "ok": False}
-        else:
-            return {"google_tunix": report.to_dict(), "ok": report.ok}
-    report = verify_model_dir(model_dir)
-    return {"google_tunix": reason, "tunix_jax": report.to_dict(), "ok": report.ok}
+    name = (read_run_config(run.config_path).get("model") or {}).get("backend", "jax")
+    try:
+        backend: ModelBackend = get_host().backends.load(str(name))()
+    except RegistryError as exc:
+        raise EvidenceError(f"{run.config_path}: model.backend: {exc}") from None
+    return backend
 
 
 def _training_facts(run: RunDirectory) -> tuple[int | None, float | None]:
@@ -104,7 +93,9 @@ class KagglePackager:
 
     name = "kaggle"
 
-    def package(self, run: RunDirectory, options: Mapping[str, Any]) -> Path:
+    def package(
+        self, run: RunDirectory, options: Mapping[str, Any], *, backend: ModelBackend | None = None
+    ) -> Path:
         cap = int(options.get("max_bundle_bytes", DEFAULT_MAX_BUNDLE_BYTES))
         sample_size = int(options.get("prediction_sample", DEFAULT_PREDICTION_SAMPLE))
         max_log = int(options.get("max_log_bytes", min(DEFAULT_MAX_LOG_BYTES, cap // 4)))
@@ -124,7 +115,7 @@ class KagglePackager:
         if model_copy.exists():
             shutil.rmtree(model_copy)
         shutil.copytree(run.model_dir, model_copy, symlinks=True)
-        round_trip = run_round_trip(model_copy)
+        round_trip = (backend or backend_of_run(run)).verify(model_copy)
         if not round_trip["ok"]:
             raise EvidenceError(
                 f"{model_copy}: the exported model does not load back to the same outputs: "

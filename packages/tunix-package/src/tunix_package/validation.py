@@ -22,7 +22,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from tunix_core.errors import ConfigError
 from tunix_core.evaluation import verdict_counts
 from tunix_core.evidence import EVIDENCE_FILES, schema_errors, validate_tree
 from tunix_core.jsonio import read_jsonl
@@ -58,7 +57,6 @@ PLACEHOLDERS = frozenset(
 SCORE_TOLERANCE = 1e-9
 # A bundle is capped at about a megabyte; refuse to inflate anything far larger.
 MAX_EXPANDED_BYTES = 256 * 1024 * 1024
-MODEL_FILES = (MODEL_CONFIG, "probe.json", "tokenizer.model", "params")
 
 
 class NonFinite:
@@ -253,56 +251,20 @@ def identity_problems(manifest: dict[str, Any], model_config: dict[str, Any],
 
 
 def model_dir_problems(model_dir: Path) -> list[str]:
-    """The export must be complete, its config must match its preset and its checkpoint
-    must hold the preset's parameters, with their shapes, in the upstream layout."""
-    from tunix_jax.model.config import ModelConfig, get_config
-    from tunix_jax.model.orbax_io import checkpoint_shapes
-    from tunix_jax.model.params import detect_layout, layout_problems
+    """Problems with a model export, judged by the backend that wrote it (``backend`` in
+    its config; exports without one are the ``jax`` backend's)."""
+    from tunix_core.plugins import get_host
+    from tunix_core.registry import RegistryError
 
-    problems = [
-        f"{model_dir / name}: missing from the model export"
-        for name in MODEL_FILES
-        if not (model_dir / name).exists()
-    ]
-    if problems:
-        return problems
-    config_path = model_dir / MODEL_CONFIG
     try:
-        meta = load_json_strict(config_path)
-        preset_config = get_config(str(meta["preset"]))
-        recorded = ModelConfig.from_dict(meta["config"])
-    except (ValueError, KeyError, TypeError, OSError) as exc:
-        return [f"{config_path}: not a valid model export config ({exc})"]
-    for key, value in preset_config.to_dict().items():
-        if key != "name" and recorded.to_dict().get(key) != value:
-            problems.append(
-                f"{config_path}: config.{key} is {recorded.to_dict().get(key)!r} but preset "
-                f"{meta['preset']!r} has {value!r}"
-            )
-    params_dir = model_dir / "params"
+        name = str(load_json_strict(model_dir / MODEL_CONFIG).get("backend", "jax"))
+    except (OSError, ValueError, AttributeError):
+        name = "jax"  # the backend reports the missing or broken config itself
     try:
-        stored = checkpoint_shapes(params_dir)
-    except Exception as exc:  # orbax raises many types for a damaged checkpoint
-        return [*problems, f"{params_dir}: unreadable Orbax checkpoint ({exc})"]
-    try:
-        layout = detect_layout(stored, str(params_dir))
-    except ConfigError as exc:
-        return [*problems, str(exc)]
-    if layout != "upstream":
-        problems.append(
-            f"{params_dir}: parameters in the module layout (an older export); google-tunix's "
-            "loaders need the upstream layout"
-        )
-    else:
-        problems += [
-            f"{params_dir}: {message}"
-            for _, message in layout_problems(stored, preset_config, "upstream")
-        ]
-    if meta.get("num_params") != preset_config.num_params():
-        problems.append(
-            f"{config_path}: num_params is {meta.get('num_params')!r} but preset "
-            f"{meta['preset']!r} has {preset_config.num_params()}"
-        )
+        backend = get_host().backends.load(name)()
+    except RegistryError as exc:
+        return [f"{model_dir}: cannot check the model export: {exc}"]
+    problems: list[str] = backend.export_problems(model_dir)
     return problems
 
 

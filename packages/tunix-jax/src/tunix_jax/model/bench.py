@@ -37,7 +37,7 @@ def benchmark_generate(
 
     start = time.perf_counter()
     model, tokenizer = load_model(preset, weights, dtype=jnp.dtype(dtype), seed=seed)
-    jax.block_until_ready(jax.tree.leaves(model))
+    jax.block_until_ready(jax.tree.leaves(model))  # type: ignore[no-untyped-call]  # unannotated in jax
     load_s = time.perf_counter() - start
 
     rng = np.random.default_rng(seed)

@@ -14,14 +14,22 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tunix_jax.model.config import ModelConfig
 from tunix_jax.model.gguf_io import BLOCK_TENSORS as GGUF_BLOCK_TENSORS
 from tunix_jax.model.hf_export import linear_layout
-from tunix_jax.model.tokenizer import END_OF_TURN, START_OF_TURN, Tokenizer
+from tunix_jax.model.tokenizer import (
+    END_OF_TURN,
+    START_OF_TURN,
+    Tokenizer,
+    sentencepiece_model_pb2,
+)
+
+if TYPE_CHECKING:
+    import gguf
 
 GGUF_DTYPES = ("float32", "float16")
 
@@ -67,10 +75,9 @@ def _check_expressible(config: ModelConfig) -> None:
         )
 
 
-def _add_vocabulary(writer, tokenizer: Tokenizer) -> None:
+def _add_vocabulary(writer: gguf.GGUFWriter, tokenizer: Tokenizer) -> None:
     """The SentencePiece vocabulary as llama.cpp writes it (what `tokenizer_proto` reads)."""
-    from sentencepiece import sentencepiece_model_pb2 as sp_model
-
+    sp_model = sentencepiece_model_pb2()
     proto = sp_model.ModelProto.FromString(tokenizer.model_proto)
     control = sp_model.ModelProto.SentencePiece.Type.CONTROL
     pieces, types = [], []

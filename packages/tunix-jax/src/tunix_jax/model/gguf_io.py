@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,6 +26,10 @@ from tunix_jax.model.params import (
     check_source_shape,
     convert_linear_layout,
 )
+from tunix_jax.model.tokenizer import sentencepiece_model_pb2
+
+if TYPE_CHECKING:
+    import gguf
 
 # Turn markers that GGUF flags as control tokens but that must be matched in plain text.
 _TEXT_MATCHED_CONTROL_PIECES = ("<start_of_turn>", "<end_of_turn>")
@@ -46,7 +51,7 @@ BLOCK_TENSORS = {
 }
 
 
-def _reader(path: str | os.PathLike[str]):
+def _reader(path: str | os.PathLike[str]) -> gguf.GGUFReader:
     path = Path(path).absolute()
     if not path.is_file():
         raise WeightsNotFoundError(f"GGUF file not found: {path}")
@@ -55,7 +60,7 @@ def _reader(path: str | os.PathLike[str]):
 
 
 @functools.lru_cache(maxsize=1)
-def _cached_reader(path: str, mtime_ns: int, size: int):
+def _cached_reader(path: str, mtime_ns: int, size: int) -> gguf.GGUFReader:
     """Parsing the metadata of a 262k-token vocabulary takes ~20 s: weights and tokenizer share it."""
     import gguf
 
@@ -63,14 +68,14 @@ def _cached_reader(path: str, mtime_ns: int, size: int):
     return gguf.GGUFReader(path)
 
 
-def _field(reader, key: str, path: Path):
+def _field(reader: gguf.GGUFReader, key: str, path: Path) -> Any:
     field = reader.fields.get(key)
     if field is None:
         raise WeightsNotFoundError(f"{path}: GGUF metadata has no {key!r}")
     return field.contents()
 
 
-def _dequantize(tensor, path: Path) -> np.ndarray:
+def _dequantize(tensor: gguf.ReaderTensor, path: Path) -> np.ndarray:
     import gguf
     import gguf.quants
 
@@ -91,7 +96,7 @@ def _dequantize(tensor, path: Path) -> np.ndarray:
         ) from error
 
 
-def _check_metadata(reader, config: ModelConfig, path: Path) -> None:
+def _check_metadata(reader: gguf.GGUFReader, config: ModelConfig, path: Path) -> None:
     arch = _field(reader, "general.architecture", path)
     if arch != config.family:
         raise WeightsShapeError(
@@ -147,8 +152,7 @@ def tokenizer_proto(path: str | os.PathLike[str]) -> bytes:
     markers become USER_DEFINED pieces so that `<start_of_turn>` in text encodes to its id
     instead of being split into characters; `<unk>` becomes the UNKNOWN piece.
     """
-    from sentencepiece import sentencepiece_model_pb2 as sp_model
-
+    sp_model = sentencepiece_model_pb2()
     path = Path(path)
     reader = _reader(path)
     tokenizer_kind = _field(reader, "tokenizer.ggml.model", path)
@@ -200,4 +204,5 @@ def tokenizer_proto(path: str | os.PathLike[str]) -> bytes:
     normalizer.add_dummy_prefix = bool(add_space_prefix.contents()) if add_space_prefix else False
     normalizer.remove_extra_whitespaces = False
     normalizer.escape_whitespaces = True
-    return model.SerializeToString()
+    serialized: bytes = model.SerializeToString()
+    return serialized

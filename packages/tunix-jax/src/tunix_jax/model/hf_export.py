@@ -99,7 +99,7 @@ def linear_layout(
             "up": flat["layers", i, "mlp", "up_proj", "kernel"].T,
             "down": flat["layers", i, "mlp", "down_proj", "kernel"].T,
         }
-        norms = {
+        norms: dict[str, tuple[str, ...]] = {
             "pre_attn_norm": ("pre_attention_norm",),
             "post_attn_norm": (config.post_attention_norm_name,),
             "pre_ffw_norm": ("pre_ffw_norm",),

@@ -10,16 +10,19 @@ import math
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jax.typing import DTypeLike
 
 
-def _normal(std: float):
+def _normal(std: float) -> jax.nn.initializers.Initializer:
     return nnx.initializers.normal(stddev=std)
 
 
 class RMSNorm(nnx.Module):
     """RMS norm whose stored scale `w` is applied as `1 + w` (zero init is the identity)."""
 
-    def __init__(self, dim: int, *, eps: float = 1e-6, param_dtype=jnp.float32, rngs: nnx.Rngs):
+    def __init__(
+        self, dim: int, *, eps: float = 1e-6, param_dtype: DTypeLike = jnp.float32, rngs: nnx.Rngs
+    ):
         del rngs  # zero init needs no randomness; kept for a uniform constructor
         self.eps = eps
         self.scale = nnx.Param(jnp.zeros((dim,), dtype=param_dtype))
@@ -41,8 +44,8 @@ class Einsum(nnx.Module):
         shape: tuple[int, ...],
         *,
         fan_in: int,
-        dtype=jnp.float32,
-        param_dtype=jnp.float32,
+        dtype: DTypeLike = jnp.float32,
+        param_dtype: DTypeLike = jnp.float32,
         rngs: nnx.Rngs,
     ):
         self.equation = equation
@@ -61,8 +64,8 @@ class Embedder(nnx.Module):
         vocab_size: int,
         embed_dim: int,
         *,
-        dtype=jnp.float32,
-        param_dtype=jnp.float32,
+        dtype: DTypeLike = jnp.float32,
+        param_dtype: DTypeLike = jnp.float32,
         rngs: nnx.Rngs,
     ):
         self.dtype = dtype

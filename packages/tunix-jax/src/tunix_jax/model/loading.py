@@ -27,6 +27,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jax.typing import DTypeLike
 
 from tunix_core.errors import ConfigError
 from tunix_jax.model import gguf_io, orbax_io, safetensors_io
@@ -94,7 +95,7 @@ def _read_params(kind: str, path: Path, config: ModelConfig) -> dict[str, Any]:
 
 
 def load_model(
-    preset: str, weights: str = "default", *, dtype=jnp.float32, seed: int = 0
+    preset: str, weights: str = "default", *, dtype: DTypeLike = jnp.float32, seed: int = 0
 ) -> tuple[Transformer, Tokenizer]:
     """A `Transformer` for `preset` (parameters and compute in `dtype`) and its tokenizer."""
     config = get_config(preset)
@@ -107,6 +108,7 @@ def load_model(
     if kind == "random":
         model = Transformer(config, rngs=nnx.Rngs(seed), dtype=dtype, param_dtype=dtype)
     else:
+        assert path is not None  # every source but "random" names a path
         tree = _read_params(kind, path, config)
         # Build the module without allocating random weights, then fill in the real ones.
         model = nnx.eval_shape(

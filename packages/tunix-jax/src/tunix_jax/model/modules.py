@@ -12,6 +12,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jax.typing import DTypeLike
 
 from tunix_jax.model.config import ModelConfig
 from tunix_jax.model.layers import Einsum, RMSNorm, apply_rope
@@ -36,7 +37,15 @@ def causal_mask(query_slots: jax.Array, key_slots: jax.Array) -> jax.Array:
 class Attention(nnx.Module):
     """Grouped-query attention with RoPE, optional QK-norm, sliding window and soft-cap."""
 
-    def __init__(self, config: ModelConfig, layer: int, *, dtype, param_dtype, rngs: nnx.Rngs):
+    def __init__(
+        self,
+        config: ModelConfig,
+        layer: int,
+        *,
+        dtype: DTypeLike,
+        param_dtype: DTypeLike,
+        rngs: nnx.Rngs,
+    ):
         d, n, k, h = config.embed_dim, config.num_heads, config.num_kv_heads, config.head_dim
         self.num_heads, self.num_kv_heads, self.head_dim = n, k, h
         self.is_local = config.attention_kind(layer) == "local"
@@ -84,6 +93,7 @@ class Attention(nnx.Module):
         seq_len = x.shape[1]
         new_cache = None
         if cache is not None:
+            assert cache_index is not None, "a KV cache comes with its write index"
             # Write this step's keys/values in place at the shared write index.
             start = (0, cache_index, 0, 0)
             k = jax.lax.dynamic_update_slice(cache["k"], k.astype(cache["k"].dtype), start)
@@ -133,7 +143,9 @@ class Attention(nnx.Module):
 class FeedForward(nnx.Module):
     """Gated GELU (tanh approximation) MLP."""
 
-    def __init__(self, config: ModelConfig, *, dtype, param_dtype, rngs: nnx.Rngs):
+    def __init__(
+        self, config: ModelConfig, *, dtype: DTypeLike, param_dtype: DTypeLike, rngs: nnx.Rngs
+    ):
         d, f = config.embed_dim, config.hidden_dim
         common: dict[str, Any] = {
             "use_bias": False,
@@ -153,7 +165,15 @@ class FeedForward(nnx.Module):
 class DecoderBlock(nnx.Module):
     """Pre- and post-norm around attention and around the MLP, each with a residual."""
 
-    def __init__(self, config: ModelConfig, layer: int, *, dtype, param_dtype, rngs: nnx.Rngs):
+    def __init__(
+        self,
+        config: ModelConfig,
+        layer: int,
+        *,
+        dtype: DTypeLike,
+        param_dtype: DTypeLike,
+        rngs: nnx.Rngs,
+    ):
         def norm() -> RMSNorm:
             return RMSNorm(
                 config.embed_dim, eps=config.rms_norm_eps, param_dtype=param_dtype, rngs=rngs

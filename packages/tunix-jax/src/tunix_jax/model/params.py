@@ -275,7 +275,7 @@ def build_tree(
     for path, shape in expected.items():
         tensor = flat[path]
         check_source_shape(source, tensor.name, tensor.value, shape, config)
-        node = tree
+        node: dict[Any, Any] = tree  # below the top, keys are str or int (layer indices)
         for part in path[:-1]:
             node = node.setdefault(part, {})
         node[path[-1]] = tensor.value

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Sequence
+from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -27,8 +28,12 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from tunix_jax.model.tokenizer import Tokenizer
-from tunix_jax.model.transformer import Transformer
+from tunix_jax.model.transformer import Cache, Transformer
 from tunix_jax.train import mesh as mesh_lib
+
+_Tree = TypeVar("_Tree")
+# The decode loop's carry: step, KV cache, out, done, lengths, stopped, key.
+_Carry = tuple[jax.Array, Cache | None, jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]
 
 STOP = "stop"  # the row produced a stop token (not included in its tokens)
 LENGTH = "length"  # the row reached max_new_tokens
@@ -90,18 +95,22 @@ def _sample(
     return choice.astype(jnp.int32)
 
 
-def _split_rows(tree, rows: NamedSharding | None):
+def _split_rows(tree: _Tree, rows: NamedSharding | None) -> _Tree:
     """Pin every array with a batch axis (all but the scalars) to ``rows``, so the KV cache
     and the decode loop's carry stay split by rows instead of whatever propagation picks."""
     if rows is None:
         return tree
-    pin = lambda x: jax.lax.with_sharding_constraint(x, rows) if x.ndim else x  # noqa: E731
-    return jax.tree.map(pin, tree)
+
+    def pin(x: jax.Array) -> jax.Array:
+        return jax.lax.with_sharding_constraint(x, rows) if x.ndim else x  # type: ignore[no-untyped-call]  # unannotated in jax
+
+    result: _Tree = jax.tree.map(pin, tree)
+    return result
 
 
 def _generate(
-    graphdef,
-    state,
+    graphdef: nnx.GraphDef[Transformer],
+    state: nnx.State[Any, Any],
     tokens: jax.Array,  # [B, P] int32, left-padded
     pad_lengths: jax.Array,  # [B] int32
     active: jax.Array,  # [B] bool, False for rows that only fill the batch bucket
@@ -131,7 +140,7 @@ def _generate(
     itself = slots[None, None, :] == query_slots[None, :, None]
     mask = (real_key[:, None, :] & causal) | itself
     positions = jnp.maximum(query_slots[None, :] - pad_lengths[:, None], 0)
-    cache = model.init_cache(batch, cache_len)
+    cache: Cache | None = model.init_cache(batch, cache_len)
     logits, cache = model(tokens, positions, mask, cache, last_only=True)
 
     key, step_key = jax.random.split(key)
@@ -141,11 +150,11 @@ def _generate(
     lengths = jnp.where(done, 0, 1).astype(jnp.int32)
     stopped = active & jnp.isin(first, stops)
 
-    def keep_going(carry):
+    def keep_going(carry: _Carry) -> jax.Array:
         step, _, _, done, *_ = carry
         return (step < max_new_tokens) & ~jnp.all(done)
 
-    def decode_one(carry):
+    def decode_one(carry: _Carry) -> _Carry:
         step, cache, out, done, lengths, stopped, key = carry
         previous = out[:, step - 1]
         slot = prompt_len + step - 1
@@ -187,7 +196,8 @@ class Sampler:
             rows = mesh_lib.batch_sharding(self.mesh)
             generate = functools.partial(_generate, graphdef, rows=rows)
             # Replicated results: every process (of a multi-host mesh) can read all rows.
-            replicated = NamedSharding(self.mesh, PartitionSpec())
+            everywhere = PartitionSpec()  # type: ignore[no-untyped-call]  # jaxlib has no stubs
+            replicated = NamedSharding(self.mesh, everywhere)
             self._compiled = jax.jit(generate, static_argnames=static, out_shardings=replicated)
 
     @property
@@ -270,12 +280,14 @@ class Sampler:
             raise ValueError(f"at most {_MAX_STOP_IDS} stop ids, got {len(stops)}")
         stops += [-1] * (_MAX_STOP_IDS - len(stops))
 
-        state, by_row = self._placed_state(), (tokens, pad_lengths, active)
+        state = self._placed_state()
+        host_rows = (tokens, pad_lengths, active)
+        by_row: tuple[jax.Array, ...]
         if self.mesh is None:
-            by_row = tuple(jnp.asarray(array) for array in by_row)
+            by_row = tuple(jnp.asarray(array) for array in host_rows)
         else:
             sharding = mesh_lib.batch_sharding(self.mesh)
-            by_row = tuple(mesh_lib.put_global(array, sharding) for array in by_row)
+            by_row = tuple(mesh_lib.put_global(array, sharding) for array in host_rows)
         out, lengths, stopped = self._compiled(
             state,
             *by_row,
@@ -296,7 +308,7 @@ class Sampler:
             stop_reasons=[STOP if stopped[row] else LENGTH for row in range(num_rows)],
         )
 
-    def _placed_state(self) -> nnx.State:
+    def _placed_state(self) -> nnx.State[Any, Any]:
         """The model's state, on a mesh laid out as the trainer lays it out. The layout is
         written back into the model, so later calls find it in place (device_put is then
         a no-op)."""

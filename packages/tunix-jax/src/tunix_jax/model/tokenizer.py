@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import sentencepiece as spm
 
@@ -47,7 +48,8 @@ class Tokenizer:
         return [self.bos_id, *ids] if add_bos else ids
 
     def decode(self, ids: Sequence[int]) -> str:
-        return self._sp.DecodeIds([int(i) for i in ids])
+        text: str = self._sp.DecodeIds([int(i) for i in ids])
+        return text
 
     def piece_id(self, piece: str) -> int | None:
         """The id of a piece, None when the vocabulary lacks it."""
@@ -87,14 +89,24 @@ class Tokenizer:
         return (self.eos_id,) if eot is None else (self.eos_id, eot)
 
 
+def sentencepiece_model_pb2() -> Any:
+    """SentencePiece's model proto module (`ModelProto`, `TrainerSpec`), imported on use.
+
+    Typed Any: protoc's generated module creates its classes at import time and
+    sentencepiece ships no stub for it, so mypy would see none of its attributes.
+    """
+    from sentencepiece import sentencepiece_model_pb2 as sp_model
+
+    return sp_model
+
+
 def byte_level_proto(vocab_size: int) -> bytes:
     """A SentencePiece model that spells text as UTF-8 bytes, padded to `vocab_size` pieces.
 
     Gives models with no tokenizer of their own (tiny test presets, random weights) a
     working, lossless tokenizer with Gemma's special ids: pad 0, eos 1, bos 2, unk 3.
     """
-    from sentencepiece import sentencepiece_model_pb2 as sp_model
-
+    sp_model = sentencepiece_model_pb2()
     piece_type = sp_model.ModelProto.SentencePiece.Type
     specials = [
         ("<pad>", piece_type.CONTROL),
@@ -129,4 +141,5 @@ def byte_level_proto(vocab_size: int) -> bytes:
     normalizer.add_dummy_prefix = False
     normalizer.remove_extra_whitespaces = False
     normalizer.escape_whitespaces = True
-    return model.SerializeToString()
+    serialized: bytes = model.SerializeToString()
+    return serialized

@@ -7,10 +7,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jax.typing import DTypeLike
 
 from tunix_jax.model.config import ModelConfig
 from tunix_jax.model.layers import Embedder, RMSNorm, rope_tables
-from tunix_jax.model.modules import DecoderBlock
+from tunix_jax.model.modules import DecoderBlock, Rope
 
 # {"index": int32[] next write slot, "layers": [{"k": [B,S,K,H], "v": [B,S,K,H]}, ...]}
 Cache = dict[str, Any]
@@ -23,6 +24,30 @@ REMAT_POLICIES = {
 }
 
 
+def _rematerialized(
+    block: DecoderBlock,
+    policy: Any,
+    x: jax.Array,
+    rope: Rope,
+    attention_mask: jax.Array | None,
+) -> jax.Array:
+    """``block(x)`` recomputed in the backward pass, as a pure function of its state.
+
+    Not ``nnx.remat``: that writes the block's variables back after the call, and with
+    LoRA the frozen weights belong to an outer trace (the train step differentiates only
+    the adapters), which nnx refuses ("Cannot mutate Param from a different trace level").
+    A block without a cache changes no state, so there is nothing to write back.
+    """
+    graphdef, state = nnx.split(block)
+
+    def run(state: nnx.State[Any, Any], x: jax.Array) -> jax.Array:
+        out, _ = nnx.merge(graphdef, state)(x, rope, attention_mask, None, None)
+        return out
+
+    result: jax.Array = jax.checkpoint(run, policy=policy)(state, x)
+    return result
+
+
 class Transformer(nnx.Module):
     """Gemma 2 / Gemma 3 text transformer with a tied LM head."""
 
@@ -31,8 +56,8 @@ class Transformer(nnx.Module):
         config: ModelConfig,
         *,
         rngs: nnx.Rngs,
-        dtype=jnp.float32,
-        param_dtype=jnp.float32,
+        dtype: DTypeLike = jnp.float32,
+        param_dtype: DTypeLike = jnp.float32,
         remat: str = "none",
     ):
         if remat not in REMAT_POLICIES:
@@ -53,7 +78,7 @@ class Transformer(nnx.Module):
             config.embed_dim, eps=config.rms_norm_eps, param_dtype=param_dtype, rngs=rngs
         )
 
-    def init_cache(self, batch_size: int, length: int, dtype=None) -> Cache:
+    def init_cache(self, batch_size: int, length: int, dtype: DTypeLike | None = None) -> Cache:
         """An empty KV cache of `length` slots per sequence."""
         cfg = self.config
         shape = (batch_size, length, cfg.num_kv_heads, cfg.head_dim)
@@ -98,8 +123,7 @@ class Transformer(nnx.Module):
             rope = ropes["local" if block.is_local else "global"]
             layer_cache = None if cache is None else cache["layers"][i]
             if self.remat != "none" and cache is None:
-                remat_call = nnx.remat(DecoderBlock.__call__, policy=REMAT_POLICIES[self.remat])
-                x, _ = remat_call(block, x, rope, attention_mask, None, None)
+                x = _rematerialized(block, REMAT_POLICIES[self.remat], x, rope, attention_mask)
             else:
                 x, layer_cache = block(x, rope, attention_mask, layer_cache, index)
             new_layers.append(layer_cache)

@@ -134,24 +134,29 @@ def run_train_bench(
 
     from tunix_core.config import structure_config
     from tunix_jax.model.config import get_config
+    from tunix_jax.model.loading import load_model
+    from tunix_jax.options import trainer_options
     from tunix_jax.train import mesh as mesh_lib
     from tunix_jax.train.loop import (
+        DTYPES,
         TrainState,
-        load_base_model,
         make_train_step,
         prepare_model,
+        training_model,
     )
     from tunix_jax.train.optim import build_optimizer
 
     config = structure_config({
         "model": {"preset": preset, "weights": weights, "dtype": dtype},
-        "training": {"batch_size": batch, "max_seq_len": seq, "compute_dtype": dtype,
-                     "remat": remat, "steps": steps + 1, "lora": {"enabled": lora, "rank": rank}},
+        "trainer": {"options": {"compute_dtype": dtype, "remat": remat}},
+        "training": {"batch_size": batch, "max_seq_len": seq, "steps": steps + 1,
+                     "lora": {"enabled": lora, "rank": rank}},
     })  # fmt: skip
+    options = trainer_options(config)
     model_config = get_config(preset)
     loaded_at = time.perf_counter()
-    model, _ = load_base_model(config)
-    model = prepare_model(config, model)
+    loaded, _ = load_model(preset, weights, dtype=DTYPES[dtype], seed=config.run.seed)
+    model = prepare_model(config, options, training_model(loaded, config, options))
     load_seconds = time.perf_counter() - loaded_at
     mesh = mesh_lib.make_mesh()
     tx, _ = build_optimizer(config.training, steps + 1)
@@ -186,12 +191,12 @@ def run_train_bench(
     compiled = step_fn.lower(params, opt_state, frozen, data).compile()
     compile_seconds = time.perf_counter() - compile_started
     params, opt_state, metrics = compiled(params, opt_state, frozen, data)  # warm-up
-    jax.block_until_ready(metrics)
+    jax.block_until_ready(metrics)  # type: ignore[no-untyped-call]  # unannotated in jax
     times = []
     for _ in range(steps):
         began = time.perf_counter()
         params, opt_state, metrics = compiled(params, opt_state, frozen, data)
-        jax.block_until_ready(metrics)
+        jax.block_until_ready(metrics)  # type: ignore[no-untyped-call]  # unannotated in jax
         times.append(time.perf_counter() - began)
     step_seconds = statistics.median(times)
     tokens_per_second = batch * seq / step_seconds

@@ -23,8 +23,8 @@ from tunix_core.jsonio import append_jsonl
 if TYPE_CHECKING:
     from tunix_core.config import RunConfig
     from tunix_core.rundir import RunDirectory
+    from tunix_jax.options import JaxTrainerOptions
     from tunix_jax.train.checkpoint import Checkpointer
-    from tunix_jax.train.options import JaxTrainerOptions
 
 # Before any save has been timed, assume a save (or the final export) takes this long.
 DEFAULT_SAVE_SECONDS = 10.0

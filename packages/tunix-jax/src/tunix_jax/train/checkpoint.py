@@ -47,11 +47,14 @@ class Checkpointer:
             force=True,
         )
 
-    def restore(self, step: int, params_like: Any, opt_state_like: Any) -> tuple[Any, Any, dict]:
+    def restore(
+        self, step: int, params_like: Any, opt_state_like: Any
+    ) -> tuple[Any, Any, dict[str, Any]]:
         """The state of ``step`` laid out like the given (abstract or concrete) trees,
         shardings included."""
         target = jax.tree.map(
-            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
+            # jax.ShapeDtypeStruct.__init__ has no annotations, hence the ignore.
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),  # type: ignore[no-untyped-call]
             {"params": params_like, "opt_state": opt_state_like},
         )
         restored = self._manager.restore(

@@ -87,7 +87,11 @@ def _empty_rows(count: int, seq_len: int) -> dict[str, np.ndarray]:
 
 
 def build_rows(
-    examples: Sequence[TokenizedExample], order: Sequence[int], seq_len: int, *, packing: bool
+    examples: Sequence[TokenizedExample],
+    order: Sequence[int] | np.ndarray,
+    seq_len: int,
+    *,
+    packing: bool,
 ) -> dict[str, np.ndarray]:
     """Rows in ``order``. With ``packing`` consecutive examples share a row while they
     fit (greedy, order kept); without it every example has its own row."""

@@ -26,15 +26,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from jax.sharding import Mesh
 
 from tunix_core.config import RunConfig
 from tunix_core.errors import TunixError
 from tunix_core.jsonio import read_jsonl, write_text_atomic
 from tunix_core.protocols import TrainResult
 from tunix_core.rundir import RunDirectory
-from tunix_jax.model.config import get_config
-from tunix_jax.model.tokenizer import Tokenizer
 from tunix_jax.model.transformer import Transformer
+from tunix_jax.options import JaxTrainerOptions
 from tunix_jax.train import mesh as mesh_lib
 from tunix_jax.train.callbacks import (
     BudgetStop,
@@ -53,48 +53,46 @@ from tunix_jax.train.data import BATCH_KEYS, BatchStream, TokenizedExample
 from tunix_jax.train.lora import apply_lora, merge_lora
 from tunix_jax.train.loss import chunked_cross_entropy
 from tunix_jax.train.optim import build_optimizer
-from tunix_jax.train.options import JaxTrainerOptions
 
 log = logging.getLogger("tunix.train")
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
-def load_base_model(config: RunConfig) -> tuple[Transformer, Tokenizer]:
-    """The configured model and tokenizer, built for training: parameters in
-    ``model.dtype``, compute in ``training.compute_dtype``, remat as configured."""
-    from tunix_jax.model.loading import load_model
-
-    param_dtype = DTYPES[config.model.dtype]
-    loaded, tokenizer = load_model(
-        config.model.preset, config.model.weights, dtype=param_dtype, seed=config.run.seed
-    )
-    if config.model.tokenizer:
-        tokenizer = Tokenizer.load(config.model.tokenizer)
-    model_config = get_config(config.model.preset)
-    # Same parameters, rebuilt around a module graph with the training dtype and remat.
+def training_model(
+    loaded: Transformer, config: RunConfig, options: JaxTrainerOptions
+) -> Transformer:
+    """``loaded`` (the model as the backend loaded it, parameters in ``model.dtype``)
+    rebuilt for training: the same parameters around a module graph that computes in
+    ``trainer.options.compute_dtype`` with ``trainer.options.remat``. Loads nothing."""
     shell = nnx.eval_shape(
         lambda: Transformer(
-            model_config,
+            loaded.config,
             rngs=nnx.Rngs(0),
-            dtype=DTYPES[config.training.compute_dtype],
-            param_dtype=param_dtype,
-            remat=config.training.remat,
+            dtype=DTYPES[options.compute_dtype],
+            param_dtype=DTYPES[config.model.dtype],
+            remat=options.remat,
         )
     )
     graphdef, _ = nnx.split(shell)
-    return nnx.merge(graphdef, nnx.state(loaded)), tokenizer
+    # New variables around the same arrays (no copy): training writes into its own
+    # variables, never into the backend's base model, which the baseline shares.
+    state = jax.tree.map(lambda array: array, nnx.state(loaded))
+    model: Transformer = nnx.merge(graphdef, state)
+    return model
 
 
-def trainable_filter(config: RunConfig) -> type[nnx.Variable]:
+def trainable_filter(config: RunConfig) -> type[nnx.Variable[Any]]:
     return nnx.LoRAParam if config.training.lora.enabled else nnx.Param
 
 
-def prepare_model(config: RunConfig, model: Transformer) -> Transformer:
-    """Add LoRA adapters in place when LoRA is enabled."""
+def prepare_model(config: RunConfig, options: JaxTrainerOptions, model: Transformer) -> Transformer:
+    """Add LoRA adapters (on ``options.lora_targets``) in place when LoRA is enabled."""
     lora = config.training.lora
     if lora.enabled:
-        apply_lora(model, lora.targets, rank=lora.rank, alpha=lora.alpha, seed=config.run.seed)
+        apply_lora(
+            model, options.lora_targets, rank=lora.rank, alpha=lora.alpha, seed=config.run.seed
+        )
     return model
 
 
@@ -116,19 +114,23 @@ class TrainState:
     """The model split for the train step: trainable params (a pure dict) and their
     optimizer state, the frozen rest, and what the step needs to merge them back."""
 
-    graphdef: nnx.GraphDef
+    graphdef: nnx.GraphDef[Transformer]
     template: Any  # trainable state as ShapeDtypeStructs
     params: Any
-    frozen: nnx.State
+    frozen: nnx.State[Any, Any]
     opt_state: Any
 
     @classmethod
     def create(
-        cls, model: Transformer, config: RunConfig, mesh: Any, tx: optax.GradientTransformation
+        cls, model: Transformer, config: RunConfig, mesh: Mesh, tx: optax.GradientTransformation
     ) -> TrainState:
         """Split ``model`` by ``trainable_filter(config)`` and shard everything over ``mesh``."""
-        graphdef, trainable, frozen = nnx.split(model, trainable_filter(config), ...)
-        template = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), trainable)
+        graphdef, trainable, *rest = nnx.split(model, trainable_filter(config), ...)
+        (frozen,) = rest
+        template = jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),  # type: ignore[no-untyped-call]  # unannotated in jax
+            trainable,
+        )
         params = nnx.to_pure_dict(trainable)
         params = jax.device_put(params, mesh_lib.state_shardings(mesh, params))
         frozen = jax.device_put(frozen, mesh_lib.state_shardings(mesh, frozen))
@@ -138,8 +140,8 @@ class TrainState:
 
 
 def make_train_step(
-    graphdef: nnx.GraphDef,
-    template: nnx.State,
+    graphdef: nnx.GraphDef[Transformer],
+    template: nnx.State[Any, Any],
     tx: optax.GradientTransformation,
     *,
     packing: bool,
@@ -151,7 +153,7 @@ def make_train_step(
     embedding (the tied LM head) is trained."""
 
     def micro_loss(
-        params: Any, frozen: nnx.State, batch: dict[str, jax.Array]
+        params: Any, frozen: nnx.State[Any, Any], batch: dict[str, jax.Array]
     ) -> tuple[jax.Array, jax.Array]:
         trainable = jax.tree.map(lambda x: x, template)
         nnx.replace_by_pure_dict(trainable, params)
@@ -171,7 +173,9 @@ def make_train_step(
 
     grad_fn = jax.value_and_grad(micro_loss, has_aux=True)
 
-    def step(params: Any, opt_state: Any, frozen: nnx.State, batches: dict[str, jax.Array]):
+    def step(
+        params: Any, opt_state: Any, frozen: nnx.State[Any, Any], batches: dict[str, jax.Array]
+    ) -> tuple[Any, Any, dict[str, jax.Array]]:
         def accumulate(carry: Any, batch: dict[str, jax.Array]) -> tuple[Any, None]:
             grads_sum, loss_sum, weight_sum = carry
             (loss, weight), grads = grad_fn(params, frozen, batch)
@@ -253,17 +257,18 @@ def run_training(
     model: Transformer,
     *,
     options: JaxTrainerOptions,
+    mesh: Mesh,
     started_at: float,
     progress: Callable[[str], None],
     step_hook: Callable[..., Any] | None = None,
 ) -> TrainOutcome:
     """Train ``model`` (already LoRA-wrapped if LoRA is on), resuming from the run's
     latest checkpoint; on return the model holds the trained weights (adapters unmerged).
+    ``mesh``: the devices to train on (the backend's ``model.options`` layout).
     ``step_hook``: called as ``tunix_train_step_end(step=, metrics=, run=)`` after each step."""
     training = config.training
-    mesh = mesh_lib.make_mesh(training.mesh_data, training.mesh_fsdp)
     stream = BatchStream(
-        examples, training.batch_size, training.max_seq_len, config.run.seed, training.packing
+        examples, training.batch_size, training.max_seq_len, config.run.seed, options.packing
     )
     steps = total_steps(config, stream)
     tx, schedule = build_optimizer(training, steps)
@@ -330,7 +335,7 @@ class Position:
     def advance(
         self,
         step_fn: Callable[..., Any],
-        frozen: nnx.State,
+        frozen: nnx.State[Any, Any],
         batch: dict[str, jax.Array],
         schedule: optax.Schedule,
         stream: BatchStream,
@@ -410,7 +415,7 @@ def _compile_step(
             state.graphdef,
             state.template,
             tx,
-            packing=training.packing,
+            packing=options.packing,
             chunk_tokens=options.loss_chunk_tokens,
             table_grad=not training.lora.enabled,
         ),

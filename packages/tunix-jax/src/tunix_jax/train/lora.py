@@ -102,9 +102,9 @@ class LoRALinear(nnx.Module):
         return self.base
 
 
-def _projections(model: nnx.Module) -> list[tuple[nnx.Module, str, nnx.Module]]:
+def _projections(model: nnx.Module) -> list[tuple[nnx.Module, str, Einsum | nnx.Linear]]:
     """(parent, attribute, module) for every Einsum / Linear attribute in the model."""
-    found = []
+    found: list[tuple[nnx.Module, str, Einsum | nnx.Linear]] = []
     for _, parent in nnx.iter_modules(model):
         for name, child in vars(parent).items():
             if isinstance(child, Einsum | nnx.Linear):
@@ -123,13 +123,13 @@ def apply_lora(
     """Wrap every projection named in ``targets`` in place; returns how many were wrapped.
 
     A target that names no projection of the model raises a ConfigError naming
-    ``training.lora.targets``.
+    ``trainer.options.lora_targets``.
     """
     available = projection_names(model)
     unknown = sorted(set(targets) - available)
     if unknown:
         raise ConfigError(
-            f"training.lora.targets: {', '.join(map(repr, unknown))} not in this model; "
+            f"trainer.options.lora_targets: {', '.join(map(repr, unknown))} not in this model; "
             f"available: {', '.join(sorted(available))}"
         )
     rngs = nnx.Rngs(params=seed)

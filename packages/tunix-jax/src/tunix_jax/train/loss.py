@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 
 LogitsFn = Callable[[jax.Array, jax.Array], jax.Array]
+# What the forward pass keeps for the backward one: d hidden, d table, table, targets, weights.
+_Residuals = tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]
 
 
 def _token_losses(logits: jax.Array, targets: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -122,7 +124,9 @@ def _scan_chunks(
                    w: jax.Array) -> tuple[tuple[jax.Array, jax.Array | None], jax.Array]:  # fmt: skip
         return carry, jnp.zeros_like(h) if with_grads else jnp.zeros((), h.dtype)
 
-    def body(carry: tuple[jax.Array, jax.Array | None], xs: tuple[jax.Array, ...]):
+    def body(
+        carry: tuple[jax.Array, jax.Array | None], xs: tuple[jax.Array, ...]
+    ) -> tuple[tuple[jax.Array, jax.Array | None], jax.Array | None]:
         h, t, w = xs
         # Weighted tokens come first in every row, so trailing chunks are often all prompt
         # or padding: they need no logits at all.
@@ -141,23 +145,46 @@ def _scan_chunks(
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
-def _fused_loss(logits_fn, chunk_tokens, table_grad, hidden, table, targets, weights):
+def _fused_loss(
+    logits_fn: LogitsFn,
+    chunk_tokens: int,
+    table_grad: bool,
+    hidden: jax.Array,
+    table: jax.Array,
+    targets: jax.Array,
+    weights: jax.Array,
+) -> jax.Array:
     loss, _, _ = _scan_chunks(
         logits_fn, chunk_tokens, table_grad, hidden, table, targets, weights, with_grads=False
     )
     return loss
 
 
-def _fused_loss_fwd(logits_fn, chunk_tokens, table_grad, hidden, table, targets, weights):
+def _fused_loss_fwd(
+    logits_fn: LogitsFn,
+    chunk_tokens: int,
+    table_grad: bool,
+    hidden: jax.Array,
+    table: jax.Array,
+    targets: jax.Array,
+    weights: jax.Array,
+) -> tuple[jax.Array, _Residuals]:
     loss, d_hidden, d_table = _scan_chunks(
         logits_fn, chunk_tokens, table_grad, hidden, table, targets, weights, with_grads=True
     )
+    assert d_hidden is not None  # with_grads always yields it
     if d_table is None:
         d_table = jnp.zeros((), jnp.float32)  # a frozen table: broadcast to zeros in bwd
     return loss, (d_hidden, d_table, table, targets, weights)
 
 
-def _fused_loss_bwd(logits_fn, chunk_tokens, table_grad, residuals, cotangent):
+def _fused_loss_bwd(
+    logits_fn: LogitsFn,
+    chunk_tokens: int,
+    table_grad: bool,
+    residuals: _Residuals,
+    cotangent: jax.Array,
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     d_hidden, d_table, table, targets, weights = residuals
     hidden_ct = (d_hidden * cotangent).astype(d_hidden.dtype)
     if table_grad:

@@ -55,8 +55,8 @@ def mesh_shape(device_count: int, mesh_data: int | None, mesh_fsdp: int | None) 
         mesh_fsdp = device_count // mesh_data
     if mesh_data * mesh_fsdp != device_count:
         raise ConfigError(
-            f"training.mesh_data x training.mesh_fsdp = {mesh_data} x {mesh_fsdp} must equal "
-            f"the number of devices ({device_count})"
+            f"model.options.mesh_data x model.options.mesh_fsdp = {mesh_data} x {mesh_fsdp} "
+            f"must equal the number of devices ({device_count})"
         )
     return mesh_data, mesh_fsdp
 
@@ -74,8 +74,8 @@ def fsdp_spec(shape: tuple[int, ...], fsdp_size: int) -> PartitionSpec:
             if shape[dim] % fsdp_size == 0:
                 spec: list[str | None] = [None] * len(shape)
                 spec[dim] = FSDP
-                return PartitionSpec(*spec)
-    return PartitionSpec()
+                return PartitionSpec(*spec)  # type: ignore[no-untyped-call]  # jaxlib has no stubs
+    return PartitionSpec()  # type: ignore[no-untyped-call]  # jaxlib has no stubs
 
 
 def state_shardings(mesh: Mesh, tree: Any) -> Any:
@@ -87,7 +87,8 @@ def state_shardings(mesh: Mesh, tree: Any) -> Any:
 def batch_sharding(mesh: Mesh, leading_axes: int = 0) -> NamedSharding:
     """Rows split over (data, fsdp); ``leading_axes`` unsplit axes come first (the
     micro-batch axis of gradient accumulation)."""
-    return NamedSharding(mesh, PartitionSpec(*([None] * leading_axes), (DATA, FSDP)))
+    spec = PartitionSpec(*([None] * leading_axes), (DATA, FSDP))  # type: ignore[no-untyped-call]  # jaxlib has no stubs
+    return NamedSharding(mesh, spec)
 
 
 def put_global(array: np.ndarray, sharding: NamedSharding) -> jax.Array:

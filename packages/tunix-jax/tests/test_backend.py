@@ -1,0 +1,113 @@
+"""The ``jax`` model backend: one load per spec, clear errors naming ``model.*``, an
+export it can check, verify and load back, and log-probabilities through its tokenizer."""
+
+from __future__ import annotations
+
+import jax
+import pytest
+from flax import nnx
+
+from tunix_core.errors import ConfigError
+from tunix_core.protocols import LoadedModel, ModelBackend, ModelSpec
+from tunix_jax.backend import JaxBackend
+
+TINY = ModelSpec("tiny-gemma3", "random")
+
+
+@pytest.fixture(scope="module")
+def backend() -> JaxBackend:
+    return JaxBackend()
+
+
+def test_it_is_a_model_backend_and_loads_each_spec_once(backend):
+    assert isinstance(backend, ModelBackend)
+    model = backend.load(TINY)
+    assert isinstance(model, LoadedModel) and model.spec == TINY
+    assert backend.load(ModelSpec("tiny-gemma3", "random")) is model
+    assert backend.load(ModelSpec("tiny-gemma3", "random", seed=1)) is not model
+
+
+def test_a_base_model_consumed_by_a_full_fine_tune_is_loaded_again():
+    backend = JaxBackend()
+    model = backend.load(TINY)
+    # A full fine-tune's train step donates the parameter buffers it was given.
+    jax.tree.leaves(nnx.state(model.transformer))[0].delete()
+    again = backend.load(TINY)
+    assert again is not model
+    assert not any(leaf.is_deleted() for leaf in jax.tree.leaves(nnx.state(again.transformer)))
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (ModelSpec("gemma9-1b"), r"^model\.preset: "),
+        (ModelSpec("tiny-gemma3", "gguf:/nowhere/m.gguf"), r"^model\.weights: gguf weights not found"),
+        (ModelSpec("gemma3-1b", "default"), r"^model\.weights: 'default' is the Gemma 3 270M"),
+        (ModelSpec("tiny-gemma3", "random", tokenizer="/no/t.model"), r"^model\.tokenizer: "),
+        (ModelSpec("tiny-gemma3", "random", options={"mesh_data": 0}), r"model\.options\.mesh_data"),
+        (ModelSpec("tiny-gemma3", "random", options={"mesh": 2}), r"model\.options\.mesh: unknown"),
+    ],
+)
+def test_validate_names_the_field(backend, spec, message):
+    with pytest.raises(ConfigError, match=message):
+        backend.validate(spec)
+
+
+def test_export_check_verify_and_load_back(backend, tmp_path):
+    model = backend.load(TINY)
+    export = backend.export(model, tmp_path / "model")
+    assert export.directory == tmp_path / "model" and export.model_id == "tiny-gemma3@random"
+    assert backend.export_problems(export.directory) == []
+    report = backend.verify(export.directory)
+    assert report["ok"] is True, report
+    loaded = backend.load_export(export.directory, TINY)
+    prompt = "<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n"
+    assert loaded.generate([prompt], max_new_tokens=4) == model.generate([prompt], max_new_tokens=4)
+
+    (export.directory / "probe.json").unlink()
+    assert backend.export_problems(export.directory) == [
+        f"{export.directory / 'probe.json'}: missing from the model export"
+    ]
+
+
+def test_scores_are_log_probabilities_of_the_completion(backend):
+    from tunix_jax.model.scoring import completion_logprobs
+
+    model = backend.load(TINY)
+    prompts, completions = ["<start_of_turn>user\nHi", "Q"], [" there", ""]
+    scores = model.score(prompts, completions)
+    ids = [model.tokenizer.encode(p, add_bos=True) for p in prompts]
+    expected = completion_logprobs(model.transformer, ids,
+                                   [model.tokenizer.encode(c) for c in completions])  # fmt: skip
+    assert scores == expected and scores[0] < 0 and scores[1] == 0.0
+    with pytest.raises(ValueError, match="2 prompts but 1 completions"):
+        model.score(prompts, completions[:1])
+
+
+def test_training_leaves_the_shared_base_model_as_it_was(tmp_path):
+    """LoRA training takes the backend's base model and must not write into it: the
+    baseline evaluation shares it, and a later load of the same spec returns it."""
+    from tunix_core.config import structure_config
+    from tunix_core.rundir import RunDirectory
+    from tunix_jax.export import param_fingerprint
+    from tunix_jax.model.loading import model_params
+    from tunix_jax.trainer import JaxTrainer
+
+    backend = JaxBackend()
+    config = structure_config({
+        "dataset": {"system_prompt": "S."},
+        "model": {"preset": "tiny-gemma3", "weights": "random"},
+        "training": {"steps": 2, "batch_size": 2, "max_seq_len": 256, "lora": {"rank": 2}},
+        "trainer": {"options": {"progress_bar": False}},
+    })  # fmt: skip
+    base = backend.load(ModelSpec.from_config(config))
+    before = param_fingerprint(model_params(base.transformer))
+    run = RunDirectory.create(tmp_path, "r", model_id="tiny", dataset="d", trainer="jax",
+                              config_path=None, command=["pytest"])  # fmt: skip
+    from tunix_core.data.providers.dev_reasoning import DevReasoningV2
+
+    examples = DevReasoningV2().load("train", argument=None, seed=0, options={})[:4]
+    result = JaxTrainer().train(config, run, examples, backend=backend, progress=lambda _: None)
+    assert result.export is not None and result.export.fingerprint != before
+    assert backend.load(ModelSpec.from_config(config)) is base
+    assert param_fingerprint(model_params(base.transformer)) == before
