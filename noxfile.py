@@ -1,10 +1,12 @@
-"""Sessions per package plus lint, types, integration, floors, heavy, compat and notebook.
+"""Sessions per package plus lint, types, integration, floors, notebook, heavy, compat,
+browser and crash.
 
 `nox` with no arguments runs what CI runs (see README.md). `nox -s tests` is the default
 test run (under 20 minutes on a 2-core machine); `heavy` holds the tests with real
 weights and PyTorch; `compat` loads our checkpoints into google-tunix in its own venv
 because google-tunix pins older transformers/huggingface-hub; `floors` runs the tiny
-end-to-end test on the lowest versions the pyprojects declare.
+end-to-end test on the lowest versions the pyprojects declare; `browser` opens a run's
+report.html in headless Chromium; `crash` SIGKILLs tiny runs in every stage and resumes them.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 nox.options.sessions = [
-    "lint", "types", "tests", "integration", "floors", "notebook", "heavy", "compat",
+    "lint", "types", "tests", "integration", "floors", "notebook", "heavy", "compat", "browser",
+    "crash",
 ]  # fmt: skip
 nox.options.reuse_existing_virtualenvs = True
 
@@ -33,12 +36,16 @@ TEST_ENV = {
 }
 # What each package's default tests need besides the package itself.
 TEST_INSTALLS = {
-    "tunix-core": ["-e", "packages/tunix-core[hf]", "-e", EXAMPLE],
-    "tunix-jax": ["-e", "packages/tunix-core", "-e", "packages/tunix-jax[default-model]"],
-    "tunix-eval": ["-e", "packages/tunix-core", "-e", "packages/tunix-jax", "-e", "packages/tunix-eval"],
+    # tensorboard: only its event reader, to read back what the TensorBoard logger wrote.
+    # hypothesis: the fuzz tests of the core, eval and package readers.
+    "tunix-core": ["-e", "packages/tunix-core[hf,wandb]", "-e", EXAMPLE, "tensorboard", "hypothesis"],
+    # pexpect drives `tunix chat` in a pseudo-terminal.
+    "tunix-jax": ["-e", "packages/tunix-core", "-e", "packages/tunix-jax[default-model]", "pexpect"],
+    "tunix-eval": ["-e", "packages/tunix-core", "-e", "packages/tunix-jax", "-e", "packages/tunix-eval",
+                   "hypothesis"],
     "tunix-package": [
         "-e", "packages/tunix-core", "-e", "packages/tunix-jax", "-e", "packages/tunix-eval",
-        "-e", "packages/tunix-package",
+        "-e", "packages/tunix-package", "hypothesis",
     ],
 }  # fmt: skip
 HEAVY_EXTRAS = ["torch==2.13.0", "transformers", "accelerate"]
@@ -53,7 +60,7 @@ def _pytest(session: nox.Session, *args: str) -> None:
 def tests(session: nox.Session, package: str) -> None:
     """One package's default tests (no heavy, no compat)."""
     session.install("pytest", *TEST_INSTALLS[package])
-    _pytest(session, f"packages/{package}/tests", "-m", "not heavy and not compat")
+    _pytest(session, f"packages/{package}/tests", "-m", "not heavy and not compat and not browser")
 
 
 @nox.session(python="3.11")
@@ -101,6 +108,14 @@ def compat(session: nox.Session) -> None:
     session.install("google-tunix==0.1.7")
     session.install("pytest", *TEST_INSTALLS["tunix-package"])
     _pytest(session, "packages", "-m", "compat")
+
+
+@nox.session(python="3.11")
+def crash(session: nox.Session) -> None:
+    """A tiny `tunix run` SIGKILLed 20 times (every stage, fixed seeds) and resumed: each
+    ends valid, with the uninterrupted run's weights and every step logged once."""
+    session.install("pytest", *TEST_INSTALLS["tunix-package"])
+    _pytest(session, "tests/crash", "-s")
 
 
 @nox.session(python="3.11")
@@ -152,3 +167,25 @@ def floors(session: nox.Session) -> None:
     session.log("floors: " + " ".join(constraints.read_text().split()))
     session.install("-c", str(constraints), "pytest", *[f"packages/{p}" for p in PACKAGES])
     _pytest(session, *FLOOR_TESTS, "-m", "not heavy and not compat")
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+REPORT_SCREENSHOT = ROOT / "build" / "report-screenshot.png"
+
+
+@nox.session(python="3.11")
+def browser(session: nox.Session) -> None:
+    """`tunix report`'s page in headless Chromium: it renders, logs no console error and
+    shows the before/after table and the flipped items; the screenshot is kept at
+    build/report-screenshot.png. Debian's chromium is installed when missing (CI runs as
+    root on Debian); playwright drives it, its own browser downloads are never used."""
+    if not CHROMIUM.is_file():
+        try:
+            session.run("apt-get", "install", "-y", "chromium", external=True)
+        except nox.command.CommandFailed:  # a stale package index: refresh it once
+            session.run("apt-get", "update", external=True)
+            session.run("apt-get", "install", "-y", "chromium", external=True)
+    session.install("pytest", "playwright", "pillow", *TEST_INSTALLS["tunix-eval"])
+    session.run("pytest", "packages/tunix-eval/tests/browser", "-m", "browser", *session.posargs,
+                env={**TEST_ENV, "TUNIX_REPORT_SCREENSHOT": str(REPORT_SCREENSHOT)})  # fmt: skip
+    session.log(f"report screenshot: {REPORT_SCREENSHOT}")

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -28,3 +29,27 @@ def make_plugin(root: Path, distribution: str, module: str, source: str, version
 @pytest.fixture
 def plugin_maker() -> Callable[..., None]:
     return make_plugin
+
+
+@pytest.fixture
+def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+             ) -> Callable[..., tuple[int, str, str]]:  # fmt: skip
+    """``tunix_core.cli.main()`` as ``tunix ARGS`` with the plugins on sys.path:
+    ``(exit code, stdout, stderr)``."""
+    from tunix_core import cli
+    from tunix_core.plugins import get_host
+
+    monkeypatch.setenv("TUNIX_NO_HUGEPAGES", "1")
+
+    def run(*args: str) -> tuple[int, str, str]:
+        get_host.cache_clear()
+        monkeypatch.setattr(sys, "argv", ["tunix", *args])
+        try:
+            with pytest.raises(SystemExit) as exited:
+                cli.main()
+        finally:
+            get_host.cache_clear()
+        captured = capsys.readouterr()
+        return int(exited.value.code or 0), captured.out, captured.err
+
+    return run

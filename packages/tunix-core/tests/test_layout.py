@@ -18,9 +18,10 @@ LAYOUT_MODULE = Path(layout.__file__).resolve()
 FILE_NAMES = (
     layout.MANIFEST, layout.CONFIG, layout.LOG, layout.METRICS, layout.LOSS_CURVE,
     layout.MODEL_CONFIG, layout.TRAIN_DATA, layout.EVAL_DATA, layout.PREDICTIONS,
-    layout.EVAL_SUMMARY,
+    layout.EVAL_SUMMARY, layout.REPORT,
 )  # fmt: skip
-FOLDER_NAMES = (layout.CHECKPOINTS, layout.MODEL, layout.DATA, layout.BASELINE, layout.SUBMISSION)
+FOLDER_NAMES = (layout.CHECKPOINTS, layout.MODEL, layout.DATA, layout.BASELINE, layout.SUBMISSION,
+                layout.TENSORBOARD)
 
 
 def _docstrings(tree: ast.Module) -> set[int]:

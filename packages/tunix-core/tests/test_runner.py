@@ -4,6 +4,9 @@ lifecycle hooks called around it, and --resume/--stop-after read from the same t
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -241,3 +244,107 @@ def test_the_command_line_offers_the_stages_of_the_table():
 
     stop_after = next(p for p in cli.commands["run"].params if p.name == "stop_after")
     assert tuple(stop_after.type.choices) == STAGE_NAMES
+
+
+def _interrupt_training(*args: Any, **kwargs: Any) -> TrainResult:
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_marks_the_stage_and_the_run_interrupted_and_says_how_to_continue(
+    host: PluginHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(FakeTrainer, "train", _interrupt_training)
+    lines: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        api.run(config(tmp_path), host=host, echo=lines.append)
+    (path,) = tmp_path.iterdir()
+    run = RunDirectory.open(path)
+    assert run.stage_status("baseline") == "done" and run.stage_status("train") == "interrupted"
+    assert run.manifest["status"] == "interrupted"
+    assert lines[-1] == f"interrupted; continue with: tunix run --resume {path}"
+    assert hook_calls[-1] == ("run_finished", "interrupted", "KeyboardInterrupt")
+
+    monkeypatch.undo()
+    api.run(resume=path, host=host, echo=lines.append)
+    assert RunDirectory.open(path).manifest["status"] == "succeeded"
+
+
+def test_ctrl_c_exits_the_command_line_with_130(
+    host: PluginHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from click.testing import CliRunner
+
+    from tunix_core.cli import cli
+
+    monkeypatch.setattr(FakeTrainer, "train", _interrupt_training)
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(json.dumps(config(tmp_path / "runs")))
+    result = CliRunner().invoke(cli, ["run", "-c", str(config_file)], obj=host)
+    (path,) = (tmp_path / "runs").iterdir()
+    assert result.exit_code == 130, result.output
+    assert result.output.splitlines()[-1] == f"interrupted; continue with: tunix run --resume {path}"
+
+
+def _hold_lock(run_path: Path) -> subprocess.Popen[str]:
+    """Another process holding the run's lock (as a live ``tunix run`` does)."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(run_path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+    return holder
+
+
+HOLD_LOCK = """
+import sys
+from pathlib import Path
+from tunix_core.layout import RunLayout
+from tunix_core.rundir import run_lock
+with run_lock(RunLayout(Path(sys.argv[1])), "tunix run"):
+    print("locked", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_a_second_writer_fails_at_once_naming_the_live_pid_and_a_dead_one_never_blocks(
+    host: PluginHost, tmp_path: Path
+):
+    from tunix_core.rundir import RunLockedError
+
+    path = api.run(config(tmp_path), stop_after="baseline", host=host, echo=lambda _: None)
+    before = (path / "run_manifest.json").read_text()
+    holder = _hold_lock(path)
+    try:
+        with pytest.raises(RunLockedError) as caught:
+            api.run(resume=path, host=host, echo=lambda _: None)
+        assert str(caught.value) == (
+            f"{path} is in use by pid {holder.pid} (tunix run); wait for it to end or stop it"
+        )
+        assert caught.value.exit_code == 1
+        assert (path / "run_manifest.json").read_text() == before  # the loser wrote nothing
+    finally:
+        holder.kill()  # SIGKILL: the lock file stays, naming a dead pid
+        holder.wait()
+    assert f"pid {holder.pid} " in (path / ".lock").read_text()
+    api.run(resume=path, host=host, echo=lambda _: None)
+    assert RunDirectory.open(path).manifest["status"] == "succeeded"
+
+
+def test_a_run_holds_its_lock_while_its_stages_run(
+    host: PluginHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from tunix_core.rundir import RunLockedError, run_lock
+
+    seen: list[str] = []
+
+    def train_while_checking_the_lock(*args: Any, **kwargs: Any) -> TrainResult:
+        run = args[2]  # (self, config, run, examples)
+        refused = pytest.raises(RunLockedError, match=rf"in use by pid {os.getpid()} \(tunix run\)")
+        with refused, run_lock(run, "a second writer"):  # another open file: flock refuses it
+            pass
+        seen.append("locked")
+        return TrainResult(steps=0)
+
+    monkeypatch.setattr(FakeTrainer, "train", train_while_checking_the_lock)
+    api.run(config(tmp_path), stop_after="train", host=host, echo=lambda _: None)
+    assert seen == ["locked"]

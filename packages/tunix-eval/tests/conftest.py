@@ -164,3 +164,86 @@ def jax_invoke():
     import tunix_jax.plugin
 
     return make_invoker(make_host(tunix_jax.plugin))
+
+
+# A completion that would run script in the report if it were not escaped (item u4, which
+# the final evaluation gets wrong after the baseline got it right).
+SCRIPT_COMPLETION = ('<reasoning>2 plus 2 <script>console.error("unescaped completion")'
+                     "</script></reasoning><answer>5</answer>")  # fmt: skip
+BEFORE_RIGHT, AFTER_RIGHT = {"u0", "u4"}, {"u0", "u1", "u2", "u3"}
+
+
+def build_report_run(root, *, baseline: bool = True, trained: bool = True, model_dir=None,
+                     fingerprint: str | None = None, extra_metrics: Sequence[str] = ()):  # fmt: skip
+    """A run directory written with the project's own writers, the way `tunix run` leaves
+    it: the dataset stage done, the baseline measured (or skipped), and when ``trained``,
+    metrics.jsonl, ``model/`` (a copy of ``model_dir``, else a bare model_config.json) and
+    the final evaluation. Completions are hand-written so that u1-u3 flip to right and u4
+    (with SCRIPT_COMPLETION) flips to wrong; ``extra_metrics`` adds curves to metrics.jsonl."""
+    import shutil
+
+    import yaml
+
+    from tunix_core.config import structure_config, unstructure_config
+    from tunix_core.data.record import write_jsonl
+    from tunix_core.evaluation import score_predictions
+    from tunix_core.jsonio import append_jsonl
+    from tunix_core.protocols import Prediction
+    from tunix_core.rundir import RunDirectory
+
+    examples = arithmetic_examples("eval")
+    run = RunDirectory.create(root, "report-run", model_id="tiny-gemma3@random", dataset="arith",
+                              trainer="jax", config_path=None,
+                              command=["tunix", "run", "--dataset", "arith"])  # fmt: skip
+    config = structure_config({"dataset": {"name": "arith"},
+                               "model": {"preset": "tiny-gemma3", "weights": "random"}})  # fmt: skip
+    run.config_path.write_text(yaml.safe_dump(unstructure_config(config)))
+
+    def stage(name: str, seconds: float, detail: dict[str, Any], status: str = "done") -> None:
+        run.start_stage(name)
+        run.finish_stage(name, seconds, status=status, detail=detail)
+
+    def score(folder, label: str, right: set[str]) -> dict[str, Any]:
+        predictions = []
+        for example in examples:
+            if example.id == "u4" and example.id not in right:
+                completion = SCRIPT_COMPLETION
+            else:
+                answer = example.answer if example.id in right else "0"
+                completion = f"<reasoning>{example.steps[0]}</reasoning><answer>{answer}</answer>"
+            meta = {"category": example.meta.category, "section": example.meta.section,
+                    "difficulty": example.meta.difficulty}  # fmt: skip
+            predictions.append(Prediction(example.id, example.question, completion,
+                                          example.answer, meta))  # fmt: skip
+        return score_predictions(predictions, [], label=label, out_dir=folder)
+
+    write_jsonl(examples, run.eval_data_path)
+    stage("dataset", 0.4, {"eval_items": len(examples)})
+    if baseline:
+        summary = score(run.baseline_dir, "baseline", BEFORE_RIGHT)
+        stage("baseline", 12.5, {"primary_score": summary["primary_score"]})
+    else:
+        stage("baseline", 0.0, {"skipped": True}, status="skipped")
+    if not trained:
+        return run
+    append_jsonl(run.metrics_path, [
+        {"step": step, "loss": 2.0 / step, "learning_rate": 1e-4 * step, "elapsed_seconds": 1.5 * step,
+         **{name: 0.1 * step for name in extra_metrics}}
+        for step in range(1, 6)
+    ])  # fmt: skip
+    if model_dir is not None:
+        shutil.copytree(model_dir, run.model_dir)
+    else:
+        run.model_dir.mkdir()
+        run.model_config_path.write_text('{"preset": "tiny-gemma3"}\n')
+    run.manifest["model_fingerprint"] = fingerprint
+    stage("train", 95.0, {"steps": 5, "stopped_early": False, "reason": ""})
+    summary = score(run.path, "final", AFTER_RIGHT)
+    stage("evaluate", 10.0, {"primary_score": summary["primary_score"]})
+    return run
+
+
+@pytest.fixture
+def report_run():
+    """:func:`build_report_run`."""
+    return build_report_run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -285,3 +286,21 @@ def test_runs_list_reports_an_unreadable_run(invoke, arith, tmp_path):
     result = invoke("runs", "list", "--dir", tmp_path)
     assert "broken  unreadable" in result.stdout and "invalid JSON" in result.stdout
     assert invoke("runs", "list", "--dir", tmp_path / "missing").exit_code == 1
+
+
+def test_eval_run_into_a_run_in_use_is_refused_but_into_another_folder_it_goes_ahead(
+    invoke, arith, tmp_path
+):
+    from tunix_core.rundir import run_lock
+
+    run = make_run(tmp_path, "busy", arith.examples("eval"))
+    with run_lock(run, "tunix run"):  # as a live run would: another open file is refused
+        refused = invoke("eval", "--run", run.path)
+        elsewhere = invoke("eval", "--run", run.path, "--out", tmp_path / "elsewhere")
+    assert refused.exit_code == 1
+    assert refused.stderr.strip() == (
+        f"Error: {run.path} is in use by pid {os.getpid()} (tunix run); wait for it to end or stop it"
+    )
+    assert not (run.path / PREDICTIONS).exists()
+    assert elsewhere.exit_code == 0, elsewhere.output
+    assert (tmp_path / "elsewhere" / EVAL_SUMMARY).is_file()

@@ -39,10 +39,10 @@ def test_commands_are_added_lazily(host):
 
     root = TunixGroup("tunix")
     host.register_commands(root)
-    assert set(root.lazy_commands) == {"eval", "compare", "runs"}
+    assert set(root.lazy_commands) == {"eval", "compare", "runs", "report"}
     assert root.commands == {}  # nothing imported until a command is used
     assert "runs     Runs under a folder" in CliRunner().invoke(root, ["--help"]).output
-    assert set(root.get_command(None, "runs").commands) == {"list"}
+    assert set(root.get_command(None, "runs").commands) == {"list", "show"}
 
 
 def test_importing_the_plugin_and_its_commands_does_not_import_jax():

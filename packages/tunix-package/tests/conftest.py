@@ -20,6 +20,7 @@ from tunix_core.evaluation import score_predictions
 from tunix_core.jsonio import append_jsonl
 from tunix_core.protocols import Prediction
 from tunix_core.rundir import RunDirectory
+from tunix_core.stages import EVAL_SHA256, file_sha256, run_eval_source
 
 QUESTIONS = [
     ("q-003", "What is 3 + 4?", ["Add 3 and 4."], "7"),
@@ -53,7 +54,7 @@ def _examples():
     ]  # fmt: skip
 
 
-def _score(out_dir: Path, label: str, right: int) -> dict:
+def _score(out_dir: Path, label: str, right: int, source: dict) -> dict:
     """Score completions of which the first ``right`` (in file order) are correct."""
     predictions = []
     for index, example in enumerate(_examples()):
@@ -66,7 +67,7 @@ def _score(out_dir: Path, label: str, right: int) -> dict:
             meta={"category": example.meta.category, "section": example.meta.section,
                   "difficulty": example.meta.difficulty},
         ))  # fmt: skip
-    return score_predictions(predictions, [], label=label, out_dir=out_dir)
+    return score_predictions(predictions, [], label=label, out_dir=out_dir, source=source)
 
 
 def _stage(run: RunDirectory, stage: str, detail: dict | None = None) -> None:
@@ -86,9 +87,11 @@ def build_run(root: Path, export_dir: Path, fingerprint: str, *, baseline: bool 
     run.config_path.write_text(yaml.safe_dump(unstructure_config(config), sort_keys=False))
     write_jsonl(_examples()[:4], run.data_dir / "train.jsonl")
     write_jsonl(_examples(), run.data_dir / "eval.jsonl")
-    _stage(run, "dataset", {"train_items": 4, "eval_items": 6})
+    _stage(run, "dataset", {"train_items": 4, "eval_items": 6,
+                            EVAL_SHA256: file_sha256(run.eval_data_path)})  # fmt: skip
     if baseline:
-        summary = _score(run.baseline_dir, "baseline", right=1)
+        summary = _score(run.baseline_dir, "baseline", right=1,
+                         source=run_eval_source(run, "dev-reasoning-v2"))  # fmt: skip
         _stage(run, "baseline", {"primary_score": summary["primary_score"]})
     else:
         run.start_stage("baseline")
@@ -100,7 +103,7 @@ def build_run(root: Path, export_dir: Path, fingerprint: str, *, baseline: bool 
     shutil.copytree(export_dir, run.model_dir)
     run.manifest["model_fingerprint"] = fingerprint
     _stage(run, "train", {"steps": 3, "stopped_early": False, "reason": ""})
-    summary = _score(run.path, "final", right=4)
+    summary = _score(run.path, "final", right=4, source=run_eval_source(run, "dev-reasoning-v2"))
     _stage(run, "evaluate", {"primary_score": summary["primary_score"]})
     run.log_path.write_text(log_text if log_text is not None else
                             "".join(f"line {i} of the run log\n" for i in range(50)))  # fmt: skip

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 
 import click
 import pytest
@@ -99,3 +100,26 @@ def test_loading_the_plugin_and_the_packager_does_not_import_jax():
                             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_packaging_a_run_in_use_is_refused_and_its_lock_file_is_not_evidence(
+    make_run, host, group
+):
+    from tunix_core.rundir import run_lock
+
+    run = make_run()
+    with run_lock(run, "tunix run"):  # as a live run would: another open file is refused
+        refused = invoke(group, host, "package", "--run", run.path)
+    assert refused.exit_code == 1
+    assert refused.output.strip() == (
+        f"Error: {run.path} is in use by pid {os.getpid()} (tunix run); wait for it to end or stop it"
+    )
+    assert not run.submission_dir.exists()
+
+    packaged = invoke(group, host, "package", "--run", run.path)
+    assert packaged.exit_code == 0, packaged.output
+    assert (run.path / ".lock").is_file()  # left behind, and harmless:
+    checked = invoke(group, host, "validate", run.path)
+    assert checked.exit_code == 0, checked.output
+    (bundle,) = run.submission_dir.glob("*.zip")
+    assert ".lock" not in zipfile.ZipFile(bundle).namelist()

@@ -243,4 +243,4 @@ def test_a_zip_that_would_expand_enormously_is_not_extracted(tmp_path):
             handle.write(block)
     problems = KagglePackager().validate(bomb)
     assert problems == [f"{bomb}: its entries would expand to 314,572,800 bytes "
-                        "(more than 268,435,456); not a tunix bundle"]  # fmt: skip
+                        "(more than 16,777,216); not a tunix bundle"]  # fmt: skip

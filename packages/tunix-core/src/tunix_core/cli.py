@@ -7,7 +7,11 @@ libraries inside the command body.
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
+import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,9 @@ from tunix_core.hugepages import reexec_with_huge_pages
 from tunix_core.plugins import PluginHost, get_host
 from tunix_core.registry import Entry
 from tunix_core.stages import STAGE_NAMES
+
+# What a shell reports for a command ended by SIGINT (128 + 2).
+SIGINT_EXIT_CODE = 130
 
 
 def host_of(ctx: click.Context) -> PluginHost:
@@ -184,11 +191,16 @@ def run_command(ctx: click.Context, config_path: Path | None, trainer: str | Non
              "training.time_budget": time_budget, "run.name": name,
              "run.output_dir": output_dir}  # fmt: skip
     all_overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + list(overrides)
-    api.run(config_path, overrides=all_overrides, resume=resume, stop_after=stop_after,
-            echo=click.echo, host=host_of(ctx), command=sys.argv)  # fmt: skip
+    try:
+        api.run(config_path, overrides=all_overrides, resume=resume, stop_after=stop_after,
+                echo=click.echo, host=host_of(ctx), command=sys.argv)  # fmt: skip
+    except KeyboardInterrupt:  # a started run has already said how to continue
+        ctx.exit(SIGINT_EXIT_CODE)
 
 
 cli.add_command(datasets)
+cli.add_lazy_command("generate", "tunix_core.chat:generate", "Answer one question with a run's model or a preset.")  # fmt: skip
+cli.add_lazy_command("chat", "tunix_core.chat:chat", "Talk with a run's model or a preset in the terminal.")  # fmt: skip
 
 
 def build_cli() -> click.Group:
@@ -206,11 +218,54 @@ def build_cli() -> click.Group:
     return cli
 
 
+def traceback_dir() -> Path:
+    """Where ``main`` saves the traceback of an unexpected error: ``$XDG_STATE_HOME/tunix/
+    tracebacks`` (``~/.local/state/tunix/tracebacks`` when unset)."""
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "tunix" / "tracebacks"
+
+
+def save_traceback(exc: BaseException) -> str:
+    """Write ``exc``'s traceback to a new file and return its path, or why it could not be
+    saved (the disk may be what failed)."""
+    text = "".join(traceback.format_exception(exc))
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    reason = "the traceback could not be saved"
+    for folder in (traceback_dir(), Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            handle, name = tempfile.mkstemp(prefix=f"tunix-{stamp}-", suffix=".txt", dir=folder)
+            with os.fdopen(handle, "w", encoding="utf-8") as file:
+                file.write(text)
+        except OSError as error:
+            reason = f"the traceback could not be saved ({error.strerror or error})"
+            continue
+        return f"traceback saved to {name}"
+    return reason
+
+
+def os_error_line(exc: OSError) -> str:
+    """``exc`` as one line that names the file, e.g. ``runs/x: No space left on device``."""
+    message = exc.strerror or str(exc) or type(exc).__name__
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    return f"{' -> '.join(paths)}: {message}" if paths else message
+
+
 def main() -> None:
+    """The ``tunix`` command. Every error ends as one line on stderr: a :class:`TunixError`
+    with its exit code, an OS error (disk full, permission denied) with exit code 1, and
+    anything unexpected with exit code 1 and the path of its saved traceback."""
     reexec_with_huge_pages()
     try:
-        command = build_cli()
+        build_cli().main(prog_name="tunix")  # standalone: ends in SystemExit
     except TunixError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    command(prog_name="tunix")
+    except OSError as exc:
+        click.echo(f"Error: {os_error_line(exc)}", err=True)
+        sys.exit(1)
+    except Exception as exc:
+        summary = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        click.echo(f"Error: unexpected {summary} (a bug in tunix or a plugin); "
+                   f"{save_traceback(exc)}", err=True)  # fmt: skip
+        sys.exit(1)

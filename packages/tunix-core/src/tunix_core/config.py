@@ -7,14 +7,22 @@ default run. Errors name the dotted path and the rule, e.g.
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import attrs
 import cattrs
 import yaml
+from cattrs.cols import (
+    homogenous_tuple_structure_factory,
+    is_mapping,
+    is_mutable_sequence,
+    is_sequence,
+    list_structure_factory,
+)
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 
 from tunix_core.errors import ConfigError
@@ -189,6 +197,16 @@ class PackageSection:
 
 
 @attrs.frozen
+class LoggingSection:
+    """Where training metrics go besides ``metrics.jsonl`` (docs/logging.md)."""
+
+    tensorboard: bool = True
+    wandb: bool = False
+    wandb_project: str = "tunix"
+    wandb_entity: str | None = None
+
+
+@attrs.frozen
 class RunConfig:
     """Everything a ``tunix run`` needs. Sections are YAML mappings of the same names."""
 
@@ -199,9 +217,81 @@ class RunConfig:
     training: TrainingSection = attrs.field(factory=TrainingSection)
     eval: EvalSection = attrs.field(factory=EvalSection)
     package: PackageSection = attrs.field(factory=PackageSection)
+    logging: LoggingSection = attrs.field(factory=LoggingSection)
 
 
 converter = cattrs.Converter(forbid_extra_keys=True)
+
+
+class WrongTypeError(TypeError):
+    """A value of the wrong type for its field; the message says what was expected."""
+
+
+# Strict scalar hooks: cattrs' defaults coerce (bool("false") is True, int(2.7) is 2,
+# a string is a sequence of letters), so a typo would silently change the run.
+def _structure_bool(value: Any, _: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise WrongTypeError(f"expected true or false, got {value!r}")
+
+
+def _structure_int(value: Any, _: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise WrongTypeError(f"expected int (a whole number), got {value!r}")
+
+
+def _structure_float(value: Any, _: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise WrongTypeError(f"expected a number, got {value!r}")
+    if not math.isfinite(value):
+        raise WrongTypeError(f"expected a finite number, got {value!r}")
+    return float(value)
+
+
+def _structure_str(value: Any, _: Any) -> str:
+    # A number is fine as text (a run named 2026, a duration of 90 seconds); nothing else.
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise WrongTypeError(f"expected text, got {value!r}")
+
+
+def _refusing_non_lists(type_: Any, conv: cattrs.Converter) -> Callable[[Any, Any], Any]:
+    """The default hook for a list or homogeneous tuple field, refusing anything that is
+    not a YAML list (a bare string would be read as its letters)."""
+    factory = list_structure_factory if is_mutable_sequence(type_) else homogenous_tuple_structure_factory
+    structure_items = factory(type_, conv)
+
+    def hook(value: Any, target: Any) -> Any:
+        if isinstance(value, str):
+            raise WrongTypeError(f"expected a list, got the string {value!r}")
+        if not isinstance(value, list | tuple):
+            raise WrongTypeError(f"expected a list, got {value!r}")
+        return structure_items(value, target)
+
+    return hook
+
+
+def _refusing_non_mappings(type_: Any, conv: cattrs.Converter) -> Callable[[Any, Any], Any]:
+    """The default hook for a ``dict[...]`` field, refusing anything that is not a mapping."""
+    structure_mapping = conv.gen_structure_mapping(type_)
+
+    def hook(value: Any, target: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise WrongTypeError(f"expected a mapping, got {value!r}")
+        return structure_mapping(value, target)
+
+    return hook
+
+
+converter.register_structure_hook(bool, _structure_bool)
+converter.register_structure_hook(int, _structure_int)
+converter.register_structure_hook(float, _structure_float)
+converter.register_structure_hook(str, _structure_str)
+converter.register_structure_hook_factory(is_sequence, _refusing_non_lists)
+converter.register_structure_hook_factory(is_mapping, _refusing_non_mappings)
 
 # Fields that left the core for the options of a plugin: old dotted path -> new one.
 MOVED_FIELDS: dict[str, str] = {
@@ -242,6 +332,8 @@ def _flatten(exc: BaseException, path: str, type_: Any = None) -> Iterable[str]:
         yield f"{path}.{exc.field}: {exc.rule}"
     elif isinstance(exc, KeyError):
         yield f"{path}: required key is missing"
+    elif isinstance(exc, WrongTypeError):
+        yield f"{path}: {exc}"
     elif isinstance(exc, TypeError | ValueError | AttributeError) and type_ is not None:
         yield f"{path}: expected {_type_name(type_)} ({exc})"
     else:
@@ -280,6 +372,10 @@ def load_yaml(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); "
+                          "save the config file as UTF-8") from None  # fmt: skip
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -392,6 +393,34 @@ def _example_meta(example: ReasoningExample) -> dict[str, str]:
     return result
 
 
+def _duration_text(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole} s" if whole < 60 else f"{whole // 60} min {whole % 60:02d} s"
+
+
+def generation_progress(label: str, finished: int, total: int, elapsed: float) -> str:
+    """The line said after each batch when no progress bar is shown:
+    ``[baseline] generated 16/48 (2.10 items/s, ETA 15 s)``."""
+    rate = finished / max(elapsed, 1e-9)
+    if finished < total:
+        when = f"ETA {_duration_text((total - finished) / rate)}"
+    else:
+        when = f"took {_duration_text(elapsed)}"
+    return f"[{label}] generated {finished}/{total} ({rate:.2f} items/s, {when})"
+
+
+def _generation_bar(total: int, label: str) -> Any:
+    """A tqdm bar on stderr (items/s, ETA) when stderr is a terminal and there is work;
+    else ``None``, and each batch is reported as a :func:`generation_progress` line (a log
+    file or CI output keeps lines, not carriage-return redraws)."""
+    isatty = getattr(sys.stderr, "isatty", None)
+    if total == 0 or isatty is None or not isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, file=sys.stderr, unit="item", desc=label, dynamic_ncols=True)
+
+
 def evaluate_examples(
     generator: Generator,
     examples: Sequence[ReasoningExample],
@@ -423,28 +452,37 @@ def evaluate_examples(
     pending = [e for e in examples if e.id not in done]
     if done:
         say(f"[{label}] reusing {len(done)} completion(s) from {path}")
+    if pending:
+        batches = math.ceil(len(pending) / batch_size)
+        say(f"[{label}] generating {len(pending)} completion(s) in {batches} batch(es) of up to "
+            f"{batch_size}, at most {max_new_tokens} new tokens each")  # fmt: skip
+    bar = _generation_bar(len(pending), label)
     started = time.monotonic()
-    for start in range(0, len(pending), batch_size):
-        batch = pending[start : start + batch_size]
-        completions = generator.generate(
-            [prompts[e.id] for e in batch], max_new_tokens=max_new_tokens
-        )
-        if len(completions) != len(batch) or not all(isinstance(c, str) for c in completions):
-            raise TunixError(
-                f"{label}: the generator returned {len(completions)} completion(s) for "
-                f"{len(batch)} prompt(s); it must return one string per prompt"
+    try:
+        for start in range(0, len(pending), batch_size):
+            batch = pending[start : start + batch_size]
+            completions = generator.generate(
+                [prompts[e.id] for e in batch], max_new_tokens=max_new_tokens
             )
-        records = [
-            base_record(Prediction(e.id, prompts[e.id], c, e.answer, _example_meta(e)), checks)
-            for e, c in zip(batch, completions, strict=True)
-        ]
-        append_jsonl(path, records)
-        done.update((r["id"], r) for r in records)
-        finished = start + len(batch)
-        elapsed = time.monotonic() - started
-        say(
-            f"[{label}] generated {finished}/{len(pending)} ({finished / max(elapsed, 1e-9):.2f} items/s)"
-        )
+            if len(completions) != len(batch) or not all(isinstance(c, str) for c in completions):
+                raise TunixError(
+                    f"{label}: the generator returned {len(completions)} completion(s) for "
+                    f"{len(batch)} prompt(s); it must return one string per prompt"
+                )
+            records = [
+                base_record(Prediction(e.id, prompts[e.id], c, e.answer, _example_meta(e)), checks)
+                for e, c in zip(batch, completions, strict=True)
+            ]
+            append_jsonl(path, records)
+            done.update((r["id"], r) for r in records)
+            if bar is not None:
+                bar.update(len(batch))
+            else:
+                say(generation_progress(label, start + len(batch), len(pending),
+                                        time.monotonic() - started))  # fmt: skip
+    finally:
+        if bar is not None:
+            bar.close()
     seconds = time.monotonic() - started
     # Meta from the items, not from the reused lines: those may predate meta.answer_match.
     predictions = [
@@ -517,6 +555,7 @@ __all__ = [
     "build_scorecard",
     "check_answer",
     "evaluate_examples",
+    "generation_progress",
     "headline_metrics",
     "installed_answer_checks",
     "prediction_from_record",

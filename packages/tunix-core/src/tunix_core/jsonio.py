@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 
+def _create_beside(path: Path) -> tuple[int, Path]:
+    """A new, empty temporary file in ``path``'s folder, opened for writing. It gets the
+    mode the umask allows (0644 usually), as any file the user writes: ``tempfile.mkstemp``
+    would make it 0600, and the rename would keep that."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _create_beside(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -21,7 +33,7 @@ def write_text_atomic(path: Path, text: str) -> None:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -40,11 +52,21 @@ def append_jsonl(path: Path, records: Iterable[Mapping[str, Any]]) -> None:
         os.fsync(handle.fileno())
 
 
+def jsonl_lines(text: str) -> list[str]:
+    """The lines of JSONL ``text``, split on ``\\n`` only (a file read in text mode has
+    ``\\r\\n`` as ``\\n``). Not ``str.splitlines()``: that also breaks on U+2028, U+2029,
+    U+0085 and others, which ``json.dumps(..., ensure_ascii=False)`` leaves raw in strings."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the newline ending the last record starts no line
+    return lines
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Read a JSONL file; a torn last line (an interrupted append) is dropped, any other bad
     line raises ``ValueError`` naming file and line."""
     records: list[dict[str, Any]] = []
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = jsonl_lines(path.read_text(encoding="utf-8"))
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -77,7 +99,7 @@ def read_user_jsonl(path: Path) -> list[tuple[int, Any]]:
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     rows: list[tuple[int, Any]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(jsonl_lines(text), start=1):
         if not line.strip():
             continue
         try:

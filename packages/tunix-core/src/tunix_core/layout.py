@@ -16,6 +16,7 @@ CONFIG = "config.yaml"
 LOG = "run.log"
 METRICS = "metrics.jsonl"
 LOSS_CURVE = "loss_curve.png"
+REPORT = "report.html"  # `tunix report`; the package stage writes one in SUBMISSION too
 CHECKPOINTS = "checkpoints"
 MODEL = "model"
 MODEL_CONFIG = "model_config.json"  # in MODEL; present once the export is complete
@@ -27,6 +28,8 @@ BASELINE = "baseline"
 PREDICTIONS = "predictions.jsonl"
 EVAL_SUMMARY = "eval_summary.json"
 SUBMISSION = "submission"
+LOCK = ".lock"  # held (fcntl.flock) by the process writing the run; holds its pid
+TENSORBOARD = "tb"  # event files of the built-in TensorBoard logger
 
 # What an eval summary reports as primary_score: correct items / all items.
 PRIMARY_METRIC = "answer_accuracy"
@@ -62,6 +65,10 @@ class RunLayout:
     @property
     def loss_curve_path(self) -> Path:
         return self.path / LOSS_CURVE
+
+    @property
+    def report_path(self) -> Path:
+        return self.path / REPORT
 
     @property
     def checkpoints_dir(self) -> Path:
@@ -111,3 +118,10 @@ class RunLayout:
     def submission_dir(self) -> Path:
         return self.path / SUBMISSION
 
+    @property
+    def lock_path(self) -> Path:
+        return self.path / LOCK
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.path / TENSORBOARD

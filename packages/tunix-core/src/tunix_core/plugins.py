@@ -2,7 +2,10 @@
 
 We iterate the entry points ourselves instead of ``load_setuptools_entrypoints`` because
 pluggy's loader stops at the first plugin that fails to import; here a broken plugin is
-skipped and recorded (or, with ``TUNIX_STRICT_PLUGINS=1``, is an error).
+skipped and recorded (or, with ``TUNIX_STRICT_PLUGINS=1``, is an error). A plugin is broken
+when its import or one of its registration hooks raises or calls ``sys.exit``; whatever
+it registered before failing is withdrawn, so no registry keeps half a plugin. Ctrl-C
+(``KeyboardInterrupt``) is never contained.
 
 Environment variables:
   ``TUNIX_STRICT_PLUGINS=1``  a plugin that fails to load is an error
@@ -32,12 +35,13 @@ from tunix_core.registry import (
     EvaluatorRegistry,
     PackagerRegistry,
     Registry,
-    RegistryError,
     RegistryView,
     TrainerRegistry,
 )
 
 ENTRY_POINT_GROUP = "tunix"
+# What a plugin may raise without taking the host down: any error, and sys.exit.
+PLUGIN_FAILURES = (Exception, SystemExit)
 
 
 @attrs.frozen
@@ -101,7 +105,7 @@ class PluginHost:
             try:
                 plugin = entry_point.load()
                 self.add_plugin(plugin, entry_point.name, dist_name)
-            except Exception as exc:  # a broken third-party plugin must not break the host
+            except PLUGIN_FAILURES as exc:  # a broken third-party plugin must not break the host
                 self._record_failure(info, exc)
                 continue
             self.plugins.append(attrs.evolve(info, hooks=self._hooks_of(entry_point.name)))
@@ -121,15 +125,28 @@ class PluginHost:
             raise PluginError(f"plugin {name!r} ({distribution}): {exc}") from exc
         self._distribution_of[name] = distribution
 
-    def _record_failure(self, info: PluginInfo, exc: BaseException) -> None:
-        summary = f"{type(exc).__name__}: {exc}".strip()
+    def _record_failure(self, info: PluginInfo, exc: BaseException, where: str = "") -> None:
+        summary = f"{where}{type(exc).__name__}: {exc}".strip()
         if _strict():
             raise PluginError(
                 f"plugin {info.name!r} from {info.distribution} {info.version} failed to "
                 f"load ({summary}); unset TUNIX_STRICT_PLUGINS to skip it"
             ) from exc
-        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        detail = where + "".join(traceback.format_exception_only(type(exc), exc)).strip()
         self.plugins.append(attrs.evolve(info, status="failed", error=detail, hooks=()))
+
+    def _fail_loaded_plugin(self, plugin_name: str, exc: BaseException, where: str) -> None:
+        """A plugin that imported but failed in a hook: record it as failed (strict: raise)
+        and unregister it, so none of its other hooks is ever called."""
+        info = next((p for p in self.plugins if p.name == plugin_name), None)
+        if info is None:  # added with add_plugin, not from an entry point
+            distribution = self._distribution_of.get(plugin_name, plugin_name)
+            info = PluginInfo(plugin_name, "", distribution, "unknown", "loaded")
+        else:
+            self.plugins.remove(info)
+        if self.manager.get_plugin(plugin_name) is not None:
+            self.manager.unregister(name=plugin_name)
+        self._record_failure(info, exc, where)
 
     def _hooks_of(self, name: str) -> tuple[str, ...]:
         plugin = self.manager.get_plugin(name)
@@ -148,9 +165,22 @@ class PluginHost:
         }
 
     def fill_registries(self) -> None:
-        """Call every plugin's registration hooks, attributing names to its distribution."""
+        """Call every plugin's registration hooks, attributing names to its distribution.
+        A plugin whose hook fails is skipped whole: what its earlier hooks registered is
+        withdrawn and it is recorded as failed (with ``TUNIX_STRICT_PLUGINS=1``, an error)."""
+        registered: dict[str, list[tuple[Registry[Any], RegistryView[Any]]]] = {}
         for kind, registry in self.registries().items():
-            self._call_register(f"tunix_register_{kind}", registry)
+            hook_name = f"tunix_register_{kind}"
+            for plugin_name, call in self._each_plugin(hook_name):
+                view = RegistryView(registry, self._distribution_of.get(plugin_name, plugin_name))
+                done = registered.setdefault(plugin_name, [])
+                done.append((registry, view))
+                try:
+                    call(registry=view)
+                except PLUGIN_FAILURES as exc:
+                    for filled, filled_view in registered.pop(plugin_name):
+                        filled.withdraw(filled_view.registered)
+                    self._fail_loaded_plugin(plugin_name, exc, f"in {hook_name}: ")
 
     def conflicts(self) -> list[str]:
         """Names claimed by two distributions, across all registries."""
@@ -165,29 +195,20 @@ class PluginHost:
             others = [other.plugin for other in impls if other is not impl]
             yield impl.plugin_name, self.manager.subset_hook_caller(hook_name, others)
 
-    def _call_register(self, hook_name: str, registry: Registry[Any]) -> None:
-        for plugin_name, call in self._each_plugin(hook_name):
-            distribution = self._distribution_of.get(plugin_name, plugin_name)
-            try:
-                call(registry=RegistryView(registry, distribution))
-            except RegistryError:
-                raise
-            except Exception as exc:
-                raise PluginError(
-                    f"plugin {plugin_name!r} ({distribution}) failed in {hook_name}: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
-
     def register_commands(self, cli: Any) -> None:
         """Let every plugin add its click commands to ``cli``; a plugin whose commands fail
-        to load is recorded like one that failed to import."""
+        to load is recorded like one that failed to import, and the commands it added
+        before failing are removed."""
         for plugin_name, call in self._each_plugin("tunix_register_commands"):
+            commands = dict(cli.commands)
+            lazy_commands = dict(getattr(cli, "lazy_commands", {}))
             try:
                 call(cli=cli)
-            except Exception as exc:
-                info = next(p for p in self.plugins if p.name == plugin_name)
-                self.plugins.remove(info)
-                self._record_failure(info, exc)
+            except PLUGIN_FAILURES as exc:
+                cli.commands = commands
+                if hasattr(cli, "lazy_commands"):
+                    cli.lazy_commands = lazy_commands
+                self._fail_loaded_plugin(plugin_name, exc, "in tunix_register_commands: ")
 
     def provides(self) -> dict[str, dict[str, list[str]]]:
         """distribution -> registry kind -> names it registered."""

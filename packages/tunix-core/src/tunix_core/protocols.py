@@ -12,7 +12,7 @@ verifies the export through the backend and builds the bundle.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -89,6 +89,28 @@ class LoadedModel(Generator, Protocol):
     def score(self, prompts: Sequence[str], completions: Sequence[str]) -> list[float]:
         """Per pair, the sum of the log-probabilities of the completion's tokens given the
         rendered prompt (teacher forcing), as GRPO and distillation need."""
+        ...
+
+
+@runtime_checkable
+class StreamingModel(Protocol):
+    """Optional for a :class:`LoadedModel`: hands out its completion while it decodes.
+    ``tunix chat`` streams from such a model and keeps its history within
+    ``context_length``; from any other model it prints each completion when it is done."""
+
+    @property
+    def context_length(self) -> int:
+        """Most tokens the model attends over: the prompt plus the completion."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes as a prompt (with ``<bos>`` where the model adds one)."""
+        ...
+
+    def stream(self, prompt: str, *, max_new_tokens: int) -> Iterator[str]:
+        """The greedy completion of ``prompt`` as text pieces in order, each handed out as
+        soon as it is decoded; joined they equal ``generate([prompt], ...)[0]``. Decoding
+        runs only while the iterator is read, so stopping to read it stops the model."""
         ...
 
 

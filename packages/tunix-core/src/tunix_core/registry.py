@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 
+from tunix_core.errors import TunixError
+
 if TYPE_CHECKING:
     from tunix_core.evaluation import AnswerCheck  # noqa: F401 (a base class names it)
     from tunix_core.protocols import DatasetProvider, Evaluator, ModelBackend, Packager, Trainer
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class RegistryError(Exception):
+class RegistryError(TunixError):
     """A registry lookup or registration that the user can act on."""
 
 
@@ -74,6 +76,8 @@ class Registry(Generic[T]):
         self.install_hint = install_hint
         self._entries: dict[str, Entry] = {}
         self._conflicts: dict[str, list[Entry]] = {}
+        # Every registration in order, so a withdrawn one can be undone exactly.
+        self._registered: list[Entry] = []
 
     def register(
         self,
@@ -83,16 +87,40 @@ class Registry(Generic[T]):
         description: str = "",
         distribution: str = "unknown",
         **extras: Any,
-    ) -> None:
+    ) -> Entry:
         """Register ``name`` -> ``target`` (``"module:attribute"``, imported on first use)
         on behalf of ``distribution``; plugins do it through a :class:`RegistryView`."""
-        if not name or ":" in name or name != name.strip():
-            raise RegistryError(f"invalid {self.kind} name {name!r}")
-        if ":" not in target:
+        self.check_name(name, distribution)
+        if not isinstance(target, str) or ":" not in target:
             raise RegistryError(
-                f"{self.kind} {name!r}: target {target!r} must look like 'package.module:attribute'"
+                f"{self.kind} {name!r} from {distribution}: target {target!r} must look like "
+                "'package.module:attribute'"
             )
         entry = Entry(name, target, description, distribution, dict(extras))
+        self._registered.append(entry)
+        self._add(entry)
+        return entry
+
+    def check_name(self, name: object, distribution: str) -> None:
+        """Raise :class:`RegistryError` unless ``name`` can be registered and looked up:
+        a non-empty string without surrounding whitespace or ``:`` (``:`` separates an
+        argument, as in ``jsonl:data.jsonl``)."""
+        if not isinstance(name, str) or not name or name != name.strip() or ":" in name:
+            raise RegistryError(
+                f"invalid {self.kind} name {name!r} from {distribution}: a name is a non-empty "
+                "string without ':' (it separates an argument) or surrounding whitespace"
+            )
+
+    def withdraw(self, entries: list[Entry]) -> None:
+        """Undo these registrations (a plugin that failed half-way), as if never made."""
+        gone = {id(entry) for entry in entries}
+        kept = [entry for entry in self._registered if id(entry) not in gone]
+        self._registered, self._entries, self._conflicts = kept, {}, {}
+        for entry in kept:
+            self._add(entry)
+
+    def _add(self, entry: Entry) -> None:
+        name = entry.name
         previous = self._entries.get(name)
         if previous is None:
             self._entries[name] = entry
@@ -162,11 +190,13 @@ class RegistryView(Generic[R]):
     def __init__(self, registry: R, distribution: str) -> None:
         self.registry = registry
         self.distribution = distribution
+        # What this view registered, so the host can withdraw it if the plugin fails.
+        self.registered: list[Entry] = []
 
     def register(self, name: str, target: str, *, description: str = "", **extras: Any) -> None:
-        self.registry.register(
+        self.registered.append(self.registry.register(
             name, target, description=description, distribution=self.distribution, **extras
-        )
+        ))  # fmt: skip
 
     def __getattr__(self, attribute: str) -> Any:
         return getattr(self.registry, attribute)
@@ -239,12 +269,12 @@ class AnswerCheckRegistry(Registry["AnswerCheck"]):
         description: str = "",
         distribution: str = "unknown",
         **extras: Any,
-    ) -> None:
+    ) -> Entry:
         if not isinstance(name, str) or not ANSWER_CHECK_NAME.fullmatch(name):
             raise RegistryError(
-                f"invalid answer check name {name!r}: use lowercase letters, digits, '_' and "
-                "'-', starting with a letter"
+                f"invalid answer check name {name!r} from {distribution}: use lowercase "
+                "letters, digits, '_' and '-', starting with a letter"
             )
-        super().register(
+        return super().register(
             name, target, description=description, distribution=distribution, **extras
         )

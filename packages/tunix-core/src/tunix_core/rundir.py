@@ -2,12 +2,14 @@
 
 The manifest is rewritten atomically at every stage change and validated against
 ``schemas/run_manifest.schema.json`` before it is written, so a run never leaves an
-invalid manifest behind.
+invalid manifest behind. One process at a time writes a run: :func:`run_lock`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import json
 import os
 import platform
@@ -15,7 +17,7 @@ import re
 import socket
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,35 @@ TRACKED_PACKAGES = (
     "tunix-core", "tunix-jax", "tunix-eval", "tunix-package",
     "jax", "jaxlib", "flax", "optax", "orbax-checkpoint",
 )  # fmt: skip
+
+
+class RunLockedError(TunixError):
+    """Another live process is writing the run directory."""
+
+
+@contextlib.contextmanager
+def run_lock(layout: RunLayout, command: str) -> Iterator[None]:
+    """Hold the run directory's lock file (:data:`~tunix_core.layout.LOCK`) for the block,
+    with this process's pid and ``command`` written in it; raise :class:`RunLockedError`
+    at once when another process holds it. The lock is ``fcntl.flock``, which the kernel
+    drops when its holder dies, so the file a killed run leaves behind never blocks."""
+    path = layout.lock_path
+    # "a+" neither truncates nor replaces the file: the holder's pid stays readable, and
+    # every process locks the same inode.
+    with path.open("a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "a process that is starting"
+            raise RunLockedError(
+                f"{layout.path} is in use by {holder}; wait for it to end or stop it"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} ({command})\n")
+        handle.flush()
+        yield  # closing the file releases the lock
 
 
 def utc_now() -> str:

@@ -3,6 +3,8 @@
 Stages run in the order of :data:`tunix_core.stages.STAGES`; each records its
 status and time in the manifest, so ``--resume`` skips what is done and the trainer and
 evaluation pick up from their own partial outputs (checkpoints, predictions so far).
+The run directory is locked while the stages run, so a second ``--resume`` of the same
+run fails at once instead of doing every step twice.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from tunix_core.layout import model_id
 from tunix_core.plugins import PluginHost
 from tunix_core.protocols import Evaluator, ModelBackend, ModelSpec, Packager, Trainer
 from tunix_core.registry import AnswerCheckRegistry, UnknownNameError
-from tunix_core.rundir import RunDirectory, new_run_id
+from tunix_core.rundir import RunDirectory, new_run_id, run_lock
 from tunix_core.stages import STAGE_NAMES, STAGES, Stage
 
 log = logging.getLogger("tunix.run")
@@ -135,7 +137,21 @@ def execute(
     echo: Callable[[str], None],
     stop_after: str | None = None,
 ) -> dict[str, Any]:
-    """Run the stages that are not done yet. Returns per-stage results for the summary."""
+    """Run the stages that are not done yet, holding the run's lock (:func:`run_lock`).
+    Returns per-stage results for the summary. On Ctrl-C the stage and the run are marked
+    ``interrupted``, ``echo`` gets how to continue, and the KeyboardInterrupt propagates."""
+    with run_lock(run, "tunix run"):
+        return _execute_locked(host, run, plan, echo=echo, stop_after=stop_after)
+
+
+def _execute_locked(
+    host: PluginHost,
+    run: RunDirectory,
+    plan: Plan,
+    *,
+    echo: Callable[[str], None],
+    stop_after: str | None,
+) -> dict[str, Any]:
     handler = _attach_log(run)
 
     def progress(message: str) -> None:
@@ -163,6 +179,7 @@ def execute(
         status = "succeeded" if finished_all else "interrupted"
     except KeyboardInterrupt as exc:
         status, error = "interrupted", exc
+        progress(f"interrupted; continue with: tunix run --resume {run.path}")
         raise
     except BaseException as exc:
         status, error = "failed", exc
@@ -182,6 +199,9 @@ def _run_stage(
     started = time.monotonic()
     try:
         detail = stage.run(run, plan, progress)
+    except KeyboardInterrupt:
+        run.finish_stage(stage.name, time.monotonic() - started, status="interrupted")
+        raise
     except BaseException:
         run.finish_stage(stage.name, time.monotonic() - started, status="failed")
         raise

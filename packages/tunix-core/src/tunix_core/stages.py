@@ -7,6 +7,8 @@ marks a stage that had nothing to do, ``{"stopped_early": True}`` a training cut
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
     from tunix_core.runner import Plan
 
 Progress = Callable[[str], None]
+# The dataset stage's detail: sha256 of the eval items it saved (data/eval.jsonl).
+EVAL_SHA256 = "eval_sha256"
 
 
 @attrs.frozen
@@ -34,10 +38,35 @@ class Stage:
     discard_outputs_after_upstream_rerun: bool = False
 
 
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def write_dataset(run: RunDirectory, plan: Plan, progress: Progress) -> dict[str, Any]:
+    started = time.monotonic()
     write_jsonl(plan.train_examples, run.train_data_path)
     write_jsonl(plan.eval_examples, run.eval_data_path)
-    return {"train_items": len(plan.train_examples), "eval_items": len(plan.eval_examples)}
+    progress(f"[dataset] {plan.config.dataset.name}: {len(plan.train_examples)} training and "
+             f"{len(plan.eval_examples)} evaluation item(s) written to {run.data_dir} in "
+             f"{time.monotonic() - started:.2f}s")  # fmt: skip
+    # Recorded so that validation can tell the run's evaluations from any other.
+    return {"train_items": len(plan.train_examples), "eval_items": len(plan.eval_examples),
+            EVAL_SHA256: file_sha256(run.eval_data_path)}  # fmt: skip
+
+
+def run_eval_source(run: RunDirectory, dataset: str) -> dict[str, Any]:
+    """The ``source`` of an evaluation of ``run``'s model on its saved eval items: what
+    validation compares with the run's manifest (the model fingerprint is null before
+    training; the dataset sha256 is null for a run that saved no eval items)."""
+    eval_data = run.eval_data_path
+    return {
+        "run": run.run_id,
+        "model_id": run.manifest["model_id"],
+        "model_fingerprint": run.manifest.get("model_fingerprint"),
+        "dataset": dataset,
+        "dataset_sha256": file_sha256(eval_data) if eval_data.is_file() else None,
+        "split": "eval",
+    }
 
 
 def evaluate_baseline(run: RunDirectory, plan: Plan, progress: Progress) -> dict[str, Any]:
@@ -92,12 +121,7 @@ def _evaluate(run: RunDirectory, plan: Plan, progress: Progress, *, trained: boo
         label=label,
         progress=progress,
         answer_checks=plan.answer_checks,
-        source={
-            "run": run.run_id,
-            "model_id": run.manifest["model_id"],
-            "dataset": config.dataset.name,
-            "split": "eval",
-        },
+        source=run_eval_source(run, config.dataset.name),
     )
     return summary
 

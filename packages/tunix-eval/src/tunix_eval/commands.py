@@ -1,4 +1,4 @@
-"""The ``tunix eval``, ``tunix compare`` and ``tunix runs`` commands.
+"""The ``tunix eval``, ``tunix compare``, ``tunix runs`` and ``tunix report`` commands.
 
 Importing this module is cheap: models are loaded through the backend registry inside
 the command bodies, so JAX is imported only by ``--run`` and ``--model``.
@@ -6,9 +6,10 @@ the command bodies, so JAX is imported only by ``--run`` and ``--model``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,15 +25,17 @@ from tunix_core.evaluation import (
     score_predictions,
 )
 from tunix_core.jsonio import read_user_jsonl
-from tunix_core.layout import PREDICTIONS, model_id
+from tunix_core.layout import EVAL_SUMMARY, PREDICTIONS, REPORT, RunLayout, model_id
 from tunix_core.plugins import PluginHost
 from tunix_core.protocols import Evaluator, ModelSpec, Prediction
 from tunix_core.registry import AnswerCheckRegistry, UnknownNameError
-from tunix_core.rundir import RunDirectory
+from tunix_core.rundir import RunDirectory, run_lock
+from tunix_core.stages import run_eval_source
 from tunix_eval import compare as comparing
+from tunix_eval import report_html
 from tunix_eval.judge import JudgeEvaluator, JudgeOptions
 from tunix_eval.report import format_summary
-from tunix_eval.runs import format_runs, list_runs
+from tunix_eval.runs import format_run_details, format_runs, list_runs
 
 if TYPE_CHECKING:
     from tunix_core.data.record import ReasoningExample
@@ -57,6 +60,11 @@ def _load_evaluators(
     if judge is not None:
         evaluators.append(JudgeEvaluator(judge, host=host))
     return evaluators
+
+
+def is_run_dir(path: Path) -> bool:
+    """Whether ``path`` is a run directory (it holds a run manifest)."""
+    return RunLayout(path).manifest_path.is_file()
 
 
 def _field_error(path: Path, line: int, field: str, problem: str) -> DataError:
@@ -139,8 +147,7 @@ def _run_target(host: PluginHost, run_dir: Path, out: Path | None, limit: int | 
                         limit=data.eval_limit)
     )  # fmt: skip
     limit = limit or config.eval.limit
-    source = {"run": run.run_id, "model_id": str(run.manifest["model_id"]),
-              "dataset": data.name, "split": "eval"}  # fmt: skip
+    source = run_eval_source(run, data.name)
     return _Target(config, run, examples[:limit] if limit else examples, out or run.path,
                    "final", source)  # fmt: skip
 
@@ -223,7 +230,12 @@ def _model_target(host: PluginHost, preset: str, weights: str, backend: str, dat
     metavar="KEY=VALUE",
     help="With --model: override a config field, e.g. --set model.dtype=bfloat16.",
 )
-@click.option("--fresh", is_flag=True, help="Discard completions already in the output folder.")
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="Discard completions already in the output folder; replace an evaluation there "
+    "of another source.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
 def eval_command(ctx: click.Context, /, **options: Any) -> None:
@@ -288,6 +300,9 @@ class EvalRequest:
             raise click.UsageError("--model needs --dataset")
         if self.out is None and self.run_dir is None:
             raise click.UsageError(f"{modes[0]} needs --out DIR")
+        if self.predictions_file is not None and self.out is not None and is_run_dir(self.out):
+            raise click.UsageError(f"--out {self.out} is a run directory: scoring "
+                                   "--predictions there would replace the run's own evaluation")  # fmt: skip
 
     @property
     def judge(self) -> JudgeOptions | None:
@@ -297,17 +312,64 @@ class EvalRequest:
                             weights=self.judge_weights)  # fmt: skip
 
 
+def _same_source(earlier: Mapping[str, Any], now: Mapping[str, Any]) -> bool:
+    """Whether two evaluation sources name the same thing: they share a key and agree on
+    every key they share (a summary written before a key was added still matches)."""
+    shared = earlier.keys() & now.keys()
+    return bool(shared) and all(earlier[key] == now[key] for key in shared)
+
+
+def _describe_source(source: Any) -> str:
+    if not isinstance(source, Mapping) or not source:
+        return "an unknown source"
+    return ", ".join(f"{key} {value}" for key, value in sorted(source.items()))
+
+
+def _refuse_foreign_out(out: Path, source: Mapping[str, Any], *, fresh: bool,
+                        resumable: bool) -> None:  # fmt: skip
+    """Exit 2 before writing into ``out`` when it holds an evaluation of another source
+    (or, unless ``resumable``, a predictions file no evaluation wrote), unless ``fresh``.
+    Without this a second model resumed from the first one's completions, and scoring a
+    file replaced an evaluation the user kept there."""
+    if fresh:
+        return
+    summary_path = out / EVAL_SUMMARY
+    if summary_path.is_file():
+        try:
+            earlier = json.loads(summary_path.read_text(encoding="utf-8")).get("source")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            earlier = None
+        if not isinstance(earlier, Mapping) or not _same_source(earlier, source):
+            raise click.UsageError(
+                f"--out {out} already holds an evaluation of {_describe_source(earlier)}; "
+                "add --fresh to replace it, or choose another --out"
+            )
+    elif not resumable and (out / PREDICTIONS).exists():
+        raise click.UsageError(
+            f"--out {out} already holds a {PREDICTIONS} that is not part of an evaluation; "
+            "add --fresh to replace it, or choose another --out"
+        )
+
+
 def _score_completions(
     host: PluginHost, request: EvalRequest, checks: AnswerCheckRegistry
 ) -> tuple[dict[str, Any], Path]:
     """``--predictions``: score a file of completions."""
     assert request.predictions_file is not None and request.out is not None  # EvalRequest.check
+    written = request.out / PREDICTIONS
+    if written.exists() and written.samefile(request.predictions_file):
+        raise click.UsageError(
+            f"--out {request.out} would overwrite the input {request.predictions_file} with "
+            "its own scores; choose another --out"
+        )
+    source = {"predictions_file": str(request.predictions_file)}
+    _refuse_foreign_out(request.out, source, fresh=request.fresh, resumable=False)
     predictions = read_completions(request.predictions_file, checks)[: request.limit]
     names = request.evaluator_names or RunConfig().eval.evaluators
     summary = score_predictions(
         predictions, _load_evaluators(host, names, request.judge),
         label=request.label or request.predictions_file.stem, out_dir=request.out,
-        source={"predictions_file": str(request.predictions_file)}, answer_checks=checks,
+        source=source, answer_checks=checks,
     )  # fmt: skip
     return summary, request.out
 
@@ -334,19 +396,23 @@ def _generate_and_score(
     spec = ModelSpec.from_config(config)
     if target.run is None:
         backend.validate(spec)
-    if request.fresh:
-        (target.out / PREDICTIONS).unlink(missing_ok=True)
-    model = (backend.load(spec) if target.run is None
-             else backend.load_export(target.run.model_dir, spec))  # fmt: skip
-    summary = evaluate_examples(
-        model, target.examples, evaluators,
-        system_prompt=config.dataset.system_prompt,
-        max_new_tokens=request.max_new_tokens or config.eval.max_new_tokens,
-        batch_size=request.batch_size or config.eval.batch_size,
-        out_dir=target.out, label=request.label or target.label,
-        progress=lambda message: click.echo(message, err=True), source=target.source,
-        answer_checks=checks,
-    )  # fmt: skip
+    # A folder with completions but no summary is an interrupted evaluation: it resumes.
+    _refuse_foreign_out(target.out, target.source, fresh=request.fresh, resumable=True)
+    run = target.run
+    writing_into = run if run and target.out.resolve().is_relative_to(run.path.resolve()) else None
+    with run_lock(writing_into, "tunix eval --run") if writing_into else contextlib.nullcontext():
+        if request.fresh:
+            (target.out / PREDICTIONS).unlink(missing_ok=True)
+        model = backend.load(spec) if run is None else backend.load_export(run.model_dir, spec)
+        summary = evaluate_examples(
+            model, target.examples, evaluators,
+            system_prompt=config.dataset.system_prompt,
+            max_new_tokens=request.max_new_tokens or config.eval.max_new_tokens,
+            batch_size=request.batch_size or config.eval.batch_size,
+            out_dir=target.out, label=request.label or target.label,
+            progress=lambda message: click.echo(message, err=True), source=target.source,
+            answer_checks=checks,
+        )  # fmt: skip
     return summary, target.out
 
 
@@ -401,3 +467,31 @@ def runs_list_command(root: Path, as_json: bool) -> None:
         click.echo(f"No runs under {root}.")
     else:
         click.echo(format_runs(rows))
+
+
+@runs.command("show")
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+def runs_show_command(run_dir: Path) -> None:
+    """One run: identity, stage times, before/after, flips and where its report is."""
+    click.echo(format_run_details(report_html.gather(run_dir)))
+
+
+@click.command("report")
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"Where to write the page (default: {REPORT} in the run directory).",
+)
+@click.option(
+    "--show",
+    default=report_html.DEFAULT_SHOWN_FLIPS,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="How many flipped items of each kind to show with their completions.",
+)
+def report_command(run_dir: Path, out: Path | None, show: int) -> None:
+    """Write a run's report: one self-contained HTML page (identity, stage times,
+    before/after table, training curves, accuracy by category and difficulty, flipped
+    items with both completions, evidence checksums). Works on unfinished runs too."""
+    click.echo(f"wrote {report_html.write_report(run_dir, out, show=show)}")

@@ -85,7 +85,9 @@ _LEADING_PHRASE = re.compile(
 _ASSIGNMENT = re.compile(r"^[a-z]\s*=\s*(?=\S)", re.IGNORECASE)
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
 _QUOTES = "\"'“”‘’`"
-_TRAILING_PUNCT = re.compile(r"[\s.!?;:,]+$")
+# Matched at the start of the reversed text: ``[...]+$`` searched forwards retries from
+# every position of a long run of dots that does not reach the end (quadratic).
+_LEADING_PUNCT = re.compile(r"[\s.!?;:,]+")
 
 _DIGITS = r"(?:\d{1,3}(?:,\d{3})+|\d{1,3}(?:[ ]\d{3})+|\d+)"
 _UNIT_WORD = r"(?:[^\W\d_]|[°µ¢])+(?:\^?\d)?"
@@ -140,7 +142,13 @@ def clean_answer(text: str, *, fold_case: bool = True) -> str:
     text = _LEADING_PHRASE.sub("", text)
     text = _ASSIGNMENT.sub("", text)
     text = text.strip(_QUOTES + " ")
-    return _TRAILING_PUNCT.sub("", text).strip(_QUOTES + " ")
+    return strip_trailing_punctuation(text).strip(_QUOTES + " ")
+
+
+def strip_trailing_punctuation(text: str) -> str:
+    """``text`` without the whitespace and ``.!?;:,`` it ends with, in linear time."""
+    run = _LEADING_PUNCT.match(text[::-1])
+    return text[: len(text) - run.end()] if run else text
 
 
 def _text_key(cleaned: str) -> str:
@@ -161,8 +169,10 @@ def _canonical_unit(unit: str) -> str:
 
 
 def parse_quantity(cleaned: str) -> Quantity | None:
-    """The number a whole cleaned answer states, or ``None`` when it is not one number."""
-    text = cleaned
+    """The number a whole cleaned answer states, or ``None`` when it is not one number.
+    A run of whitespace counts as one space (a cleaned answer has no other), which keeps
+    the pattern's adjacent ``\\s*`` from backtracking over a long run."""
+    text = " ".join(cleaned.split())
     if text in NUMBER_WORDS:
         text = str(NUMBER_WORDS[text])
     match = _QUANTITY.match(text)
@@ -262,8 +272,10 @@ def stated_boolean(cleaned: str) -> bool | None:
 
 def split_list(cleaned: str) -> list[str]:
     """The items of a list answer (brackets dropped); one item when it is not a list.
-    A number with thousands separators (``1,234``) is one item."""
-    text = cleaned
+    A number with thousands separators (``1,234``) is one item. A run of whitespace counts
+    as one space, as in :func:`parse_quantity` (a separator's ``\\s*`` would otherwise
+    rescan a long run from each of its spaces)."""
+    text = " ".join(cleaned.split())
     if text[:1] in _BRACKETS and text.endswith(_BRACKETS[text[0]]):
         text = text[1:-1].strip()
     if parse_quantity(text) is not None:

@@ -1,6 +1,6 @@
 """tunix-eval's plugin: the ``format``, ``accuracy``, ``trace`` and ``judge`` evaluators,
-the built-in answer checks and the ``eval``, ``compare`` and ``runs`` commands. Targets
-are lazy strings."""
+the built-in answer checks and the ``eval``, ``compare``, ``runs`` and ``report`` commands.
+Targets are lazy strings."""
 
 from __future__ import annotations
 
@@ -56,6 +56,8 @@ COMMANDS = {
     "compare": ("tunix_eval.commands:compare_command",
                 "Before/after table of two evaluations and the items that flipped."),
     "runs": ("tunix_eval.commands:runs", "Runs under a folder, ranked by primary_score."),
+    "report": ("tunix_eval.commands:report_command",
+               "A run's report: one self-contained HTML page."),
 }  # fmt: skip
 
 

@@ -1,4 +1,5 @@
-"""``tunix runs list``: the runs under a folder, best primary score first."""
+"""``tunix runs list``: the runs under a folder, best primary score first; ``tunix runs
+show``: one run in detail."""
 
 from __future__ import annotations
 
@@ -9,9 +10,17 @@ import attrs
 
 from tunix_core.errors import TunixError
 from tunix_core.evaluation import read_summary
-from tunix_core.layout import EVAL_SUMMARY, RunLayout
+from tunix_core.layout import EVAL_SUMMARY, REPORT, RunLayout
 from tunix_core.rundir import RunDirectory
 from tunix_eval.report import pct
+from tunix_eval.report_html import (
+    RunReport,
+    change,
+    duration,
+    number,
+    stage_detail,
+    stages_in_order,
+)
 
 
 @attrs.frozen
@@ -78,4 +87,51 @@ def format_runs(rows: list[RunRow]) -> str:
         "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in table
     ]
     lines += [f"  {row.run_id}: {row.problem}" for row in rows if row.problem]
+    return "\n".join(lines)
+
+
+def report_locations(report: RunReport) -> list[Path]:
+    """The report files the run has: ``tunix report``'s and the package stage's."""
+    run = report.run
+    return [path for path in (run.report_path, run.submission_dir / REPORT) if path.is_file()]
+
+
+def format_run_details(report: RunReport) -> str:
+    """``tunix runs show``: the facts of the HTML report, as text."""
+    run, manifest = report.run, report.run.manifest
+    lines = [
+        f"run       {manifest['run_id']}  ({run.path})",
+        f"model     {manifest['model_id']}",
+        f"dataset   {manifest['dataset']}",
+        f"trainer   {manifest['trainer']}",
+        f"status    {manifest['status']}" + (f": {manifest['error']}" if manifest.get("error") else ""),
+        "",
+        "stages:",
+    ]  # fmt: skip
+    for name, record in stages_in_order(manifest):
+        detail = stage_detail(record.get("detail") or {})
+        lines.append(f"  {name:<9} {record['status']:<8} {duration(record.get('seconds')):>12}"
+                     + (f"  {detail}" if detail else ""))  # fmt: skip
+    lines.append("")
+    rows = report.rows
+    if rows:
+        table = [("metric", "baseline", "final", "change")]
+        table += [(name, number(b, r), number(a, r), change(b, a, r)) for name, b, a, r in rows]
+        widths = [max(len(row[i]) for row in table) for i in range(4)]
+        lines += [f"  {row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]}"
+                  .rstrip() for row in table]  # fmt: skip
+    else:
+        lines.append(f"no evaluation yet: {report.stage_note('baseline')} and "
+                     f"{report.stage_note('evaluate')}")  # fmt: skip
+    comparison = report.comparison
+    if comparison is not None:
+        lines.append(f"flips: {len(comparison.fixed)} fixed (wrong -> right), "
+                     f"{len(comparison.broken)} broken (right -> wrong) of "
+                     f"{comparison.common_items} item(s); `tunix compare {run.path}` lists them")  # fmt: skip
+    lines.append("")
+    locations = report_locations(report)
+    if locations:
+        lines += [f"report    {path}" for path in locations]
+    else:
+        lines.append(f"report    none yet; write it with `tunix report {run.path}`")
     return "\n".join(lines)

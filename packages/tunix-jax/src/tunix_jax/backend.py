@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +58,20 @@ class JaxModel:
         if prompts:
             self._log_layout(len(prompts))
         return self.sampler.generate(prompts, max_new_tokens=max_new_tokens)
+
+    # Streaming (tunix_core.protocols.StreamingModel), for `tunix chat`.
+
+    def stream(self, prompt: str, *, max_new_tokens: int) -> Iterator[str]:
+        """The greedy completion of ``prompt`` as text pieces while it decodes; joined,
+        they equal ``generate([prompt], ...)[0]``."""
+        return self.sampler.stream(prompt, max_new_tokens=max_new_tokens)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_bos=True))
+
+    @property
+    def context_length(self) -> int:
+        return self.transformer.config.max_seq_len
 
     def score(self, prompts: Sequence[str], completions: Sequence[str]) -> list[float]:
         from tunix_jax.model.scoring import completion_logprobs

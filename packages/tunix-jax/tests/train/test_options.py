@@ -70,3 +70,17 @@ def test_model_options_are_the_mesh_and_name_their_path():
         model_options({"mesh_fsdp": 0})
     with pytest.raises(ConfigError, match=r"model\.options\.mesh: unknown key"):
         model_options({"mesh": 2})
+
+
+def test_trainer_options_refuse_a_wrong_type_instead_of_coercing_it():
+    for options, expected in [
+        ({"packing": "false"}, "trainer.options.packing: expected true or false, got 'false'"),
+        ({"loss_chunk_tokens": 256.5}, "trainer.options.loss_chunk_tokens: expected int"),
+        ({"reserve_fraction": float("nan")}, "trainer.options.reserve_fraction: expected a finite"),
+        ({"lora_targets": "q_einsum"}, "trainer.options.lora_targets: expected a list, got the"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            trainer_options(structure_config({"trainer": {"options": options}}))
+        assert expected in str(info.value)
+    with pytest.raises(ConfigError, match=r"model\.options\.mesh_data: expected int"):
+        model_options({"mesh_data": True})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 from tunix_core.config import structure_config
-from tunix_core.errors import ConfigError, DataError
+from tunix_core.errors import ConfigError, DataError, TunixError
 from tunix_core.evidence import validate_file
 from tunix_core.jsonio import read_jsonl
 from tunix_core.protocols import ModelSpec
@@ -158,6 +159,44 @@ def test_resume_after_sigkill_ends_with_the_same_parameters(reference, tmp_root)
         np.testing.assert_allclose(actual[name], value, atol=1e-6, rtol=0, err_msg=name)
     records = read_jsonl(run_path / "metrics.jsonl")
     assert [r["step"] for r in records] == list(range(1, STEPS + 1))
+
+
+def _damage_arrays(checkpoint: Path) -> None:
+    """Cut every array data file of ``checkpoint`` (orbax's OCDBT ``d/`` folders) in half."""
+    for data in checkpoint.rglob("d/*"):
+        data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+
+
+def _copy_of_reference(reference, tmp_root: Path, name: str) -> Path:
+    run_path = tmp_root / name
+    shutil.copytree(reference[2].path, run_path)
+    shutil.rmtree(run_path / "model")
+    return run_path
+
+
+def test_resume_falls_back_past_a_damaged_latest_checkpoint(reference, tmp_root):
+    run_path = _copy_of_reference(reference, tmp_root, "damaged-latest")
+    _damage_arrays(run_path / "checkpoints" / str(STEPS))
+    _, _, run, result, messages = _train_in_process(run_path, CONFIG)
+    skipped = [m for m in messages if m.startswith("[train] skipped checkpoint")]
+    assert len(skipped) == 1 and f"checkpoints/{STEPS}: ValueError: " in skipped[0]
+    assert "[train] resumed from the checkpoint of step 6" in messages
+    assert result.steps == STEPS
+    assert result.export.fingerprint == reference[3].export.fingerprint
+    assert [r["step"] for r in read_jsonl(run.metrics_path)] == list(range(1, STEPS + 1))
+
+
+def test_resume_with_no_good_checkpoint_says_how_to_start_over(reference, tmp_root):
+    run_path = _copy_of_reference(reference, tmp_root, "all-damaged")
+    for checkpoint in (run_path / "checkpoints").iterdir():
+        meta = checkpoint / "meta" / "metadata"
+        meta.write_text(meta.read_text()[:10])
+    with pytest.raises(TunixError) as caught:
+        _train_in_process(run_path, CONFIG)
+    message = str(caught.value)
+    assert message.startswith(f"no usable checkpoint in {run_path / 'checkpoints'} (")
+    assert message.endswith(f"delete that folder and run `tunix run --resume {run_path}`")
+    assert sorted(p.name for p in (run_path / "checkpoints").iterdir()) == ["6", "8"]
 
 
 def test_four_devices_follow_the_one_device_loss_trajectory(reference, tmp_root):

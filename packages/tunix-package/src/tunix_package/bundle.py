@@ -12,12 +12,14 @@ import json
 import re
 import subprocess
 import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from tunix_core.errors import EvidenceError
 from tunix_core.jsonio import read_jsonl
 from tunix_core.layout import BASELINE, CONFIG, EVAL_SUMMARY, LOG, MANIFEST, METRICS, MODEL_CONFIG
 from tunix_core.rundir import RunDirectory
@@ -176,6 +178,52 @@ def find_notebook(run: RunDirectory, override: str | None = None) -> tuple[bytes
         if candidate.is_file():
             return candidate.read_bytes(), f"working tree {candidate}"
     return None, f"{NOTEBOOK_PATH} was not found at the run's commit or in the working directory"
+
+
+# What reading a damaged or hostile zip may raise besides OSError: bad headers, bad CRCs,
+# truncated or corrupt deflate streams, and compression or encryption zipfile cannot read.
+ZIP_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError,
+                   ValueError)  # fmt: skip
+# How far a bundle may expand when extracted: twenty times its zip, at least 16 MiB. A real
+# bundle (text, at most a few megabytes) expands well under that; a zip bomb does not.
+MIN_EXPANSION_LIMIT = 16 * 1024 * 1024
+MAX_EXPANSION_RATIO = 20
+CHUNK_BYTES = 1 << 16
+
+
+def expansion_limit(zip_bytes: int) -> int:
+    """The most bytes a zip of ``zip_bytes`` bytes may extract to."""
+    return max(MIN_EXPANSION_LIMIT, MAX_EXPANSION_RATIO * zip_bytes)
+
+
+def entry_parts(name: str) -> list[str]:
+    """The folders and file name of a zip entry (``/`` or ``\\`` separated; a folder
+    entry's trailing separator dropped)."""
+    return re.split(r"[\\/]", name[:-1] if name.endswith(("/", "\\")) else name)
+
+
+def extract_zip(archive: zipfile.ZipFile, destination: Path, limit: int) -> list[Path]:
+    """Extract the file entries of ``archive`` (whose names ``zip_entry_problems`` has
+    accepted) under ``destination``, streaming, and stop with :class:`EvidenceError` once
+    more than ``limit`` bytes came out: headers may understate the sizes."""
+    written: list[Path] = []
+    total = 0
+    for info in archive.infolist():
+        if info.is_dir():
+            continue
+        target = destination.joinpath(*entry_parts(info.filename))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with archive.open(info) as source, target.open("wb") as sink:
+            while chunk := source.read(CHUNK_BYTES):
+                total += len(chunk)
+                if total > limit:
+                    raise EvidenceError(
+                        f"{archive.filename}: extracting {info.filename!r} went past "
+                        f"{limit:,} bytes; not a tunix bundle"
+                    )
+                sink.write(chunk)
+        written.append(target)
+    return written
 
 
 def deterministic_zip(entries: Mapping[str, bytes]) -> bytes:

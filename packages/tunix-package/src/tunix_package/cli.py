@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import click
@@ -45,7 +46,7 @@ def package_command(ctx: click.Context, run_path: Path, packager_name: str | Non
     """
     from tunix_core.config import PackageSection, load_run_config
     from tunix_core.registry import UnknownNameError
-    from tunix_core.rundir import RunDirectory
+    from tunix_core.rundir import RunDirectory, run_lock
     from tunix_package.kaggle import export_evidence
 
     run = RunDirectory.open(run_path)
@@ -63,7 +64,9 @@ def package_command(ctx: click.Context, run_path: Path, packager_name: str | Non
                "prediction_sample": section.prediction_sample}  # fmt: skip
     if out_dir is not None:
         options["out_dir"] = str(out_dir)
-    bundle = packager.package(run, options)
+    writes_into_run = out_dir is None or out_dir.resolve().is_relative_to(run.path.resolve())
+    with run_lock(run, "tunix package") if writes_into_run else contextlib.nullcontext():
+        bundle = packager.package(run, options)
     click.echo(f"Bundle: {bundle} ({bundle.stat().st_size:,} bytes)")
     click.echo(f"Model export: {bundle.parent / MODEL}")
     if evidence_dir is not None:

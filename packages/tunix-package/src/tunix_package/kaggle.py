@@ -6,6 +6,8 @@ export beside it and a round trip that proves the export loads back.
     <run-name>_<YYYYmmdd>_<shortsha>.zip   evidence, README_SUBMISSION.md, MANIFEST
     model/                                 params (Orbax, upstream layout), adapters (LoRA),
                                            tokenizer, config, probe
+    report.html                            the run's report (tunix_eval.report_html); in
+                                           the zip too with ``include_report: true``
 """
 
 from __future__ import annotations
@@ -17,11 +19,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tunix_core.errors import EvidenceError
-from tunix_core.jsonio import read_jsonl
-from tunix_core.layout import CONFIG, EVAL_SUMMARY, LOG, MANIFEST, METRICS, MODEL, MODEL_CONFIG
+from tunix_core.errors import ConfigError, EvidenceError
+from tunix_core.jsonio import read_jsonl, write_text_atomic
+from tunix_core.layout import (
+    CONFIG,
+    EVAL_SUMMARY,
+    LOG,
+    MANIFEST,
+    METRICS,
+    MODEL,
+    MODEL_CONFIG,
+    REPORT,
+)
 from tunix_core.protocols import ModelBackend
 from tunix_core.rundir import RunDirectory
+from tunix_eval.report_html import gather, render_html
 from tunix_package.bundle import (
     BASELINE_SUMMARY,
     DEFAULT_MAX_BUNDLE_BYTES,
@@ -36,6 +48,8 @@ from tunix_package.bundle import (
     bundle_name,
     cap_log,
     deterministic_zip,
+    expansion_limit,
+    extract_zip,
     file_record,
     find_notebook,
     prediction_sample,
@@ -88,7 +102,8 @@ class KagglePackager:
     Options (``package.options`` plus the runner's ``max_bundle_bytes`` and
     ``prediction_sample``): ``max_log_bytes`` (default: a quarter of the cap, at most
     200 kB), ``notebook`` (a path overriding the lookup of
-    ``notebooks/kaggle_submission.ipynb``), ``out_dir`` (instead of ``run/submission``).
+    ``notebooks/kaggle_submission.ipynb``), ``out_dir`` (instead of ``run/submission``),
+    ``include_report`` (``true``: the report goes into the zip as well as beside it).
     """
 
     name = "kaggle"
@@ -100,6 +115,10 @@ class KagglePackager:
         sample_size = int(options.get("prediction_sample", DEFAULT_PREDICTION_SAMPLE))
         max_log = int(options.get("max_log_bytes", min(DEFAULT_MAX_LOG_BYTES, cap // 4)))
         out_dir = Path(options.get("out_dir") or run.submission_dir)
+        include_report = options.get("include_report", False)
+        if not isinstance(include_report, bool):
+            raise ConfigError("package.options.include_report: must be true or false, "
+                              f"got {include_report!r}")  # fmt: skip
 
         problems = run_directory_problems(run.path, include_submission=False)
         if not run.model_config_path.is_file():
@@ -134,6 +153,10 @@ class KagglePackager:
             entries[BASELINE_SUMMARY] = baseline.read_bytes()
         for plot in sorted(run.path.glob("*.png")):  # the trainer's loss curve and friends
             entries[plot.name] = plot.read_bytes()
+        # Rendered before the zip so that the copy in it and the one beside it are one page.
+        report = render_html(gather(run.path))
+        if include_report:
+            entries[REPORT] = report.encode("utf-8")
         sample, prediction_count = prediction_sample(run.predictions_path, sample_size)
         entries[SAMPLE_NAME] = sample
         full_log = run.log_path.read_bytes() if run.log_path.is_file() else b""
@@ -201,6 +224,7 @@ class KagglePackager:
         problems = validate_path(bundle)
         if problems:
             raise _refuse(f"the bundle {bundle} failed validation", problems)
+        write_text_atomic(out_dir / REPORT, report)
         return bundle
 
     def validate(self, path: Path) -> list[str]:
@@ -219,13 +243,5 @@ def export_evidence(bundle: Path, destination: Path) -> list[Path]:
         raise _refuse(f"refusing to export from {bundle}", problems)
     if destination.exists() and any(destination.iterdir()):
         raise EvidenceError(f"{destination} already exists and is not empty; remove it first")
-    written = []
     with zipfile.ZipFile(bundle) as archive:
-        for info in archive.infolist():
-            if info.is_dir():
-                continue
-            target = destination / info.filename
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(archive.read(info))
-            written.append(target)
-    return written
+        return extract_zip(archive, destination, expansion_limit(bundle.stat().st_size))

@@ -3,7 +3,9 @@ folder (an extracted zip or exported evidence) or a zip.
 
 Every rule returns messages that name the file they are about. The rules: evidence files
 match their schemas; scores are measured numbers (no null, NaN or "TBD"), in [0, 1] and
-consistent with the predictions they summarise; the manifest's model_id and fingerprint
+equal to what re-scoring the predictions gives (:mod:`tunix_package.recompute`); each
+evaluation is of its run's model and eval items; metrics steps increase; the manifest's
+model_id and fingerprint
 match the exported weights and the weights match the preset's shapes; nothing required is
 missing; checksums match; the zip fits its size cap; no entry or path escapes its folder
 and nothing is a symbolic link.
@@ -22,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeGuard
 
+from tunix_core.errors import EvidenceError
 from tunix_core.evaluation import verdict_counts
 from tunix_core.evidence import EVIDENCE_FILES, schema_errors, validate_tree
 from tunix_core.jsonio import read_jsonl
@@ -29,6 +32,7 @@ from tunix_core.layout import (
     CONFIG,
     EVAL_SUMMARY,
     MANIFEST,
+    METRICS,
     MODEL,
     MODEL_CONFIG,
     PREDICTIONS,
@@ -43,10 +47,20 @@ from tunix_package.bundle import (
     MANIFEST_NAME,
     REQUIRED_ENTRIES,
     SAMPLE_NAME,
+    ZIP_READ_ERRORS,
+    entry_parts,
+    expansion_limit,
+    extract_zip,
     max_bundle_bytes_of,
     read_run_config,
     sha256_file,
     tree_records,
+)
+from tunix_package.recompute import (
+    eval_data_problems,
+    metrics_step_problems,
+    rescore_problems,
+    source_problems,
 )
 
 # Strings that stand in for a number someone meant to fill in later.
@@ -55,8 +69,6 @@ PLACEHOLDERS = frozenset(
      "inf", "-inf", "infinity"}
 )  # fmt: skip
 SCORE_TOLERANCE = 1e-9
-# A bundle is capped at about a megabyte; refuse to inflate anything far larger.
-MAX_EXPANDED_BYTES = 256 * 1024 * 1024
 
 
 class NonFinite:
@@ -173,6 +185,7 @@ def summary_file_problems(summary_path: Path, where: str,
         except (ValueError, OSError) as exc:
             return [*problems, f"{predictions_path}: {exc}"]
         problems += consistency_problems(summary, predictions, where, str(predictions_path))
+        problems += rescore_problems(summary, predictions, where, str(predictions_path))
     return problems
 
 
@@ -195,31 +208,51 @@ def _is_absolute(name: str) -> bool:
 
 
 def zip_entry_problems(zip_path: Path) -> list[str]:
-    """Entries that are absolute, climb out with ``..``, are links, repeat or are corrupt."""
+    """Entries that are absolute, climb out with ``..``, are not plain relative paths,
+    are links, repeat, are a file and a folder at once, would expand past
+    :func:`expansion_limit`, or are corrupt."""
     try:
         archive = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (OSError, *ZIP_READ_ERRORS) as exc:
         return [f"{zip_path}: not a readable zip ({exc})"]
     problems = []
     seen: set[str] = set()
+    folders: dict[str, str] = {}  # every folder an entry implies -> an entry inside it
     with archive:
-        for info in archive.infolist():
+        infos = archive.infolist()
+        for info in infos:
             name = info.filename
+            parts = entry_parts(name)
             if _is_absolute(name):
                 problems.append(f"{zip_path}: entry {name!r} is an absolute path")
-            elif ".." in re.split(r"[\\/]+", name):
+            elif ".." in parts:
                 problems.append(f"{zip_path}: entry {name!r} escapes the bundle with '..'")
+            elif any(part in ("", ".") or "\0" in part for part in parts):
+                problems.append(f"{zip_path}: entry {name!r} is not a plain relative path "
+                                "(an empty or '.' part)")  # fmt: skip
             if stat.S_ISLNK(info.external_attr >> 16):
                 problems.append(f"{zip_path}: entry {name!r} is a symbolic link")
-            if name in seen:
+            key = "/".join(parts)
+            if key in seen:
                 problems.append(f"{zip_path}: entry {name!r} appears more than once")
-            seen.add(name)
-        expanded = sum(info.file_size for info in archive.infolist())
-        if expanded > MAX_EXPANDED_BYTES:
+            seen.add(key)
+            for depth in range(1, len(parts)):
+                folders.setdefault("/".join(parts[:depth]), name)
+        for info in infos:
+            key = "/".join(entry_parts(info.filename))
+            if not info.is_dir() and key in folders:
+                problems.append(f"{zip_path}: entry {info.filename!r} is a file, but "
+                                f"{folders[key]!r} needs it to be a folder")  # fmt: skip
+        expanded = sum(info.file_size for info in infos)
+        limit = expansion_limit(zip_path.stat().st_size)
+        if expanded > limit:
             problems.append(f"{zip_path}: its entries would expand to {expanded:,} bytes "
-                            f"(more than {MAX_EXPANDED_BYTES:,}); not a tunix bundle")  # fmt: skip
+                            f"(more than {limit:,}); not a tunix bundle")  # fmt: skip
         if not problems:
-            corrupt = archive.testzip()
+            try:
+                corrupt = archive.testzip()
+            except (OSError, *ZIP_READ_ERRORS) as exc:
+                return [f"{zip_path}: not a readable zip ({exc})"]
             if corrupt is not None:
                 problems.append(f"{zip_path}: entry {corrupt!r} fails its CRC check")
     return problems
@@ -300,12 +333,25 @@ def bundle_folder_problems(folder: Path, label: str, model_dir: Path | None = No
     _, schema_problems = validate_tree(folder)
     problems += [p.replace(str(folder) + os.sep, f"{label}:" if in_zip else f"{label}{os.sep}")
                  for p in schema_problems]  # fmt: skip
-    problems += _sample_problems(folder / SAMPLE_NAME, where(SAMPLE_NAME))
+    sample_problems = _sample_problems(folder / SAMPLE_NAME, where(SAMPLE_NAME))
+    problems += sample_problems
     for name in (EVAL_SUMMARY, BASELINE_SUMMARY):
         if (folder / name).is_file():
             problems += summary_file_problems(folder / name, where(name))
+    problems += metrics_step_problems(folder / METRICS, where(METRICS))
 
     manifest = _read_json_object(folder / MANIFEST, where(MANIFEST), problems)
+    summary = _read_json_object(folder / EVAL_SUMMARY, where(EVAL_SUMMARY), [])
+    if summary is not None and not sample_problems and (folder / SAMPLE_NAME).is_file():
+        problems += rescore_problems(summary, read_jsonl(folder / SAMPLE_NAME),
+                                     where(EVAL_SUMMARY), where(SAMPLE_NAME), complete=False)  # fmt: skip
+    if manifest is not None:
+        for name, trained in ((EVAL_SUMMARY, True), (BASELINE_SUMMARY, False)):
+            written = _read_json_object(folder / name, where(name), [])
+            if written is not None:
+                problems += source_problems(written, manifest, trained=trained,
+                                            summary_where=where(name),
+                                            manifest_where=where(MANIFEST))  # fmt: skip
     model_config = _read_json_object(folder / MODEL_CONFIG, where(MODEL_CONFIG), problems)
     if manifest is not None and model_config is not None:
         problems += identity_problems(manifest, model_config, where(MANIFEST),
@@ -390,13 +436,13 @@ def zip_problems(zip_path: Path, model_dir: Path | None = None) -> list[str]:
         return problems  # never extract an archive with unsafe entries
     with tempfile.TemporaryDirectory(prefix="tunix-bundle-") as tmp:
         folder = Path(tmp)
-        with zipfile.ZipFile(zip_path) as archive:
-            for info in archive.infolist():
-                if info.is_dir():
-                    continue
-                target = folder / info.filename
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(archive.read(info))
+        try:
+            with zipfile.ZipFile(zip_path) as archive:
+                extract_zip(archive, folder, expansion_limit(zip_path.stat().st_size))
+        except EvidenceError as exc:
+            return [str(exc)]
+        except ZIP_READ_ERRORS as exc:
+            return [f"{zip_path}: not a readable zip ({exc})"]
         cap = max_bundle_bytes_of(read_run_config(folder / CONFIG))
         size = zip_path.stat().st_size
         if size > cap:
@@ -439,12 +485,19 @@ def run_directory_problems(run_dir: Path, *, include_submission: bool = True) ->
         if done(stage.name):
             problems += [f"{output}: missing, though the {stage.name} stage is done"
                          for output in stage.outputs(layout) if not output.exists()]  # fmt: skip
-    for summary_path, predictions_path in (
-        (layout.summary_path, layout.predictions_path),
-        (layout.baseline_summary_path, layout.baseline_predictions_path),
+    for summary_path, predictions_path, trained in (
+        (layout.summary_path, layout.predictions_path, True),
+        (layout.baseline_summary_path, layout.baseline_predictions_path, False),
     ):
         if summary_path.is_file():
             problems += summary_file_problems(summary_path, str(summary_path), predictions_path)
+            summary = _read_json_object(summary_path, str(summary_path), [])
+            if summary is not None:
+                problems += source_problems(summary, manifest, trained=trained,
+                                            summary_where=str(summary_path),
+                                            manifest_where=str(layout.manifest_path))  # fmt: skip
+    problems += eval_data_problems(manifest, layout.eval_data_path, str(layout.manifest_path))
+    problems += metrics_step_problems(layout.metrics_path, str(layout.metrics_path))
     model_config_path = layout.model_config_path
     if done("train") and model_config_path.is_file():
         model_config = _read_json_object(model_config_path, str(model_config_path), problems)

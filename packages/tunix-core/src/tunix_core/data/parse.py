@@ -37,8 +37,12 @@ class ParsedCompletion:
 
 @attrs.frozen
 class _Block:
+    """A complete block: its kind and where its content lies in the body. Only the blocks
+    that are reported get sliced: nested blocks would otherwise copy the text over and over."""
+
     kind: str
-    content: str
+    start: int
+    end: int
 
 
 def parse_completion(text: str) -> ParsedCompletion:
@@ -54,6 +58,7 @@ def parse_completion(text: str) -> ParsedCompletion:
 
     blocks: list[_Block] = []
     open_tags: list[tuple[str, int]] = []  # (kind, where its content starts)
+    open_count = {"reasoning": 0, "answer": 0}  # of each kind in open_tags, looked up in O(1)
     top_level: list[str] = []  # depth-0 blocks in order of opening; "text" for stray text
     unclosed: list[str] = []
     position = 0
@@ -68,14 +73,18 @@ def parse_completion(text: str) -> ParsedCompletion:
             else:
                 problems.append(f"nested tags: <{kind}> inside <{open_tags[-1][0]}>")
             open_tags.append((kind, match.end()))
+            open_count[kind] += 1
             continue
-        if kind not in (k for k, _ in open_tags):
+        if not open_count[kind]:
             problems.append(f"</{kind}> without <{kind}>")
             continue
         while open_tags[-1][0] != kind:
-            unclosed.append(open_tags.pop()[0])
+            inner_kind, _ = open_tags.pop()
+            open_count[inner_kind] -= 1
+            unclosed.append(inner_kind)
         _, start = open_tags.pop()
-        blocks.append(_Block(kind, body[start : match.start()].strip()))
+        open_count[kind] -= 1
+        blocks.append(_Block(kind, start, match.start()))
     unclosed.extend(kind for kind, _ in reversed(open_tags))
     problems.extend(f"unclosed <{kind}>" for kind in unclosed)
     if not open_tags and body[position:].strip():
@@ -83,6 +92,8 @@ def parse_completion(text: str) -> ParsedCompletion:
 
     reasonings = [b for b in blocks if b.kind == "reasoning"]
     answers = [b for b in blocks if b.kind == "answer"]
+    reasoning = body[reasonings[0].start : reasonings[0].end].strip() if reasonings else None
+    answer = body[answers[-1].start : answers[-1].end].strip() if answers else None
     if not reasonings and "reasoning" not in unclosed:
         problems.append("missing reasoning block")
     elif len(reasonings) > 1:
@@ -91,15 +102,15 @@ def parse_completion(text: str) -> ParsedCompletion:
         problems.append("missing answer block")
     elif len(answers) > 1:
         problems.append(f"{len(answers)} answer blocks")
-    if reasonings and not reasonings[0].content:
+    if reasoning == "":
         problems.append("empty reasoning")
-    if answers and not answers[-1].content:
+    if answer == "":
         problems.append("empty answer")
     problems.extend(_layout_problems(top_level))
 
     return ParsedCompletion(
-        reasoning=reasonings[0].content if reasonings else None,
-        answer=answers[-1].content if answers else None,
+        reasoning=reasoning,
+        answer=answer,
         format_exact=not problems,
         has_reasoning=bool(reasonings),
         has_answer=bool(answers),
@@ -111,19 +122,27 @@ def _layout_problems(top_level: list[str]) -> list[str]:
     """Stray text and block order, given the depth-0 blocks (by opening tag) and texts."""
     problems: list[str] = []
     blocks = [item for item in top_level if item != "text"]
+    # The block after each item, found in one pass from the end (not a scan per text).
+    next_block: list[str | None] = [None] * len(top_level)
+    following: str | None = None
+    for index in range(len(top_level) - 1, -1, -1):
+        next_block[index] = following
+        if top_level[index] != "text":
+            following = top_level[index]
+    previous: str | None = None
     for index, item in enumerate(top_level):
         if item != "text":
+            previous = item
             continue
-        before = [b for b in top_level[:index] if b != "text"]
-        after = [b for b in top_level[index + 1 :] if b != "text"]
-        if not before and not after:
+        after = next_block[index]
+        if previous is None and after is None:
             problems.append("text outside any block")
-        elif not before:
-            problems.append(f"text before <{after[0]}>")
-        elif not after:
-            problems.append(f"text after </{before[-1]}>")
+        elif previous is None:
+            problems.append(f"text before <{after}>")
+        elif after is None:
+            problems.append(f"text after </{previous}>")
         else:
-            problems.append(f"text between </{before[-1]}> and <{after[0]}>")
+            problems.append(f"text between </{previous}> and <{after}>")
     if (
         "reasoning" in blocks
         and "answer" in blocks

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import jax
@@ -175,6 +175,82 @@ def _generate(
     return out, lengths, stopped
 
 
+# Streaming: `_generate`'s prefill and its decode step as two programs, so a Python loop can
+# hand out each token as it is decoded. Same masks, positions, cache layout and greedy
+# choice as `_generate`, so the tokens are the ones it returns.
+
+
+def _greedy(logits: jax.Array) -> jax.Array:
+    return jnp.argmax(logits.astype(jnp.float32), axis=-1).astype(jnp.int32)
+
+
+def _prefill(
+    graphdef: nnx.GraphDef[Transformer],
+    state: nnx.State[Any, Any],
+    tokens: jax.Array,  # [B, P] int32, left-padded
+    pad_lengths: jax.Array,  # [B] int32
+    *,
+    cache_len: int,
+    rows: NamedSharding | None,
+) -> tuple[jax.Array, Cache]:
+    """The first greedy token [B] of each prompt and the KV cache the prompts filled."""
+    model: Transformer = nnx.merge(graphdef, state)
+    batch, prompt_len = tokens.shape
+    slots = jnp.arange(cache_len)
+    real_key = slots[None, :] >= pad_lengths[:, None]
+    query_slots = jnp.arange(prompt_len)
+    causal = slots[None, None, :] <= query_slots[None, :, None]
+    itself = slots[None, None, :] == query_slots[None, :, None]
+    mask = (real_key[:, None, :] & causal) | itself
+    positions = jnp.maximum(query_slots[None, :] - pad_lengths[:, None], 0)
+    logits, cache = model(tokens, positions, mask, model.init_cache(batch, cache_len), last_only=True)
+    assert cache is not None  # a model given a cache returns one
+    return _split_rows((_greedy(logits[:, -1]), cache), rows)
+
+
+def _decode_step(
+    graphdef: nnx.GraphDef[Transformer],
+    state: nnx.State[Any, Any],
+    cache: Cache,
+    previous: jax.Array,  # [B] int32, the tokens chosen last step
+    slot: jax.Array,  # int32 scalar, the cache slot `previous` is written to
+    pad_lengths: jax.Array,  # [B] int32
+    *,
+    rows: NamedSharding | None,
+) -> tuple[jax.Array, Cache]:
+    """The next greedy token [B] after ``previous``, and the cache holding ``previous``."""
+    model: Transformer = nnx.merge(graphdef, state)
+    slots = jnp.arange(cache["layers"][0]["k"].shape[1])
+    real_key = slots[None, :] >= pad_lengths[:, None]
+    step_mask = (real_key & (slots[None, :] <= slot))[:, None, :]
+    step_positions = (slot - pad_lengths)[:, None]
+    logits, new_cache = model(previous[:, None], step_positions, step_mask, cache)
+    assert new_cache is not None  # a model given a cache returns one
+    return _split_rows((_greedy(logits[:, 0]), new_cache), rows)
+
+
+_REPLACEMENT_CHARACTER = "\ufffd"
+
+
+def text_deltas(tokenizer: Tokenizer, token_ids: Iterable[int]) -> Iterator[str]:
+    """The text of ``token_ids`` piece by piece as the ids arrive: each piece is what the
+    latest ids add to the decoded text. Joined, the pieces equal ``tokenizer.decode`` of
+    all the ids. A trailing U+FFFD waits for the next id, since it may be a multi-byte
+    character whose remaining bytes are still to come."""
+    ids: list[int] = []
+    sent = ""
+    for token in token_ids:
+        ids.append(token)
+        text = tokenizer.decode(ids).rstrip(_REPLACEMENT_CHARACTER)
+        # UTF-8 decoding never rewrites complete characters, so `sent` stays a prefix.
+        if len(text) > len(sent) and text.startswith(sent):
+            yield text[len(sent) :]
+            sent = text
+    rest = tokenizer.decode(ids)[len(sent) :]
+    if rest:
+        yield rest
+
+
 class Sampler:
     """Generates completions for batches of prompts from a `Transformer`.
 
@@ -307,6 +383,70 @@ class Sampler:
             tokens=[out[row, : lengths[row]].tolist() for row in range(num_rows)],
             stop_reasons=[STOP if stopped[row] else LENGTH for row in range(num_rows)],
         )
+
+    def stream(self, prompt: str, *, max_new_tokens: int) -> Iterator[str]:
+        """The greedy completion of ``prompt`` as text pieces, each handed out as soon as
+        it is decoded; joined, they equal ``generate([prompt], ...)[0]``."""
+        ids = self.tokenizer.encode(prompt, add_bos=True)
+        return text_deltas(self.tokenizer, self.stream_ids(ids, max_new_tokens=max_new_tokens))
+
+    def stream_ids(
+        self,
+        prompt_ids: Sequence[int],
+        *,
+        max_new_tokens: int,
+        stop_ids: Sequence[int] | None = None,
+    ) -> Iterator[int]:
+        """The new token ids of one prompt, greedy, each yielded as soon as it is decoded,
+        until a stop token (not yielded; ``stop_ids`` as in `generate_ids`) or
+        ``max_new_tokens``: the tokens `generate_ids` returns for that prompt at
+        temperature 0. Decoding runs only while the iterator is consumed, so closing it
+        (or interrupting the loop that reads it) stops the generation. Single-process
+        meshes only: every step reads its token back to the host."""
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        if not prompt_ids:
+            raise ValueError("the prompt needs at least one token")
+        stops = set(self.tokenizer.stop_ids if stop_ids is None else stop_ids)
+        # The batch and cache shapes of `generate_ids` for one prompt, so the numbers match.
+        batch = self.batch_size(1)
+        prompt_len = bucket(len(prompt_ids), _MIN_PROMPT_BUCKET)
+        cache_len = prompt_len + bucket(max_new_tokens, _MIN_NEW_TOKENS_BUCKET)
+        tokens = np.full((batch, prompt_len), self.tokenizer.pad_id, np.int32)
+        pad_lengths = np.full((batch,), prompt_len - 1, np.int32)
+        tokens[1:, -1] = self.tokenizer.bos_id  # filler rows, never read
+        tokens[0, prompt_len - len(prompt_ids) :] = prompt_ids
+        pad_lengths[0] = prompt_len - len(prompt_ids)
+
+        prefill, decode_step = self._streaming_programs
+        state = self._placed_state()
+        if self.mesh is None:
+            placed = (jnp.asarray(tokens), jnp.asarray(pad_lengths))
+        else:
+            sharding = mesh_lib.batch_sharding(self.mesh)
+            placed = (mesh_lib.put_global(tokens, sharding), mesh_lib.put_global(pad_lengths, sharding))
+        token, cache = prefill(state, *placed, cache_len=cache_len)
+        for step in range(max_new_tokens):
+            if step:
+                slot = jnp.int32(prompt_len + step - 1)
+                token, cache = decode_step(state, cache, token, slot, placed[1])
+            token_id = int(jax.device_get(token)[0])
+            if token_id in stops:
+                return
+            yield token_id
+
+    @functools.cached_property
+    def _streaming_programs(self) -> tuple[Any, Any]:
+        """The jitted `_prefill` and `_decode_step`; the step reuses the cache's buffers."""
+        graphdef, _ = nnx.split(self.model)
+        rows = None if self.mesh is None else mesh_lib.batch_sharding(self.mesh)
+        prefill = jax.jit(
+            functools.partial(_prefill, graphdef, rows=rows), static_argnames=("cache_len",)
+        )
+        decode_step = jax.jit(
+            functools.partial(_decode_step, graphdef, rows=rows), donate_argnames=("cache",)
+        )
+        return prefill, decode_step
 
     def _placed_state(self) -> nnx.State[Any, Any]:
         """The model's state, on a mesh laid out as the trainer lays it out. The layout is

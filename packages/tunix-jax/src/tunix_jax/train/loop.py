@@ -276,7 +276,7 @@ def run_training(
     checkpointer = Checkpointer(
         run.checkpoints_dir, keep=training.keep_checkpoints, async_save=options.async_checkpoints
     )
-    position = _resume(checkpointer, state, stream, run, progress)
+    position = _resume(checkpointer, state, stream, run, progress, seed=config.run.seed)
     _describe(config, stream, steps, position, mesh, progress)
     step_fn = _compile_step(state, tx, config, options)
     batch_sharding = mesh_lib.batch_sharding(mesh, leading_axes=1)
@@ -363,26 +363,56 @@ def _resume(
     stream: BatchStream,
     run: RunDirectory,
     progress: Callable[[str], None],
+    *,
+    seed: int,
 ) -> Position:
-    """The position of the run's latest checkpoint (the data stream moved there too), or
-    the start; metrics logged after it (before a crash) are dropped, to be redone."""
-    latest = checkpointer.latest_step()
-    if latest is None:
+    """The position of the run's newest good checkpoint (the data stream moved there
+    too), or the start; metrics logged after it (before a crash) are dropped, to be redone.
+    Damaged or mismatched newer checkpoints are named, skipped and deleted (training writes
+    their steps again); when none is good the run stops with how to start over."""
+    good, skipped = checkpointer.newest_good(
+        state.params, state.opt_state, lambda step, meta: _meta_problem(step, meta, seed)
+    )
+    for bad in skipped:
+        progress(f"[train] skipped checkpoint {bad.path}: {bad.reason}")
+    if good is None and skipped:
+        raise TunixError(
+            f"no usable checkpoint in {checkpointer.directory} (damaged files, or the "
+            "configuration changed since they were written); to train from the start, delete "
+            f"that folder and run `tunix run --resume {run.path}`"
+        )
+    if good is None:
         _truncate_metrics(run, 0)
         return Position(state.params, state.opt_state)
-    try:
-        params, opt_state, meta = checkpointer.restore(latest, state.params, state.opt_state)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise TunixError(
-            f"{run.checkpoints_dir / str(latest)} does not match this configuration "
-            f"(LoRA, optimizer or model changed?): {exc}"
-        ) from None
-    position = Position(params, opt_state, int(meta["step"]), int(meta["tokens"]),
+    for bad in skipped:
+        checkpointer.delete(int(bad.path.name))
+    meta = good.meta
+    position = Position(good.params, good.opt_state, good.step, int(meta["tokens"]),
                         float(meta["train_seconds"]))  # fmt: skip
     stream.restore(meta["data"])
     _truncate_metrics(run, position.step)
     progress(f"[train] resumed from the checkpoint of step {position.step}")
     return position
+
+
+def _meta_problem(step: int, meta: dict[str, Any], seed: int) -> str | None:
+    """Why a checkpoint's meta is not that of step ``step`` of a run seeded ``seed``;
+    ``None`` when it is."""
+    data = meta.get("data")
+    if meta.get("step") != step:
+        return f"its meta names step {meta.get('step')!r}"
+    if meta.get("seed") != seed:
+        return f"its meta names seed {meta.get('seed')!r}, this run's is {seed}"
+    if not isinstance(meta.get("tokens"), int) or meta["tokens"] < 0:
+        return f"its meta has tokens {meta.get('tokens')!r}, expected a count"
+    seconds = meta.get("train_seconds")
+    if not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds < 0:
+        return f"its meta has train_seconds {seconds!r}, expected seconds"
+    if not isinstance(data, dict) or not all(
+        isinstance(data.get(key), int) and data[key] >= 0 for key in ("epoch", "cursor")
+    ):
+        return f"its meta has data {data!r}, expected the stream position (epoch, cursor)"
+    return None
 
 
 def _describe(
