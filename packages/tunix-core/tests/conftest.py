@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import textwrap
 from collections.abc import Callable
@@ -29,6 +30,16 @@ def make_plugin(root: Path, distribution: str, module: str, source: str, version
 @pytest.fixture
 def plugin_maker() -> Callable[..., None]:
     return make_plugin
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Installs plugins into a fresh folder on sys.path: ``site(dist, module, source)``;
+    the plugin switches of the environment are cleared."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for variable in ("TUNIX_STRICT_PLUGINS", "TUNIX_PLUGINS_ALLOW", "TUNIX_PLUGINS_BLOCK"):
+        monkeypatch.delenv(variable, raising=False)
+    return functools.partial(make_plugin, tmp_path)
 
 
 @pytest.fixture

@@ -5,10 +5,6 @@ sessions set) unless a test turns it back on."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from pathlib import Path
-
 import pytest
 
 from tunix_core import cli as cli_module
@@ -42,14 +38,6 @@ def tunix_register_trainers(registry):
 def tunix_register_commands(cli):
     raise AssertionError("a failed plugin's other hooks must not be called")
 """
-
-
-@pytest.fixture
-def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plugin_maker) -> Callable[..., None]:
-    monkeypatch.syspath_prepend(str(tmp_path))
-    for variable in ("TUNIX_STRICT_PLUGINS", "TUNIX_PLUGINS_ALLOW", "TUNIX_PLUGINS_BLOCK"):
-        monkeypatch.delenv(variable, raising=False)
-    return functools.partial(plugin_maker, tmp_path)
 
 
 def _info(host, name):

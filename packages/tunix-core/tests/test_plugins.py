@@ -1,7 +1,5 @@
 """Plugin discovery through real ``*.dist-info`` folders on ``sys.path``."""
 
-import functools
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,15 +25,6 @@ class Provider:
 class Evaluator:
     name = "alpha-eval"
 """
-
-
-@pytest.fixture
-def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plugin_maker) -> Callable[..., None]:
-    """Installs plugins into a fresh folder on sys.path: ``site(dist, module, source)``."""
-    monkeypatch.syspath_prepend(str(tmp_path))
-    for variable in ("TUNIX_STRICT_PLUGINS", "TUNIX_PLUGINS_ALLOW", "TUNIX_PLUGINS_BLOCK"):
-        monkeypatch.delenv(variable, raising=False)
-    return functools.partial(plugin_maker, tmp_path)
 
 
 def _info(host, name):

@@ -10,41 +10,20 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import yaml
-from click.testing import CliRunner
 from flax import nnx
 
-from tunix_core import builtin
 from tunix_core.chat import PROMPT, STOPPED
-from tunix_core.cli import TunixGroup, cli
 from tunix_core.config import RunConfig, unstructure_config
 from tunix_core.data.parse import parse_completion
 from tunix_core.data.render import render_prompt
-from tunix_core.plugins import PluginHost
 from tunix_core.protocols import ModelSpec, StreamingModel
 from tunix_core.rundir import RunDirectory
-from tunix_jax import plugin
 from tunix_jax.backend import JaxBackend
 from tunix_jax.model.layers import RMSNorm
 
 TINY = ModelSpec("tiny-gemma3", "random")
 QUESTION = "What is 2+2?"
 NEW_TOKENS = 24
-
-
-@pytest.fixture(scope="module")
-def tunix():
-    host = PluginHost()
-    host.add_plugin(builtin, "core", "tunix-core")
-    host.add_plugin(plugin, "jax", "tunix-jax")
-    host.fill_registries()
-    group = TunixGroup("tunix", commands=dict(cli.commands))
-    group.lazy_commands.update(cli.lazy_commands)
-    host.register_commands(group)
-
-    def invoke(*args):
-        return CliRunner().invoke(group, [str(a) for a in args], obj=host)
-
-    return invoke
 
 
 def expected_completion(model, system_prompt: str) -> str:

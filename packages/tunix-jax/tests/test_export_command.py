@@ -4,28 +4,8 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from tunix_core import builtin
-from tunix_core.cli import TunixGroup, cli
-from tunix_core.plugins import PluginHost
 from tunix_core.rundir import RunDirectory
-from tunix_jax import plugin
-
-
-@pytest.fixture
-def tunix():
-    host = PluginHost()
-    host.add_plugin(builtin, "core", "tunix-core")
-    host.add_plugin(plugin, "jax", "tunix-jax")
-    host.fill_registries()
-    group = TunixGroup("tunix", commands=dict(cli.commands))
-    host.register_commands(group)
-
-    def invoke(*args):
-        return CliRunner().invoke(group, [str(a) for a in args], obj=host)
-
-    return invoke
 
 
 @pytest.fixture(scope="module")

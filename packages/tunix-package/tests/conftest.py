@@ -17,10 +17,11 @@ from tunix_core.config import load_config, unstructure_config
 from tunix_core.data.record import example_from_dict, write_jsonl
 from tunix_core.data.render import render_completion, render_prompt
 from tunix_core.evaluation import score_predictions
+from tunix_core.evidence import sha256_file
 from tunix_core.jsonio import append_jsonl
 from tunix_core.protocols import Prediction
 from tunix_core.rundir import RunDirectory
-from tunix_core.stages import EVAL_SHA256, file_sha256, run_eval_source
+from tunix_core.stages import EVAL_SHA256, run_eval_source
 
 QUESTIONS = [
     ("q-003", "What is 3 + 4?", ["Add 3 and 4."], "7"),
@@ -88,7 +89,7 @@ def build_run(root: Path, export_dir: Path, fingerprint: str, *, baseline: bool 
     write_jsonl(_examples()[:4], run.data_dir / "train.jsonl")
     write_jsonl(_examples(), run.data_dir / "eval.jsonl")
     _stage(run, "dataset", {"train_items": 4, "eval_items": 6,
-                            EVAL_SHA256: file_sha256(run.eval_data_path)})  # fmt: skip
+                            EVAL_SHA256: sha256_file(run.eval_data_path)})  # fmt: skip
     if baseline:
         summary = _score(run.baseline_dir, "baseline", right=1,
                          source=run_eval_source(run, "dev-reasoning-v2"))  # fmt: skip

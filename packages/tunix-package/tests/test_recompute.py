@@ -12,11 +12,12 @@ import pytest
 
 from tunix_core.errors import EvidenceError
 from tunix_core.evaluation import binomial_stderr, build_scorecard, score_predictions
+from tunix_core.evidence import sha256_file
 from tunix_core.jsonio import read_jsonl
 from tunix_core.layout import EVAL_SUMMARY, PREDICTIONS
 from tunix_core.protocols import Prediction
 from tunix_core.stages import EVAL_SHA256
-from tunix_package.bundle import MANIFEST_NAME, SAMPLE_NAME, extract_zip, sha256_file
+from tunix_package.bundle import MANIFEST_NAME, SAMPLE_NAME, extract_zip
 from tunix_package.kaggle import KagglePackager, export_evidence
 from tunix_package.validation import run_directory_problems, validate_path
 

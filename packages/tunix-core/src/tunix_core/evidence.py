@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from functools import cache
 from importlib import resources
@@ -72,3 +73,12 @@ def validate_tree(root: Path) -> tuple[list[Path], list[str]]:
         return [root], validate_file(root)
     checked = sorted(p for p in root.rglob("*") if p.name in EVIDENCE_FILES and p.is_file())
     return checked, [problem for path in checked for problem in validate_file(path)]
+
+
+def sha256_file(path: Path) -> str:
+    """The hex sha256 of a file's bytes, read in blocks (model files can be large)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

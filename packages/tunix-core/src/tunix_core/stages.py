@@ -7,7 +7,6 @@ marks a stage that had nothing to do, ``{"stopped_early": True}`` a training cut
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from tunix_core.data.record import read_jsonl, write_jsonl
+from tunix_core.evidence import sha256_file
 from tunix_core.layout import RunLayout
 from tunix_core.protocols import ModelSpec
 
@@ -38,10 +38,6 @@ class Stage:
     discard_outputs_after_upstream_rerun: bool = False
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def write_dataset(run: RunDirectory, plan: Plan, progress: Progress) -> dict[str, Any]:
     started = time.monotonic()
     write_jsonl(plan.train_examples, run.train_data_path)
@@ -51,7 +47,7 @@ def write_dataset(run: RunDirectory, plan: Plan, progress: Progress) -> dict[str
              f"{time.monotonic() - started:.2f}s")  # fmt: skip
     # Recorded so that validation can tell the run's evaluations from any other.
     return {"train_items": len(plan.train_examples), "eval_items": len(plan.eval_examples),
-            EVAL_SHA256: file_sha256(run.eval_data_path)}  # fmt: skip
+            EVAL_SHA256: sha256_file(run.eval_data_path)}  # fmt: skip
 
 
 def run_eval_source(run: RunDirectory, dataset: str) -> dict[str, Any]:
@@ -64,7 +60,7 @@ def run_eval_source(run: RunDirectory, dataset: str) -> dict[str, Any]:
         "model_id": run.manifest["model_id"],
         "model_fingerprint": run.manifest.get("model_fingerprint"),
         "dataset": dataset,
-        "dataset_sha256": file_sha256(eval_data) if eval_data.is_file() else None,
+        "dataset_sha256": sha256_file(eval_data) if eval_data.is_file() else None,
         "split": "eval",
     }
 

@@ -149,24 +149,26 @@ def compare(before: Evaluation, after: Evaluation) -> Comparison:
     return Comparison(before, after, rows, fixed, broken, common)
 
 
-def _number(value: float | None, is_rate: bool) -> str:
+def number(value: float | None, is_rate: bool) -> str:
+    """A metric for a before/after table: a percentage for a rate."""
     if value is None:
         return "-"
     return pct(value) if is_rate else f"{value:.1f}"
 
 
-def _delta(before: float | None, after: float | None, is_rate: bool) -> str:
+def change(before: float | None, after: float | None, is_rate: bool) -> str:
+    """After minus before: percentage points for a rate."""
     if before is None or after is None:
         return ""
-    change = after - before
-    return f"{100 * change:+.1f} pt" if is_rate else f"{change:+.1f}"
+    delta = after - before
+    return f"{100 * delta:+.1f} pt" if is_rate else f"{delta:+.1f}"
 
 
 def format_comparison(comparison: Comparison, *, show: int = 20) -> str:
     before, after = comparison.before, comparison.after
     header = ("metric", before.name, after.name, "change")
     table = [header] + [
-        (name, _number(b, r), _number(a, r), _delta(b, a, r)) for name, b, a, r in comparison.rows
+        (name, number(b, r), number(a, r), change(b, a, r)) for name, b, a, r in comparison.rows
     ]
     widths = [max(len(row[i]) for row in table) for i in range(4)]
     lines = [f"before: {before.path}", f"after:  {after.path}", ""]

@@ -12,7 +12,6 @@ The page holds no clock time of its own, so the same run always gives the same b
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from html import escape
@@ -23,6 +22,7 @@ import attrs
 
 from tunix_core.errors import EvidenceError
 from tunix_core.evaluation import headline_metrics
+from tunix_core.evidence import sha256_file
 from tunix_core.jsonio import read_jsonl, write_text_atomic
 from tunix_core.rundir import RunDirectory
 from tunix_core.stages import STAGE_NAMES
@@ -78,14 +78,6 @@ class RunReport:
         return f"the {stage} stage is {record.get('status', 'unknown')}"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def evidence_files(run: RunDirectory) -> list[EvidenceFile]:
     """sha256 and size of each evidence file of ``run``, in a fixed order."""
     paths = (run.manifest_path, run.config_path, run.summary_path, run.predictions_path,
@@ -95,7 +87,7 @@ def evidence_files(run: RunDirectory) -> list[EvidenceFile]:
     for path in paths:
         name = path.relative_to(run.path).as_posix()
         if path.is_file():
-            files.append(EvidenceFile(name, _sha256(path), path.stat().st_size))
+            files.append(EvidenceFile(name, sha256_file(path), path.stat().st_size))
         else:
             files.append(EvidenceFile(name, None, None))
     return files
@@ -127,19 +119,6 @@ def duration(seconds: float | None) -> str:
     if minutes < 60:
         return f"{minutes} min {rest} s"
     return f"{minutes // 60} h {minutes % 60} min"
-
-
-def number(value: float | None, is_rate: bool) -> str:
-    if value is None:
-        return "-"
-    return pct(value) if is_rate else f"{value:.1f}"
-
-
-def change(before: float | None, after: float | None, is_rate: bool) -> str:
-    if before is None or after is None:
-        return ""
-    delta = after - before
-    return f"{100 * delta:+.1f} pt" if is_rate else f"{delta:+.1f}"
 
 
 def _short(value: float) -> str:
@@ -300,7 +279,7 @@ def _before_after(report: RunReport) -> str:
     if report.baseline is None and report.final is None:
         return _empty(f"No evaluation yet: {report.stage_note('baseline')} and "
                       f"{report.stage_note('evaluate')}.")  # fmt: skip
-    rows = [(escape(name), number(b, r), number(a, r), change(b, a, r))
+    rows = [(escape(name), comparing.number(b, r), comparing.number(a, r), comparing.change(b, a, r))
             for name, b, a, r in report.rows]  # fmt: skip
     before_items, after_items = (str(e.summary["counts"]["items"]) if e else "-"
                                  for e in (report.baseline, report.final))  # fmt: skip

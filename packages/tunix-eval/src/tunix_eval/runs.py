@@ -12,15 +12,9 @@ from tunix_core.errors import TunixError
 from tunix_core.evaluation import read_summary
 from tunix_core.layout import EVAL_SUMMARY, REPORT, RunLayout
 from tunix_core.rundir import RunDirectory
+from tunix_eval.compare import change, number
 from tunix_eval.report import pct
-from tunix_eval.report_html import (
-    RunReport,
-    change,
-    duration,
-    number,
-    stage_detail,
-    stages_in_order,
-)
+from tunix_eval.report_html import RunReport, duration, stage_detail, stages_in_order
 
 
 @attrs.frozen

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from tunix_core.errors import EvidenceError
+from tunix_core.evidence import sha256_file
 from tunix_core.jsonio import read_jsonl
 from tunix_core.layout import BASELINE, CONFIG, EVAL_SUMMARY, LOG, MANIFEST, METRICS, MODEL_CONFIG
 from tunix_core.rundir import RunDirectory
@@ -56,14 +57,6 @@ ZIP_FILE_MODE = 0o100644
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def file_record(data: bytes) -> dict[str, Any]:

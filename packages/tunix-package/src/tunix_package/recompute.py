@@ -21,10 +21,11 @@ from tunix_core.evaluation import (
     prediction_from_record,
     score_predictions,
 )
+from tunix_core.evidence import sha256_file
 from tunix_core.jsonio import read_jsonl
 from tunix_core.layout import PREDICTIONS
 from tunix_core.protocols import Evaluator, Prediction
-from tunix_core.stages import EVAL_SHA256, file_sha256
+from tunix_core.stages import EVAL_SHA256
 
 # The judge asks a model for its verdicts: re-running it would cost a model and need not
 # agree, so its per-item scores and its metrics are taken as written.
@@ -166,7 +167,7 @@ def eval_data_problems(manifest: Mapping[str, Any], eval_data: Path, manifest_wh
     recorded_sha = _recorded_eval_sha256(manifest)
     if recorded_sha is None:
         return []
-    actual = file_sha256(eval_data) if eval_data.is_file() else None
+    actual = sha256_file(eval_data) if eval_data.is_file() else None
     if actual == recorded_sha:
         return []
     return [f"{eval_data}: sha256 is {actual}, but {manifest_where} records {recorded_sha} "

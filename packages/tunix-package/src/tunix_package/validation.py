@@ -26,7 +26,7 @@ from typing import Any, TypeGuard
 
 from tunix_core.errors import EvidenceError
 from tunix_core.evaluation import verdict_counts
-from tunix_core.evidence import EVIDENCE_FILES, schema_errors, validate_tree
+from tunix_core.evidence import EVIDENCE_FILES, schema_errors, sha256_file, validate_tree
 from tunix_core.jsonio import read_jsonl
 from tunix_core.layout import (
     CONFIG,
@@ -53,7 +53,6 @@ from tunix_package.bundle import (
     extract_zip,
     max_bundle_bytes_of,
     read_run_config,
-    sha256_file,
     tree_records,
 )
 from tunix_package.recompute import (
