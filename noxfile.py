@@ -94,8 +94,9 @@ def integration(session: nox.Session) -> None:
 def heavy(session: nox.Session) -> None:
     """Real Gemma 3 270M weights, PyTorch parity and third-party datasets."""
     session.install(*HEAVY_EXTRAS)
+    # hypothesis: the fuzz test modules are collected (and deselected) here too.
     session.install(
-        "pytest", "-e", "packages/tunix-core[hf,champ,gsm-symbolic]",
+        "pytest", "hypothesis", "-e", "packages/tunix-core[hf,champ,gsm-symbolic]",
         "-e", "packages/tunix-jax[default-model]", "-e", "packages/tunix-eval",
         "-e", "packages/tunix-package",
     )  # fmt: skip

@@ -8,11 +8,9 @@ from __future__ import annotations
 import struct
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-import wandb
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from wandb.proto import wandb_internal_pb2
 
 import tunix_core.builtin
 from tunix_core.config import structure_config, unstructure_config
@@ -24,6 +22,9 @@ from tunix_core.loggers.wandb import default_mode
 from tunix_core.plugins import PluginHost, plugin_module
 from tunix_core.protocols import Prediction
 from tunix_core.rundir import RunDirectory
+
+if TYPE_CHECKING:  # the heavy and compat sessions collect this file without W&B installed
+    from wandb.proto import wandb_internal_pb2
 
 TRAIN_METRICS = ("loss", "grad_norm", "learning_rate", "tokens", "tokens_per_second",
                  "elapsed_seconds")  # fmt: skip
@@ -93,6 +94,8 @@ def simulate_run(host: PluginHost, run: RunDirectory, logging: dict | None = Non
 
 def tensorboard_scalars(directory: Path) -> dict[str, list[tuple[int, float]]]:
     """Every scalar tag under ``directory`` as (step, value) pairs, as TensorBoard shows them."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     events = EventAccumulator(str(directory))
     events.Reload()
     return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
@@ -202,6 +205,8 @@ def wandb_home(tmp_path, monkeypatch):
 def wandb_records(path: Path) -> list[wandb_internal_pb2.Record]:
     """The records of a ``run-<id>.wandb`` file: a 7-byte header, then LevelDB-log blocks of
     32 KiB holding chunks (crc32, length, type: 1 full, 2 first, 3 middle, 4 last)."""
+    from wandb.proto import wandb_internal_pb2
+
     data = path.read_bytes()
     assert data[:4] == b":W&B", path
     position, pending, records = 7, b"", []
@@ -237,6 +242,8 @@ def wandb_history(records: list[wandb_internal_pb2.Record]) -> dict[str, list[tu
 
 
 def test_wandb_without_a_login_writes_an_offline_run(wandb_home):
+    import wandb
+
     assert default_mode() == "offline"
     host = core_host()
     run = new_run(wandb_home / "runs")
@@ -269,6 +276,8 @@ def test_wandb_goes_online_only_for_a_logged_in_user_or_when_told(wandb_home, mo
 
 
 def test_a_wandb_failure_does_not_fail_the_run(wandb_home, monkeypatch, capsys):
+    import wandb
+
     def unreachable(**kwargs):
         raise ConnectionError("api.wandb.ai unreachable")
 
