@@ -5,7 +5,12 @@ their first call."""
 from typing import Any
 
 from tunix_core.hookspecs import hookimpl
-from tunix_core.registry import AnswerCheckRegistry, DatasetRegistry, EvaluatorRegistry
+from tunix_core.registry import (
+    AnswerCheckRegistry,
+    DatasetRegistry,
+    EvaluatorRegistry,
+    RewardRegistry,
+)
 from tunix_core.rundir import RunDirectory
 
 
@@ -33,6 +38,15 @@ def tunix_register_answer_checks(registry: AnswerCheckRegistry) -> None:
         "integer",
         "tunix_plugin_example.integer:integer",
         description="The expected whole number in plain digits (example plugin).",
+    )
+
+
+@hookimpl
+def tunix_register_rewards(registry: RewardRegistry) -> None:
+    registry.register(
+        "digit_sum_bonus",
+        "tunix_plugin_example.digit_sum_bonus:digit_sum_bonus",
+        description="Share of right running-sum steps on digit-sum items (example plugin).",
     )
 
 

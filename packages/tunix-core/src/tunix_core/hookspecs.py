@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         DatasetRegistry,
         EvaluatorRegistry,
         PackagerRegistry,
+        RewardRegistry,
         TrainerRegistry,
     )
     from tunix_core.rundir import RunDirectory
@@ -87,6 +88,18 @@ def tunix_register_answer_checks(registry: AnswerCheckRegistry) -> None:
     ``check(answer: str, expected: str, options: AnswerOptions) -> AnswerVerdict`` (see
     :mod:`tunix_core.evaluation`). An item picks a check by name in ``meta.answer_match``
     (``auto`` when absent). Returns nothing.
+    """
+
+
+@hookspec
+def tunix_register_rewards(registry: RewardRegistry) -> None:
+    """Register rewards: functions that score a batch of completions for reinforcement
+    learning.
+
+    Called once per plugin host, the first time a reward is looked up. Call
+    ``registry.register(name, "module:reward", description=...)``; the target must be a
+    :class:`tunix_core.protocols.Reward`: one float per completion, NaN where the reward
+    does not apply. A trainer weights rewards by name. Returns nothing.
     """
 
 

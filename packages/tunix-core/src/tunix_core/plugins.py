@@ -36,6 +36,7 @@ from tunix_core.registry import (
     PackagerRegistry,
     Registry,
     RegistryView,
+    RewardRegistry,
     TrainerRegistry,
 )
 
@@ -78,6 +79,7 @@ class PluginHost:
         self.evaluators = EvaluatorRegistry()
         self.packagers = PackagerRegistry()
         self.answer_checks = AnswerCheckRegistry()
+        self.rewards = RewardRegistry()
         self._distribution_of: dict[str, str] = {}
 
     @property
@@ -162,6 +164,7 @@ class PluginHost:
             "evaluators": self.evaluators,
             "packagers": self.packagers,
             "answer_checks": self.answer_checks,
+            "rewards": self.rewards,
         }
 
     def fill_registries(self) -> None:

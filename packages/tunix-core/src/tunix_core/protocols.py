@@ -231,6 +231,22 @@ class EvaluatorReport:
     per_item: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
 
 
+class Reward(Protocol):
+    """What a ``tunix_register_rewards`` target is: a function that scores a batch of
+    completions for reinforcement learning. The four sequences are parallel (one entry per
+    completion; ``meta`` is each item's meta, as in ``Prediction.meta``). Returns one float
+    per completion, ``NaN`` where the reward does not apply (a weighted sum then leaves it
+    out rather than counting it as zero)."""
+
+    def __call__(
+        self,
+        prompts: Sequence[str],
+        completions: Sequence[str],
+        expected: Sequence[str],
+        meta: Sequence[Mapping[str, Any]],
+    ) -> list[float]: ...
+
+
 @runtime_checkable
 class Packager(Protocol):
     """Turns a finished run into a submission bundle."""

@@ -18,7 +18,14 @@ from tunix_core.errors import TunixError
 
 if TYPE_CHECKING:
     from tunix_core.evaluation import AnswerCheck  # noqa: F401 (a base class names it)
-    from tunix_core.protocols import DatasetProvider, Evaluator, ModelBackend, Packager, Trainer
+    from tunix_core.protocols import (
+        DatasetProvider,
+        Evaluator,
+        ModelBackend,
+        Packager,
+        Reward,  # noqa: F401 (a base class names it)
+        Trainer,
+    )
 
 T = TypeVar("T")
 
@@ -273,6 +280,36 @@ class AnswerCheckRegistry(Registry["AnswerCheck"]):
         if not isinstance(name, str) or not ANSWER_CHECK_NAME.fullmatch(name):
             raise RegistryError(
                 f"invalid answer check name {name!r} from {distribution}: use lowercase "
+                "letters, digits, '_' and '-', starting with a letter"
+            )
+        return super().register(
+            name, target, description=description, distribution=distribution, **extras
+        )
+
+
+# Rewards are weighted by name in a config mapping, so names follow the answer checks' shape.
+REWARD_NAME = ANSWER_CHECK_NAME
+
+
+class RewardRegistry(Registry["Reward"]):
+    """Rewards: functions ``reward(prompts, completions, expected, meta) -> list[float]``
+    (:class:`tunix_core.protocols.Reward`) that a trainer weights by name."""
+
+    def __init__(self) -> None:
+        super().__init__("reward", "The standard rewards come with `pip install tunix-eval`.")
+
+    def register(
+        self,
+        name: str,
+        target: str,
+        *,
+        description: str = "",
+        distribution: str = "unknown",
+        **extras: Any,
+    ) -> Entry:
+        if not isinstance(name, str) or not REWARD_NAME.fullmatch(name):
+            raise RegistryError(
+                f"invalid reward name {name!r} from {distribution}: use lowercase "
                 "letters, digits, '_' and '-', starting with a letter"
             )
         return super().register(

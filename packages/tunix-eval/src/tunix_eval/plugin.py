@@ -1,6 +1,6 @@
 """tunix-eval's plugin: the ``format``, ``accuracy``, ``trace`` and ``judge`` evaluators,
-the built-in answer checks and the ``eval``, ``compare``, ``runs`` and ``report`` commands.
-Targets are lazy strings."""
+the built-in answer checks and rewards, and the ``eval``, ``compare``, ``runs`` and
+``report`` commands. Targets are lazy strings."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from tunix_core.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from tunix_core.cli import TunixGroup
-    from tunix_core.registry import AnswerCheckRegistry, EvaluatorRegistry
+    from tunix_core.registry import AnswerCheckRegistry, EvaluatorRegistry, RewardRegistry
 
 EVALUATORS = {
     "format": ("tunix_eval.format:FormatEvaluator",
@@ -47,6 +47,24 @@ ANSWER_CHECKS = {
 @hookimpl
 def tunix_register_answer_checks(registry: AnswerCheckRegistry) -> None:
     for name, (target, description) in ANSWER_CHECKS.items():
+        registry.register(name, target, description=description)
+
+
+REWARDS = {
+    "format": ("tunix_eval.rewards:format_strict", "1 for the exact competition format, else 0"),
+    "format_approx": ("tunix_eval.rewards:format_approx",
+                      "0.25 per format tag present once and in order"),
+    "answer": ("tunix_eval.rewards:answer",
+               "1 for a correct answer, up to 0.5 for a close number; NaN without one"),
+    "length": ("tunix_eval.rewards:length",
+               "0 up to 1024 words, then down to -1 at twice that"),
+    "repetition": ("tunix_eval.rewards:repetition", "minus the share of repeated word 4-grams"),
+}  # fmt: skip
+
+
+@hookimpl
+def tunix_register_rewards(registry: RewardRegistry) -> None:
+    for name, (target, description) in REWARDS.items():
         registry.register(name, target, description=description)
 
 
