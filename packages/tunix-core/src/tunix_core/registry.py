@@ -75,8 +75,11 @@ class Registry(Generic[T]):
     """Names to lazily imported implementations of one kind (``datasets``, ``trainers``, ...).
 
     ``kind`` is singular ("trainer") and is used in error messages; ``install_hint``
-    says how to get more implementations of this kind.
+    says how to get more implementations of this kind. A registry whose names are written
+    in configs or data (answer checks, rewards) narrows them with ``name_rule``.
     """
+
+    name_rule: re.Pattern[str] | None = None
 
     def __init__(self, kind: str, install_hint: str = "") -> None:
         self.kind = kind
@@ -116,6 +119,11 @@ class Registry(Generic[T]):
             raise RegistryError(
                 f"invalid {self.kind} name {name!r} from {distribution}: a name is a non-empty "
                 "string without ':' (it separates an argument) or surrounding whitespace"
+            )
+        if self.name_rule is not None and not self.name_rule.fullmatch(name):
+            raise RegistryError(
+                f"invalid {self.kind} name {name!r} from {distribution}: use lowercase "
+                "letters, digits, '_' and '-', starting with a letter"
             )
 
     def withdraw(self, entries: list[Entry]) -> None:
@@ -263,27 +271,11 @@ class AnswerCheckRegistry(Registry["AnswerCheck"]):
     """Answer checks: functions ``check(answer, expected, options) -> AnswerVerdict``
     (:mod:`tunix_core.evaluation`) that an item picks by name in ``meta.answer_match``."""
 
+    name_rule = ANSWER_CHECK_NAME
+
     def __init__(self) -> None:
         super().__init__(
             "answer check", "The standard answer checks come with `pip install tunix-eval`."
-        )
-
-    def register(
-        self,
-        name: str,
-        target: str,
-        *,
-        description: str = "",
-        distribution: str = "unknown",
-        **extras: Any,
-    ) -> Entry:
-        if not isinstance(name, str) or not ANSWER_CHECK_NAME.fullmatch(name):
-            raise RegistryError(
-                f"invalid answer check name {name!r} from {distribution}: use lowercase "
-                "letters, digits, '_' and '-', starting with a letter"
-            )
-        return super().register(
-            name, target, description=description, distribution=distribution, **extras
         )
 
 
@@ -295,23 +287,7 @@ class RewardRegistry(Registry["Reward"]):
     """Rewards: functions ``reward(prompts, completions, expected, meta) -> list[float]``
     (:class:`tunix_core.protocols.Reward`) that a trainer weights by name."""
 
+    name_rule = REWARD_NAME
+
     def __init__(self) -> None:
         super().__init__("reward", "The standard rewards come with `pip install tunix-eval`.")
-
-    def register(
-        self,
-        name: str,
-        target: str,
-        *,
-        description: str = "",
-        distribution: str = "unknown",
-        **extras: Any,
-    ) -> Entry:
-        if not isinstance(name, str) or not REWARD_NAME.fullmatch(name):
-            raise RegistryError(
-                f"invalid reward name {name!r} from {distribution}: use lowercase "
-                "letters, digits, '_' and '-', starting with a letter"
-            )
-        return super().register(
-            name, target, description=description, distribution=distribution, **extras
-        )
