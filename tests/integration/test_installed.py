@@ -26,6 +26,7 @@ def test_plugins_lists_the_four_packages_and_the_example():
         "datasets": ["digit-sum"],
         "evaluators": ["answer-brevity"],
         "answer_checks": ["integer"],
+        "rewards": ["digit_sum_bonus"],
     }
 
 
