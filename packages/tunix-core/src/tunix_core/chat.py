@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Sequence
+import signal
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 
 import attrs
 import click
@@ -180,17 +182,51 @@ class ChatSession:
             return
         shown: list[str] = []
         try:
-            if isinstance(self.model, StreamingModel):
-                for piece in self.model.stream(prompt, max_new_tokens=self.max_new_tokens):
-                    shown.append(piece)
-                    self.write(piece)
-            else:
-                shown.append(self.model.generate([prompt], max_new_tokens=self.max_new_tokens)[0])
-                self.write(shown[-1])
+            with ctrl_c_requests_stop() as stop_requested:
+                if isinstance(self.model, StreamingModel):
+                    stream = self.model.stream(prompt, max_new_tokens=self.max_new_tokens)
+                    for piece in stream:
+                        shown.append(piece)
+                        self.write(piece)
+                        if stop_requested():
+                            break
+                    close = getattr(stream, "close", None)
+                    if close is not None:
+                        close()  # stops decoding now, not when the iterator is collected
+                else:
+                    shown.append(
+                        self.model.generate([prompt], max_new_tokens=self.max_new_tokens)[0]
+                    )
+                    self.write(shown[-1])
+                if stop_requested():
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
             self.write(f"\n{STOPPED}")
         self.write("\n")
         self.exchanges.append((question, "".join(shown)))
+
+
+@contextlib.contextmanager
+def ctrl_c_requests_stop() -> Iterator[Callable[[], bool]]:
+    """While the model answers, Ctrl-C only asks the answer to stop after its current
+    token. A KeyboardInterrupt raised in the middle of JAX's dispatch can leave JAX
+    unusable for the rest of the session. Off the main thread, where no handler can be
+    installed, Ctrl-C raises as usual."""
+    requested = False
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal requested
+        requested = True
+
+    try:
+        previous = signal.signal(signal.SIGINT, request_stop)
+    except ValueError:  # not the main thread
+        yield lambda: False
+        return
+    try:
+        yield lambda: requested
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def run_chat(session: ChatSession, read_line: Callable[[str], str]) -> None:
