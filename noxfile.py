@@ -1,12 +1,13 @@
 """Sessions per package plus lint, types, integration, floors, notebook, heavy, compat,
-browser and crash.
+browser, crash and ray.
 
 `nox` with no arguments runs what CI runs (see README.md). `nox -s tests` is the default
 test run (under 20 minutes on a 2-core machine); `heavy` holds the tests with real
 weights and PyTorch; `compat` loads our checkpoints into google-tunix in its own venv
 because google-tunix pins older transformers/huggingface-hub; `floors` runs the tiny
 end-to-end test on the lowest versions the pyprojects declare; `browser` opens a run's
-report.html in headless Chromium; `crash` SIGKILLs tiny runs in every stage and resumes them.
+report.html in headless Chromium; `crash` SIGKILLs tiny runs in every stage and resumes them;
+`ray` runs the tiny sweep on a local Ray instance (tunix-sweep[ray]).
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ from packaging.version import Version
 
 nox.options.sessions = [
     "lint", "types", "tests", "integration", "floors", "notebook", "heavy", "compat", "browser",
-    "crash",
+    "crash", "ray",
 ]  # fmt: skip
 nox.options.reuse_existing_virtualenvs = True
 
 ROOT = Path(__file__).parent
-PACKAGES = ["tunix-core", "tunix-jax", "tunix-eval", "tunix-package"]
+PACKAGES = ["tunix-core", "tunix-jax", "tunix-eval", "tunix-package", "tunix-sweep"]
 EXAMPLE = "examples/tunix-plugin-example"
 TEST_ENV = {
     "JAX_PLATFORMS": "cpu",
@@ -37,15 +38,24 @@ TEST_ENV = {
 # What each package's default tests need besides the package itself.
 TEST_INSTALLS = {
     # tensorboard: only its event reader, to read back what the TensorBoard logger wrote.
-    # hypothesis: the fuzz tests of the core, eval and package readers.
-    "tunix-core": ["-e", "packages/tunix-core[hf,wandb]", "-e", EXAMPLE, "tensorboard", "hypothesis"],
+    # hypothesis: the fuzz tests of the core, eval and package readers. gsm-symbolic: a
+    # part of the dataset.mix tests (reasoning-gym, pure Python, generates offline);
+    # reasoning-gym and humaneval: their providers' tests (offline, small).
+    "tunix-core": ["-e", "packages/tunix-core[hf,wandb,gsm-symbolic,reasoning-gym,humaneval]",
+                   "-e", EXAMPLE, "tensorboard", "hypothesis"],
     # pexpect drives `tunix chat` in a pseudo-terminal.
     "tunix-jax": ["-e", "packages/tunix-core", "-e", "packages/tunix-jax[default-model]", "pexpect"],
-    "tunix-eval": ["-e", "packages/tunix-core", "-e", "packages/tunix-jax", "-e", "packages/tunix-eval",
-                   "hypothesis"],
+    # humaneval: the items whose tests the code-exec evaluator runs.
+    "tunix-eval": ["-e", "packages/tunix-core[humaneval]", "-e", "packages/tunix-jax",
+                   "-e", "packages/tunix-eval", "hypothesis"],
     "tunix-package": [
         "-e", "packages/tunix-core", "-e", "packages/tunix-jax", "-e", "packages/tunix-eval",
         "-e", "packages/tunix-package", "hypothesis",
+    ],
+    # tunix-package: `tunix validate` checks a trial's run directory as for any run.
+    "tunix-sweep": [
+        "-e", "packages/tunix-core", "-e", "packages/tunix-jax", "-e", "packages/tunix-eval",
+        "-e", "packages/tunix-package", "-e", "packages/tunix-sweep",
     ],
 }  # fmt: skip
 HEAVY_EXTRAS = ["torch==2.13.0", "transformers", "accelerate"]
@@ -60,7 +70,8 @@ def _pytest(session: nox.Session, *args: str) -> None:
 def tests(session: nox.Session, package: str) -> None:
     """One package's default tests (no heavy, no compat)."""
     session.install("pytest", *TEST_INSTALLS[package])
-    _pytest(session, f"packages/{package}/tests", "-m", "not heavy and not compat and not browser")
+    _pytest(session, f"packages/{package}/tests", "-m",
+            "not heavy and not compat and not browser and not ray")  # fmt: skip
 
 
 @nox.session(python="3.11")
@@ -98,7 +109,7 @@ def heavy(session: nox.Session) -> None:
     session.install(
         "pytest", "hypothesis", "-e", "packages/tunix-core[hf,champ,gsm-symbolic]",
         "-e", "packages/tunix-jax[default-model]", "-e", "packages/tunix-eval",
-        "-e", "packages/tunix-package",
+        "-e", "packages/tunix-package", "-e", "packages/tunix-sweep",
     )  # fmt: skip
     _pytest(session, "packages", "-m", "heavy")
 
@@ -107,14 +118,15 @@ def heavy(session: nox.Session) -> None:
 def compat(session: nox.Session) -> None:
     """Checkpoints written here load into google-tunix's Gemma classes."""
     session.install("google-tunix==0.1.7")
-    session.install("pytest", *TEST_INSTALLS["tunix-package"])
+    session.install("pytest", *TEST_INSTALLS["tunix-sweep"])  # every package's tests are collected
     _pytest(session, "packages", "-m", "compat")
 
 
 @nox.session(python="3.11")
 def crash(session: nox.Session) -> None:
     """A tiny `tunix run` SIGKILLed 20 times (every stage, fixed seeds) and resumed: each
-    ends valid, with the uninterrupted run's weights and every step logged once."""
+    ends valid, with the uninterrupted run's weights and every step logged once; and a
+    tiny GRPO training SIGKILLed and resumed to the same parameters."""
     session.install("pytest", *TEST_INSTALLS["tunix-package"])
     _pytest(session, "tests/crash", "-s")
 
@@ -190,3 +202,10 @@ def browser(session: nox.Session) -> None:
     session.run("pytest", "packages/tunix-eval/tests/browser", "-m", "browser", *session.posargs,
                 env={**TEST_ENV, "TUNIX_REPORT_SCREENSHOT": str(REPORT_SCREENSHOT)})  # fmt: skip
     session.log(f"report screenshot: {REPORT_SCREENSHOT}")
+
+
+@nox.session(python="3.11")
+def ray(session: nox.Session) -> None:
+    """The tiny sweep with `--backend ray` on a local Ray instance (tunix-sweep[ray])."""
+    session.install("pytest", *TEST_INSTALLS["tunix-sweep"], "-e", "packages/tunix-sweep[ray]")
+    _pytest(session, "packages/tunix-sweep/tests", "-m", "ray")

@@ -51,5 +51,35 @@ def test_interrupted_run_resumes_to_a_valid_submission(tmp_path: Path):
 def test_bad_trainer_name_creates_no_run_directory(tmp_path: Path):
     result = tunix(tmp_path, "run", "--trainer", "nope", "--dataset", "dev-reasoning-v2")
     assert result.returncode == 2
-    assert "Unknown trainer 'nope'. Installed: jax." in result.stderr
+    assert "Unknown trainer 'nope'. Installed: grpo, jax." in result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_sft_then_grpo_in_one_run_records_both_phases(tmp_path: Path):
+    """training.phases with the real trainers and tunix-eval's rewards: SFT, then GRPO
+    from the SFT model; the run validates and its manifest lists both phases."""
+    config = tmp_path / "phases.yaml"
+    config.write_text(
+        "training:\n"
+        "  phases:\n"
+        "    - {trainer: jax}\n"
+        "    - trainer: grpo\n"
+        "      learning_rate: 1e-4\n"
+        "      options: {num_generations: 2, max_new_tokens: 16, progress_bar: false,\n"
+        "                rewards: {format_approx: 1.0, repetition: 0.5}}\n"
+    )
+    result = tunix(tmp_path, "run", *TINY, "-c", str(config), "--set", "package.enabled=false")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = (tmp_path / "runs").iterdir()
+    detail = json.loads((run / "run_manifest.json").read_text())["stages"]["train"]["detail"]
+    assert [(p["trainer"], p["steps"], p["directory"]) for p in detail["phases"]] == [
+        ("jax", 2, "phases/1-jax"), ("grpo", 2, "."),
+    ]  # fmt: skip
+    sft_fingerprint = detail["phases"][0]["model_fingerprint"]
+    assert sft_fingerprint and sft_fingerprint != detail["phases"][1]["model_fingerprint"]
+    grpo_steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in grpo_steps] == [1, 2]
+    assert {"reward/format_approx", "reward/repetition", "kl"} <= set(grpo_steps[0])
+    assert len((run / "phases" / "1-jax" / "metrics.jsonl").read_text().splitlines()) == 2
+    checked = tunix(tmp_path, "validate", str(run))
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -160,3 +160,13 @@ def test_a_run_saved_before_fields_moved_still_loads():
     assert config.trainer.options["lora_targets"][0] == "q_einsum"
     assert config.model.options == {"mesh_data": None, "mesh_fsdp": None}
     assert config.training.steps == 44
+
+
+def test_exponent_numbers_without_a_dot_are_numbers_in_files_and_overrides(tmp_path):
+    # YAML 1.1 reads `3e-6` as a string; learning rates are written that way.
+    path = tmp_path / "run.yaml"
+    path.write_text("training:\n  learning_rate: 3e-6\n  weight_decay: 1E-2\n")
+    config = load_config(path, ["training.grad_clip=5e-1"])
+    assert config.training.learning_rate == 3e-6 and config.training.weight_decay == 0.01
+    assert config.training.grad_clip == 0.5
+    assert load_config(None, ["run.name=e5"]).run.name == "e5"

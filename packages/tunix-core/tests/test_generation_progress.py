@@ -123,7 +123,8 @@ def test_the_dataset_stage_says_what_it_wrote(tmp_path):
     run = RunDirectory.create(tmp_path, "unit-run", model_id="tiny-gemma3@random", dataset="unit",
                               trainer="jax", config_path=None, command=["pytest"])  # fmt: skip
     plan = types.SimpleNamespace(config=structure_config({"dataset": {"name": "unit"}}),
-                                 train_examples=EXAMPLES[:3], eval_examples=EXAMPLES[3:])  # fmt: skip
+                                 train_examples=EXAMPLES[:3], eval_examples=EXAMPLES[3:],
+                                 dataset_parts={})  # fmt: skip
     messages: list[str] = []
     detail = write_dataset(run, plan, messages.append)
     assert detail["train_items"] == 3 and detail["eval_items"] == 2

@@ -71,17 +71,22 @@ class EchoBackend:
 
 
 class FakeTrainer:
-    """Writes what a trainer must leave behind; fails when ``fail`` is set."""
+    """Writes what a trainer must leave behind and records what it was asked to train
+    (steps, the model it starts from, where it writes); fails when ``fail`` is set or
+    when asked for ``fail_at_steps`` steps."""
 
     fail = False
+    fail_at_steps: int | None = None
+    seen: ClassVar[list[tuple[int, str | None, Path]]] = []
 
     def validate(self, config: Any) -> None:
         pass
 
     def train(self, config: Any, run: RunDirectory, train_examples: Any, *, backend: Any,
               progress: Any) -> TrainResult:  # fmt: skip
-        if FakeTrainer.fail:
+        if FakeTrainer.fail or config.training.steps == FakeTrainer.fail_at_steps:
             raise RuntimeError("out of memory")
+        FakeTrainer.seen.append((config.training.steps, config.model.init_from, run.path))
         run.metrics_path.write_text('{"step": 1}\n')
         base = backend.load(ModelSpec.from_config(config))
         return TrainResult(steps=1, export=backend.export(base, run.model_dir))
@@ -129,6 +134,8 @@ def _run_finished(run: RunDirectory, status: str, error: BaseException | None) -
 def host() -> PluginHost:
     hook_calls.clear()
     FakeTrainer.fail = False
+    FakeTrainer.fail_at_steps = None
+    FakeTrainer.seen.clear()
     EchoBackend.loads.clear()
     host = PluginHost()
     host.add_plugin(builtin, "core", "tunix-core")
@@ -348,3 +355,102 @@ def test_a_run_holds_its_lock_while_its_stages_run(
     monkeypatch.setattr(FakeTrainer, "train", train_while_checking_the_lock)
     api.run(config(tmp_path), stop_after="train", host=host, echo=lambda _: None)
     assert seen == ["locked"]
+
+
+def test_a_mixture_run_saves_disjoint_splits_and_each_part_s_count_and_sha256(
+    host: PluginHost, tmp_path: Path
+):
+    from tunix_core.data.record import read_jsonl
+
+    code = Path(__file__).parent / "data" / "fixtures" / "code_reasoning.jsonl"
+    mix = [{"name": "dev-reasoning-v2", "limit": 30},
+           {"name": f"jsonl:{code}", "options": {"eval_fraction": 0.5}}]  # fmt: skip
+    settings = config(tmp_path / "runs")
+    settings["dataset"] = {"mix": mix, "eval_limit": 3}
+    path = api.run(settings, stop_after="dataset", host=host, echo=lambda _: None)
+    run = RunDirectory.open(path)
+    assert run.manifest["dataset"] == f"mix(dev-reasoning-v2,jsonl:{code})"
+    parts = run.manifest["stages"]["dataset"]["detail"]["parts"]
+    train, evaluation = read_jsonl(run.train_data_path), read_jsonl(run.eval_data_path)
+    assert [p["count"] for p in parts["train"]] == [2, 2] and len(train) == 4
+    assert sum(p["count"] for p in parts["eval"]) == len(evaluation) == 3
+    assert not {e.question for e in train} & {e.question for e in evaluation}
+    # The fixture's code reasoning reached the run's saved data byte for byte.
+    saved = {e.id: e.reasoning for e in train + evaluation if e.reasoning is not None}
+    original = {e.id: e.reasoning for e in read_jsonl(code)}
+    assert saved and all(original[key] == text for key, text in saved.items())
+
+
+def test_phases_train_in_order_each_from_the_model_the_one_before_wrote(
+    host: PluginHost, tmp_path: Path
+):
+    phased = config(tmp_path)
+    phased["training"] = {"phases": [{"trainer": "fake", "steps": 3},
+                                     {"trainer": "fake", "steps": 5}]}  # fmt: skip
+    path = api.run(phased, host=host, echo=lambda _: None)
+    first = path / "phases" / "1-fake"
+    assert FakeTrainer.seen == [(3, None, first), (5, str(first), path)]
+    detail = RunDirectory.open(path).manifest["stages"]["train"]["detail"]
+    assert [(p["phase"], p["trainer"], p["steps"], p["directory"]) for p in detail["phases"]] == [
+        (1, "fake", 1, "phases/1-fake"), (2, "fake", 1, "."),
+    ]  # fmt: skip
+    assert (first / "model" / "phase.json").is_file() and (path / "model").is_dir()
+
+
+def test_a_resumed_run_skips_the_phases_that_finished(host: PluginHost, tmp_path: Path):
+    from tunix_core.errors import TunixError
+
+    phased = config(tmp_path)
+    phased["training"] = {"phases": [{"trainer": "fake", "steps": 3},
+                                     {"trainer": "fake", "steps": 5}]}  # fmt: skip
+    FakeTrainer.fail_at_steps = 5
+    with pytest.raises((RuntimeError, TunixError)):
+        api.run(phased, host=host, echo=lambda _: None)
+    (path,) = tmp_path.iterdir()
+    FakeTrainer.fail_at_steps = None
+    lines: list[str] = []
+    api.run(None, resume=path, host=host, echo=lines.append)
+    assert [steps for steps, _, _ in FakeTrainer.seen] == [3, 5]  # phase 1 trained once
+    assert any("phase 1/2 (fake) was done earlier" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("phases", "message"),
+    [
+        ([{"trainer": "fake", "lr": 1}], r"training\.phases\[0\]\.lr: not a field of a phase"),
+        ([{"steps": 3}], r"training\.phases\[0\]: a phase is a mapping naming its trainer"),
+        ([{"trainer": "nope"}], r"training\.phases\[0\]\.trainer: Unknown trainer 'nope'"),
+        ([{"trainer": "fake", "steps": -1}], r"training\.phases\[0\]\.steps: must be > 0"),
+    ],
+)
+def test_a_bad_phase_is_refused_naming_it(host: PluginHost, tmp_path: Path, phases, message):
+    from tunix_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        api.run({**config(tmp_path), "training": {"phases": phases}}, host=host, echo=print)
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
+def test_init_from_starts_from_another_run_s_model_and_records_it(
+    host: PluginHost, tmp_path: Path
+):
+    first = api.run(config(tmp_path / "a"), host=host, echo=lambda _: None)
+    second = api.run({**config(tmp_path / "b"), "model": {"backend": "echo",
+                                                          "init_from": str(first)}},
+                     host=host, echo=lambda _: None)  # fmt: skip
+    assert FakeTrainer.seen[-1][1] == str(first)
+    detail = RunDirectory.open(second).manifest["stages"]["train"]["detail"]
+    assert detail["init_from"] == {"run": str(first), "model_fingerprint": None}
+
+
+def test_init_from_must_name_a_run_with_a_trained_model(host: PluginHost, tmp_path: Path):
+    from tunix_core.errors import ConfigError
+
+    unfinished = api.run(config(tmp_path / "a"), stop_after="baseline", host=host,
+                         echo=lambda _: None)  # fmt: skip
+    for target, message in [(tmp_path, "is not a run directory"),
+                            (unfinished, "has no trained model")]:  # fmt: skip
+        with pytest.raises(ConfigError, match=f"model.init_from: .*{message}"):
+            api.run({**config(tmp_path / "b"), "model": {"backend": "echo",
+                                                         "init_from": str(target)}},
+                    host=host, echo=lambda _: None)  # fmt: skip

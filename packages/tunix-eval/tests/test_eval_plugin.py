@@ -13,7 +13,7 @@ SOURCES = [str(Path(__file__).parents[2] / p / "src") for p in ("tunix-core", "t
 
 
 def test_evaluators_are_registered_lazily_and_build_without_arguments(host):
-    assert set(host.evaluators.names()) == {"format", "accuracy", "trace", "judge"}
+    assert set(host.evaluators.names()) == {"format", "accuracy", "trace", "judge", "code-exec"}
     for entry in host.evaluators.entries():
         assert entry.distribution == "tunix-eval"
         assert entry.target.startswith("tunix_eval.") and entry.description
@@ -39,7 +39,7 @@ def test_commands_are_added_lazily(host):
 
     root = TunixGroup("tunix")
     host.register_commands(root)
-    assert set(root.lazy_commands) == {"eval", "compare", "runs", "report"}
+    assert set(root.lazy_commands) == {"eval", "compare", "runs", "report", "distill"}
     assert root.commands == {}  # nothing imported until a command is used
     assert "runs     Runs under a folder" in CliRunner().invoke(root, ["--help"]).output
     assert set(root.get_command(None, "runs").commands) == {"list", "show"}
@@ -48,6 +48,7 @@ def test_commands_are_added_lazily(host):
 def test_importing_the_plugin_and_its_commands_does_not_import_jax():
     code = (
         "import sys, tunix_eval.plugin, tunix_eval.commands, tunix_eval.judge\n"
+        "import tunix_eval.distill_command\n"
         "heavy = sorted(m for m in ('jax', 'flax', 'torch', 'tunix_jax') if m in sys.modules)\n"
         "assert not heavy, heavy\n"
     )

@@ -1,4 +1,4 @@
-"""The built-in rewards on hand-computed cases, and combine_rewards' weighting."""
+"""The built-in rewards on hand-computed cases, and their weighting by tunix_core.rewards.score_rewards."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import pytest
 from tunix_core.errors import DataError
 from tunix_core.plugins import get_host
 from tunix_core.registry import RegistryError, RewardRegistry, UnknownNameError
+from tunix_core.rewards import score_rewards
 from tunix_eval.plugin import tunix_register_rewards
 from tunix_eval.rewards import (
     LengthPenalty,
     answer,
-    combine_rewards,
     format_approx,
     format_strict,
     repetition,
@@ -122,43 +122,45 @@ def nan_for_first(prompts: Sequence[str], completions: Sequence[str], expected: 
 ONE, HALF = constant(1.0), constant(0.5)
 
 
-def test_combine_rewards_weights_and_renormalises_over_the_rewards_that_apply():
+def test_score_rewards_weights_and_renormalises_over_the_rewards_that_apply():
     registry = RewardRegistry()
     registry.register("one", f"{__name__}:ONE")
     registry.register("nan-first", f"{__name__}:nan_for_first")
-    got = combine_rewards(registry, {"one": 1.0, "nan-first": 3.0}, ["p"] * 2, ["a", "b"],
-                          ["e"] * 2, [{}] * 2)  # fmt: skip
+    got = score_rewards(registry, {"one": 1.0, "nan-first": 3.0}, ["p"] * 2, ["a", "b"],
+                        ["e"] * 2, [{}] * 2)  # fmt: skip
     # First: only "one" applies -> 1.0. Second: (1*1 + 3*0) / 4.
-    assert got == [1.0, 0.25]
+    assert got.total == [1.0, 0.25]
+    assert got.by_reward["one"] == [1.0, 1.0]
+    assert math.isnan(got.by_reward["nan-first"][0]) and got.by_reward["nan-first"][1] == 0.0
 
 
-def test_combine_rewards_is_nan_where_no_reward_applies():
+def test_score_rewards_is_nan_where_no_reward_applies():
     registry = RewardRegistry()
     registry.register("nan-first", f"{__name__}:nan_for_first")
-    got = combine_rewards(registry, {"nan-first": 1.0}, ["p"], ["a"], ["e"], [{}])
-    assert math.isnan(got[0])
+    got = score_rewards(registry, {"nan-first": 1.0}, ["p"], ["a"], ["e"], [{}])
+    assert math.isnan(got.total[0])
 
 
-def test_combine_rewards_uses_the_installed_builtins():
-    got = combine_rewards(get_host().rewards, {"format": 1.0, "answer": 1.0}, ["q", "q"],
-                          [GOOD, "<answer>yes</answer>"], ["no", "no"], [{}, {}])  # fmt: skip
-    assert got == [1.0, 0.0]
+def test_score_rewards_uses_the_installed_builtins():
+    got = score_rewards(get_host().rewards, {"format": 1.0, "answer": 1.0}, ["q", "q"],
+                        [GOOD, "<answer>yes</answer>"], ["no", "no"], [{}, {}])  # fmt: skip
+    assert got.total == [1.0, 0.0]
 
 
-def test_combine_rewards_names_an_unknown_reward_and_lists_the_installed_ones():
+def test_score_rewards_names_an_unknown_reward_and_lists_the_installed_ones():
     registry = RewardRegistry()
     registry.register("half", f"{__name__}:HALF")
     with pytest.raises(UnknownNameError, match=r"Unknown reward 'halv'\. Installed: half\."):
-        combine_rewards(registry, {"halv": 1.0}, ["p"], ["a"], ["e"], [{}])
+        score_rewards(registry, {"halv": 1.0}, ["p"], ["a"], ["e"], [{}])
 
 
-def test_combine_rewards_rejects_a_non_positive_weight_and_unparallel_inputs():
+def test_score_rewards_rejects_a_non_positive_weight_and_unparallel_inputs():
     registry = RewardRegistry()
     registry.register("half", f"{__name__}:HALF")
     with pytest.raises(ValueError, match=r"reward 'half': weight must be a positive number"):
-        combine_rewards(registry, {"half": 0.0}, ["p"], ["a"], ["e"], [{}])
+        score_rewards(registry, {"half": 0.0}, ["p"], ["a"], ["e"], [{}])
     with pytest.raises(ValueError, match="must be parallel"):
-        combine_rewards(registry, {"half": 1.0}, ["p"], ["a", "b"], ["e"], [{}])
+        score_rewards(registry, {"half": 1.0}, ["p"], ["a", "b"], ["e"], [{}])
 
 
 def test_reward_names_are_validated():

@@ -1,5 +1,6 @@
 """docs/configuration.md documents every field of the ``jax`` backend's ``model.options``
-and of the ``jax`` trainer's ``trainer.options`` with its real default."""
+and of the ``jax`` and ``grpo`` trainers' ``trainer.options`` (the ``grpo`` trainer's
+are the ``jax`` trainer's and more) with its real default."""
 
 import re
 from pathlib import Path
@@ -9,11 +10,11 @@ import pytest
 import yaml
 
 from tunix_core.config import converter
-from tunix_jax.options import JaxModelOptions, JaxTrainerOptions
+from tunix_jax.options import GrpoTrainerOptions, JaxModelOptions
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
 ROWS = dict(re.findall(r"^\| `([a-z_.]+)` \| (.+?) \| .+ \|$", DOC.read_text(), re.M))
-SECTIONS = {"model.options": JaxModelOptions, "trainer.options": JaxTrainerOptions}
+SECTIONS = {"model.options": JaxModelOptions, "trainer.options": GrpoTrainerOptions}
 FIELDS = [
     (f"{root}.{field.name}", field)
     for root, cls in SECTIONS.items()
@@ -24,7 +25,8 @@ FIELDS = [
 @pytest.mark.parametrize(("path", "field"), FIELDS, ids=[p for p, _ in FIELDS])
 def test_option_is_documented_with_its_default(path, field):
     assert path in ROWS, f"docs/configuration.md has no row for `{path}`"
-    value = converter.unstructure(field.default)
+    default = field.default
+    value = converter.unstructure(default.factory() if isinstance(default, attrs.Factory) else default)
     expected = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
     expected = expected.removesuffix("...").strip()
     assert ROWS[path] == f"`{expected}`", f"{path}: documented {ROWS[path]}, default {expected}"

@@ -26,11 +26,10 @@ from tunix_core.cli import host_of
 from tunix_core.config import RunConfig, load_run_config
 from tunix_core.data.parse import parse_completion
 from tunix_core.data.render import END_OF_TURN, render_prompt
-from tunix_core.errors import ConfigError, TunixError
+from tunix_core.errors import TunixError
 from tunix_core.layout import model_id
-from tunix_core.plugins import PluginHost
-from tunix_core.protocols import LoadedModel, ModelBackend, ModelSpec, StreamingModel
-from tunix_core.registry import RegistryError
+from tunix_core.plugins import PluginHost, backend_for, validate_spec
+from tunix_core.protocols import LoadedModel, ModelSpec, StreamingModel
 from tunix_core.rundir import RunDirectory
 
 PROMPT = "you> "
@@ -69,14 +68,6 @@ def open_model(
     return _open_preset(host, preset, weights or "default", backend_name or "jax")
 
 
-def _backend(host: PluginHost, name: str, field: str) -> ModelBackend:
-    try:
-        backend: ModelBackend = host.backends.load(name)()
-    except RegistryError as exc:
-        raise ConfigError(f"{field}: {exc}") from None
-    return backend
-
-
 def _open_run(host: PluginHost, path: Path) -> OpenedModel:
     run = RunDirectory.open(path)
     if not run.config_path.is_file():
@@ -84,7 +75,7 @@ def _open_run(host: PluginHost, path: Path) -> OpenedModel:
             f"{path} has no {run.config_path.name}; it is not a complete run directory"
         )
     config = load_run_config(run.config_path)
-    backend = _backend(host, config.model.backend, f"{run.config_path}: model.backend")
+    backend = backend_for(host, config.model.backend, f"{run.config_path}: model.backend")
     if not run.model_config_path.is_file():
         raise TunixError(
             f"{path} has no trained model yet ({run.model_config_path} is missing); "
@@ -104,16 +95,9 @@ def _open_run(host: PluginHost, path: Path) -> OpenedModel:
 
 
 def _open_preset(host: PluginHost, preset: str, weights: str, backend_name: str) -> OpenedModel:
-    backend = _backend(host, backend_name, "--backend")
+    backend = backend_for(host, backend_name, "--backend")
     spec = ModelSpec(preset, weights)
-    try:
-        backend.validate(spec)
-    except ConfigError as exc:
-        message = str(exc)
-        for field, flag in FLAG_OF_FIELD.items():
-            if message.startswith(f"{field}:"):
-                message = flag + message.removeprefix(field)
-        raise ConfigError(message) from None
+    validate_spec(backend, spec, FLAG_OF_FIELD)
     defaults = RunConfig()
     return OpenedModel(
         backend.load(spec),

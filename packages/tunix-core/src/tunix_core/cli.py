@@ -160,6 +160,8 @@ def validate_command(ctx: click.Context, path: Path) -> None:
 @click.option("--dataset", help="Dataset name or NAME:ARG, e.g. jsonl:my.jsonl (config: dataset.name).")
 @click.option("--model", "preset", help="Model preset (config: model.preset).")
 @click.option("--weights", help="default | random | gguf:PATH | safetensors:DIR | orbax:DIR (a Kaggle Flax Gemma checkpoint, or a run's model/params).")
+@click.option("--init-from", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Start from the trained model of this run directory, e.g. SFT then GRPO (config: model.init_from).")
 @click.option("--steps", type=int, help="Training steps (config: training.steps).")
 @click.option("--time-budget", help="Stop training cleanly before this much time, e.g. 8h45m.")
 @click.option("--name", help="Run name; the run id is NAME-DATE-TIME (config: run.name).")
@@ -172,7 +174,8 @@ def validate_command(ctx: click.Context, path: Path) -> None:
               help="Stop after this stage (resume later with --resume).")
 @click.pass_context
 def run_command(ctx: click.Context, config_path: Path | None, trainer: str | None,
-                dataset: str | None, preset: str | None, weights: str | None, steps: int | None,
+                dataset: str | None, preset: str | None, weights: str | None,
+                init_from: Path | None, steps: int | None,
                 time_budget: str | None, name: str | None, output_dir: str | None,
                 overrides: tuple[str, ...], resume: Path | None, stop_after: str | None) -> None:  # fmt: skip
     """Build the dataset, measure the untrained model, fine-tune, evaluate and package.
@@ -183,11 +186,13 @@ def run_command(ctx: click.Context, config_path: Path | None, trainer: str | Non
     from tunix_core import api
 
     if resume is not None:
-        given = [config_path, trainer, dataset, preset, weights, steps, time_budget, name, output_dir]
+        given = [config_path, trainer, dataset, preset, weights, init_from, steps, time_budget, name,
+                 output_dir]  # fmt: skip
         if any(v is not None for v in given) or overrides:
             raise click.UsageError("--resume continues a run with its saved config; drop other options")
     flags = {"trainer.name": trainer, "dataset.name": dataset, "model.preset": preset,
              "model.weights": weights, "training.steps": steps,
+             "model.init_from": init_from.resolve() if init_from else None,
              "training.time_budget": time_budget, "run.name": name,
              "run.output_dir": output_dir}  # fmt: skip
     all_overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + list(overrides)

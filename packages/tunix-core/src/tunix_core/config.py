@@ -24,6 +24,7 @@ from cattrs.cols import (
     list_structure_factory,
 )
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
+from cattrs.gen import make_mapping_structure_fn
 
 from tunix_core.errors import ConfigError
 
@@ -44,17 +45,30 @@ class FieldRuleError(ValueError):
         self.rule = rule
 
 
-def _positive(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+def positive(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
     if value is not None and not value > 0:
         raise FieldRuleError(attribute.name, f"must be > 0, got {value!r}")
 
 
-def _non_negative(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+def non_negative(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
     if value is not None and value < 0:
         raise FieldRuleError(attribute.name, f"must be >= 0, got {value!r}")
 
 
-def _one_of(*choices: str) -> Any:
+# Validators for attrs fields of configuration sections; plugins use them for their
+# ``options`` too. Each raises a FieldRuleError, which structure() reports as
+# ``<dotted path>: <rule>``.
+
+
+def at_least(minimum: int) -> Any:
+    def check(_: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+        if value < minimum:
+            raise FieldRuleError(attribute.name, f"must be >= {minimum}, got {value!r}")
+
+    return check
+
+
+def one_of(*choices: str) -> Any:
     def check(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:
         if value not in choices:
             allowed = ", ".join(map(repr, choices))
@@ -79,7 +93,7 @@ def parse_duration(text: str) -> float:
     return hours * 3600 + minutes * 60 + seconds
 
 
-def _duration(_: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
+def duration(_: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
     if value is None:
         return
     try:
@@ -99,16 +113,47 @@ class RunSection:
     seed: int = 0
 
 
+def _dataset_name(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not value.strip():
+        raise FieldRuleError(attribute.name, "must name a dataset (see `tunix datasets list`)")
+
+
+@attrs.frozen
+class MixPart:
+    """One dataset of a mixture: its share of the mixture is ``weight`` over the sum of
+    the weights; ``limit`` caps how many of its items are drawn from, per split."""
+
+    name: str = attrs.field(validator=_dataset_name)
+    weight: float = attrs.field(default=1.0, validator=positive)
+    limit: int | None = attrs.field(default=None, validator=positive)
+    options: dict[str, Any] = attrs.field(factory=dict)
+
+
+def _no_options_with_mix(section: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if section.mix and value:
+        raise FieldRuleError(attribute.name, "with dataset.mix, give options to each part "
+                             "(dataset.mix[N].options)")  # fmt: skip
+
+
 @attrs.frozen
 class DatasetSection:
-    """Which dataset to learn from and how to render it."""
+    """Which dataset to learn from and how to render it. With ``mix`` the data is a
+    seeded mixture of its parts and ``name`` is not used (tunix_core.data.mixture)."""
 
-    name: str = "dev-reasoning-v2"
-    train_limit: int | None = attrs.field(default=None, validator=_positive)
-    eval_limit: int | None = attrs.field(default=None, validator=_positive)
+    name: str = attrs.field(default="dev-reasoning-v2", validator=_dataset_name)
+    train_limit: int | None = attrs.field(default=None, validator=positive)
+    eval_limit: int | None = attrs.field(default=None, validator=positive)
     seed: int = 0
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
-    options: dict[str, Any] = attrs.field(factory=dict)
+    options: dict[str, Any] = attrs.field(factory=dict, validator=_no_options_with_mix)
+    mix: tuple[MixPart, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """How runs and manifests name the data: ``name``, or ``mix(A,B,...)``."""
+        if not self.mix:
+            return self.name
+        return "mix(" + ",".join(part.name for part in self.mix) + ")"
 
 
 @attrs.frozen
@@ -121,14 +166,17 @@ class ModelSection:
     ``tokenizer``: a SentencePiece model file; by default the one found with the weights.
     ``backend``: the registered model backend that loads, samples from and exports the
     model; ``options``: settings only that backend understands (it structures them).
+    ``init_from``: a run directory whose trained model (its ``model/`` export) the run
+    starts from instead of ``weights``, e.g. GRPO after an SFT run (``--init-from``).
     """
 
     preset: str = "gemma3-270m"
     weights: str = "default"
     tokenizer: str | None = None
-    dtype: str = attrs.field(default="float32", validator=_one_of("float32", "bfloat16"))
+    dtype: str = attrs.field(default="float32", validator=one_of("float32", "bfloat16"))
     backend: str = "jax"
     options: dict[str, Any] = attrs.field(factory=dict)
+    init_from: str | None = None
 
 
 @attrs.frozen
@@ -144,30 +192,38 @@ class LoraSection:
     """Low-rank adapters; when enabled only they are trained and checkpointed."""
 
     enabled: bool = True
-    rank: int = attrs.field(default=16, validator=_positive)
-    alpha: float = attrs.field(default=32.0, validator=_positive)
+    rank: int = attrs.field(default=16, validator=positive)
+    alpha: float = attrs.field(default=32.0, validator=positive)
 
 
 @attrs.frozen
 class TrainingSection:
-    """Supervised fine-tuning on the model turn of rendered examples."""
+    """How the model is trained (by ``trainer.name``, supervised fine-tuning by default).
 
-    steps: int = attrs.field(default=44, validator=_positive)
-    epochs: float | None = attrs.field(default=None, validator=_positive)
-    batch_size: int = attrs.field(default=4, validator=_positive)
-    grad_accum: int = attrs.field(default=1, validator=_positive)
-    max_seq_len: int = attrs.field(default=256, validator=_positive)
-    learning_rate: float = attrs.field(default=3e-4, validator=_positive)
-    warmup_steps: int = attrs.field(default=5, validator=_non_negative)
-    schedule: str = attrs.field(default="cosine", validator=_one_of("cosine", "linear", "constant"))
-    optimizer: str = attrs.field(default="adamw", validator=_one_of("adamw", "adafactor"))
-    weight_decay: float = attrs.field(default=0.0, validator=_non_negative)
-    grad_clip: float | None = attrs.field(default=1.0, validator=_positive)
+    ``phases``: several trainings in a row, each starting from the model the one before
+    it wrote, e.g. ``[{trainer: jax}, {trainer: grpo, steps: 50, learning_rate: 3e-6}]``.
+    A phase names its ``trainer``, may give its ``options`` (else ``trainer.options`` when
+    it is ``trainer.name``'s, else none) and overrides any other field of this section.
+    See :mod:`tunix_core.phases`.
+    """
+
+    steps: int = attrs.field(default=44, validator=positive)
+    epochs: float | None = attrs.field(default=None, validator=positive)
+    batch_size: int = attrs.field(default=4, validator=positive)
+    grad_accum: int = attrs.field(default=1, validator=positive)
+    max_seq_len: int = attrs.field(default=256, validator=positive)
+    learning_rate: float = attrs.field(default=3e-4, validator=positive)
+    warmup_steps: int = attrs.field(default=5, validator=non_negative)
+    schedule: str = attrs.field(default="cosine", validator=one_of("cosine", "linear", "constant"))
+    optimizer: str = attrs.field(default="adamw", validator=one_of("adamw", "adafactor"))
+    weight_decay: float = attrs.field(default=0.0, validator=non_negative)
+    grad_clip: float | None = attrs.field(default=1.0, validator=positive)
     lora: LoraSection = attrs.field(factory=LoraSection)
-    checkpoint_every: int = attrs.field(default=20, validator=_positive)
-    keep_checkpoints: int = attrs.field(default=2, validator=_positive)
-    time_budget: str | None = attrs.field(default=None, validator=_duration)
-    log_every: int = attrs.field(default=1, validator=_positive)
+    checkpoint_every: int = attrs.field(default=20, validator=positive)
+    keep_checkpoints: int = attrs.field(default=2, validator=positive)
+    time_budget: str | None = attrs.field(default=None, validator=duration)
+    log_every: int = attrs.field(default=1, validator=positive)
+    phases: tuple[dict[str, Any], ...] = ()
 
     @property
     def time_budget_seconds(self) -> float | None:
@@ -179,9 +235,9 @@ class EvalSection:
     """How the baseline and the trained model are evaluated."""
 
     evaluators: tuple[str, ...] = ("format", "accuracy", "trace")
-    max_new_tokens: int = attrs.field(default=160, validator=_positive)
-    batch_size: int = attrs.field(default=48, validator=_positive)
-    limit: int | None = attrs.field(default=48, validator=_positive)
+    max_new_tokens: int = attrs.field(default=160, validator=positive)
+    batch_size: int = attrs.field(default=48, validator=positive)
+    limit: int | None = attrs.field(default=48, validator=positive)
     baseline: bool = True
 
 
@@ -190,8 +246,8 @@ class PackageSection:
     """Which packager builds the submission, and its limits."""
 
     packager: str = "kaggle"
-    max_bundle_bytes: int = attrs.field(default=1_000_000, validator=_positive)
-    prediction_sample: int = attrs.field(default=20, validator=_non_negative)
+    max_bundle_bytes: int = attrs.field(default=1_000_000, validator=positive)
+    prediction_sample: int = attrs.field(default=20, validator=non_negative)
     enabled: bool = True
     options: dict[str, Any] = attrs.field(factory=dict)
 
@@ -276,7 +332,11 @@ def _refusing_non_lists(type_: Any, conv: cattrs.Converter) -> Callable[[Any, An
 
 def _refusing_non_mappings(type_: Any, conv: cattrs.Converter) -> Callable[[Any, Any], Any]:
     """The default hook for a ``dict[...]`` field, refusing anything that is not a mapping."""
-    structure_mapping = conv.gen_structure_mapping(type_)
+    # Not conv.gen_structure_mapping: it registers its bare hook for ``type_``, so the next
+    # field of the same type (model.options after dataset.mix[].options) would skip this check.
+    structure_mapping = make_mapping_structure_fn(
+        type_, conv, detailed_validation=conv.detailed_validation
+    )
 
     def hook(value: Any, target: Any) -> Any:
         if not isinstance(value, Mapping):
@@ -366,6 +426,23 @@ def unstructure_config(config: RunConfig) -> dict[str, Any]:
     return data
 
 
+class ConfigLoader(yaml.SafeLoader):
+    """YAML's safe loader that also reads ``3e-6`` and ``1e4`` as numbers: YAML 1.1 needs
+    a dot (``3.0e-6``), so learning rates written the usual way would be strings."""
+
+
+ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def load_yaml_text(text: str) -> Any:
+    """``yaml.safe_load`` with :class:`ConfigLoader`."""
+    return yaml.load(text, Loader=ConfigLoader)  # a SafeLoader subclass: no arbitrary objects
+
+
 def load_yaml(path: Path) -> dict[str, Any]:
     """Read a YAML mapping; a syntax error names the file and line."""
     try:
@@ -377,7 +454,7 @@ def load_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); "
                           "save the config file as UTF-8") from None  # fmt: skip
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml_text(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
@@ -398,7 +475,7 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
         if not sep or not key.strip():
             raise ConfigError(f"override {override!r}: expected KEY=VALUE, e.g. training.steps=100")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = load_yaml_text(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
         node = result

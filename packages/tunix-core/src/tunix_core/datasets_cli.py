@@ -1,22 +1,35 @@
-"""``tunix datasets``: list, show and export datasets."""
+"""``tunix datasets``: list, show and export datasets (one by name, or a run config's
+``dataset`` section, which may be a ``dataset.mix``)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import click
 
 if TYPE_CHECKING:
-    from tunix_core.data.record import ReasoningExample
+    from tunix_core.config import DatasetSection, RunConfig
+    from tunix_core.data.mixture import LoadedSplit
     from tunix_core.registry import DatasetRegistry
 
 _SPLIT = click.option("--split", default="eval", show_default=True, help="Split to read.")
-_SEED = click.option("--seed", default=0, show_default=True, help="Dataset seed (dataset.seed).")
+_SEED = click.option("--seed", type=int, help="Dataset seed (dataset.seed; default 0, or the "
+                     "config's).")  # fmt: skip
+_CONFIG = click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Read the dataset section (dataset.name or dataset.mix) of this run config instead "
+    "of NAME.",
+)
 _LIMIT = click.option("--limit", type=click.IntRange(min=1), help="Only the first N items.")
 _OPTIONS = click.option(
     "--set",
@@ -42,17 +55,30 @@ def _registry(ctx: click.Context) -> DatasetRegistry:
     return registry
 
 
-def _load(
-    ctx: click.Context, name: str, split: str, seed: int, options: Sequence[str], limit: int | None
-) -> tuple[list[ReasoningExample], Any, dict[str, Any]]:
-    from tunix_core.config import apply_overrides
-    from tunix_core.data.loading import load_split, resolve_provider
+def _config(name: str | None, config_path: Path | None, seed: int | None,
+            options: Sequence[str]) -> RunConfig:  # fmt: skip
+    """The run config whose dataset section is read: ``config_path``'s, or the default one
+    with ``dataset.name`` = NAME and ``--set`` as ``dataset.options``."""
+    from tunix_core.config import apply_overrides, load_config, structure_config
 
-    registry = _registry(ctx)
-    parsed = apply_overrides({}, options)
-    examples = load_split(registry, name, split, seed=seed, options=parsed, limit=limit)
-    provider, _ = resolve_provider(registry, name)
-    return examples, provider, parsed
+    if (name is None) == (config_path is None):
+        raise click.UsageError("give a dataset NAME or --config FILE (one of them)")
+    if config_path is not None:
+        if options:
+            raise click.UsageError("--set goes with NAME; with --config, edit the config file")
+        config = load_config(config_path)
+    else:
+        dataset = {"name": name, "options": apply_overrides({}, options)}
+        config = structure_config({"dataset": dataset}, source="tunix datasets options")
+    if seed is not None:
+        config = attrs.evolve(config, dataset=attrs.evolve(config.dataset, seed=seed))
+    return config
+
+
+def _load(ctx: click.Context, section: DatasetSection, split: str, limit: int | None) -> LoadedSplit:
+    from tunix_core.data.mixture import load_dataset_split
+
+    return load_dataset_split(_registry(ctx), section, split, limit=limit)
 
 
 @click.group("datasets")
@@ -69,26 +95,51 @@ def list_command(ctx: click.Context) -> None:
 
 
 @datasets.command("show")
-@click.argument("name")
+@click.argument("name", required=False)
+@_CONFIG
 @_SPLIT
-@click.option("--limit", type=click.IntRange(min=1), default=5, show_default=True,
-              help="How many items to print.")  # fmt: skip
+@click.option("--limit", type=click.IntRange(min=0), default=5, show_default=True,
+              help="How many items to print (the counts cover the whole split).")  # fmt: skip
 @_SEED
 @_OPTIONS
 @click.option("--rendered", is_flag=True, help="Print the chat turns the model trains on.")
 @_SYSTEM_PROMPT
+@click.option("--tokens", is_flag=True, help="Also measure the rendered items in tokens of the "
+              "model's tokenizer (loads the model through its backend).")  # fmt: skip
+@click.option("--preset", help="Model preset whose tokenizer --tokens uses (default: model.preset).")
+@click.option("--weights", help="Weights spec for --tokens (default: model.weights).")
+@click.option("--max-seq-len", type=click.IntRange(min=1),
+              help="training.max_seq_len that --tokens compares with (default: the config's).")  # fmt: skip
 @click.pass_context
-def show_command(ctx: click.Context, name: str, split: str, limit: int, seed: int,
-                 options: tuple[str, ...], rendered: bool, system_prompt: str | None) -> None:  # fmt: skip
-    """Print the first items of dataset NAME (a name or NAME:ARG, e.g. jsonl:data.jsonl)."""
-    from tunix_core.config import DEFAULT_SYSTEM_PROMPT
+def show_command(ctx: click.Context, name: str | None, config_path: Path | None, split: str,
+                 limit: int, seed: int | None, options: tuple[str, ...], rendered: bool,
+                 system_prompt: str | None, tokens: bool, preset: str | None,
+                 weights: str | None, max_seq_len: int | None) -> None:  # fmt: skip
+    """Count the items of a split of dataset NAME (a name or NAME:ARG, e.g. jsonl:data.jsonl)
+    or of a config's dataset section, per part and category, and print the first ones."""
     from tunix_core.data.render import render_example
 
-    examples, _, _ = _load(ctx, name, split, seed, options, limit)
-    prompt = DEFAULT_SYSTEM_PROMPT if system_prompt is None else system_prompt
-    for number, example in enumerate(examples, start=1):
+    config = _config(name, config_path, seed, options)
+    section = config.dataset
+    loaded = _load(ctx, section, split, None)
+    examples = loaded.examples
+    prompt = section.system_prompt if system_prompt is None else system_prompt
+    click.secho(f"{section.label} · {split}: {len(examples)} items", bold=True)
+    if loaded.parts:
+        click.echo("  by part:     " + " · ".join(f"{p.name} {p.count}" for p in loaded.parts))
+    by_category = sorted(Counter(e.meta.category for e in examples).items())
+    click.echo("  by category: " + " · ".join(f"{name} {count}" for name, count in by_category))
+    if tokens:
+        model = attrs.evolve(config.model, preset=preset or config.model.preset,
+                             weights=weights or config.model.weights)  # fmt: skip
+        seq_len = max_seq_len or config.training.max_seq_len
+        lengths = _token_lengths(ctx, attrs.evolve(config, model=model),
+                                 [render_example(e, prompt).text for e in examples])  # fmt: skip
+        click.echo("  " + token_summary(lengths, model.preset, seq_len))
+    click.echo()
+    for number, example in enumerate(examples[:limit], start=1):
         meta = example.meta
-        header = f"[{number}/{len(examples)}] {example.id}"
+        header = f"[{number}/{min(limit, len(examples))}] {example.id}"
         click.secho(f"{header}  {meta.category} · {meta.section} · {meta.difficulty}", bold=True)
         if rendered:
             text = render_example(example, prompt)
@@ -98,14 +149,56 @@ def show_command(ctx: click.Context, name: str, split: str, limit: int, seed: in
             click.echo(text.completion)
         else:
             click.echo(f"  Q: {example.question}")
+            if example.reasoning is not None:  # free-form: printed line by line, as written
+                click.echo("  R: " + example.reasoning.replace("\n", "\n     "))
             for index, step in enumerate(example.steps, start=1):
                 click.echo(f"  {index}. {step}")
             click.echo(f"  A: {example.answer}")
         click.echo()
 
 
+def _token_lengths(ctx: click.Context, config: RunConfig, texts: Sequence[str]) -> list[int]:
+    """Tokens of each text, counted by the model the config names, loaded by its backend."""
+    from tunix_core.errors import ConfigError
+    from tunix_core.protocols import ModelSpec, TokenCounter
+    from tunix_core.registry import UnknownNameError
+
+    host = ctx.find_root().obj
+    if host is None or not hasattr(host, "backends"):
+        from tunix_core.plugins import get_host
+
+        host = get_host()
+    try:
+        backend = host.backends.load(config.model.backend)()
+    except UnknownNameError as exc:
+        raise ConfigError(f"model.backend: {exc}") from None
+    spec = ModelSpec.from_config(config)
+    backend.validate(spec)
+    model = backend.load(spec)
+    if not isinstance(model, TokenCounter):
+        raise ConfigError(f"model.backend: {config.model.backend!r} loads models that cannot "
+                          "count tokens (no count_tokens), so --tokens cannot measure them")  # fmt: skip
+    return [model.count_tokens(text) for text in texts]
+
+
+def percentile(sorted_values: Sequence[int], share: float) -> int:
+    """The nearest-rank percentile: the smallest value at least ``share`` of them reach."""
+    return sorted_values[max(0, math.ceil(share * len(sorted_values)) - 1)]
+
+
+def token_summary(lengths: Sequence[int], preset: str, max_seq_len: int) -> str:
+    """``tokens (PRESET): p50 · p90 · p99 · max``, and how many items training would cut:
+    a row holds ``max_seq_len`` inputs plus one target, so longer items lose their end."""
+    ordered = sorted(lengths)
+    cut = sum(1 for length in ordered if length > max_seq_len + 1)
+    spread = " · ".join(f"p{p} {percentile(ordered, p / 100)}" for p in (50, 90, 99))
+    return (f"tokens ({preset}): {spread} · max {ordered[-1]}; {cut} of {len(ordered)} "
+            f"({cut / len(ordered):.1%}) over training.max_seq_len={max_seq_len}")  # fmt: skip
+
+
 @datasets.command("export")
-@click.argument("name")
+@click.argument("name", required=False)
+@_CONFIG
 @click.option("--split", required=True, help="Split to export.")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "rendered"]), default="jsonl",
               show_default=True, help="jsonl: records; rendered: id, prompt and completion.")  # fmt: skip
@@ -116,20 +209,26 @@ def show_command(ctx: click.Context, name: str, split: str, limit: int, seed: in
 @_OPTIONS
 @_SYSTEM_PROMPT
 @click.pass_context
-def export_command(ctx: click.Context, name: str, split: str, fmt: str, out: Path, seed: int,
-                   limit: int | None, options: tuple[str, ...],
-                   system_prompt: str | None) -> None:  # fmt: skip
-    """Write a split of dataset NAME to a file, with a manifest (checksum, counts, version).
+def export_command(ctx: click.Context, name: str | None, config_path: Path | None, split: str,
+                   fmt: str, out: Path, seed: int | None, limit: int | None,
+                   options: tuple[str, ...], system_prompt: str | None) -> None:  # fmt: skip
+    """Write a split of dataset NAME (or of a config's dataset section) to a file, with a
+    manifest (checksum, counts, version; for a dataset.mix each part's count and sha256).
 
     The same dataset, split, seed and options give byte-identical files.
     """
-    from tunix_core.config import DEFAULT_SYSTEM_PROMPT
+    from tunix_core.config import converter
+    from tunix_core.data.loading import resolve_provider
     from tunix_core.data.record import dumps_jsonl
     from tunix_core.data.render import render_example
     from tunix_core.jsonio import write_json_atomic, write_text_atomic
 
-    examples, provider, parsed = _load(ctx, name, split, seed, options, limit)
-    prompt = DEFAULT_SYSTEM_PROMPT if system_prompt is None else system_prompt
+    config = _config(name, config_path, seed, options)
+    section = config.dataset
+    loaded = _load(ctx, section, split, limit)
+    examples = loaded.examples
+    provider = None if section.mix else resolve_provider(_registry(ctx), section.name)[0]
+    prompt = section.system_prompt if system_prompt is None else system_prompt
     if fmt == "jsonl":
         text = dumps_jsonl(examples)
     else:
@@ -143,12 +242,12 @@ def export_command(ctx: click.Context, name: str, split: str, fmt: str, out: Pat
     data = text.encode("utf-8")
     write_text_atomic(out, text)
     manifest: dict[str, Any] = {
-        "dataset": name,
+        "dataset": section.label,
         "split": split,
         "format": fmt,
-        "seed": seed,
+        "seed": section.seed,
         "limit": limit,
-        "options": parsed,
+        "options": section.options,
         "generator_version": getattr(provider, "version", None),
         "system_prompt": prompt if fmt == "rendered" else None,
         "file": out.name,
@@ -162,6 +261,9 @@ def export_command(ctx: click.Context, name: str, split: str, fmt: str, out: Pat
             "difficulty": dict(sorted(Counter(e.meta.difficulty for e in examples).items())),
         },
     }
+    if section.mix:
+        manifest["mix"] = converter.unstructure(section.mix)
+        manifest["parts"] = [part.as_dict() for part in loaded.parts]
     manifest_path = manifest_path_for(out)
     write_json_atomic(manifest_path, manifest)
     click.echo(f"Wrote {len(examples)} {split} items to {out} (sha256 {manifest['sha256'][:12]}…)")

@@ -30,7 +30,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import attrs
 
@@ -92,6 +92,19 @@ class AnswerCheck(Protocol):
     def __call__(self, answer: str, expected: str, options: AnswerOptions) -> AnswerVerdict: ...
 
 
+class ItemAnswerCheck(Protocol):
+    """An answer check that also reads the item's meta (its ``meta.extra`` fields, e.g. the
+    generator entry a scorer re-reads). It says so with ``takes_meta = True`` and is called
+    with ``meta=`` the prediction's meta; raise ``ValueError`` when that meta lacks what it
+    needs."""
+
+    takes_meta: bool
+
+    def __call__(
+        self, answer: str, expected: str, options: AnswerOptions, *, meta: Mapping[str, Any]
+    ) -> AnswerVerdict: ...
+
+
 ANSWER_MATCH_FIELD = "answer_match"
 
 
@@ -143,8 +156,13 @@ def check_answer(
     check = _load_check(prediction.id, name, checks)
     if answer is None:
         return AnswerVerdict(False, "missing")
+    options = options or AnswerOptions()
     try:
-        verdict = check(answer, prediction.expected, options or AnswerOptions())
+        if getattr(check, "takes_meta", False) is True:
+            item_check = cast(ItemAnswerCheck, check)
+            verdict = item_check(answer, prediction.expected, options, meta=prediction.meta)
+        else:
+            verdict = check(answer, prediction.expected, options)
     except ValueError as exc:
         raise DataError(f"item {prediction.id!r}: answer check {name!r}: {exc}") from None
     if not isinstance(verdict, AnswerVerdict):
@@ -384,12 +402,15 @@ def _reusable_records(
     return list(kept.values())
 
 
-def _example_meta(example: ReasoningExample) -> dict[str, str]:
+def example_meta(example: ReasoningExample) -> dict[str, str]:
     meta = example.meta
     result = {"category": meta.category, "section": meta.section,
               "difficulty": meta.difficulty, "source": meta.source}  # fmt: skip
     if meta.answer_match != DEFAULT_ANSWER_MATCH:  # absent means auto, as in record files
         result[ANSWER_MATCH_FIELD] = meta.answer_match
+    # Flat, so a line of predictions.jsonl keeps them (its meta holds plain values) and
+    # rescoring that file alone still finds them; record validation keeps the names apart.
+    result.update(meta.extra)
     return result
 
 
@@ -470,7 +491,7 @@ def evaluate_examples(
                     f"{len(batch)} prompt(s); it must return one string per prompt"
                 )
             records = [
-                base_record(Prediction(e.id, prompts[e.id], c, e.answer, _example_meta(e)), checks)
+                base_record(Prediction(e.id, prompts[e.id], c, e.answer, example_meta(e)), checks)
                 for e, c in zip(batch, completions, strict=True)
             ]
             append_jsonl(path, records)
@@ -486,7 +507,7 @@ def evaluate_examples(
     seconds = time.monotonic() - started
     # Meta from the items, not from the reused lines: those may predate meta.answer_match.
     predictions = [
-        attrs.evolve(prediction_from_record(done[e.id]), meta=_example_meta(e)) for e in examples
+        attrs.evolve(prediction_from_record(done[e.id]), meta=example_meta(e)) for e in examples
     ]
     generation = {
         "max_new_tokens": max_new_tokens,
@@ -548,6 +569,7 @@ __all__ = [
     "AnswerCheck",
     "AnswerOptions",
     "AnswerVerdict",
+    "ItemAnswerCheck",
     "answer_checks_of",
     "answer_match_of",
     "base_record",

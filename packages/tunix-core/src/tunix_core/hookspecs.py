@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         PackagerRegistry,
         RewardRegistry,
         TrainerRegistry,
+        TransformRegistry,
     )
     from tunix_core.rundir import RunDirectory
 
@@ -86,8 +87,10 @@ def tunix_register_answer_checks(registry: AnswerCheckRegistry) -> None:
     Called once per plugin host, the first time an answer is scored. Call
     ``registry.register(name, "module:check", description=...)``; the target is a function
     ``check(answer: str, expected: str, options: AnswerOptions) -> AnswerVerdict`` (see
-    :mod:`tunix_core.evaluation`). An item picks a check by name in ``meta.answer_match``
-    (``auto`` when absent). Returns nothing.
+    :mod:`tunix_core.evaluation`), or an object with ``takes_meta = True`` that is also
+    given ``meta=`` the item's meta (:class:`tunix_core.evaluation.ItemAnswerCheck`). An
+    item picks a check by name in ``meta.answer_match`` (``auto`` when absent). Returns
+    nothing.
     """
 
 
@@ -100,6 +103,19 @@ def tunix_register_rewards(registry: RewardRegistry) -> None:
     ``registry.register(name, "module:reward", description=...)``; the target must be a
     :class:`tunix_core.protocols.Reward`: one float per completion, NaN where the reward
     does not apply. A trainer weights rewards by name. Returns nothing.
+    """
+
+
+@hookspec
+def tunix_register_transforms(registry: TransformRegistry) -> None:
+    """Register row transforms: functions that turn one row of a user's file into a tunix
+    record (``question``, ``steps`` or ``reasoning``, ``answer``, ...).
+
+    Called once when the plugin host starts. Call ``registry.register(name,
+    "module:transform", description=...)``; the target must be a
+    :class:`tunix_core.protocols.RowTransform`: ``transform(row) -> row``, raising
+    ``ValueError`` for a row it cannot convert. ``jsonl:`` and ``hf:`` apply it to every row
+    when ``dataset.options.transform`` names it. Returns nothing.
     """
 
 

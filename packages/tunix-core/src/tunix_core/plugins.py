@@ -18,16 +18,16 @@ from __future__ import annotations
 import os
 import traceback
 import types
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import cache
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pluggy
 
 from tunix_core import hookspecs
-from tunix_core.errors import PluginError
+from tunix_core.errors import ConfigError, PluginError
 from tunix_core.registry import (
     AnswerCheckRegistry,
     BackendRegistry,
@@ -35,10 +35,15 @@ from tunix_core.registry import (
     EvaluatorRegistry,
     PackagerRegistry,
     Registry,
+    RegistryError,
     RegistryView,
     RewardRegistry,
     TrainerRegistry,
+    TransformRegistry,
 )
+
+if TYPE_CHECKING:
+    from tunix_core.protocols import ModelBackend, ModelSpec
 
 ENTRY_POINT_GROUP = "tunix"
 # What a plugin may raise without taking the host down: any error, and sys.exit.
@@ -80,6 +85,7 @@ class PluginHost:
         self.packagers = PackagerRegistry()
         self.answer_checks = AnswerCheckRegistry()
         self.rewards = RewardRegistry()
+        self.transforms = TransformRegistry()
         self._distribution_of: dict[str, str] = {}
 
     @property
@@ -165,6 +171,7 @@ class PluginHost:
             "packagers": self.packagers,
             "answer_checks": self.answer_checks,
             "rewards": self.rewards,
+            "transforms": self.transforms,
         }
 
     def fill_registries(self) -> None:
@@ -243,3 +250,26 @@ def build_host() -> PluginHost:
 def get_host() -> PluginHost:
     """The process-wide plugin host, built on first use."""
     return build_host()
+
+
+def backend_for(host: PluginHost, name: str, field: str) -> ModelBackend:
+    """A fresh instance of the backend ``name``; an unknown one is a ConfigError naming
+    ``field`` (a config field or a command-line flag) and listing the installed ones."""
+    try:
+        backend: ModelBackend = host.backends.load(name)()
+    except RegistryError as exc:
+        raise ConfigError(f"{field}: {exc}") from None
+    return backend
+
+
+def validate_spec(backend: ModelBackend, spec: ModelSpec, flag_of_field: Mapping[str, str]) -> None:
+    """``backend.validate(spec)`` for a command whose flags set the spec: an error about a
+    ``model.*`` field names the flag instead (``model.weights: ...`` -> ``--weights: ...``)."""
+    try:
+        backend.validate(spec)
+    except ConfigError as exc:
+        message = str(exc)
+        for field, flag in flag_of_field.items():
+            if message.startswith(f"{field}:"):
+                message = flag + message.removeprefix(field)
+        raise ConfigError(message) from None

@@ -59,6 +59,8 @@ class ModelSpec:
 
     ``weights`` is the backend's weights spec (``default``, ``gguf:PATH``, ...);
     ``options`` are the backend's own options (``model.options``), structured by it.
+    ``init_from``: a model directory this backend exported (a run's ``model/``), loaded
+    instead of ``weights`` (``model.init_from`` names the run).
     """
 
     preset: str
@@ -67,12 +69,18 @@ class ModelSpec:
     dtype: str = "float32"
     seed: int = 0
     options: Mapping[str, Any] = attrs.field(factory=dict)
+    init_from: str | None = None
 
     @classmethod
     def from_config(cls, config: RunConfig) -> ModelSpec:
+        from tunix_core.layout import RunLayout
+
         model = config.model
+        init_from = None
+        if model.init_from is not None:
+            init_from = str(RunLayout(Path(model.init_from)).model_dir)
         return cls(model.preset, model.weights, model.tokenizer, model.dtype,
-                   config.run.seed, dict(model.options))  # fmt: skip
+                   config.run.seed, dict(model.options), init_from)  # fmt: skip
 
     def key(self) -> str:
         """Equal for specs that load the same model (a cache key)."""
@@ -111,6 +119,27 @@ class StreamingModel(Protocol):
         """The greedy completion of ``prompt`` as text pieces in order, each handed out as
         soon as it is decoded; joined they equal ``generate([prompt], ...)[0]``. Decoding
         runs only while the iterator is read, so stopping to read it stops the model."""
+        ...
+
+
+@runtime_checkable
+class SamplingModel(Protocol):
+    """Optional for a :class:`LoadedModel`: draws completions at a temperature instead of
+    greedily. ``tunix distill`` needs it to ask a teacher for several answers per question."""
+
+    def sample(
+        self,
+        prompts: Sequence[str],
+        *,
+        max_new_tokens: int,
+        temperature: float,
+        top_p: float,
+        seed: int,
+    ) -> list[str]:
+        """One completion per prompt (repeat a prompt to draw several), as ``generate``
+        returns them, drawn at ``temperature`` (0 is greedy) from the smallest set of tokens
+        whose probabilities add up to ``top_p``. The same prompts and ``seed`` give the
+        same completions; different rows of one call are drawn independently."""
         ...
 
 
@@ -245,6 +274,25 @@ class Reward(Protocol):
         expected: Sequence[str],
         meta: Sequence[Mapping[str, Any]],
     ) -> list[float]: ...
+
+
+class RowTransform(Protocol):
+    """What a ``tunix_register_transforms`` target is: a function from one row of a user's
+    file (a JSON object or a dataset row) to a row in the tunix record schema (docs/
+    datasets.md). Raises ``ValueError`` (or :class:`tunix_core.data.record.FieldError`,
+    naming the field) for a row it cannot convert; the reader adds the file and line."""
+
+    def __call__(self, row: Mapping[str, Any]) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    """Optional for a :class:`LoadedModel`: counts tokens with the model's own tokenizer
+    (``tunix datasets show --tokens`` measures a dataset with it)."""
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes as a prompt (with ``<bos>`` where the model adds one)."""
+        ...
 
 
 @runtime_checkable

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         ModelBackend,
         Packager,
         Reward,  # noqa: F401 (a base class names it)
+        RowTransform,  # noqa: F401 (a base class names it)
         Trainer,
     )
 
@@ -291,3 +292,18 @@ class RewardRegistry(Registry["Reward"]):
 
     def __init__(self) -> None:
         super().__init__("reward", "The standard rewards come with `pip install tunix-eval`.")
+
+
+# Transforms are named in ``dataset.options.transform``, so names follow the same shape.
+TRANSFORM_NAME = ANSWER_CHECK_NAME
+
+
+class TransformRegistry(Registry["RowTransform"]):
+    """Row transforms: functions ``transform(row) -> row`` (:class:`tunix_core.protocols.
+    RowTransform`) that turn a source's rows into tunix records before they are read,
+    picked by name in ``dataset.options.transform`` of ``jsonl:`` and ``hf:``."""
+
+    name_rule = TRANSFORM_NAME
+
+    def __init__(self) -> None:
+        super().__init__("transform", "Transforms come from plugins (docs/datasets.md).")

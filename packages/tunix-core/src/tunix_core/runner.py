@@ -19,10 +19,11 @@ import attrs
 import yaml
 
 from tunix_core.config import RunConfig, load_run_config, unstructure_config
-from tunix_core.data.loading import load_split
+from tunix_core.data.mixture import PartReport, check_part_names, load_dataset_split
 from tunix_core.data.record import ReasoningExample
 from tunix_core.errors import ConfigError
-from tunix_core.layout import model_id
+from tunix_core.layout import MANIFEST, RunLayout, model_id
+from tunix_core.phases import PhasePlan, phase_configs
 from tunix_core.plugins import PluginHost
 from tunix_core.protocols import Evaluator, ModelBackend, ModelSpec, Packager, Trainer
 from tunix_core.registry import AnswerCheckRegistry, UnknownNameError
@@ -44,6 +45,10 @@ class Plan:
     train_examples: list[ReasoningExample]
     eval_examples: list[ReasoningExample]
     answer_checks: AnswerCheckRegistry  # the run host's, not the process-wide host's
+    # Per split, what each part of a dataset.mix contributed (empty for one dataset).
+    dataset_parts: dict[str, tuple[PartReport, ...]] = attrs.field(factory=dict)
+    # training.phases, resolved; empty for one training by ``trainer``.
+    phases: list[PhasePlan] = attrs.field(factory=list)
 
 
 def _resolve(registry: Any, name: str, field: str) -> Any:
@@ -53,9 +58,28 @@ def _resolve(registry: Any, name: str, field: str) -> Any:
         raise ConfigError(f"{field}: {exc}") from None
 
 
+def _plan_phases(host: PluginHost, config: RunConfig) -> list[PhasePlan]:
+    """Each phase of ``training.phases`` with its trainer resolved and validated."""
+    phases = []
+    for index, phase_config in enumerate(phase_configs(config)):
+        field = f"training.phases[{index}].trainer"
+        try:
+            make_trainer = host.trainers.load(phase_config.trainer.name)
+        except UnknownNameError as exc:
+            raise ConfigError(f"{field}: {exc}") from None
+        make_trainer().validate(phase_config)
+        phases.append(PhasePlan(phase_config, make_trainer))
+    return phases
+
+
 def plan_run(host: PluginHost, config: RunConfig) -> Plan:
     """Resolve every plugin and load the data; raise before anything is written."""
-    trainer: Trainer = _resolve(host.trainers, config.trainer.name, "trainer.name")
+    phases = _plan_phases(host, config)
+    trainer: Trainer = (
+        phases[0].make_trainer()
+        if phases
+        else _resolve(host.trainers, config.trainer.name, "trainer.name")
+    )
     backend: ModelBackend = _resolve(host.backends, config.model.backend, "model.backend")
     evaluators = [_resolve(host.evaluators, n, "eval.evaluators") for n in config.eval.evaluators]
     packager = (
@@ -64,21 +88,42 @@ def plan_run(host: PluginHost, config: RunConfig) -> Plan:
         else None
     )
     try:
-        host.datasets.entry(config.dataset.name)
+        if config.dataset.mix:
+            check_part_names(host.datasets, config.dataset.mix)
+        else:
+            host.datasets.entry(config.dataset.name)
     except UnknownNameError as exc:
         raise ConfigError(f"dataset.name: {exc}") from None
+    if config.model.init_from is not None:
+        _check_init_from(Path(config.model.init_from))
     backend.validate(ModelSpec.from_config(config))
-    trainer.validate(config)
+    if not phases:
+        trainer.validate(config)
     data = config.dataset
     train, evaluation = (
-        load_split(host.datasets, data.name, split, seed=data.seed, options=data.options, limit=limit)
+        load_dataset_split(host.datasets, data, split, limit=limit)
         for split, limit in (("train", data.train_limit), ("eval", data.eval_limit))
     )
     from tunix_core.evaluation import require_answer_checks
 
-    require_answer_checks(evaluation, host.answer_checks, f"dataset {data.name!r} (eval split)")
-    return Plan(config, backend, trainer, evaluators, packager, train, evaluation,
-                host.answer_checks)
+    require_answer_checks(evaluation.examples, host.answer_checks,
+                          f"dataset {data.label!r} (eval split)")  # fmt: skip
+    parts = {split: loaded.parts for split, loaded in (("train", train), ("eval", evaluation))
+             if loaded.parts}  # fmt: skip
+    return Plan(config, backend, trainer, evaluators, packager, train.examples,
+                evaluation.examples, host.answer_checks, parts, phases)  # fmt: skip
+
+
+def _check_init_from(path: Path) -> None:
+    """``model.init_from`` must name a run whose training finished with an export."""
+    layout = RunLayout(path)
+    if not layout.manifest_path.is_file():
+        raise ConfigError(f"model.init_from: {path} is not a run directory (no {MANIFEST})")
+    if not layout.model_config_path.is_file():
+        raise ConfigError(
+            f"model.init_from: {path} has no trained model ({layout.model_config_path} is "
+            f"missing); finish it first: tunix run --resume {path}"
+        )
 
 
 def start_run(
@@ -89,14 +134,19 @@ def start_run(
     run = RunDirectory.create(
         root,
         new_run_id(config.run.name),
-        model_id=model_id(config.model.preset, config.model.weights),
-        dataset=config.dataset.name,
+        model_id=model_id(config.model.preset, _weights_label(config)),
+        dataset=config.dataset.label,
         trainer=config.trainer.name,
         config_path=str(config_path) if config_path else None,
         command=command,
     )
     run.config_path.write_text(yaml.safe_dump(unstructure_config(config), sort_keys=False))
     return run, plan
+
+
+def _weights_label(config: RunConfig) -> str:
+    init_from = config.model.init_from
+    return f"init-from:{Path(init_from).name}" if init_from else config.model.weights
 
 
 def resume_run(host: PluginHost, path: Path) -> tuple[RunDirectory, Plan]:

@@ -7,6 +7,7 @@ marks a stage that had nothing to do, ``{"stopped_early": True}`` a training cut
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,10 +17,13 @@ import attrs
 
 from tunix_core.data.record import read_jsonl, write_jsonl
 from tunix_core.evidence import sha256_file
+from tunix_core.jsonio import write_json_atomic
 from tunix_core.layout import RunLayout
 from tunix_core.protocols import ModelSpec
 
 if TYPE_CHECKING:
+    from tunix_core.config import RunConfig
+    from tunix_core.data.record import ReasoningExample
     from tunix_core.rundir import RunDirectory
     from tunix_core.runner import Plan
 
@@ -42,12 +46,16 @@ def write_dataset(run: RunDirectory, plan: Plan, progress: Progress) -> dict[str
     started = time.monotonic()
     write_jsonl(plan.train_examples, run.train_data_path)
     write_jsonl(plan.eval_examples, run.eval_data_path)
-    progress(f"[dataset] {plan.config.dataset.name}: {len(plan.train_examples)} training and "
+    progress(f"[dataset] {plan.config.dataset.label}: {len(plan.train_examples)} training and "
              f"{len(plan.eval_examples)} evaluation item(s) written to {run.data_dir} in "
              f"{time.monotonic() - started:.2f}s")  # fmt: skip
     # Recorded so that validation can tell the run's evaluations from any other.
-    return {"train_items": len(plan.train_examples), "eval_items": len(plan.eval_examples),
-            EVAL_SHA256: sha256_file(run.eval_data_path)}  # fmt: skip
+    detail = {"train_items": len(plan.train_examples), "eval_items": len(plan.eval_examples),
+              EVAL_SHA256: sha256_file(run.eval_data_path)}  # fmt: skip
+    if plan.dataset_parts:  # a dataset.mix: each part's count and sha256, per split
+        detail["parts"] = {split: [part.as_dict() for part in parts]
+                           for split, parts in plan.dataset_parts.items()}  # fmt: skip
+    return detail
 
 
 def run_eval_source(run: RunDirectory, dataset: str) -> dict[str, Any]:
@@ -74,13 +82,77 @@ def evaluate_baseline(run: RunDirectory, plan: Plan, progress: Progress) -> dict
 
 def train(run: RunDirectory, plan: Plan, progress: Progress) -> dict[str, Any]:
     train_examples = read_jsonl(run.train_data_path)
+    if plan.phases:
+        return _train_phases(run, plan, train_examples, progress)
     result = plan.trainer.train(
         plan.config, run, train_examples, backend=plan.backend, progress=progress
     )
     if result.export is not None:
         run.manifest["model_id"] = result.export.model_id
         run.manifest["model_fingerprint"] = result.export.fingerprint
-    return {"steps": result.steps, "stopped_early": result.stopped_early, "reason": result.reason}
+    detail = {"steps": result.steps, "stopped_early": result.stopped_early, "reason": result.reason}
+    started_from = init_from_record(plan.config)
+    if started_from is not None:
+        detail["init_from"] = started_from
+    return detail
+
+
+def _train_phases(run: RunDirectory, plan: Plan, train_examples: list[ReasoningExample],
+                  progress: Progress) -> dict[str, Any]:  # fmt: skip
+    """Train ``plan.phases`` in order (see :mod:`tunix_core.phases`); the detail lists
+    every phase: trainer, steps, where it wrote and its model's fingerprint."""
+    from tunix_core.phases import PHASE_RECORD, PHASES_DIR, phase_dir_name
+    from tunix_core.rundir import RunDirectory
+
+    records: list[dict[str, Any]] = []
+    init_from = plan.config.model.init_from
+    result = None
+    for index, phase in enumerate(plan.phases, 1):
+        last = index == len(plan.phases)
+        name = phase.config.trainer.name
+        where = run if last else RunDirectory(
+            run.path / PHASES_DIR / phase_dir_name(index, name), run.manifest)  # fmt: skip
+        record_path = where.model_dir / PHASE_RECORD
+        if not last and record_path.is_file():
+            record = json.loads(record_path.read_text(encoding="utf-8"))
+            progress(f"[train] phase {index}/{len(plan.phases)} ({name}) was done earlier")
+        else:
+            progress(f"[train] phase {index}/{len(plan.phases)}: {name}, "
+                     f"{phase.config.training.steps} steps")  # fmt: skip
+            config = phase.config
+            if init_from is not None:
+                config = attrs.evolve(config, model=attrs.evolve(config.model, init_from=init_from))
+            where.path.mkdir(parents=True, exist_ok=True)
+            result = phase.make_trainer().train(config, where, train_examples,
+                                                backend=plan.backend, progress=progress)  # fmt: skip
+            record = {"phase": index, "trainer": name, "steps": result.steps,
+                      "stopped_early": result.stopped_early, "reason": result.reason,
+                      "directory": str(where.path.relative_to(run.path)),
+                      "model_fingerprint": result.export.fingerprint if result.export else None}  # fmt: skip
+            if not last:
+                write_json_atomic(record_path, record)
+        records.append(record)
+        init_from = str(where.path)
+    assert result is not None  # the last phase always trains
+    if result.export is not None:
+        run.manifest["model_id"] = result.export.model_id
+        run.manifest["model_fingerprint"] = result.export.fingerprint
+    detail = {"steps": result.steps, "stopped_early": result.stopped_early,
+              "reason": result.reason, "phases": records}  # fmt: skip
+    started_from = init_from_record(plan.config)
+    if started_from is not None:
+        detail["init_from"] = started_from
+    return detail
+
+
+def init_from_record(config: RunConfig) -> dict[str, Any] | None:
+    """What a run started from ``model.init_from`` records of it: the run and the
+    fingerprint of its model."""
+    if config.model.init_from is None:
+        return None
+    layout = RunLayout(Path(config.model.init_from))
+    exported = json.loads(layout.model_config_path.read_text(encoding="utf-8"))
+    return {"run": str(layout.path), "model_fingerprint": exported.get("fingerprint")}
 
 
 def evaluate_trained(run: RunDirectory, plan: Plan, progress: Progress) -> dict[str, Any]:
@@ -117,7 +189,7 @@ def _evaluate(run: RunDirectory, plan: Plan, progress: Progress, *, trained: boo
         label=label,
         progress=progress,
         answer_checks=plan.answer_checks,
-        source=run_eval_source(run, config.dataset.name),
+        source=run_eval_source(run, config.dataset.label),
     )
     return summary
 

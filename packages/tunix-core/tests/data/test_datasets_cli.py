@@ -29,7 +29,9 @@ def test_list_shows_names_and_descriptions(host: SimpleNamespace) -> None:
         "golden-v2",
         "gsm-symbolic",
         "hf",
+        "humaneval",
         "jsonl",
+        "reasoning-gym",
     ]
     assert "Seeded worked problems" in result.output
 

@@ -128,7 +128,7 @@ def test_jsonl_errors_name_file_line_and_column(tmp_path: Path) -> None:
         _load(JsonlProvider(), "train", path, MAPPING)
     assert (
         str(caught.value)
-        == f"{path}:4: field 'rationale': must hold at least one step (the reasoning to learn from)"
+        == f"{path}:4: field 'rationale': must hold at least one step, or give reasoning (the text to learn from)"
     )
 
 
@@ -305,7 +305,7 @@ def test_hf_missing_path_and_wrong_suffix(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"no such file or folder \(.*nothing is downloaded"):
         _load(HfProvider(), "train", tmp_path / "org" / "name")
     (tmp_path / "data.csv").write_text("a,b\n")
-    with pytest.raises(DataError, match=r"expected a \.parquet or \.arrow file"):
+    with pytest.raises(DataError, match=r"expected a \.parquet, \.arrow, \.json or \.jsonl file"):
         _load(HfProvider(), "train", tmp_path / "data.csv")
 
 

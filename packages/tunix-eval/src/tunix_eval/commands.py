@@ -131,7 +131,7 @@ class _Target:
 
 def _run_target(host: PluginHost, run_dir: Path, out: Path | None, limit: int | None) -> _Target:
     """A run's trained model on the run's own eval items (cut to its ``eval.limit``)."""
-    from tunix_core.data.loading import load_split
+    from tunix_core.data.mixture import load_dataset_split
     from tunix_core.data.record import read_jsonl
 
     run = RunDirectory.open(run_dir)
@@ -143,11 +143,10 @@ def _run_target(host: PluginHost, run_dir: Path, out: Path | None, limit: int | 
     data = config.dataset
     examples = (
         read_jsonl(saved) if saved.is_file()  # exactly the items the run evaluated
-        else load_split(host.datasets, data.name, "eval", seed=data.seed, options=data.options,
-                        limit=data.eval_limit)
+        else load_dataset_split(host.datasets, data, "eval", limit=data.eval_limit).examples
     )  # fmt: skip
     limit = limit or config.eval.limit
-    source = run_eval_source(run, data.name)
+    source = run_eval_source(run, data.label)
     return _Target(config, run, examples[:limit] if limit else examples, out or run.path,
                    "final", source)  # fmt: skip
 

@@ -1,6 +1,6 @@
-"""tunix-eval's plugin: the ``format``, ``accuracy``, ``trace`` and ``judge`` evaluators,
-the built-in answer checks and rewards, and the ``eval``, ``compare``, ``runs`` and
-``report`` commands. Targets are lazy strings."""
+"""tunix-eval's plugin: the ``format``, ``accuracy``, ``trace``, ``judge`` and ``code-exec``
+evaluators, the built-in answer checks and rewards, and the ``eval``, ``compare``, ``runs``,
+``report`` and ``distill`` commands. Targets are lazy strings."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ EVALUATORS = {
               "reasoning steps and length; correct answers stated in their reasoning"),
     "judge": ("tunix_eval.judge:JudgeEvaluator",
               "rubric LLM-as-judge through any installed model (off by default)"),
+    "code-exec": ("tunix_eval.code_exec:CodeExecEvaluator",
+                  "runs answer code against the item's unit tests, pass@1 (off by default: "
+                  "it executes model output)"),
 }  # fmt: skip
 
 
@@ -76,6 +79,8 @@ COMMANDS = {
     "runs": ("tunix_eval.commands:runs", "Runs under a folder, ranked by primary_score."),
     "report": ("tunix_eval.commands:report_command",
                "A run's report: one self-contained HTML page."),
+    "distill": ("tunix_eval.distill_command:distill_command",
+                "A teacher model's checked answers to a dataset, as a new JSONL dataset."),
 }  # fmt: skip
 
 

@@ -1,5 +1,5 @@
-"""The built-in rewards for reinforcement learning, and :func:`combine_rewards`, which
-weights them by name.
+"""The built-in rewards for reinforcement learning (weighted by name with
+:func:`tunix_core.rewards.score_rewards`).
 
 Every reward follows :class:`tunix_core.protocols.Reward`: parallel sequences of prompts,
 completions, expected answers and item metas in, one float per completion out, ``NaN``
@@ -15,10 +15,8 @@ from typing import Any
 
 from tunix_core.data.parse import parse_completion
 from tunix_core.data.render import END_OF_TURN
-from tunix_core.errors import PluginError
 from tunix_core.evaluation import check_answer, installed_answer_checks
-from tunix_core.protocols import Prediction, Reward
-from tunix_core.registry import RewardRegistry
+from tunix_core.protocols import Prediction
 from tunix_eval.format import DEFAULT_MAX_TOKENS
 from tunix_eval.normalize import clean_answer, parse_quantity
 from tunix_eval.tokens import TokenCounter
@@ -159,47 +157,3 @@ def _repeated_fraction(words: list[str]) -> float:
     if not grams:
         return 0.0
     return (len(grams) - len(set(grams))) / len(grams)
-
-
-def combine_rewards(
-    registry: RewardRegistry,
-    weights: Mapping[str, float],
-    prompts: Sequence[str],
-    completions: Sequence[str],
-    expected: Sequence[str],
-    meta: Sequence[Mapping[str, Any]],
-) -> list[float]:
-    """The weighted mean of the rewards named in ``weights`` (name -> positive weight), per
-    completion. A reward that returns ``NaN`` for a completion is left out of that
-    completion's mean (the weights of the others are renormalised); ``NaN`` when none
-    applies. Raises :class:`tunix_core.registry.UnknownNameError` for a name no plugin
-    registered (the message lists the installed rewards)."""
-    n = len(completions)
-    if not (len(prompts) == len(expected) == len(meta) == n):
-        raise ValueError(
-            f"combine_rewards: {len(prompts)} prompts, {n} completions, {len(expected)} "
-            f"expected answers and {len(meta)} metas; they must be parallel"
-        )
-    for name, weight in weights.items():
-        registry.entry(name)  # unknown names fail before any reward runs
-        if not isinstance(weight, int | float) or not math.isfinite(weight) or weight <= 0:
-            raise ValueError(f"reward {name!r}: weight must be a positive number, got {weight!r}")
-    totals, weight_sums = [0.0] * n, [0.0] * n
-    for name, weight in weights.items():
-        scores = _load(registry, name)(prompts, completions, expected, meta)
-        if len(scores) != n:
-            raise PluginError(f"reward {name!r} returned {len(scores)} scores for {n} completions")
-        for i, score in enumerate(scores):
-            if not math.isnan(score):
-                totals[i] += weight * score
-                weight_sums[i] += weight
-    return [total / ws if ws else math.nan for total, ws in zip(totals, weight_sums, strict=True)]
-
-
-def _load(registry: RewardRegistry, name: str) -> Reward:
-    try:
-        return registry.load(name)
-    except (ImportError, AttributeError) as exc:
-        entry = registry.entry(name)
-        raise PluginError(f"reward {name!r} from {entry.distribution} cannot be loaded "
-                          f"from {entry.target!r}: {exc}") from None  # fmt: skip

@@ -3,6 +3,7 @@ show``: one run in detail."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,10 @@ from tunix_core.rundir import RunDirectory
 from tunix_eval.compare import change, number
 from tunix_eval.report import pct
 from tunix_eval.report_html import RunReport, duration, stage_detail, stages_in_order
+
+# Written into a run directory by `tunix sweep` (tunix-sweep) when the run is one of its
+# trials: {"sweep": id, "trial": number}.
+SWEEP_TRIAL = "sweep_trial.json"
 
 
 @attrs.frozen
@@ -29,6 +34,17 @@ class RunRow:
     primary_score: float | None
     format_compliance: float | None
     problem: str = ""
+    sweep: str = ""  # the sweep this run is a trial of, from its SWEEP_TRIAL marker
+    trial: int | None = None
+
+
+def _sweep_trial(path: Path) -> tuple[str, int | None]:
+    """The sweep id and trial number a sweep marked the run with, or ("", None)."""
+    try:
+        marker = json.loads((path / SWEEP_TRIAL).read_text(encoding="utf-8"))
+        return str(marker["sweep"]), int(marker["trial"])
+    except (OSError, ValueError, KeyError, TypeError):  # no marker, or not one we wrote
+        return "", None
 
 
 def _scores(folder: Path) -> tuple[float | None, float | None]:
@@ -49,32 +65,45 @@ def read_run(path: Path) -> RunRow:
     manifest = run.manifest
     detail: dict[str, Any] = manifest["stages"]["train"].get("detail", {})
     steps = detail.get("steps")
+    sweep, trial = _sweep_trial(path)
     return RunRow(
         run_id=run.run_id, path=path, status=manifest["status"], dataset=manifest["dataset"],
         model_id=manifest["model_id"], steps=steps if isinstance(steps, int) else None,
         baseline_score=baseline, primary_score=primary, format_compliance=compliance,
+        sweep=sweep, trial=trial,
     )  # fmt: skip
 
 
 def list_runs(root: Path) -> list[RunRow]:
-    """Every run directory directly under ``root``: scored runs by primary score
-    (best first), then unscored ones, each group by run id."""
+    """Every run directory directly under ``root``: runs outside sweeps first, then each
+    sweep's trials together (by sweep id); within each group scored runs by primary score
+    (best first), then unscored ones, by run id."""
     if not root.is_dir():
         raise TunixError(f"{root}: no such folder")
     rows = [read_run(p) for p in sorted(root.iterdir()) if RunLayout(p).manifest_path.is_file()]
-    return sorted(
-        rows, key=lambda r: (r.primary_score is None, -(r.primary_score or 0.0), r.run_id)
-    )
+    return sorted(rows, key=lambda r: (
+        r.sweep, r.primary_score is None, -(r.primary_score or 0.0), r.run_id
+    ))  # fmt: skip
 
 
 def format_runs(rows: list[RunRow]) -> str:
-    header = ("#", "run", "status", "score", "baseline", "format", "dataset", "model", "steps")
+    header: tuple[str, ...] = (
+        "#", "run", "status", "score", "baseline", "format", "dataset", "model", "steps"
+    )  # fmt: skip
+    in_sweeps = any(row.sweep for row in rows)
+    if in_sweeps:
+        header = (*header, "sweep")
     table = [header]
-    for rank, row in enumerate(rows, start=1):
+    rank = 0
+    for index, row in enumerate(rows):
+        if index == 0 or row.sweep != rows[index - 1].sweep:
+            rank = 0  # each sweep is ranked on its own
+        rank += 1
+        sweep_cell = (f"{row.sweep} #{row.trial}" if row.sweep else "-",) if in_sweeps else ()
         table.append((
             str(rank) if row.primary_score is not None else "-", row.run_id, row.status,
             pct(row.primary_score), pct(row.baseline_score), pct(row.format_compliance),
-            row.dataset, row.model_id, "-" if row.steps is None else str(row.steps),
+            row.dataset, row.model_id, "-" if row.steps is None else str(row.steps), *sweep_cell,
         ))  # fmt: skip
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     lines = [

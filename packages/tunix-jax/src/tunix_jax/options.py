@@ -1,5 +1,6 @@
 """What the ``jax`` plugin reads from the run configuration besides the core sections:
-``trainer.options`` of the ``jax`` trainer (:class:`JaxTrainerOptions`) and
+``trainer.options`` of the ``jax`` trainer (:class:`JaxTrainerOptions`) and of the
+``grpo`` trainer (:class:`GrpoTrainerOptions`), and
 ``model.options`` of the ``jax`` model backend (:class:`JaxModelOptions`).
 
 Light on purpose: importing this module does not import JAX.
@@ -8,12 +9,20 @@ Light on purpose: importing this module does not import JAX.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
-from tunix_core.config import FieldRuleError, RunConfig, structure
+from tunix_core.config import (
+    FieldRuleError,
+    RunConfig,
+    at_least,
+    non_negative,
+    one_of,
+    positive,
+    structure,
+)
 
 DEFAULT_LORA_TARGETS: tuple[str, ...] = (
     "q_einsum",
@@ -28,20 +37,6 @@ DEFAULT_LORA_TARGETS: tuple[str, ...] = (
 def _fraction(_: Any, attribute: attrs.Attribute[Any], value: float) -> None:
     if not 0.0 <= value < 1.0:
         raise FieldRuleError(attribute.name, f"must be in [0, 1), got {value!r}")
-
-
-def _positive_int(_: Any, attribute: attrs.Attribute[Any], value: int | None) -> None:
-    if value is not None and value <= 0:
-        raise FieldRuleError(attribute.name, f"must be > 0, got {value!r}")
-
-
-def _one_of(*choices: str) -> Callable[[Any, attrs.Attribute[Any], str], None]:
-    def check(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:
-        if value not in choices:
-            allowed = ", ".join(map(repr, choices))
-            raise FieldRuleError(attribute.name, f"must be one of {allowed}, got {value!r}")
-
-    return check
 
 
 def parse_deadline(text: str) -> float:
@@ -93,17 +88,67 @@ class JaxTrainerOptions:
 
     reserve_fraction: float = attrs.field(default=0.15, validator=_fraction)
     deadline: str | None = attrs.field(default=None, validator=_deadline)
-    loss_chunk_tokens: int = attrs.field(default=512, validator=_positive_int)
+    loss_chunk_tokens: int = attrs.field(default=512, validator=positive)
     async_checkpoints: bool = True
     progress_bar: bool = True
-    compute_dtype: str = attrs.field(default="float32", validator=_one_of("float32", "bfloat16"))
-    remat: str = attrs.field(default="none", validator=_one_of("none", "block", "dots"))
+    compute_dtype: str = attrs.field(default="float32", validator=one_of("float32", "bfloat16"))
+    remat: str = attrs.field(default="none", validator=one_of("none", "block", "dots"))
     packing: bool = True
     lora_targets: tuple[str, ...] = DEFAULT_LORA_TARGETS
 
     @property
     def deadline_seconds(self) -> float | None:
         return None if self.deadline is None else parse_deadline(self.deadline)
+
+
+def _clip(_: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not 0.0 < value < 1.0:
+        raise FieldRuleError(attribute.name, f"must be in (0, 1), got {value!r}")
+
+
+def _top_p(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and not 0.0 < value <= 1.0:
+        raise FieldRuleError(attribute.name, f"must be in (0, 1], got {value!r}")
+
+
+def _reward_weights(_: Any, attribute: attrs.Attribute[Any], value: dict[str, float]) -> None:
+    if not value:
+        raise FieldRuleError(attribute.name, "must name at least one reward")
+    for name, weight in value.items():
+        if not weight > 0:
+            raise FieldRuleError(f"{attribute.name}.{name}", f"must be > 0, got {weight!r}")
+
+
+@attrs.frozen
+class GrpoTrainerOptions(JaxTrainerOptions):
+    """Options of the ``grpo`` trainer (``trainer.options``): every option of the ``jax``
+    trainer (``packing`` does not apply) plus GRPO's own.
+
+    ``num_generations``: completions sampled per prompt (G, the group). ``num_iterations``:
+    optimizer updates per batch of samples (mu); above 1 the policy ratio moves away from
+    1 and the clip applies. ``beta``: weight of the KL penalty to the reference model (the
+    starting model; 0 skips computing it). ``epsilon_low``/``epsilon_high``: the clip range
+    ``[1 - low, 1 + high]`` of the policy ratio (DAPO's clip-higher raises only ``high``).
+    ``scale_rewards``: divide each group's advantages by its reward std. ``temperature``,
+    ``top_p``: how completions are sampled (log-probabilities use the same temperature).
+    ``max_new_tokens``: completion budget. ``mask_truncated``: leave completions that hit
+    ``max_new_tokens`` out of the loss. ``rewards``: reward name -> weight (see
+    ``tunix plugins``).
+    """
+
+    num_generations: int = attrs.field(default=4, validator=at_least(2))
+    num_iterations: int = attrs.field(default=1, validator=at_least(1))
+    beta: float = attrs.field(default=0.04, validator=non_negative)
+    epsilon_low: float = attrs.field(default=0.2, validator=_clip)
+    epsilon_high: float = attrs.field(default=0.28, validator=_clip)
+    scale_rewards: bool = True
+    temperature: float = attrs.field(default=1.0, validator=positive)
+    top_p: float | None = attrs.field(default=None, validator=_top_p)
+    max_new_tokens: int = attrs.field(default=160, validator=positive)
+    mask_truncated: bool = False
+    rewards: dict[str, float] = attrs.field(
+        factory=lambda: {"format": 0.5, "answer": 1.0}, validator=_reward_weights
+    )
 
 
 @attrs.frozen
@@ -116,8 +161,8 @@ class JaxModelOptions:
     given the other takes the remaining devices, and their product must be the device count.
     """
 
-    mesh_data: int | None = attrs.field(default=None, validator=_positive_int)
-    mesh_fsdp: int | None = attrs.field(default=None, validator=_positive_int)
+    mesh_data: int | None = attrs.field(default=None, validator=positive)
+    mesh_fsdp: int | None = attrs.field(default=None, validator=positive)
 
 
 def trainer_options(config: RunConfig) -> JaxTrainerOptions:
@@ -125,6 +170,14 @@ def trainer_options(config: RunConfig) -> JaxTrainerOptions:
     ``trainer.options.<field>``."""
     return structure(
         config.trainer.options, JaxTrainerOptions, source="config", root="trainer.options"
+    )
+
+
+def grpo_options(config: RunConfig) -> GrpoTrainerOptions:
+    """Structure ``config.trainer.options`` for the ``grpo`` trainer (errors name
+    ``trainer.options.<field>``)."""
+    return structure(
+        config.trainer.options, GrpoTrainerOptions, source="config", root="trainer.options"
     )
 
 

@@ -1,4 +1,4 @@
-"""tunix-jax's plugin: registers the ``jax`` model backend, the ``jax`` trainer and the
+"""tunix-jax's plugin: registers the ``jax`` model backend, the ``jax`` and ``grpo`` trainers and the
 ``bench`` and ``export`` commands.
 
 Targets are lazy strings, so loading this module never imports JAX.
@@ -32,6 +32,12 @@ def tunix_register_trainers(registry: TrainerRegistry) -> None:
         "tunix_jax.trainer:JaxTrainer",
         description="SFT of Gemma 2/3 in JAX/Flax NNX: LoRA or full, AdamW/Adafactor, "
         "device mesh (data+FSDP), exact resume, time budget",
+    )
+    registry.register(
+        "grpo",
+        "tunix_jax.grpo_trainer:GrpoTrainer",
+        description="GRPO of Gemma 2/3 with reward plugins: groups of samples, clipped "
+        "token-level objective, KL to the starting model; LoRA or full, exact resume",
     )
 
 

@@ -1,15 +1,18 @@
 """The reasoning-trace record and its JSONL form.
 
-One example is a question, the steps that solve it and a canonical answer, plus
+One example is a question, the steps that solve it (or one free-form ``reasoning`` text,
+kept byte for byte: code blocks and indentation survive) and a canonical answer, plus
 metadata (category, section, difficulty, source) that evaluation groups scores by, and
 ``answer_match``: the name of the answer check that judges a model's answer to it
-(``auto`` unless the item needs a stricter one, docs/evaluation.md). Invalid records are
-refused when they are built; errors read from a file name the file, the line and the field.
+(``auto`` unless the item needs a stricter one, docs/evaluation.md), and ``extra``: named
+texts an evaluator or answer check reads (HumanEval's tests). Invalid records are refused
+when they are built; errors read from a file name the file, the line and the field.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -82,15 +85,51 @@ def _answer_match(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         )
 
 
-def _steps(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+def _steps(example: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, tuple):
         raise FieldError("steps", f"must be a list of strings, got {type(value).__name__}")
+    if example.reasoning is not None:
+        if value:
+            raise FieldError("steps", "give steps or reasoning, not both")
+        return
     if not value:
-        raise FieldError("steps", "must hold at least one step (the reasoning to learn from)")
+        raise FieldError(
+            "steps", "must hold at least one step, or give reasoning (the text to learn from)"
+        )
     for index, step in enumerate(value):
         _check_text(f"steps[{index}]", step)
         if "\n" in step or "\r" in step:
             raise FieldError(f"steps[{index}]", "must be one line (steps are joined with newlines)")
+
+
+def _reasoning(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    # Free-form text is kept exactly as given: edge whitespace may be an indented code line.
+    if value is not None:
+        _check_text(attribute.name, value, allow_edge_space=True)
+
+
+# Names of meta.extra: identifier-like, so they read the same flattened into a prediction's
+# meta (docs/evaluation.md) and in a record.
+EXTRA_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def _extra(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, dict):
+        raise FieldError(attribute.name, f"must be an object, got {type(value).__name__}")
+    for key, text in value.items():
+        if not isinstance(key, str) or not EXTRA_NAME.fullmatch(key):
+            raise FieldError(
+                attribute.name, f"names must be lowercase letters, digits or '_', got {key!r}"
+            )
+        if key in _META_FIELDS:
+            raise FieldError(f"{attribute.name}.{key}", "is a meta field of its own, not an extra")
+        if not isinstance(text, str):
+            raise FieldError(f"{attribute.name}.{key}", f"must be a string, got {type(text).__name__}")
+
+
+def _as_dict(value: Any) -> Any:
+    # A mapping is copied, so a frozen record never shares a dict with its caller.
+    return dict(value) if isinstance(value, Mapping) else value
 
 
 def _as_tuple(value: Any) -> Any:
@@ -111,14 +150,22 @@ class ExampleMeta:
     # Whether the name is an installed check is known only to the plugin host; it is
     # checked before anything is scored (tunix_core.evaluation.require_answer_checks).
     answer_match: str = attrs.field(default=DEFAULT_ANSWER_MATCH, validator=_answer_match)
+    # What an evaluator or answer check needs beyond the answer (HumanEval's tests, the
+    # reasoning-gym entry a scorer re-reads): name -> text. Left out of the hash: a dict
+    # cannot be hashed, and equal records still hash equal without it.
+    extra: dict[str, str] = attrs.field(
+        factory=dict, kw_only=True, converter=_as_dict, validator=_extra, hash=False
+    )
 
 
 @attrs.frozen
 class ReasoningExample:
-    """A question, the steps that solve it, and its canonical answer.
+    """A question, the reasoning that solves it, and its canonical answer.
 
-    The question may carry odd whitespace (edge cases test it); steps and the answer are
-    trimmed single lines of text, and no field contains the competition's markup.
+    The reasoning is either ``steps`` (trimmed single lines, joined with newlines when
+    rendered) or ``reasoning``, one free-form text kept byte for byte (then ``steps`` is
+    empty). The question may carry odd whitespace (edge cases test it); the answer is a
+    trimmed text, and no field contains the competition's markup.
     """
 
     id: str = attrs.field(validator=_text())
@@ -126,17 +173,27 @@ class ReasoningExample:
     steps: tuple[str, ...] = attrs.field(converter=_as_tuple, validator=_steps)
     answer: str = attrs.field(validator=_text())
     meta: ExampleMeta = attrs.field(validator=attrs.validators.instance_of(ExampleMeta))
+    reasoning: str | None = attrs.field(default=None, kw_only=True, validator=_reasoning)
+
+    @property
+    def reasoning_text(self) -> str:
+        """What goes inside ``<reasoning>``: the free-form text, or the steps one per line."""
+        return self.reasoning if self.reasoning is not None else "\n".join(self.steps)
 
 
-_FIELDS = ("id", "question", "steps", "answer", "meta")
-_META_FIELDS = ("category", "section", "difficulty", "source", "answer_match")
+_FIELDS = ("id", "question", "steps", "reasoning", "answer", "meta")
+# A record holds one of them: a list of steps or one free-form reasoning text.
+_REASONING_FIELDS = ("steps", "reasoning")
+_META_FIELDS = ("category", "section", "difficulty", "source", "answer_match", "extra")
 
 
 def example_to_dict(example: ReasoningExample) -> dict[str, Any]:
     """Plain data in a fixed key order (so exports are byte-stable). ``meta.answer_match``
     is written only when it is not ``auto``, so records that do not set it export exactly
-    as they did before the field existed."""
-    meta = {
+    as they did before the field existed, and ``meta.extra`` (sorted by name) only when it
+    holds something; likewise a record writes ``steps`` or ``reasoning``, whichever it
+    holds."""
+    meta: dict[str, Any] = {
         "category": example.meta.category,
         "section": example.meta.section,
         "difficulty": example.meta.difficulty,
@@ -144,18 +201,26 @@ def example_to_dict(example: ReasoningExample) -> dict[str, Any]:
     }
     if example.meta.answer_match != DEFAULT_ANSWER_MATCH:
         meta["answer_match"] = example.meta.answer_match
+    if example.meta.extra:
+        meta["extra"] = dict(sorted(example.meta.extra.items()))
+    reasoning: dict[str, Any] = (
+        {"steps": list(example.steps)}
+        if example.reasoning is None
+        else {"reasoning": example.reasoning}
+    )
     return {
         "id": example.id,
         "question": example.question,
-        "steps": list(example.steps),
+        **reasoning,
         "answer": example.answer,
         "meta": meta,
     }
 
 
 def example_from_dict(data: Any) -> ReasoningExample:
-    """Build a record from plain data, strictly: every top-level field is required, unknown
-    keys are refused, ``meta.category`` is required and the other meta fields have defaults.
+    """Build a record from plain data, strictly: every top-level field is required (of
+    ``steps`` and ``reasoning`` exactly one), unknown keys are refused, ``meta.category``
+    is required and the other meta fields have defaults.
 
     Raises :class:`FieldError` naming the field; callers add the file and line.
     """
@@ -165,8 +230,12 @@ def example_from_dict(data: Any) -> ReasoningExample:
         if key not in _FIELDS:
             raise FieldError(str(key), f"unknown field (expected {', '.join(_FIELDS)})")
     for key in _FIELDS:
-        if key not in data:
+        if key not in data and key not in _REASONING_FIELDS:
             raise FieldError(key, "is required")
+    given = [key for key in _REASONING_FIELDS if key in data]
+    if len(given) != 1:
+        problem = "give steps or reasoning, not both" if given else "is required (or reasoning)"
+        raise FieldError("steps", problem)
     meta = data["meta"]
     if not isinstance(meta, Mapping):
         raise FieldError("meta", f"must be an object, got {type(meta).__name__}")
@@ -175,7 +244,7 @@ def example_from_dict(data: Any) -> ReasoningExample:
             raise FieldError(f"meta.{key}", f"unknown field (expected {', '.join(_META_FIELDS)})")
     if "category" not in meta:
         raise FieldError("meta.category", "is required")
-    steps = data["steps"]
+    steps = data.get("steps", ())
     if not isinstance(steps, list | tuple):
         raise FieldError("steps", f"must be a list of strings, got {type(steps).__name__}")
     try:
@@ -188,6 +257,7 @@ def example_from_dict(data: Any) -> ReasoningExample:
         steps=tuple(steps),
         answer=data["answer"],
         meta=example_meta,
+        reasoning=data.get("reasoning"),
     )
 
 

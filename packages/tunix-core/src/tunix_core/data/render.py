@@ -46,7 +46,11 @@ def render_prompt(question: str, system_prompt: str = DEFAULT_SYSTEM_PROMPT) -> 
 
 def render_completion(steps: Sequence[str], answer: str) -> str:
     """What the model should write: the steps one per line, then the answer."""
-    reasoning = "\n".join(steps)
+    return render_reasoning_completion("\n".join(steps), answer)
+
+
+def render_reasoning_completion(reasoning: str, answer: str) -> str:
+    """What the model should write: ``reasoning`` exactly as given, then the answer."""
     return (
         f"{REASONING_START}{reasoning}{REASONING_END}"
         f"{ANSWER_START}{answer}{ANSWER_END}{END_OF_TURN}"
@@ -59,5 +63,5 @@ def render_example(
     return RenderedExample(
         id=example.id,
         prompt=render_prompt(example.question, system_prompt),
-        completion=render_completion(example.steps, example.answer),
+        completion=render_reasoning_completion(example.reasoning_text, example.answer),
     )

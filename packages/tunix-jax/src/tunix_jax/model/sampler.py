@@ -55,10 +55,12 @@ def bucket(n: int, minimum: int = 1) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class GenerationOutput:
-    """New token ids per prompt (without the stop token) and why each row ended."""
+    """New token ids per prompt (without the stop token), why each row ended, and the
+    stop token each row produced (``None`` for a row that reached the budget)."""
 
     tokens: list[list[int]]
     stop_reasons: list[str]
+    stop_tokens: list[int | None] = dataclasses.field(default_factory=list)
 
 
 def _sample(
@@ -382,6 +384,10 @@ class Sampler:
         return GenerationOutput(
             tokens=[out[row, : lengths[row]].tolist() for row in range(num_rows)],
             stop_reasons=[STOP if stopped[row] else LENGTH for row in range(num_rows)],
+            # A stopped row's stop token sits right after its last kept token.
+            stop_tokens=[
+                int(out[row, lengths[row]]) if stopped[row] else None for row in range(num_rows)
+            ],
         )
 
     def stream(self, prompt: str, *, max_new_tokens: int) -> Iterator[str]:

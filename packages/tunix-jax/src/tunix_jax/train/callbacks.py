@@ -37,7 +37,8 @@ class TrainingDivergedError(TunixError):
 @attrs.frozen
 class StepEnd:
     """One finished optimizer step: its outputs, the run's counters after it, and the
-    state a checkpoint of it holds (``data``: the batch stream's position)."""
+    state a checkpoint of it holds (``data``: the batch stream's position). ``extra``: a
+    trainer's own metrics for the step's ``metrics.jsonl`` line (GRPO's rewards, KL, ...)."""
 
     step: int
     loss: float
@@ -50,6 +51,7 @@ class StepEnd:
     params: Any = None
     opt_state: Any = None
     data: dict[str, int] = attrs.Factory(dict)
+    extra: dict[str, float] = attrs.Factory(dict)
 
     @property
     def finite(self) -> bool:
@@ -65,6 +67,7 @@ class StepEnd:
             "step": self.step, "loss": self.loss, "learning_rate": self.learning_rate,
             "grad_norm": self.grad_norm, "tokens_per_second": self.tokens_per_second,
             "tokens": self.tokens_seen, "elapsed_seconds": round(self.train_seconds, 3),
+            **self.extra,
         }  # fmt: skip
 
 
@@ -224,7 +227,10 @@ class ProgressBar:
 
     def on_step(self, event: StepEnd) -> None:
         rate = event.tokens_per_second or 0
-        self.bar.set_postfix(loss=f"{event.loss:.4f}", tok_s=f"{rate:.0f}", refresh=False)
+        shown = {"loss": f"{event.loss:.4f}", "tok_s": f"{rate:.0f}"}
+        if "reward" in event.extra:
+            shown["reward"] = f"{event.extra['reward']:.3f}"
+        self.bar.set_postfix(shown, refresh=False)
         self.bar.update(1)
 
     def close(self) -> None:

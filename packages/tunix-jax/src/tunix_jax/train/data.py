@@ -175,3 +175,37 @@ class BatchStream:
 
     def restore(self, state: dict[str, int]) -> None:
         self.epoch, self.cursor = int(state["epoch"]), int(state["cursor"])
+
+
+@attrs.define
+class IndexStream:
+    """Endless batches of item indices over shuffled epochs (the GRPO trainer's prompts),
+    in the same order :class:`BatchStream` would visit the items; its whole state is
+    ``(epoch, cursor)``, so a resumed run draws the batches an uninterrupted one would."""
+
+    num_items: int
+    batch_size: int
+    seed: int
+    epoch: int = 0
+    cursor: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        if self.num_items < 1:
+            raise DataError("no training items left to draw prompts from")
+
+    def next_batch(self) -> list[int]:
+        batch: list[int] = []
+        while len(batch) < self.batch_size:
+            order = epoch_order(self.num_items, self.seed, self.epoch)
+            take = min(self.batch_size - len(batch), self.num_items - self.cursor)
+            batch.extend(int(i) for i in order[self.cursor : self.cursor + take])
+            self.cursor += take
+            if self.cursor == self.num_items:
+                self.epoch, self.cursor = self.epoch + 1, 0
+        return batch
+
+    def state(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "cursor": self.cursor}
+
+    def restore(self, state: dict[str, int]) -> None:
+        self.epoch, self.cursor = int(state["epoch"]), int(state["cursor"])

@@ -18,7 +18,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import jax
@@ -197,17 +197,25 @@ def make_train_step(
         denominator = jnp.maximum(weight_sum, 1.0)
         grads = jax.tree.map(lambda g: g / denominator, grads)
         loss = loss_sum / denominator
-        grad_norm = optax.tree.norm(grads)
-        updates, new_opt_state = tx.update(grads, opt_state, params)
-        new_params = optax.apply_updates(params, updates)
-        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-        keep = lambda new, old: jnp.where(finite, new, old)  # noqa: E731
-        new_params = jax.tree.map(keep, new_params, params)
-        new_opt_state = jax.tree.map(keep, new_opt_state, opt_state)
+        new_params, new_opt_state, grad_norm = guarded_update(tx, grads, opt_state, params, loss)
         tokens = jnp.sum(batches["segment_ids"] != 0)
         return new_params, new_opt_state, {"loss": loss, "grad_norm": grad_norm, "tokens": tokens}
 
     return step
+
+
+def guarded_update(
+    tx: optax.GradientTransformation, grads: Any, opt_state: Any, params: Any, loss: jax.Array
+) -> tuple[Any, Any, jax.Array]:
+    """(params, optimizer state, gradient norm) after one update with ``grads``; when the
+    loss or the gradient norm is not finite the old params and state are kept (the NaN
+    guard then stops the run)."""
+    grad_norm = optax.tree.norm(grads)
+    updates, new_opt_state = tx.update(grads, opt_state, params)
+    new_params = optax.apply_updates(params, updates)
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    keep = lambda new, old: jnp.where(finite, new, old)  # noqa: E731
+    return jax.tree.map(keep, new_params, params), jax.tree.map(keep, new_opt_state, opt_state), grad_norm
 
 
 def segment_attention_mask(segment_ids: jax.Array) -> jax.Array:
@@ -228,7 +236,7 @@ def total_steps(config: RunConfig, stream: BatchStream) -> int:
     return max(1, math.ceil(training.epochs * stream.rows_per_epoch() / rows_per_step))
 
 
-def _truncate_metrics(run: RunDirectory, step: int) -> None:
+def truncate_metrics(run: RunDirectory, step: int) -> None:
     """Drop metrics of steps after ``step`` (logged before a crash, redone on resume)."""
     if not run.metrics_path.exists():
         return
@@ -276,11 +284,40 @@ def run_training(
     checkpointer = Checkpointer(
         run.checkpoints_dir, keep=training.keep_checkpoints, async_save=options.async_checkpoints
     )
-    position = _resume(checkpointer, state, stream, run, progress, seed=config.run.seed)
-    _describe(config, stream, steps, position, mesh, progress)
+    position = resume(checkpointer, state, stream, run, progress, seed=config.run.seed)
+    describe(config, stream, steps, position, mesh, progress)
     step_fn = _compile_step(state, tx, config, options)
     batch_sharding = mesh_lib.batch_sharding(mesh, leading_axes=1)
 
+    def take_step() -> StepEnd:
+        host_batch = _stacked_batch(stream, training.grad_accum)
+        batch = {k: mesh_lib.put_global(v, batch_sharding) for k, v in host_batch.items()}
+        return position.advance(step_fn, state.frozen, batch, schedule, stream)
+
+    reason = drive_steps(config, options, run, checkpointer, steps=steps, position=position,
+                         started_at=started_at, progress=progress, step_hook=step_hook,
+                         take_step=take_step)  # fmt: skip
+    return outcome(config, state, position, stopped_early=bool(reason), reason=reason)
+
+
+def drive_steps(
+    config: RunConfig,
+    options: JaxTrainerOptions,
+    run: RunDirectory,
+    checkpointer: Checkpointer,
+    *,
+    steps: int,
+    position: Position,
+    started_at: float,
+    progress: Callable[[str], None],
+    step_hook: Callable[..., Any] | None,
+    take_step: Callable[[], StepEnd],
+) -> str:
+    """Call ``take_step`` until ``position`` reaches ``steps`` or the time budget says
+    stop, handing each :class:`StepEnd` to the callbacks every trainer shares (NaN guard,
+    budget, progress bar, metrics, checkpoints, the plugins' hook). Closes
+    ``checkpointer``. Returns why it stopped early, or "" when every step ran."""
+    training = config.training
     is_writer = jax.process_index() == 0
     metrics = MetricsLog(run.metrics_path, training.log_every, steps, writer=is_writer)
     checkpoints = Checkpoints(checkpointer, training.checkpoint_every, steps, config.run.seed,
@@ -305,9 +342,7 @@ def run_training(
             if reason:
                 progress(f"[train] {reason}")
                 break
-            host_batch = _stacked_batch(stream, training.grad_accum)
-            batch = {k: mesh_lib.put_global(v, batch_sharding) for k, v in host_batch.items()}
-            event = position.advance(step_fn, state.frozen, batch, schedule, stream)
+            event = take_step()
             for callback in callbacks:
                 callback.on_step(event)
         metrics.flush()
@@ -319,7 +354,7 @@ def run_training(
         bar.close()
         checkpointer.wait()
         checkpointer.close()
-    return _outcome(config, state, position, stopped_early=bool(reason), reason=reason)
+    return reason
 
 
 @attrs.define
@@ -357,10 +392,16 @@ class Position:
         )  # fmt: skip
 
 
-def _resume(
+class StreamPosition(Protocol):
+    """A data stream whose position a checkpoint's meta holds (``data``)."""
+
+    def restore(self, state: dict[str, int]) -> None: ...
+
+
+def resume(
     checkpointer: Checkpointer,
     state: TrainState,
-    stream: BatchStream,
+    stream: StreamPosition,
     run: RunDirectory,
     progress: Callable[[str], None],
     *,
@@ -382,7 +423,7 @@ def _resume(
             f"that folder and run `tunix run --resume {run.path}`"
         )
     if good is None:
-        _truncate_metrics(run, 0)
+        truncate_metrics(run, 0)
         return Position(state.params, state.opt_state)
     for bad in skipped:
         checkpointer.delete(int(bad.path.name))
@@ -390,7 +431,7 @@ def _resume(
     position = Position(good.params, good.opt_state, good.step, int(meta["tokens"]),
                         float(meta["train_seconds"]))  # fmt: skip
     stream.restore(meta["data"])
-    _truncate_metrics(run, position.step)
+    truncate_metrics(run, position.step)
     progress(f"[train] resumed from the checkpoint of step {position.step}")
     return position
 
@@ -415,7 +456,7 @@ def _meta_problem(step: int, meta: dict[str, Any], seed: int) -> str | None:
     return None
 
 
-def _describe(
+def describe(
     config: RunConfig,
     stream: BatchStream,
     steps: int,
@@ -454,7 +495,7 @@ def _compile_step(
     )
 
 
-def _outcome(
+def outcome(
     config: RunConfig, state: TrainState, position: Position, *, stopped_early: bool, reason: str
 ) -> TrainOutcome:
     """The trained params put back into the model (LoRA merged)."""

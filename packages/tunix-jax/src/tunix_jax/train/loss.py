@@ -76,6 +76,21 @@ def chunked_cross_entropy(
     return loss, jnp.sum(weights)
 
 
+def by_chunk(chunk_tokens: int, *arrays: jax.Array) -> list[jax.Array]:
+    """Each [B, T, ...] array cut along T into chunks of ``max(1, chunk_tokens // B)``
+    positions (the last one zero-padded): [n, B, chunk, ...], ready for ``lax.scan``."""
+    batch, length = arrays[0].shape[:2]
+    chunk = max(1, min(length, chunk_tokens // batch))
+    num_chunks = -(-length // chunk)
+    pad = num_chunks * chunk - length
+    result = []
+    for x in arrays:
+        if pad:
+            x = jnp.pad(x, ((0, 0), (0, pad), *((0, 0),) * (x.ndim - 2)))
+        result.append(jnp.swapaxes(x.reshape(batch, num_chunks, chunk, *x.shape[2:]), 0, 1))
+    return result
+
+
 def _scan_chunks(
     logits_fn: LogitsFn,
     chunk_tokens: int,
@@ -89,17 +104,9 @@ def _scan_chunks(
 ) -> tuple[jax.Array, jax.Array | None, jax.Array | None]:
     """(loss sum, d loss / d hidden, d loss / d table) - the gradients only if asked."""
     batch, length, dim = hidden.shape
-    chunk = max(1, min(length, chunk_tokens // batch))
-    num_chunks = -(-length // chunk)
-    pad = num_chunks * chunk - length
-    if pad:
-        hidden = jnp.pad(hidden, ((0, 0), (0, pad), (0, 0)))
-        targets = jnp.pad(targets, ((0, 0), (0, pad)))
-        weights = jnp.pad(weights, ((0, 0), (0, pad)))
-
-    def by_chunk(x: jax.Array) -> jax.Array:
-        # [B, n * C, ...] -> [n, B, C, ...]
-        return jnp.swapaxes(x.reshape(batch, num_chunks, chunk, *x.shape[2:]), 0, 1)
+    chunked_hidden, chunked_targets, chunked_weights = by_chunk(chunk_tokens, hidden, targets,
+                                                                weights)  # fmt: skip
+    num_chunks, chunk = chunked_hidden.shape[0], chunked_hidden.shape[2]
 
     def chunk_step(carry: tuple[jax.Array, jax.Array | None], h: jax.Array, t: jax.Array,
                    w: jax.Array) -> tuple[tuple[jax.Array, jax.Array | None], jax.Array]:  # fmt: skip
@@ -136,7 +143,7 @@ def _scan_chunks(
     table_init = jnp.zeros(table.shape, jnp.float32) if with_grads and table_grad else None
     init = (jnp.zeros((), jnp.float32), table_init)
     (loss, d_table), d_hidden = jax.lax.scan(
-        body, init, (by_chunk(hidden), by_chunk(targets), by_chunk(weights))
+        body, init, (chunked_hidden, chunked_targets, chunked_weights)
     )
     if d_hidden is not None:
         d_hidden = jnp.swapaxes(d_hidden, 0, 1).reshape(batch, num_chunks * chunk, dim)

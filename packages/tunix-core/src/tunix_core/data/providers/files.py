@@ -1,7 +1,9 @@
 """A user's own data: ``jsonl:PATH`` and ``hf:PATH`` (local Hugging Face data, offline).
 
-Rows are records in the tunix schema, or any rows whose columns ``dataset.options.columns``
-maps onto it::
+Rows are records in the tunix schema, any rows whose columns ``dataset.options.columns``
+maps onto it, chat ``messages`` or ``prompt``/``completion`` pairs (:mod:`tunix_core.data.
+shapes`), and, with ``dataset.options.transform``, rows a registered transform converts
+(docs/datasets.md)::
 
     dataset:
       name: jsonl:data/problems.jsonl
@@ -9,7 +11,8 @@ maps onto it::
         columns: {question: prompt, answer: target, steps: rationale}
         eval_fraction: 0.1
 
-Steps given as one string are split on newlines. A single source is split into train and
+Steps given as one string are split on newlines; a ``reasoning`` column is kept byte for
+byte (code and indentation survive). A single source is split into train and
 eval by ``eval_fraction`` (seeded) or paired with ``eval_path``; a ``save_to_disk`` folder
 with several splits uses its own (``train_split``/``eval_split`` pick them).
 """
@@ -30,12 +33,15 @@ from tunix_core.data.record import (
     FieldError,
     ReasoningExample,
 )
+from tunix_core.data.shapes import SHAPES, reshape
 from tunix_core.data.splits import TRAIN_EVAL, require_split, seeded_split
-from tunix_core.errors import DataError
+from tunix_core.errors import ConfigError, DataError
 from tunix_core.jsonio import read_user_jsonl
+from tunix_core.protocols import RowTransform
+from tunix_core.registry import RegistryError
 
-RECORD_FIELDS = ("id", "question", "steps", "answer", "category", "section", "difficulty", "source",
-                 "answer_match")  # fmt: skip
+RECORD_FIELDS = ("id", "question", "steps", "reasoning", "answer", "category", "section",
+                 "difficulty", "source", "answer_match")  # fmt: skip
 META_FIELDS = ("category", "section", "difficulty", "source", "answer_match")
 
 
@@ -53,6 +59,11 @@ def _fraction(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> N
         raise FieldRuleError(attribute.name, f"must be between 0 and 1 (exclusive), got {value!r}")
 
 
+def _shape(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if value not in SHAPES:
+        raise FieldRuleError(attribute.name, f"must be one of {', '.join(SHAPES)}, got {value!r}")
+
+
 @attrs.frozen
 class FileOptions:
     """``dataset.options`` of the file providers.
@@ -62,9 +73,14 @@ class FileOptions:
     of a single source held out for eval, chosen with the dataset seed. ``eval_path``: a
     separate file (or folder) for eval. ``category``: ``meta.category`` of rows that have none.
     ``train_split``/``eval_split``: split names inside a multi-split ``save_to_disk`` folder.
+    ``shape``: how rows are read (``auto`` tells each row's shape by its columns, see
+    :func:`tunix_core.data.shapes.detect_shape`). ``transform``: a registered row transform
+    applied to every row first (``gsm8k``; plugins add more).
     """
 
     columns: dict[str, str] = attrs.field(factory=dict, validator=_columns)
+    shape: str = attrs.field(default="auto", validator=_shape)
+    transform: str | None = None
     eval_fraction: float | None = attrs.field(default=None, validator=_fraction)
     eval_path: str | None = None
     category: str = "user"
@@ -85,12 +101,14 @@ def _text_value(value: Any, field: str) -> Any:
         return str(value)
     if isinstance(value, float) and math.isfinite(value):
         return str(int(value)) if value.is_integer() else repr(value)
-    if isinstance(value, str) and field != "question":
+    if isinstance(value, str) and field not in ("question", "reasoning"):
         return value.strip()
     return value
 
 
 def _steps_value(value: Any) -> Any:
+    if value is None:  # the row has free-form reasoning instead
+        return ()
     if isinstance(value, str):
         return tuple(line.strip() for line in value.splitlines() if line.strip())
     if isinstance(value, list | tuple):
@@ -104,6 +122,9 @@ def row_to_example(
     """Map one source row onto a record; raises :class:`FieldError` naming the column."""
     if not isinstance(row, Mapping):
         raise FieldError("record", f"must be an object, got {type(row).__name__}")
+    # An explicit column mapping means the rows are columns, whatever their names.
+    shape = "columns" if options.shape == "auto" and options.columns else options.shape
+    row, sources = reshape(row, shape)
     nested = row.get("meta")
     meta: Mapping[str, Any] = nested if isinstance(nested, Mapping) else {}
 
@@ -116,7 +137,7 @@ def row_to_example(
         if field in META_FIELDS and field in meta:
             return meta[field], f"meta.{field}"
         if field in row:
-            return row[field], field
+            return row[field], sources.get(field, field)
         if default is attrs.NOTHING:
             raise FieldError(field, "is required (map another column with dataset.options.columns)")
         return default, field
@@ -125,28 +146,50 @@ def row_to_example(
     names: dict[str, str] = {}
     defaults = {"id": default_id, "category": options.category, "section": "core",
                 "difficulty": "easy", "source": source,
-                "answer_match": DEFAULT_ANSWER_MATCH}  # fmt: skip
+                "answer_match": DEFAULT_ANSWER_MATCH, "steps": None, "reasoning": None}  # fmt: skip
+    raw: dict[str, Any] = {}
     for field in RECORD_FIELDS:
-        value, names[field] = pick(field, defaults.get(field, attrs.NOTHING))
+        raw[field], names[field] = pick(field, defaults.get(field, attrs.NOTHING))
+        value = raw[field]
         values[field] = _steps_value(value) if field == "steps" else _text_value(value, field)
+    if raw["steps"] is None and raw["reasoning"] is None:
+        raise FieldError(
+            "steps", "is required, or reasoning (map another column with dataset.options.columns)"
+        )
     try:
-        meta_record = ExampleMeta(**{field: values[field] for field in META_FIELDS})
+        # meta.extra (inputs of evaluators and answer checks, e.g. HumanEval's tests) as given.
+        meta_record = ExampleMeta(**{field: values[field] for field in META_FIELDS},
+                                  extra=meta.get("extra", {}))  # fmt: skip
         return ReasoningExample(
-            values["id"], values["question"], values["steps"], values["answer"], meta_record
+            values["id"], values["question"], values["steps"], values["answer"], meta_record,
+            reasoning=values["reasoning"],
         )
     except FieldError as exc:
+        if exc.field.startswith("extra"):
+            raise FieldError(f"meta.{exc.field}", exc.problem) from None
         base, _, rest = exc.field.partition("[")
         column = names.get(base, exc.field)
         raise FieldError(column + (f"[{rest}" if rest else ""), exc.problem) from None
 
 
 def examples_from_rows(
-    rows: Iterable[tuple[str, Mapping[str, Any]]], options: FileOptions, *, stem: str, source: str
+    rows: Iterable[tuple[str, Mapping[str, Any]]],
+    options: FileOptions,
+    *,
+    stem: str,
+    source: str,
+    transform: RowTransform | None = None,
 ) -> list[ReasoningExample]:
-    """``rows`` are ``(location, row)`` pairs; ``location`` is ``FILE:LINE`` or ``PATH row N``."""
+    """``rows`` are ``(location, row)`` pairs; ``location`` is ``FILE:LINE`` or ``PATH row N``.
+    ``transform`` (the one ``options.transform`` names) converts each row first."""
     examples: list[ReasoningExample] = []
     first_seen: dict[str, str] = {}
     for index, (location, row) in enumerate(rows, start=1):
+        if transform is not None:
+            try:
+                row = transform(row)
+            except ValueError as exc:
+                raise DataError(f"{location}: transform {options.transform!r}: {exc}") from None
         try:
             example = row_to_example(row, options, default_id=f"{stem}-{index}", source=source)
         except FieldError as exc:
@@ -231,13 +274,28 @@ class _FileProvider:
         if not rows:
             raise DataError(f"{path}: no records")
         source = f"{self.scheme}:{path.name}"
-        return examples_from_rows(rows, options, stem=path.stem, source=source)
+        transform = load_transform(options.transform)
+        return examples_from_rows(rows, options, stem=path.stem, source=source,
+                                  transform=transform)  # fmt: skip
 
     def _open(self, path: Path) -> Rows | dict[str, Rows]:
         raise NotImplementedError
 
 
 _EVAL_SPLIT_NAMES = ("eval", "validation", "valid", "test")
+
+
+def load_transform(name: str | None) -> RowTransform | None:
+    """The installed transform ``name`` (from the process-wide plugin host), or ``None``."""
+    if name is None:
+        return None
+    from tunix_core.plugins import get_host
+
+    try:
+        transform: RowTransform = get_host().transforms.load(name)
+    except RegistryError as exc:
+        raise ConfigError(f"dataset.options.transform: {exc}") from None
+    return transform
 
 
 class JsonlProvider(_FileProvider):
@@ -251,12 +309,13 @@ class JsonlProvider(_FileProvider):
 
 
 class HfProvider(_FileProvider):
-    """``hf:PATH``: a local parquet or arrow file, or a ``datasets`` ``save_to_disk`` folder.
+    """``hf:PATH``: a local parquet, arrow, JSON or JSON Lines file, or a ``datasets``
+    ``save_to_disk`` folder.
 
     Only local data: nothing is downloaded. Needs the ``hf`` extra (``datasets``).
     """
 
-    description = "A local Hugging Face dataset: hf:PATH (parquet, arrow or save_to_disk)"
+    description = "A local Hugging Face dataset: hf:PATH (parquet, arrow, json, jsonl or save_to_disk)"
     scheme = "hf"
 
     def _open(self, path: Path) -> Rows | dict[str, Rows]:
@@ -278,9 +337,12 @@ class HfProvider(_FileProvider):
                 loaded = datasets.Dataset.from_parquet(str(path))
             elif path.suffix == ".arrow":
                 loaded = datasets.Dataset.from_file(str(path))
+            elif path.suffix in (".json", ".jsonl"):
+                loaded = datasets.Dataset.from_json(str(path))
             else:
                 raise DataError(
-                    f"{path}: expected a .parquet or .arrow file or a save_to_disk folder"
+                    f"{path}: expected a .parquet, .arrow, .json or .jsonl file or a "
+                    "save_to_disk folder"
                 )
         except (OSError, ValueError) as exc:
             raise DataError(f"{path}: cannot read as a Hugging Face dataset: {exc}") from None

@@ -9,7 +9,7 @@ dataset seed; eval takes the first ``eval_size`` distinct questions and train th
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -67,6 +67,38 @@ def entry_to_example(entry: Mapping[str, Any], example_id: str, source: str) -> 
     )
 
 
+def distinct_splits(
+    entry_at: Callable[[int], Mapping[str, Any]],
+    size: int,
+    wanted: Mapping[str, int],
+    to_example: Callable[[Mapping[str, Any], str, int], ReasoningExample],
+    *,
+    where: str,
+) -> dict[str, list[ReasoningExample]]:
+    """reasoning-gym entries ``entry_at(0 .. size - 1)`` into ``wanted`` eval items first,
+    then train items, skipping a question seen before: so no question is in both splits.
+    ``to_example(entry, split, number)`` builds an item. A bad entry, or fewer distinct
+    items than wanted, is a DataError naming ``where``."""
+    seen: set[str] = set()
+    splits: dict[str, list[ReasoningExample]] = {"eval": [], "train": []}
+    for index in range(size):
+        split = "eval" if len(splits["eval"]) < wanted["eval"] else "train"
+        if len(splits[split]) >= wanted[split]:
+            break
+        entry = entry_at(index)
+        if entry["question"] in seen:
+            continue
+        seen.add(entry["question"])
+        try:
+            splits[split].append(to_example(entry, split, len(splits[split])))
+        except FieldError as exc:
+            raise DataError(f"{where} item {index}: {exc}") from None
+    for split, items in splits.items():
+        if len(items) < wanted[split]:
+            raise DataError(f"{where}: only {len(items)} distinct {split} items; ask for fewer")
+    return splits
+
+
 @lru_cache(maxsize=4)
 def generate(seed: int, train_size: int, eval_size: int) -> dict[str, tuple[ReasoningExample, ...]]:
     try:
@@ -85,26 +117,13 @@ def generate(seed: int, train_size: int, eval_size: int) -> dict[str, tuple[Reas
     # Twice the items needed: the templates rarely repeat a question.
     size = 2 * (train_size + eval_size)
     generator = GSMSymbolicDataset(GSMSymbolicDatasetConfig(seed=seed, size=size))
-    seen: set[str] = set()
-    splits: dict[str, list[ReasoningExample]] = {"eval": [], "train": []}
-    for index in range(size):
-        split = "eval" if len(splits["eval"]) < eval_size else "train"
-        if len(splits[split]) >= wanted[split]:
-            break
-        entry = generator[index]
-        if entry["question"] in seen:
-            continue
-        seen.add(entry["question"])
-        example_id = f"gsm-symbolic-{split}-{len(splits[split]):04d}"
-        try:
-            splits[split].append(entry_to_example(entry, example_id, source))
-        except FieldError as exc:
-            raise DataError(f"gsm_symbolic item {index} (seed {seed}): {exc}") from None
-    for split, items in splits.items():
-        if len(items) < wanted[split]:
-            raise DataError(
-                f"gsm-symbolic: only {len(items)} distinct {split} items for seed {seed}"
-            )
+    splits = distinct_splits(
+        lambda index: generator[index], size, wanted,
+        lambda entry, split, number: entry_to_example(
+            entry, f"gsm-symbolic-{split}-{number:04d}", source
+        ),
+        where=f"gsm-symbolic (seed {seed})",
+    )  # fmt: skip
     return {split: tuple(items) for split, items in splits.items()}
 
 

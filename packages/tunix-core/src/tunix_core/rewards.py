@@ -1,0 +1,82 @@
+"""Scoring completions with named, weighted rewards: what an RL trainer calls each step.
+
+The rewards themselves come from plugins (``tunix_register_rewards``; the built-ins are
+tunix-eval's). :func:`score_rewards` loads the ones a config names from a
+:class:`~tunix_core.registry.RewardRegistry` and returns each one's scores and their
+weighted mean. See ``docs/rl.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from tunix_core.errors import PluginError
+from tunix_core.protocols import Reward
+from tunix_core.registry import RewardRegistry
+
+
+@attrs.frozen
+class RewardScores:
+    """Per completion: each named reward's score (``NaN`` where it does not apply) and the
+    weighted mean of those that apply (``NaN`` where none does)."""
+
+    by_reward: dict[str, list[float]]
+    total: list[float]
+
+
+def check_reward_weights(registry: RewardRegistry, weights: Mapping[str, float]) -> None:
+    """Raise before any reward runs: :class:`~tunix_core.registry.UnknownNameError` for a
+    name no plugin registered (listing the installed ones), ``ValueError`` for a weight
+    that is not a positive number or an empty mapping."""
+    if not weights:
+        raise ValueError("no rewards named: give at least one name with a positive weight")
+    for name, weight in weights.items():
+        registry.entry(name)
+        if not isinstance(weight, int | float) or not math.isfinite(weight) or weight <= 0:
+            raise ValueError(f"reward {name!r}: weight must be a positive number, got {weight!r}")
+
+
+def score_rewards(
+    registry: RewardRegistry,
+    weights: Mapping[str, float],
+    prompts: Sequence[str],
+    completions: Sequence[str],
+    expected: Sequence[str],
+    meta: Sequence[Mapping[str, Any]],
+) -> RewardScores:
+    """Run every reward named in ``weights`` (name -> positive weight) on the completions.
+    A reward's ``NaN`` for a completion leaves it out of that completion's mean (the other
+    weights are renormalised)."""
+    n = len(completions)
+    if not (len(prompts) == len(expected) == len(meta) == n):
+        raise ValueError(
+            f"score_rewards: {len(prompts)} prompts, {n} completions, {len(expected)} "
+            f"expected answers and {len(meta)} metas; they must be parallel"
+        )
+    check_reward_weights(registry, weights)
+    by_reward: dict[str, list[float]] = {}
+    totals, weight_sums = [0.0] * n, [0.0] * n
+    for name, weight in weights.items():
+        scores = [float(s) for s in _load(registry, name)(prompts, completions, expected, meta)]
+        if len(scores) != n:
+            raise PluginError(f"reward {name!r} returned {len(scores)} scores for {n} completions")
+        by_reward[name] = scores
+        for i, score in enumerate(scores):
+            if not math.isnan(score):
+                totals[i] += weight * score
+                weight_sums[i] += weight
+    total = [t / w if w else math.nan for t, w in zip(totals, weight_sums, strict=True)]
+    return RewardScores(by_reward, total)
+
+
+def _load(registry: RewardRegistry, name: str) -> Reward:
+    try:
+        return registry.load(name)
+    except (ImportError, AttributeError) as exc:
+        entry = registry.entry(name)
+        raise PluginError(f"reward {name!r} from {entry.distribution} cannot be loaded "
+                          f"from {entry.target!r}: {exc}") from None  # fmt: skip

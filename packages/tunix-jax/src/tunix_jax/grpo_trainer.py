@@ -1,0 +1,493 @@
+"""The ``grpo`` trainer: Group Relative Policy Optimization of Gemma with reward plugins.
+
+Each step draws ``training.batch_size x training.grad_accum`` prompts, samples
+``num_generations`` completions of each with the project's sampler from the current
+policy, scores them with the rewards of ``trainer.options.rewards`` (``tunix plugins``
+lists them), turns the rewards into group-relative advantages and takes
+``num_iterations`` optimizer steps on the clipped token-level objective with a KL penalty
+to the reference model (:mod:`tunix_jax.train.grpo`). With LoRA the reference is the
+base model without the adapters (the adapters' values set to zero), so no second copy of
+the weights is held; a full fine-tune keeps a frozen copy.
+
+The reference is the model the run starts from: ``model.weights``, or the model of the
+run named by ``--init-from`` (SFT then GRPO), or the previous phase's in
+``training.phases``. Checkpoints, exact resume, time budget, NaN guard, progress bar and
+the plugins' step hook are the SFT trainer's. Sampling seeds are a function of
+``run.seed`` and the step, so a resumed run draws the samples an uninterrupted one draws.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from tunix_core.config import RunConfig
+from tunix_core.data.render import render_prompt
+from tunix_core.errors import ConfigError, DataError
+from tunix_core.protocols import ModelBackend, TrainResult
+from tunix_core.registry import UnknownNameError
+from tunix_core.rundir import RunDirectory
+from tunix_jax.options import GrpoTrainerOptions, grpo_options
+from tunix_jax.trainer import check_jax_training, export_trained, load_base
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from tunix_core.data.record import ReasoningExample
+    from tunix_core.registry import RewardRegistry
+    from tunix_jax.model.sampler import Sampler
+    from tunix_jax.model.tokenizer import Tokenizer
+    from tunix_jax.train.callbacks import StepEnd
+    from tunix_jax.train.loop import Position, TrainState
+
+log = logging.getLogger("tunix.train")
+
+
+@attrs.frozen
+class PromptItem:
+    """One training item as GRPO uses it: the rendered prompt (text and tokens), the
+    expected answer and the item's meta, for the rewards."""
+
+    text: str
+    ids: list[int]
+    expected: str
+    meta: dict[str, Any]
+
+
+def sample_seed(run_seed: int, step: int) -> int:
+    """The sampling seed of step ``step`` (0-based): a pure function, so the samples of a
+    resumed run are those of an uninterrupted one."""
+    return (run_seed * 1_000_003 + step) % (2**31 - 1)
+
+
+def reward_registry() -> RewardRegistry:
+    from tunix_core.plugins import get_host
+
+    return get_host().rewards
+
+
+class GrpoTrainer:
+    """The ``grpo`` trainer (see the module docstring). The time budget counts from its
+    creation; ``step_hook`` is called after every step (by default the plugins'
+    ``tunix_train_step_end``); ``rewards``: the registry to load rewards from (by default
+    the process-wide plugin host's)."""
+
+    def __init__(
+        self,
+        step_hook: Callable[..., Any] | None = None,
+        rewards: RewardRegistry | None = None,
+    ) -> None:
+        self.created_at = time.time()
+        self.step_hook = step_hook
+        self.rewards = rewards
+
+    def validate(self, config: RunConfig) -> None:
+        from tunix_core.rewards import check_reward_weights
+
+        options = grpo_options(config)
+        check_jax_training(config, options, rows=config.training.batch_size * options.num_generations)
+        if options.max_new_tokens >= config.training.max_seq_len:
+            raise ConfigError(
+                f"trainer.options.max_new_tokens: {options.max_new_tokens} leaves no room for "
+                f"the prompt in training.max_seq_len={config.training.max_seq_len}"
+            )
+        try:
+            check_reward_weights(self._rewards(), options.rewards)
+        except (UnknownNameError, ValueError) as exc:
+            raise ConfigError(f"trainer.options.rewards: {exc}") from None
+
+    def _rewards(self) -> RewardRegistry:
+        return self.rewards if self.rewards is not None else reward_registry()
+
+    def train(
+        self,
+        config: RunConfig,
+        run: RunDirectory,
+        train_examples: Sequence[ReasoningExample],
+        *,
+        backend: ModelBackend,
+        progress: Callable[[str], None],
+    ) -> TrainResult:
+        from tunix_core.plugins import get_host
+        from tunix_jax.train.loop import prepare_model, training_model
+
+        options = grpo_options(config)
+        base = load_base(config, train_examples, backend, progress)
+        prompts = prompt_items(config, options, train_examples, base.tokenizer, progress)
+        policy = prepare_model(config, options, training_model(base.transformer, config, options))
+        loop = GrpoLoop(config, options, run, prompts, policy, base, self._rewards(), progress,
+                        self.step_hook or get_host().manager.hook.tunix_train_step_end,
+                        self.created_at)  # fmt: skip
+        result, trained_model = loop.train()
+        return export_trained(config, options, run, backend, base, trained_model, result,
+                              title=f"{config.model.preset} GRPO", progress=progress)  # fmt: skip
+
+
+def prompt_items(
+    config: RunConfig,
+    options: GrpoTrainerOptions,
+    examples: Sequence[ReasoningExample],
+    tokenizer: Tokenizer,
+    progress: Callable[[str], None],
+) -> list[PromptItem]:
+    """Every example's rendered prompt, tokenized; prompts that leave fewer than
+    ``max_new_tokens`` of ``training.max_seq_len`` are dropped (and counted)."""
+    from tunix_core.evaluation import example_meta
+
+    limit = config.training.max_seq_len - options.max_new_tokens
+    items, dropped = [], 0
+    for example in examples:
+        text = render_prompt(example.question, config.dataset.system_prompt)
+        ids = tokenizer.encode(text, add_bos=True)
+        if len(ids) > limit:
+            dropped += 1
+            continue
+        meta: dict[str, Any] = {**example_meta(example), "id": example.id}
+        items.append(PromptItem(text, ids, example.answer, meta))
+    if dropped:
+        message = (f"[train] {dropped} of {len(examples)} prompts dropped: longer than "
+                   f"training.max_seq_len - trainer.options.max_new_tokens = {limit} tokens")  # fmt: skip
+        log.warning(message)
+        progress(message)
+    if not items:
+        raise DataError(
+            f"every one of the {len(examples)} training prompts is longer than {limit} tokens "
+            "(training.max_seq_len - trainer.options.max_new_tokens); raise training.max_seq_len"
+        )
+    return items
+
+
+@attrs.define
+class Samples:
+    """One step's sampled completions (``num_generations`` per prompt, adjacent) and what
+    the rewards made of them."""
+
+    items: list[PromptItem]  # one per completion
+    completion_ids: list[list[int]]  # with the stop token when the row stopped
+    texts: list[str]
+    truncated: list[bool]
+    rewards: dict[str, list[float]]
+    total: list[float]
+    advantages: np.ndarray
+
+
+class GrpoLoop:
+    """The training loop of one GRPO run (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        options: GrpoTrainerOptions,
+        run: RunDirectory,
+        prompts: list[PromptItem],
+        policy: Any,
+        base: Any,
+        rewards: RewardRegistry,
+        progress: Callable[[str], None],
+        step_hook: Callable[..., Any] | None,
+        started_at: float,
+    ) -> None:
+        self.config, self.options, self.run, self.prompts = config, options, run, prompts
+        self.policy, self.base, self.reward_registry = policy, base, rewards
+        self.progress, self.step_hook, self.started_at = progress, step_hook, started_at
+
+    def total_steps(self) -> int:
+        training = self.config.training
+        if training.epochs is None:
+            return training.steps
+        per_step = training.batch_size * training.grad_accum
+        return max(1, math.ceil(training.epochs * len(self.prompts) / per_step))
+
+    def train(self) -> tuple[TrainResult, Any]:
+        import jax
+        import jax.numpy as jnp
+
+        from tunix_jax.model.sampler import Sampler
+        from tunix_jax.train import mesh as mesh_lib
+        from tunix_jax.train.checkpoint import Checkpointer
+        from tunix_jax.train.data import IndexStream
+        from tunix_jax.train.loop import TrainState, drive_steps, outcome, resume
+        from tunix_jax.train.optim import build_optimizer
+
+        config, options, training = self.config, self.options, self.config.training
+        steps = self.total_steps()
+        stream = IndexStream(len(self.prompts), training.batch_size * training.grad_accum,
+                             config.run.seed)  # fmt: skip
+        # The schedule counts optimizer updates: num_iterations per step.
+        tx, schedule = build_optimizer(training, steps * options.num_iterations)
+        mesh = self.base.mesh
+        state = TrainState.create(self.policy, config, mesh, tx)
+        # The reference: the adapters at zero leave the base model (LoRA); a full
+        # fine-tune keeps a copy of the starting weights. Taken before any resume.
+        if options.beta == 0:
+            reference = None
+        elif training.lora.enabled:
+            reference = jax.tree.map(jnp.zeros_like, state.params)
+        else:
+            reference = jax.tree.map(jnp.copy, state.params)
+        checkpointer = Checkpointer(self.run.checkpoints_dir, keep=training.keep_checkpoints,
+                                    async_save=options.async_checkpoints)  # fmt: skip
+        position = resume(checkpointer, state, stream, self.run, self.progress,
+                          seed=config.run.seed)  # fmt: skip
+        self._describe(steps, position, mesh)
+        sampler = Sampler(self.policy, self.base.tokenizer, mesh)
+        compiled = self._compile(state, tx)
+        batch_sharding = mesh_lib.batch_sharding(mesh, leading_axes=1)
+
+        def take_step() -> StepEnd:
+            return self._step(position, state, reference, stream, sampler, compiled, schedule,
+                              batch_sharding)  # fmt: skip
+
+        reason = drive_steps(config, options, self.run, checkpointer, steps=steps,
+                             position=position, started_at=self.started_at,
+                             progress=self.progress, step_hook=self.step_hook,
+                             take_step=take_step)  # fmt: skip
+        done = outcome(config, state, position, stopped_early=bool(reason), reason=reason)
+        return done.result, done.model
+
+    def _compile(self, state: TrainState, tx: Any) -> dict[str, Callable[..., Any]]:
+        import jax
+
+        from tunix_jax.train.grpo import Clip, make_grpo_step, make_logprobs_fn
+        from tunix_jax.train.loop import model_logits_fn
+
+        options = self.options
+        clip = Clip(options.epsilon_low, options.epsilon_high, options.beta)
+        temperature, chunk_tokens = options.temperature, options.loss_chunk_tokens
+        step = make_grpo_step(state.graphdef, state.template, tx, model_logits_fn, clip,
+                              temperature=temperature, chunk_tokens=chunk_tokens,
+                              on_policy=options.num_iterations == 1)  # fmt: skip
+        param_shardings = jax.tree.map(lambda x: x.sharding, state.params)
+        opt_shardings = jax.tree.map(lambda x: x.sharding, state.opt_state)
+        logprobs = make_logprobs_fn(state.graphdef, state.template, model_logits_fn,
+                                    temperature=temperature, chunk_tokens=chunk_tokens)  # fmt: skip
+        return {
+            "step": jax.jit(step, donate_argnums=(0, 1),
+                            out_shardings=(param_shardings, opt_shardings, None)),
+            "logprobs": jax.jit(logprobs),
+        }  # fmt: skip
+
+    def _describe(self, steps: int, position: Position, mesh: Any) -> None:
+        import jax
+        import numpy as np
+
+        training, options = self.config.training, self.options
+        trainable = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(position.params))
+        self.progress(
+            f"[train] GRPO: {steps} steps of {training.grad_accum} x {training.batch_size} "
+            f"prompts x {options.num_generations} samples of up to {options.max_new_tokens} "
+            f"tokens ({len(self.prompts)} prompts), {options.num_iterations} update(s) per "
+            f"step, beta {options.beta}, rewards {options.rewards}, {trainable:,} trainable "
+            f"parameters, mesh {dict(mesh.shape)}"
+        )
+
+    def sample(self, position: Position, indices: list[int], sampler: Sampler) -> Samples:
+        """Draw ``num_generations`` completions of each prompt from the current policy
+        (which holds ``position.params``) and score them."""
+        import numpy as np
+
+        from tunix_core.rewards import score_rewards
+        from tunix_jax.model.sampler import LENGTH
+        from tunix_jax.train.grpo import group_advantages
+
+        options = self.options
+        group = options.num_generations
+        items = [self.prompts[i] for i in indices for _ in range(group)]
+        generated = sampler.generate_ids(
+            [item.ids for item in items],
+            max_new_tokens=options.max_new_tokens,
+            temperature=options.temperature,
+            top_p=options.top_p,
+            seed=sample_seed(self.config.run.seed, position.step),
+        )
+        tokenizer = sampler.tokenizer
+        texts = [tokenizer.decode(ids) for ids in generated.tokens]
+        completion_ids = [
+            [*ids, stop] if stop is not None else list(ids)
+            for ids, stop in zip(generated.tokens, generated.stop_tokens, strict=True)
+        ]
+        scores = score_rewards(
+            self.reward_registry, options.rewards, [item.text for item in items], texts,
+            [item.expected for item in items], [item.meta for item in items],
+        )  # fmt: skip
+        total = np.asarray(scores.total, np.float64)
+        return Samples(
+            items, completion_ids, texts, [r == LENGTH for r in generated.stop_reasons],
+            scores.by_reward, scores.total,
+            group_advantages(total, group, scale=options.scale_rewards),
+        )  # fmt: skip
+
+    def _step(
+        self,
+        position: Position,
+        state: TrainState,
+        reference: Any,
+        stream: Any,
+        sampler: Sampler,
+        compiled: dict[str, Callable[..., Any]],
+        schedule: Any,
+        batch_sharding: Any,
+    ) -> StepEnd:
+        import jax
+        import numpy as np
+        from flax import nnx
+
+        from tunix_jax.train import mesh as mesh_lib
+        from tunix_jax.train.callbacks import StepEnd
+        from tunix_jax.train.grpo import GRPO_BATCH_KEYS, build_rows
+
+        began = time.monotonic()
+        options, training = self.options, self.config.training
+        nnx.update(self.policy, _trainable_state(state, position.params))
+        samples = self.sample(position, stream.next_batch(), sampler)
+        generated_at = time.monotonic()
+
+        counted = [
+            not (options.mask_truncated and truncated) and not math.isnan(total)
+            for truncated, total in zip(samples.truncated, samples.total, strict=True)
+        ]
+        prompt_ids = [item.ids for item in samples.items]
+        length, completion_length = row_shape(prompt_ids, samples.completion_ids,
+                                              training.max_seq_len, options.max_new_tokens)  # fmt: skip
+        rows = build_rows(prompt_ids, samples.completion_ids, counted,
+                          pad_id=sampler.tokenizer.pad_id, length=length,
+                          completion_length=completion_length)  # fmt: skip
+        rows["advantages"] = samples.advantages
+        accum = training.grad_accum
+        stacked = {k: v.reshape(accum, -1, *v.shape[1:]) for k, v in rows.items()}
+        host_keys = [k for k in GRPO_BATCH_KEYS if k in stacked]
+        batches = {k: mesh_lib.put_global(stacked[k], batch_sharding) for k in host_keys}
+        completion_shape = stacked["targets"].shape
+        zeros = np.zeros(completion_shape, np.float32)
+        batches["ref_logprobs"] = self._logprobs(compiled, reference, state, batches, zeros,
+                                                 batch_sharding)  # fmt: skip
+        batches["old_logprobs"] = (
+            self._logprobs(compiled, position.params, state, batches, zeros, batch_sharding)
+            if options.num_iterations > 1 else mesh_lib.put_global(zeros, batch_sharding)
+        )  # fmt: skip
+        iterations = []
+        for _ in range(options.num_iterations):
+            position.params, position.opt_state, step_metrics = compiled["step"](
+                position.params, position.opt_state, state.frozen, batches
+            )
+            iterations.append(jax.device_get(step_metrics))
+        values = {key: float(np.mean([it[key] for it in iterations]))
+                  for key in ("loss", "ratio", "clip_fraction")}  # fmt: skip
+        # The KL of the policy that drew the samples: before this step's first update.
+        values["kl"] = float(iterations[0]["kl"])
+        values["grad_norm"] = float(iterations[-1]["grad_norm"])
+        seconds = time.monotonic() - began
+        step_tokens = int(iterations[0]["tokens"])
+        position.step += 1
+        position.tokens += step_tokens
+        position.train_seconds += seconds
+        extra = step_extras(samples, counted, values, generate_seconds=generated_at - began,
+                            update_seconds=time.monotonic() - generated_at)  # fmt: skip
+        return StepEnd(
+            step=position.step, loss=values["loss"], grad_norm=values["grad_norm"],
+            learning_rate=float(schedule(position.step * options.num_iterations - 1)),
+            step_tokens=step_tokens, seconds=seconds, tokens_seen=position.tokens,
+            train_seconds=position.train_seconds, params=position.params,
+            opt_state=position.opt_state, data=stream.state(), extra=extra,
+        )  # fmt: skip
+
+    def _logprobs(
+        self,
+        compiled: dict[str, Callable[..., Any]],
+        params: Any,
+        state: TrainState,
+        batches: dict[str, Any],
+        zeros: np.ndarray,
+        batch_sharding: Any,
+    ) -> Any:
+        """[grad_accum, rows, C] log-probabilities under ``params`` (zeros without them)."""
+        import jax.numpy as jnp
+
+        from tunix_jax.train import mesh as mesh_lib
+
+        if params is None:
+            return mesh_lib.put_global(zeros, batch_sharding)
+        per_micro = [
+            compiled["logprobs"](params, state.frozen, {k: v[i] for k, v in batches.items()})
+            for i in range(zeros.shape[0])
+        ]
+        return jnp.stack(per_micro)
+
+
+# Row lengths are rounded up to these multiples: a few compiled shapes per run, and no
+# step pays for the longest prompt and completion the configuration allows.
+LENGTH_MULTIPLE = 64
+COMPLETION_MULTIPLE = 32
+
+
+def row_shape(
+    prompts: Sequence[Sequence[int]],
+    completions: Sequence[Sequence[int]],
+    max_seq_len: int,
+    max_new_tokens: int,
+) -> tuple[int, int]:
+    """(input length, completion length) of a step's rows: what its longest row needs,
+    rounded up to :data:`LENGTH_MULTIPLE` / :data:`COMPLETION_MULTIPLE` and capped at
+    ``max_seq_len`` / ``max_new_tokens + 1`` (a completion's stop token included)."""
+    # A row's last token is only a target, so prompt + completion - 1 inputs suffice.
+    needed = max(len(p) + len(c) for p, c in zip(prompts, completions, strict=True)) - 1
+    length = min(max_seq_len, -(-needed // LENGTH_MULTIPLE) * LENGTH_MULTIPLE)
+    longest = max(1, max(len(c) for c in completions))
+    completion = min(max_new_tokens + 1, -(-longest // COMPLETION_MULTIPLE) * COMPLETION_MULTIPLE)
+    return length, completion
+
+
+def _trainable_state(state: TrainState, params: Any) -> Any:
+    """The trainable variables' state holding ``params`` (to update the sampling model)."""
+    import jax
+    from flax import nnx
+
+    trainable = jax.tree.map(lambda x: x, state.template)
+    nnx.replace_by_pure_dict(trainable, params)
+    return trainable
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
+    """Mean and std of the values that are not NaN; ``None`` when there are none."""
+    kept = [v for v in values if not math.isnan(v)]
+    if not kept:
+        return None, None
+    mean = sum(kept) / len(kept)
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in kept) / len(kept))
+
+
+def step_extras(
+    samples: Samples,
+    counted: list[bool],
+    values: dict[str, float],
+    *,
+    generate_seconds: float,
+    update_seconds: float,
+) -> dict[str, float]:
+    """The GRPO part of a step's ``metrics.jsonl`` line: the combined reward and each
+    reward's mean and std; the KL to the reference of the policy that drew the samples;
+    the clip fraction and mean policy ratio over the step's updates; the completion
+    length; the share of completions in the exact format, truncated and counted in the
+    loss; and the time spent sampling (with scoring) and updating."""
+    from tunix_core.data.parse import parse_completion
+
+    extra: dict[str, float | None] = {}
+    extra["reward"], extra["reward_std"] = _mean_std(samples.total)
+    for name, scores in samples.rewards.items():
+        extra[f"reward/{name}"], extra[f"reward/{name}_std"] = _mean_std(scores)
+    n = len(samples.texts)
+    extra["kl"] = float(values["kl"])
+    extra["clip_fraction"] = float(values["clip_fraction"])
+    extra["ratio"] = float(values["ratio"])
+    extra["completion_tokens"] = sum(len(ids) for ids in samples.completion_ids) / n
+    extra["format_rate"] = sum(parse_completion(t).format_exact for t in samples.texts) / n
+    extra["truncated_rate"] = sum(samples.truncated) / n
+    extra["counted_rate"] = sum(counted) / n
+    extra["generate_seconds"] = round(generate_seconds, 3)
+    extra["update_seconds"] = round(update_seconds, 3)
+    return {k: v for k, v in extra.items() if v is not None and math.isfinite(v)}

@@ -1,0 +1,273 @@
+"""GRPO: advantages, the objective against a hand-computed example, per-token
+log-probabilities, and the ``grpo`` trainer on the tiny model (it learns a reward; KL 0
+and ratio 1 at the start; exact resume after SIGKILL; config errors)."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from tunix_core.config import structure_config
+from tunix_core.errors import ConfigError
+from tunix_core.evidence import validate_file
+from tunix_core.jsonio import read_jsonl
+from tunix_core.registry import RewardRegistry
+from tunix_jax.backend import JaxBackend
+from tunix_jax.grpo_trainer import GrpoTrainer, sample_seed
+from tunix_jax.train.grpo import (
+    Clip,
+    build_rows,
+    chunked_token_logprobs,
+    group_advantages,
+    token_objective,
+)
+
+HERE = Path(__file__).parent
+SCRIPT = HERE / "train_script.py"
+_spec = importlib.util.spec_from_file_location("train_script", SCRIPT)
+assert _spec is not None and _spec.loader is not None
+train_script = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(train_script)
+
+
+def starts_with_digit(prompts, completions, expected, meta):
+    return train_script.starts_with_digit(prompts, completions, expected, meta)
+
+
+def rewards() -> RewardRegistry:
+    registry = RewardRegistry()
+    registry.register("starts_with_digit", f"{__name__}:starts_with_digit")
+    return registry
+
+
+def grpo_config(steps: int, **options) -> dict:
+    return {
+        "dataset": {"system_prompt": "Solve."},
+        "model": {"preset": "tiny-gemma3", "weights": "random"},
+        "training": {"steps": steps, "batch_size": 4, "max_seq_len": 64, "checkpoint_every": 2,
+                     "learning_rate": 1e-2, "warmup_steps": 0, "schedule": "constant",
+                     "lora": {"enabled": False}},
+        "trainer": {"name": "grpo", "options": {
+            "progress_bar": False, "num_generations": 8, "max_new_tokens": 4, "beta": 0.04,
+            "rewards": {"starts_with_digit": 1.0}, **options}},
+    }  # fmt: skip
+
+
+def train(run_path: Path, config: dict):
+    trainer = GrpoTrainer(step_hook=lambda **_: None, rewards=rewards())
+    parsed = structure_config(config)
+    trainer.validate(parsed)
+    run = train_script.open_run(run_path)
+    result = trainer.train(parsed, run, train_script.tiny_examples(16), backend=JaxBackend(),
+                           progress=lambda _: None)  # fmt: skip
+    return run, result
+
+
+def test_advantages_are_centred_per_group_and_scaled_by_the_group_std():
+    rewards_ = np.array([1.0, 0.0, 0.0, 0.0, 0.5, 0.5, math.nan, 2.0])
+    scaled = group_advantages(rewards_, 4, scale=True)
+    plain = group_advantages(rewards_, 4, scale=False)
+    np.testing.assert_allclose(plain[:4], [0.75, -0.25, -0.25, -0.25])
+    std = math.sqrt((0.75**2 + 3 * 0.25**2) / 4)
+    np.testing.assert_allclose(scaled[:4], plain[:4] / (std + 1e-4), rtol=1e-6)
+    # The NaN reward is left out of its group's mean (1.0) and gets advantage 0.
+    np.testing.assert_allclose(plain[4:], [-0.5, -0.5, 0.0, 1.0])
+    for advantages in (scaled, plain):
+        np.testing.assert_allclose(advantages.reshape(2, 4).sum(axis=1), 0.0, atol=1e-5)
+    # A group of equal rewards has nothing to learn from.
+    np.testing.assert_array_equal(group_advantages(np.ones(4), 4, scale=True), 0.0)
+
+
+def test_the_objective_and_its_gradient_match_a_hand_computed_example():
+    logprobs = jnp.array([[-1.0, -2.0]])
+    old = jnp.array([[-1.1, -2.0]])
+    ref = jnp.array([[-1.0, -2.5]])
+    advantages = jnp.array([2.0])
+    mask = jnp.array([[1.0, 1.0]])
+    clip = Clip(low=0.2, high=0.05, beta=0.1)
+
+    def loss(lp):
+        return token_objective(lp, old, ref, advantages, mask, clip)
+
+    (value, sums), grad = jax.value_and_grad(loss, has_aux=True)(logprobs)
+    # Token 0: ratio e^0.1 = 1.105 is clipped to 1.05 -> -2.1, KL 0 (ref == policy).
+    # Token 1: ratio 1 -> -2; KL k3 = e^-0.5 + 0.5 - 1 = 0.10653, times beta 0.1.
+    kl_1 = math.exp(-0.5) + 0.5 - 1
+    assert float(value) == pytest.approx(-2.1 - 2.0 + 0.1 * kl_1, abs=1e-5)
+    assert float(sums["clipped"]) == 1.0 and float(sums["tokens"]) == 2.0
+    assert float(sums["kl"]) == pytest.approx(kl_1, abs=1e-6)
+    # d/dlp: the clipped token passes no policy gradient and its KL gradient
+    # 1 - e^(ref - lp) is 0; token 1: -A * ratio + beta * (1 - e^-0.5).
+    np.testing.assert_allclose(grad, [[0.0, -2.0 + 0.1 * (1 - math.exp(-0.5))]], atol=1e-6)
+    # A masked token counts for nothing.
+    masked, _ = token_objective(logprobs, old, ref, advantages, jnp.array([[0.0, 1.0]]), clip)
+    assert float(masked) == pytest.approx(-2.0 + 0.1 * kl_1, abs=1e-5)
+
+
+@pytest.mark.parametrize("chunk_tokens", [1, 3, 64])
+def test_chunked_logprobs_and_their_gradient_equal_the_full_log_softmax(chunk_tokens):
+    keys = jax.random.split(jax.random.key(0), 3)
+    hidden = jax.random.normal(keys[0], (2, 5, 8))
+    table = jax.random.normal(keys[1], (11, 8))
+    targets = jax.random.randint(keys[2], (2, 5), 0, 11)
+
+    def logits_fn(h, t):
+        return jnp.einsum("...d,vd->...v", h, t)
+
+    def full(h, t):
+        logprobs = jax.nn.log_softmax(logits_fn(h, t) / 0.7, axis=-1)
+        return jnp.take_along_axis(logprobs, targets[..., None], axis=-1)[..., 0]
+
+    def chunked(h, t):
+        return chunked_token_logprobs(h, t, targets, logits_fn, temperature=0.7,
+                                      chunk_tokens=chunk_tokens)  # fmt: skip
+
+    np.testing.assert_allclose(chunked(hidden, table), full(hidden, table), atol=1e-5)
+    weights = jnp.arange(10.0).reshape(2, 5)
+    grad_full = jax.grad(lambda h, t: jnp.sum(full(h, t) * weights), argnums=(0, 1))(hidden, table)
+    grad_chunked = jax.grad(lambda h, t: jnp.sum(chunked(h, t) * weights), argnums=(0, 1))(
+        hidden, table
+    )
+    for got, want in zip(grad_chunked, grad_full, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_rows_predict_each_completion_token_from_the_position_before_it():
+    rows = build_rows([[2, 5, 6], [2, 7]], [[8, 9], [10, 11, 1]], [True, False], pad_id=0,
+                      length=6, completion_length=3)  # fmt: skip
+    np.testing.assert_array_equal(rows["inputs"], [[2, 5, 6, 8, 9, 0], [2, 7, 10, 11, 1, 0]])
+    np.testing.assert_array_equal(rows["gather"], [[2, 3, 0], [1, 2, 3]])
+    np.testing.assert_array_equal(rows["targets"], [[8, 9, 0], [10, 11, 1]])
+    np.testing.assert_array_equal(rows["mask"], [[1, 1, 0], [0, 0, 0]])
+    with pytest.raises(ValueError, match="row 0"):
+        build_rows([[2] * 5], [[3] * 3], [True], pad_id=0, length=6, completion_length=3)
+
+
+def test_grpo_token_logprobs_sum_to_the_backends_completion_score(tmp_path):
+    """The trainer's batch layout scores a completion as the backend's ``score`` does."""
+    from flax import nnx
+
+    from tunix_core.protocols import ModelSpec
+    from tunix_jax.train.grpo import completion_logprobs
+    from tunix_jax.train.loop import model_logits_fn
+
+    model = JaxBackend().load(ModelSpec("tiny-gemma3", "random"))
+    tokenizer = model.tokenizer
+    prompts = ["<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n", "Q: 2+2?"]
+    completions = ["<answer>4</answer>", "four, I think"]
+    expected = model.score(prompts, completions)
+    prompt_ids = [tokenizer.encode(p, add_bos=True) for p in prompts]
+    completion_ids = [tokenizer.encode(c) for c in completions]
+    rows = build_rows(prompt_ids, completion_ids, [True, True], pad_id=tokenizer.pad_id,
+                      length=64, completion_length=32)  # fmt: skip
+    batch = {k: jnp.asarray(v) for k, v in rows.items()}
+    logprobs = nnx.jit(lambda m, b: completion_logprobs(m, b, model_logits_fn(m),
+                                                        temperature=1.0, chunk_tokens=16))(
+        model.transformer, batch)  # fmt: skip
+    got = np.sum(np.asarray(logprobs) * rows["mask"], axis=1)
+    np.testing.assert_allclose(got, expected, rtol=1e-4)
+
+
+def test_grpo_lifts_a_learnable_reward_from_at_most_0_1_to_at_least_0_9(tmp_path):
+    run, result = train(tmp_path / "learn", grpo_config(12))
+    records = read_jsonl(run.metrics_path)
+    assert [r["step"] for r in records] == list(range(1, 13))
+    assert all(validate_file(run.metrics_path) == [] for _ in [0])
+    assert records[0]["reward"] <= 0.1
+    assert np.mean([r["reward"] for r in records[-3:]]) >= 0.9, [r["reward"] for r in records]
+    first = records[0]
+    # Full fine-tune, one update per batch: the sampling policy is the reference at step 1.
+    assert first["kl"] == 0.0 and first["ratio"] == 1.0 and first["clip_fraction"] == 0.0
+    for key in ("reward_std", "reward/starts_with_digit", "reward/starts_with_digit_std",
+                "completion_tokens", "format_rate", "truncated_rate", "generate_seconds",
+                "update_seconds", "grad_norm", "learning_rate"):  # fmt: skip
+        assert key in first, key
+    assert records[-1]["kl"] > 0.0  # the policy moved away from the reference
+    assert result.steps == 12 and result.export is not None
+    assert (run.model_dir / "model_config.json").is_file()
+    assert (run.path / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_with_lora_and_several_updates_the_first_kl_is_zero_and_the_ratio_moves(tmp_path):
+    config = grpo_config(2, num_iterations=3, epsilon_high=0.01, epsilon_low=0.01)
+    config["training"]["lora"] = {"enabled": True, "rank": 4, "alpha": 8.0}
+    config["training"]["learning_rate"] = 5e-2
+    run, _ = train(tmp_path / "lora", config)
+    first = read_jsonl(run.metrics_path)[0]
+    # The adapters start at zero update: the sampling policy is the reference exactly.
+    assert first["kl"] == 0.0
+    # Updates 2 and 3 reuse the samples: the ratio leaves 1 and the tight clip bites.
+    assert first["ratio"] != 1.0 and first["clip_fraction"] > 0.0
+
+
+def test_sampling_seeds_are_a_function_of_the_run_seed_and_step():
+    assert sample_seed(0, 3) == sample_seed(0, 3) != sample_seed(0, 4) != sample_seed(1, 4)
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"rewards": {"no_such_reward": 1.0}}, "trainer.options.rewards"),
+        ({"max_new_tokens": 64}, "trainer.options.max_new_tokens"),
+        ({"num_generations": 1}, "trainer.options.num_generations"),
+        ({"epsilon_high": 1.5}, "trainer.options.epsilon_high"),
+    ],
+)
+def test_validate_names_the_config_field(options, field):
+    trainer = GrpoTrainer(rewards=rewards())
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        trainer.validate(structure_config(grpo_config(1, **options)))
+
+
+def test_gradient_accumulation_leaves_the_update_unchanged():
+    """One step over 4 completions equals one over 2 micro-batches of 2: the loss is
+    divided once by the step's completion tokens."""
+    import optax
+    from flax import nnx
+
+    from tunix_core.protocols import ModelSpec
+    from tunix_jax.train.grpo import make_grpo_step
+    from tunix_jax.train.loop import model_logits_fn
+
+    model = JaxBackend().load(ModelSpec("tiny-gemma3", "random"))
+    graphdef, params_state, frozen = nnx.split(model.transformer, nnx.Param, ...)
+    template = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), params_state)
+    params = nnx.to_pure_dict(params_state)
+    tx = optax.sgd(0.1)
+    rows = build_rows([[2, 5, 6], [2, 7], [2, 9, 9, 9], [2, 4]],
+                      [[8, 9, 1], [10], [11, 12], [13, 14, 15, 1]], [True] * 4,
+                      pad_id=0, length=12, completion_length=5)  # fmt: skip
+    rows["advantages"] = np.array([1.0, -1.0, 0.5, -0.5], np.float32)
+    shape = rows["targets"].shape
+    rows["old_logprobs"] = np.zeros(shape, np.float32)
+    rows["ref_logprobs"] = np.full(shape, -3.0, np.float32)
+    step = jax.jit(make_grpo_step(graphdef, template, tx, model_logits_fn, Clip(0.2, 0.2, 0.1),
+                                  temperature=1.0, chunk_tokens=4, on_policy=True))  # fmt: skip
+
+    def run(accum: int):
+        batches = {k: jnp.asarray(v.reshape(accum, -1, *v.shape[1:])) for k, v in rows.items()}
+        new_params, _, metrics = step(params, tx.init(params), frozen, batches)
+        return new_params, metrics
+
+    whole, whole_metrics = run(1)
+    split, split_metrics = run(2)
+    assert float(whole_metrics["tokens"]) == 10.0 == float(split_metrics["tokens"])
+    assert float(whole_metrics["loss"]) == pytest.approx(float(split_metrics["loss"]), abs=1e-6)
+    for got, want in zip(jax.tree.leaves(split), jax.tree.leaves(whole), strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_row_shapes_fit_the_longest_row_in_a_few_rounded_sizes():
+    from tunix_jax.grpo_trainer import row_shape
+
+    # 100 + 40 tokens need 139 inputs -> 192; 40 completion tokens -> 64.
+    assert row_shape([[1] * 100, [1] * 10], [[2] * 40, [2] * 3], 352, 160) == (192, 64)
+    # Capped by the configuration: max_seq_len and max_new_tokens + 1.
+    assert row_shape([[1] * 150], [[2] * 161], 300, 160) == (300, 161)
+    assert row_shape([[1] * 5], [[]], 352, 160) == (64, 32)

@@ -1,0 +1,1 @@
+"""tunix-sweep: hyperparameter sweeps over tunix runs (``tunix sweep``, docs/sweep.md)."""

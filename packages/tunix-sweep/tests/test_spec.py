@@ -1,0 +1,117 @@
+"""The sweep file: what it accepts, and one line naming the field for what it refuses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tunix_core.config import structure_config
+from tunix_core.errors import ConfigError
+from tunix_sweep.spec import load_sweep, objective_value
+
+SPACE = {
+    "training.learning_rate": {"type": "float", "low": 1.0e-5, "high": 1.0e-2, "log": True},
+    "training.lora.rank": {"type": "int", "low": 2, "high": 8},
+}
+
+
+def write(tmp_path: Path, **fields: object) -> Path:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({"space": SPACE, **fields}))
+    return path
+
+
+def error_of(path: Path, *overrides: str) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_sweep(path, overrides)
+    message = str(caught.value)
+    assert "\n" not in message, message  # one line
+    return message
+
+
+def test_a_sweep_file_reads_with_defaults_and_a_base_path(tmp_path: Path):
+    (tmp_path / "base.yaml").write_text("training: {steps: 7}\n")
+    sweep = load_sweep(write(tmp_path, base="base.yaml", trials=3), ["eval.limit=2"])
+    assert sweep.name == "sweep"  # the file's stem
+    assert sweep.spec.trials == 3 and sweep.spec.objective == "primary_score"
+    assert sweep.spec.direction == "maximize" and sweep.spec.pruner == "median"
+    assert sweep.base == {"training": {"steps": 7}, "eval": {"limit": 2}}
+
+
+def test_set_overrides_reach_every_trial_and_parameters_win(tmp_path: Path):
+    path = write(tmp_path, base={"training": {"steps": 5, "learning_rate": 0.5}})
+    sweep = load_sweep(path, ["training.batch_size=2"], trials=9)
+    assert sweep.spec.trials == 9  # --trials replaces the file's
+    config = structure_config(sweep.trial_config({"training.learning_rate": 1e-05,
+                                                  "training.lora.rank": 4}))  # fmt: skip
+    assert config.training.batch_size == 2 and config.training.steps == 5
+    assert config.training.learning_rate == 1e-05  # a float, not YAML's text "1e-05"
+    assert config.training.lora.rank == 4
+
+
+@pytest.mark.parametrize(
+    ("space", "expected"),
+    [
+        ({"training.learnin_rate": {"type": "float", "low": 0.1, "high": 0.2}},
+         "space.training.learnin_rate: 0.1 is not valid there: unknown key (not a field of "
+         "TrainingSection)"),
+        ({"training.schedule": {"type": "categorical", "choices": []}},
+         "space.training.schedule: choices: must list at least one value, got none"),
+        ({"training.learning_rate": {"type": "float", "low": 0.2, "high": 0.1}},
+         "space.training.learning_rate: low 0.2 is above high 0.1"),
+        ({"training.lora.rank": {"type": "int", "low": 2.5, "high": 8}},
+         "space.training.lora.rank: an int parameter needs whole low, high and step"),
+        ({"training.learning_rate": {"type": "float", "low": 0.0, "high": 0.1, "log": True}},
+         "space.training.learning_rate: log: a log scale needs low > 0, got 0.0"),
+        ({"training.learning_rate": {"type": "float", "low": -1.0, "high": 0.1}},
+         "space.training.learning_rate: -1.0 is not valid there: must be > 0, got -1.0"),
+        ({"training.schedule": {"type": "categorical", "choices": ["cosine", "sawtooth"]}},
+         "space.training.schedule: 'sawtooth' is not valid there: must be one of"),
+        ({"training.steps.deeper": {"type": "int", "low": 1, "high": 2}},
+         "space.training.steps.deeper: 1 is not valid there: training.steps: expected int"),
+        ({"training.steps": {"type": "int", "low": 1, "high": 2, "choices": [1]}},
+         "space.training.steps: a int parameter takes low and high, not choices"),
+    ],
+)  # fmt: skip
+def test_a_bad_space_is_one_line_naming_the_field(tmp_path: Path, space: dict[str, object], expected: str):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({"space": space}))
+    message = error_of(path)
+    assert message.startswith(f"{path}: ")
+    assert expected in message
+
+
+def test_an_objective_not_in_the_summary_is_refused_before_any_trial(tmp_path: Path):
+    message = error_of(write(tmp_path, objective="accuracy"))
+    assert "objective: 'accuracy' is not in eval_summary.json" in message
+
+
+def test_an_objective_missing_from_a_trials_summary_names_the_field(tmp_path: Path):
+    summary = {"primary_score": 0.5, "scorecard": {"overall": {"format_compliance": 1.0}}}
+    where = tmp_path / "eval_summary.json"
+    assert objective_value(summary, "scorecard.overall.format_compliance", where) == 1.0
+    with pytest.raises(ConfigError, match=r"^objective: 'scorecard.overall.nope' is not in .*eval_summary.json$"):
+        objective_value(summary, "scorecard.overall.nope", where)
+    with pytest.raises(ConfigError, match=r"objective: 'scorecard' in .* is not a number"):
+        objective_value(summary, "scorecard", where)
+
+
+def test_an_empty_space_and_unknown_keys_name_their_field(tmp_path: Path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text("space: {}\n")
+    assert "space: must name at least one config field" in error_of(path)
+    path.write_text(yaml.safe_dump({"space": SPACE, "pruner": "hyperband"}))
+    with pytest.raises(ConfigError, match="pruner: must be one of 'none', 'median', got 'hyperband'"):
+        load_sweep(path)
+    path.write_text(yaml.safe_dump({"space": SPACE, "trails": 3}))
+    with pytest.raises(ConfigError, match=r"trails: unknown key \(not a field of SweepSpec\)"):
+        load_sweep(path)
+
+
+def test_a_bad_base_config_names_the_base(tmp_path: Path):
+    # The run config's own multi-line error, under the sweep file's base.
+    with pytest.raises(ConfigError, match=r"sweep.yaml: base: invalid configuration:\n  "
+                                          r"training.steps: must be > 0, got 0$"):  # fmt: skip
+        load_sweep(write(tmp_path, base={"training": {"steps": 0}}))

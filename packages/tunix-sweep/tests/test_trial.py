@@ -1,0 +1,91 @@
+"""A trial's run is watched through its progress file: every step reaches the sweep,
+and a pruned run is stopped with Ctrl-C so that it records itself interrupted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import attrs
+import pytest
+
+from tunix_eval.runs import SWEEP_TRIAL
+from tunix_sweep import plugin
+from tunix_sweep.trial import _watch
+
+# Stands in for `tunix run`: reports its run directory and 50 steps, then exits 0; on
+# Ctrl-C it writes "interrupted" and exits 130, as a run does.
+FAKE_RUN = textwrap.dedent("""
+    import json, sys, time
+    progress, marker = sys.argv[1], sys.argv[2]
+    def report(record):
+        with open(progress, "a") as handle:
+            handle.write(json.dumps(record) + "\\n")
+    try:
+        report({"run_dir": "/runs/r1"})
+        for step in range(1, 51):
+            report({"step": step, "loss": 10.0 / step})
+            time.sleep(0.05)
+    except KeyboardInterrupt:
+        open(marker, "w").write("interrupted")
+        sys.exit(130)
+""")
+
+
+def watch(tmp_path: Path, prune_at: int | None) -> tuple[list[tuple[int, float]], Path | None, bool, int, Path]:
+    progress, marker = tmp_path / "progress.jsonl", tmp_path / "stopped"
+    progress.write_text("")
+    process = subprocess.Popen([sys.executable, "-c", FAKE_RUN, str(progress), str(marker)])
+    steps: list[tuple[int, float]] = []
+    run_dirs: list[Path] = []
+
+    def on_step(step: int, loss: float) -> bool:
+        steps.append((step, loss))
+        return step == prune_at
+
+    run_dir, pruned = _watch(process, progress, on_step, run_dirs.append)
+    process.wait(timeout=30)
+    assert run_dirs == [Path("/runs/r1")]
+    return steps, run_dir, pruned, process.returncode, marker
+
+
+def test_every_step_reaches_the_sweep_once_in_order(tmp_path: Path):
+    steps, run_dir, pruned, returncode, marker = watch(tmp_path, prune_at=None)
+    assert [s for s, _ in steps] == list(range(1, 51))
+    assert steps[1] == (2, 5.0)
+    assert run_dir == Path("/runs/r1") and not pruned and returncode == 0
+    assert not marker.exists()
+
+
+def test_a_pruned_run_is_stopped_with_ctrl_c(tmp_path: Path):
+    steps, _, pruned, returncode, marker = watch(tmp_path, prune_at=3)
+    assert pruned and returncode == 130
+    assert marker.read_text() == "interrupted"
+    assert steps[-1][0] == 3 and len(steps) < 50
+
+
+@attrs.frozen
+class FakeRun:
+    path: Path
+
+
+def test_the_plugin_reports_only_inside_a_trial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    run = FakeRun(tmp_path / "run")
+    run.path.mkdir()
+    monkeypatch.delenv(plugin.PROGRESS_ENV, raising=False)
+    plugin.tunix_run_started(run, {})  # type: ignore[arg-type]
+    plugin.tunix_train_step_end(1, {"loss": 2.0}, run)  # type: ignore[arg-type]
+    assert list(run.path.iterdir()) == []  # an ordinary run is left alone
+
+    progress = tmp_path / "progress.jsonl"
+    monkeypatch.setenv(plugin.PROGRESS_ENV, str(progress))
+    monkeypatch.setenv(plugin.SWEEP_ENV, "lr-rank")
+    monkeypatch.setenv(plugin.TRIAL_ENV, "3")
+    plugin.tunix_run_started(run, {})  # type: ignore[arg-type]
+    plugin.tunix_train_step_end(1, {"loss": 2.5, "grad_norm": 1.0}, run)  # type: ignore[arg-type]
+    assert json.loads((run.path / SWEEP_TRIAL).read_text()) == {"sweep": "lr-rank", "trial": 3}
+    lines = [json.loads(line) for line in progress.read_text().splitlines()]
+    assert lines == [{"run_dir": str(run.path)}, {"step": 1, "loss": 2.5}]
