@@ -127,7 +127,8 @@ def test_a_run_trains_on_the_distilled_file(distill, tmp_path):
     lines: list[str] = []
     run = api.run(overrides=["dataset.name=jsonl:" + str(tmp_path / "d" / "distilled.jsonl"),
                              "dataset.options.eval_fraction=0.25", "model.preset=tiny-gemma3",
-                             "model.weights=random", f"run.output_dir={tmp_path / 'runs'}"],
+                             "model.weights=random", f"run.output_dir={tmp_path / 'runs'}",
+                             "package.enabled=false"],
                   stop_after="dataset", echo=lines.append, host=get_host())  # fmt: skip
 
     train = read_jsonl(run / "data" / "train.jsonl")

@@ -16,11 +16,12 @@ from tunix_eval.runs import SWEEP_TRIAL
 from tunix_sweep import plugin
 from tunix_sweep.trial import _watch
 
-# Stands in for `tunix run`: reports its run directory and 50 steps, then exits 0; on
-# Ctrl-C it writes "interrupted" and exits 130, as a run does.
+# Stands in for `tunix run`: reports its run directory and 50 steps, waits `hold` seconds
+# (so a slow watcher still finds it running), then exits 0; on Ctrl-C it writes
+# "interrupted" and exits 130, as a run does.
 FAKE_RUN = textwrap.dedent("""
     import json, sys, time
-    progress, marker = sys.argv[1], sys.argv[2]
+    progress, marker, hold = sys.argv[1], sys.argv[2], float(sys.argv[3])
     def report(record):
         with open(progress, "a") as handle:
             handle.write(json.dumps(record) + "\\n")
@@ -29,6 +30,7 @@ FAKE_RUN = textwrap.dedent("""
         for step in range(1, 51):
             report({"step": step, "loss": 10.0 / step})
             time.sleep(0.05)
+        time.sleep(hold)
     except KeyboardInterrupt:
         open(marker, "w").write("interrupted")
         sys.exit(130)
@@ -38,7 +40,10 @@ FAKE_RUN = textwrap.dedent("""
 def watch(tmp_path: Path, prune_at: int | None) -> tuple[list[tuple[int, float]], Path | None, bool, int, Path]:
     progress, marker = tmp_path / "progress.jsonl", tmp_path / "stopped"
     progress.write_text("")
-    process = subprocess.Popen([sys.executable, "-c", FAKE_RUN, str(progress), str(marker)])
+    # A run that is pruned must still be running when the watcher reads step `prune_at`,
+    # however loaded the machine: it holds on after its last step.
+    hold = "0" if prune_at is None else "120"
+    process = subprocess.Popen([sys.executable, "-c", FAKE_RUN, str(progress), str(marker), hold])
     steps: list[tuple[int, float]] = []
     run_dirs: list[Path] = []
 
