@@ -118,7 +118,8 @@ def heavy(session: nox.Session) -> None:
 def compat(session: nox.Session) -> None:
     """Checkpoints written here load into google-tunix's Gemma classes."""
     session.install("google-tunix==0.1.7")
-    session.install("pytest", *TEST_INSTALLS["tunix-sweep"])  # every package's tests are collected
+    # Every package's tests are collected (hypothesis for the fuzz modules).
+    session.install("pytest", *TEST_INSTALLS["tunix-package"], "-e", "packages/tunix-sweep")
     _pytest(session, "packages", "-m", "compat")
 
 
