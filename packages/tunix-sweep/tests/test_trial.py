@@ -14,7 +14,7 @@ import pytest
 
 from tunix_eval.runs import SWEEP_TRIAL
 from tunix_sweep import plugin
-from tunix_sweep.trial import _watch
+from tunix_sweep.trial import _die_with_parent, _watch
 
 # Stands in for `tunix run`: reports its run directory and 50 steps, waits `hold` seconds
 # (so a slow watcher still finds it running), then exits 0; on Ctrl-C it writes
@@ -43,7 +43,9 @@ def watch(tmp_path: Path, prune_at: int | None) -> tuple[list[tuple[int, float]]
     # A run that is pruned must still be running when the watcher reads step `prune_at`,
     # however loaded the machine: it holds on after its last step.
     hold = "0" if prune_at is None else "120"
-    process = subprocess.Popen([sys.executable, "-c", FAKE_RUN, str(progress), str(marker), hold])
+    # Started the way the sweep starts a run (whatever SIGINT disposition pytest inherited).
+    process = subprocess.Popen([sys.executable, "-c", FAKE_RUN, str(progress), str(marker), hold],
+                               preexec_fn=_die_with_parent)  # fmt: skip
     steps: list[tuple[int, float]] = []
     run_dirs: list[Path] = []
 

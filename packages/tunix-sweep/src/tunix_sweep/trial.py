@@ -56,9 +56,13 @@ def trial_dir(sweep_dir: Path, number: int) -> Path:
 
 def _die_with_parent() -> None:
     """Runs in the child before exec: the kernel SIGKILLs it when the sweep dies, so a
-    killed sweep leaves no run training on (and holding its run directory's lock)."""
+    killed sweep leaves no run training on (and holding its run directory's lock).
+    Ctrl-C gets its default action back: a sweep started in the background (``nohup``,
+    ``&``, a CI job) has SIGINT ignored, and Python would then never raise
+    KeyboardInterrupt in the run, so pruning could not stop it cleanly."""
     pr_set_pdeathsig = 1
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_trial(
