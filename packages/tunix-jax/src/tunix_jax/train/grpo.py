@@ -32,7 +32,7 @@ import optax
 from flax import nnx
 
 from tunix_jax.model.transformer import Transformer
-from tunix_jax.train.loop import guarded_update
+from tunix_jax.train.loop import accumulate_gradients, guarded_update
 from tunix_jax.train.loss import by_chunk
 
 LogitsFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -183,19 +183,7 @@ def make_grpo_step(
     def step(
         params: Any, opt_state: Any, frozen: nnx.State[Any, Any], batches: dict[str, jax.Array]
     ) -> tuple[Any, Any, dict[str, jax.Array]]:
-        def accumulate(carry: Any, batch: dict[str, jax.Array]) -> tuple[Any, None]:
-            grads_sum, loss_sum, sums = carry
-            (loss, micro_sums), grads = grad_fn(params, frozen, batch)
-            return (
-                jax.tree.map(jnp.add, grads_sum, grads),
-                loss_sum + loss,
-                jax.tree.map(jnp.add, sums, micro_sums),
-            ), None
-
-        zeros = jax.tree.map(jnp.zeros_like, params)
-        no_sums = {k: jnp.zeros((), jnp.float32) for k in ("tokens", "kl", "clipped", "ratio")}
-        init = (zeros, jnp.zeros((), jnp.float32), no_sums)
-        (grads, loss_sum, sums), _ = jax.lax.scan(accumulate, init, batches)
+        (loss_sum, sums), grads = accumulate_gradients(grad_fn, params, frozen, batches)
         tokens = jnp.maximum(sums["tokens"], 1.0)
         grads = jax.tree.map(lambda g: g / tokens, grads)
         loss = loss_sum / tokens

@@ -176,24 +176,7 @@ def make_train_step(
     def step(
         params: Any, opt_state: Any, frozen: nnx.State[Any, Any], batches: dict[str, jax.Array]
     ) -> tuple[Any, Any, dict[str, jax.Array]]:
-        def accumulate(carry: Any, batch: dict[str, jax.Array]) -> tuple[Any, None]:
-            grads_sum, loss_sum, weight_sum = carry
-            (loss, weight), grads = grad_fn(params, frozen, batch)
-            return (
-                jax.tree.map(jnp.add, grads_sum, grads),
-                loss_sum + loss,
-                weight_sum + weight,
-            ), None
-
-        if batches["inputs"].shape[0] == 1:
-            # No accumulation loop: XLA optimises a straight-line step better.
-            (loss_sum, weight_sum), grads = grad_fn(
-                params, frozen, jax.tree.map(lambda x: x[0], batches)
-            )
-        else:
-            zeros = jax.tree.map(jnp.zeros_like, params)
-            init = (zeros, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))
-            (grads, loss_sum, weight_sum), _ = jax.lax.scan(accumulate, init, batches)
+        (loss_sum, weight_sum), grads = accumulate_gradients(grad_fn, params, frozen, batches)
         denominator = jnp.maximum(weight_sum, 1.0)
         grads = jax.tree.map(lambda g: g / denominator, grads)
         loss = loss_sum / denominator
@@ -202,6 +185,27 @@ def make_train_step(
         return new_params, new_opt_state, {"loss": loss, "grad_norm": grad_norm, "tokens": tokens}
 
     return step
+
+
+def accumulate_gradients(
+    grad_fn: Callable[..., Any], params: Any, frozen: nnx.State[Any, Any], batches: dict[str, jax.Array]
+) -> tuple[Any, Any]:
+    """``((loss, aux), grads)`` of ``grad_fn(params, frozen, batch)`` summed over the
+    micro-batches of ``batches`` (every leaf [grad_accum, ...]); ``loss``, ``aux`` and the
+    gradients must be sums over tokens, so the caller divides once by the token count."""
+    if batches["inputs"].shape[0] == 1:
+        # No accumulation loop: XLA optimises a straight-line step better.
+        single: tuple[Any, Any] = grad_fn(params, frozen, jax.tree.map(lambda x: x[0], batches))
+        return single
+
+    def add(total: Any, micro_batch: dict[str, jax.Array]) -> tuple[Any, None]:
+        return jax.tree.map(jnp.add, total, grad_fn(params, frozen, micro_batch)), None
+
+    first = jax.tree.map(lambda x: x[0], batches)
+    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(grad_fn, params, frozen, first))
+    total: tuple[Any, Any]
+    total, _ = jax.lax.scan(add, zeros, batches)
+    return total
 
 
 def guarded_update(
