@@ -3,6 +3,7 @@ finished trials are kept, and a folder refuses a different search."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import optuna
@@ -37,11 +38,18 @@ def test_a_running_trial_of_a_dead_sweep_is_failed_and_retried_with_its_run(tmp_
     (run_dir / "run_manifest.json").write_text("{}")
     killed.set_user_attr(studies.RUN_DIR, str(run_dir))
 
+    # The run's last file is stamped 30 s after the trial started: its time is read from
+    # there, not from the clock when a later sweep finds it dead.
+    started = study.trials[killed.number].datetime_start.timestamp()
+    os.utime(run_dir / "run_manifest.json", (started + 30, started + 30))
+
     # What the next `tunix sweep` sees: the same SQLite study, the trial still RUNNING.
     reopened = studies.open_study(sweep, folder)
-    assert studies.recover_interrupted(reopened) == [killed.number]
+    assert studies.recover_interrupted(reopened, folder) == [killed.number]
     frozen = reopened.trials[killed.number]
     assert frozen.state == TrialState.FAIL and frozen.user_attrs[studies.INTERRUPTED]
+    # The budget counts the time it ran, not the time the sweep lay dead.
+    assert studies.trial_seconds(frozen) == pytest.approx(30.0, abs=0.01)
     assert studies.counted(reopened) == 1  # the killed trial does not count
 
     retry = reopened.ask(studies.distributions(sweep.spec))

@@ -55,7 +55,7 @@ def sweep(ctx: click.Context, sweep_file: Path | None, out: Path | None, trials:
     studies.prepare_folder(spec_sweep, sweep_dir)
     with run_lock(RunLayout(sweep_dir), "tunix sweep"):  # one process drives a sweep folder
         study = studies.open_study(spec_sweep, sweep_dir)
-        for number in studies.recover_interrupted(study):
+        for number in studies.recover_interrupted(study, sweep_dir):
             click.echo(f"trial {number} was running when the sweep stopped: failed, retried")
         click.echo(f"sweep {spec_sweep.name}: {studies.counted(study)} of "
                    f"{spec_sweep.spec.trials} trial(s) done; folder {sweep_dir}")  # fmt: skip

@@ -35,10 +35,11 @@ def _one_trial(sweep: Sweep, sweep_dir: Path, study: optuna.Study, echo: Callabl
     trial = study.ask(studies.distributions(spec))
     previous = studies.retried_trial(study, trial.user_attrs)
     resume = studies.resume_dir(previous)
-    if previous is not None:
-        # The resumed run goes on from its checkpoint: keep the steps reported before.
-        for step, value in previous.intermediate_values.items():
-            trial.report(value, step)
+    reported = dict(previous.intermediate_values) if previous is not None else {}
+    # The resumed run goes on from its checkpoint: keep the steps reported before, and
+    # do not report again the ones it repeats after the checkpoint.
+    for step, value in reported.items():
+        trial.report(value, step)
     how = f"resuming {resume} of trial {previous.number}" if resume and previous else "new run"
     echo(f"trial {trial.number}: {json.dumps(trial.params)} ({how})")
 
@@ -47,7 +48,8 @@ def _one_trial(sweep: Sweep, sweep_dir: Path, study: optuna.Study, echo: Callabl
     def on_step(step: int, loss: float) -> bool:
         nonlocal last_step
         last_step = step
-        trial.report(studies.intermediate_value(loss, spec), step)
+        if step not in reported:
+            trial.report(studies.intermediate_value(loss, spec), step)
         return trial.should_prune()
 
     def on_run_dir(path: Path) -> None:

@@ -43,6 +43,7 @@ class _SweepSearch(OptunaSearch):  # type: ignore[misc, unused-ignore]
     def __init__(self, sweep: Sweep, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._sweep = sweep
+        self._carried: dict[str, set[int]] = {}  # steps a retry kept from the killed trial
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         config: dict[str, Any] | None = super().suggest(trial_id)
@@ -55,6 +56,7 @@ class _SweepSearch(OptunaSearch):  # type: ignore[misc, unused-ignore]
         if previous is not None:
             for step, value in previous.intermediate_values.items():
                 ot_trial.report(value, step)
+            self._carried[trial_id] = set(previous.intermediate_values)
         return {**config, TRIAL_KEY: ot_trial.number, RESUME_KEY: resume and str(resume)}
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
@@ -63,9 +65,10 @@ class _SweepSearch(OptunaSearch):  # type: ignore[misc, unused-ignore]
             return
         if result.get("run_dir"):
             ot_trial.set_user_attr(studies.RUN_DIR, result["run_dir"])
-        if OBJECTIVE not in result and "loss" in result:
+        step = int(result.get("step", 0))
+        if OBJECTIVE not in result and "loss" in result and step not in self._carried.get(trial_id, ()):
             ot_trial.report(studies.intermediate_value(result["loss"], self._sweep.spec),
-                            int(result["step"]))  # fmt: skip
+                            step)  # fmt: skip
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
                           error: bool = False) -> None:  # fmt: skip

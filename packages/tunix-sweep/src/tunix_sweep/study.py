@@ -25,6 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tunix_core.errors import ConfigError
 from tunix_core.layout import RunLayout
 from tunix_sweep.spec import ParamSpec, Sweep, SweepSpec
+from tunix_sweep.trial import trial_dir
 
 STUDY_DB = "study.db"
 DEFINITION = "sweep.json"
@@ -35,6 +36,7 @@ SUMMARY = "summary.json"
 RUN_DIR = "run_dir"
 RETRY_OF = "retry_of"  # the number of the killed trial this one continues
 INTERRUPTED = "interrupted"  # RUNNING when its sweep died; failed, and retried
+ALIVE_SECONDS = "alive_seconds"  # an interrupted trial's time until its last output
 ERROR = "error"
 
 ENDED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -114,7 +116,7 @@ def open_study(sweep: Sweep, sweep_dir: Path) -> optuna.Study:
     return study
 
 
-def recover_interrupted(study: optuna.Study) -> list[int]:
+def recover_interrupted(study: optuna.Study, sweep_dir: Path) -> list[int]:
     """Trials left RUNNING by a sweep that died: mark each failed and ``interrupted`` and
     queue a retry with the same parameters, which resumes the trial's run directory.
     Returns their numbers. Only call it holding the sweep folder's lock."""
@@ -122,6 +124,9 @@ def recover_interrupted(study: optuna.Study) -> list[int]:
     numbers = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         storage.set_trial_user_attr(trial._trial_id, INTERRUPTED, True)
+        alive = alive_seconds(trial, sweep_dir)
+        if alive is not None:
+            storage.set_trial_user_attr(trial._trial_id, ALIVE_SECONDS, alive)
         storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
         study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number})
         numbers.append(trial.number)
@@ -141,9 +146,26 @@ def seconds_spent(study: optuna.Study) -> float:
 
 
 def trial_seconds(trial: FrozenTrial) -> float | None:
+    if ALIVE_SECONDS in trial.user_attrs:
+        return float(trial.user_attrs[ALIVE_SECONDS])
     if trial.datetime_start is None or trial.datetime_complete is None:
         return None
     return (trial.datetime_complete - trial.datetime_start).total_seconds()
+
+
+def alive_seconds(trial: FrozenTrial, sweep_dir: Path) -> float | None:
+    """How long a killed trial ran: until the newest file it or its run wrote. The time the
+    sweep lay dead before it was restarted is nobody's, and must not eat the budget."""
+    if trial.datetime_start is None:
+        return None
+    folders = [trial_dir(sweep_dir, trial.number)]
+    if RUN_DIR in trial.user_attrs:
+        folders.append(Path(trial.user_attrs[RUN_DIR]))
+    stamps = [f.stat().st_mtime for folder in folders if folder.is_dir()
+              for f in folder.rglob("*") if f.is_file()]  # fmt: skip
+    if not stamps:
+        return 0.0
+    return max(0.0, max(stamps) - trial.datetime_start.timestamp())
 
 
 def retried_trial(study: optuna.Study, user_attrs: Mapping[str, Any]) -> FrozenTrial | None:
