@@ -7,11 +7,13 @@ weights and PyTorch; `compat` loads our checkpoints into google-tunix in its own
 because google-tunix pins older transformers/huggingface-hub; `floors` runs the tiny
 end-to-end test on the lowest versions the pyprojects declare; `browser` opens a run's
 report.html in headless Chromium; `crash` SIGKILLs tiny runs in every stage and resumes them;
-`ray` runs the tiny sweep on a local Ray instance (tunix-sweep[ray]).
+`ray` runs the tiny sweep on a local Ray instance (tunix-sweep[ray]). `bench` (not in
+CI's list) times tunix against google-tunix side by side: see docs/performance.md.
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 
@@ -121,6 +123,27 @@ def compat(session: nox.Session) -> None:
     # Every package's tests are collected (hypothesis for the fuzz modules).
     session.install("pytest", *TEST_INSTALLS["tunix-package"], "-e", "packages/tunix-sweep")
     _pytest(session, "packages", "-m", "compat")
+
+
+@nox.session(python="3.11")
+def bench(session: nox.Session) -> None:
+    """tunix against google-tunix on the same works, one process per side
+    (benchmarks/compare.py). google-tunix gets an environment of its own, with the same
+    JAX. Arguments after ``--`` go to compare.py: ``nox -s bench -- --work train-lora``.
+    ``BENCH_JAX_EXTRA=cuda12`` installs JAX's CUDA build on both sides."""
+    extra = os.environ.get("BENCH_JAX_EXTRA")
+    session.install("-e", "packages/tunix-core", "-e", "packages/tunix-jax")
+    if extra:
+        session.install(f"jax[{extra}]")
+    jax_version = session.run("python", "-c", "import jax; print(jax.__version__)", silent=True)
+    jax_pin = f"jax[{extra}]=={jax_version.strip()}" if extra else f"jax=={jax_version.strip()}"
+    peer = Path(session.virtualenv.location).parent / "bench-google-tunix"
+    if not (peer / "bin" / "python").is_file():
+        session.run("python", "-m", "venv", str(peer))
+    session.run(str(peer / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                "google-tunix==0.1.7", "qwix", jax_pin, external=True)  # fmt: skip
+    session.run("python", "benchmarks/compare.py", "--peer-python", str(peer / "bin" / "python"),
+                *session.posargs)  # fmt: skip
 
 
 @nox.session(python="3.11")

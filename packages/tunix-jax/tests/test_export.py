@@ -100,16 +100,19 @@ def test_round_trip_reproduces_the_probe(exported):
     assert report.to_dict()["ok"] is True
 
 
-def test_float32_weights_trained_in_bfloat16_are_probed_as_they_load(tiny, tmp_path):
-    """model.dtype float32 with trainer.options.compute_dtype bfloat16: the export stores float32
-    weights, so the probe is computed in float32, as both loaders compute with them."""
+@pytest.mark.parametrize("precision", [{"dtype": jnp.bfloat16}, {"matmul_dtype": jnp.bfloat16}],
+                         ids=["bf16-compute", "bf16-matmuls"])  # fmt: skip
+def test_float32_weights_trained_in_bfloat16_are_probed_as_they_load(tiny, tmp_path, precision):
+    """model.dtype float32 with trainer.options.compute_dtype bfloat16, or with
+    model.options.matmul_dtype bfloat16: the export stores float32 weights, so the probe is
+    computed in float32, as both loaders compute with them."""
     from flax import nnx
 
     from tunix_jax.model.transformer import Transformer
 
     model, tokenizer = tiny
     shell = nnx.eval_shape(lambda: Transformer(model.config, rngs=nnx.Rngs(0),
-                                               dtype=jnp.bfloat16, param_dtype=jnp.float32))  # fmt: skip
+                                               param_dtype=jnp.float32, **precision))  # fmt: skip
     mixed = nnx.merge(nnx.split(shell)[0], nnx.state(model))
     export = write_model_dir(mixed, tokenizer, preset="tiny-gemma3", weights="random",
                              directory=tmp_path / "model")  # fmt: skip
@@ -117,7 +120,7 @@ def test_float32_weights_trained_in_bfloat16_are_probed_as_they_load(tiny, tmp_p
     assert probe["compute_dtype"] == "float32"
     report = verify_model_dir(export.directory)
     assert report.ok and report.max_abs_diff == 0.0, report.to_dict()
-    # Recorded in bfloat16 compute, the probe would fail this check (the bug this fixes).
+    # Recorded in bfloat16, the probe would fail this check (the bug this fixes).
     ids = probe["token_ids"]
     bf16 = probe_logits(mixed, ids)
     diff, tolerance, *_ = compare_probe(probe, bf16, dtype="float32")

@@ -170,8 +170,9 @@ class JaxBackend:
             from tunix_jax.model.tokenizer import Tokenizer
 
             transformer, tokenizer = load_model(
-                spec.preset, spec.weights, dtype=_dtype(spec), seed=spec.seed
-            )
+                spec.preset, spec.weights, dtype=_dtype(spec), seed=spec.seed,
+                matmul_dtype=_matmul_dtype(spec),
+            )  # fmt: skip
             if spec.tokenizer:
                 tokenizer = Tokenizer.load(spec.tokenizer)
             self._loaded[key] = JaxModel(spec, transformer, tokenizer, _mesh(spec))
@@ -184,8 +185,9 @@ class JaxBackend:
         if not (directory / PARAMS_DIRNAME).exists():
             raise TunixError(f"no exported model to load in {directory}")
         transformer, tokenizer = load_model(
-            spec.preset, f"orbax:{directory / PARAMS_DIRNAME}", dtype=_dtype(spec)
-        )
+            spec.preset, f"orbax:{directory / PARAMS_DIRNAME}", dtype=_dtype(spec),
+            matmul_dtype=_matmul_dtype(spec),
+        )  # fmt: skip
         return JaxModel(spec, transformer, tokenizer, _mesh(spec))
 
     def export(
@@ -277,6 +279,15 @@ def _dtype(spec: ModelSpec) -> Any:
     except KeyError:
         choices = ", ".join(DTYPES)
         raise ConfigError(f"model.dtype: must be one of {choices}, got {spec.dtype!r}") from None
+
+
+def _matmul_dtype(spec: ModelSpec) -> Any:
+    """``model.options.matmul_dtype`` for `layers.contract`: None for float32 (no rounding)."""
+    from tunix_jax.options import model_options
+    from tunix_jax.train.loop import DTYPES
+
+    name = model_options(spec.options).matmul_dtype
+    return None if name == "float32" else DTYPES[name]
 
 
 def _mesh(spec: ModelSpec) -> Mesh:

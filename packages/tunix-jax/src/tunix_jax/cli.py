@@ -37,6 +37,8 @@ def bench() -> None:
 @click.option(
     "--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True
 )
+@click.option("--matmul-dtype", type=click.Choice(["float32", "bfloat16"]), default="float32",
+              show_default=True, help="Operands of the weight matmuls (model.options.matmul_dtype).")  # fmt: skip
 @click.option("--seed", type=int, default=0, show_default=True)
 def generate(
     preset: str,
@@ -45,6 +47,7 @@ def generate(
     prompt_len: int,
     weights: str,
     dtype: str,
+    matmul_dtype: str,
     seed: int,
 ) -> None:
     """Generated tokens/s (second call) and first-call compile time of the KV-cache sampler."""
@@ -60,6 +63,7 @@ def generate(
         prompt_len=prompt_len,
         weights=weights,
         dtype=dtype,
+        matmul_dtype=matmul_dtype,
         seed=seed,
     )
     for key, value in figures.items():

@@ -191,8 +191,9 @@ def _dtype_name(model: Transformer) -> str:
 
 
 def _computing_in(model: Transformer, dtype: Any) -> Transformer:
-    """``model``'s parameters in a module graph that computes in ``dtype``."""
-    if jnp.dtype(model.dtype) == jnp.dtype(dtype):
+    """``model``'s parameters in a module graph that computes in ``dtype``, its weight
+    matmuls too (a loader knows nothing of ``model.options.matmul_dtype``)."""
+    if jnp.dtype(model.dtype) == jnp.dtype(dtype) and model.matmul_dtype is None:
         return model
     shell = nnx.eval_shape(
         lambda: Transformer(model.config, rngs=nnx.Rngs(0), dtype=dtype, param_dtype=dtype)
@@ -228,8 +229,9 @@ def write_model_dir(
     num_params = count_params(params)
     dtype = _dtype_name(model)
     token_ids = tokenizer.encode(PROBE_PROMPT, add_bos=True)
-    # A model trained with another compute dtype (float32 weights, bfloat16 compute) is
-    # probed as it is loaded back: computing in the dtype of its stored weights.
+    # A model trained with another compute dtype (float32 weights, bfloat16 compute or
+    # bfloat16 matmuls) is probed as it is loaded back: computing in the dtype of its
+    # stored weights.
     logits = probe_logits(_computing_in(model, jnp.dtype(dtype)), token_ids)
 
     staging = directory.with_name(f".{directory.name}.export-tmp")

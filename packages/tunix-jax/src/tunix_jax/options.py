@@ -159,10 +159,17 @@ class JaxModelOptions:
     ``mesh_data``: devices on the data axis; ``mesh_fsdp``: devices on the FSDP axis that
     shards the parameters. By default every device is on the data axis; when only one is
     given the other takes the remaining devices, and their product must be the device count.
+
+    ``matmul_dtype``: ``bfloat16`` rounds both operands of every weight matmul
+    (projections, MLP, LM head; forward and gradients) to bf16 and sums the products in
+    float32; parameters, norms, attention scores and the loss stay in ``model.dtype``.
+    About twice the float32 speed on a CPU with AVX512-BF16 and on accelerators;
+    generation then also reads the weight matrices as bf16 (half the memory traffic).
     """
 
     mesh_data: int | None = attrs.field(default=None, validator=positive)
     mesh_fsdp: int | None = attrs.field(default=None, validator=positive)
+    matmul_dtype: str = attrs.field(default="float32", validator=one_of("float32", "bfloat16"))
 
 
 def trainer_options(config: RunConfig) -> JaxTrainerOptions:

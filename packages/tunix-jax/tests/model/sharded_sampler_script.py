@@ -32,10 +32,12 @@ _spec.loader.exec_module(_conftest)
 make_tiny = _conftest.make_tiny
 
 
-def sharded_generation(prompts: list[list[int]], max_new_tokens: int, mesh_axes: list[int]):
+def sharded_generation(
+    prompts: list[list[int]], max_new_tokens: int, mesh_axes: list[int], seed: int
+):
     """Tokens over one mesh, the shardings of the sampler's inputs and the per-device
     shapes of the KV cache in the compiled program."""
-    model, tokenizer = make_tiny("tiny-gemma3", seed=1)
+    model, tokenizer = make_tiny("tiny-gemma3", seed=seed)
     sampler = Sampler(model, tokenizer, mesh_lib.make_mesh(*mesh_axes))
     compiled, calls = sampler._compiled, []
     sampler._compiled = lambda *args, **kwargs: (
@@ -102,7 +104,7 @@ def main() -> None:
         "devices": jax.device_count(),
         "batch_sizes": {n: default.batch_size(n) for n in (1, 5, 7, 13, 33, 48)},
         "meshes": [
-            sharded_generation(spec["prompts"], spec["max_new_tokens"], axes)
+            sharded_generation(spec["prompts"], spec["max_new_tokens"], axes, spec["seed"])
             for axes in spec["meshes"]
         ],
         "trainer": trainer_generation(spec["texts"]),

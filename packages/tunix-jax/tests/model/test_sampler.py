@@ -90,3 +90,16 @@ def test_bucket_rounds_up_in_quarter_octaves():
     assert [bucket(n) for n in sizes] == [1, 2, 3, 8, 10, 96, 128, 160, 160, 192, 1024]
     assert bucket(3, minimum=8) == 8
     assert all(n <= bucket(n) < n * 1.25 + 1 for n in range(1, 5000))
+
+
+def test_bf16_matmul_sampling_reads_bf16_weights_and_decodes_as_the_model_computes():
+    from tunix_jax.model.loading import load_model
+
+    model, tokenizer = load_model("tiny-gemma3", "random", seed=1, matmul_dtype=jnp.bfloat16)
+    sampler = Sampler(model, tokenizer)
+    state = sampler._placed_state()
+    assert state["embedder"]["input_embedding"][...].dtype == jnp.bfloat16
+    assert state["final_norm"]["scale"][...].dtype == jnp.float32  # vectors stay as they are
+    result = sampler.generate_ids(PROMPTS, max_new_tokens=8, stop_ids=())
+    for prompt, tokens in zip(PROMPTS, result.tokens, strict=True):
+        assert tokens == greedy_by_recomputation(model, prompt, 8)

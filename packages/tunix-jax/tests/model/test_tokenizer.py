@@ -1,4 +1,5 @@
 import io
+import os
 
 import pytest
 import sentencepiece as spm
@@ -89,3 +90,24 @@ def test_gguf_vocabulary_converts_with_turn_markers_as_single_ids(
     for text in SAMPLES:
         assert converted.decode(converted.encode(text)) == text
     assert (converted.bos_id, converted.eos_id, converted.pad_id) == (2, 1, 0)
+
+
+def test_gguf_vocabulary_is_converted_once_and_reused_by_later_processes(
+    tmp_path, monkeypatch, trained_tokenizer, tiny_model, gguf_writer
+):
+    monkeypatch.setenv("TUNIX_CACHE_DIR", str(tmp_path / "cache"))
+    model, _ = tiny_model("tiny-gemma3")
+    path = gguf_writer(tmp_path / "tiny.gguf", model, trained_tokenizer)
+    first = gguf_io.tokenizer_proto(path)
+    assert len(list((tmp_path / "cache" / "tokenizers").glob("*.model"))) == 1
+
+    def no_parsing(path):
+        raise AssertionError(f"{path} parsed again")
+
+    monkeypatch.setattr(gguf_io, "_convert_tokenizer", no_parsing)
+    assert gguf_io.tokenizer_proto(path) == first
+    # A rewritten file (another modification time) is converted again.
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    with pytest.raises(AssertionError, match="parsed again"):
+        gguf_io.tokenizer_proto(path)

@@ -37,7 +37,10 @@ def test_peak_flops_by_device_kind():
     assert peak_flops("cpu") is None
 
 
-def test_bench_runs_the_real_train_step_on_the_tiny_model():
-    result = run_train_bench(preset="tiny-gemma2", batch=2, seq=16, steps=1)
+@pytest.mark.parametrize("matmul_dtype", ["float32", "bfloat16"])
+def test_bench_runs_the_real_train_step_on_the_tiny_model(matmul_dtype):
+    result = run_train_bench(preset="tiny-gemma2", batch=2, seq=16, steps=1, matmul_dtype=matmul_dtype)
     assert result["tokens/s"] > 0 and result["compile seconds"] > 0
+    assert result["first step seconds"] > result["compile seconds"]
+    assert f"matmuls {matmul_dtype}" in str(result["model"])
     assert str(result["MFU"]).startswith("n/a")

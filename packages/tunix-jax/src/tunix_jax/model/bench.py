@@ -24,6 +24,7 @@ def benchmark_generate(
     prompt_len: int = 64,
     weights: str = "random",
     dtype: str = "float32",
+    matmul_dtype: str = "float32",
     seed: int = 0,
     repeats: int = 2,
 ) -> dict[str, Any]:
@@ -36,7 +37,8 @@ def benchmark_generate(
     from tunix_jax.model.sampler import Sampler
 
     start = time.perf_counter()
-    model, tokenizer = load_model(preset, weights, dtype=jnp.dtype(dtype), seed=seed)
+    low = None if matmul_dtype == "float32" else jnp.dtype(matmul_dtype)
+    model, tokenizer = load_model(preset, weights, dtype=jnp.dtype(dtype), seed=seed, matmul_dtype=low)
     jax.block_until_ready(jax.tree.leaves(model))  # type: ignore[no-untyped-call]  # unannotated in jax
     load_s = time.perf_counter() - start
 
@@ -62,6 +64,7 @@ def benchmark_generate(
         "model": preset,
         "weights": weights,
         "dtype": dtype,
+        "matmul_dtype": matmul_dtype,
         "device": jax.devices()[0].device_kind,
         "batch": batch,
         "prompt_len": prompt_len,

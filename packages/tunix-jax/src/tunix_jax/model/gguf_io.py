@@ -8,6 +8,8 @@ The vocabulary becomes a SentencePiece model proto (see `tokenizer_proto`).
 from __future__ import annotations
 
 import functools
+import hashlib
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +29,8 @@ from tunix_jax.model.params import (
     convert_linear_layout,
 )
 from tunix_jax.model.tokenizer import sentencepiece_model_pb2
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import gguf
@@ -145,15 +149,51 @@ def read_params(path: str | os.PathLike[str], config: ModelConfig) -> dict[Param
     )
 
 
+# Bump when tokenizer_proto's output changes: cached models of older versions are ignored.
+_TOKENIZER_CACHE_VERSION = 1
+
+
+def tokenizer_cache_dir() -> Path:
+    """Where converted vocabularies are kept between processes: ``$TUNIX_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/tunix``, else ``~/.cache/tunix``."""
+    if os.environ.get("TUNIX_CACHE_DIR"):
+        return Path(os.environ["TUNIX_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "tunix"
+
+
 def tokenizer_proto(path: str | os.PathLike[str]) -> bytes:
     """A serialized SentencePiece model rebuilt from a GGUF file's SentencePiece vocabulary.
 
-    GGUF keeps pieces, scores and token types (the same enum as SentencePiece). The turn
-    markers become USER_DEFINED pieces so that `<start_of_turn>` in text encodes to its id
-    instead of being split into characters; `<unk>` becomes the UNKNOWN piece.
+    Parsing a 262k-token vocabulary takes ~20 s, so the result is cached on disk (see
+    :func:`tokenizer_cache_dir`), keyed by the file's path, size and modification time.
     """
+    path = Path(path).absolute()
+    if not path.is_file():
+        raise WeightsNotFoundError(f"GGUF file not found: {path}")
+    stat = path.stat()
+    key = hashlib.sha256(
+        f"{_TOKENIZER_CACHE_VERSION}\0{path}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()
+    ).hexdigest()[:32]
+    cached = tokenizer_cache_dir() / "tokenizers" / f"{key}.model"
+    if cached.is_file():
+        return cached.read_bytes()
+    proto = _convert_tokenizer(path)
+    try:  # a read-only home only costs the next process the conversion
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(f".{os.getpid()}.partial")
+        partial.write_bytes(proto)
+        os.replace(partial, cached)
+    except OSError as exc:
+        logger.debug("could not cache the tokenizer of %s in %s: %s", path, cached, exc)
+    return proto
+
+
+def _convert_tokenizer(path: Path) -> bytes:
+    """GGUF keeps pieces, scores and token types (the same enum as SentencePiece). The turn
+    markers become USER_DEFINED pieces so that `<start_of_turn>` in text encodes to its id
+    instead of being split into characters; `<unk>` becomes the UNKNOWN piece."""
     sp_model = sentencepiece_model_pb2()
-    path = Path(path)
     reader = _reader(path)
     tokenizer_kind = _field(reader, "tokenizer.ggml.model", path)
     if tokenizer_kind != "llama":

@@ -19,6 +19,7 @@ else a byte-level vocabulary of the preset's size (tiny test presets, random wei
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -33,6 +34,7 @@ from tunix_core.errors import ConfigError
 from tunix_jax.model import gguf_io, orbax_io, safetensors_io
 from tunix_jax.model.config import ModelConfig, get_config
 from tunix_jax.model.errors import WeightsNotFoundError
+from tunix_jax.model.modules import DecoderBlock
 from tunix_jax.model.params import build_tree
 from tunix_jax.model.tokenizer import TOKENIZER_FILENAME, Tokenizer, byte_level_proto
 from tunix_jax.model.transformer import Transformer
@@ -95,9 +97,15 @@ def _read_params(kind: str, path: Path, config: ModelConfig) -> dict[str, Any]:
 
 
 def load_model(
-    preset: str, weights: str = "default", *, dtype: DTypeLike = jnp.float32, seed: int = 0
+    preset: str,
+    weights: str = "default",
+    *,
+    dtype: DTypeLike = jnp.float32,
+    seed: int = 0,
+    matmul_dtype: DTypeLike | None = None,
 ) -> tuple[Transformer, Tokenizer]:
-    """A `Transformer` for `preset` (parameters and compute in `dtype`) and its tokenizer."""
+    """A `Transformer` for `preset` (parameters and compute in `dtype`, weight matmuls in
+    `matmul_dtype`: see `layers.contract`) and its tokenizer."""
     config = get_config(preset)
     kind, path = parse_weights(weights)
     if kind == "default":
@@ -106,16 +114,46 @@ def load_model(
         raise WeightsNotFoundError(f"{kind} weights not found: {path}")
 
     if kind == "random":
-        model = Transformer(config, rngs=nnx.Rngs(seed), dtype=dtype, param_dtype=dtype)
+        model = random_model(config, seed=seed, dtype=dtype, matmul_dtype=matmul_dtype)
     else:
         assert path is not None  # every source but "random" names a path
         tree = _read_params(kind, path, config)
         # Build the module without allocating random weights, then fill in the real ones.
         model = nnx.eval_shape(
-            lambda: Transformer(config, rngs=nnx.Rngs(seed), dtype=dtype, param_dtype=dtype)
+            lambda: Transformer(
+                config, rngs=nnx.Rngs(seed), dtype=dtype, param_dtype=dtype, matmul_dtype=matmul_dtype
+            )
         )
         nnx.update(model, jax.tree.map(lambda value: jnp.asarray(value, dtype=dtype), tree))
     return model, _tokenizer_for(kind, path, config)
+
+
+def random_model(
+    config: ModelConfig, *, seed: int, dtype: DTypeLike, matmul_dtype: DTypeLike | None = None
+) -> Transformer:
+    """A randomly initialised model, built in one jitted call in which one decoder layer's
+    initialiser is vmapped over the layers (their parameters have the same shapes). Run
+    eagerly, each initialiser op compiles on its own (15 s for Gemma 3 270M on a CPU);
+    jitted layer by layer, XLA compiles the same random ops once per layer (8 s)."""
+
+    def build(layers: int, key: jax.Array) -> Transformer:
+        return Transformer(dataclasses.replace(config, num_layers=layers), rngs=nnx.Rngs(key),
+                           dtype=dtype, param_dtype=dtype, matmul_dtype=matmul_dtype)  # fmt: skip
+
+    def layer_params(key: jax.Array) -> Any:
+        block = DecoderBlock(config, 0, dtype=dtype, param_dtype=dtype, rngs=nnx.Rngs(key))
+        return nnx.to_pure_dict(nnx.state(block))
+
+    def init() -> Any:
+        outer, layers = jax.random.split(jax.random.key(seed))
+        params = nnx.to_pure_dict(nnx.state(build(0, outer)))
+        stacked = jax.vmap(layer_params)(jax.random.split(layers, config.num_layers))
+        params["layers"] = {i: jax.tree.map(lambda x, i=i: x[i], stacked) for i in range(config.num_layers)}
+        return params
+
+    graphdef, state = nnx.split(nnx.eval_shape(lambda: build(config.num_layers, jax.random.key(seed))))
+    nnx.replace_by_pure_dict(state, jax.jit(init)())
+    return nnx.merge(graphdef, state)
 
 
 def model_params(model: Transformer) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from flax import nnx
 from jax.typing import DTypeLike
 
 from tunix_jax.model.config import ModelConfig
-from tunix_jax.model.layers import Einsum, RMSNorm, apply_rope
+from tunix_jax.model.layers import Einsum, RMSNorm, apply_rope, mixed_dot_general
 
 LayerCache = dict[str, jax.Array]
 Rope = tuple[jax.Array, jax.Array]
@@ -44,6 +44,7 @@ class Attention(nnx.Module):
         *,
         dtype: DTypeLike,
         param_dtype: DTypeLike,
+        matmul_dtype: DTypeLike | None = None,
         rngs: nnx.Rngs,
     ):
         d, n, k, h = config.embed_dim, config.num_heads, config.num_kv_heads, config.head_dim
@@ -53,7 +54,9 @@ class Attention(nnx.Module):
         self.scale = config.query_pre_attn_scalar**-0.5
         self.softcap = config.attn_logit_softcap
         self.dtype = dtype
-        common: dict[str, Any] = {"dtype": dtype, "param_dtype": param_dtype, "rngs": rngs}
+        common: dict[str, Any] = {
+            "dtype": dtype, "param_dtype": param_dtype, "matmul_dtype": matmul_dtype, "rngs": rngs,
+        }  # fmt: skip
         if config.uses_fused_qkv:
             self.qkv_einsum = Einsum("BTD,SNDH->SBTNH", (3, n, d, h), fan_in=d, **common)
         else:
@@ -144,7 +147,13 @@ class FeedForward(nnx.Module):
     """Gated GELU (tanh approximation) MLP."""
 
     def __init__(
-        self, config: ModelConfig, *, dtype: DTypeLike, param_dtype: DTypeLike, rngs: nnx.Rngs
+        self,
+        config: ModelConfig,
+        *,
+        dtype: DTypeLike,
+        param_dtype: DTypeLike,
+        matmul_dtype: DTypeLike | None = None,
+        rngs: nnx.Rngs,
     ):
         d, f = config.embed_dim, config.hidden_dim
         common: dict[str, Any] = {
@@ -153,6 +162,8 @@ class FeedForward(nnx.Module):
             "param_dtype": param_dtype,
             "rngs": rngs,
         }
+        if matmul_dtype is not None:
+            common["dot_general"] = mixed_dot_general(matmul_dtype)
         self.gate_proj = nnx.Linear(d, f, **common)
         self.up_proj = nnx.Linear(d, f, **common)
         self.down_proj = nnx.Linear(f, d, **common)
@@ -172,6 +183,7 @@ class DecoderBlock(nnx.Module):
         *,
         dtype: DTypeLike,
         param_dtype: DTypeLike,
+        matmul_dtype: DTypeLike | None = None,
         rngs: nnx.Rngs,
     ):
         def norm() -> RMSNorm:
@@ -181,11 +193,13 @@ class DecoderBlock(nnx.Module):
 
         self.is_local = config.attention_kind(layer) == "local"
         self.pre_attention_norm = norm()
-        self.attn = Attention(config, layer, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+        self.attn = Attention(config, layer, dtype=dtype, param_dtype=param_dtype,
+                              matmul_dtype=matmul_dtype, rngs=rngs)  # fmt: skip
         self.post_norm_name = config.post_attention_norm_name
         setattr(self, self.post_norm_name, norm())
         self.pre_ffw_norm = norm()
-        self.mlp = FeedForward(config, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+        self.mlp = FeedForward(config, dtype=dtype, param_dtype=param_dtype,
+                               matmul_dtype=matmul_dtype, rngs=rngs)  # fmt: skip
         self.post_ffw_norm = norm()
 
     def __call__(

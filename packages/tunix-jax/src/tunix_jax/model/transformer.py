@@ -58,19 +58,22 @@ class Transformer(nnx.Module):
         rngs: nnx.Rngs,
         dtype: DTypeLike = jnp.float32,
         param_dtype: DTypeLike = jnp.float32,
+        matmul_dtype: DTypeLike | None = None,
         remat: str = "none",
     ):
         if remat not in REMAT_POLICIES:
             raise ValueError(f"remat must be one of {sorted(REMAT_POLICIES)}, got {remat!r}")
         self.config = config
         self.dtype = dtype
+        self.matmul_dtype = matmul_dtype
         self.remat = remat
-        self.embedder = Embedder(
-            config.vocab_size, config.embed_dim, dtype=dtype, param_dtype=param_dtype, rngs=rngs
-        )
+        self.embedder = Embedder(config.vocab_size, config.embed_dim, dtype=dtype,
+                                 param_dtype=param_dtype, matmul_dtype=matmul_dtype, rngs=rngs)  # fmt: skip
         self.layers = nnx.List(
             [
-                DecoderBlock(config, i, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+                DecoderBlock(
+                    config, i, dtype=dtype, param_dtype=param_dtype, matmul_dtype=matmul_dtype, rngs=rngs
+                )
                 for i in range(config.num_layers)
             ]
         )

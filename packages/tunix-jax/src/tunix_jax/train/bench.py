@@ -80,6 +80,8 @@ def train_flops_per_token(
 @click.option("--weights", default="random", show_default=True, help="Weights source.")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32",
               show_default=True, help="Compute and parameter dtype.")  # fmt: skip
+@click.option("--matmul-dtype", type=click.Choice(["float32", "bfloat16"]), default="float32",
+              show_default=True, help="Operands of the weight matmuls (model.options.matmul_dtype).")  # fmt: skip
 @click.option("--lora/--full", default=True, show_default=True, help="LoRA or full fine-tune.")
 @click.option("--rank", type=int, default=16, show_default=True, help="LoRA rank.")
 @click.option("--steps", type=int, default=5, show_default=True, help="Timed steps.")
@@ -94,6 +96,7 @@ def train_bench(
     seq: int,
     weights: str,
     dtype: str,
+    matmul_dtype: str,
     lora: bool,
     rank: int,
     steps: int,
@@ -103,7 +106,8 @@ def train_bench(
 ) -> None:
     """Time training steps on random token ids: tokens/s, MFU and compile time."""
     result = run_train_bench(
-        preset=preset, batch=batch, seq=seq, weights=weights, dtype=dtype, lora=lora, rank=rank,
+        preset=preset, batch=batch, seq=seq, weights=weights, dtype=dtype,
+        matmul_dtype=matmul_dtype, lora=lora, rank=rank,
         steps=steps, remat=remat, loss_chunk_tokens=loss_chunk_tokens, peak_tflops=peak_tflops,
     )  # fmt: skip
     for key, value in result.items():
@@ -117,6 +121,7 @@ def run_train_bench(
     seq: int,
     weights: str = "random",
     dtype: str = "float32",
+    matmul_dtype: str = "float32",
     lora: bool = True,
     rank: int = 16,
     steps: int = 5,
@@ -147,7 +152,8 @@ def run_train_bench(
     from tunix_jax.train.optim import build_optimizer
 
     config = structure_config({
-        "model": {"preset": preset, "weights": weights, "dtype": dtype},
+        "model": {"preset": preset, "weights": weights, "dtype": dtype,
+                  "options": {"matmul_dtype": matmul_dtype}},
         "trainer": {"options": {"compute_dtype": dtype, "remat": remat}},
         "training": {"batch_size": batch, "max_seq_len": seq, "steps": steps + 1,
                      "lora": {"enabled": lora, "rank": rank}},
@@ -155,7 +161,8 @@ def run_train_bench(
     options = trainer_options(config)
     model_config = get_config(preset)
     loaded_at = time.perf_counter()
-    loaded, _ = load_model(preset, weights, dtype=DTYPES[dtype], seed=config.run.seed)
+    loaded, _ = load_model(preset, weights, dtype=DTYPES[dtype], seed=config.run.seed,
+                           matmul_dtype=None if matmul_dtype == "float32" else DTYPES[matmul_dtype])  # fmt: skip
     model = prepare_model(config, options, training_model(loaded, config, options))
     load_seconds = time.perf_counter() - loaded_at
     mesh = mesh_lib.make_mesh()
@@ -190,8 +197,10 @@ def run_train_bench(
     compile_started = time.perf_counter()
     compiled = step_fn.lower(params, opt_state, frozen, data).compile()
     compile_seconds = time.perf_counter() - compile_started
-    params, opt_state, metrics = compiled(params, opt_state, frozen, data)  # warm-up
+    warm_up_started = time.perf_counter()
+    params, opt_state, metrics = compiled(params, opt_state, frozen, data)
     jax.block_until_ready(metrics)  # type: ignore[no-untyped-call]  # unannotated in jax
+    first_step_seconds = compile_seconds + time.perf_counter() - warm_up_started
     times = []
     for _ in range(steps):
         began = time.perf_counter()
@@ -208,11 +217,13 @@ def run_train_bench(
     stats = getattr(device, "memory_stats", lambda: None)() or {}
     result: dict[str, object] = {
         "device": f"{device.platform}:{device.device_kind} x{jax.device_count()}",
-        "model": f"{preset} ({'LoRA r=' + str(rank) if lora else 'full'}, {dtype}, remat {remat})",
+        "model": f"{preset} ({'LoRA r=' + str(rank) if lora else 'full'}, {dtype}, "
+                 f"matmuls {matmul_dtype}, remat {remat})",
         "batch x seq": f"{batch} x {seq}",
         "trainable params": f"{trainable_count:,}",
         "load seconds": round(load_seconds, 2),
         "compile seconds": round(compile_seconds, 2),
+        "first step seconds": round(first_step_seconds, 2),
         "step seconds (median)": round(step_seconds, 4),
         "steps/s": round(1 / step_seconds, 4),
         "tokens/s": round(tokens_per_second, 1),

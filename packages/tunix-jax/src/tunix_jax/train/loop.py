@@ -71,6 +71,7 @@ def training_model(
             rngs=nnx.Rngs(0),
             dtype=DTYPES[options.compute_dtype],
             param_dtype=DTYPES[config.model.dtype],
+            matmul_dtype=loaded.matmul_dtype,
             remat=options.remat,
         )
     )
@@ -99,11 +100,10 @@ def prepare_model(config: RunConfig, options: JaxTrainerOptions, model: Transfor
 def model_logits_fn(model: Transformer) -> Callable[[jax.Array, jax.Array], jax.Array]:
     """``(hidden, table) -> logits`` as ``model.logits_from_hidden`` computes them, with the
     tied embedding table as an explicit argument (so the loss can differentiate it)."""
-    dtype = model.embedder.dtype
     cap = model.config.final_logit_softcap
 
     def logits(hidden: jax.Array, table: jax.Array) -> jax.Array:
-        out = jnp.einsum("...d,vd->...v", hidden.astype(dtype), table.astype(dtype))
+        out = model.embedder.logits(hidden, table)
         return out if cap is None else jnp.tanh(out / cap) * cap
 
     return logits
