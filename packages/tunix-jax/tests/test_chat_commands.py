@@ -119,9 +119,9 @@ def test_chat_in_a_terminal_streams_stops_on_ctrl_c_and_quits():
     try:
         child.expect_exact(PROMPT)
         assert "tunix chat with tiny-gemma3@random (untrained); it streams its answers" in child.before
-        # A long answer (this model writes 450 tokens here): interrupt it once it shows.
-        child.sendline("Count to a thousand.")
-        child.expect_exact("Count to a thousand.\r\n")
+        # A long answer (this model writes 450 tokens to it): interrupt it once it shows.
+        child.sendline("Write a long story.")
+        child.expect_exact("Write a long story.\r\n")
         child.expect(r"[^\r\n]")  # the first text of the answer, printed while it decodes
         child.sendintr()
         child.expect_exact(STOPPED)

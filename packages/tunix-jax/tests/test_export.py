@@ -217,6 +217,21 @@ def test_large_vocabularies_keep_the_top_k_of_the_probe():
     assert not argmax_match and compared == PROBE_TOP_K
 
 
+def test_a_near_tie_for_the_top_token_may_break_either_way_in_a_lower_precision():
+    from tunix_jax.export import _probe_record
+
+    logits = np.array([0.0, 5.0, 4.999, 1.0, -2.0], np.float32)
+    record = _probe_record(logits)
+    assert record["argmax"] == 1
+    swapped = np.array([0.0, 4.999, 5.0, 1.0, -2.0], np.float32)  # within the tolerance
+    _, tolerance, argmax_match, _, actual = compare_probe(record, swapped, dtype="bfloat16")
+    assert actual == 2 and tolerance > 0.001 and argmax_match
+    # A token whose recorded logit is far below the top is a real change.
+    far = np.array([0.0, 5.0, 4.999, 5.5, -2.0], np.float32)
+    _, tolerance, argmax_match, _, actual = compare_probe(record, far, dtype="bfloat16")
+    assert actual == 3 and tolerance < 5.0 - 1.0 and not argmax_match
+
+
 @pytest.mark.compat
 def test_google_tunix_loads_the_gemma3_export(exported):
     pytest.importorskip("tunix.models.gemma3.model")

@@ -20,6 +20,7 @@ else a byte-level vocabulary of the preset's size (tiny test presets, random wei
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 from pathlib import Path
@@ -131,29 +132,37 @@ def load_model(
 def random_model(
     config: ModelConfig, *, seed: int, dtype: DTypeLike, matmul_dtype: DTypeLike | None = None
 ) -> Transformer:
-    """A randomly initialised model, built in one jitted call in which one decoder layer's
-    initialiser is vmapped over the layers (their parameters have the same shapes). Run
-    eagerly, each initialiser op compiles on its own (15 s for Gemma 3 270M on a CPU);
-    jitted layer by layer, XLA compiles the same random ops once per layer (8 s)."""
+    """A randomly initialised model (see `_random_params`)."""
 
-    def build(layers: int, key: jax.Array) -> Transformer:
-        return Transformer(dataclasses.replace(config, num_layers=layers), rngs=nnx.Rngs(key),
-                           dtype=dtype, param_dtype=dtype, matmul_dtype=matmul_dtype)  # fmt: skip
+    def build() -> Transformer:
+        return Transformer(config, rngs=nnx.Rngs(seed), dtype=dtype, param_dtype=dtype,
+                           matmul_dtype=matmul_dtype)  # fmt: skip
 
-    def layer_params(key: jax.Array) -> Any:
-        block = DecoderBlock(config, 0, dtype=dtype, param_dtype=dtype, rngs=nnx.Rngs(key))
+    graphdef, state = nnx.split(nnx.eval_shape(build))
+    nnx.replace_by_pure_dict(state, _random_params(jax.random.key(seed), config=config,
+                                                   dtype=jnp.dtype(dtype)))  # fmt: skip
+    return nnx.merge(graphdef, state)
+
+
+@functools.partial(jax.jit, static_argnames=("config", "dtype"))
+def _random_params(key: jax.Array, *, config: ModelConfig, dtype: Any) -> Any:
+    """Every parameter in one jitted call, compiled once per preset and dtype (the seed is
+    an argument), with one decoder layer's initialiser vmapped over the layers (their
+    parameters have the same shapes). Run eagerly, each initialiser op compiles on its
+    own; unrolled over the layers, XLA compiles the same random ops once per layer (8 s
+    for Gemma 3 270M on a CPU)."""
+    outer, layers = jax.random.split(key)
+    shell = Transformer(dataclasses.replace(config, num_layers=0), rngs=nnx.Rngs(outer),
+                        dtype=dtype, param_dtype=dtype)  # fmt: skip
+    params: dict[Any, Any] = nnx.to_pure_dict(nnx.state(shell))
+
+    def layer_params(layer_key: jax.Array) -> Any:
+        block = DecoderBlock(config, 0, dtype=dtype, param_dtype=dtype, rngs=nnx.Rngs(layer_key))
         return nnx.to_pure_dict(nnx.state(block))
 
-    def init() -> Any:
-        outer, layers = jax.random.split(jax.random.key(seed))
-        params = nnx.to_pure_dict(nnx.state(build(0, outer)))
-        stacked = jax.vmap(layer_params)(jax.random.split(layers, config.num_layers))
-        params["layers"] = {i: jax.tree.map(lambda x, i=i: x[i], stacked) for i in range(config.num_layers)}
-        return params
-
-    graphdef, state = nnx.split(nnx.eval_shape(lambda: build(config.num_layers, jax.random.key(seed))))
-    nnx.replace_by_pure_dict(state, jax.jit(init)())
-    return nnx.merge(graphdef, state)
+    stacked = jax.vmap(layer_params)(jax.random.split(layers, config.num_layers))
+    params["layers"] = {i: jax.tree.map(lambda x, i=i: x[i], stacked) for i in range(config.num_layers)}
+    return params
 
 
 def model_params(model: Transformer) -> dict[str, Any]:
