@@ -282,12 +282,10 @@ def _dtype(spec: ModelSpec) -> Any:
 
 
 def _matmul_dtype(spec: ModelSpec) -> Any:
-    """``model.options.matmul_dtype`` for `layers.contract`: None for float32 (no rounding)."""
+    from tunix_jax.model.loading import matmul_dtype
     from tunix_jax.options import model_options
-    from tunix_jax.train.loop import DTYPES
 
-    name = model_options(spec.options).matmul_dtype
-    return None if name == "float32" else DTYPES[name]
+    return matmul_dtype(model_options(spec.options).matmul_dtype)
 
 
 def _mesh(spec: ModelSpec) -> Mesh:

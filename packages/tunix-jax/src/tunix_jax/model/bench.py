@@ -34,11 +34,12 @@ def benchmark_generate(
     import numpy as np
 
     from tunix_jax.model.loading import load_model
+    from tunix_jax.model.loading import matmul_dtype as matmul_dtype_of
     from tunix_jax.model.sampler import Sampler
 
     start = time.perf_counter()
-    low = None if matmul_dtype == "float32" else jnp.dtype(matmul_dtype)
-    model, tokenizer = load_model(preset, weights, dtype=jnp.dtype(dtype), seed=seed, matmul_dtype=low)
+    model, tokenizer = load_model(preset, weights, dtype=jnp.dtype(dtype), seed=seed,
+                                  matmul_dtype=matmul_dtype_of(matmul_dtype))  # fmt: skip
     jax.block_until_ready(jax.tree.leaves(model))  # type: ignore[no-untyped-call]  # unannotated in jax
     load_s = time.perf_counter() - start
 

@@ -97,6 +97,12 @@ def _read_params(kind: str, path: Path, config: ModelConfig) -> dict[str, Any]:
     return build_tree(flat, config, str(path))
 
 
+def matmul_dtype(name: str) -> Any:
+    """``model.options.matmul_dtype`` as `load_model` takes it: None for ``float32`` (the
+    matmuls compute in the model's dtype), else the dtype their operands are rounded to."""
+    return None if name == "float32" else jnp.dtype(name)
+
+
 def load_model(
     preset: str,
     weights: str = "default",

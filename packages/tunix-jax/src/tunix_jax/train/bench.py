@@ -140,6 +140,7 @@ def run_train_bench(
     from tunix_core.config import structure_config
     from tunix_jax.model.config import get_config
     from tunix_jax.model.loading import load_model
+    from tunix_jax.model.loading import matmul_dtype as matmul_dtype_of
     from tunix_jax.options import trainer_options
     from tunix_jax.train import mesh as mesh_lib
     from tunix_jax.train.loop import (
@@ -162,7 +163,7 @@ def run_train_bench(
     model_config = get_config(preset)
     loaded_at = time.perf_counter()
     loaded, _ = load_model(preset, weights, dtype=DTYPES[dtype], seed=config.run.seed,
-                           matmul_dtype=None if matmul_dtype == "float32" else DTYPES[matmul_dtype])  # fmt: skip
+                           matmul_dtype=matmul_dtype_of(matmul_dtype))  # fmt: skip
     model = prepare_model(config, options, training_model(loaded, config, options))
     load_seconds = time.perf_counter() - loaded_at
     mesh = mesh_lib.make_mesh()
