@@ -45,11 +45,11 @@ TEST_INSTALLS = {
     # reasoning-gym and humaneval: their providers' tests (offline, small).
     "tunix-core": ["-e", "packages/tunix-core[hf,wandb,gsm-symbolic,reasoning-gym,humaneval]",
                    "-e", EXAMPLE, "tensorboard", "hypothesis"],
-    # pexpect drives `tunix chat` in a pseudo-terminal.
-    "tunix-jax": ["-e", "packages/tunix-core", "-e", "packages/tunix-jax[default-model]", "pexpect"],
-    # humaneval: the items whose tests the code-exec evaluator runs.
+    "tunix-jax": ["-e", "packages/tunix-core", "-e", "packages/tunix-jax[default-model]"],
+    # humaneval: the items whose tests the code-exec evaluator runs. pexpect drives
+    # `tunix chat` in a pseudo-terminal.
     "tunix-eval": ["-e", "packages/tunix-core[humaneval]", "-e", "packages/tunix-jax",
-                   "-e", "packages/tunix-eval", "hypothesis"],
+                   "-e", "packages/tunix-eval", "hypothesis", "pexpect"],
     "tunix-package": [
         "-e", "packages/tunix-core", "-e", "packages/tunix-jax", "-e", "packages/tunix-eval",
         "-e", "packages/tunix-package", "hypothesis",

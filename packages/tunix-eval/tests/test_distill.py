@@ -1,4 +1,4 @@
-"""``tunix_core.distill``: which samples are kept, the manifest, resuming, the judge hook.
+"""``tunix_eval.distill``: which samples are kept, the manifest, resuming, the judge hook.
 
 The teacher is a scripted model behind a backend registered through the
 ``tunix_register_backends`` hook: each question has a fixed list of K completions (some
@@ -16,7 +16,7 @@ import pytest
 
 from tunix_core.data.record import ExampleMeta, ReasoningExample, read_jsonl
 from tunix_core.data.render import render_prompt
-from tunix_core.distill import (
+from tunix_eval.distill import (
     DISTILLED,
     MANIFEST,
     QUESTIONS_LOG,

@@ -204,8 +204,6 @@ def run_command(ctx: click.Context, config_path: Path | None, trainer: str | Non
 
 
 cli.add_command(datasets)
-cli.add_lazy_command("generate", "tunix_core.chat:generate", "Answer one question with a run's model or a preset.")  # fmt: skip
-cli.add_lazy_command("chat", "tunix_core.chat:chat", "Talk with a run's model or a preset in the terminal.")  # fmt: skip
 
 
 def build_cli() -> click.Group:
