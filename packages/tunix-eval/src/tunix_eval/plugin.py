@@ -90,4 +90,5 @@ COMMANDS = {
 @hookimpl
 def tunix_register_commands(cli: TunixGroup) -> None:
     for name, (target, short_help) in COMMANDS.items():
-        cli.add_lazy_command(name, target, short_help)
+        # `eval` generates with a model, whose large buffers want huge pages.
+        cli.add_lazy_command(name, target, short_help, huge_pages=name == "eval")
