@@ -14,7 +14,6 @@ import yaml
 from click.testing import CliRunner
 
 from tunix_core import builtin
-from tunix_eval.chat import STOPPED, ChatSession, render_conversation, run_chat
 from tunix_core.cli import TunixGroup
 from tunix_core.config import DEFAULT_SYSTEM_PROMPT, RunConfig, unstructure_config
 from tunix_core.hookspecs import hookimpl
@@ -22,6 +21,7 @@ from tunix_core.plugins import PluginHost, plugin_module
 from tunix_core.protocols import ModelExport, ModelSpec, StreamingModel
 from tunix_core.rundir import RunDirectory
 from tunix_eval import plugin
+from tunix_eval.chat import STOPPED, ChatSession, render_conversation, run_chat
 
 ANSWER = "<reasoning>2 plus 2 is 4</reasoning><answer>4</answer>"
 

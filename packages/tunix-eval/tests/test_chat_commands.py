@@ -12,12 +12,12 @@ import pytest
 import yaml
 from flax import nnx
 
-from tunix_eval.chat import PROMPT, STOPPED
 from tunix_core.config import RunConfig, unstructure_config
 from tunix_core.data.parse import parse_completion
 from tunix_core.data.render import render_prompt
 from tunix_core.protocols import ModelSpec, StreamingModel
 from tunix_core.rundir import RunDirectory
+from tunix_eval.chat import PROMPT, STOPPED
 from tunix_jax.backend import JaxBackend
 from tunix_jax.model.layers import RMSNorm
 

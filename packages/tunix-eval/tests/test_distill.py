@@ -16,6 +16,11 @@ import pytest
 
 from tunix_core.data.record import ExampleMeta, ReasoningExample, read_jsonl
 from tunix_core.data.render import render_prompt
+from tunix_core.errors import ConfigError, DataError, TunixError
+from tunix_core.evaluation import AnswerVerdict
+from tunix_core.hookspecs import hookimpl
+from tunix_core.plugins import PluginHost, plugin_module
+from tunix_core.protocols import ModelSpec, Prediction
 from tunix_eval.distill import (
     DISTILLED,
     MANIFEST,
@@ -27,11 +32,6 @@ from tunix_eval.distill import (
     distill,
     open_teacher,
 )
-from tunix_core.errors import ConfigError, DataError, TunixError
-from tunix_core.evaluation import AnswerVerdict
-from tunix_core.hookspecs import hookimpl
-from tunix_core.plugins import PluginHost, plugin_module
-from tunix_core.protocols import ModelSpec, Prediction
 
 
 def ok(reasoning: str, answer: str) -> str:
