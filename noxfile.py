@@ -42,17 +42,18 @@ TEST_ENV = {
 }
 # What each package's default tests need besides the package itself.
 TEST_INSTALLS = {
-    # tensorboard: only its event reader, to read back what the TensorBoard logger wrote.
+    # tensorboard: only its event reader, to read back what the TensorBoard logger (the
+    # extra tunix-core[tensorboard]) wrote.
     # hypothesis: the fuzz tests of the core, eval and package readers. gsm-symbolic: a
     # part of the dataset.mix tests (reasoning-gym, pure Python, generates offline);
     # reasoning-gym and humaneval: their providers' tests (offline, small).
-    "tunix-core": ["-e", "packages/tunix-core[hf,wandb,gsm-symbolic,reasoning-gym,humaneval]",
+    "tunix-core": ["-e", "packages/tunix-core[hf,wandb,tensorboard,gsm-symbolic,reasoning-gym,humaneval]",
                    "-e", EXAMPLE, "tensorboard", "hypothesis"],
-    # pexpect drives `tunix chat` in a pseudo-terminal.
-    "tunix-jax": ["-e", "packages/tunix-core", "-e", "packages/tunix-jax[default-model]", "pexpect"],
-    # humaneval: the items whose tests the code-exec evaluator runs.
+    "tunix-jax": ["-e", "packages/tunix-core", "-e", "packages/tunix-jax[default-model]"],
+    # humaneval: the items whose tests the code-exec evaluator runs. pexpect drives
+    # `tunix chat` in a pseudo-terminal.
     "tunix-eval": ["-e", "packages/tunix-core[humaneval]", "-e", "packages/tunix-jax",
-                   "-e", "packages/tunix-eval", "hypothesis"],
+                   "-e", "packages/tunix-eval", "hypothesis", "pexpect"],
     "tunix-package": [
         "-e", "packages/tunix-core", "-e", "packages/tunix-jax", "-e", "packages/tunix-eval",
         "-e", "packages/tunix-package", "hypothesis",

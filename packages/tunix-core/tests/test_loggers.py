@@ -155,6 +155,18 @@ def test_tensorboard_can_be_switched_off(tmp_path):
     assert not run.tensorboard_dir.exists()
 
 
+def test_without_tensorboardx_a_run_says_once_how_to_install_it(tmp_path, monkeypatch, capsys, caplog):
+    monkeypatch.setitem(sys.modules, "tensorboardX", None)  # import fails as if not installed
+    host = core_host()
+    run = new_run(tmp_path)
+    simulate_run(host, run)
+    assert not run.tensorboard_dir.exists()
+    note = ("TensorBoard logging is off: tensorboardX is not installed "
+            "(pip install 'tunix-core[tensorboard]')")  # fmt: skip
+    assert capsys.readouterr().err.count(note) == 1
+    assert [r.getMessage() for r in caplog.records if r.name == "tunix.loggers"] == [note]
+
+
 def test_steps_of_a_trainer_driven_outside_a_run_are_not_logged(tmp_path):
     host = core_host()
     run = new_run(tmp_path)

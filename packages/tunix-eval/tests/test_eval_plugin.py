@@ -39,9 +39,11 @@ def test_commands_are_added_lazily(host):
 
     root = TunixGroup("tunix")
     host.register_commands(root)
-    assert set(root.lazy_commands) == {"eval", "compare", "runs", "report", "distill"}
+    assert set(root.lazy_commands) == {"eval", "compare", "runs", "report", "distill",
+                                       "generate", "chat"}  # fmt: skip
+    assert root.huge_page_commands == {"eval"}
     assert root.commands == {}  # nothing imported until a command is used
-    assert "runs     Runs under a folder" in CliRunner().invoke(root, ["--help"]).output
+    assert "runs      Runs under a folder" in CliRunner().invoke(root, ["--help"]).output
     assert set(root.get_command(None, "runs").commands) == {"list", "show"}
 
 

@@ -41,12 +41,19 @@ class TunixGroup(click.Group):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.lazy_commands: dict[str, tuple[str, str]] = {}
+        # Commands that run a model: `tunix` re-executes itself for them with huge pages.
+        self.huge_page_commands: set[str] = set()
 
-    def add_lazy_command(self, name: str, target: str, short_help: str) -> None:
+    def add_lazy_command(
+        self, name: str, target: str, short_help: str, *, huge_pages: bool = False
+    ) -> None:
         """Add command ``name`` whose click object ``target`` (``"module:attribute"``) is
         imported only when the command runs or shows its own help, so that ``tunix --help``
-        stays fast however heavy the command's module is."""
+        stays fast however heavy the command's module is. ``huge_pages``: the command runs a
+        model, and starts faster on huge pages (:mod:`tunix_core.hugepages`)."""
         self.lazy_commands[name] = (target, short_help)
+        if huge_pages:
+            self.huge_page_commands.add(name)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*self.commands, *self.lazy_commands})
@@ -203,15 +210,18 @@ def run_command(ctx: click.Context, config_path: Path | None, trainer: str | Non
         ctx.exit(SIGINT_EXIT_CODE)
 
 
+cli.huge_page_commands.add("run")
+
+
 cli.add_command(datasets)
-cli.add_lazy_command("generate", "tunix_core.chat:generate", "Answer one question with a run's model or a preset.")  # fmt: skip
-cli.add_lazy_command("chat", "tunix_core.chat:chat", "Talk with a run's model or a preset in the terminal.")  # fmt: skip
 
 
 def build_cli() -> click.Group:
-    """The CLI with every plugin's commands added; warns once about broken plugins."""
+    """The CLI with every plugin's commands added; warns once about broken plugins. A
+    command that wants huge pages re-executes the process here, before any warning."""
     host = get_host()
     host.register_commands(cli)
+    reexec_with_huge_pages(cli.huge_page_commands)
     cli.context_settings["obj"] = host
     failures = host.failures
     if failures:
@@ -260,7 +270,6 @@ def main() -> None:
     """The ``tunix`` command. Every error ends as one line on stderr: a :class:`TunixError`
     with its exit code, an OS error (disk full, permission denied) with exit code 1, and
     anything unexpected with exit code 1 and the path of its saved traceback."""
-    reexec_with_huge_pages()
     try:
         build_cli().main(prog_name="tunix")  # standalone: ends in SystemExit
     except TunixError as exc:

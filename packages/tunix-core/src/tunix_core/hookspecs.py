@@ -126,7 +126,9 @@ def tunix_register_commands(cli: TunixGroup) -> None:
     Called once while the CLI is assembled, before arguments are parsed. Prefer
     ``cli.add_lazy_command(name, "module:command", short_help)``: the module is imported
     only when the command runs. ``cli.add_command(command)`` works too, but then the
-    command's module is imported on every ``tunix`` call. Returns nothing.
+    command's module is imported on every ``tunix`` call. A command that runs a model
+    passes ``huge_pages=True`` (or adds its name to ``cli.huge_page_commands``): ``tunix``
+    then re-executes itself with glibc's huge pages for it. Returns nothing.
     """
 
 

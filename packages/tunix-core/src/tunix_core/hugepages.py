@@ -6,7 +6,9 @@ With 4 KiB pages that is a page fault per 4 KiB on every training step; with
 ``glibc.malloc.hugetlb=1`` malloc marks its mappings for transparent huge pages (2 MiB).
 On the project's 2-core VM this took a Gemma 3 270M LoRA step from 20.4 s to 16.3 s
 (docs/performance.md). glibc reads tunables only when a process starts, so the ``tunix``
-entry point re-executes itself once with the tunable set.
+entry point re-executes itself once with the tunable set, for the commands that run a
+model: those registered with ``add_lazy_command(..., huge_pages=True)`` (and the core's
+``run``). Plugins are loaded by then, but no command module, so JAX is not yet imported.
 """
 
 from __future__ import annotations
@@ -14,12 +16,10 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 TUNABLE = "glibc.malloc.hugetlb=1"
 OPT_OUT = "TUNIX_NO_HUGEPAGES"
-# Commands that run a model; everything else stays a single quick process.
-HEAVY_COMMANDS = frozenset({"run", "bench", "eval"})
 _MIN_GLIBC = (2, 35)  # the first glibc with glibc.malloc.hugetlb
 
 
@@ -34,11 +34,12 @@ def _glibc_supports_hugetlb() -> bool:
 
 
 def reexec_environment(
-    args: Sequence[str], env: Mapping[str, str], *, supported: bool
+    args: Sequence[str], env: Mapping[str, str], *, supported: bool, commands: Collection[str]
 ) -> dict[str, str] | None:
-    """The environment to re-execute ``tunix args`` with, or None to carry on as is."""
+    """The environment to re-execute ``tunix args`` with, or None to carry on as is;
+    ``commands``: those that want huge pages (every other stays a single quick process)."""
     command = next((a for a in args if not a.startswith("-")), None)
-    if not supported or command not in HEAVY_COMMANDS or env.get(OPT_OUT):
+    if not supported or command not in commands or env.get(OPT_OUT):
         return None
     current = env.get("GLIBC_TUNABLES", "")
     if "glibc.malloc.hugetlb" in current:  # set already, by us or by the user
@@ -46,11 +47,14 @@ def reexec_environment(
     return {**env, "GLIBC_TUNABLES": f"{current}:{TUNABLE}" if current else TUNABLE}
 
 
-def reexec_with_huge_pages() -> None:
-    """Replace this process with the same command line plus the tunable, when it helps."""
+def reexec_with_huge_pages(commands: Collection[str]) -> None:
+    """Replace this process with the same command line plus the tunable when it runs one of
+    ``commands``, those that want huge pages."""
     if not sys.platform.startswith("linux"):
         return
-    env = reexec_environment(sys.argv[1:], os.environ, supported=_glibc_supports_hugetlb())
+    env = reexec_environment(
+        sys.argv[1:], os.environ, supported=_glibc_supports_hugetlb(), commands=commands
+    )
     if env is not None:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -212,12 +212,14 @@ class PluginHost:
         for plugin_name, call in self._each_plugin("tunix_register_commands"):
             commands = dict(cli.commands)
             lazy_commands = dict(getattr(cli, "lazy_commands", {}))
+            huge_page_commands = set(getattr(cli, "huge_page_commands", ()))
             try:
                 call(cli=cli)
             except PLUGIN_FAILURES as exc:
                 cli.commands = commands
                 if hasattr(cli, "lazy_commands"):
                     cli.lazy_commands = lazy_commands
+                    cli.huge_page_commands = huge_page_commands
                 self._fail_loaded_plugin(plugin_name, exc, "in tunix_register_commands: ")
 
     def provides(self) -> dict[str, dict[str, list[str]]]:

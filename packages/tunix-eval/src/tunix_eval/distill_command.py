@@ -1,9 +1,8 @@
 """``tunix distill``: a teacher model's checked answers to a dataset, as a new dataset.
 
-The work is :func:`tunix_core.distill.distill`; this command reads the options, loads the
+The work is :func:`tunix_eval.distill.distill`; this command reads the options, loads the
 data, the teacher (through its backend) and the optional judge (:mod:`tunix_eval.judge`,
-for categories without a checkable reference answer), and prints progress. The command
-lives in tunix-eval because the judge does; the core never imports it.
+for categories without a checkable reference answer), and prints progress.
 """
 
 from __future__ import annotations
@@ -16,7 +15,12 @@ import click
 
 from tunix_core.config import DEFAULT_SYSTEM_PROMPT, RunConfig, apply_overrides
 from tunix_core.data.loading import load_split
-from tunix_core.distill import (
+from tunix_core.errors import DataError
+from tunix_core.evaluation import answer_checks_of, require_answer_checks
+from tunix_core.layout import model_id
+from tunix_core.plugins import PluginHost, backend_for, validate_spec
+from tunix_core.protocols import Prediction
+from tunix_eval.distill import (
     DISTILLED,
     MANIFEST,
     DistillSettings,
@@ -26,11 +30,6 @@ from tunix_core.distill import (
     distill,
     open_teacher,
 )
-from tunix_core.errors import DataError
-from tunix_core.evaluation import answer_checks_of, require_answer_checks
-from tunix_core.layout import model_id
-from tunix_core.plugins import PluginHost, backend_for, validate_spec
-from tunix_core.protocols import Prediction
 from tunix_eval.judge import MAX_SCORE, MIN_SCORE, JudgeEvaluator, JudgeOptions
 
 # What a shell reports for a command ended by SIGINT (128 + 2).

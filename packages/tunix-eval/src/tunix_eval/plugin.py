@@ -1,6 +1,6 @@
 """tunix-eval's plugin: the ``format``, ``accuracy``, ``trace``, ``judge`` and ``code-exec``
 evaluators, the built-in answer checks and rewards, and the ``eval``, ``compare``, ``runs``,
-``report`` and ``distill`` commands. Targets are lazy strings."""
+``report``, ``distill``, ``generate`` and ``chat`` commands. Targets are lazy strings."""
 
 from __future__ import annotations
 
@@ -81,10 +81,14 @@ COMMANDS = {
                "A run's report: one self-contained HTML page."),
     "distill": ("tunix_eval.distill_command:distill_command",
                 "A teacher model's checked answers to a dataset, as a new JSONL dataset."),
+    "generate": ("tunix_eval.chat:generate",
+                 "Answer one question with a run's model or a preset."),
+    "chat": ("tunix_eval.chat:chat", "Talk with a run's model or a preset in the terminal."),
 }  # fmt: skip
 
 
 @hookimpl
 def tunix_register_commands(cli: TunixGroup) -> None:
     for name, (target, short_help) in COMMANDS.items():
-        cli.add_lazy_command(name, target, short_help)
+        # `eval` generates with a model, whose large buffers want huge pages.
+        cli.add_lazy_command(name, target, short_help, huge_pages=name == "eval")

@@ -44,7 +44,10 @@ def tunix_register_trainers(registry: TrainerRegistry) -> None:
 @hookimpl
 def tunix_register_commands(cli: TunixGroup) -> None:
     cli.add_lazy_command(
-        "bench", "tunix_jax.cli:bench", "Measure sampler and trainer throughput (tokens/s, MFU)."
+        "bench",
+        "tunix_jax.cli:bench",
+        "Measure sampler and trainer throughput (tokens/s, MFU).",
+        huge_pages=True,
     )
     cli.add_lazy_command(
         "export",

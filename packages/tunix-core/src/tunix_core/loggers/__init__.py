@@ -72,8 +72,12 @@ class RunLoggers:
 
 
 def report_failure(name: str, exc: BaseException) -> None:
-    """Say once, on stderr and in ``run.log``, that logger ``name`` is off and why."""
-    message = f"{name} logging is off for the rest of this run: {type(exc).__name__}: {exc}"
+    """Say once that logger ``name`` is off and why."""
+    warn(f"{name} logging is off for the rest of this run: {type(exc).__name__}: {exc}")
+
+
+def warn(message: str) -> None:
+    """``message`` on stderr and in ``run.log``."""
     log.warning(message)
     print(f"warning: {message}", file=sys.stderr)
 
@@ -89,9 +93,14 @@ def open_run_loggers(run: RunDirectory, config: Mapping[str, Any]) -> RunLoggers
                          root="logging")  # fmt: skip
     factories: list[tuple[str, Callable[[], MetricsLogger]]] = []
     if settings.tensorboard:
-        from tunix_core.loggers.tensorboard import TensorBoardLogger
+        from tunix_core.loggers import tensorboard
 
-        factories.append((TensorBoardLogger.name, lambda: TensorBoardLogger(run.tensorboard_dir)))
+        if tensorboard.installed():
+            factories.append((tensorboard.TensorBoardLogger.name,
+                              lambda: tensorboard.TensorBoardLogger(run.tensorboard_dir)))  # fmt: skip
+        else:
+            warn(f"TensorBoard logging is off: tensorboardX is not installed "
+                 f"({tensorboard.INSTALL_HINT})")  # fmt: skip
     if settings.wandb:
         from tunix_core.loggers.wandb import WandbLogger
 

@@ -1,4 +1,5 @@
-"""TensorBoard event files in ``runs/<run-id>/tb/`` through tensorboardX (no TensorFlow).
+"""TensorBoard event files in ``runs/<run-id>/tb/`` through tensorboardX (no TensorFlow),
+from the extra ``tunix-core[tensorboard]``; without it a run says so once and goes on.
 
 ``tensorboard --logdir runs`` shows every run, live: each call is written and flushed
 before it returns (tensorboardX's ``SummaryWriter`` queues events for a background
@@ -13,6 +14,17 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from pathlib import Path
+
+INSTALL_HINT = "pip install 'tunix-core[tensorboard]'"
+
+
+def installed() -> bool:
+    """Whether tensorboardX, which writes the event files, can be imported."""
+    try:
+        import tensorboardX  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 class TensorBoardLogger:

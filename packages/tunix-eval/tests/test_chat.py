@@ -14,13 +14,14 @@ import yaml
 from click.testing import CliRunner
 
 from tunix_core import builtin
-from tunix_core.chat import STOPPED, ChatSession, render_conversation, run_chat
-from tunix_core.cli import cli
+from tunix_core.cli import TunixGroup
 from tunix_core.config import DEFAULT_SYSTEM_PROMPT, RunConfig, unstructure_config
 from tunix_core.hookspecs import hookimpl
 from tunix_core.plugins import PluginHost, plugin_module
 from tunix_core.protocols import ModelExport, ModelSpec, StreamingModel
 from tunix_core.rundir import RunDirectory
+from tunix_eval import plugin
+from tunix_eval.chat import STOPPED, ChatSession, render_conversation, run_chat
 
 ANSWER = "<reasoning>2 plus 2 is 4</reasoning><answer>4</answer>"
 
@@ -108,7 +109,10 @@ def host() -> PluginHost:
 
 
 def invoke(host: PluginHost, *args: str, input: str | None = None):
-    return CliRunner().invoke(cli, list(args), obj=host, input=input)
+    """``tunix ARGS`` with the commands tunix-eval registers."""
+    root = TunixGroup("tunix")
+    plugin.tunix_register_commands(cli=root)
+    return CliRunner().invoke(root, list(args), obj=host, input=input)
 
 
 def make_run(root: Path, *, trained: bool = True, backend: str = "scripted") -> Path:

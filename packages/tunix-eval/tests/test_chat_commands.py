@@ -1,4 +1,4 @@
-"""``tunix generate`` and ``tunix chat`` (core commands) with the real ``jax`` backend and
+"""``tunix generate`` and ``tunix chat`` with the real ``jax`` backend and
 tiny models: a preset, a run directory's exported model, and a chat in a pseudo-terminal."""
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import pytest
 import yaml
 from flax import nnx
 
-from tunix_core.chat import PROMPT, STOPPED
 from tunix_core.config import RunConfig, unstructure_config
 from tunix_core.data.parse import parse_completion
 from tunix_core.data.render import render_prompt
 from tunix_core.protocols import ModelSpec, StreamingModel
 from tunix_core.rundir import RunDirectory
+from tunix_eval.chat import PROMPT, STOPPED
 from tunix_jax.backend import JaxBackend
 from tunix_jax.model.layers import RMSNorm
 
@@ -30,8 +30,8 @@ def expected_completion(model, system_prompt: str) -> str:
     return model.generate([render_prompt(QUESTION, system_prompt)], max_new_tokens=NEW_TOKENS)[0]
 
 
-def test_generate_with_a_preset_prints_the_completion_and_its_parts(tunix):
-    result = tunix("generate", "--model", "tiny-gemma3", "--weights", "random", QUESTION,
+def test_generate_with_a_preset_prints_the_completion_and_its_parts(jax_invoke):
+    result = jax_invoke("generate", "--model", "tiny-gemma3", "--weights", "random", QUESTION,
                    "--max-new-tokens", NEW_TOKENS)  # fmt: skip
     assert result.exit_code == 0, result.output
     completion = expected_completion(JaxBackend().load(TINY), RunConfig().dataset.system_prompt)
@@ -44,8 +44,8 @@ def test_generate_with_a_preset_prints_the_completion_and_its_parts(tunix):
     )
 
 
-def test_generate_names_a_bad_preset(tunix):
-    result = tunix("generate", "--model", "tiny-gemma9", "--weights", "random", QUESTION)
+def test_generate_names_a_bad_preset(jax_invoke):
+    result = jax_invoke("generate", "--model", "tiny-gemma9", "--weights", "random", QUESTION)
     assert result.exit_code == 2
     assert result.output.startswith("Error: --model: unknown model preset 'tiny-gemma9'")
 
@@ -72,9 +72,9 @@ def trained_run(tmp_path_factory):
     return run.path, expected_completion(model, "Be brief.")
 
 
-def test_generate_with_a_run_answers_with_its_trained_model(tunix, trained_run):
+def test_generate_with_a_run_answers_with_its_trained_model(jax_invoke, trained_run):
     path, completion = trained_run
-    result = tunix("generate", path, QUESTION, "--json")
+    result = jax_invoke("generate", path, QUESTION, "--json")
     assert result.exit_code == 0, result.output
     parsed = parse_completion(completion)
     assert json.loads(result.stdout) == {"completion": completion, "reasoning": parsed.reasoning,
@@ -83,11 +83,11 @@ def test_generate_with_a_run_answers_with_its_trained_model(tunix, trained_run):
     assert completion != base  # so the answer came from the run's model
 
 
-def test_generate_says_when_a_run_has_no_trained_model_yet(tunix, tmp_path):
+def test_generate_says_when_a_run_has_no_trained_model_yet(jax_invoke, tmp_path):
     run = RunDirectory.create(tmp_path, "fresh", model_id="tiny-gemma3@random", dataset="d",
                               trainer="jax", config_path=None, command=["tunix", "run"])  # fmt: skip
     run.config_path.write_text(yaml.safe_dump(unstructure_config(RunConfig())))
-    result = tunix("generate", run.path, QUESTION)
+    result = jax_invoke("generate", run.path, QUESTION)
     assert result.exit_code == 1
     assert result.output.strip() == (
         f"Error: {run.path} has no trained model yet ({run.model_config_path} is missing); "
@@ -108,7 +108,7 @@ def test_the_jax_model_streams():
 # pexpect forks a process that at once runs a new Python, so JAX's threads do not matter.
 @pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
 def test_chat_in_a_terminal_streams_stops_on_ctrl_c_and_quits():
-    import pexpect  # only the tunix-jax test session installs it; others collect this file
+    import pexpect  # only the tunix-eval test session installs it; others collect this file
 
     child = pexpect.spawn(
         sys.executable,

@@ -1,4 +1,4 @@
-"""``tunix_core.distill``: which samples are kept, the manifest, resuming, the judge hook.
+"""``tunix_eval.distill``: which samples are kept, the manifest, resuming, the judge hook.
 
 The teacher is a scripted model behind a backend registered through the
 ``tunix_register_backends`` hook: each question has a fixed list of K completions (some
@@ -16,7 +16,12 @@ import pytest
 
 from tunix_core.data.record import ExampleMeta, ReasoningExample, read_jsonl
 from tunix_core.data.render import render_prompt
-from tunix_core.distill import (
+from tunix_core.errors import ConfigError, DataError, TunixError
+from tunix_core.evaluation import AnswerVerdict
+from tunix_core.hookspecs import hookimpl
+from tunix_core.plugins import PluginHost, plugin_module
+from tunix_core.protocols import ModelSpec, Prediction
+from tunix_eval.distill import (
     DISTILLED,
     MANIFEST,
     QUESTIONS_LOG,
@@ -27,11 +32,6 @@ from tunix_core.distill import (
     distill,
     open_teacher,
 )
-from tunix_core.errors import ConfigError, DataError, TunixError
-from tunix_core.evaluation import AnswerVerdict
-from tunix_core.hookspecs import hookimpl
-from tunix_core.plugins import PluginHost, plugin_module
-from tunix_core.protocols import ModelSpec, Prediction
 
 
 def ok(reasoning: str, answer: str) -> str:
