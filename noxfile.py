@@ -29,7 +29,9 @@ nox.options.sessions = [
 nox.options.reuse_existing_virtualenvs = True
 
 ROOT = Path(__file__).parent
-PACKAGES = ["tunix-core", "tunix-jax", "tunix-eval", "tunix-package", "tunix-sweep"]
+PACKAGES = [
+    "tunix-core", "tunix-datasets", "tunix-jax", "tunix-eval", "tunix-package", "tunix-sweep",
+]  # fmt: skip
 EXAMPLE = "examples/tunix-plugin-example"
 TEST_ENV = {
     "JAX_PLATFORMS": "cpu",
@@ -40,24 +42,28 @@ TEST_ENV = {
 # What each package's default tests need besides the package itself.
 TEST_INSTALLS = {
     # tensorboard: only its event reader, to read back what the TensorBoard logger wrote.
-    # hypothesis: the fuzz tests of the core, eval and package readers. gsm-symbolic: a
-    # part of the dataset.mix tests (reasoning-gym, pure Python, generates offline);
-    # reasoning-gym and humaneval: their providers' tests (offline, small).
-    "tunix-core": ["-e", "packages/tunix-core[hf,wandb,gsm-symbolic,reasoning-gym,humaneval]",
+    # hypothesis: the fuzz tests of the core, eval and package readers. tunix-datasets:
+    # the built-in datasets the runner, API and CLI tests run on.
+    "tunix-core": ["-e", "packages/tunix-core[wandb]", "-e", "packages/tunix-datasets",
                    "-e", EXAMPLE, "tensorboard", "hypothesis"],
+    # gsm-symbolic: a part of the dataset.mix tests (reasoning-gym, pure Python, generates
+    # offline); reasoning-gym and humaneval: their providers' tests (offline, small).
+    "tunix-datasets": ["-e", "packages/tunix-core",
+                       "-e", "packages/tunix-datasets[hf,gsm-symbolic,reasoning-gym,humaneval]"],
     # pexpect drives `tunix chat` in a pseudo-terminal.
-    "tunix-jax": ["-e", "packages/tunix-core", "-e", "packages/tunix-jax[default-model]", "pexpect"],
+    "tunix-jax": ["-e", "packages/tunix-core", "-e", "packages/tunix-datasets",
+                  "-e", "packages/tunix-jax[default-model]", "pexpect"],
     # humaneval: the items whose tests the code-exec evaluator runs.
-    "tunix-eval": ["-e", "packages/tunix-core[humaneval]", "-e", "packages/tunix-jax",
-                   "-e", "packages/tunix-eval", "hypothesis"],
+    "tunix-eval": ["-e", "packages/tunix-core", "-e", "packages/tunix-datasets[humaneval]",
+                   "-e", "packages/tunix-jax", "-e", "packages/tunix-eval", "hypothesis"],
     "tunix-package": [
-        "-e", "packages/tunix-core", "-e", "packages/tunix-jax", "-e", "packages/tunix-eval",
-        "-e", "packages/tunix-package", "hypothesis",
+        "-e", "packages/tunix-core", "-e", "packages/tunix-datasets", "-e", "packages/tunix-jax",
+        "-e", "packages/tunix-eval", "-e", "packages/tunix-package", "hypothesis",
     ],
     # tunix-package: `tunix validate` checks a trial's run directory as for any run.
     "tunix-sweep": [
-        "-e", "packages/tunix-core", "-e", "packages/tunix-jax", "-e", "packages/tunix-eval",
-        "-e", "packages/tunix-package", "-e", "packages/tunix-sweep",
+        "-e", "packages/tunix-core", "-e", "packages/tunix-datasets", "-e", "packages/tunix-jax",
+        "-e", "packages/tunix-eval", "-e", "packages/tunix-package", "-e", "packages/tunix-sweep",
     ],
 }  # fmt: skip
 HEAVY_EXTRAS = ["torch==2.13.0", "transformers", "accelerate"]
@@ -82,7 +88,7 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", "packages", "examples", "noxfile.py", "conftest.py")
 
 
-# Every distribution mypy checks: the four packages and the example plugin.
+# Every distribution mypy checks: the packages and the example plugin.
 TYPED = [*(f"packages/{p}" for p in PACKAGES), EXAMPLE]
 
 
@@ -109,7 +115,8 @@ def heavy(session: nox.Session) -> None:
     session.install(*HEAVY_EXTRAS)
     # hypothesis: the fuzz test modules are collected (and deselected) here too.
     session.install(
-        "pytest", "hypothesis", "-e", "packages/tunix-core[hf,champ,gsm-symbolic]",
+        "pytest", "hypothesis", "-e", "packages/tunix-core",
+        "-e", "packages/tunix-datasets[hf,champ,gsm-symbolic]",
         "-e", "packages/tunix-jax[default-model]", "-e", "packages/tunix-eval",
         "-e", "packages/tunix-package", "-e", "packages/tunix-sweep",
     )  # fmt: skip

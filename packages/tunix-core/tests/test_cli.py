@@ -1,5 +1,6 @@
 import json
 from pathlib import Path
+from types import ModuleType
 
 import click
 import pytest
@@ -18,9 +19,10 @@ def _register_trainers(registry):
 
 
 @pytest.fixture
-def host() -> PluginHost:
+def host(datasets_plugin: ModuleType) -> PluginHost:
     host = PluginHost()
     host.add_plugin(builtin, "core", "tunix-core")
+    host.add_plugin(datasets_plugin, "datasets", "tunix-datasets")
     trainer_plugin = plugin_module("test-plugin", tunix_register_trainers=_register_trainers)
     host.add_plugin(trainer_plugin, "jax", "tunix-jax")
     host.plugins += [

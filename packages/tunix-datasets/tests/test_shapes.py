@@ -10,13 +10,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tunix_core.data.providers.files import HfProvider, JsonlProvider
 from tunix_core.data.record import ReasoningExample
-from tunix_core.data.transforms import gsm8k
 from tunix_core.errors import ConfigError, DataError
 from tunix_core.hookspecs import hookimpl
 from tunix_core.plugins import PluginHost, get_host, plugin_module
 from tunix_core.registry import TransformRegistry
+from tunix_datasets.providers.files import HfProvider, JsonlProvider
+from tunix_datasets.transforms import gsm8k
 
 TAGGED = "<reasoning>def f():\n    return 1</reasoning><answer> 1 </answer>"
 

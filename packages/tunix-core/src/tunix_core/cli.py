@@ -18,7 +18,6 @@ from typing import Any
 import click
 
 from tunix_core import __version__
-from tunix_core.datasets_cli import datasets
 from tunix_core.errors import TunixError
 from tunix_core.hugepages import reexec_with_huge_pages
 from tunix_core.plugins import PluginHost, get_host
@@ -203,7 +202,6 @@ def run_command(ctx: click.Context, config_path: Path | None, trainer: str | Non
         ctx.exit(SIGINT_EXIT_CODE)
 
 
-cli.add_command(datasets)
 cli.add_lazy_command("generate", "tunix_core.chat:generate", "Answer one question with a run's model or a preset.")  # fmt: skip
 cli.add_lazy_command("chat", "tunix_core.chat:chat", "Talk with a run's model or a preset in the terminal.")  # fmt: skip
 

@@ -227,7 +227,7 @@ class DatasetRegistry(Registry[Callable[[], "DatasetProvider"]]):
     def __init__(self) -> None:
         super().__init__(
             "dataset",
-            "Datasets come from plugins: `pip install tunix-core[champ]` or any package "
+            "Datasets come from plugins: `pip install tunix-datasets[champ]` or any package "
             "that registers one under the entry-point group 'tunix'.",
         )
 
