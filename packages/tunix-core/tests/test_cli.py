@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from tunix_core import builtin
-from tunix_core.cli import cli
+from tunix_core.cli import TunixGroup, cli
 from tunix_core.hookspecs import hookimpl
 from tunix_core.plugins import PluginHost, PluginInfo, plugin_module
 from tunix_core.rundir import RunDirectory
@@ -122,7 +122,7 @@ def test_plugin_commands_are_added(host):
         cli.add_command(hello)
 
     host.add_plugin(plugin_module("test-plugin", tunix_register_commands=tunix_register_commands), "hi", "hi")
-    group = click.Group("t", commands=dict(cli.commands))
+    group = TunixGroup("t", commands=dict(cli.commands))
     host.register_commands(group)
     result = CliRunner().invoke(group, ["hello"], obj=host)
     assert result.output == "hi from a plugin\n"

@@ -78,7 +78,7 @@ def test_a_missing_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(humaneval, "files", missing)
     load_problems.cache_clear()
     try:
-        with pytest.raises(DataError, match=r"pip install 'tunix-core\[humaneval\]'"):
+        with pytest.raises(DataError, match=r"pip install 'tunix-datasets\[humaneval\]'"):
             load_problems()
     finally:
         load_problems.cache_clear()

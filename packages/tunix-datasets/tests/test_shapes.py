@@ -159,6 +159,6 @@ def test_a_plugin_registers_a_transform_through_the_hook() -> None:
     assert host.registries()["transforms"] is host.transforms
 
 
-def test_the_core_registers_gsm8k() -> None:
+def test_the_plugin_registers_gsm8k() -> None:
     entry = get_host().transforms.entry("gsm8k")
-    assert (entry.distribution, entry.load()) == ("tunix-core", gsm8k)
+    assert (entry.distribution, entry.load()) == ("tunix-datasets", gsm8k)
