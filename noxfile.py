@@ -32,7 +32,9 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.default_venv_backend = "uv|virtualenv"
 
 ROOT = Path(__file__).parent
-PACKAGES = ["tunix-core", "tunix-jax", "tunix-eval", "tunix-package", "tunix-sweep"]
+PACKAGES = [
+    "tunix-core", "tunix-datasets", "tunix-jax", "tunix-eval", "tunix-package", "tunix-sweep",
+]  # fmt: skip
 EXAMPLE = "examples/tunix-plugin-example"
 TEST_ENV = {
     "JAX_PLATFORMS": "cpu",
@@ -43,25 +45,29 @@ TEST_ENV = {
 # What each package's default tests need besides the package itself.
 TEST_INSTALLS = {
     # tensorboard: only its event reader, to read back what the TensorBoard logger (the
-    # extra tunix-core[tensorboard]) wrote.
-    # hypothesis: the fuzz tests of the core, eval and package readers. gsm-symbolic: a
-    # part of the dataset.mix tests (reasoning-gym, pure Python, generates offline);
-    # reasoning-gym and humaneval: their providers' tests (offline, small).
-    "tunix-core": ["-e", "packages/tunix-core[hf,wandb,tensorboard,gsm-symbolic,reasoning-gym,humaneval]",
+    # extra tunix-core[tensorboard]) wrote. hypothesis: the fuzz tests of the core, eval
+    # and package readers. tunix-datasets: the built-in datasets the runner, API and CLI
+    # tests run on.
+    "tunix-core": ["-e", "packages/tunix-core[wandb,tensorboard]", "-e", "packages/tunix-datasets",
                    "-e", EXAMPLE, "tensorboard", "hypothesis"],
-    "tunix-jax": ["-e", "packages/tunix-core", "-e", "packages/tunix-jax[default-model]"],
+    # gsm-symbolic: a part of the dataset.mix tests (reasoning-gym, pure Python, generates
+    # offline); reasoning-gym and humaneval: their providers' tests (offline, small).
+    "tunix-datasets": ["-e", "packages/tunix-core",
+                       "-e", "packages/tunix-datasets[hf,gsm-symbolic,reasoning-gym,humaneval]"],
+    "tunix-jax": ["-e", "packages/tunix-core", "-e", "packages/tunix-datasets",
+                  "-e", "packages/tunix-jax[default-model]"],
     # humaneval: the items whose tests the code-exec evaluator runs. pexpect drives
     # `tunix chat` in a pseudo-terminal.
-    "tunix-eval": ["-e", "packages/tunix-core[humaneval]", "-e", "packages/tunix-jax",
-                   "-e", "packages/tunix-eval", "hypothesis", "pexpect"],
+    "tunix-eval": ["-e", "packages/tunix-core", "-e", "packages/tunix-datasets[humaneval]",
+                   "-e", "packages/tunix-jax", "-e", "packages/tunix-eval", "hypothesis", "pexpect"],
     "tunix-package": [
-        "-e", "packages/tunix-core", "-e", "packages/tunix-jax", "-e", "packages/tunix-eval",
-        "-e", "packages/tunix-package", "hypothesis",
+        "-e", "packages/tunix-core", "-e", "packages/tunix-datasets", "-e", "packages/tunix-jax",
+        "-e", "packages/tunix-eval", "-e", "packages/tunix-package", "hypothesis",
     ],
     # tunix-package: `tunix validate` checks a trial's run directory as for any run.
     "tunix-sweep": [
-        "-e", "packages/tunix-core", "-e", "packages/tunix-jax", "-e", "packages/tunix-eval",
-        "-e", "packages/tunix-package", "-e", "packages/tunix-sweep",
+        "-e", "packages/tunix-core", "-e", "packages/tunix-datasets", "-e", "packages/tunix-jax",
+        "-e", "packages/tunix-eval", "-e", "packages/tunix-package", "-e", "packages/tunix-sweep",
     ],
 }  # fmt: skip
 HEAVY_EXTRAS = ["torch==2.13.0", "transformers", "accelerate"]
@@ -86,7 +92,7 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", "packages", "examples", "noxfile.py", "conftest.py")
 
 
-# Every distribution mypy checks: the four packages and the example plugin.
+# Every distribution mypy checks: the packages and the example plugin.
 TYPED = [*(f"packages/{p}" for p in PACKAGES), EXAMPLE]
 
 
@@ -115,7 +121,8 @@ def heavy(session: nox.Session) -> None:
     session.install(*HEAVY_EXTRAS)
     # hypothesis: the fuzz test modules are collected (and deselected) here too.
     session.install(
-        "pytest", "hypothesis", "-e", "packages/tunix-core[hf,champ,gsm-symbolic]",
+        "pytest", "hypothesis", "-e", "packages/tunix-core",
+        "-e", "packages/tunix-datasets[hf,champ,gsm-symbolic]",
         "-e", "packages/tunix-jax[default-model]", "-e", "packages/tunix-eval",
         "-e", "packages/tunix-package", "-e", "packages/tunix-sweep",
     )  # fmt: skip

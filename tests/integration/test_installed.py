@@ -15,11 +15,12 @@ def tunix(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_plugins_lists_the_four_packages_and_the_example():
+def test_plugins_lists_every_package_and_the_example():
     result = tunix("plugins", "--json")
     assert result.returncode == 0, result.stderr
     plugins = {p["distribution"]: p for p in json.loads(result.stdout)["plugins"]}
-    expected = {"tunix-core", "tunix-jax", "tunix-eval", "tunix-package", "tunix-plugin-example"}
+    expected = {"tunix-core", "tunix-datasets", "tunix-jax", "tunix-eval", "tunix-package",
+                "tunix-plugin-example"}  # fmt: skip
     assert expected <= set(plugins)
     assert all(plugins[d]["status"] == "loaded" for d in expected), plugins
     assert plugins["tunix-plugin-example"]["provides"] == {

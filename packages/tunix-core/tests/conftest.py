@@ -9,7 +9,9 @@ import functools
 import sys
 import textwrap
 from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -25,6 +27,15 @@ def make_plugin(root: Path, distribution: str, module: str, source: str, version
     )
     (info / "entry_points.txt").write_text(f"[tunix]\n{module} = {module}\n")
     (info / "RECORD").write_text("")
+
+
+@pytest.fixture(scope="session")
+def datasets_plugin() -> ModuleType:
+    """The installed tunix-datasets plugin (the built-in datasets the run tests train on),
+    loaded from its entry point as the host loads it: core's tests never import it."""
+    (entry_point,) = metadata.entry_points(group="tunix", name="datasets")
+    plugin: ModuleType = entry_point.load()
+    return plugin
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ with a trainer that needs no model (the run stops before training)."""
 import json
 import textwrap
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import yaml
@@ -58,11 +59,12 @@ def _register_answer_checks(registry):
 
 
 @pytest.fixture
-def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PluginHost:
+def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, datasets_plugin: ModuleType) -> PluginHost:
     (tmp_path / "api_test_trainer.py").write_text(textwrap.dedent(TRAINER))
     monkeypatch.syspath_prepend(str(tmp_path))
     host = PluginHost()
     host.add_plugin(builtin, "core", "tunix-core")
+    host.add_plugin(datasets_plugin, "datasets", "tunix-datasets")
     test_plugin = plugin_module(
         "test-plugin",
         tunix_register_trainers=_register_trainers,

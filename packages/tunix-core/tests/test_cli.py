@@ -1,12 +1,13 @@
 import json
 from pathlib import Path
+from types import ModuleType
 
 import click
 import pytest
 from click.testing import CliRunner
 
 from tunix_core import builtin
-from tunix_core.cli import cli
+from tunix_core.cli import TunixGroup, cli
 from tunix_core.hookspecs import hookimpl
 from tunix_core.plugins import PluginHost, PluginInfo, plugin_module
 from tunix_core.rundir import RunDirectory
@@ -18,9 +19,10 @@ def _register_trainers(registry):
 
 
 @pytest.fixture
-def host() -> PluginHost:
+def host(datasets_plugin: ModuleType) -> PluginHost:
     host = PluginHost()
     host.add_plugin(builtin, "core", "tunix-core")
+    host.add_plugin(datasets_plugin, "datasets", "tunix-datasets")
     trainer_plugin = plugin_module("test-plugin", tunix_register_trainers=_register_trainers)
     host.add_plugin(trainer_plugin, "jax", "tunix-jax")
     host.plugins += [
@@ -120,7 +122,7 @@ def test_plugin_commands_are_added(host):
         cli.add_command(hello)
 
     host.add_plugin(plugin_module("test-plugin", tunix_register_commands=tunix_register_commands), "hi", "hi")
-    group = click.Group("t", commands=dict(cli.commands))
+    group = TunixGroup("t", commands=dict(cli.commands))
     host.register_commands(group)
     result = CliRunner().invoke(group, ["hello"], obj=host)
     assert result.output == "hi from a plugin\n"

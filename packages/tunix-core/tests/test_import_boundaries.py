@@ -1,6 +1,8 @@
 """The core, the evaluators and the packager reach models only through a model backend:
-none of their modules imports ``tunix_jax``, at the top or inside a function. Read as
-source, so it holds without installing any of them."""
+none of their modules imports ``tunix_jax``, at the top or inside a function. The
+datasets reach everything else only through the registries their plugin fills: nothing
+outside tunix-datasets imports ``tunix_datasets``. Read as source, so it holds without
+installing any of them."""
 
 from __future__ import annotations
 
@@ -16,6 +18,13 @@ JAX_FREE = {
     "tunix_package": REPO / "packages/tunix-package/src/tunix_package",
 }
 FORBIDDEN = ("tunix_jax", "jax", "flax", "optax", "orbax")
+DATASETS = REPO / "packages/tunix-datasets"
+# Every tracked Python root but tunix-datasets itself (its tests import it).
+OUTSIDE_DATASETS = [
+    *(path for path in sorted((REPO / "packages").iterdir()) if path != DATASETS),
+    REPO / "examples", REPO / "tests", REPO / "benchmarks", REPO / "noxfile.py",
+    REPO / "conftest.py",
+]  # fmt: skip
 
 
 def imported_modules(source: str) -> set[str]:
@@ -45,3 +54,28 @@ def test_package_imports_no_jax(package: str):
         if module.split(".")[0] in FORBIDDEN
     ]
     assert offending == []
+
+
+def python_files(root: Path) -> list[Path]:
+    return [root] if root.suffix == ".py" else sorted(root.rglob("*.py"))
+
+
+def datasets_imports(files: list[Path]) -> list[str]:
+    return [
+        f"{path.relative_to(REPO)}: {module}"
+        for path in files
+        for module in sorted(imported_modules(path.read_text(encoding="utf-8")))
+        if module.split(".")[0] == "tunix_datasets"
+    ]
+
+
+def test_core_imports_nothing_of_the_datasets():
+    files = python_files(REPO / "packages/tunix-core/src/tunix_core")
+    assert files
+    assert datasets_imports(files) == []
+
+
+def test_nothing_outside_tunix_datasets_imports_it():
+    files = [path for root in OUTSIDE_DATASETS for path in python_files(root)]
+    assert any("tunix-eval" in str(path) for path in files)
+    assert datasets_imports(files) == []

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any, ClassVar
 
 import pytest
@@ -21,6 +22,7 @@ from tunix_core.protocols import ModelExport, ModelSpec, TrainResult
 from tunix_core.rundir import RunDirectory
 from tunix_core.stages import STAGE_NAMES, STAGES
 
+REPO = Path(__file__).resolve().parents[3]
 ANSWER = "<reasoning>r</reasoning><answer>42</answer>"
 
 
@@ -131,7 +133,7 @@ def _run_finished(run: RunDirectory, status: str, error: BaseException | None) -
 
 
 @pytest.fixture
-def host() -> PluginHost:
+def host(datasets_plugin: ModuleType) -> PluginHost:
     hook_calls.clear()
     FakeTrainer.fail = False
     FakeTrainer.fail_at_steps = None
@@ -139,6 +141,7 @@ def host() -> PluginHost:
     EchoBackend.loads.clear()
     host = PluginHost()
     host.add_plugin(builtin, "core", "tunix-core")
+    host.add_plugin(datasets_plugin, "datasets", "tunix-datasets")
     host.add_plugin(
         plugin_module(
             "runner-test",
@@ -362,7 +365,7 @@ def test_a_mixture_run_saves_disjoint_splits_and_each_part_s_count_and_sha256(
 ):
     from tunix_core.data.record import read_jsonl
 
-    code = Path(__file__).parent / "data" / "fixtures" / "code_reasoning.jsonl"
+    code = REPO / "packages/tunix-datasets/tests/fixtures/code_reasoning.jsonl"
     mix = [{"name": "dev-reasoning-v2", "limit": 30},
            {"name": f"jsonl:{code}", "options": {"eval_fraction": 0.5}}]  # fmt: skip
     settings = config(tmp_path / "runs")

@@ -1,22 +1,34 @@
 """``code-exec``: HumanEval answers run against their tests in a limited subprocess
-(needs tunix-core[humaneval], which nox's eval tests install)."""
+(needs tunix-datasets[humaneval], which nox's eval tests install)."""
 
 from __future__ import annotations
 
 import json
 import time
+from functools import cache
 from pathlib import Path
 
 import pytest
 
-from tunix_core.data.providers.humaneval import load_problems
+from tunix_core.data.loading import load_split
 from tunix_core.data.record import ReasoningExample
 from tunix_core.errors import DataError
 from tunix_core.evaluation import example_meta, prediction_from_record, score_predictions
 from tunix_core.layout import EVAL_SUMMARY, PREDICTIONS
+from tunix_core.plugins import get_host
 from tunix_core.protocols import Prediction
 from tunix_eval.code_exec import CodeExecEvaluator
 from tunix_eval.plugin import EVALUATORS
+
+
+@cache
+def load_problems() -> list[ReasoningExample]:
+    """Every HumanEval problem in task order, as the installed ``humaneval`` dataset gives
+    them (both splits)."""
+    registry = get_host().datasets
+    items = [*load_split(registry, "humaneval", "train", seed=0),
+             *load_split(registry, "humaneval", "eval", seed=0)]  # fmt: skip
+    return sorted(items, key=lambda item: int(item.meta.extra["task_id"].rsplit("/", 1)[-1]))
 
 
 def predict(item: ReasoningExample, answer: str | None) -> Prediction:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from importlib import metadata
 from typing import Any
 
 import pytest
@@ -137,13 +138,16 @@ def test_a_run_trains_on_the_distilled_file(distill, tmp_path):
     assert {r.meta.source for r in train} == {"distilled by tiny@default from arith"}
 
 
-def test_files_are_read_by_the_core_providers_and_every_item_needs_an_installed_check(tmp_path):
+def test_files_are_read_by_the_builtin_providers_and_every_item_needs_an_installed_check(
+    tmp_path,
+):
     import tunix_eval.plugin
-    from tunix_core import builtin
     from tunix_core.plugins import PluginHost
 
+    # The jsonl: provider, from the installed tunix-datasets (this package never imports it).
+    (datasets,) = metadata.entry_points(group="tunix", name="datasets")
     host = PluginHost()
-    host.add_plugin(builtin, "core", "tunix-core")
+    host.add_plugin(datasets.load(), "datasets", "tunix-datasets")
     host.add_plugin(tunix_eval.plugin, "eval", "tunix-eval")
     host.add_plugin(plugin_module("teacher", tunix_register_backends=_register_backends),
                     "teacher", "tunix-teacher-test")  # fmt: skip

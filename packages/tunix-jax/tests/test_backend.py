@@ -104,9 +104,10 @@ def test_training_leaves_the_shared_base_model_as_it_was(tmp_path):
     before = param_fingerprint(model_params(base.transformer))
     run = RunDirectory.create(tmp_path, "r", model_id="tiny", dataset="d", trainer="jax",
                               config_path=None, command=["pytest"])  # fmt: skip
-    from tunix_core.data.providers.dev_reasoning import DevReasoningV2
+    from tunix_core.data.loading import load_split
+    from tunix_core.plugins import get_host
 
-    examples = DevReasoningV2().load("train", argument=None, seed=0, options={})[:4]
+    examples = load_split(get_host().datasets, "dev-reasoning-v2", "train", seed=0, limit=4)
     result = JaxTrainer().train(config, run, examples, backend=backend, progress=lambda _: None)
     assert result.export is not None and result.export.fingerprint != before
     assert backend.load(ModelSpec.from_config(config)) is base

@@ -18,7 +18,6 @@ from typing import Any
 import click
 
 from tunix_core import __version__
-from tunix_core.datasets_cli import datasets
 from tunix_core.errors import TunixError
 from tunix_core.hugepages import reexec_with_huge_pages
 from tunix_core.plugins import PluginHost, get_host
@@ -211,9 +210,6 @@ def run_command(ctx: click.Context, config_path: Path | None, trainer: str | Non
 
 
 cli.huge_page_commands.add("run")
-
-
-cli.add_command(datasets)
 
 
 def build_cli() -> click.Group:

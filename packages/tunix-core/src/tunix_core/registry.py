@@ -227,8 +227,8 @@ class DatasetRegistry(Registry[Callable[[], "DatasetProvider"]]):
     def __init__(self) -> None:
         super().__init__(
             "dataset",
-            "Datasets come from plugins: `pip install tunix-core[champ]` or any package "
-            "that registers one under the entry-point group 'tunix'.",
+            "Datasets come from plugins: `pip install tunix-datasets` (the built-in ones) or "
+            "any package that registers one under the entry-point group 'tunix'.",
         )
 
     @staticmethod

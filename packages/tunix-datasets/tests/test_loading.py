@@ -6,11 +6,11 @@ from typing import Any
 import pytest
 
 from tunix_core.data.loading import load_split, resolve_provider
-from tunix_core.data.providers import BUILTIN_DATASETS
 from tunix_core.data.record import ExampleMeta, ReasoningExample
 from tunix_core.errors import DataError
 from tunix_core.protocols import DatasetProvider
 from tunix_core.registry import DatasetRegistry
+from tunix_datasets.providers import BUILTIN_DATASETS
 
 
 class EmptyProvider:

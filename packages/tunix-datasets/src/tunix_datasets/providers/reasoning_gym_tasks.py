@@ -31,17 +31,17 @@ from typing import Any
 import attrs
 
 from tunix_core.config import FieldRuleError
-from tunix_core.data.providers.gsm_symbolic import distinct_splits, solution_steps
 from tunix_core.data.record import ExampleMeta, FieldError, ReasoningExample
 from tunix_core.data.splits import TRAIN_EVAL, check_request, derived_seed, require_split
 from tunix_core.errors import DataError
 from tunix_core.evaluation import AnswerOptions, AnswerVerdict
+from tunix_datasets.providers.gsm_symbolic import distinct_splits, solution_steps
 
 NAME = "reasoning-gym"
 ANSWER_CHECK = "reasoning-gym"
 TASK, ENTRY = "reasoning_gym_task", "reasoning_gym_entry"  # meta.extra names
 LISTED_TASKS = 12  # task names an error message lists
-EXTRA_MESSAGE = f"dataset {NAME!r} needs its extra: pip install 'tunix-core[reasoning-gym]'"
+EXTRA_MESSAGE = f"dataset {NAME!r} needs its extra: pip install 'tunix-datasets[reasoning-gym]'"
 
 
 def _positive(_: Any, attribute: attrs.Attribute[Any], value: int) -> None:

@@ -36,13 +36,13 @@ def gsm8k(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 BUILTIN_TRANSFORMS = (
-    ("gsm8k", "tunix_core.data.transforms:gsm8k",
+    ("gsm8k", "tunix_datasets.transforms:gsm8k",
      "GSM8K rows: the answer column's solution becomes reasoning (calculator annotations "
      "removed), the text after '####' the answer"),
 )  # fmt: skip
 
 
 def register_builtin_transforms(registry: TransformRegistry) -> None:
-    """Register every built-in transform (what the core plugin's hook does)."""
+    """Register every built-in transform (what the plugin's hook does)."""
     for name, target, description in BUILTIN_TRANSFORMS:
         registry.register(name, target, description=description)

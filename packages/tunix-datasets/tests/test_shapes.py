@@ -10,13 +10,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tunix_core.data.providers.files import HfProvider, JsonlProvider
 from tunix_core.data.record import ReasoningExample
-from tunix_core.data.transforms import gsm8k
 from tunix_core.errors import ConfigError, DataError
 from tunix_core.hookspecs import hookimpl
 from tunix_core.plugins import PluginHost, get_host, plugin_module
 from tunix_core.registry import TransformRegistry
+from tunix_datasets.providers.files import HfProvider, JsonlProvider
+from tunix_datasets.transforms import gsm8k
 
 TAGGED = "<reasoning>def f():\n    return 1</reasoning><answer> 1 </answer>"
 
@@ -159,6 +159,6 @@ def test_a_plugin_registers_a_transform_through_the_hook() -> None:
     assert host.registries()["transforms"] is host.transforms
 
 
-def test_the_core_registers_gsm8k() -> None:
+def test_the_plugin_registers_gsm8k() -> None:
     entry = get_host().transforms.entry("gsm8k")
-    assert (entry.distribution, entry.load()) == ("tunix-core", gsm8k)
+    assert (entry.distribution, entry.load()) == ("tunix-datasets", gsm8k)

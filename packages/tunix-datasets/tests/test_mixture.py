@@ -18,12 +18,12 @@ from tunix_core.config import structure_config
 from tunix_core.data.loading import load_split
 from tunix_core.data.mixture import LoadedSplit, load_dataset_split, normalise_question
 from tunix_core.data.record import dumps_jsonl, read_jsonl
-from tunix_core.datasets_cli import datasets, manifest_path_for, token_summary
 from tunix_core.errors import ConfigError, DataError
 from tunix_core.protocols import ModelSpec
 from tunix_core.registry import BackendRegistry, DatasetRegistry
+from tunix_datasets.cli import datasets, manifest_path_for, token_summary
 
-# The gsm-symbolic part needs tunix-core[gsm-symbolic] (nox's core tests install it).
+# The gsm-symbolic part needs tunix-datasets[gsm-symbolic] (nox's core tests install it).
 
 
 @pytest.fixture

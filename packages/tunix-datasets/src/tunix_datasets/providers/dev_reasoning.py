@@ -19,9 +19,9 @@ from typing import Any
 
 import attrs
 
-from tunix_core.data import worked
 from tunix_core.data.record import DIFFICULTIES, ExampleMeta, ReasoningExample
 from tunix_core.data.splits import TRAIN_EVAL, check_request, derived_seed
+from tunix_datasets import worked
 
 NAME = "dev-reasoning-v2"
 GENERATOR_VERSION = "2.1.0"  # 2.1.0: meta.answer_match

@@ -59,7 +59,7 @@ def _load_problems() -> list[Any]:
         import champ_dataset
     except ImportError:
         raise DataError(
-            "dataset 'champ' needs its extra: pip install 'tunix-core[champ]'"
+            "dataset 'champ' needs its extra: pip install 'tunix-datasets[champ]'"
         ) from None
     dataset = champ_dataset.load(DATA_VERSION)
     dataset.sort()

@@ -108,7 +108,7 @@ def generate(seed: int, train_size: int, eval_size: int) -> dict[str, tuple[Reas
         )
     except ImportError:
         raise DataError(
-            "dataset 'gsm-symbolic' needs its extra: pip install 'tunix-core[gsm-symbolic]'"
+            "dataset 'gsm-symbolic' needs its extra: pip install 'tunix-datasets[gsm-symbolic]'"
         ) from None
     from importlib.metadata import version
 

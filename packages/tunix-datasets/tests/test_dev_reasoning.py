@@ -11,17 +11,17 @@ import attrs
 import pytest
 
 from tunix_core.config import ConfigError
-from tunix_core.data.providers.dev_reasoning import (
+from tunix_core.data.record import dumps_jsonl
+from tunix_core.data.render import render_example
+from tunix_core.errors import DataError
+from tunix_core.protocols import DatasetProvider
+from tunix_datasets.providers.dev_reasoning import (
     FAMILIES,
     GENERATOR_VERSION,
     DevReasoningV2,
     generate,
     question_key,
 )
-from tunix_core.data.record import dumps_jsonl
-from tunix_core.data.render import render_example
-from tunix_core.errors import DataError
-from tunix_core.protocols import DatasetProvider
 
 # A changed generator must change GENERATOR_VERSION: update these pins together with it.
 PINNED = {

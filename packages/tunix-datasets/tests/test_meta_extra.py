@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from tunix_core.data.providers.files import JsonlProvider
 from tunix_core.data.record import (
     ExampleMeta,
     FieldError,
@@ -24,6 +23,7 @@ from tunix_core.errors import DataError
 from tunix_core.evaluation import AnswerOptions, AnswerVerdict, check_answer, example_meta
 from tunix_core.protocols import Prediction
 from tunix_core.registry import AnswerCheckRegistry
+from tunix_datasets.providers.files import JsonlProvider
 
 CODE = "def f():\n\treturn 1\n"  # a tab and a final newline must survive
 

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from tunix_core.data.providers import register_builtin_datasets
 from tunix_core.registry import DatasetRegistry
+from tunix_datasets.providers import register_builtin_datasets
 
 
 def _num(text: str) -> Fraction:

@@ -5,12 +5,12 @@ from fractions import Fraction
 
 import pytest
 
-from tunix_core.data.providers.gsm_symbolic import (
+from tunix_core.errors import ConfigError, DataError
+from tunix_datasets.providers.gsm_symbolic import (
     GsmSymbolicProvider,
     entry_to_example,
     solution_steps,
 )
-from tunix_core.errors import ConfigError, DataError
 
 # The two shapes of worked solution reasoning-gym's gsm_symbolic writes.
 PLAIN = (

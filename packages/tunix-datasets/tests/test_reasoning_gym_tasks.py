@@ -7,20 +7,20 @@ import json
 
 import pytest
 
-from tunix_core.data.providers import BUILTIN_ANSWER_CHECKS
-from tunix_core.data.providers.reasoning_gym_tasks import (
-    ENTRY,
-    TASK,
-    ReasoningGymProvider,
-    check_reasoning_gym,
-)
 from tunix_core.data.record import ReasoningExample
 from tunix_core.errors import ConfigError, DataError
 from tunix_core.evaluation import AnswerOptions, check_answer, example_meta
 from tunix_core.protocols import Prediction
 from tunix_core.registry import AnswerCheckRegistry
+from tunix_datasets.providers import BUILTIN_ANSWER_CHECKS
+from tunix_datasets.providers.reasoning_gym_tasks import (
+    ENTRY,
+    TASK,
+    ReasoningGymProvider,
+    check_reasoning_gym,
+)
 
-# Needs tunix-core[reasoning-gym] (nox's core tests install it).
+# Needs tunix-datasets[reasoning-gym] (nox's core tests install it).
 TASKS = "leg_counting,basic_arithmetic"
 SIZES = {"train_size": 12, "eval_size": 4}
 

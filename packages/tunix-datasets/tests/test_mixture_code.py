@@ -1,5 +1,5 @@
 """``dataset.mix`` with code: dev-reasoning-v2, gsm-symbolic and humaneval together (needs
-tunix-core[gsm-symbolic,humaneval], which nox's core tests install)."""
+tunix-datasets[gsm-symbolic,humaneval], which nox's core tests install)."""
 
 from __future__ import annotations
 

@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tunix_core.data.parse import parse_completion
-from tunix_core.data.providers.dev_reasoning import GENERATOR_VERSION
 from tunix_core.data.record import read_jsonl
-from tunix_core.datasets_cli import datasets, manifest_path_for
 from tunix_core.errors import ConfigError, DataError
+from tunix_datasets.cli import datasets, manifest_path_for
+from tunix_datasets.providers.dev_reasoning import GENERATOR_VERSION
 
 
 def _run(host: SimpleNamespace, *args: str) -> Result:

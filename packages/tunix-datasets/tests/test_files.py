@@ -9,10 +9,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from tunix_core.config import ConfigError
-from tunix_core.data.providers.files import HfProvider, JsonlProvider
 from tunix_core.data.record import ExampleMeta, ReasoningExample, example_to_dict, write_jsonl
 from tunix_core.errors import DataError
 from tunix_core.protocols import DatasetProvider
+from tunix_datasets.providers.files import HfProvider, JsonlProvider
 
 
 def _examples(count: int) -> list[ReasoningExample]:

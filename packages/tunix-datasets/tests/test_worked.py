@@ -7,8 +7,8 @@ from fractions import Fraction
 
 import pytest
 
-from tunix_core.data import worked
 from tunix_core.data.record import DIFFICULTIES
+from tunix_datasets import worked
 
 FAMILIES = [
     worked.distance_speed_time,

@@ -9,7 +9,6 @@ from types import SimpleNamespace
 import pytest
 from click.testing import CliRunner
 
-from tunix_core.data.providers.files import HfProvider, JsonlProvider
 from tunix_core.data.record import (
     ExampleMeta,
     FieldError,
@@ -19,7 +18,8 @@ from tunix_core.data.record import (
     read_jsonl,
 )
 from tunix_core.data.render import render_example
-from tunix_core.datasets_cli import datasets
+from tunix_datasets.cli import datasets
+from tunix_datasets.providers.files import HfProvider, JsonlProvider
 
 FIXTURE = Path(__file__).parent / "fixtures" / "code_reasoning.jsonl"
 # The texts as the fixture file holds them, decoded by nothing of ours.

@@ -1,7 +1,7 @@
 """A user's own data: ``jsonl:PATH`` and ``hf:PATH`` (local Hugging Face data, offline).
 
 Rows are records in the tunix schema, any rows whose columns ``dataset.options.columns``
-maps onto it, chat ``messages`` or ``prompt``/``completion`` pairs (:mod:`tunix_core.data.
+maps onto it, chat ``messages`` or ``prompt``/``completion`` pairs (:mod:`tunix_datasets.
 shapes`), and, with ``dataset.options.transform``, rows a registered transform converts
 (docs/datasets.md)::
 
@@ -33,12 +33,12 @@ from tunix_core.data.record import (
     FieldError,
     ReasoningExample,
 )
-from tunix_core.data.shapes import SHAPES, reshape
 from tunix_core.data.splits import TRAIN_EVAL, require_split, seeded_split
 from tunix_core.errors import ConfigError, DataError
 from tunix_core.jsonio import read_user_jsonl
 from tunix_core.protocols import RowTransform
 from tunix_core.registry import RegistryError
+from tunix_datasets.shapes import SHAPES, reshape
 
 RECORD_FIELDS = ("id", "question", "steps", "reasoning", "answer", "category", "section",
                  "difficulty", "source", "answer_match")  # fmt: skip
@@ -74,7 +74,7 @@ class FileOptions:
     separate file (or folder) for eval. ``category``: ``meta.category`` of rows that have none.
     ``train_split``/``eval_split``: split names inside a multi-split ``save_to_disk`` folder.
     ``shape``: how rows are read (``auto`` tells each row's shape by its columns, see
-    :func:`tunix_core.data.shapes.detect_shape`). ``transform``: a registered row transform
+    :func:`tunix_datasets.shapes.detect_shape`). ``transform``: a registered row transform
     applied to every row first (``gsm8k``; plugins add more).
     """
 
@@ -323,7 +323,7 @@ class HfProvider(_FileProvider):
             import datasets
         except ImportError:
             raise DataError(
-                "hf:PATH needs the Hugging Face datasets library: pip install 'tunix-core[hf]'"
+                "hf:PATH needs the Hugging Face datasets library: pip install 'tunix-datasets[hf]'"
             ) from None
         if not path.exists():
             raise DataError(

@@ -5,9 +5,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from tunix_core.data.providers.champ import ChampProvider, difficulty_from_steps, problem_to_example
 from tunix_core.data.record import ExampleMeta, ReasoningExample
 from tunix_core.errors import ConfigError, DataError
+from tunix_datasets.providers.champ import ChampProvider, difficulty_from_steps, problem_to_example
 
 
 def _problem(steps: list[str], answer: str = " 239 ") -> SimpleNamespace:

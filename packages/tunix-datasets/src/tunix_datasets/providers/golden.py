@@ -16,7 +16,7 @@ import attrs
 
 from tunix_core.data.record import ExampleMeta, ReasoningExample
 from tunix_core.data.splits import TRAIN_EVAL, check_request
-from tunix_core.data.worked import SHORT_WORDS, Worked
+from tunix_datasets.worked import SHORT_WORDS, Worked
 
 NAME = "golden-v2"
 GENERATOR_VERSION = "2.1.0"  # 2.1.0: meta.answer_match exact on reversals and uppercase
