@@ -1,7 +1,9 @@
 """What an implementation registered in a tunix registry must provide.
 
 The registries hold lazy targets; once loaded, a target is called with no arguments
-(a class or a factory) and the result must satisfy the matching protocol below.
+(a class or a factory) and the result must satisfy the matching protocol below. The run's
+plugins reach its host (registries, hooks) and its progress only through the
+:class:`tunix_core.context.RunContext` they are handed, never through a process-wide host.
 
 A run's data flow: the dataset provider gives examples; the model backend loads the base
 model once, and the evaluation loop (through :class:`Generator`) and the trainer share it;
@@ -12,7 +14,7 @@ verifies the export through the backend and builds the bundle.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -20,7 +22,9 @@ import attrs
 
 if TYPE_CHECKING:
     from tunix_core.config import RunConfig
+    from tunix_core.context import RunContext
     from tunix_core.data.record import ReasoningExample
+    from tunix_core.registry import TransformRegistry
     from tunix_core.rundir import RunDirectory
 
 
@@ -35,10 +39,17 @@ class DatasetProvider(Protocol):
         ...
 
     def load(
-        self, split: str, *, argument: str | None, seed: int, options: Mapping[str, Any]
+        self,
+        split: str,
+        *,
+        argument: str | None,
+        seed: int,
+        options: Mapping[str, Any],
+        transforms: TransformRegistry,
     ) -> list[ReasoningExample]:
         """All examples of ``split``. ``argument`` is the text after ``name:`` in the
-        dataset spec (a path for ``jsonl:PATH``); ``options`` come from ``dataset.options``.
+        dataset spec (a path for ``jsonl:PATH``); ``options`` come from ``dataset.options``;
+        ``transforms`` are the run host's row transforms (for ``dataset.options.transform``).
         Raise :class:`tunix_core.errors.DataError` with file/line/field for bad input."""
         ...
 
@@ -208,9 +219,10 @@ class TrainResult:
 class Trainer(Protocol):
     """Fine-tunes a model loaded by a backend. One instance drives one run."""
 
-    def validate(self, config: RunConfig) -> None:
+    def validate(self, config: RunConfig, *, context: RunContext) -> None:
         """Check what training needs before a run directory exists (its own options, batch
-        vs devices, sequence length vs the model); the backend checks the model itself.
+        vs devices, sequence length vs the model, the rewards it names in
+        ``context.rewards``); the backend checks the model itself.
         Raise :class:`tunix_core.errors.ConfigError` naming the config field."""
         ...
 
@@ -221,12 +233,14 @@ class Trainer(Protocol):
         train_examples: Sequence[ReasoningExample],
         *,
         backend: ModelBackend,
-        progress: Callable[[str], None],
+        context: RunContext,
     ) -> TrainResult:
         """Train the model ``backend.load(ModelSpec.from_config(config))`` returns,
         resuming from ``run``'s checkpoints if there are any, append to
         ``run.metrics_path`` and export the final model to ``run.model_dir`` with
-        ``backend.export``."""
+        ``backend.export``. ``run`` is where this training writes (the run directory, or
+        one phase's folder in it); progress goes to ``context.progress`` and every step to
+        ``context.hook.tunix_train_step_end``."""
         ...
 
 
@@ -247,8 +261,10 @@ class Evaluator(Protocol):
 
     name: str
 
-    def evaluate(self, predictions: Sequence[Prediction]) -> EvaluatorReport:
-        """Score ``predictions``; must not call a model unless the evaluator is a judge."""
+    def evaluate(self, predictions: Sequence[Prediction], *, context: RunContext) -> EvaluatorReport:
+        """Score ``predictions``; must not call a model unless the evaluator is a judge
+        (which loads it through ``context.backends``). Answers are checked with
+        ``context.answer_checks``."""
         ...
 
 
@@ -265,7 +281,7 @@ class Reward(Protocol):
     completions for reinforcement learning. The four sequences are parallel (one entry per
     completion; ``meta`` is each item's meta, as in ``Prediction.meta``). Returns one float
     per completion, ``NaN`` where the reward does not apply (a weighted sum then leaves it
-    out rather than counting it as zero)."""
+    out rather than counting it as zero). ``context`` is the run's (its answer checks)."""
 
     def __call__(
         self,
@@ -273,6 +289,8 @@ class Reward(Protocol):
         completions: Sequence[str],
         expected: Sequence[str],
         meta: Sequence[Mapping[str, Any]],
+        *,
+        context: RunContext,
     ) -> list[float]: ...
 
 
@@ -300,12 +318,19 @@ class Packager(Protocol):
     """Turns a finished run into a submission bundle."""
 
     def package(
-        self, run: RunDirectory, options: Mapping[str, Any], *, backend: ModelBackend
+        self,
+        run: RunDirectory,
+        options: Mapping[str, Any],
+        *,
+        backend: ModelBackend,
+        context: RunContext,
     ) -> Path:
         """Build the bundle under ``run.submission_dir`` and return its path; ``backend``
-        (the run's) verifies the exported model."""
+        (the run's) verifies the exported model; ``context`` gives the evaluators that
+        recompute the scores."""
         ...
 
-    def validate(self, path: Path) -> list[str]:
-        """Problems with a built bundle or run directory; empty when it is good."""
+    def validate(self, path: Path, *, context: RunContext) -> list[str]:
+        """Problems with a built bundle or run directory (judged with ``context``'s
+        backends and evaluators); empty when it is good."""
         ...

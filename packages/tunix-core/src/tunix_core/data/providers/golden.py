@@ -17,6 +17,7 @@ import attrs
 from tunix_core.data.record import ExampleMeta, ReasoningExample
 from tunix_core.data.splits import TRAIN_EVAL, check_request
 from tunix_core.data.worked import SHORT_WORDS, Worked
+from tunix_core.registry import TransformRegistry
 
 NAME = "golden-v2"
 GENERATOR_VERSION = "2.1.0"  # 2.1.0: meta.answer_match exact on reversals and uppercase
@@ -146,7 +147,13 @@ class GoldenV2:
         return TRAIN_EVAL
 
     def load(
-        self, split: str, *, argument: str | None, seed: int, options: Mapping[str, Any]
+        self,
+        split: str,
+        *,
+        argument: str | None,
+        seed: int,
+        options: Mapping[str, Any],
+        transforms: TransformRegistry,
     ) -> list[ReasoningExample]:
         check_request(NAME, split, argument, options, GoldenOptions, TRAIN_EVAL)
         return list(golden_items())
