@@ -18,10 +18,10 @@ from tunix_core.plugins import PluginHost, plugin_module
 
 TRAINER = """
 class NoModelTrainer:
-    def validate(self, config):
+    def validate(self, config, *, context):
         pass
 
-    def train(self, config, run, train_examples, *, backend, progress):
+    def train(self, config, run, train_examples, *, backend, context):
         raise AssertionError("these tests stop before training")
 
 

@@ -79,11 +79,11 @@ class FakeTrainer:
     fail_at_steps: int | None = None
     seen: ClassVar[list[tuple[int, str | None, Path]]] = []
 
-    def validate(self, config: Any) -> None:
+    def validate(self, config: Any, *, context: Any) -> None:
         pass
 
     def train(self, config: Any, run: RunDirectory, train_examples: Any, *, backend: Any,
-              progress: Any) -> TrainResult:  # fmt: skip
+              context: Any) -> TrainResult:  # fmt: skip
         if FakeTrainer.fail or config.training.steps == FakeTrainer.fail_at_steps:
             raise RuntimeError("out of memory")
         FakeTrainer.seen.append((config.training.steps, config.model.init_from, run.path))

@@ -7,9 +7,16 @@ import jax
 import pytest
 from flax import nnx
 
+from tunix_core.context import RunContext
+from tunix_core.data.transforms import register_builtin_transforms
 from tunix_core.errors import ConfigError
+from tunix_core.plugins import PluginHost
 from tunix_core.protocols import LoadedModel, ModelBackend, ModelSpec
+from tunix_core.registry import TransformRegistry
 from tunix_jax.backend import JaxBackend
+
+TRANSFORMS = TransformRegistry()
+register_builtin_transforms(TRANSFORMS)
 
 TINY = ModelSpec("tiny-gemma3", "random")
 
@@ -106,8 +113,9 @@ def test_training_leaves_the_shared_base_model_as_it_was(tmp_path):
                               config_path=None, command=["pytest"])  # fmt: skip
     from tunix_core.data.providers.dev_reasoning import DevReasoningV2
 
-    examples = DevReasoningV2().load("train", argument=None, seed=0, options={})[:4]
-    result = JaxTrainer().train(config, run, examples, backend=backend, progress=lambda _: None)
+    examples = DevReasoningV2().load("train", argument=None, seed=0, transforms=TRANSFORMS, options={})[:4]
+    result = JaxTrainer().train(config, run, examples, backend=backend,
+                                context=RunContext(PluginHost(), run))  # fmt: skip
     assert result.export is not None and result.export.fingerprint != before
     assert backend.load(ModelSpec.from_config(config)) is base
     assert param_fingerprint(model_params(base.transformer)) == before

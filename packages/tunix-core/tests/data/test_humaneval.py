@@ -18,8 +18,13 @@ from tunix_core.data.providers.humaneval import (
     load_problems,
 )
 from tunix_core.data.record import ReasoningExample, dumps_jsonl, read_jsonl
+from tunix_core.data.transforms import register_builtin_transforms
 from tunix_core.errors import ConfigError, DataError
 from tunix_core.evaluation import AnswerOptions
+from tunix_core.registry import TransformRegistry
+
+TRANSFORMS = TransformRegistry()
+register_builtin_transforms(TRANSFORMS)
 
 # Needs tunix-core[humaneval] (nox's core and eval tests install it).
 
@@ -30,7 +35,7 @@ def raw_problems() -> list[dict[str, str]]:
 
 
 def load(split: str, seed: int = 0, **options: object) -> list[ReasoningExample]:
-    return HumanEvalProvider().load(split, argument=None, seed=seed, options=options)
+    return HumanEvalProvider().load(split, argument=None, seed=seed, transforms=TRANSFORMS, options=options)
 
 
 def test_items_keep_the_canonical_solution_byte_for_byte() -> None:

@@ -15,10 +15,14 @@ from tunix_core.data.providers.reasoning_gym_tasks import (
     check_reasoning_gym,
 )
 from tunix_core.data.record import ReasoningExample
+from tunix_core.data.transforms import register_builtin_transforms
 from tunix_core.errors import ConfigError, DataError
 from tunix_core.evaluation import AnswerOptions, check_answer, example_meta
 from tunix_core.protocols import Prediction
-from tunix_core.registry import AnswerCheckRegistry
+from tunix_core.registry import AnswerCheckRegistry, TransformRegistry
+
+TRANSFORMS = TransformRegistry()
+register_builtin_transforms(TRANSFORMS)
 
 # Needs tunix-core[reasoning-gym] (nox's core tests install it).
 TASKS = "leg_counting,basic_arithmetic"
@@ -26,7 +30,7 @@ SIZES = {"train_size": 12, "eval_size": 4}
 
 
 def load(split: str, argument: str | None = TASKS, seed: int = 0) -> list[ReasoningExample]:
-    return ReasoningGymProvider().load(split, argument=argument, seed=seed, options=SIZES)
+    return ReasoningGymProvider().load(split, argument=argument, seed=seed, transforms=TRANSFORMS, options=SIZES)
 
 
 def test_two_tasks_interleaved_deterministic_and_disjoint() -> None:
@@ -94,4 +98,4 @@ def test_bad_options_and_splits_are_refused() -> None:
     with pytest.raises(DataError, match="has no split 'dev'"):
         load("dev")
     with pytest.raises(ConfigError, match=r"dataset\.options\.eval_size: must be > 0"):
-        ReasoningGymProvider().load("eval", argument="gcd", seed=0, options={"eval_size": 0})
+        ReasoningGymProvider().load("eval", argument="gcd", seed=0, transforms=TRANSFORMS, options={"eval_size": 0})
