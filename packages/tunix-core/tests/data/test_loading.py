@@ -24,7 +24,8 @@ class EmptyProvider:
         return ("train",)
 
     def load(
-        self, split: str, *, argument: str | None, seed: int, options: Mapping[str, Any]
+        self, split: str, *, argument: str | None, seed: int, options: Mapping[str, Any],
+        transforms: TransformRegistry,
     ) -> list[Any]:
         return []
 
@@ -33,7 +34,8 @@ class SloppyProvider(EmptyProvider):
     """Returns what a careless plugin might: a dict, then two items with one id."""
 
     def load(
-        self, split: str, *, argument: str | None, seed: int, options: Mapping[str, Any]
+        self, split: str, *, argument: str | None, seed: int, options: Mapping[str, Any],
+        transforms: TransformRegistry,
     ) -> list[Any]:
         item = ReasoningExample("same", "Q?", ("s",), "A", ExampleMeta("c"))
         return [{"question": "Q?"}] if argument == "dict" else [item, item]

@@ -215,7 +215,7 @@ def test_show_tokens_uses_the_backend_s_token_counter(
     backends = BackendRegistry()
     backends.register("words", f"{__name__}:WordBackend")
     backends.register("mute", f"{__name__}:MuteBackend")
-    host = SimpleNamespace(datasets=builtin_registry, backends=backends)
+    host = SimpleNamespace(datasets=builtin_registry, transforms=TRANSFORMS, backends=backends)
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump({"dataset": {"name": "golden-v2"},
                                       "model": {"backend": "words", "preset": "gemma3-1b"},

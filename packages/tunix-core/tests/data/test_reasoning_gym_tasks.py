@@ -65,7 +65,8 @@ def test_the_tasks_scorer_accepts_the_right_answer_and_refuses_a_wrong_one() -> 
 def test_an_answer_that_breaks_the_scorer_is_wrong_not_an_error() -> None:
     # prime_factorization's scorer calls int() on every factor of the answer.
     [example, *_] = ReasoningGymProvider().load(
-        "eval", argument="prime_factorization", seed=0, options={"train_size": 1, "eval_size": 1}
+        "eval", argument="prime_factorization", seed=0, options={"train_size": 1, "eval_size": 1},
+        transforms=TRANSFORMS,
     )
     assert _verdict(example, example.answer)
     assert not _verdict(example, "seven × x")
