@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import pytest
 
-import tunix_core.builtin
+import tunix_eval.plugin
 from tunix_core.context import RunContext
 from tunix_core.data.render import render_prompt
 from tunix_core.errors import ConfigError
@@ -73,7 +73,7 @@ def _register_backends(registry):
 def host() -> PluginHost:
     host = PluginHost()
     host.add_plugin(plugin_module("test-plugin", tunix_register_backends=_register_backends), "rules", "t")
-    host.add_plugin(tunix_core.builtin, "core", "tunix-core")  # the answer checks
+    host.add_plugin(tunix_eval.plugin, "eval", "tunix-eval")  # the answer checks
     host.fill_registries()
     RuleBackend.specs.clear()
     RuleBackend.model = LiteralJudgeModel()
