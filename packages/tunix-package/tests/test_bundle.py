@@ -61,6 +61,10 @@ def test_good_bundle_holds_the_evidence_and_validates(make_run, options):
     assert (model_copy / "params").is_dir() and (model_copy / "tokenizer.model").is_file()
     assert set(manifest["model"]["files"]) >= {"model_config.json", "probe.json", "tokenizer.model"}
     assert not any(name.startswith("model/") or name.endswith(".safetensors") for name in entries)
+    # The export beside the bundle is the run's own files, hard-linked, not a copy.
+    for path in (run.model_dir / "tokenizer.model", run.model_dir / "model_config.json"):
+        linked = model_copy / path.name
+        assert linked.stat().st_ino == path.stat().st_ino and path.stat().st_nlink >= 2
 
     readme = entries["README_SUBMISSION.md"].decode()
     assert "`tiny-gemma3@random`" in readme

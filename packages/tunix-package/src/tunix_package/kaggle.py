@@ -5,13 +5,15 @@ export beside it and a round trip that proves the export loads back.
 
     <run-name>_<YYYYmmdd>_<shortsha>.zip   evidence, README_SUBMISSION.md, MANIFEST
     model/                                 params (Orbax, upstream layout), adapters (LoRA),
-                                           tokenizer, config, probe
+                                           tokenizer, config, probe: hard links to the
+                                           run's model/ (see link_tree)
     report.html                            the run's report (tunix_eval.report_html); in
                                            the zip too with ``include_report: true``
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -78,6 +80,25 @@ def backend_of_run(run: RunDirectory, context: RunContext) -> ModelBackend:
     return backend
 
 
+def link_tree(source: Path, destination: Path) -> None:
+    """``destination`` as a tree of hard links to ``source``'s files: the export beside the
+    bundle costs no disk (on Kaggle's 20 GB, a second copy of a 2B model is a real limit).
+    A file is copied only where the two lie on different file systems. Exports replace
+    their folder whole rather than rewrite files, so the links keep the packaged bytes."""
+    for path in sorted(source.rglob("*")):
+        target = destination / path.relative_to(source)
+        if path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            shutil.copy2(path, target)
+
+
 def _training_facts(run: RunDirectory) -> tuple[int | None, float | None]:
     """Steps trained and the last logged loss, from the manifest and metrics.jsonl."""
     detail = run.manifest["stages"].get("train", {}).get("detail", {})
@@ -140,7 +161,7 @@ class KagglePackager:
         out_dir.mkdir(parents=True, exist_ok=True)
         if model_copy.exists():
             shutil.rmtree(model_copy)
-        shutil.copytree(run.model_dir, model_copy, symlinks=True)
+        link_tree(run.model_dir, model_copy)
         round_trip = (backend or backend_of_run(run, context)).verify(model_copy)
         if not round_trip["ok"]:
             raise EvidenceError(
