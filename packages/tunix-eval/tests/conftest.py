@@ -93,11 +93,11 @@ class ArithmeticBackend:
     def validate(self, spec) -> None:
         ArithmeticBackend.calls.append({"validate": spec})
 
-    def load(self, spec):
+    def load(self, spec, *, progress):
         ArithmeticBackend.calls.append({"spec": spec, "trained": False})
         return ArithmeticModel(trained=False)
 
-    def load_export(self, directory, spec):
+    def load_export(self, directory, spec, *, progress):
         ArithmeticBackend.calls.append({"spec": spec, "trained": True, "directory": directory})
         return ArithmeticModel(trained=True)
 

@@ -60,7 +60,7 @@ class RuleBackend:
     def validate(self, spec):
         RuleBackend.specs.append(spec)
 
-    def load(self, spec):
+    def load(self, spec, *, progress):
         return RuleBackend.model
 
 

@@ -28,18 +28,18 @@ def backend() -> JaxBackend:
 
 def test_it_is_a_model_backend_and_loads_each_spec_once(backend):
     assert isinstance(backend, ModelBackend)
-    model = backend.load(TINY)
+    model = backend.load(TINY, progress=print)
     assert isinstance(model, LoadedModel) and model.spec == TINY
-    assert backend.load(ModelSpec("tiny-gemma3", "random")) is model
-    assert backend.load(ModelSpec("tiny-gemma3", "random", seed=1)) is not model
+    assert backend.load(ModelSpec("tiny-gemma3", "random"), progress=print) is model
+    assert backend.load(ModelSpec("tiny-gemma3", "random", seed=1), progress=print) is not model
 
 
 def test_a_base_model_consumed_by_a_full_fine_tune_is_loaded_again():
     backend = JaxBackend()
-    model = backend.load(TINY)
+    model = backend.load(TINY, progress=print)
     # A full fine-tune's train step donates the parameter buffers it was given.
     jax.tree.leaves(nnx.state(model.transformer))[0].delete()
-    again = backend.load(TINY)
+    again = backend.load(TINY, progress=print)
     assert again is not model
     assert not any(leaf.is_deleted() for leaf in jax.tree.leaves(nnx.state(again.transformer)))
 
@@ -61,13 +61,13 @@ def test_validate_names_the_field(backend, spec, message):
 
 
 def test_export_check_verify_and_load_back(backend, tmp_path):
-    model = backend.load(TINY)
+    model = backend.load(TINY, progress=print)
     export = backend.export(model, tmp_path / "model")
     assert export.directory == tmp_path / "model" and export.model_id == "tiny-gemma3@random"
     assert backend.export_problems(export.directory) == []
-    report = backend.verify(export.directory)
+    report = backend.verify(export.directory, progress=print)
     assert report["ok"] is True, report
-    loaded = backend.load_export(export.directory, TINY)
+    loaded = backend.load_export(export.directory, TINY, progress=print)
     prompt = "<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n"
     assert loaded.generate([prompt], max_new_tokens=4) == model.generate([prompt], max_new_tokens=4)
 
@@ -80,7 +80,7 @@ def test_export_check_verify_and_load_back(backend, tmp_path):
 def test_scores_are_log_probabilities_of_the_completion(backend):
     from tunix_jax.model.scoring import completion_logprobs
 
-    model = backend.load(TINY)
+    model = backend.load(TINY, progress=print)
     prompts, completions = ["<start_of_turn>user\nHi", "Q"], [" there", ""]
     scores = model.score(prompts, completions)
     ids = [model.tokenizer.encode(p, add_bos=True) for p in prompts]
@@ -107,7 +107,7 @@ def test_training_leaves_the_shared_base_model_as_it_was(tmp_path):
         "training": {"steps": 2, "batch_size": 2, "max_seq_len": 256, "lora": {"rank": 2}},
         "trainer": {"options": {"progress_bar": False}},
     })  # fmt: skip
-    base = backend.load(ModelSpec.from_config(config))
+    base = backend.load(ModelSpec.from_config(config), progress=print)
     before = param_fingerprint(model_params(base.transformer))
     run = RunDirectory.create(tmp_path, "r", model_id="tiny", dataset="d", trainer="jax",
                               config_path=None, command=["pytest"])  # fmt: skip
@@ -117,5 +117,5 @@ def test_training_leaves_the_shared_base_model_as_it_was(tmp_path):
     result = JaxTrainer().train(config, run, examples, backend=backend,
                                 context=RunContext(PluginHost(), run))  # fmt: skip
     assert result.export is not None and result.export.fingerprint != before
-    assert backend.load(ModelSpec.from_config(config)) is base
+    assert backend.load(ModelSpec.from_config(config), progress=print) is base
     assert param_fingerprint(model_params(base.transformer)) == before

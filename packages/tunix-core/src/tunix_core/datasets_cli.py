@@ -180,7 +180,7 @@ def _token_lengths(ctx: click.Context, config: RunConfig, texts: Sequence[str]) 
         raise ConfigError(f"model.backend: {exc}") from None
     spec = ModelSpec.from_config(config)
     backend.validate(spec)
-    model = backend.load(spec)
+    model = backend.load(spec, progress=lambda line: click.echo(line, err=True))
     if not isinstance(model, TokenCounter):
         raise ConfigError(f"model.backend: {config.model.backend!r} loads models that cannot "
                           "count tokens (no count_tokens), so --tokens cannot measure them")  # fmt: skip

@@ -14,7 +14,7 @@ verifies the export through the backend and builds the bundle.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -168,7 +168,10 @@ class ModelBackend(Protocol):
     """Loads, runs, exports and verifies the models of one framework. Trainers, the
     evaluation loop, the judge, ``tunix eval`` and the packager's round trip reach models
     only through a backend. One instance serves one run: ``load`` of an equal spec returns
-    the same loaded model, so a run loads its base model once."""
+    the same loaded model, so a run loads its base model once, and ``load_export`` of what
+    ``export`` wrote returns that model without reading it back. Every read of weights
+    from disk says so in one ``progress`` line starting with ``[load]`` (what, and the
+    seconds it took), so ``run.log`` counts a run's loads."""
 
     name: str
 
@@ -178,13 +181,16 @@ class ModelBackend(Protocol):
         :class:`tunix_core.errors.ConfigError` naming the ``model.*`` field."""
         ...
 
-    def load(self, spec: ModelSpec) -> LoadedModel:
+    def load(self, spec: ModelSpec, *, progress: Callable[[str], None]) -> LoadedModel:
         """The model ``spec`` names; loaded on the first call, the same object after."""
         ...
 
-    def load_export(self, directory: Path, spec: ModelSpec) -> LoadedModel:
+    def load_export(
+        self, directory: Path, spec: ModelSpec, *, progress: Callable[[str], None]
+    ) -> LoadedModel:
         """A model this backend exported to ``directory`` (a run's ``model/``), laid out
-        on the devices as ``spec.options`` say."""
+        on the devices as ``spec.options`` say; read from disk unless this instance wrote
+        it (and it is still the export on disk)."""
         ...
 
     def export(self, model: LoadedModel, directory: Path, **extras: Any) -> ModelExport:
@@ -193,10 +199,10 @@ class ModelBackend(Protocol):
         backend's own (the ``jax`` backend takes ``adapters``)."""
         ...
 
-    def verify(self, directory: Path) -> dict[str, Any]:
+    def verify(self, directory: Path, *, progress: Callable[[str], None]) -> dict[str, Any]:
         """Load an export with the target system's own loader where it is installed and
-        compare its outputs with the probe saved at export time. Plain data; ``ok`` says
-        whether it passed."""
+        compare its outputs with the probe saved at export time (always a read from disk:
+        the round trip). Plain data; ``ok`` says whether it passed."""
         ...
 
     def export_problems(self, directory: Path) -> list[str]:

@@ -177,8 +177,12 @@ def _evaluate(run: RunDirectory, plan: Plan, progress: Progress, *, trained: boo
 
     config = plan.config
     spec = ModelSpec.from_config(config)
-    model = plan.backend.load_export(run.model_dir, spec) if trained else plan.backend.load(spec)
-    examples = plan.eval_examples[: config.eval.limit] if config.eval.limit else plan.eval_examples
+    model = (plan.backend.load_export(run.model_dir, spec, progress=progress) if trained
+             else plan.backend.load(spec, progress=progress))  # fmt: skip
+    # The items the dataset stage saved, as training reads its own: after --resume exactly
+    # those the run's manifest records, whatever the provider would draw today.
+    saved = read_jsonl(run.eval_data_path)
+    examples = saved[: config.eval.limit] if config.eval.limit else saved
     summary: dict[str, Any] = evaluate_examples(
         model,
         examples,

@@ -198,12 +198,12 @@ class WordBackend:
     def validate(self, spec: ModelSpec) -> None:
         assert spec.preset == "tiny"
 
-    def load(self, spec: ModelSpec) -> WordCounter:
+    def load(self, spec: ModelSpec, *, progress: Any) -> WordCounter:
         return WordCounter(spec)
 
 
 class MuteBackend(WordBackend):
-    def load(self, spec: ModelSpec) -> Any:
+    def load(self, spec: ModelSpec, *, progress: Any) -> Any:
         return object()
 
 

@@ -404,14 +404,18 @@ def _generate_and_score(
     with run_lock(writing_into, "tunix eval --run") if writing_into else contextlib.nullcontext():
         if request.fresh:
             (target.out / PREDICTIONS).unlink(missing_ok=True)
-        model = backend.load(spec) if run is None else backend.load_export(run.model_dir, spec)
+        def progress(message: str) -> None:
+            click.echo(message, err=True)
+
+        model = (backend.load(spec, progress=progress) if run is None
+                 else backend.load_export(run.model_dir, spec, progress=progress))  # fmt: skip
         summary = evaluate_examples(
             model, target.examples, evaluators,
             system_prompt=config.dataset.system_prompt,
             max_new_tokens=request.max_new_tokens or config.eval.max_new_tokens,
             batch_size=request.batch_size or config.eval.batch_size,
             out_dir=target.out, label=request.label or target.label,
-            progress=lambda message: click.echo(message, err=True), source=target.source,
+            progress=progress, source=target.source,
             context=RunContext(host),
         )  # fmt: skip
     return summary, target.out

@@ -143,7 +143,7 @@ def distill_command(ctx: click.Context, dataset: str, split: str,
         judge_options = JudgeOptions(backend=judge_backend, preset=judge_model,
                                      weights=judge_weights, pass_score=judge_min_score)  # fmt: skip
         judge = build_judge(host, judge_options, judge_categories)
-    teacher = open_teacher(host, settings.teacher)
+    teacher = open_teacher(host, settings.teacher, lambda line: click.echo(line, err=True))
 
     def say(message: str) -> None:
         click.echo(message, err=True)

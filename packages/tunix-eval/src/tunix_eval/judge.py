@@ -158,7 +158,7 @@ class JudgeEvaluator:
                 raise ConfigError(f"judge backend: {exc}") from None
             spec = self.options.spec()
             backend.validate(spec)
-            self._generator = backend.load(spec)
+            self._generator = backend.load(spec, progress=context.progress)
         return self._generator
 
     def evaluate(

@@ -76,7 +76,7 @@ def load_base(
         raise DataError(f"dataset {config.dataset.name!r}: the train split has no examples")
     layout = model_options(config.model.options)
     progress(device_line(layout.mesh_data, layout.mesh_fsdp))
-    base = backend.load(ModelSpec.from_config(config))
+    base = backend.load(ModelSpec.from_config(config), progress=progress)
     if not isinstance(base, JaxModel):
         raise TunixError(f"the {config.trainer.name} trainer needs the jax backend's models, "
                          f"got {type(base)}")  # fmt: skip

@@ -45,6 +45,6 @@ def test_lora_on_the_default_270m_lowers_the_loss_on_dev_reasoning(tmp_path):
     losses = [r["loss"] for r in read_jsonl(run.metrics_path)]
     assert losses[-1] < losses[0]
     prompt = render_example(examples[0], config.dataset.system_prompt).prompt
-    trained = backend.load_export(run.model_dir, ModelSpec.from_config(config))
+    trained = backend.load_export(run.model_dir, ModelSpec.from_config(config), progress=print)
     completion = trained.generate([prompt], max_new_tokens=8)
     assert isinstance(completion[0], str)

@@ -124,7 +124,7 @@ def test_a_run_writes_metrics_plot_checkpoints_and_model(reference):
 
 def test_the_backend_loads_the_exported_model(reference):
     _, config, run, _, _ = reference
-    trained = JaxBackend().load_export(run.model_dir, ModelSpec.from_config(config))
+    trained = JaxBackend().load_export(run.model_dir, ModelSpec.from_config(config), progress=print)
     assert JaxBackend().export_problems(run.model_dir) == []
     completions = trained.generate(
         ["<start_of_turn>user\nWhat is 1 + 1?<end_of_turn>\n<start_of_turn>model\n"],

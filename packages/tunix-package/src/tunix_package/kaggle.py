@@ -162,7 +162,9 @@ class KagglePackager:
         if model_copy.exists():
             shutil.rmtree(model_copy)
         link_tree(run.model_dir, model_copy)
-        round_trip = (backend or backend_of_run(run, context)).verify(model_copy)
+        round_trip = (backend or backend_of_run(run, context)).verify(
+            model_copy, progress=context.progress
+        )
         if not round_trip["ok"]:
             raise EvidenceError(
                 f"{model_copy}: the exported model does not load back to the same outputs: "
