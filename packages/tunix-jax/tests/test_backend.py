@@ -60,16 +60,29 @@ def test_validate_names_the_field(backend, spec, message):
         backend.validate(spec)
 
 
-def test_export_check_verify_and_load_back(backend, tmp_path):
-    model = backend.load(TINY, progress=print)
+def test_export_check_verify_and_load_back(tmp_path):
+    backend = JaxBackend()
+    lines: list[str] = []
+    model = backend.load(TINY, progress=lines.append)
     export = backend.export(model, tmp_path / "model")
     assert export.directory == tmp_path / "model" and export.model_id == "tiny-gemma3@random"
     assert backend.export_problems(export.directory) == []
-    report = backend.verify(export.directory, progress=print)
+    report = backend.verify(export.directory, progress=lines.append)
     assert report["ok"] is True, report
-    loaded = backend.load_export(export.directory, TINY, progress=print)
+    # The backend that exported keeps the model: nothing is read back.
+    kept = backend.load_export(export.directory, TINY, progress=lines.append)
+    # Another backend (a resumed run's new process) reads the export from disk.
+    loaded = JaxBackend().load_export(export.directory, TINY, progress=lines.append)
+    assert [line.split(" in ")[0] for line in lines] == [
+        "[load] tiny-gemma3, weights random (float32),",
+        f"[load] export {export.directory} with tunix_jax (round trip)",
+        f"[load] export {export.directory} (tiny-gemma3, float32)",
+    ]
+    assert kept.transformer is not model.transformer  # the same arrays, laid out as loaded
     prompt = "<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n"
-    assert loaded.generate([prompt], max_new_tokens=4) == model.generate([prompt], max_new_tokens=4)
+    expected = model.generate([prompt], max_new_tokens=4)
+    assert kept.generate([prompt], max_new_tokens=4) == expected
+    assert loaded.generate([prompt], max_new_tokens=4) == expected
 
     (export.directory / "probe.json").unlink()
     assert backend.export_problems(export.directory) == [
