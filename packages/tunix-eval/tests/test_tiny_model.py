@@ -25,7 +25,7 @@ def tiny_generator():
     from tunix_core.protocols import ModelSpec
     from tunix_jax.backend import JaxBackend
 
-    return JaxBackend().load(ModelSpec("tiny-gemma3", "random"))
+    return JaxBackend().load(ModelSpec("tiny-gemma3", "random"), progress=print)
 
 
 class CountingGenerator:
