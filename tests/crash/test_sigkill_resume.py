@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from tunix_core.context import RunContext
+from tunix_core.plugins import get_host
 from tunix_package.validation import validate_path
 
 STEPS = 3
@@ -132,7 +134,7 @@ def test_a_run_killed_in_every_stage_resumes_to_the_uninterrupted_result(
     run = the_run(runs)
     output = finish(["run", "--resume", str(run)], tmp_path, env)
     assert f"Run {run.name}: succeeded" in output
-    assert validate_path(run) == []
+    assert validate_path(run, context=RunContext(get_host())) == []
     manifest = json.loads((run / "run_manifest.json").read_text())
     assert manifest["status"] == "succeeded"
     assert manifest["model_fingerprint"] == reference_fingerprint

@@ -41,6 +41,10 @@ def test_interrupted_run_resumes_to_a_valid_submission(tmp_path: Path):
     summary = json.loads((run / "eval_summary.json").read_text())
     assert isinstance(summary["primary_score"], float | int)
     assert "answer_accuracy" in resumed.stdout and "bundle:" in resumed.stdout
+    # The resumed evaluation scored exactly the items the first process saved.
+    ids = [json.loads(line)["id"] for line in (run / "data" / "eval.jsonl").read_text().splitlines()]
+    scored = [json.loads(line)["id"] for line in (run / "predictions.jsonl").read_text().splitlines()]
+    assert sorted(scored) == sorted(ids)
 
     checked = tunix(tmp_path, "validate", str(run))
     assert checked.returncode == 0, checked.stderr
@@ -83,3 +87,19 @@ def test_sft_then_grpo_in_one_run_records_both_phases(tmp_path: Path):
     assert len((run / "phases" / "1-jax" / "metrics.jsonl").read_text().splitlines()) == 2
     checked = tunix(tmp_path, "validate", str(run))
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_a_run_loads_the_model_once_and_the_round_trip_once(tmp_path: Path):
+    """Baseline, training and evaluation share one load of the base model (the trained
+    model stays in memory after its export); packaging reads the export back once, on
+    purpose. The bundle's model/ is the run's own files, hard-linked, without safetensors."""
+    result = tunix(tmp_path, "run", *TINY)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = (tmp_path / "runs").iterdir()
+    loads = [line for line in (run / "run.log").read_text().splitlines() if "[load]" in line]
+    assert len(loads) == 2, loads
+    assert "tiny-gemma3, weights random" in loads[0] and "(round trip)" in loads[1]
+    assert not list(run.rglob("*.safetensors"))
+    params = sorted(p for p in (run / "model" / "params").rglob("*") if p.is_file())
+    linked = run / "submission" / "model" / "params" / params[0].relative_to(run / "model" / "params")
+    assert linked.stat().st_ino == params[0].stat().st_ino

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from tunix_core.context import RunContext
 from tunix_core.plugins import get_host
 from tunix_plugin_example.digit_sum_bonus import digit_sum_bonus
 
@@ -18,7 +19,7 @@ def test_digit_sum_bonus_is_the_share_of_right_steps():
         "<reasoning>1 + 2 = 3</reasoning><answer>3</answer>",  # another dataset's item
     ]
     meta = [DIGIT_SUM, DIGIT_SUM, DIGIT_SUM, {"category": "arithmetic"}]
-    got = digit_sum_bonus(["q"] * 4, completions, ["7", "7", "7", "3"], meta)
+    got = digit_sum_bonus(["q"] * 4, completions, ["7", "7", "7", "3"], meta, context=RunContext(get_host()))
     assert got[:2] == [1.0, 0.5]
     assert math.isnan(got[2]) and math.isnan(got[3])
 

@@ -1,14 +1,21 @@
 import pytest
 
+from tunix_core.context import RunContext
+from tunix_core.data.transforms import register_builtin_transforms
 from tunix_core.evaluation import AnswerOptions, AnswerVerdict
+from tunix_core.plugins import get_host
 from tunix_core.protocols import Prediction
+from tunix_core.registry import TransformRegistry
 from tunix_plugin_example.brevity import AnswerBrevity
 from tunix_plugin_example.digit_sum import DigitSumDataset
 from tunix_plugin_example.integer import integer
 
+TRANSFORMS = TransformRegistry()
+register_builtin_transforms(TRANSFORMS)
+
 
 def test_digit_sum_answers_follow_from_the_steps():
-    examples = DigitSumDataset().load("train", argument=None, seed=3, options={})
+    examples = DigitSumDataset().load("train", argument=None, seed=3, transforms=TRANSFORMS, options={})
     assert len(examples) == 200
     for example in examples:
         number = int(example.question.rsplit(" ", 1)[1].rstrip("?"))
@@ -19,8 +26,8 @@ def test_digit_sum_answers_follow_from_the_steps():
 
 def test_splits_share_no_question():
     dataset = DigitSumDataset()
-    train = {e.question for e in dataset.load("train", argument=None, seed=0, options={})}
-    evaluation = {e.question for e in dataset.load("eval", argument=None, seed=0, options={})}
+    train = {e.question for e in dataset.load("train", argument=None, seed=0, transforms=TRANSFORMS, options={})}
+    evaluation = {e.question for e in dataset.load("eval", argument=None, seed=0, transforms=TRANSFORMS, options={})}
     assert not train & evaluation
 
 
@@ -30,7 +37,7 @@ def test_brevity():
         Prediction("b", "", "<reasoning>x</reasoning><answer>" + "9" * 30 + "</answer>", "9"),
         Prediction("c", "", "no tags at all", "1"),
     ]
-    report = AnswerBrevity(max_chars=20).evaluate(predictions)
+    report = AnswerBrevity(max_chars=20).evaluate(predictions, context=RunContext(get_host()))
     assert report.metrics["short_rate"] == 1 / 3
     assert report.metrics["mean_answer_chars"] == 16
     assert report.per_item["c"] == {"answer_chars": None}

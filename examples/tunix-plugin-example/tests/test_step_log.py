@@ -7,11 +7,17 @@ import pytest
 
 import tunix_plugin_example.plugin
 from tunix_core.config import structure_config
+from tunix_core.context import RunContext
+from tunix_core.data.transforms import register_builtin_transforms
 from tunix_core.jsonio import read_jsonl
 from tunix_core.plugins import PluginHost
+from tunix_core.registry import TransformRegistry
 from tunix_core.rundir import RunDirectory
 from tunix_plugin_example.digit_sum import DigitSumDataset
 from tunix_plugin_example.step_log import log_step, read_log
+
+TRANSFORMS = TransformRegistry()
+register_builtin_transforms(TRANSFORMS)
 
 
 def test_log_step_appends_one_line_per_step(tmp_path):
@@ -36,10 +42,11 @@ def test_a_tiny_training_run_logs_every_step(tmp_path):
     })  # fmt: skip
     run = RunDirectory.create(tmp_path, "run", model_id="tiny", dataset="digit-sum",
                               trainer="jax", config_path=None, command=["pytest"])  # fmt: skip
-    examples = DigitSumDataset().load("train", argument=None, seed=0, options={})[:8]
-    trainer = JaxTrainer(step_hook=host.manager.hook.tunix_train_step_end)
-    trainer.validate(config)
-    trainer.train(config, run, examples, backend=JaxBackend(), progress=lambda _: None)
+    examples = DigitSumDataset().load("train", argument=None, seed=0, transforms=TRANSFORMS, options={})[:8]
+    trainer = JaxTrainer()
+    context = RunContext(host, run)
+    trainer.validate(config, context=context)
+    trainer.train(config, run, examples, backend=JaxBackend(), context=context)
     logged = read_log(run.path)
     assert [step for step, _ in logged] == [1, 2, 3]
     losses = [round(r["loss"], 6) for r in read_jsonl(run.metrics_path)]

@@ -19,10 +19,10 @@ from tunix_core.plugins import PluginHost, plugin_module
 
 TRAINER = """
 class NoModelTrainer:
-    def validate(self, config):
+    def validate(self, config, *, context):
         pass
 
-    def train(self, config, run, train_examples, *, backend, progress):
+    def train(self, config, run, train_examples, *, backend, context):
         raise AssertionError("these tests stop before training")
 
 
@@ -32,7 +32,7 @@ class NoModelBackend:
     def validate(self, spec):
         pass
 
-    def load(self, spec):
+    def load(self, spec, *, progress):
         raise AssertionError("these tests stop before any stage needs a model")
 """
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import attrs
 import pytest
 
+from tunix_core.context import RunContext
 from tunix_core.data.record import ExampleMeta, ReasoningExample
 from tunix_core.data.render import render_prompt
 from tunix_core.errors import DataError, EvidenceError, PluginError, TunixError
@@ -66,7 +67,9 @@ def host_with_checks(*extra: types.ModuleType) -> PluginHost:
     return host
 
 
-CHECKS = answer_checks_of(host_with_checks())
+HOST = host_with_checks()
+CHECKS = HOST.answer_checks
+CONTEXT = RunContext(HOST)
 
 
 def example(item_id: str, question: str, answer: str, category: str, difficulty: str = "easy",
@@ -122,7 +125,7 @@ class LenientAnswers:
 
     name = "lenient"
 
-    def evaluate(self, predictions: Sequence[Prediction]) -> EvaluatorReport:
+    def evaluate(self, predictions: Sequence[Prediction], *, context: RunContext) -> EvaluatorReport:
         per_item = {}
         for p in predictions:
             answer = p.completion.rpartition("<answer>")[2].partition("</answer>")[0]
@@ -143,7 +146,7 @@ def run(tmp_path: Path, generator=None, evaluators=(), batch_size=2, examples=EX
         batch_size=batch_size,
         out_dir=tmp_path,
         label="baseline",
-        answer_checks=CHECKS,
+        context=CONTEXT,
         **kw,
     )
 
@@ -218,7 +221,7 @@ def test_resume_regenerates_items_whose_prompt_changed(tmp_path):
     generator = ScriptedGenerator()
     evaluate_examples(generator, EXAMPLES[:2], [], system_prompt="Another prompt.",
                       max_new_tokens=8, batch_size=4, out_dir=tmp_path, label="x",
-                      answer_checks=CHECKS)  # fmt: skip
+                      context=CONTEXT)  # fmt: skip
     assert len(generator.prompts) == 2
     assert all(r["prompt"].startswith("<start_of_turn>user\nAnother prompt.") for r in
                lines(tmp_path / PREDICTIONS))  # fmt: skip
@@ -238,7 +241,7 @@ def test_an_evaluator_decides_verdicts_and_keeps_its_fields(tmp_path):
 class AlwaysWrong:
     name = "strict"
 
-    def evaluate(self, predictions):
+    def evaluate(self, predictions, *, context):
         return EvaluatorReport({}, {p.id: {"correct": False} for p in predictions})
 
 
@@ -254,7 +257,7 @@ class BadVerdict:
     def __init__(self, fields):
         self.fields = fields
 
-    def evaluate(self, predictions):
+    def evaluate(self, predictions, *, context):
         return EvaluatorReport({}, {p.id: dict(self.fields) for p in predictions})
 
 
@@ -267,7 +270,7 @@ def test_an_evaluator_with_invalid_output_is_refused(tmp_path, fields):
 
 def test_score_predictions_without_out_dir_writes_nothing(tmp_path):
     predictions = [Prediction("a", "", "<reasoning>r</reasoning><answer>1</answer>", "1")]
-    summary = score_predictions(predictions, [], label="file", answer_checks=CHECKS)
+    summary = score_predictions(predictions, [], label="file", context=CONTEXT)
     assert summary["primary_score"] == 1.0
     assert summary["generation"] is None
     assert summary["scorecard"]["by_category"] == {"unknown": summary["scorecard"]["overall"]}
@@ -283,7 +286,7 @@ def test_nothing_to_evaluate_and_duplicate_ids_are_errors(tmp_path):
     assert generator.calls == []
     twice = [Prediction("a", "", "x", "1"), Prediction("a", "", "y", "2")]
     with pytest.raises(TunixError, match="more than once"):
-        score_predictions(twice, [], label="dup", answer_checks=CHECKS)
+        score_predictions(twice, [], label="dup", context=CONTEXT)
 
 
 class WrongCount:

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 import pytest
 
 from tunix_core.config import structure_config
+from tunix_core.context import RunContext
 from tunix_core.data.record import ExampleMeta, ReasoningExample
 from tunix_core.evaluation import (
     AnswerOptions,
     AnswerVerdict,
-    answer_checks_of,
     evaluate_examples,
     generation_progress,
 )
@@ -35,12 +35,12 @@ def _register_checks(registry):
     registry.register("auto", f"{__name__}:exact")
 
 
-def checks():
+def checks_host():
     host = PluginHost()
     host.add_plugin(plugin_module("checks", tunix_register_answer_checks=_register_checks),
                     "checks", "tunix-test-checks")  # fmt: skip
     host.fill_registries()
-    return answer_checks_of(host)
+    return host
 
 
 EXAMPLES = [
@@ -66,7 +66,7 @@ class Terminal(io.StringIO):
 def evaluate(tmp_path, messages: list[str]) -> dict:
     return evaluate_examples(RightAnswers(), EXAMPLES, [], system_prompt="Solve.", max_new_tokens=32,
                              batch_size=2, out_dir=tmp_path, label="baseline",
-                             progress=messages.append, answer_checks=checks())  # fmt: skip
+                             progress=messages.append, context=RunContext(checks_host()))  # fmt: skip
 
 
 def test_without_a_terminal_each_batch_is_one_line_with_rate_and_eta(tmp_path, monkeypatch):

@@ -11,14 +11,15 @@ import attrs
 import pytest
 
 from tunix_core import jsonio
+from tunix_core.context import RunContext
 from tunix_core.data.record import ExampleMeta, ReasoningExample, read_jsonl, write_jsonl
 from tunix_core.errors import DataError
 from tunix_core.evaluation import AnswerOptions, AnswerVerdict, score_predictions
 from tunix_core.evidence import validate_file
 from tunix_core.jsonio import append_jsonl, read_user_jsonl, write_json_atomic, write_text_atomic
 from tunix_core.layout import PREDICTIONS
+from tunix_core.plugins import PluginHost
 from tunix_core.protocols import Prediction
-from tunix_core.registry import AnswerCheckRegistry
 
 # Line and paragraph separators and NEL, which str.splitlines() breaks on; a carriage
 # return too, where a field may hold one (a step must be one line).
@@ -78,9 +79,9 @@ def same(answer: str, expected: str, options: AnswerOptions) -> AnswerVerdict:
 def test_scored_predictions_with_line_separators_validate(tmp_path: Path):
     completion = f"<reasoning>{AWKWARD}</reasoning><answer>{AWKWARD}</answer>"
     predictions = [Prediction(f"p{i}", f"Q {AWKWARD}", completion, AWKWARD) for i in range(3)]
-    checks = AnswerCheckRegistry()
-    checks.register("auto", f"{__name__}:same")
-    score_predictions(predictions, [], label="sep", out_dir=tmp_path, answer_checks=checks)
+    host = PluginHost()
+    host.answer_checks.register("auto", f"{__name__}:same")
+    score_predictions(predictions, [], label="sep", out_dir=tmp_path, context=RunContext(host))
     records = jsonio.read_jsonl(tmp_path / PREDICTIONS)
     assert [r["id"] for r in records] == ["p0", "p1", "p2"]
     assert records[0]["completion"] == completion

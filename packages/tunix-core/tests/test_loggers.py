@@ -14,8 +14,9 @@ import pytest
 
 import tunix_core.builtin
 from tunix_core.config import structure_config, unstructure_config
+from tunix_core.context import RunContext
 from tunix_core.errors import ConfigError
-from tunix_core.evaluation import AnswerOptions, AnswerVerdict, answer_checks_of, score_predictions
+from tunix_core.evaluation import AnswerOptions, AnswerVerdict, score_predictions
 from tunix_core.hookspecs import hookimpl
 from tunix_core.loggers.tensorboard import TensorBoardLogger
 from tunix_core.loggers.wandb import default_mode
@@ -60,7 +61,7 @@ def write_summary(host: PluginHost, out_dir: Path, answers: list[str]) -> None:
         Prediction(f"q{i}", "prompt", f"<reasoning>r</reasoning><answer>{answer}</answer>", expected, {})
         for i, (answer, expected) in enumerate(zip(answers, ["4", "9"], strict=True))
     ]
-    score_predictions(predictions, [], label="unit", out_dir=out_dir, answer_checks=answer_checks_of(host))
+    score_predictions(predictions, [], label="unit", out_dir=out_dir, context=RunContext(host))
 
 
 def new_run(tmp_path: Path, run_id: str = "unit-run") -> RunDirectory:

@@ -50,13 +50,13 @@ class EchoBackend:
     def validate(self, spec: ModelSpec) -> None:
         pass
 
-    def load(self, spec: ModelSpec) -> EchoModel:
+    def load(self, spec: ModelSpec, *, progress: Any) -> EchoModel:
         if spec.key() not in self.models:
             EchoBackend.loads.append(f"base {spec.preset}")
             self.models[spec.key()] = EchoModel(spec)
         return self.models[spec.key()]
 
-    def load_export(self, directory: Path, spec: ModelSpec) -> EchoModel:
+    def load_export(self, directory: Path, spec: ModelSpec, *, progress: Any) -> EchoModel:
         EchoBackend.loads.append(f"export {directory.name}")
         return EchoModel(spec)
 
@@ -65,7 +65,7 @@ class EchoBackend:
         (directory / "model_config.json").write_text("{}")
         return ModelExport(directory, "fake@trained", "sha256:fake")
 
-    def verify(self, directory: Path) -> dict[str, Any]:
+    def verify(self, directory: Path, *, progress: Any) -> dict[str, Any]:
         return {"ok": True}
 
     def export_problems(self, directory: Path) -> list[str]:
@@ -81,16 +81,16 @@ class FakeTrainer:
     fail_at_steps: int | None = None
     seen: ClassVar[list[tuple[int, str | None, Path]]] = []
 
-    def validate(self, config: Any) -> None:
+    def validate(self, config: Any, *, context: Any) -> None:
         pass
 
     def train(self, config: Any, run: RunDirectory, train_examples: Any, *, backend: Any,
-              progress: Any) -> TrainResult:  # fmt: skip
+              context: Any) -> TrainResult:  # fmt: skip
         if FakeTrainer.fail or config.training.steps == FakeTrainer.fail_at_steps:
             raise RuntimeError("out of memory")
         FakeTrainer.seen.append((config.training.steps, config.model.init_from, run.path))
         run.metrics_path.write_text('{"step": 1}\n')
-        base = backend.load(ModelSpec.from_config(config))
+        base = backend.load(ModelSpec.from_config(config), progress=print)
         return TrainResult(steps=1, export=backend.export(base, run.model_dir))
 
 

@@ -10,8 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from tunix_core.registry import DatasetRegistry
+from tunix_core.registry import DatasetRegistry, TransformRegistry
 from tunix_datasets.providers import register_builtin_datasets
+from tunix_datasets.transforms import register_builtin_transforms
 
 
 def _num(text: str) -> Fraction:
@@ -147,5 +148,8 @@ def builtin_registry() -> DatasetRegistry:
 
 @pytest.fixture
 def host(builtin_registry: DatasetRegistry) -> SimpleNamespace:
-    """What the datasets commands need from the plugin host: its dataset registry."""
-    return SimpleNamespace(datasets=builtin_registry)
+    """What the datasets commands need from the plugin host: its dataset and transform
+    registries."""
+    transforms = TransformRegistry()
+    register_builtin_transforms(transforms)
+    return SimpleNamespace(datasets=builtin_registry, transforms=transforms)

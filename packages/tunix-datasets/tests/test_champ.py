@@ -6,8 +6,13 @@ from types import SimpleNamespace
 import pytest
 
 from tunix_core.data.record import ExampleMeta, ReasoningExample
+from tunix_core.data.transforms import register_builtin_transforms
 from tunix_core.errors import ConfigError, DataError
+from tunix_core.registry import TransformRegistry
 from tunix_datasets.providers.champ import ChampProvider, difficulty_from_steps, problem_to_example
+
+TRANSFORMS = TransformRegistry()
+register_builtin_transforms(TRANSFORMS)
 
 
 def _problem(steps: list[str], answer: str = " 239 ") -> SimpleNamespace:
@@ -41,19 +46,19 @@ def test_difficulty_grows_with_the_solution(count: int, level: str) -> None:
 
 def test_options_and_split_are_checked_before_loading() -> None:
     with pytest.raises(DataError, match="'champ' has no split 'test'"):
-        ChampProvider().load("test", argument=None, seed=0, options={})
+        ChampProvider().load("test", argument=None, seed=0, transforms=TRANSFORMS, options={})
     with pytest.raises(
         ConfigError, match=r"dataset\.options\.eval_fraction: must be between 0 and 1"
     ):
-        ChampProvider().load("eval", argument=None, seed=0, options={"eval_fraction": 0})
+        ChampProvider().load("eval", argument=None, seed=0, transforms=TRANSFORMS, options={"eval_fraction": 0})
 
 
 @pytest.mark.heavy
 def test_real_champ_problems() -> None:
     pytest.importorskip("champ_dataset")
     provider = ChampProvider()
-    train = provider.load("train", argument=None, seed=0, options={})
-    evaluation = provider.load("eval", argument=None, seed=0, options={})
+    train = provider.load("train", argument=None, seed=0, transforms=TRANSFORMS, options={})
+    evaluation = provider.load("eval", argument=None, seed=0, transforms=TRANSFORMS, options={})
     assert len(train) + len(evaluation) == 270
     assert not {e.question for e in train} & {e.question for e in evaluation}
     categories = Counter(e.meta.category for e in train + evaluation)
@@ -70,4 +75,4 @@ def test_real_champ_problems() -> None:
     }
     first = next(e for e in train + evaluation if e.id == "champ-P_Combinatorics_1")
     assert first.answer == "239" and len(first.steps) == 6
-    assert provider.load("eval", argument=None, seed=0, options={}) == evaluation
+    assert provider.load("eval", argument=None, seed=0, transforms=TRANSFORMS, options={}) == evaluation

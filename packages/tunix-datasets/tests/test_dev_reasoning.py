@@ -15,6 +15,7 @@ from tunix_core.data.record import dumps_jsonl
 from tunix_core.data.render import render_example
 from tunix_core.errors import DataError
 from tunix_core.protocols import DatasetProvider
+from tunix_core.registry import TransformRegistry
 from tunix_datasets.providers.dev_reasoning import (
     FAMILIES,
     GENERATOR_VERSION,
@@ -22,6 +23,10 @@ from tunix_datasets.providers.dev_reasoning import (
     generate,
     question_key,
 )
+from tunix_datasets.transforms import register_builtin_transforms
+
+TRANSFORMS = TransformRegistry()
+register_builtin_transforms(TRANSFORMS)
 
 # A changed generator must change GENERATOR_VERSION: update these pins together with it.
 PINNED = {
@@ -39,7 +44,7 @@ PINNED_2_0_0 = {
 
 
 def _load(split: str, seed: int = 0) -> list:
-    return DevReasoningV2().load(split, argument=None, seed=seed, options={})
+    return DevReasoningV2().load(split, argument=None, seed=seed, transforms=TRANSFORMS, options={})
 
 
 def _digest(examples: list) -> str:
@@ -163,6 +168,6 @@ def test_unknown_split_names_the_available_ones() -> None:
 
 def test_refuses_an_argument_and_unknown_options() -> None:
     with pytest.raises(DataError, match="takes no argument"):
-        DevReasoningV2().load("eval", argument="x", seed=0, options={})
+        DevReasoningV2().load("eval", argument="x", seed=0, transforms=TRANSFORMS, options={})
     with pytest.raises(ConfigError, match=r"dataset\.options\.size: unknown key"):
-        DevReasoningV2().load("eval", argument=None, seed=0, options={"size": 3})
+        DevReasoningV2().load("eval", argument=None, seed=0, transforms=TRANSFORMS, options={"size": 3})

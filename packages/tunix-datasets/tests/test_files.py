@@ -10,9 +10,14 @@ import pytest
 
 from tunix_core.config import ConfigError
 from tunix_core.data.record import ExampleMeta, ReasoningExample, example_to_dict, write_jsonl
+from tunix_core.data.transforms import register_builtin_transforms
 from tunix_core.errors import DataError
 from tunix_core.protocols import DatasetProvider
+from tunix_core.registry import TransformRegistry
 from tunix_datasets.providers.files import HfProvider, JsonlProvider
+
+TRANSFORMS = TransformRegistry()
+register_builtin_transforms(TRANSFORMS)
 
 
 def _examples(count: int) -> list[ReasoningExample]:
@@ -49,7 +54,7 @@ MAPPING = {"columns": {"question": "prompt", "answer": "target", "steps": "ratio
 def _load(
     provider: Any, split: str, path: Path, options: dict[str, Any] | None = None, seed: int = 0
 ) -> list[ReasoningExample]:
-    return provider.load(split, argument=str(path), seed=seed, options=options or {})
+    return provider.load(split, argument=str(path), seed=seed, transforms=TRANSFORMS, options=options or {})
 
 
 def test_providers_satisfy_the_protocol() -> None:
@@ -200,7 +205,7 @@ def test_options_are_validated(tmp_path: Path, options: dict[str, Any], message:
 
 def test_jsonl_needs_a_path_and_an_existing_file(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="needs a path: jsonl:PATH"):
-        JsonlProvider().load("train", argument=None, seed=0, options={})
+        JsonlProvider().load("train", argument=None, seed=0, transforms=TRANSFORMS, options={})
     with pytest.raises(DataError, match="no such file"):
         _load(JsonlProvider(), "train", tmp_path / "absent.jsonl")
 

@@ -18,8 +18,13 @@ from tunix_core.data.record import (
     read_jsonl,
 )
 from tunix_core.data.render import render_example
+from tunix_core.registry import TransformRegistry
 from tunix_datasets.cli import datasets
 from tunix_datasets.providers.files import HfProvider, JsonlProvider
+from tunix_datasets.transforms import register_builtin_transforms
+
+TRANSFORMS = TransformRegistry()
+register_builtin_transforms(TRANSFORMS)
 
 FIXTURE = Path(__file__).parent / "fixtures" / "code_reasoning.jsonl"
 # The texts as the fixture file holds them, decoded by nothing of ours.
@@ -33,7 +38,7 @@ def test_the_fixture_holds_indented_code() -> None:
 
 @pytest.mark.parametrize("provider", [JsonlProvider(), HfProvider()], ids=["jsonl", "hf"])
 def test_providers_keep_reasoning_byte_for_byte(provider: object) -> None:
-    examples = provider.load("train", argument=str(FIXTURE), seed=0, options={})  # type: ignore[attr-defined]
+    examples = provider.load("train", argument=str(FIXTURE), seed=0, transforms=TRANSFORMS, options={})  # type: ignore[attr-defined]
     by_id = {e.id: e for e in examples}
     for example_id, row in RAW.items():
         example = by_id[example_id]

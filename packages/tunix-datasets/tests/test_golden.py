@@ -10,12 +10,17 @@ import pytest
 from tunix_core.data.parse import parse_completion
 from tunix_core.data.record import dumps_jsonl
 from tunix_core.data.render import render_example
+from tunix_core.data.transforms import register_builtin_transforms
 from tunix_core.errors import DataError
+from tunix_core.registry import TransformRegistry
 from tunix_datasets.providers.golden import GENERATOR_VERSION, GoldenV2
+
+TRANSFORMS = TransformRegistry()
+register_builtin_transforms(TRANSFORMS)
 
 
 def _load(split: str, seed: int = 0) -> list:
-    return GoldenV2().load(split, argument=None, seed=seed, options={})
+    return GoldenV2().load(split, argument=None, seed=seed, transforms=TRANSFORMS, options={})
 
 
 def test_items_are_pinned_to_the_generator_version() -> None:

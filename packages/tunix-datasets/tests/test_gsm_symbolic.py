@@ -6,11 +6,16 @@ from fractions import Fraction
 import pytest
 
 from tunix_core.errors import ConfigError, DataError
+from tunix_core.registry import TransformRegistry
 from tunix_datasets.providers.gsm_symbolic import (
     GsmSymbolicProvider,
     entry_to_example,
     solution_steps,
 )
+from tunix_datasets.transforms import register_builtin_transforms
+
+TRANSFORMS = TransformRegistry()
+register_builtin_transforms(TRANSFORMS)
 
 # The two shapes of worked solution reasoning-gym's gsm_symbolic writes.
 PLAIN = (
@@ -47,9 +52,9 @@ def test_entry_becomes_a_record() -> None:
 
 def test_options_and_split_are_checked() -> None:
     with pytest.raises(DataError, match="'gsm-symbolic' has no split 'dev'"):
-        GsmSymbolicProvider().load("dev", argument=None, seed=0, options={})
+        GsmSymbolicProvider().load("dev", argument=None, seed=0, transforms=TRANSFORMS, options={})
     with pytest.raises(ConfigError, match=r"dataset\.options\.train_size: must be > 0"):
-        GsmSymbolicProvider().load("train", argument=None, seed=0, options={"train_size": 0})
+        GsmSymbolicProvider().load("train", argument=None, seed=0, transforms=TRANSFORMS, options={"train_size": 0})
 
 
 @pytest.mark.heavy
@@ -57,8 +62,8 @@ def test_real_gsm_symbolic_items() -> None:
     pytest.importorskip("reasoning_gym")
     provider = GsmSymbolicProvider()
     options = {"train_size": 60, "eval_size": 20}
-    train = provider.load("train", argument=None, seed=3, options=options)
-    evaluation = provider.load("eval", argument=None, seed=3, options=options)
+    train = provider.load("train", argument=None, seed=3, transforms=TRANSFORMS, options=options)
+    evaluation = provider.load("eval", argument=None, seed=3, transforms=TRANSFORMS, options=options)
     assert (len(train), len(evaluation)) == (60, 20)
     assert not {e.question for e in train} & {e.question for e in evaluation}
     for example in train + evaluation:
@@ -71,4 +76,4 @@ def test_real_gsm_symbolic_items() -> None:
             for n in re.findall(r"\d+(?:\.\d+)?", s.replace(",", ""))
         }
         assert abs(Fraction(example.answer)) in numbers, example
-    assert provider.load("eval", argument=None, seed=3, options=options) == evaluation
+    assert provider.load("eval", argument=None, seed=3, transforms=TRANSFORMS, options=options) == evaluation

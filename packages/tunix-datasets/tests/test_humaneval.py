@@ -12,10 +12,15 @@ import pytest
 
 from tunix_core.data.code import answer_code
 from tunix_core.data.record import ReasoningExample, dumps_jsonl, read_jsonl
+from tunix_core.data.transforms import register_builtin_transforms
 from tunix_core.errors import ConfigError, DataError
 from tunix_core.evaluation import AnswerOptions
+from tunix_core.registry import TransformRegistry
 from tunix_datasets.providers import humaneval
 from tunix_datasets.providers.humaneval import HumanEvalProvider, check_code, load_problems
+
+TRANSFORMS = TransformRegistry()
+register_builtin_transforms(TRANSFORMS)
 
 # Needs tunix-datasets[humaneval] (nox's core and eval tests install it).
 
@@ -26,7 +31,7 @@ def raw_problems() -> list[dict[str, str]]:
 
 
 def load(split: str, seed: int = 0, **options: object) -> list[ReasoningExample]:
-    return HumanEvalProvider().load(split, argument=None, seed=seed, options=options)
+    return HumanEvalProvider().load(split, argument=None, seed=seed, transforms=TRANSFORMS, options=options)
 
 
 def test_items_keep_the_canonical_solution_byte_for_byte() -> None:

@@ -19,11 +19,15 @@ from tunix_core.data.record import (
     read_jsonl,
     write_jsonl,
 )
+from tunix_core.data.transforms import register_builtin_transforms
 from tunix_core.errors import DataError
 from tunix_core.evaluation import AnswerOptions, AnswerVerdict, check_answer, example_meta
 from tunix_core.protocols import Prediction
-from tunix_core.registry import AnswerCheckRegistry
+from tunix_core.registry import AnswerCheckRegistry, TransformRegistry
 from tunix_datasets.providers.files import JsonlProvider
+
+TRANSFORMS = TransformRegistry()
+register_builtin_transforms(TRANSFORMS)
 
 CODE = "def f():\n\treturn 1\n"  # a tab and a final newline must survive
 
@@ -114,10 +118,10 @@ def test_jsonl_files_keep_extra_and_name_a_bad_one(tmp_path: Path) -> None:
     example = _example({"test": CODE, "entry_point": "f"})
     path = tmp_path / "exported.jsonl"
     write_jsonl([example], path)
-    loaded = JsonlProvider().load("train", argument=str(path), seed=0, options={"eval_fraction": 0.5})
+    loaded = JsonlProvider().load("train", argument=str(path), seed=0, transforms=TRANSFORMS, options={"eval_fraction": 0.5})
     assert loaded[0].meta.extra == example.meta.extra
     record = example_to_dict(example)
     record["meta"]["extra"] = {"test": 1}
     path.write_text(json.dumps(record) + "\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"exported\.jsonl:1: field 'meta\.extra\.test': must be a string"):
-        JsonlProvider().load("train", argument=str(path), seed=0, options={"eval_fraction": 0.5})
+        JsonlProvider().load("train", argument=str(path), seed=0, transforms=TRANSFORMS, options={"eval_fraction": 0.5})

@@ -20,8 +20,12 @@ from tunix_core.data.mixture import LoadedSplit, load_dataset_split, normalise_q
 from tunix_core.data.record import dumps_jsonl, read_jsonl
 from tunix_core.errors import ConfigError, DataError
 from tunix_core.protocols import ModelSpec
-from tunix_core.registry import BackendRegistry, DatasetRegistry
+from tunix_core.registry import BackendRegistry, DatasetRegistry, TransformRegistry
 from tunix_datasets.cli import datasets, manifest_path_for, token_summary
+from tunix_datasets.transforms import register_builtin_transforms
+
+TRANSFORMS = TransformRegistry()
+register_builtin_transforms(TRANSFORMS)
 
 # The gsm-symbolic part needs tunix-datasets[gsm-symbolic] (nox's core tests install it).
 
@@ -30,8 +34,8 @@ from tunix_datasets.cli import datasets, manifest_path_for, token_summary
 def user_file(tmp_path: Path, builtin_registry: DatasetRegistry) -> Path:
     """Twelve questions of one's own, plus one that dev-reasoning-v2's eval split asks and
     one its train split asks (in other case and spacing): both must be dropped."""
-    dev_eval = load_split(builtin_registry, "dev-reasoning-v2", "eval", seed=0)[0].question
-    dev_train = load_split(builtin_registry, "dev-reasoning-v2", "train", seed=0)[0].question
+    dev_eval = load_split(builtin_registry, "dev-reasoning-v2", "eval", transforms=TRANSFORMS, seed=0)[0].question
+    dev_train = load_split(builtin_registry, "dev-reasoning-v2", "train", transforms=TRANSFORMS, seed=0)[0].question
     rows = [{"question": f"Own question {i}?", "steps": [f"step {i}"], "answer": str(i)}
             for i in range(12)]  # fmt: skip
     rows.append({"question": "  " + dev_eval.upper(), "steps": ["s"], "answer": "x"})
@@ -52,7 +56,7 @@ def mix_config(user_file: Path, seed: int = 0, **dataset: Any) -> dict[str, Any]
 
 def load(registry: DatasetRegistry, user_file: Path, split: str, seed: int = 0) -> LoadedSplit:
     section = structure_config(mix_config(user_file, seed)).dataset
-    return load_dataset_split(registry, section, split, limit=None)
+    return load_dataset_split(registry, section, split, transforms=TRANSFORMS, limit=None)
 
 
 def test_a_mixture_is_deterministic_distinct_and_disjoint(
@@ -96,7 +100,7 @@ def test_train_limit_cuts_the_shuffled_mixture(
     builtin_registry: DatasetRegistry, user_file: Path
 ) -> None:
     section = structure_config(mix_config(user_file, train_limit=10)).dataset
-    cut = load_dataset_split(builtin_registry, section, "train", limit=section.train_limit)
+    cut = load_dataset_split(builtin_registry, section, "train", transforms=TRANSFORMS, limit=section.train_limit)
     assert len(cut.examples) == 10 and sum(p.count for p in cut.parts) == 10
     assert cut.examples == load(builtin_registry, user_file, "train").examples[:10]
 
@@ -131,16 +135,16 @@ def test_options_of_every_section_stay_checked_after_a_mixture_is_read() -> None
 def test_unknown_part_names_and_splits(builtin_registry: DatasetRegistry, user_file: Path) -> None:
     section = structure_config({"dataset": {"mix": [{"name": "golden-v2"}, {"name": "nope"}]}})
     with pytest.raises(ConfigError, match=r"dataset\.mix\[1\]\.name: Unknown dataset 'nope'"):
-        load_dataset_split(builtin_registry, section.dataset, "train", limit=None)
+        load_dataset_split(builtin_registry, section.dataset, "train", transforms=TRANSFORMS, limit=None)
     section = structure_config({"dataset": {"mix": [{"name": "golden-v2"}]}})
     with pytest.raises(DataError, match=r"'dataset\.mix' has no split 'test'"):
-        load_dataset_split(builtin_registry, section.dataset, "test", limit=None)
+        load_dataset_split(builtin_registry, section.dataset, "test", transforms=TRANSFORMS, limit=None)
     # golden-v2's train items are its eval items: none is left to train on.
     with pytest.raises(DataError, match=r"dataset\.mix\[0\] \(golden-v2\): no train items left"):
-        load_dataset_split(builtin_registry, section.dataset, "train", limit=None)
+        load_dataset_split(builtin_registry, section.dataset, "train", transforms=TRANSFORMS, limit=None)
     bad = structure_config({"dataset": {"mix": [{"name": "jsonl:/no/such.jsonl"}]}})
     with pytest.raises(DataError, match=r"dataset\.mix\[0\] \(jsonl:/no/such\.jsonl\): "):
-        load_dataset_split(builtin_registry, bad.dataset, "eval", limit=None)
+        load_dataset_split(builtin_registry, bad.dataset, "eval", transforms=TRANSFORMS, limit=None)
 
 
 def _run(host: SimpleNamespace, *args: str) -> Result:
@@ -194,12 +198,12 @@ class WordBackend:
     def validate(self, spec: ModelSpec) -> None:
         assert spec.preset == "tiny"
 
-    def load(self, spec: ModelSpec) -> WordCounter:
+    def load(self, spec: ModelSpec, *, progress: Any) -> WordCounter:
         return WordCounter(spec)
 
 
 class MuteBackend(WordBackend):
-    def load(self, spec: ModelSpec) -> Any:
+    def load(self, spec: ModelSpec, *, progress: Any) -> Any:
         return object()
 
 
@@ -211,12 +215,12 @@ def test_show_tokens_uses_the_backend_s_token_counter(
     backends = BackendRegistry()
     backends.register("words", f"{__name__}:WordBackend")
     backends.register("mute", f"{__name__}:MuteBackend")
-    host = SimpleNamespace(datasets=builtin_registry, backends=backends)
+    host = SimpleNamespace(datasets=builtin_registry, transforms=TRANSFORMS, backends=backends)
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump({"dataset": {"name": "golden-v2"},
                                       "model": {"backend": "words", "preset": "gemma3-1b"},
                                       "training": {"max_seq_len": 40}}))  # fmt: skip
-    examples = load_split(builtin_registry, "golden-v2", "eval", seed=0)
+    examples = load_split(builtin_registry, "golden-v2", "eval", transforms=TRANSFORMS, seed=0)
     lengths = [1 + len(render_example(e).text.split()) for e in examples]
     result = _run(host, "show", "-c", str(config), "--tokens", "--preset", "tiny", "--limit", "0")
     assert result.exit_code == 0, result.output

@@ -8,7 +8,11 @@ from pathlib import Path
 from tunix_core.config import structure_config
 from tunix_core.data.mixture import LoadedSplit, load_dataset_split, normalise_question
 from tunix_core.data.record import read_jsonl, write_jsonl
-from tunix_core.registry import DatasetRegistry
+from tunix_core.data.transforms import register_builtin_transforms
+from tunix_core.registry import DatasetRegistry, TransformRegistry
+
+TRANSFORMS = TransformRegistry()
+register_builtin_transforms(TRANSFORMS)
 
 MIX = [
     {"name": "dev-reasoning-v2", "limit": 120},
@@ -19,7 +23,7 @@ MIX = [
 
 def load(registry: DatasetRegistry, split: str, seed: int = 0) -> LoadedSplit:
     section = structure_config({"dataset": {"mix": MIX, "seed": seed}}).dataset
-    return load_dataset_split(registry, section, split, limit=None)
+    return load_dataset_split(registry, section, split, transforms=TRANSFORMS, limit=None)
 
 
 def test_a_mixture_with_code_is_deterministic_distinct_and_disjoint(

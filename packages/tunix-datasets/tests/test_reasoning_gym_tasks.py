@@ -8,10 +8,11 @@ import json
 import pytest
 
 from tunix_core.data.record import ReasoningExample
+from tunix_core.data.transforms import register_builtin_transforms
 from tunix_core.errors import ConfigError, DataError
 from tunix_core.evaluation import AnswerOptions, check_answer, example_meta
 from tunix_core.protocols import Prediction
-from tunix_core.registry import AnswerCheckRegistry
+from tunix_core.registry import AnswerCheckRegistry, TransformRegistry
 from tunix_datasets.providers import BUILTIN_ANSWER_CHECKS
 from tunix_datasets.providers.reasoning_gym_tasks import (
     ENTRY,
@@ -20,13 +21,16 @@ from tunix_datasets.providers.reasoning_gym_tasks import (
     check_reasoning_gym,
 )
 
+TRANSFORMS = TransformRegistry()
+register_builtin_transforms(TRANSFORMS)
+
 # Needs tunix-datasets[reasoning-gym] (nox's core tests install it).
 TASKS = "leg_counting,basic_arithmetic"
 SIZES = {"train_size": 12, "eval_size": 4}
 
 
 def load(split: str, argument: str | None = TASKS, seed: int = 0) -> list[ReasoningExample]:
-    return ReasoningGymProvider().load(split, argument=argument, seed=seed, options=SIZES)
+    return ReasoningGymProvider().load(split, argument=argument, seed=seed, transforms=TRANSFORMS, options=SIZES)
 
 
 def test_two_tasks_interleaved_deterministic_and_disjoint() -> None:
@@ -61,7 +65,8 @@ def test_the_tasks_scorer_accepts_the_right_answer_and_refuses_a_wrong_one() -> 
 def test_an_answer_that_breaks_the_scorer_is_wrong_not_an_error() -> None:
     # prime_factorization's scorer calls int() on every factor of the answer.
     [example, *_] = ReasoningGymProvider().load(
-        "eval", argument="prime_factorization", seed=0, options={"train_size": 1, "eval_size": 1}
+        "eval", argument="prime_factorization", seed=0, options={"train_size": 1, "eval_size": 1},
+        transforms=TRANSFORMS,
     )
     assert _verdict(example, example.answer)
     assert not _verdict(example, "seven × x")
@@ -94,4 +99,4 @@ def test_bad_options_and_splits_are_refused() -> None:
     with pytest.raises(DataError, match="has no split 'dev'"):
         load("dev")
     with pytest.raises(ConfigError, match=r"dataset\.options\.eval_size: must be > 0"):
-        ReasoningGymProvider().load("eval", argument="gcd", seed=0, options={"eval_size": 0})
+        ReasoningGymProvider().load("eval", argument="gcd", seed=0, transforms=TRANSFORMS, options={"eval_size": 0})

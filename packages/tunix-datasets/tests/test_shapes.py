@@ -16,7 +16,10 @@ from tunix_core.hookspecs import hookimpl
 from tunix_core.plugins import PluginHost, get_host, plugin_module
 from tunix_core.registry import TransformRegistry
 from tunix_datasets.providers.files import HfProvider, JsonlProvider
-from tunix_datasets.transforms import gsm8k
+from tunix_datasets.transforms import gsm8k, register_builtin_transforms
+
+TRANSFORMS = TransformRegistry()
+register_builtin_transforms(TRANSFORMS)
 
 TAGGED = "<reasoning>def f():\n    return 1</reasoning><answer> 1 </answer>"
 
@@ -27,7 +30,7 @@ def _write(path: Path, rows: list[Any]) -> Path:
 
 
 def _load(path: Path, **options: Any) -> list[ReasoningExample]:
-    return JsonlProvider().load("train", argument=str(path), seed=0, options=options)
+    return JsonlProvider().load("train", argument=str(path), seed=0, transforms=TRANSFORMS, options=options)
 
 
 def _chat(*turns: tuple[str, str], **extra: Any) -> dict[str, Any]:
@@ -60,7 +63,7 @@ def test_prompt_completion_pairs_in_parquet(tmp_path: Path) -> None:
     path = tmp_path / "pairs.parquet"
     rows = [{"prompt": f"Q{i}?", "completion": TAGGED} for i in range(3)]
     pq.write_table(pa.Table.from_pylist(rows), path)
-    examples = HfProvider().load("train", argument=str(path), seed=0, options={})
+    examples = HfProvider().load("train", argument=str(path), seed=0, transforms=TRANSFORMS, options={})
     assert len(examples) == 3
     assert (examples[0].question, examples[0].reasoning, examples[0].answer) == (
         "Q0?", "def f():\n    return 1", "1"

@@ -19,9 +19,10 @@ import pytest
 from click.testing import CliRunner
 
 from tunix_core.cli import TunixGroup
+from tunix_core.context import RunContext
 from tunix_core.data.record import ExampleMeta, ReasoningExample
 from tunix_core.hookspecs import hookimpl
-from tunix_core.plugins import PluginHost, plugin_module
+from tunix_core.plugins import PluginHost, get_host, plugin_module
 
 PAIRS = [(1, 2), (3, 4), (5, 6), (7, 8), (2, 2), (9, 9)]
 CATEGORIES = ["small", "small", "large", "large", "small", "large"]
@@ -51,7 +52,7 @@ class ArithmeticDataset:
     def splits(self) -> Sequence[str]:
         return ["train", "eval"]
 
-    def load(self, split, *, argument, seed, options):
+    def load(self, split, *, argument, seed, options, transforms):
         return arithmetic_examples(split)
 
 
@@ -92,11 +93,11 @@ class ArithmeticBackend:
     def validate(self, spec) -> None:
         ArithmeticBackend.calls.append({"validate": spec})
 
-    def load(self, spec):
+    def load(self, spec, *, progress):
         ArithmeticBackend.calls.append({"spec": spec, "trained": False})
         return ArithmeticModel(trained=False)
 
-    def load_export(self, directory, spec):
+    def load_export(self, directory, spec, *, progress):
         ArithmeticBackend.calls.append({"spec": spec, "trained": True, "directory": directory})
         return ArithmeticModel(trained=True)
 
@@ -215,7 +216,7 @@ def build_report_run(root, *, baseline: bool = True, trained: bool = True, model
                     "difficulty": example.meta.difficulty}  # fmt: skip
             predictions.append(Prediction(example.id, example.question, completion,
                                           example.answer, meta))  # fmt: skip
-        return score_predictions(predictions, [], label=label, out_dir=folder)
+        return score_predictions(predictions, [], label=label, out_dir=folder, context=RunContext(get_host()))
 
     write_jsonl(examples, run.eval_data_path)
     stage("dataset", 0.4, {"eval_items": len(examples)})

@@ -3,9 +3,10 @@
 import pytest
 
 import tunix_eval.plugin
+from tunix_core.context import RunContext
 from tunix_core.errors import DataError
-from tunix_core.evaluation import AnswerVerdict, answer_checks_of
-from tunix_core.plugins import PluginHost
+from tunix_core.evaluation import AnswerVerdict
+from tunix_core.plugins import PluginHost, get_host
 from tunix_core.protocols import Prediction
 from tunix_eval.accuracy import AccuracyEvaluator
 
@@ -41,7 +42,7 @@ ITEMS = [
 @pytest.fixture(scope="module")
 def report():
     predictions = [Prediction(i, "", c, e, {"category": cat}) for i, c, e, cat in ITEMS]
-    return AccuracyEvaluator().evaluate(predictions)
+    return AccuracyEvaluator().evaluate(predictions, context=RunContext(get_host()))
 
 
 def test_per_item_verdicts(report):
@@ -83,19 +84,19 @@ def test_metrics_overall_and_per_category(report):
 
 def test_options_reach_the_comparison():
     predictions = [Prediction("a", "", wrap("5, 3, 2"), "2, 3, 5")]
-    assert not AccuracyEvaluator().evaluate(predictions).per_item["a"]["correct"]
-    assert AccuracyEvaluator(ordered_lists=False).evaluate(predictions).per_item["a"]["correct"]
+    assert not AccuracyEvaluator().evaluate(predictions, context=RunContext(get_host())).per_item["a"]["correct"]
+    assert AccuracyEvaluator(ordered_lists=False).evaluate(predictions, context=RunContext(get_host())).per_item["a"]["correct"]
     close = [Prediction("b", "", wrap("100.5"), "100")]
-    assert AccuracyEvaluator(rel_tol=0.01).evaluate(close).per_item["b"]["correct"]
-    assert not AccuracyEvaluator().evaluate(close).per_item["b"]["correct"]
+    assert AccuracyEvaluator(rel_tol=0.01).evaluate(close, context=RunContext(get_host())).per_item["b"]["correct"]
+    assert not AccuracyEvaluator().evaluate(close, context=RunContext(get_host())).per_item["b"]["correct"]
 
 
-def tunix_eval_checks():
-    """The answer checks tunix-eval's own plugin registers, in a host of their own."""
+def tunix_eval_host():
+    """A host of tunix-eval's own plugin alone (its answer checks)."""
     host = PluginHost()
     host.add_plugin(tunix_eval.plugin, "eval", "tunix-eval")
     host.fill_registries()
-    return answer_checks_of(host)
+    return host
 
 
 # Completions of the default run (dev-reasoning-v2, seed 0) that case folding and a
@@ -119,8 +120,8 @@ def _default_run_predictions():
 
 @pytest.mark.parametrize("checks", [None, "tunix-eval"], ids=["installed", "injected"])
 def test_meta_answer_match_picks_the_check(checks):
-    registry = tunix_eval_checks() if checks else None
-    report = AccuracyEvaluator(answer_checks=registry).evaluate(_default_run_predictions())
+    host = tunix_eval_host() if checks else get_host()
+    report = AccuracyEvaluator().evaluate(_default_run_predictions(), context=RunContext(host))
     verdicts = {i: (item["correct"], item["answer_match"], item["rule"])
                 for i, item in report.per_item.items()}  # fmt: skip
     assert verdicts == {
@@ -141,11 +142,11 @@ def test_an_unknown_or_mislabelled_check_is_an_error_naming_the_item():
     typo = [Prediction("a", "", wrap("X"), "X", {"answer_match": "exakt"})]
     with pytest.raises(DataError, match=r"item 'a': meta\.answer_match: Unknown answer check "
                                         r"'exakt'.*Did you mean 'exact'\?"):  # fmt: skip
-        AccuracyEvaluator().evaluate(typo)
+        AccuracyEvaluator().evaluate(typo, context=RunContext(get_host()))
     mislabelled = [Prediction("b", "", wrap("4"), "Paris", {"answer_match": "number"})]
     with pytest.raises(DataError, match="item 'b': answer check 'number': the expected answer "
                                         "must be one number, got 'Paris'"):  # fmt: skip
-        AccuracyEvaluator().evaluate(mislabelled)
+        AccuracyEvaluator().evaluate(mislabelled, context=RunContext(get_host()))
 
 
 def shout(answer, expected, options):
@@ -153,8 +154,8 @@ def shout(answer, expected, options):
 
 
 def test_a_plugin_check_is_used_like_a_built_in():
-    registry = tunix_eval_checks()
-    registry.register("shout", f"{__name__}:shout")
+    host = tunix_eval_host()
+    host.answer_checks.register("shout", f"{__name__}:shout")
     predictions = [Prediction("a", "", wrap("hi!"), "HI", {"answer_match": "shout"})]
-    item = AccuracyEvaluator(answer_checks=registry).evaluate(predictions).per_item["a"]
+    item = AccuracyEvaluator().evaluate(predictions, context=RunContext(host)).per_item["a"]
     assert (item["correct"], item["answer_match"], item["rule"]) == (True, "shout", "shout")

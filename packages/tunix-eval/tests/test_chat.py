@@ -71,10 +71,10 @@ class ScriptedBackend:
         if spec.preset != "tiny":
             raise ConfigError(f"model.preset: unknown preset {spec.preset!r}")
 
-    def load(self, spec: ModelSpec) -> WholeModel:
+    def load(self, spec: ModelSpec, *, progress: Any) -> WholeModel:
         return self._keep(StreamingFake(spec, "base"))
 
-    def load_export(self, directory: Path, spec: ModelSpec) -> WholeModel:
+    def load_export(self, directory: Path, spec: ModelSpec, *, progress: Any) -> WholeModel:
         return self._keep(StreamingFake(spec, f"export {directory}"))
 
     def _keep(self, model: WholeModel) -> WholeModel:
@@ -84,7 +84,7 @@ class ScriptedBackend:
     def export(self, model: Any, directory: Path, **extras: Any) -> ModelExport:
         raise NotImplementedError
 
-    def verify(self, directory: Path) -> dict[str, Any]:
+    def verify(self, directory: Path, *, progress: Any) -> dict[str, Any]:
         return {"ok": True}
 
     def export_problems(self, directory: Path) -> list[str]:

@@ -34,7 +34,7 @@ def test_generate_with_a_preset_prints_the_completion_and_its_parts(jax_invoke):
     result = jax_invoke("generate", "--model", "tiny-gemma3", "--weights", "random", QUESTION,
                    "--max-new-tokens", NEW_TOKENS)  # fmt: skip
     assert result.exit_code == 0, result.output
-    completion = expected_completion(JaxBackend().load(TINY), RunConfig().dataset.system_prompt)
+    completion = expected_completion(JaxBackend().load(TINY, progress=print), RunConfig().dataset.system_prompt)
     parsed = parse_completion(completion)
     # Random weights write no tags: the parts are reported missing.
     assert (parsed.reasoning, parsed.answer) == (None, None)
@@ -55,7 +55,7 @@ def trained_run(tmp_path_factory):
     """A run directory whose model/ holds a tiny model unlike the random base (its norm
     scales are random), with a config of its own system prompt and answer length."""
     backend = JaxBackend()
-    model = backend.load(ModelSpec("tiny-gemma3", "random", seed=7))
+    model = backend.load(ModelSpec("tiny-gemma3", "random", seed=7), progress=print)
     rng = np.random.default_rng(3)
     for _, module in nnx.iter_graph(model.transformer):
         if isinstance(module, RMSNorm):
@@ -79,7 +79,7 @@ def test_generate_with_a_run_answers_with_its_trained_model(jax_invoke, trained_
     parsed = parse_completion(completion)
     assert json.loads(result.stdout) == {"completion": completion, "reasoning": parsed.reasoning,
                                          "answer": parsed.answer, "format_ok": False}  # fmt: skip
-    base = expected_completion(JaxBackend().load(TINY), "Be brief.")
+    base = expected_completion(JaxBackend().load(TINY, progress=print), "Be brief.")
     assert completion != base  # so the answer came from the run's model
 
 
@@ -96,7 +96,7 @@ def test_generate_says_when_a_run_has_no_trained_model_yet(jax_invoke, tmp_path)
 
 
 def test_the_jax_model_streams():
-    model = JaxBackend().load(TINY)
+    model = JaxBackend().load(TINY, progress=print)
     assert isinstance(model, StreamingModel)
     assert model.context_length == 512  # tiny-gemma3's max_seq_len
     assert model.count_tokens("ab") == 3  # <bos> and a byte each

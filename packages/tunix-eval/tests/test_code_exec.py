@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tunix_core.context import RunContext
 from tunix_core.data.loading import load_split
 from tunix_core.data.record import ReasoningExample
 from tunix_core.errors import DataError
@@ -25,9 +26,10 @@ from tunix_eval.plugin import EVALUATORS
 def load_problems() -> list[ReasoningExample]:
     """Every HumanEval problem in task order, as the installed ``humaneval`` dataset gives
     them (both splits)."""
-    registry = get_host().datasets
-    items = [*load_split(registry, "humaneval", "train", seed=0),
-             *load_split(registry, "humaneval", "eval", seed=0)]  # fmt: skip
+    host = get_host()
+    items = [item for split in ("train", "eval")
+             for item in load_split(host.datasets, "humaneval", split, seed=0,
+                                    transforms=host.transforms)]  # fmt: skip
     return sorted(items, key=lambda item: int(item.meta.extra["task_id"].rsplit("/", 1)[-1]))
 
 
@@ -49,18 +51,18 @@ def first() -> ReasoningExample:
 
 
 def outcome(answer: str, **limits: float) -> dict[str, object]:
-    report = CodeExecEvaluator(**limits).evaluate([predict(first(), answer)])  # type: ignore[arg-type]
+    report = CodeExecEvaluator(**limits).evaluate([predict(first(), answer)], context=RunContext(get_host()))  # type: ignore[arg-type]
     return dict(report.per_item[first().id])
 
 
 def test_every_canonical_solution_passes_and_wrong_answers_fail() -> None:
     items = load_problems()
-    report = CodeExecEvaluator().evaluate([predict(item, item.answer) for item in items])
+    report = CodeExecEvaluator().evaluate([predict(item, item.answer) for item in items], context=RunContext(get_host()))
     assert report.metrics["pass_at_1"] == 1.0
     assert report.metrics["n"] == 164 and report.metrics["outcomes"] == {"passed": 164}
     wrong = [predict(item, f"def {item.meta.extra['entry_point']}(*args):\n    return None")
              for item in items[:8]]  # fmt: skip
-    report = CodeExecEvaluator().evaluate(wrong)
+    report = CodeExecEvaluator().evaluate(wrong, context=RunContext(get_host()))
     assert (report.metrics["passed"], report.metrics["pass_at_1"]) == (0, 0.0)
     assert {item["outcome"] for item in report.per_item.values()} == {"failed"}
     assert report.per_item[items[0].id]["error"] == "AssertionError"
@@ -70,7 +72,7 @@ def test_answers_run_after_the_prompts_code_and_may_be_fenced() -> None:
     # HumanEval/10's answer calls is_palindrome, which only the prompt defines.
     item = load_problems()[10]
     fenced = f"```python\n{item.answer}\n```"
-    assert CodeExecEvaluator().evaluate([predict(item, fenced)]).metrics["passed"] == 1
+    assert CodeExecEvaluator().evaluate([predict(item, fenced)], context=RunContext(get_host())).metrics["passed"] == 1
 
 
 def test_the_time_limit_kills_an_infinite_loop() -> None:
@@ -114,7 +116,7 @@ def test_network_isolation_is_reported_as_it_is() -> None:
     only_loopback = ("    import socket\n"
                      "    assert [name for _, name in socket.if_nameindex()] == ['lo']\n"
                      "    raise SystemExit(0)")  # fmt: skip
-    result = evaluator.evaluate([predict(first(), only_function(only_loopback))])
+    result = evaluator.evaluate([predict(first(), only_function(only_loopback))], context=RunContext(get_host()))
     assert result.metrics["network_isolated"] is evaluator.network_isolated
     # Isolated, the program sees no interface but loopback; not isolated, it sees the host's.
     assert result.per_item[first().id]["passed"] is evaluator.network_isolated
@@ -122,13 +124,13 @@ def test_network_isolation_is_reported_as_it_is() -> None:
 
 def test_items_without_tests_are_skipped_and_missing_answers_fail() -> None:
     plain = Prediction("p1", "", "<answer>4</answer>", "4", {"category": "math"})
-    report = CodeExecEvaluator().evaluate([plain, predict(first(), None)])
+    report = CodeExecEvaluator().evaluate([plain, predict(first(), None)], context=RunContext(get_host()))
     assert report.metrics["skipped_without_tests"] == 1 and report.metrics["n"] == 1
     assert "p1" not in report.per_item
     assert report.per_item[first().id]["outcome"] == "no_answer"
     broken = Prediction("p2", "", "<answer>x</answer>", "x", {"test": "def check(c): pass"})
     with pytest.raises(DataError, match=r"item 'p2': code-exec needs meta\.test"):
-        CodeExecEvaluator().evaluate([broken])
+        CodeExecEvaluator().evaluate([broken], context=RunContext(get_host()))
 
 
 def test_scores_land_in_the_summary_and_survive_rescoring(tmp_path: Path) -> None:
@@ -136,7 +138,7 @@ def test_scores_land_in_the_summary_and_survive_rescoring(tmp_path: Path) -> Non
     predictions = [predict(items[0], items[0].answer), predict(items[1], "x = 1"),
                    predict(items[2], None)]  # fmt: skip
     summary = score_predictions(predictions, [CodeExecEvaluator()], label="code",
-                                out_dir=tmp_path)  # fmt: skip
+                                out_dir=tmp_path, context=RunContext(get_host()))  # fmt: skip
     metrics = json.loads((tmp_path / EVAL_SUMMARY).read_text())["evaluators"]["code-exec"]
     assert metrics == summary["evaluators"]["code-exec"]
     assert (metrics["n"], metrics["passed"]) == (3, 1)
@@ -144,7 +146,7 @@ def test_scores_land_in_the_summary_and_survive_rescoring(tmp_path: Path) -> Non
     # The tests travel in predictions.jsonl, so `tunix eval --predictions` can rerun them.
     records = [json.loads(line) for line in (tmp_path / PREDICTIONS).read_text().splitlines()]
     assert [r["scores"]["code-exec"]["passed"] for r in records] == [True, False, False]
-    again = CodeExecEvaluator().evaluate([prediction_from_record(r) for r in records])
+    again = CodeExecEvaluator().evaluate([prediction_from_record(r) for r in records], context=RunContext(get_host()))
     assert again.metrics["passed"] == 1
 
 

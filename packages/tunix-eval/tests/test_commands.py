@@ -10,11 +10,13 @@ import pytest
 import yaml
 
 from tunix_core.config import structure_config, unstructure_config
+from tunix_core.context import RunContext
 from tunix_core.data.record import write_jsonl
 from tunix_core.errors import DataError
 from tunix_core.evaluation import answer_checks_of, evaluate_examples
 from tunix_core.evidence import validate_file
 from tunix_core.layout import EVAL_SUMMARY, PREDICTIONS
+from tunix_core.plugins import get_host
 from tunix_core.rundir import RunDirectory
 from tunix_eval.accuracy import AccuracyEvaluator
 from tunix_eval.commands import read_completions
@@ -192,7 +194,7 @@ def make_run(
 def evaluate_into(arith, folder: Path, trained: bool, label: str) -> dict:
     return evaluate_examples(arith.model(trained), arith.examples("eval"),
                              [FormatEvaluator(), AccuracyEvaluator()], system_prompt="s",
-                             max_new_tokens=16, batch_size=4, out_dir=folder, label=label)  # fmt: skip
+                             max_new_tokens=16, batch_size=4, out_dir=folder, label=label, context=RunContext(get_host()))  # fmt: skip
 
 
 def test_eval_run_generates_with_the_trained_model_into_the_run(invoke, arith, tmp_path):

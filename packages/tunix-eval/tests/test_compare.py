@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from tunix_core.context import RunContext
 from tunix_core.errors import TunixError
 from tunix_core.evaluation import score_predictions
 from tunix_core.layout import EVAL_SUMMARY
+from tunix_core.plugins import get_host
 from tunix_core.protocols import Prediction
 from tunix_eval import compare as comparing
 
@@ -16,7 +18,7 @@ def write_eval(folder, answers: dict[str, str], expected: str = "1") -> None:
         Prediction(i, "", f"<reasoning>r</reasoning><answer>{a}</answer>", expected)
         for i, a in answers.items()
     ]
-    score_predictions(predictions, [], label=folder.name, out_dir=folder)
+    score_predictions(predictions, [], label=folder.name, out_dir=folder, context=RunContext(get_host()))
 
 
 def test_only_items_in_both_evaluations_can_flip(tmp_path):

@@ -117,7 +117,7 @@ class ScriptedBackend:
         if spec.weights not in ("default", "random"):
             raise ConfigError(f"model.weights: file not found: {spec.weights}")
 
-    def load(self, spec: ModelSpec) -> ScriptedTeacher:
+    def load(self, spec: ModelSpec, *, progress: Any) -> ScriptedTeacher:
         return ScriptedBackend.model_class(spec)
 
 
@@ -163,7 +163,7 @@ def settings(**sampling: Any) -> DistillSettings:
 
 
 def run(host: PluginHost, out: Path, items: Sequence[ReasoningExample], **kwargs: Any) -> dict[str, Any]:
-    model = open_teacher(host, TEACHER)
+    model = open_teacher(host, TEACHER, print)
     return distill(model, items, kwargs.pop("config", settings()), out,
                    checks=host.answer_checks, **kwargs)  # fmt: skip
 
@@ -335,13 +335,13 @@ def test_an_item_naming_an_uninstalled_check_stops_before_the_teacher_is_asked(h
 )  # fmt: skip
 def test_a_teacher_that_cannot_be_loaded_is_one_line_naming_the_flag(host, teacher, message):
     with pytest.raises(ConfigError, match=message):
-        open_teacher(host, teacher)
+        open_teacher(host, teacher, print)
 
 
 def test_a_backend_whose_models_cannot_sample_is_refused(host):
     ScriptedBackend.model_class = GreedyOnly
     with pytest.raises(ConfigError, match=r"^--backend scripted: its models cannot draw samples"):
-        open_teacher(host, TEACHER)
+        open_teacher(host, TEACHER, print)
 
 
 @pytest.mark.parametrize(

@@ -47,7 +47,7 @@ class TeacherBackend:
         if spec.preset not in ("tiny", "critic"):
             raise ConfigError(f"model.preset: unknown preset {spec.preset!r}")
 
-    def load(self, spec: Any) -> SamplingArithmeticModel:
+    def load(self, spec: Any, *, progress: Any) -> SamplingArithmeticModel:
         return SamplingArithmeticModel(trained=False)
 
 

@@ -2,6 +2,8 @@
 
 import pytest
 
+from tunix_core.context import RunContext
+from tunix_core.plugins import get_host
 from tunix_core.protocols import Prediction
 from tunix_eval.format import FormatEvaluator
 
@@ -29,7 +31,7 @@ CASES = {
 
 def evaluate(cases, **options):
     predictions = [Prediction(name, "", text, "4") for name, text in cases.items()]
-    return FormatEvaluator(**options).evaluate(predictions)
+    return FormatEvaluator(**options).evaluate(predictions, context=RunContext(get_host()))
 
 
 def test_exact_format_and_every_way_to_miss_it():

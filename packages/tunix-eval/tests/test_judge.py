@@ -12,6 +12,8 @@ from typing import ClassVar
 
 import pytest
 
+import tunix_eval.plugin
+from tunix_core.context import RunContext
 from tunix_core.data.render import render_prompt
 from tunix_core.errors import ConfigError
 from tunix_core.hookspecs import hookimpl
@@ -58,7 +60,7 @@ class RuleBackend:
     def validate(self, spec):
         RuleBackend.specs.append(spec)
 
-    def load(self, spec):
+    def load(self, spec, *, progress):
         return RuleBackend.model
 
 
@@ -71,6 +73,7 @@ def _register_backends(registry):
 def host() -> PluginHost:
     host = PluginHost()
     host.add_plugin(plugin_module("test-plugin", tunix_register_backends=_register_backends), "rules", "t")
+    host.add_plugin(tunix_eval.plugin, "eval", "tunix-eval")  # the answer checks
     host.fill_registries()
     RuleBackend.specs.clear()
     RuleBackend.model = LiteralJudgeModel()
@@ -92,7 +95,7 @@ PREDICTIONS = [
 
 def test_scores_aggregate_and_disagreements(host):
     options = JudgeOptions(backend="rules", preset="tiny-judge", weights="random", batch_size=2)
-    report = JudgeEvaluator(options, host=host).evaluate(PREDICTIONS)
+    report = JudgeEvaluator(options).evaluate(PREDICTIONS, context=RunContext(host))
     items = report.per_item
     assert items["same"]["judge_score"] == 5 and items["same"]["judge_correct"] is True
     assert items["wrong"]["judge_score"] == 1 and items["wrong"]["agrees_with_accuracy"] is True
@@ -115,18 +118,18 @@ def test_scores_aggregate_and_disagreements(host):
 
 def test_the_model_comes_from_the_backend_registry_once(host):
     options = JudgeOptions(backend="rules", preset="gemma3-1b-it", weights="gguf:/m.gguf")
-    judge = JudgeEvaluator(options, host=host)
-    judge.evaluate(PREDICTIONS[:1])
-    judge.evaluate(PREDICTIONS[:1])
+    judge = JudgeEvaluator(options)
+    judge.evaluate(PREDICTIONS[:1], context=RunContext(host))
+    judge.evaluate(PREDICTIONS[:1], context=RunContext(host))
     (spec,) = RuleBackend.specs
     assert (spec.preset, spec.weights) == ("gemma3-1b-it", "gguf:/m.gguf")
 
 
 def test_unknown_backend_names_what_is_installed(host):
-    judge = JudgeEvaluator(JudgeOptions(backend="nope"), host=host)
+    judge = JudgeEvaluator(JudgeOptions(backend="nope"))
     expected = "judge backend: Unknown model backend 'nope'. Installed: rules"
     with pytest.raises(ConfigError, match=re.escape(expected)):
-        judge.evaluate(PREDICTIONS[:1])
+        judge.evaluate(PREDICTIONS[:1], context=RunContext(host))
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,6 @@
+from tunix_core.context import RunContext
 from tunix_core.evaluation import score_predictions
+from tunix_core.plugins import get_host
 from tunix_core.protocols import Prediction
 from tunix_eval.report import format_summary, pct
 
@@ -9,7 +11,7 @@ def test_format_summary_shows_headline_and_groups():
                    {"category": "x", "difficulty": "easy"}),
         Prediction("b", "", "<answer>2</answer>", "3", {"category": "y", "difficulty": "hard"}),
     ]  # fmt: skip
-    text = format_summary(score_predictions(predictions, [], label="demo"))
+    text = format_summary(score_predictions(predictions, [], label="demo", context=RunContext(get_host())))
     assert text.splitlines()[0] == "Evaluation 'demo': 2 item(s)"
     assert "answer accuracy (primary score)  50.0% ± 35.4%  (1/2)" in text
     assert "format compliance                50.0%" in text

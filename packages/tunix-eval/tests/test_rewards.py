@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from tunix_core.context import RunContext
 from tunix_core.errors import DataError
-from tunix_core.plugins import get_host
+from tunix_core.plugins import PluginHost, get_host
 from tunix_core.registry import RegistryError, RewardRegistry, UnknownNameError
 from tunix_core.rewards import score_rewards
 from tunix_eval.plugin import tunix_register_rewards
@@ -27,7 +28,8 @@ GOOD = "<reasoning>Fish have fins, not legs.</reasoning>\n<answer>No</answer>"
 def score(reward: Any, completions: list[str], expected: list[str] | None = None,
           meta: list[Mapping[str, Any]] | None = None) -> list[float]:  # fmt: skip
     n = len(completions)
-    return list(reward(["q"] * n, completions, expected or ["x"] * n, meta or [{}] * n))
+    return list(reward(["q"] * n, completions, expected or ["x"] * n, meta or [{}] * n,
+                       context=RunContext(get_host())))
 
 
 def test_format_strict_is_one_only_for_the_exact_format():
@@ -108,25 +110,31 @@ def test_the_builtins_are_installed_through_the_plugin_host():
 
 def constant(value: float) -> Any:
     def reward(prompts: Sequence[str], completions: Sequence[str], expected: Sequence[str],
-               meta: Sequence[Mapping[str, Any]]) -> list[float]:  # fmt: skip
+               meta: Sequence[Mapping[str, Any]], *, context: RunContext) -> list[float]:  # fmt: skip
         return [value] * len(completions)
 
     return reward
 
 
 def nan_for_first(prompts: Sequence[str], completions: Sequence[str], expected: Sequence[str],
-                  meta: Sequence[Mapping[str, Any]]) -> list[float]:  # fmt: skip
+                  meta: Sequence[Mapping[str, Any]], *, context: RunContext) -> list[float]:  # fmt: skip
     return [math.nan, *([0.0] * (len(completions) - 1))]
 
 
 ONE, HALF = constant(1.0), constant(0.5)
 
 
+def rewards_context(**targets: str) -> RunContext:
+    """A run context whose host has only the rewards ``targets`` (name -> target)."""
+    host = PluginHost()
+    for name, target in targets.items():
+        host.rewards.register(name, target)
+    return RunContext(host)
+
+
 def test_score_rewards_weights_and_renormalises_over_the_rewards_that_apply():
-    registry = RewardRegistry()
-    registry.register("one", f"{__name__}:ONE")
-    registry.register("nan-first", f"{__name__}:nan_for_first")
-    got = score_rewards(registry, {"one": 1.0, "nan-first": 3.0}, ["p"] * 2, ["a", "b"],
+    context = rewards_context(**{"one": f"{__name__}:ONE", "nan-first": f"{__name__}:nan_for_first"})
+    got = score_rewards(context, {"one": 1.0, "nan-first": 3.0}, ["p"] * 2, ["a", "b"],
                         ["e"] * 2, [{}] * 2)  # fmt: skip
     # First: only "one" applies -> 1.0. Second: (1*1 + 3*0) / 4.
     assert got.total == [1.0, 0.25]
@@ -135,32 +143,29 @@ def test_score_rewards_weights_and_renormalises_over_the_rewards_that_apply():
 
 
 def test_score_rewards_is_nan_where_no_reward_applies():
-    registry = RewardRegistry()
-    registry.register("nan-first", f"{__name__}:nan_for_first")
-    got = score_rewards(registry, {"nan-first": 1.0}, ["p"], ["a"], ["e"], [{}])
+    context = rewards_context(**{"nan-first": f"{__name__}:nan_for_first"})
+    got = score_rewards(context, {"nan-first": 1.0}, ["p"], ["a"], ["e"], [{}])
     assert math.isnan(got.total[0])
 
 
 def test_score_rewards_uses_the_installed_builtins():
-    got = score_rewards(get_host().rewards, {"format": 1.0, "answer": 1.0}, ["q", "q"],
+    got = score_rewards(RunContext(get_host()), {"format": 1.0, "answer": 1.0}, ["q", "q"],
                         [GOOD, "<answer>yes</answer>"], ["no", "no"], [{}, {}])  # fmt: skip
     assert got.total == [1.0, 0.0]
 
 
 def test_score_rewards_names_an_unknown_reward_and_lists_the_installed_ones():
-    registry = RewardRegistry()
-    registry.register("half", f"{__name__}:HALF")
+    context = rewards_context(half=f"{__name__}:HALF")
     with pytest.raises(UnknownNameError, match=r"Unknown reward 'halv'\. Installed: half\."):
-        score_rewards(registry, {"halv": 1.0}, ["p"], ["a"], ["e"], [{}])
+        score_rewards(context, {"halv": 1.0}, ["p"], ["a"], ["e"], [{}])
 
 
 def test_score_rewards_rejects_a_non_positive_weight_and_unparallel_inputs():
-    registry = RewardRegistry()
-    registry.register("half", f"{__name__}:HALF")
+    context = rewards_context(half=f"{__name__}:HALF")
     with pytest.raises(ValueError, match=r"reward 'half': weight must be a positive number"):
-        score_rewards(registry, {"half": 0.0}, ["p"], ["a"], ["e"], [{}])
+        score_rewards(context, {"half": 0.0}, ["p"], ["a"], ["e"], [{}])
     with pytest.raises(ValueError, match="must be parallel"):
-        score_rewards(registry, {"half": 1.0}, ["p"], ["a", "b"], ["e"], [{}])
+        score_rewards(context, {"half": 1.0}, ["p"], ["a", "b"], ["e"], [{}])
 
 
 def test_reward_names_are_validated():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from tunix_core.context import RunContext
 from tunix_core.evaluation import score_predictions
+from tunix_core.plugins import get_host
 from tunix_core.protocols import Prediction
 from tunix_core.rundir import RunDirectory
 from tunix_eval.runs import format_runs, list_runs, read_run
@@ -16,7 +18,7 @@ def make_run(root, name, answer=None, steps=None):
     if answer is not None:
         completion = f"<reasoning>r</reasoning><answer>{answer}</answer>"
         predictions = [Prediction("q", "", completion, "1"), Prediction("p", "", completion, "2")]
-        score_predictions(predictions, [], label="final", out_dir=run.path)
+        score_predictions(predictions, [], label="final", out_dir=run.path, context=RunContext(get_host()))
     return run
 
 

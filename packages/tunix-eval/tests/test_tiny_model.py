@@ -10,9 +10,11 @@ import json
 import pytest
 
 from tunix_core.config import DEFAULT_SYSTEM_PROMPT
+from tunix_core.context import RunContext
 from tunix_core.evaluation import evaluate_examples
 from tunix_core.evidence import validate_file
 from tunix_core.layout import EVAL_SUMMARY, PREDICTIONS
+from tunix_core.plugins import get_host
 from tunix_eval.accuracy import AccuracyEvaluator
 from tunix_eval.format import FormatEvaluator
 from tunix_eval.trace import TraceEvaluator
@@ -23,7 +25,7 @@ def tiny_generator():
     from tunix_core.protocols import ModelSpec
     from tunix_jax.backend import JaxBackend
 
-    return JaxBackend().load(ModelSpec("tiny-gemma3", "random"))
+    return JaxBackend().load(ModelSpec("tiny-gemma3", "random"), progress=print)
 
 
 class CountingGenerator:
@@ -43,7 +45,7 @@ def test_tiny_gemma3_end_to_end_with_resume(tiny_generator, arith, tmp_path):
         evaluators = [FormatEvaluator(), AccuracyEvaluator(), TraceEvaluator()]
         return evaluate_examples(generator, examples, evaluators,
                                  system_prompt=DEFAULT_SYSTEM_PROMPT, max_new_tokens=6,
-                                 batch_size=2, out_dir=tmp_path, label="tiny")  # fmt: skip
+                                 batch_size=2, out_dir=tmp_path, label="tiny", context=RunContext(get_host()))  # fmt: skip
 
     summary = evaluate(tiny_generator)
     assert validate_file(tmp_path / PREDICTIONS) == []

@@ -2,6 +2,8 @@
 
 import pytest
 
+from tunix_core.context import RunContext
+from tunix_core.plugins import get_host
 from tunix_core.protocols import Prediction
 from tunix_eval.trace import TraceEvaluator, count_steps
 
@@ -22,7 +24,7 @@ def test_steps_lengths_and_answers_stated_in_reasoning():
         # correct without any reasoning: counts as not stated
         Prediction("d", "", "<answer>Paris</answer>", "Paris"),
     ]
-    report = TraceEvaluator().evaluate(predictions)
+    report = TraceEvaluator().evaluate(predictions, context=RunContext(get_host()))
     items = report.per_item
     assert items["a"] == {"reasoning_steps": 2, "reasoning_tokens": 7, "answer_in_reasoning": True}
     assert items["b"]["answer_in_reasoning"] is False
@@ -37,6 +39,6 @@ def test_steps_lengths_and_answers_stated_in_reasoning():
 
 
 def test_no_correct_answers_gives_no_rate():
-    report = TraceEvaluator().evaluate([Prediction("a", "", "nothing", "1")])
+    report = TraceEvaluator().evaluate([Prediction("a", "", "nothing", "1")], context=RunContext(get_host()))
     assert report.metrics["answer_in_reasoning_rate"] is None
     assert report.metrics["steps"] == {"mean": 0.0, "median": 0.0, "max": 0.0}

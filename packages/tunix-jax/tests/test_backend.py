@@ -7,9 +7,16 @@ import jax
 import pytest
 from flax import nnx
 
+from tunix_core.context import RunContext
+from tunix_core.data.transforms import register_builtin_transforms
 from tunix_core.errors import ConfigError
+from tunix_core.plugins import PluginHost
 from tunix_core.protocols import LoadedModel, ModelBackend, ModelSpec
+from tunix_core.registry import TransformRegistry
 from tunix_jax.backend import JaxBackend
+
+TRANSFORMS = TransformRegistry()
+register_builtin_transforms(TRANSFORMS)
 
 TINY = ModelSpec("tiny-gemma3", "random")
 
@@ -21,18 +28,18 @@ def backend() -> JaxBackend:
 
 def test_it_is_a_model_backend_and_loads_each_spec_once(backend):
     assert isinstance(backend, ModelBackend)
-    model = backend.load(TINY)
+    model = backend.load(TINY, progress=print)
     assert isinstance(model, LoadedModel) and model.spec == TINY
-    assert backend.load(ModelSpec("tiny-gemma3", "random")) is model
-    assert backend.load(ModelSpec("tiny-gemma3", "random", seed=1)) is not model
+    assert backend.load(ModelSpec("tiny-gemma3", "random"), progress=print) is model
+    assert backend.load(ModelSpec("tiny-gemma3", "random", seed=1), progress=print) is not model
 
 
 def test_a_base_model_consumed_by_a_full_fine_tune_is_loaded_again():
     backend = JaxBackend()
-    model = backend.load(TINY)
+    model = backend.load(TINY, progress=print)
     # A full fine-tune's train step donates the parameter buffers it was given.
     jax.tree.leaves(nnx.state(model.transformer))[0].delete()
-    again = backend.load(TINY)
+    again = backend.load(TINY, progress=print)
     assert again is not model
     assert not any(leaf.is_deleted() for leaf in jax.tree.leaves(nnx.state(again.transformer)))
 
@@ -53,16 +60,29 @@ def test_validate_names_the_field(backend, spec, message):
         backend.validate(spec)
 
 
-def test_export_check_verify_and_load_back(backend, tmp_path):
-    model = backend.load(TINY)
+def test_export_check_verify_and_load_back(tmp_path):
+    backend = JaxBackend()
+    lines: list[str] = []
+    model = backend.load(TINY, progress=lines.append)
     export = backend.export(model, tmp_path / "model")
     assert export.directory == tmp_path / "model" and export.model_id == "tiny-gemma3@random"
     assert backend.export_problems(export.directory) == []
-    report = backend.verify(export.directory)
+    report = backend.verify(export.directory, progress=lines.append)
     assert report["ok"] is True, report
-    loaded = backend.load_export(export.directory, TINY)
+    # The backend that exported keeps the model: nothing is read back.
+    kept = backend.load_export(export.directory, TINY, progress=lines.append)
+    # Another backend (a resumed run's new process) reads the export from disk.
+    loaded = JaxBackend().load_export(export.directory, TINY, progress=lines.append)
+    assert [line.split(" in ")[0] for line in lines] == [
+        "[load] tiny-gemma3, weights random (float32),",
+        f"[load] export {export.directory} with tunix_jax (round trip)",
+        f"[load] export {export.directory} (tiny-gemma3, float32)",
+    ]
+    assert kept.transformer is not model.transformer  # the same arrays, laid out as loaded
     prompt = "<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n"
-    assert loaded.generate([prompt], max_new_tokens=4) == model.generate([prompt], max_new_tokens=4)
+    expected = model.generate([prompt], max_new_tokens=4)
+    assert kept.generate([prompt], max_new_tokens=4) == expected
+    assert loaded.generate([prompt], max_new_tokens=4) == expected
 
     (export.directory / "probe.json").unlink()
     assert backend.export_problems(export.directory) == [
@@ -73,7 +93,7 @@ def test_export_check_verify_and_load_back(backend, tmp_path):
 def test_scores_are_log_probabilities_of_the_completion(backend):
     from tunix_jax.model.scoring import completion_logprobs
 
-    model = backend.load(TINY)
+    model = backend.load(TINY, progress=print)
     prompts, completions = ["<start_of_turn>user\nHi", "Q"], [" there", ""]
     scores = model.score(prompts, completions)
     ids = [model.tokenizer.encode(p, add_bos=True) for p in prompts]
@@ -100,15 +120,17 @@ def test_training_leaves_the_shared_base_model_as_it_was(tmp_path):
         "training": {"steps": 2, "batch_size": 2, "max_seq_len": 256, "lora": {"rank": 2}},
         "trainer": {"options": {"progress_bar": False}},
     })  # fmt: skip
-    base = backend.load(ModelSpec.from_config(config))
+    base = backend.load(ModelSpec.from_config(config), progress=print)
     before = param_fingerprint(model_params(base.transformer))
     run = RunDirectory.create(tmp_path, "r", model_id="tiny", dataset="d", trainer="jax",
                               config_path=None, command=["pytest"])  # fmt: skip
     from tunix_core.data.loading import load_split
     from tunix_core.plugins import get_host
 
-    examples = load_split(get_host().datasets, "dev-reasoning-v2", "train", seed=0, limit=4)
-    result = JaxTrainer().train(config, run, examples, backend=backend, progress=lambda _: None)
+    host = get_host()
+    examples = load_split(host.datasets, "dev-reasoning-v2", "train", seed=0, transforms=host.transforms, limit=4)
+    result = JaxTrainer().train(config, run, examples, backend=backend,
+                                context=RunContext(PluginHost(), run))  # fmt: skip
     assert result.export is not None and result.export.fingerprint != before
-    assert backend.load(ModelSpec.from_config(config)) is base
+    assert backend.load(ModelSpec.from_config(config), progress=print) is base
     assert param_fingerprint(model_params(base.transformer)) == before

@@ -11,7 +11,7 @@ PROMPT = render_prompt("What is 6 * 7?")
 
 
 def test_samples_differ_from_each_other_and_repeat_with_their_seed():
-    model = JaxBackend().load(ModelSpec("tiny-gemma3", "random"))
+    model = JaxBackend().load(ModelSpec("tiny-gemma3", "random"), progress=print)
     assert isinstance(model, SamplingModel)
 
     def draw(seed: int, temperature: float = 1.0, top_p: float = 1.0) -> list[str]:

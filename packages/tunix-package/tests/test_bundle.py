@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from tunix_core.context import RunContext
 from tunix_core.errors import EvidenceError
 from tunix_core.jsonio import read_jsonl
+from tunix_core.plugins import get_host
 from tunix_jax.backend import JaxBackend
 from tunix_package.bundle import REQUIRED_ENTRIES, cap_log
 from tunix_package.kaggle import KagglePackager, export_evidence
@@ -26,7 +28,7 @@ def test_good_bundle_holds_the_evidence_and_validates(make_run, options):
     run = make_run()
     (run.path / "loss_curve.png").write_bytes(b"\x89PNG\r\n\x1a\n plot bytes")
     run.start_stage("package")  # as the runner's package stage does
-    bundle = KagglePackager().package(run, backend=JaxBackend(), options=options)
+    bundle = KagglePackager().package(run, backend=JaxBackend(), options=options, context=RunContext(get_host()))
     run.finish_stage("package", 2.0, detail={"bundle": str(bundle)})
 
     date = run.manifest["timestamp"][:10].replace("-", "")
@@ -59,6 +61,10 @@ def test_good_bundle_holds_the_evidence_and_validates(make_run, options):
     assert (model_copy / "params").is_dir() and (model_copy / "tokenizer.model").is_file()
     assert set(manifest["model"]["files"]) >= {"model_config.json", "probe.json", "tokenizer.model"}
     assert not any(name.startswith("model/") or name.endswith(".safetensors") for name in entries)
+    # The export beside the bundle is the run's own files, hard-linked, not a copy.
+    for path in (run.model_dir / "tokenizer.model", run.model_dir / "model_config.json"):
+        linked = model_copy / path.name
+        assert linked.stat().st_ino == path.stat().st_ino and path.stat().st_nlink >= 2
 
     readme = entries["README_SUBMISSION.md"].decode()
     assert "`tiny-gemma3@random`" in readme
@@ -71,21 +77,21 @@ def test_good_bundle_holds_the_evidence_and_validates(make_run, options):
     assert "```python\n" + "\n".join(code) + "\n```" in readme
 
     packager = KagglePackager()
-    assert packager.validate(bundle) == []
-    assert packager.validate(run.submission_dir) == []
-    assert packager.validate(run.path) == []
+    assert packager.validate(bundle, context=RunContext(get_host())) == []
+    assert packager.validate(run.submission_dir, context=RunContext(get_host())) == []
+    assert packager.validate(run.path, context=RunContext(get_host())) == []
 
 
 def test_bundle_bytes_are_reproducible(make_run, options):
     run = make_run()
-    first = KagglePackager().package(run, backend=JaxBackend(), options=options).read_bytes()
-    second = KagglePackager().package(run, backend=JaxBackend(), options=options).read_bytes()
+    first = KagglePackager().package(run, backend=JaxBackend(), options=options, context=RunContext(get_host())).read_bytes()
+    second = KagglePackager().package(run, backend=JaxBackend(), options=options, context=RunContext(get_host())).read_bytes()
     assert first == second
 
 
 def test_prediction_sample_is_the_first_n_by_id(make_run, options):
     run = make_run()
-    entries = entries_of(KagglePackager().package(run, backend=JaxBackend(), options=options))
+    entries = entries_of(KagglePackager().package(run, backend=JaxBackend(), options=options, context=RunContext(get_host())))
     sample = [json.loads(line) for line in entries["predictions_sample.jsonl"].splitlines()]
     assert [r["id"] for r in sample] == ["q-001", "q-002", "q-003"]
     by_id = {r["id"]: r for r in read_jsonl(run.path / "predictions.jsonl")}
@@ -96,7 +102,7 @@ def test_prediction_sample_is_the_first_n_by_id(make_run, options):
 def test_long_log_is_cut_with_a_marker_keeping_head_and_tail(make_run, options):
     lines = [f"{i:06d} training progress line with some padding text\n" for i in range(20_000)]
     run = make_run(log_text="".join(lines))
-    entries = entries_of(KagglePackager().package(run, backend=JaxBackend(), options={**options, "max_log_bytes": 50_000}))
+    entries = entries_of(KagglePackager().package(run, backend=JaxBackend(), options={**options, "max_log_bytes": 50_000}, context=RunContext(get_host())))
     log = entries["run.log"].decode()
     assert len(entries["run.log"]) <= 50_000
     assert log.startswith(lines[0]) and log.endswith(lines[-1])
@@ -123,7 +129,7 @@ def test_cap_log_always_fits_and_cuts_on_line_boundaries(limit):
 
 def test_without_notebook_the_readme_says_why(make_run, options):
     run = make_run(baseline=False)
-    entries = entries_of(KagglePackager().package(run, backend=JaxBackend(), options=options))
+    entries = entries_of(KagglePackager().package(run, backend=JaxBackend(), options=options, context=RunContext(get_host())))
     assert "notebooks/kaggle_submission.ipynb" not in entries
     readme = entries["README_SUBMISSION.md"].decode()
     assert "No notebook is included" in readme
@@ -150,7 +156,7 @@ def test_notebook_comes_from_the_runs_commit(make_run, tmp_path, monkeypatch, op
     assert sha and len(sha) == 40
     notebook.write_text('{"cells": ["edited after the run"]}')
 
-    bundle = KagglePackager().package(run, backend=JaxBackend(), options=options)
+    bundle = KagglePackager().package(run, backend=JaxBackend(), options=options, context=RunContext(get_host()))
     assert bundle.name.endswith(f"_{sha[:7]}.zip")
     entries = entries_of(bundle)
     assert entries["notebooks/kaggle_submission.ipynb"] == b'{"cells": ["as committed"]}'
@@ -160,20 +166,20 @@ def test_notebook_comes_from_the_runs_commit(make_run, tmp_path, monkeypatch, op
 def test_a_bundle_over_the_cap_is_refused(make_run, options):
     run = make_run()
     with pytest.raises(EvidenceError, match=r"over the cap of 2,000 \(package.max_bundle_bytes\)"):
-        KagglePackager().package(run, backend=JaxBackend(), options={**options, "max_bundle_bytes": 2_000})
+        KagglePackager().package(run, backend=JaxBackend(), options={**options, "max_bundle_bytes": 2_000}, context=RunContext(get_host()))
     assert not list(run.submission_dir.glob("*.zip"))
 
 
 def test_export_evidence_copies_the_bundle_not_the_model(make_run, options, tmp_path):
     run = make_run()
-    bundle = KagglePackager().package(run, backend=JaxBackend(), options=options)
+    bundle = KagglePackager().package(run, backend=JaxBackend(), options=options, context=RunContext(get_host()))
     destination = tmp_path / "submission_runs" / "tiny"
     written = export_evidence(bundle, destination)
     assert sorted(p.relative_to(destination).as_posix() for p in written) == sorted(
         entries_of(bundle)
     )
     assert not (destination / "model").exists()
-    assert KagglePackager().validate(destination) == []
+    assert KagglePackager().validate(destination, context=RunContext(get_host())) == []
     with pytest.raises(EvidenceError, match="not empty"):
         export_evidence(bundle, destination)
 
@@ -195,7 +201,7 @@ def test_float32_weights_trained_in_bfloat16_package(make_run, tmp_path, options
     export = write_model_dir(trained, tokenizer, preset="tiny-gemma3", weights="random",
                              directory=tmp_path / "export")  # fmt: skip
     run = make_run(export.directory, export.fingerprint)
-    bundle = KagglePackager().package(run, backend=JaxBackend(), options=options)
+    bundle = KagglePackager().package(run, backend=JaxBackend(), options=options, context=RunContext(get_host()))
     round_trip = json.loads(entries_of(bundle)["MANIFEST"])["model"]["round_trip"]
     assert round_trip["ok"] is True
     report = round_trip.get("google_tunix")
@@ -208,7 +214,7 @@ def test_float32_weights_trained_in_bfloat16_package(make_run, tmp_path, options
 def test_the_google_tunix_round_trip_is_recorded(make_run, options, monkeypatch):
     pytest.importorskip("tunix.models.gemma3.model")
     run = make_run()
-    entries = entries_of(KagglePackager().package(run, backend=JaxBackend(), options=options))
+    entries = entries_of(KagglePackager().package(run, backend=JaxBackend(), options=options, context=RunContext(get_host())))
     round_trip = json.loads(entries["MANIFEST"])["model"]["round_trip"]
     compat = round_trip["google_tunix"]
     assert compat["loader"].startswith("google-tunix gemma3.params.create_model_from_checkpoint")

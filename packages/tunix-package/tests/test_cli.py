@@ -12,6 +12,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
+import tunix_eval.plugin
+import tunix_jax.plugin
 from tunix_core import builtin
 from tunix_core.cli import TunixGroup, cli
 from tunix_core.plugins import PluginHost
@@ -23,6 +25,9 @@ def host() -> PluginHost:
     host = PluginHost()
     host.add_plugin(builtin, "core", "tunix-core")
     host.add_plugin(plugin, "kaggle", "tunix-package")
+    # What packaging checks with: the jax backend and tunix-eval's evaluators and answer checks.
+    host.add_plugin(tunix_jax.plugin, "jax", "tunix-jax")
+    host.add_plugin(tunix_eval.plugin, "eval", "tunix-eval")
     host.fill_registries()
     return host
 

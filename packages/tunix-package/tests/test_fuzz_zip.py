@@ -11,7 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tunix_core.context import RunContext
 from tunix_core.errors import TunixError
+from tunix_core.plugins import get_host
 from tunix_package.validation import validate_path
 
 # Names built from the parts that make extraction hard: separators, dots, clashes.
@@ -37,7 +39,7 @@ def test_the_zip_validator_reports_problems_never_a_traceback(entries, tail) -> 
             handle.write(tail)
         saved, tempfile.tempdir = tempfile.tempdir, str(scratch)  # where validation extracts
         try:
-            problems = validate_path(bundle)
+            problems = validate_path(bundle, context=RunContext(get_host()))
         except TunixError:
             problems = ["raised"]
         finally:

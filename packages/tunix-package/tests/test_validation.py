@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tunix_core.context import RunContext
 from tunix_core.errors import EvidenceError
 from tunix_core.jsonio import read_jsonl
+from tunix_core.plugins import get_host
 from tunix_package.kaggle import KagglePackager, export_evidence
 
 
@@ -24,9 +26,9 @@ def rewrite_json(path: Path, **changes) -> None:
 def refused(run, options, expected: str) -> None:
     """Packaging refuses with ``expected`` and validation reports it."""
     with pytest.raises(EvidenceError, match="refusing to package") as caught:
-        KagglePackager().package(run, options)
+        KagglePackager().package(run, options, context=RunContext(get_host()))
     assert expected in str(caught.value)
-    assert any(expected in problem for problem in KagglePackager().validate(run.path))
+    assert any(expected in problem for problem in KagglePackager().validate(run.path, context=RunContext(get_host())))
 
 
 @pytest.mark.parametrize(
@@ -59,7 +61,7 @@ def test_a_summary_that_disagrees_with_its_predictions_is_refused(make_run, opti
     records[-1]["correct"] = True  # now 5 of 6 are correct, the summary still says 4
     predictions.write_text("".join(json.dumps(r) + "\n" for r in records))
     refused(run, options, "counts.correct is 4 but")
-    problems = KagglePackager().validate(run.path)
+    problems = KagglePackager().validate(run.path, context=RunContext(get_host()))
     assert any("primary_score 0.6666666666666666 disagrees with" in p and
                "where 5 of 6 predictions are correct" in p for p in problems)  # fmt: skip
 
@@ -153,19 +155,19 @@ def test_a_model_that_does_not_load_back_is_refused(make_run, options):
     probe["logits"] = [value + 0.5 for value in probe["logits"]]
     probe_path.write_text(json.dumps(probe))
     with pytest.raises(EvidenceError, match="does not load back to the same outputs"):
-        KagglePackager().package(run, options)
+        KagglePackager().package(run, options, context=RunContext(get_host()))
     assert not list(run.submission_dir.glob("*.zip"))
 
 
 def test_an_edited_evidence_file_is_caught_by_its_checksum(make_run, options, tmp_path):
     run = make_run()
-    bundle = KagglePackager().package(run, options)
+    bundle = KagglePackager().package(run, options, context=RunContext(get_host()))
     evidence = tmp_path / "evidence"
     export_evidence(bundle, evidence)
     (evidence / "README_SUBMISSION.md").write_text("# hand-written claims\n")
     (evidence / "metrics.jsonl").unlink()
     (evidence / "notes.txt").write_text("not from the run")
-    problems = KagglePackager().validate(evidence)
+    problems = KagglePackager().validate(evidence, context=RunContext(get_host()))
     assert (
         f"{evidence / 'README_SUBMISSION.md'}: sha256/size do not match MANIFEST (file changed after packaging)"
         in problems
@@ -177,13 +179,13 @@ def test_an_edited_evidence_file_is_caught_by_its_checksum(make_run, options, tm
 
 def test_a_changed_model_beside_the_zip_is_refused(make_run, options):
     run = make_run()
-    KagglePackager().package(run, options)
+    KagglePackager().package(run, options, context=RunContext(get_host()))
     (run.submission_dir / "model" / "tokenizer.model").write_bytes(b"another vocabulary")
-    problems = KagglePackager().validate(run.submission_dir)
+    problems = KagglePackager().validate(run.submission_dir, context=RunContext(get_host()))
     assert any("model/tokenizer.model: not listed or changed relative to" in p for p in problems)
     assert any(
         "model/tokenizer.model: not listed or changed" in p
-        for p in KagglePackager().validate(run.path)
+        for p in KagglePackager().validate(run.path, context=RunContext(get_host()))
     )
 
 
@@ -193,7 +195,7 @@ def test_a_zip_over_its_cap_is_refused(make_run, options):
     config["package"]["max_bundle_bytes"] = 3_000
     run.config_path.write_text(yaml.safe_dump(config))
     with pytest.raises(EvidenceError, match=r"bytes is over the bundle cap of 3000 bytes"):
-        KagglePackager().package(run, options)
+        KagglePackager().package(run, options, context=RunContext(get_host()))
 
 
 def malicious_zip(path: Path) -> Path:
@@ -214,7 +216,7 @@ def malicious_zip(path: Path) -> Path:
 
 def test_zip_entries_that_escape_or_link_are_refused(tmp_path):
     bundle = malicious_zip(tmp_path / "evil.zip")
-    problems = KagglePackager().validate(bundle)
+    problems = KagglePackager().validate(bundle, context=RunContext(get_host()))
     assert f"{bundle}: entry '../escaped.txt' escapes the bundle with '..'" in problems
     assert f"{bundle}: entry 'notes/../../up.txt' escapes the bundle with '..'" in problems
     assert f"{bundle}: entry '/etc/cron.d/job' is an absolute path" in problems
@@ -229,7 +231,7 @@ def test_zip_entries_that_escape_or_link_are_refused(tmp_path):
 def test_a_file_that_is_not_a_zip_is_refused(tmp_path):
     fake = tmp_path / "bundle.zip"
     fake.write_text("not a zip")
-    assert KagglePackager().validate(fake)[0].startswith(f"{fake}: not a readable zip")
+    assert KagglePackager().validate(fake, context=RunContext(get_host()))[0].startswith(f"{fake}: not a readable zip")
 
 
 def test_a_zip_that_would_expand_enormously_is_not_extracted(tmp_path):
@@ -241,6 +243,6 @@ def test_a_zip_that_would_expand_enormously_is_not_extracted(tmp_path):
     ):
         for _ in range(300):
             handle.write(block)
-    problems = KagglePackager().validate(bomb)
+    problems = KagglePackager().validate(bomb, context=RunContext(get_host()))
     assert problems == [f"{bomb}: its entries would expand to 314,572,800 bytes "
                         "(more than 16,777,216); not a tunix bundle"]  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tunix_core.context import RunContext
 from tunix_core.data.parse import parse_completion
 from tunix_core.protocols import EvaluatorReport, Prediction
 
@@ -14,7 +15,9 @@ class AnswerBrevity:
     def __init__(self, max_chars: int = 20) -> None:
         self.max_chars = max_chars
 
-    def evaluate(self, predictions: Sequence[Prediction]) -> EvaluatorReport:
+    def evaluate(
+        self, predictions: Sequence[Prediction], *, context: RunContext
+    ) -> EvaluatorReport:
         lengths = {}
         for prediction in predictions:
             answer = parse_completion(prediction.completion).answer

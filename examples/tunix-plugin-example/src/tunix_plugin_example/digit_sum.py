@@ -8,6 +8,7 @@ from typing import Any
 
 from tunix_core.data.record import ExampleMeta, ReasoningExample
 from tunix_core.errors import DataError
+from tunix_core.registry import TransformRegistry
 
 SPLIT_SIZES = {"train": 200, "eval": 40}
 
@@ -41,7 +42,13 @@ class DigitSumDataset:
         return tuple(SPLIT_SIZES)
 
     def load(
-        self, split: str, *, argument: str | None, seed: int, options: Mapping[str, Any]
+        self,
+        split: str,
+        *,
+        argument: str | None,
+        seed: int,
+        options: Mapping[str, Any],
+        transforms: TransformRegistry,
     ) -> list[ReasoningExample]:
         if split not in SPLIT_SIZES:
             raise DataError(

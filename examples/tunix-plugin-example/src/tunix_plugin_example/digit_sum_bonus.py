@@ -6,7 +6,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tunix_core.context import RunContext
 
 # One step of the dataset's worked solution: "12 + 7 = 19".
 SUM_STEP = re.compile(r"(\d+)\s*\+\s*(\d+)\s*=\s*(\d+)")
@@ -17,6 +20,8 @@ def digit_sum_bonus(
     completions: Sequence[str],
     expected: Sequence[str],
     meta: Sequence[Mapping[str, Any]],
+    *,
+    context: RunContext,
 ) -> list[float]:
     """The share of ``a + b = c`` steps in a completion whose sum is right; ``NaN`` for
     items that are not digit sums (``meta.category``) and for completions with no step."""

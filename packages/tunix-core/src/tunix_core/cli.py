@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from tunix_core import __version__
+from tunix_core.context import RunContext
 from tunix_core.errors import TunixError
 from tunix_core.hugepages import reexec_with_huge_pages
 from tunix_core.plugins import PluginHost, get_host
@@ -146,10 +147,13 @@ def validate_command(ctx: click.Context, path: Path) -> None:
     # A bundle (a zip, say) is not an evidence file itself: the packagers judge it.
     bundle = path.is_file() and path.name not in EVIDENCE_FILES
     checked, problems = ([], []) if bundle else validate_tree(path)
-    packagers = host_of(ctx).packagers.entries()
+    host = host_of(ctx)
+    context = RunContext(host)
+    packagers = host.packagers.entries()
     for packager_entry in packagers:
         packager = packager_entry.load()()
-        problems += [f"[{packager_entry.name}] {p}" for p in packager.validate(path) if p not in problems]
+        found = packager.validate(path, context=context)
+        problems += [f"[{packager_entry.name}] {p}" for p in found if p not in problems]
     for problem in problems:
         click.echo(f"  {problem}", err=True)
     if problems:

@@ -46,6 +46,7 @@ from tunix_core.registry import AnswerCheckRegistry, RegistryError
 from tunix_core.rundir import utc_now
 
 if TYPE_CHECKING:
+    from tunix_core.context import RunContext
     from tunix_core.data.record import ReasoningExample
     from tunix_core.plugins import PluginHost
 
@@ -111,13 +112,6 @@ ANSWER_MATCH_FIELD = "answer_match"
 def answer_checks_of(host: PluginHost) -> AnswerCheckRegistry:
     """The answer checks ``host``'s plugins registered."""
     return host.answer_checks
-
-
-def installed_answer_checks() -> AnswerCheckRegistry:
-    """The answer checks of the process-wide plugin host (every installed plugin)."""
-    from tunix_core.plugins import get_host  # the host imports every plugin: only on demand
-
-    return answer_checks_of(get_host())
 
 
 def answer_match_of(item_id: str, meta: Mapping[str, Any]) -> str:
@@ -267,6 +261,7 @@ def _apply_reports(
     records: list[dict[str, Any]],
     evaluators: Sequence[Evaluator],
     predictions: Sequence[Prediction],
+    context: RunContext,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Run every evaluator; merge per-item fields into ``records`` (by id, in place).
     Returns the metrics per evaluator and which evaluator decided each verdict."""
@@ -278,7 +273,7 @@ def _apply_reports(
         name = evaluator.name
         if name in metrics:
             raise TunixError(f"two evaluators are named {name!r}; evaluator names must be unique")
-        report = evaluator.evaluate(predictions)
+        report = evaluator.evaluate(predictions, context=context)
         metrics[name] = _json_safe(dict(report.metrics), f"metrics of evaluator {name!r}")
         claimed: set[str] = set()
         for item_id, fields in report.per_item.items():
@@ -310,11 +305,11 @@ def _check_items(ids: Sequence[str], label: str) -> None:
 def _score(
     predictions: Sequence[Prediction], evaluators: Sequence[Evaluator], *, label: str,
     generation: Mapping[str, Any] | None, source: Mapping[str, Any] | None,
-    checks: AnswerCheckRegistry,
+    context: RunContext,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
     _check_items([p.id for p in predictions], label)
-    records = [base_record(p, checks) for p in predictions]
-    metrics, decided_by = _apply_reports(records, evaluators, predictions)
+    records = [base_record(p, context.answer_checks) for p in predictions]
+    metrics, decided_by = _apply_reports(records, evaluators, predictions, context)
     for record in records:
         problems = schema_errors(record, "prediction")
         if problems:  # an evaluator returned a verdict of the wrong type
@@ -362,14 +357,13 @@ def score_predictions(
     out_dir: Path | None = None,
     generation: Mapping[str, Any] | None = None,
     source: Mapping[str, Any] | None = None,
-    answer_checks: AnswerCheckRegistry | None = None,
+    context: RunContext,
 ) -> dict[str, Any]:
-    """Score existing completions. With ``out_dir``, (re)write ``predictions.jsonl`` with
-    every verdict and score, and ``eval_summary.json``. Returns the summary.
-    ``answer_checks`` defaults to :func:`installed_answer_checks`."""
-    checks = answer_checks if answer_checks is not None else installed_answer_checks()
+    """Score existing completions with ``evaluators`` and ``context``'s answer checks. With
+    ``out_dir``, (re)write ``predictions.jsonl`` with every verdict and score, and
+    ``eval_summary.json``. Returns the summary."""
     records, summary = _score(predictions, evaluators, label=label, generation=generation,
-                              source=source, checks=checks)  # fmt: skip
+                              source=source, context=context)  # fmt: skip
     if out_dir is not None:
         _write_outputs(out_dir, records, summary)
     return summary
@@ -454,14 +448,14 @@ def evaluate_examples(
     label: str,
     progress: Callable[[str], None] | None = None,
     source: Mapping[str, Any] | None = None,
-    answer_checks: AnswerCheckRegistry | None = None,
+    context: RunContext,
 ) -> dict[str, Any]:
     """Generate completions for ``examples`` (resuming an interrupted call in ``out_dir``),
-    score them and write ``predictions.jsonl`` and ``eval_summary.json``. Returns the summary.
-    ``answer_checks`` defaults to :func:`installed_answer_checks`."""
+    score them with ``evaluators`` and ``context``'s answer checks, and write
+    ``predictions.jsonl`` and ``eval_summary.json``. Returns the summary."""
     if batch_size < 1 or max_new_tokens < 1:
         raise TunixError(f"{label}: batch_size and max_new_tokens must be >= 1")
-    checks = answer_checks if answer_checks is not None else installed_answer_checks()
+    checks = context.answer_checks
     _check_items([e.id for e in examples], label)  # before any generation is spent
     require_answer_checks(examples, checks, label)
     say = progress or (lambda _message: None)
@@ -520,7 +514,7 @@ def evaluate_examples(
     }
     summary = score_predictions(predictions, evaluators, label=label, out_dir=out_dir,
                                 generation=generation, source=source,
-                                answer_checks=checks)  # fmt: skip
+                                context=context)  # fmt: skip
     headline = headline_metrics(summary)
     say(f"[{label}] answer accuracy {headline['answer_accuracy']:.1%}, "
         f"format compliance {headline['format_compliance']:.1%} over {len(examples)} item(s)")  # fmt: skip
@@ -579,7 +573,6 @@ __all__ = [
     "evaluate_examples",
     "generation_progress",
     "headline_metrics",
-    "installed_answer_checks",
     "prediction_from_record",
     "read_predictions",
     "read_summary",

@@ -1,7 +1,9 @@
 """What an implementation registered in a tunix registry must provide.
 
 The registries hold lazy targets; once loaded, a target is called with no arguments
-(a class or a factory) and the result must satisfy the matching protocol below.
+(a class or a factory) and the result must satisfy the matching protocol below. The run's
+plugins reach its host (registries, hooks) and its progress only through the
+:class:`tunix_core.context.RunContext` they are handed, never through a process-wide host.
 
 A run's data flow: the dataset provider gives examples; the model backend loads the base
 model once, and the evaluation loop (through :class:`Generator`) and the trainer share it;
@@ -20,7 +22,9 @@ import attrs
 
 if TYPE_CHECKING:
     from tunix_core.config import RunConfig
+    from tunix_core.context import RunContext
     from tunix_core.data.record import ReasoningExample
+    from tunix_core.registry import TransformRegistry
     from tunix_core.rundir import RunDirectory
 
 
@@ -35,10 +39,17 @@ class DatasetProvider(Protocol):
         ...
 
     def load(
-        self, split: str, *, argument: str | None, seed: int, options: Mapping[str, Any]
+        self,
+        split: str,
+        *,
+        argument: str | None,
+        seed: int,
+        options: Mapping[str, Any],
+        transforms: TransformRegistry,
     ) -> list[ReasoningExample]:
         """All examples of ``split``. ``argument`` is the text after ``name:`` in the
-        dataset spec (a path for ``jsonl:PATH``); ``options`` come from ``dataset.options``.
+        dataset spec (a path for ``jsonl:PATH``); ``options`` come from ``dataset.options``;
+        ``transforms`` are the run host's row transforms (for ``dataset.options.transform``).
         Raise :class:`tunix_core.errors.DataError` with file/line/field for bad input."""
         ...
 
@@ -157,7 +168,10 @@ class ModelBackend(Protocol):
     """Loads, runs, exports and verifies the models of one framework. Trainers, the
     evaluation loop, the judge, ``tunix eval`` and the packager's round trip reach models
     only through a backend. One instance serves one run: ``load`` of an equal spec returns
-    the same loaded model, so a run loads its base model once."""
+    the same loaded model, so a run loads its base model once, and ``load_export`` of what
+    ``export`` wrote returns that model without reading it back. Every read of weights
+    from disk says so in one ``progress`` line starting with ``[load]`` (what, and the
+    seconds it took), so ``run.log`` counts a run's loads."""
 
     name: str
 
@@ -167,13 +181,16 @@ class ModelBackend(Protocol):
         :class:`tunix_core.errors.ConfigError` naming the ``model.*`` field."""
         ...
 
-    def load(self, spec: ModelSpec) -> LoadedModel:
+    def load(self, spec: ModelSpec, *, progress: Callable[[str], None]) -> LoadedModel:
         """The model ``spec`` names; loaded on the first call, the same object after."""
         ...
 
-    def load_export(self, directory: Path, spec: ModelSpec) -> LoadedModel:
+    def load_export(
+        self, directory: Path, spec: ModelSpec, *, progress: Callable[[str], None]
+    ) -> LoadedModel:
         """A model this backend exported to ``directory`` (a run's ``model/``), laid out
-        on the devices as ``spec.options`` say."""
+        on the devices as ``spec.options`` say; read from disk unless this instance wrote
+        it (and it is still the export on disk)."""
         ...
 
     def export(self, model: LoadedModel, directory: Path, **extras: Any) -> ModelExport:
@@ -182,10 +199,10 @@ class ModelBackend(Protocol):
         backend's own (the ``jax`` backend takes ``adapters``)."""
         ...
 
-    def verify(self, directory: Path) -> dict[str, Any]:
+    def verify(self, directory: Path, *, progress: Callable[[str], None]) -> dict[str, Any]:
         """Load an export with the target system's own loader where it is installed and
-        compare its outputs with the probe saved at export time. Plain data; ``ok`` says
-        whether it passed."""
+        compare its outputs with the probe saved at export time (always a read from disk:
+        the round trip). Plain data; ``ok`` says whether it passed."""
         ...
 
     def export_problems(self, directory: Path) -> list[str]:
@@ -208,9 +225,10 @@ class TrainResult:
 class Trainer(Protocol):
     """Fine-tunes a model loaded by a backend. One instance drives one run."""
 
-    def validate(self, config: RunConfig) -> None:
+    def validate(self, config: RunConfig, *, context: RunContext) -> None:
         """Check what training needs before a run directory exists (its own options, batch
-        vs devices, sequence length vs the model); the backend checks the model itself.
+        vs devices, sequence length vs the model, the rewards it names in
+        ``context.rewards``); the backend checks the model itself.
         Raise :class:`tunix_core.errors.ConfigError` naming the config field."""
         ...
 
@@ -221,12 +239,14 @@ class Trainer(Protocol):
         train_examples: Sequence[ReasoningExample],
         *,
         backend: ModelBackend,
-        progress: Callable[[str], None],
+        context: RunContext,
     ) -> TrainResult:
         """Train the model ``backend.load(ModelSpec.from_config(config))`` returns,
         resuming from ``run``'s checkpoints if there are any, append to
         ``run.metrics_path`` and export the final model to ``run.model_dir`` with
-        ``backend.export``."""
+        ``backend.export``. ``run`` is where this training writes (the run directory, or
+        one phase's folder in it); progress goes to ``context.progress`` and every step to
+        ``context.hook.tunix_train_step_end``."""
         ...
 
 
@@ -247,8 +267,10 @@ class Evaluator(Protocol):
 
     name: str
 
-    def evaluate(self, predictions: Sequence[Prediction]) -> EvaluatorReport:
-        """Score ``predictions``; must not call a model unless the evaluator is a judge."""
+    def evaluate(self, predictions: Sequence[Prediction], *, context: RunContext) -> EvaluatorReport:
+        """Score ``predictions``; must not call a model unless the evaluator is a judge
+        (which loads it through ``context.backends``). Answers are checked with
+        ``context.answer_checks``."""
         ...
 
 
@@ -265,7 +287,7 @@ class Reward(Protocol):
     completions for reinforcement learning. The four sequences are parallel (one entry per
     completion; ``meta`` is each item's meta, as in ``Prediction.meta``). Returns one float
     per completion, ``NaN`` where the reward does not apply (a weighted sum then leaves it
-    out rather than counting it as zero)."""
+    out rather than counting it as zero). ``context`` is the run's (its answer checks)."""
 
     def __call__(
         self,
@@ -273,6 +295,8 @@ class Reward(Protocol):
         completions: Sequence[str],
         expected: Sequence[str],
         meta: Sequence[Mapping[str, Any]],
+        *,
+        context: RunContext,
     ) -> list[float]: ...
 
 
@@ -300,12 +324,19 @@ class Packager(Protocol):
     """Turns a finished run into a submission bundle."""
 
     def package(
-        self, run: RunDirectory, options: Mapping[str, Any], *, backend: ModelBackend
+        self,
+        run: RunDirectory,
+        options: Mapping[str, Any],
+        *,
+        backend: ModelBackend,
+        context: RunContext,
     ) -> Path:
         """Build the bundle under ``run.submission_dir`` and return its path; ``backend``
-        (the run's) verifies the exported model."""
+        (the run's) verifies the exported model; ``context`` gives the evaluators that
+        recompute the scores."""
         ...
 
-    def validate(self, path: Path) -> list[str]:
-        """Problems with a built bundle or run directory; empty when it is good."""
+    def validate(self, path: Path, *, context: RunContext) -> list[str]:
+        """Problems with a built bundle or run directory (judged with ``context``'s
+        backends and evaluators); empty when it is good."""
         ...

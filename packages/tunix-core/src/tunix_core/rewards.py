@@ -1,8 +1,8 @@
 """Scoring completions with named, weighted rewards: what an RL trainer calls each step.
 
 The rewards themselves come from plugins (``tunix_register_rewards``; the built-ins are
-tunix-eval's). :func:`score_rewards` loads the ones a config names from a
-:class:`~tunix_core.registry.RewardRegistry` and returns each one's scores and their
+tunix-eval's). :func:`score_rewards` loads the ones a config names from the run host's
+registry (:class:`~tunix_core.context.RunContext`) and returns each one's scores and their
 weighted mean. See ``docs/rl.md``.
 """
 
@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from tunix_core.errors import PluginError
 from tunix_core.protocols import Reward
 from tunix_core.registry import RewardRegistry
+
+if TYPE_CHECKING:
+    from tunix_core.context import RunContext
 
 
 @attrs.frozen
@@ -41,15 +44,15 @@ def check_reward_weights(registry: RewardRegistry, weights: Mapping[str, float])
 
 
 def score_rewards(
-    registry: RewardRegistry,
+    context: RunContext,
     weights: Mapping[str, float],
     prompts: Sequence[str],
     completions: Sequence[str],
     expected: Sequence[str],
     meta: Sequence[Mapping[str, Any]],
 ) -> RewardScores:
-    """Run every reward named in ``weights`` (name -> positive weight) on the completions.
-    A reward's ``NaN`` for a completion leaves it out of that completion's mean (the other
+    """Run every reward of ``context.rewards`` named in ``weights`` (name -> positive
+    weight) on the completions, each given ``context``. A reward's ``NaN`` for a completion leaves it out of that completion's mean (the other
     weights are renormalised)."""
     n = len(completions)
     if not (len(prompts) == len(expected) == len(meta) == n):
@@ -57,11 +60,13 @@ def score_rewards(
             f"score_rewards: {len(prompts)} prompts, {n} completions, {len(expected)} "
             f"expected answers and {len(meta)} metas; they must be parallel"
         )
+    registry = context.rewards
     check_reward_weights(registry, weights)
     by_reward: dict[str, list[float]] = {}
     totals, weight_sums = [0.0] * n, [0.0] * n
     for name, weight in weights.items():
-        scores = [float(s) for s in _load(registry, name)(prompts, completions, expected, meta)]
+        reward = _load(registry, name)
+        scores = [float(s) for s in reward(prompts, completions, expected, meta, context=context)]
         if len(scores) != n:
             raise PluginError(f"reward {name!r} returned {len(scores)} scores for {n} completions")
         by_reward[name] = scores

@@ -19,6 +19,7 @@ import attrs
 import yaml
 
 from tunix_core.config import RunConfig, load_run_config, unstructure_config
+from tunix_core.context import RunContext
 from tunix_core.data.mixture import PartReport, check_part_names, load_dataset_split
 from tunix_core.data.record import ReasoningExample
 from tunix_core.errors import ConfigError
@@ -26,7 +27,7 @@ from tunix_core.layout import MANIFEST, RunLayout, model_id
 from tunix_core.phases import PhasePlan, phase_configs
 from tunix_core.plugins import PluginHost
 from tunix_core.protocols import Evaluator, ModelBackend, ModelSpec, Packager, Trainer
-from tunix_core.registry import AnswerCheckRegistry, UnknownNameError
+from tunix_core.registry import UnknownNameError
 from tunix_core.rundir import RunDirectory, new_run_id, run_lock
 from tunix_core.stages import STAGE_NAMES, STAGES, Stage
 
@@ -44,7 +45,8 @@ class Plan:
     packager: Packager | None
     train_examples: list[ReasoningExample]
     eval_examples: list[ReasoningExample]
-    answer_checks: AnswerCheckRegistry  # the run host's, not the process-wide host's
+    # The run's host, given to every plugin; its run and progress are set once the stages run.
+    context: RunContext
     # Per split, what each part of a dataset.mix contributed (empty for one dataset).
     dataset_parts: dict[str, tuple[PartReport, ...]] = attrs.field(factory=dict)
     # training.phases, resolved; empty for one training by ``trainer``.
@@ -58,23 +60,24 @@ def _resolve(registry: Any, name: str, field: str) -> Any:
         raise ConfigError(f"{field}: {exc}") from None
 
 
-def _plan_phases(host: PluginHost, config: RunConfig) -> list[PhasePlan]:
+def _plan_phases(context: RunContext, config: RunConfig) -> list[PhasePlan]:
     """Each phase of ``training.phases`` with its trainer resolved and validated."""
     phases = []
     for index, phase_config in enumerate(phase_configs(config)):
         field = f"training.phases[{index}].trainer"
         try:
-            make_trainer = host.trainers.load(phase_config.trainer.name)
+            make_trainer = context.host.trainers.load(phase_config.trainer.name)
         except UnknownNameError as exc:
             raise ConfigError(f"{field}: {exc}") from None
-        make_trainer().validate(phase_config)
+        make_trainer().validate(phase_config, context=context)
         phases.append(PhasePlan(phase_config, make_trainer))
     return phases
 
 
 def plan_run(host: PluginHost, config: RunConfig) -> Plan:
     """Resolve every plugin and load the data; raise before anything is written."""
-    phases = _plan_phases(host, config)
+    context = RunContext(host)
+    phases = _plan_phases(context, config)
     trainer: Trainer = (
         phases[0].make_trainer()
         if phases
@@ -98,10 +101,10 @@ def plan_run(host: PluginHost, config: RunConfig) -> Plan:
         _check_init_from(Path(config.model.init_from))
     backend.validate(ModelSpec.from_config(config))
     if not phases:
-        trainer.validate(config)
+        trainer.validate(config, context=context)
     data = config.dataset
     train, evaluation = (
-        load_dataset_split(host.datasets, data, split, limit=limit)
+        load_dataset_split(host.datasets, data, split, limit=limit, transforms=host.transforms)
         for split, limit in (("train", data.train_limit), ("eval", data.eval_limit))
     )
     from tunix_core.evaluation import require_answer_checks
@@ -111,7 +114,7 @@ def plan_run(host: PluginHost, config: RunConfig) -> Plan:
     parts = {split: loaded.parts for split, loaded in (("train", train), ("eval", evaluation))
              if loaded.parts}  # fmt: skip
     return Plan(config, backend, trainer, evaluators, packager, train.examples,
-                evaluation.examples, host.answer_checks, parts, phases)  # fmt: skip
+                evaluation.examples, context, parts, phases)  # fmt: skip
 
 
 def _check_init_from(path: Path) -> None:
@@ -207,6 +210,8 @@ def _execute_locked(
     def progress(message: str) -> None:
         log.info(message)
         echo(message)
+
+    plan.context = plan.context.within(run, progress)
 
     host.manager.hook.tunix_run_started(run=run, config=unstructure_config(plan.config))
     results: dict[str, Any] = {}

@@ -85,7 +85,7 @@ def train(run: RunDirectory, plan: Plan, progress: Progress) -> dict[str, Any]:
     if plan.phases:
         return _train_phases(run, plan, train_examples, progress)
     result = plan.trainer.train(
-        plan.config, run, train_examples, backend=plan.backend, progress=progress
+        plan.config, run, train_examples, backend=plan.backend, context=plan.context
     )
     if result.export is not None:
         run.manifest["model_id"] = result.export.model_id
@@ -124,7 +124,7 @@ def _train_phases(run: RunDirectory, plan: Plan, train_examples: list[ReasoningE
                 config = attrs.evolve(config, model=attrs.evolve(config.model, init_from=init_from))
             where.path.mkdir(parents=True, exist_ok=True)
             result = phase.make_trainer().train(config, where, train_examples,
-                                                backend=plan.backend, progress=progress)  # fmt: skip
+                                                backend=plan.backend, context=plan.context)  # fmt: skip
             record = {"phase": index, "trainer": name, "steps": result.steps,
                       "stopped_early": result.stopped_early, "reason": result.reason,
                       "directory": str(where.path.relative_to(run.path)),
@@ -166,7 +166,8 @@ def package(run: RunDirectory, plan: Plan, progress: Progress) -> dict[str, Any]
     settings = plan.config.package
     options = {**settings.options, "max_bundle_bytes": settings.max_bundle_bytes,
                "prediction_sample": settings.prediction_sample}  # fmt: skip
-    return {"bundle": str(plan.packager.package(run, options, backend=plan.backend))}
+    bundle = plan.packager.package(run, options, backend=plan.backend, context=plan.context)
+    return {"bundle": str(bundle)}
 
 
 def _evaluate(run: RunDirectory, plan: Plan, progress: Progress, *, trained: bool,
@@ -176,8 +177,12 @@ def _evaluate(run: RunDirectory, plan: Plan, progress: Progress, *, trained: boo
 
     config = plan.config
     spec = ModelSpec.from_config(config)
-    model = plan.backend.load_export(run.model_dir, spec) if trained else plan.backend.load(spec)
-    examples = plan.eval_examples[: config.eval.limit] if config.eval.limit else plan.eval_examples
+    model = (plan.backend.load_export(run.model_dir, spec, progress=progress) if trained
+             else plan.backend.load(spec, progress=progress))  # fmt: skip
+    # The items the dataset stage saved, as training reads its own: after --resume exactly
+    # those the run's manifest records, whatever the provider would draw today.
+    saved = read_jsonl(run.eval_data_path)
+    examples = saved[: config.eval.limit] if config.eval.limit else saved
     summary: dict[str, Any] = evaluate_examples(
         model,
         examples,
@@ -188,7 +193,7 @@ def _evaluate(run: RunDirectory, plan: Plan, progress: Progress, *, trained: boo
         out_dir=out_dir,
         label=label,
         progress=progress,
-        answer_checks=plan.answer_checks,
+        context=plan.context,
         source=run_eval_source(run, config.dataset.label),
     )
     return summary

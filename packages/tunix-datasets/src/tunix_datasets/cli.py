@@ -17,6 +17,7 @@ import click
 if TYPE_CHECKING:
     from tunix_core.config import DatasetSection, RunConfig
     from tunix_core.data.mixture import LoadedSplit
+    from tunix_core.plugins import PluginHost
     from tunix_core.registry import DatasetRegistry
 
 _SPLIT = click.option("--split", default="eval", show_default=True, help="Split to read.")
@@ -45,14 +46,17 @@ _SYSTEM_PROMPT = click.option(
 )
 
 
-def _registry(ctx: click.Context) -> DatasetRegistry:
-    host = ctx.find_root().obj
-    if host is None:
+def _host(ctx: click.Context) -> PluginHost:
+    host: PluginHost | None = ctx.find_root().obj
+    if host is None:  # the datasets group called on its own: a command line's start
         from tunix_core.plugins import get_host
 
         host = get_host()
-    registry: DatasetRegistry = host.datasets
-    return registry
+    return host
+
+
+def _registry(ctx: click.Context) -> DatasetRegistry:
+    return _host(ctx).datasets
 
 
 def _config(name: str | None, config_path: Path | None, seed: int | None,
@@ -78,7 +82,9 @@ def _config(name: str | None, config_path: Path | None, seed: int | None,
 def _load(ctx: click.Context, section: DatasetSection, split: str, limit: int | None) -> LoadedSplit:
     from tunix_core.data.mixture import load_dataset_split
 
-    return load_dataset_split(_registry(ctx), section, split, limit=limit)
+    host = _host(ctx)
+    return load_dataset_split(host.datasets, section, split, limit=limit,
+                              transforms=host.transforms)  # fmt: skip
 
 
 @click.group("datasets")
@@ -174,7 +180,7 @@ def _token_lengths(ctx: click.Context, config: RunConfig, texts: Sequence[str]) 
         raise ConfigError(f"model.backend: {exc}") from None
     spec = ModelSpec.from_config(config)
     backend.validate(spec)
-    model = backend.load(spec)
+    model = backend.load(spec, progress=lambda line: click.echo(line, err=True))
     if not isinstance(model, TokenCounter):
         raise ConfigError(f"model.backend: {config.model.backend!r} loads models that cannot "
                           "count tokens (no count_tokens), so --tokens cannot measure them")  # fmt: skip

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from tunix_core.context import RunContext
 from tunix_core.data.parse import parse_completion
 from tunix_core.evaluation import (
     UNKNOWN,
@@ -21,10 +22,8 @@ from tunix_core.evaluation import (
     answer_match_of,
     binomial_stderr,
     check_answer,
-    installed_answer_checks,
 )
 from tunix_core.protocols import EvaluatorReport, Prediction
-from tunix_core.registry import AnswerCheckRegistry
 
 
 def _tally(hits: list[bool]) -> dict[str, Any]:
@@ -37,11 +36,8 @@ def _tally(hits: list[bool]) -> dict[str, Any]:
 
 
 class AccuracyEvaluator:
-    """Answer accuracy, overall, per category and per answer check.
-
-    ``answer_checks`` defaults to every installed plugin's
-    (:func:`tunix_core.evaluation.installed_answer_checks`), looked up on first use.
-    """
+    """Answer accuracy, overall, per category and per answer check (the run host's
+    answer checks, ``context.answer_checks``)."""
 
     name = "accuracy"
 
@@ -49,16 +45,14 @@ class AccuracyEvaluator:
         self,
         rel_tol: float = 1e-6,
         ordered_lists: bool = True,
-        answer_checks: AnswerCheckRegistry | None = None,
     ) -> None:
         self.rel_tol = rel_tol
         self.ordered_lists = ordered_lists
-        self.answer_checks = answer_checks
 
-    def evaluate(self, predictions: Sequence[Prediction]) -> EvaluatorReport:
-        checks = self.answer_checks
-        if checks is None:
-            checks = installed_answer_checks()
+    def evaluate(
+        self, predictions: Sequence[Prediction], *, context: RunContext
+    ) -> EvaluatorReport:
+        checks = context.answer_checks
         options = AnswerOptions(rel_tol=self.rel_tol, ordered_lists=self.ordered_lists)
         per_item: dict[str, dict[str, Any]] = {}
         rules: Counter[str] = Counter()

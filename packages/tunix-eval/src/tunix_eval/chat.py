@@ -85,7 +85,7 @@ def _open_run(host: PluginHost, path: Path) -> OpenedModel:
     if problems:
         more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
         raise TunixError(f"{run.model_dir} is not a usable model export: {problems[0]}{more}")
-    model = backend.load_export(run.model_dir, ModelSpec.from_config(config))
+    model = backend.load_export(run.model_dir, ModelSpec.from_config(config), progress=_to_stderr)
     return OpenedModel(
         model,
         f"{path} (trained {model_id(config.model.preset, config.model.weights)})",
@@ -100,11 +100,16 @@ def _open_preset(host: PluginHost, preset: str, weights: str, backend_name: str)
     validate_spec(backend, spec, FLAG_OF_FIELD)
     defaults = RunConfig()
     return OpenedModel(
-        backend.load(spec),
+        backend.load(spec, progress=_to_stderr),
         f"{model_id(preset, weights)} (untrained)",
         defaults.dataset.system_prompt,
         defaults.eval.max_new_tokens,
     )
+
+
+def _to_stderr(line: str) -> None:
+    """Where a command's ``[load]`` line goes: beside the answers, not into them."""
+    click.echo(line, err=True)
 
 
 def render_conversation(

@@ -39,6 +39,7 @@ from typing import IO, Any
 
 import attrs
 
+from tunix_core.context import RunContext
 from tunix_core.data.code import CODE_PROMPT, ENTRY_POINT, TEST, answer_code
 from tunix_core.data.parse import parse_completion
 from tunix_core.errors import DataError
@@ -198,7 +199,9 @@ class CodeExecEvaluator:
                 self._finish(job, timed_out=True)
         return [outcome for outcome in outcomes if outcome is not None]
 
-    def evaluate(self, predictions: Sequence[Prediction]) -> EvaluatorReport:
+    def evaluate(
+        self, predictions: Sequence[Prediction], *, context: RunContext
+    ) -> EvaluatorReport:
         started = time.monotonic()
         tested: list[tuple[str, str]] = []  # (id, program)
         per_item: dict[str, dict[str, Any]] = {}

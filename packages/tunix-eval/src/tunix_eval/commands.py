@@ -17,6 +17,7 @@ import attrs
 import click
 
 from tunix_core.config import RunConfig, apply_overrides, load_run_config, structure_config
+from tunix_core.context import RunContext
 from tunix_core.errors import ConfigError, DataError, TunixError
 from tunix_core.evaluation import (
     ANSWER_MATCH_FIELD,
@@ -58,7 +59,7 @@ def _load_evaluators(
         except UnknownNameError as exc:
             raise ConfigError(f"--evaluator: {exc}") from None
     if judge is not None:
-        evaluators.append(JudgeEvaluator(judge, host=host))
+        evaluators.append(JudgeEvaluator(judge))
     return evaluators
 
 
@@ -143,7 +144,8 @@ def _run_target(host: PluginHost, run_dir: Path, out: Path | None, limit: int | 
     data = config.dataset
     examples = (
         read_jsonl(saved) if saved.is_file()  # exactly the items the run evaluated
-        else load_dataset_split(host.datasets, data, "eval", limit=data.eval_limit).examples
+        else load_dataset_split(host.datasets, data, "eval", limit=data.eval_limit,
+                                transforms=host.transforms).examples
     )  # fmt: skip
     limit = limit or config.eval.limit
     source = run_eval_source(run, data.label)
@@ -161,7 +163,7 @@ def _model_target(host: PluginHost, preset: str, weights: str, backend: str, dat
     config = structure_config(apply_overrides(data, overrides), source="tunix eval options")
     section = config.dataset
     examples = load_split(host.datasets, section.name, split, seed=section.seed,
-                          options=section.options, limit=limit)  # fmt: skip
+                          options=section.options, limit=limit, transforms=host.transforms)  # fmt: skip
     evaluated = model_id(config.model.preset, config.model.weights)  # --set may change either
     source = {"model_id": evaluated, "dataset": section.name, "split": split}
     return _Target(config, None, examples, out, evaluated, source)
@@ -368,7 +370,7 @@ def _score_completions(
     summary = score_predictions(
         predictions, _load_evaluators(host, names, request.judge),
         label=request.label or request.predictions_file.stem, out_dir=request.out,
-        source=source, answer_checks=checks,
+        source=source, context=RunContext(host),
     )  # fmt: skip
     return summary, request.out
 
@@ -402,15 +404,19 @@ def _generate_and_score(
     with run_lock(writing_into, "tunix eval --run") if writing_into else contextlib.nullcontext():
         if request.fresh:
             (target.out / PREDICTIONS).unlink(missing_ok=True)
-        model = backend.load(spec) if run is None else backend.load_export(run.model_dir, spec)
+        def progress(message: str) -> None:
+            click.echo(message, err=True)
+
+        model = (backend.load(spec, progress=progress) if run is None
+                 else backend.load_export(run.model_dir, spec, progress=progress))  # fmt: skip
         summary = evaluate_examples(
             model, target.examples, evaluators,
             system_prompt=config.dataset.system_prompt,
             max_new_tokens=request.max_new_tokens or config.eval.max_new_tokens,
             batch_size=request.batch_size or config.eval.batch_size,
             out_dir=target.out, label=request.label or target.label,
-            progress=lambda message: click.echo(message, err=True), source=target.source,
-            answer_checks=checks,
+            progress=progress, source=target.source,
+            context=RunContext(host),
         )  # fmt: skip
     return summary, target.out
 

@@ -145,13 +145,15 @@ class DistillSettings:
         }
 
 
-def open_teacher(host: PluginHost, teacher: Teacher) -> SamplingModel:
-    """The teacher model, loaded through its backend; :class:`ConfigError` naming the flag
+def open_teacher(host: PluginHost, teacher: Teacher,
+                 progress: Callable[[str], None]) -> SamplingModel:  # fmt: skip
+    """The teacher model, loaded through its backend (which says so on ``progress``);
+    :class:`ConfigError` naming the flag
     when the backend is unknown, the preset or weights are not loadable, or the backend's
     models cannot draw samples."""
     backend = backend_for(host, teacher.backend, "--backend")
     validate_spec(backend, teacher.spec(), FLAG_OF_FIELD)
-    model = backend.load(teacher.spec())
+    model = backend.load(teacher.spec(), progress=progress)
     if not isinstance(model, SamplingModel):
         raise ConfigError(
             f"--backend {teacher.backend}: its models cannot draw samples (no sample(); "

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from tunix_core.config import DEFAULT_SYSTEM_PROMPT, RunConfig, apply_overrides
+from tunix_core.context import RunContext
 from tunix_core.data.loading import load_split
 from tunix_core.errors import DataError
 from tunix_core.evaluation import answer_checks_of, require_answer_checks
@@ -47,10 +48,11 @@ def build_judge(host: PluginHost, options: JudgeOptions, categories: Sequence[st
     scores ``options.pass_score`` or more; its model is checked now and loaded on first use."""
     backend = backend_for(host, options.backend, "--judge-backend")
     validate_spec(backend, options.spec(), JUDGE_FLAG_OF_FIELD)
-    evaluator = JudgeEvaluator(options, host=host)
+    evaluator = JudgeEvaluator(options)
+    context = RunContext(host)
 
     def verdicts(predictions: Sequence[Prediction]) -> list[bool | None]:
-        per_item = evaluator.evaluate(predictions).per_item
+        per_item = evaluator.evaluate(predictions, context=context).per_item
         return [per_item[prediction.id]["judge_correct"] for prediction in predictions]
 
     settings = {"backend": options.backend, "preset": options.preset, "weights": options.weights,
@@ -129,7 +131,7 @@ def distill_command(ctx: click.Context, dataset: str, split: str,
     host = _host(ctx)
     try:
         examples = load_split(host.datasets, dataset, split, seed=RunConfig().dataset.seed,
-                              options=options, limit=limit)  # fmt: skip
+                              options=options, limit=limit, transforms=host.transforms)  # fmt: skip
     except DataError as exc:
         raise DataError(f"--dataset {dataset}: {exc}") from None
     checks = answer_checks_of(host)
@@ -140,7 +142,7 @@ def distill_command(ctx: click.Context, dataset: str, split: str,
         judge_options = JudgeOptions(backend=judge_backend, preset=judge_model,
                                      weights=judge_weights, pass_score=judge_min_score)  # fmt: skip
         judge = build_judge(host, judge_options, judge_categories)
-    teacher = open_teacher(host, settings.teacher)
+    teacher = open_teacher(host, settings.teacher, lambda line: click.echo(line, err=True))
 
     def say(message: str) -> None:
         click.echo(message, err=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
+from tunix_core.context import RunContext
 from tunix_core.data.parse import parse_completion
 from tunix_core.data.render import END_OF_TURN
 from tunix_core.protocols import EvaluatorReport, Prediction
@@ -35,7 +36,9 @@ class FormatEvaluator:
         self.count_tokens = count_tokens or approx_token_count
         self.token_rule = "custom counter" if count_tokens else APPROX_TOKEN_RULE
 
-    def evaluate(self, predictions: Sequence[Prediction]) -> EvaluatorReport:
+    def evaluate(
+        self, predictions: Sequence[Prediction], *, context: RunContext
+    ) -> EvaluatorReport:
         per_item: dict[str, dict[str, object]] = {}
         problems: Counter[str] = Counter()
         tallies: Counter[str] = Counter()

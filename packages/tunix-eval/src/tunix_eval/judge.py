@@ -19,20 +19,18 @@ import os
 import re
 from collections import Counter
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
+from tunix_core.context import RunContext
 from tunix_core.data.parse import parse_completion
 from tunix_core.data.render import END_OF_TURN, USER_TURN, render_prompt
 from tunix_core.errors import ConfigError
-from tunix_core.evaluation import check_answer, installed_answer_checks
+from tunix_core.evaluation import check_answer
 from tunix_core.layout import model_id
 from tunix_core.protocols import EvaluatorReport, Generator, ModelSpec, Prediction
 from tunix_core.registry import UnknownNameError
-
-if TYPE_CHECKING:
-    from tunix_core.plugins import PluginHost
 
 JUDGE_PROMPT = """\
 You are grading a response to a problem. Compare the response's final answer with the \
@@ -147,30 +145,26 @@ class JudgeEvaluator:
 
     name = "judge"
 
-    def __init__(
-        self, options: JudgeOptions | None = None, *, host: PluginHost | None = None
-    ) -> None:
+    def __init__(self, options: JudgeOptions | None = None) -> None:
         self.options = options if options is not None else JudgeOptions.from_env()
-        self._host = host
         self._generator: Generator | None = None
 
-    def generator(self) -> Generator:
-        """The judge model, loaded through the backend registry on first use."""
+    def generator(self, context: RunContext) -> Generator:
+        """The judge model, loaded through the run host's backend registry on first use."""
         if self._generator is None:
-            from tunix_core.plugins import get_host
-
-            host = self._host or get_host()
             try:
-                backend = host.backends.load(self.options.backend)()
+                backend = context.backends.load(self.options.backend)()
             except UnknownNameError as exc:
                 raise ConfigError(f"judge backend: {exc}") from None
             spec = self.options.spec()
             backend.validate(spec)
-            self._generator = backend.load(spec)
+            self._generator = backend.load(spec, progress=context.progress)
         return self._generator
 
-    def evaluate(self, predictions: Sequence[Prediction]) -> EvaluatorReport:
-        generator = self.generator()
+    def evaluate(
+        self, predictions: Sequence[Prediction], *, context: RunContext
+    ) -> EvaluatorReport:
+        generator = self.generator(context)
         prompts = [judge_prompt(p) for p in predictions]
         replies: list[str] = []
         size = self.options.batch_size
@@ -182,14 +176,15 @@ class JudgeEvaluator:
                     f"the judge model returned {len(out)} replies for {len(batch)} prompts"
                 )
             replies.extend(out)
-        return self._report(predictions, replies)
+        return self._report(predictions, replies, context)
 
-    def _report(self, predictions: Sequence[Prediction], replies: Sequence[str]) -> EvaluatorReport:
+    def _report(self, predictions: Sequence[Prediction], replies: Sequence[str],
+                context: RunContext) -> EvaluatorReport:  # fmt: skip
         per_item: dict[str, dict[str, Any]] = {}
         histogram: Counter[int] = Counter()
         agree = judge_only = accuracy_only = 0
         disagreeing: list[str] = []
-        checks = installed_answer_checks()  # as the accuracy evaluator's, whatever the judge's host
+        checks = context.answer_checks  # as the accuracy evaluator's
         for prediction, reply in zip(predictions, replies, strict=True):
             score = parse_judge_score(reply)
             answer = parse_completion(prediction.completion).answer

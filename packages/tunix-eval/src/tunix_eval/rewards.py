@@ -13,9 +13,10 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tunix_core.context import RunContext
 from tunix_core.data.parse import parse_completion
 from tunix_core.data.render import END_OF_TURN
-from tunix_core.evaluation import check_answer, installed_answer_checks
+from tunix_core.evaluation import check_answer
 from tunix_core.protocols import Prediction
 from tunix_eval.format import DEFAULT_MAX_TOKENS
 from tunix_eval.normalize import clean_answer, parse_quantity
@@ -34,6 +35,8 @@ def format_strict(
     completions: Sequence[str],
     expected: Sequence[str],
     meta: Sequence[Mapping[str, Any]],
+    *,
+    context: RunContext,
 ) -> list[float]:
     """``format``: 1.0 when a completion is exactly the competition format (the verdict of
     :func:`tunix_core.data.parse.parse_completion`), else 0.0."""
@@ -45,6 +48,8 @@ def format_approx(
     completions: Sequence[str],
     expected: Sequence[str],
     meta: Sequence[Mapping[str, Any]],
+    *,
+    context: RunContext,
 ) -> list[float]:
     """``format_approx``: 0.25 for each of ``<reasoning>``, ``</reasoning>``, ``<answer>``,
     ``</answer>`` that appears exactly once and after the tags credited before it, so a
@@ -67,13 +72,15 @@ def answer(
     completions: Sequence[str],
     expected: Sequence[str],
     meta: Sequence[Mapping[str, Any]],
+    *,
+    context: RunContext,
 ) -> list[float]:
     """``answer``: 1.0 when the ``<answer>`` block is correct by the item's
     ``meta.answer_match`` check (the evaluators' rule, :func:`tunix_core.evaluation.check_answer`,
-    with the installed answer checks). A wrong number earns closeness credit
+    with the run host's answer checks). A wrong number earns closeness credit
     ``0.5 * max(0, 1 - |a - b| / max(1, |b|))``; anything else wrong 0.0. ``NaN`` when the
     item has no expected answer."""
-    checks = installed_answer_checks()
+    checks = context.answer_checks
     scores = []
     for index, (prompt, completion, wanted, item_meta) in enumerate(
         zip(prompts, completions, expected, meta, strict=True)
@@ -125,6 +132,8 @@ class LengthPenalty:
         completions: Sequence[str],
         expected: Sequence[str],
         meta: Sequence[Mapping[str, Any]],
+        *,
+        context: RunContext,
     ) -> list[float]:
         return [
             self.penalty(self.count_tokens(text.split(END_OF_TURN, 1)[0])) for text in completions
@@ -143,6 +152,8 @@ def repetition(
     completions: Sequence[str],
     expected: Sequence[str],
     meta: Sequence[Mapping[str, Any]],
+    *,
+    context: RunContext,
 ) -> list[float]:
     """``repetition``: minus the fraction of a completion's word 4-grams that repeat an
     earlier one: 0 for text without loops, near -1 for a model stuck in one. A completion

@@ -13,10 +13,10 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
+from tunix_core.context import RunContext
 from tunix_core.data.parse import parse_completion
-from tunix_core.evaluation import AnswerOptions, check_answer, installed_answer_checks
+from tunix_core.evaluation import AnswerOptions, check_answer
 from tunix_core.protocols import EvaluatorReport, Prediction
-from tunix_core.registry import AnswerCheckRegistry
 from tunix_eval.normalize import mentioned_in
 from tunix_eval.tokens import APPROX_TOKEN_RULE, approx_token_count
 
@@ -38,16 +38,13 @@ class TraceEvaluator:
 
     name = "trace"
 
-    def __init__(
-        self, rel_tol: float = 1e-6, answer_checks: AnswerCheckRegistry | None = None
-    ) -> None:
+    def __init__(self, rel_tol: float = 1e-6) -> None:
         self.rel_tol = rel_tol
-        self.answer_checks = answer_checks
 
-    def evaluate(self, predictions: Sequence[Prediction]) -> EvaluatorReport:
-        checks = self.answer_checks
-        if checks is None:
-            checks = installed_answer_checks()
+    def evaluate(
+        self, predictions: Sequence[Prediction], *, context: RunContext
+    ) -> EvaluatorReport:
+        checks = context.answer_checks
         options = AnswerOptions(rel_tol=self.rel_tol)
         per_item: dict[str, dict[str, Any]] = {}
         steps: list[int] = []

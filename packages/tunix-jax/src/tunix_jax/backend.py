@@ -1,15 +1,19 @@
 """The ``jax`` model backend: Gemma 2/3 in Flax NNX, loaded, run, exported and verified.
 
 A :class:`JaxBackend` serves one run. ``load`` keeps what it loaded, so the baseline
-evaluation and the trainer share one copy of the base model. ``model.options``
+evaluation and the trainer share one copy of the base model; ``export`` keeps the model it
+wrote, so the evaluation after training reads nothing back (a resumed run, a new process,
+does). Each read of weights from disk says so in one ``[load]`` line. ``model.options``
 (:class:`tunix_jax.options.JaxModelOptions`) say how the model is laid out on the devices.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -139,6 +143,8 @@ class JaxBackend:
 
     def __init__(self) -> None:
         self._loaded: dict[str, JaxModel] = {}
+        # What ``export`` wrote, by directory: the fingerprint and the model it wrote.
+        self._exported: dict[Path, tuple[str, JaxModel]] = {}
 
     def validate(self, spec: ModelSpec) -> None:
         from tunix_jax.model.config import get_config
@@ -161,34 +167,61 @@ class JaxBackend:
 
         mesh_lib.mesh_shape(jax.device_count(), options.mesh_data, options.mesh_fsdp)
 
-    def load(self, spec: ModelSpec) -> JaxModel:
+    def load(self, spec: ModelSpec, *, progress: Callable[[str], None]) -> JaxModel:
         key = spec.key()
         if spec.init_from is not None and (key not in self._loaded or _consumed(self._loaded[key])):
-            self._loaded[key] = self.load_export(Path(spec.init_from), spec)
+            self._loaded[key] = self.load_export(Path(spec.init_from), spec, progress=progress)
         if key not in self._loaded or _consumed(self._loaded[key]):
             from tunix_jax.model.loading import load_model
             from tunix_jax.model.tokenizer import Tokenizer
 
+            started = time.monotonic()
             transformer, tokenizer = load_model(
                 spec.preset, spec.weights, dtype=_dtype(spec), seed=spec.seed,
                 matmul_dtype=_matmul_dtype(spec),
             )  # fmt: skip
             if spec.tokenizer:
                 tokenizer = Tokenizer.load(spec.tokenizer)
+            progress(f"[load] {spec.preset}, weights {spec.weights} ({spec.dtype}), "
+                     f"in {time.monotonic() - started:.1f}s")  # fmt: skip
             self._loaded[key] = JaxModel(spec, transformer, tokenizer, _mesh(spec))
         return self._loaded[key]
 
-    def load_export(self, directory: Path, spec: ModelSpec) -> JaxModel:
+    def load_export(
+        self, directory: Path, spec: ModelSpec, *, progress: Callable[[str], None]
+    ) -> JaxModel:
         from tunix_jax.export import PARAMS_DIRNAME
         from tunix_jax.model.loading import load_model
 
+        kept = self._kept_export(directory, spec)
+        if kept is not None:
+            return kept
         if not (directory / PARAMS_DIRNAME).exists():
             raise TunixError(f"no exported model to load in {directory}")
+        started = time.monotonic()
         transformer, tokenizer = load_model(
             spec.preset, f"orbax:{directory / PARAMS_DIRNAME}", dtype=_dtype(spec),
             matmul_dtype=_matmul_dtype(spec),
         )  # fmt: skip
+        progress(f"[load] export {directory} ({spec.preset}, {spec.dtype}) in "
+                 f"{time.monotonic() - started:.1f}s")  # fmt: skip
         return JaxModel(spec, transformer, tokenizer, _mesh(spec))
+
+    def _kept_export(self, directory: Path, spec: ModelSpec) -> JaxModel | None:
+        """The model ``export`` wrote to ``directory``, laid out as ``load_export`` lays out
+        ``spec``; None when this backend wrote none there, the export on disk is another
+        (its fingerprint differs) or training since consumed its buffers."""
+        kept = self._exported.get(directory.resolve())
+        if kept is None or _consumed(kept[1]):
+            return None
+        fingerprint, model = kept
+        try:
+            on_disk = json.loads((directory / MODEL_CONFIG).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if on_disk.get("fingerprint") != fingerprint:
+            return None
+        return JaxModel(spec, _as_loaded(model.transformer, spec), model.tokenizer, _mesh(spec))
 
     def export(
         self, model: Any, directory: Path, *, adapters: LoraAdapters | None = None, **_: Any
@@ -205,9 +238,10 @@ class JaxBackend:
             directory=directory,
             adapters=adapters,
         )
+        self._exported[written.directory.resolve()] = (written.fingerprint, model)
         return ModelExport(written.directory, written.model_id, written.fingerprint)
 
-    def verify(self, directory: Path) -> dict[str, Any]:
+    def verify(self, directory: Path, *, progress: Callable[[str], None]) -> dict[str, Any]:
         """google-tunix's own loader where it is installed (and can express the
         architecture), else this backend's, against the export's probe; the report under
         ``google_tunix`` or ``tunix_jax``."""
@@ -218,11 +252,18 @@ class JaxBackend:
             verify_with_google_tunix,
         )
 
+        started = time.monotonic()
+
+        def loaded(loader: str) -> None:
+            progress(f"[load] export {directory} with {loader} (round trip) in "
+                     f"{time.monotonic() - started:.1f}s")  # fmt: skip
+
         if not google_tunix_available():
             reason = "google-tunix is not installed"
         else:
             try:
                 report = verify_with_google_tunix(directory)
+                loaded("google-tunix")
             except GoogleTunixUnsupportedError as exc:
                 reason = f"google-tunix cannot express this architecture: {exc}"
             except Exception as exc:  # whatever its loader raises, the export failed to load
@@ -231,6 +272,7 @@ class JaxBackend:
             else:
                 return {"google_tunix": report.to_dict(), "ok": report.ok}
         report = verify_model_dir(directory)
+        loaded("tunix_jax")
         return {"google_tunix": reason, "tunix_jax": report.to_dict(), "ok": report.ok}
 
     def export_problems(self, directory: Path) -> list[str]:
@@ -260,6 +302,21 @@ def _check_init_from(directory: Path, preset: str) -> None:
         raise ConfigError(
             f"model.init_from: {directory} holds a {recorded} model, but model.preset is {preset!r}"
         )
+
+
+def _as_loaded(transformer: Transformer, spec: ModelSpec) -> Transformer:
+    """``transformer``'s parameters (no copy) in the module graph ``load_model`` builds for
+    ``spec``: a trained model computes as its export, read back, would."""
+    from flax import nnx
+
+    from tunix_jax.model.transformer import Transformer
+
+    dtype = _dtype(spec)
+    shell = nnx.eval_shape(lambda: Transformer(transformer.config, rngs=nnx.Rngs(0), dtype=dtype,
+                                               param_dtype=dtype, matmul_dtype=_matmul_dtype(spec)))  # fmt: skip
+    graphdef, _ = nnx.split(shell)
+    merged: Transformer = nnx.merge(graphdef, nnx.state(transformer))
+    return merged
 
 
 def _consumed(model: JaxModel) -> bool:

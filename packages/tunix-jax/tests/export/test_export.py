@@ -46,12 +46,10 @@ def test_export_files_and_model_config(tiny, exported):
     model, _ = tiny
     directory = exported.directory
     assert sorted(p.name for p in directory.iterdir()) == [
-        "hf", "model_config.json", "params", "probe.json", "tokenizer.model"
+        "model_config.json", "params", "probe.json", "tokenizer.model"
     ]  # fmt: skip
-    # Safetensors only in hf/: params/ is Orbax.
-    assert [p.relative_to(directory) for p in directory.rglob("*.safetensors")] == [
-        Path("hf/model.safetensors")
-    ]
+    # No safetensors (`tunix export --format hf` writes them on request): params/ is Orbax.
+    assert list(directory.rglob("*.safetensors")) == []
     meta = json.loads((directory / "model_config.json").read_text())
     assert meta["model_id"] == exported.model_id == "tiny-gemma3@random"
     assert (meta["preset"], meta["family"], meta["weights"], meta["dtype"]) == (
@@ -61,7 +59,7 @@ def test_export_files_and_model_config(tiny, exported):
     assert meta["num_params"] == exported.num_params == model.config.num_params()
     assert meta["fingerprint"] == exported.fingerprint == param_fingerprint(model_params(model))
     assert meta["params_layout"] == "upstream" and meta["files"] == {
-        "params": "params", "tokenizer": "tokenizer.model", "hf": "hf"
+        "params": "params", "tokenizer": "tokenizer.model"
     }  # fmt: skip
     assert meta["google_tunix"] == google_tunix_recipe(model.config, "float32")
     probe = json.loads((directory / "probe.json").read_text())

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 
 from tunix_core.config import structure_config
+from tunix_core.context import RunContext
 from tunix_core.errors import ConfigError
 from tunix_core.evidence import validate_file
 from tunix_core.jsonio import read_jsonl
-from tunix_core.registry import RewardRegistry
+from tunix_core.plugins import PluginHost
 from tunix_jax.backend import JaxBackend
 from tunix_jax.grpo_trainer import GrpoTrainer, sample_seed
 from tunix_jax.train.grpo import (
@@ -36,14 +37,15 @@ train_script = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(train_script)
 
 
-def starts_with_digit(prompts, completions, expected, meta):
-    return train_script.starts_with_digit(prompts, completions, expected, meta)
+def starts_with_digit(prompts, completions, expected, meta, *, context):
+    return train_script.starts_with_digit(prompts, completions, expected, meta, context=context)
 
 
-def rewards() -> RewardRegistry:
-    registry = RewardRegistry()
-    registry.register("starts_with_digit", f"{__name__}:starts_with_digit")
-    return registry
+def rewards_context() -> RunContext:
+    """A run context whose host has only the reward GRPO trains on here."""
+    host = PluginHost()
+    host.rewards.register("starts_with_digit", f"{__name__}:starts_with_digit")
+    return RunContext(host)
 
 
 def grpo_config(steps: int, **options) -> dict:
@@ -60,12 +62,13 @@ def grpo_config(steps: int, **options) -> dict:
 
 
 def train(run_path: Path, config: dict):
-    trainer = GrpoTrainer(step_hook=lambda **_: None, rewards=rewards())
+    trainer = GrpoTrainer()
     parsed = structure_config(config)
-    trainer.validate(parsed)
+    context = rewards_context()
+    trainer.validate(parsed, context=context)
     run = train_script.open_run(run_path)
     result = trainer.train(parsed, run, train_script.tiny_examples(16), backend=JaxBackend(),
-                           progress=lambda _: None)  # fmt: skip
+                           context=context.within(run, lambda _: None))  # fmt: skip
     return run, result
 
 
@@ -157,7 +160,7 @@ def test_grpo_token_logprobs_sum_to_the_backends_completion_score(tmp_path):
     from tunix_jax.train.grpo import completion_logprobs
     from tunix_jax.train.loop import model_logits_fn
 
-    model = JaxBackend().load(ModelSpec("tiny-gemma3", "random"))
+    model = JaxBackend().load(ModelSpec("tiny-gemma3", "random"), progress=print)
     tokenizer = model.tokenizer
     prompts = ["<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n", "Q: 2+2?"]
     completions = ["<answer>4</answer>", "four, I think"]
@@ -220,9 +223,9 @@ def test_sampling_seeds_are_a_function_of_the_run_seed_and_step():
     ],
 )
 def test_validate_names_the_config_field(options, field):
-    trainer = GrpoTrainer(rewards=rewards())
+    trainer = GrpoTrainer()
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
-        trainer.validate(structure_config(grpo_config(1, **options)))
+        trainer.validate(structure_config(grpo_config(1, **options)), context=rewards_context())
 
 
 def test_gradient_accumulation_leaves_the_update_unchanged():
@@ -235,7 +238,7 @@ def test_gradient_accumulation_leaves_the_update_unchanged():
     from tunix_jax.train.grpo import make_grpo_step
     from tunix_jax.train.loop import model_logits_fn
 
-    model = JaxBackend().load(ModelSpec("tiny-gemma3", "random"))
+    model = JaxBackend().load(ModelSpec("tiny-gemma3", "random"), progress=print)
     graphdef, params_state, frozen = nnx.split(model.transformer, nnx.Param, ...)
     template = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), params_state)
     params = nnx.to_pure_dict(params_state)

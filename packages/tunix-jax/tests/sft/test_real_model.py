@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 
 from tunix_core.config import structure_config
+from tunix_core.context import RunContext
+from tunix_core.data.transforms import register_builtin_transforms
 from tunix_core.jsonio import read_jsonl
+from tunix_core.plugins import PluginHost
+from tunix_core.registry import TransformRegistry
 from tunix_core.rundir import RunDirectory
+
+TRANSFORMS = TransformRegistry()
+register_builtin_transforms(TRANSFORMS)
 
 pytestmark = pytest.mark.heavy
 
@@ -20,23 +27,26 @@ def test_lora_on_the_default_270m_lowers_the_loss_on_dev_reasoning(tmp_path):
     from tunix_jax.backend import JaxBackend
     from tunix_jax.trainer import JaxTrainer
 
-    examples = load_split(get_host().datasets, "dev-reasoning-v2", "train", seed=0, limit=64)
+    host = get_host()
+    examples = load_split(host.datasets, "dev-reasoning-v2", "train", seed=0, transforms=host.transforms, limit=64)
     config = structure_config({
         "training": {"steps": 6, "batch_size": 4, "max_seq_len": 256,
                      "warmup_steps": 1, "checkpoint_every": 3},
         "trainer": {"options": {"progress_bar": False, "packing": True}},
     })  # fmt: skip
     trainer = JaxTrainer()
-    trainer.validate(config)
+    context = RunContext(PluginHost())
+    trainer.validate(config, context=context)
     run = RunDirectory.create(tmp_path, "real", model_id="gemma3-270m@default",
                               dataset="dev-reasoning-v2", trainer="jax", config_path=None,
                               command=["pytest"])  # fmt: skip
     backend = JaxBackend()
-    result = trainer.train(config, run, examples, backend=backend, progress=print)
+    result = trainer.train(config, run, examples, backend=backend,
+                           context=context.within(run, print))  # fmt: skip
     assert result.steps == 6 and result.export.model_id == "gemma3-270m@default"
     losses = [r["loss"] for r in read_jsonl(run.metrics_path)]
     assert losses[-1] < losses[0]
     prompt = render_example(examples[0], config.dataset.system_prompt).prompt
-    trained = backend.load_export(run.model_dir, ModelSpec.from_config(config))
+    trained = backend.load_export(run.model_dir, ModelSpec.from_config(config), progress=print)
     completion = trained.generate([prompt], max_new_tokens=8)
     assert isinstance(completion[0], str)

@@ -17,9 +17,11 @@ import numpy as np
 import pytest
 
 from tunix_core.config import structure_config
+from tunix_core.context import RunContext
 from tunix_core.errors import ConfigError, DataError, TunixError
 from tunix_core.evidence import validate_file
 from tunix_core.jsonio import read_jsonl
+from tunix_core.plugins import PluginHost
 from tunix_core.protocols import ModelSpec
 from tunix_jax.backend import JaxBackend
 
@@ -77,11 +79,12 @@ def _train_in_process(run_path: Path, config: dict, examples: int = 16):
 
     trainer = JaxTrainer()
     parsed = structure_config(config)
-    trainer.validate(parsed)
+    context = RunContext(PluginHost())
+    trainer.validate(parsed, context=context)
     run = train_script.open_run(run_path)
     messages: list[str] = []
     result = trainer.train(parsed, run, train_script.tiny_examples(examples),
-                           backend=JaxBackend(), progress=messages.append)  # fmt: skip
+                           backend=JaxBackend(), context=context.within(run, messages.append))  # fmt: skip
     return trainer, parsed, run, result, messages
 
 
@@ -121,7 +124,7 @@ def test_a_run_writes_metrics_plot_checkpoints_and_model(reference):
 
 def test_the_backend_loads_the_exported_model(reference):
     _, config, run, _, _ = reference
-    trained = JaxBackend().load_export(run.model_dir, ModelSpec.from_config(config))
+    trained = JaxBackend().load_export(run.model_dir, ModelSpec.from_config(config), progress=print)
     assert JaxBackend().export_problems(run.model_dir) == []
     completions = trained.generate(
         ["<start_of_turn>user\nWhat is 1 + 1?<end_of_turn>\n<start_of_turn>model\n"],
@@ -277,7 +280,8 @@ def test_an_empty_train_split_is_a_clear_error(tmp_root):
 
     run = train_script.open_run(tmp_root / "empty")
     with pytest.raises(DataError, match="train split has no examples"):
-        JaxTrainer().train(structure_config(CONFIG), run, [], backend=JaxBackend(), progress=print)
+        JaxTrainer().train(structure_config(CONFIG), run, [], backend=JaxBackend(),
+                           context=RunContext(PluginHost(), run, print))  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -302,4 +306,4 @@ def test_validate_names_the_config_field(change, field):
     for section, values in change.items():
         data[section] = {**data[section], **values}
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
-        JaxTrainer().validate(structure_config(data))
+        JaxTrainer().validate(structure_config(data), context=RunContext(PluginHost()))

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from tunix_core.config import RunConfig, structure_config
+from tunix_core.context import RunContext
 from tunix_core.data.record import ExampleMeta, ReasoningExample
-from tunix_core.registry import RewardRegistry
+from tunix_core.plugins import PluginHost
 from tunix_core.rundir import RunDirectory
 
 
@@ -33,23 +34,24 @@ def tiny_examples(count: int) -> list[ReasoningExample]:
     ]
 
 
-def starts_with_digit(prompts, completions, expected, meta) -> list[float]:
+def starts_with_digit(prompts, completions, expected, meta, *, context) -> list[float]:
     """A reward a tiny random model learns in a few GRPO steps: about 2 % of its first
     tokens are digits (10 of 512 byte-level ids)."""
     return [1.0 if text[:1].isdigit() else 0.0 for text in completions]
 
 
-def grpo_rewards() -> RewardRegistry:
-    registry = RewardRegistry()
-    registry.register("starts_with_digit", "train_script:starts_with_digit")
-    return registry
+def grpo_host() -> PluginHost:
+    """A host with no plugin, only the reward GRPO trains on here."""
+    host = PluginHost()
+    host.rewards.register("starts_with_digit", "train_script:starts_with_digit")
+    return host
 
 
 def make_trainer(config: RunConfig) -> Any:
     if config.trainer.name == "grpo":
         from tunix_jax.grpo_trainer import GrpoTrainer
 
-        return GrpoTrainer(step_hook=lambda **_: None, rewards=grpo_rewards())
+        return GrpoTrainer()
     from tunix_jax.trainer import JaxTrainer
 
     return JaxTrainer()
@@ -84,10 +86,12 @@ def main() -> None:
     from tunix_jax.backend import JaxBackend
 
     trainer = make_trainer(config)
-    trainer.validate(config)
+    context = RunContext(grpo_host())
+    trainer.validate(config, context=context)
     run = open_run(run_path)
     examples = tiny_examples(spec.get("examples", 16))
-    result = trainer.train(config, run, examples, backend=JaxBackend(), progress=print)
+    result = trainer.train(config, run, examples, backend=JaxBackend(),
+                           context=context.within(run, print))  # fmt: skip
     print(json.dumps({"steps": result.steps, "stopped_early": result.stopped_early}))
 
 

@@ -16,7 +16,7 @@ from tunix_jax.train.loop import make_train_step
 
 
 def test_gradient_accumulation_leaves_the_update_unchanged():
-    model = JaxBackend().load(ModelSpec("tiny-gemma3", "random"))
+    model = JaxBackend().load(ModelSpec("tiny-gemma3", "random"), progress=print)
     graphdef, params_state, frozen = nnx.split(model.transformer, nnx.Param, ...)
     template = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), params_state)
     params = nnx.to_pure_dict(params_state)

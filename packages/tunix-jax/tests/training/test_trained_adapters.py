@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 
 from tunix_core.config import structure_config
+from tunix_core.context import RunContext
+from tunix_core.plugins import PluginHost
 
 _spec = importlib.util.spec_from_file_location("train_script", Path(__file__).with_name("train_script.py"))  # fmt: skip
 assert _spec is not None and _spec.loader is not None
@@ -36,10 +38,10 @@ def test_the_saved_adapters_rebuild_the_exported_weights(tmp_path):
 
     config = structure_config(CONFIG)
     trainer = JaxTrainer()
-    trainer.validate(config)
+    trainer.validate(config, context=RunContext(PluginHost()))
     run = train_script.open_run(tmp_path / "run")
     result = trainer.train(config, run, train_script.tiny_examples(8), backend=JaxBackend(),
-                           progress=lambda _: None)  # fmt: skip
+                           context=RunContext(PluginHost(), run))  # fmt: skip
     assert result.steps == 3
 
     adapters = run.model_dir / "adapters"

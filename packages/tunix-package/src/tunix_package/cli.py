@@ -45,6 +45,7 @@ def package_command(ctx: click.Context, run_path: Path, packager_name: str | Non
     package.options) apply; the bundle is <run-name>_<date>_<shortsha>.zip.
     """
     from tunix_core.config import PackageSection, load_run_config
+    from tunix_core.context import RunContext
     from tunix_core.registry import UnknownNameError
     from tunix_core.rundir import RunDirectory, run_lock
     from tunix_package.kaggle import export_evidence
@@ -66,7 +67,7 @@ def package_command(ctx: click.Context, run_path: Path, packager_name: str | Non
         options["out_dir"] = str(out_dir)
     writes_into_run = out_dir is None or out_dir.resolve().is_relative_to(run.path.resolve())
     with run_lock(run, "tunix package") if writes_into_run else contextlib.nullcontext():
-        bundle = packager.package(run, options)
+        bundle = packager.package(run, options, context=RunContext(host))
     click.echo(f"Bundle: {bundle} ({bundle.stat().st_size:,} bytes)")
     click.echo(f"Model export: {bundle.parent / MODEL}")
     if evidence_dir is not None:

@@ -5,13 +5,15 @@ export beside it and a round trip that proves the export loads back.
 
     <run-name>_<YYYYmmdd>_<shortsha>.zip   evidence, README_SUBMISSION.md, MANIFEST
     model/                                 params (Orbax, upstream layout), adapters (LoRA),
-                                           tokenizer, config, probe
+                                           tokenizer, config, probe: hard links to the
+                                           run's model/ (see link_tree)
     report.html                            the run's report (tunix_eval.report_html); in
                                            the zip too with ``include_report: true``
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -19,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tunix_core.context import RunContext
 from tunix_core.errors import ConfigError, EvidenceError
 from tunix_core.jsonio import read_jsonl, write_text_atomic
 from tunix_core.layout import (
@@ -64,18 +67,36 @@ def _refuse(message: str, problems: list[str]) -> EvidenceError:
     return EvidenceError(message + ":\n  " + "\n  ".join(problems))
 
 
-def backend_of_run(run: RunDirectory) -> ModelBackend:
+def backend_of_run(run: RunDirectory, context: RunContext) -> ModelBackend:
     """The model backend the run's config names (``model.backend``, ``jax`` by default),
-    from the installed plugins."""
-    from tunix_core.plugins import get_host
+    from ``context``'s backends."""
     from tunix_core.registry import RegistryError
 
     name = (read_run_config(run.config_path).get("model") or {}).get("backend", "jax")
     try:
-        backend: ModelBackend = get_host().backends.load(str(name))()
+        backend: ModelBackend = context.backends.load(str(name))()
     except RegistryError as exc:
         raise EvidenceError(f"{run.config_path}: model.backend: {exc}") from None
     return backend
+
+
+def link_tree(source: Path, destination: Path) -> None:
+    """``destination`` as a tree of hard links to ``source``'s files: the export beside the
+    bundle costs no disk (on Kaggle's 20 GB, a second copy of a 2B model is a real limit).
+    A file is copied only where the two lie on different file systems. Exports replace
+    their folder whole rather than rewrite files, so the links keep the packaged bytes."""
+    for path in sorted(source.rglob("*")):
+        target = destination / path.relative_to(source)
+        if path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            shutil.copy2(path, target)
 
 
 def _training_facts(run: RunDirectory) -> tuple[int | None, float | None]:
@@ -109,8 +130,15 @@ class KagglePackager:
     name = "kaggle"
 
     def package(
-        self, run: RunDirectory, options: Mapping[str, Any], *, backend: ModelBackend | None = None
+        self,
+        run: RunDirectory,
+        options: Mapping[str, Any],
+        *,
+        context: RunContext,
+        backend: ModelBackend | None = None,
     ) -> Path:
+        """See :class:`tunix_core.protocols.Packager`; without ``backend`` (``tunix
+        package`` on a finished run), the one the run's config names verifies the model."""
         cap = int(options.get("max_bundle_bytes", DEFAULT_MAX_BUNDLE_BYTES))
         sample_size = int(options.get("prediction_sample", DEFAULT_PREDICTION_SAMPLE))
         max_log = int(options.get("max_log_bytes", min(DEFAULT_MAX_LOG_BYTES, cap // 4)))
@@ -120,7 +148,7 @@ class KagglePackager:
             raise ConfigError("package.options.include_report: must be true or false, "
                               f"got {include_report!r}")  # fmt: skip
 
-        problems = run_directory_problems(run.path, include_submission=False)
+        problems = run_directory_problems(run.path, context=context, include_submission=False)
         if not run.model_config_path.is_file():
             problems.append(f"{run.model_dir}: no model export (the train stage writes it)")
         for path in (run.summary_path, run.predictions_path, run.metrics_path, run.config_path):
@@ -133,8 +161,10 @@ class KagglePackager:
         out_dir.mkdir(parents=True, exist_ok=True)
         if model_copy.exists():
             shutil.rmtree(model_copy)
-        shutil.copytree(run.model_dir, model_copy, symlinks=True)
-        round_trip = (backend or backend_of_run(run)).verify(model_copy)
+        link_tree(run.model_dir, model_copy)
+        round_trip = (backend or backend_of_run(run, context)).verify(
+            model_copy, progress=context.progress
+        )
         if not round_trip["ok"]:
             raise EvidenceError(
                 f"{model_copy}: the exported model does not load back to the same outputs: "
@@ -221,14 +251,14 @@ class KagglePackager:
         staging.write_bytes(data)
         os.replace(staging, bundle)
 
-        problems = validate_path(bundle)
+        problems = validate_path(bundle, context=context)
         if problems:
             raise _refuse(f"the bundle {bundle} failed validation", problems)
         write_text_atomic(out_dir / REPORT, report)
         return bundle
 
-    def validate(self, path: Path) -> list[str]:
-        return validate_path(Path(path))
+    def validate(self, path: Path, *, context: RunContext) -> list[str]:
+        return validate_path(Path(path), context=context)
 
 
 def export_evidence(bundle: Path, destination: Path) -> list[Path]:

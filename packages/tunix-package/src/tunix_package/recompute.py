@@ -14,10 +14,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tunix_core.context import RunContext
 from tunix_core.errors import TunixError
 from tunix_core.evaluation import (
     VERDICT_FIELDS,
-    installed_answer_checks,
     prediction_from_record,
     score_predictions,
 )
@@ -47,21 +47,18 @@ def _evaluator_order(summary: Mapping[str, Any]) -> list[str]:
     return first + sorted(n for n in names if n not in first)
 
 
-def _load_evaluators(names: Sequence[str]) -> list[Evaluator]:
-    from tunix_core.plugins import get_host
-
-    evaluators = get_host().evaluators
-    return [evaluators.load(name)() for name in names]
+def _load_evaluators(names: Sequence[str], context: RunContext) -> list[Evaluator]:
+    return [context.evaluators.load(name)() for name in names]
 
 
-def _rescore(summary: Mapping[str, Any], predictions: Sequence[Prediction]
+def _rescore(summary: Mapping[str, Any], predictions: Sequence[Prediction], context: RunContext
              ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:  # fmt: skip
     """The summary and the prediction lines (by id) that scoring ``predictions`` again
-    with the summary's evaluators and the installed answer checks writes."""
-    evaluators = _load_evaluators(_evaluator_order(summary))
+    with the summary's evaluators and ``context``'s answer checks writes."""
+    evaluators = _load_evaluators(_evaluator_order(summary), context)
     with tempfile.TemporaryDirectory(prefix="tunix-rescore-") as tmp:
         rescored = score_predictions(predictions, evaluators, label="rescore", out_dir=Path(tmp),
-                                     answer_checks=installed_answer_checks())  # fmt: skip
+                                     context=context)  # fmt: skip
         records = {str(r["id"]): r for r in read_jsonl(Path(tmp) / PREDICTIONS)}
     return rescored, records
 
@@ -89,7 +86,7 @@ def differences(written: Any, recomputed: Any, path: str) -> Iterator[tuple[str,
 
 
 def rescore_problems(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]],
-                     summary_where: str, predictions_where: str, *,
+                     summary_where: str, predictions_where: str, *, context: RunContext,
                      complete: bool = True) -> list[str]:  # fmt: skip
     """Score ``records`` (lines of ``predictions.jsonl``) again and compare every per-item
     verdict and evaluator score, and (when ``complete``: the records are all the summary
@@ -101,7 +98,7 @@ def rescore_problems(summary: Mapping[str, Any], records: Sequence[Mapping[str, 
     if not predictions:
         return []
     try:
-        rescored, recomputed = _rescore(summary, predictions)
+        rescored, recomputed = _rescore(summary, predictions, context)
     except TunixError as exc:
         return [f"{summary_where}: cannot re-score {predictions_where}: {exc}"]
     problems = []

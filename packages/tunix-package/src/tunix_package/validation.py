@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeGuard
 
+from tunix_core.context import RunContext
 from tunix_core.errors import EvidenceError
 from tunix_core.evaluation import verdict_counts
 from tunix_core.evidence import EVIDENCE_FILES, schema_errors, sha256_file, validate_tree
@@ -168,8 +169,8 @@ def consistency_problems(summary: dict[str, Any], predictions: list[dict[str, An
     return problems
 
 
-def summary_file_problems(summary_path: Path, where: str,
-                          predictions_path: Path | None = None) -> list[str]:  # fmt: skip
+def summary_file_problems(summary_path: Path, where: str, predictions_path: Path | None = None,
+                          *, context: RunContext) -> list[str]:  # fmt: skip
     """Score rules for one ``eval_summary.json``, checked against its predictions if given."""
     if not summary_path.is_file():
         return [f"{where}: missing"]
@@ -184,7 +185,8 @@ def summary_file_problems(summary_path: Path, where: str,
         except (ValueError, OSError) as exc:
             return [*problems, f"{predictions_path}: {exc}"]
         problems += consistency_problems(summary, predictions, where, str(predictions_path))
-        problems += rescore_problems(summary, predictions, where, str(predictions_path))
+        problems += rescore_problems(summary, predictions, where, str(predictions_path),
+                                     context=context)  # fmt: skip
     return problems
 
 
@@ -282,10 +284,9 @@ def identity_problems(manifest: dict[str, Any], model_config: dict[str, Any],
     return problems
 
 
-def model_dir_problems(model_dir: Path) -> list[str]:
+def model_dir_problems(model_dir: Path, context: RunContext) -> list[str]:
     """Problems with a model export, judged by the backend that wrote it (``backend`` in
-    its config; exports without one are the ``jax`` backend's)."""
-    from tunix_core.plugins import get_host
+    its config; exports without one are the ``jax`` backend's) from ``context``'s."""
     from tunix_core.registry import RegistryError
 
     try:
@@ -293,7 +294,7 @@ def model_dir_problems(model_dir: Path) -> list[str]:
     except (OSError, ValueError, AttributeError):
         name = "jax"  # the backend reports the missing or broken config itself
     try:
-        backend = get_host().backends.load(name)()
+        backend = context.backends.load(name)()
     except RegistryError as exc:
         return [f"{model_dir}: cannot check the model export: {exc}"]
     problems: list[str] = backend.export_problems(model_dir)
@@ -314,7 +315,8 @@ def _read_json_object(path: Path, where: str, problems: list[str]) -> dict[str, 
     return value
 
 
-def bundle_folder_problems(folder: Path, label: str, model_dir: Path | None = None) -> list[str]:
+def bundle_folder_problems(folder: Path, label: str, model_dir: Path | None = None, *,
+                           context: RunContext) -> list[str]:  # fmt: skip
     """Rules for the contents of a bundle: an extracted zip or exported evidence.
 
     ``label`` is how files are named in messages (the zip, or the folder itself);
@@ -336,14 +338,15 @@ def bundle_folder_problems(folder: Path, label: str, model_dir: Path | None = No
     problems += sample_problems
     for name in (EVAL_SUMMARY, BASELINE_SUMMARY):
         if (folder / name).is_file():
-            problems += summary_file_problems(folder / name, where(name))
+            problems += summary_file_problems(folder / name, where(name), context=context)
     problems += metrics_step_problems(folder / METRICS, where(METRICS))
 
     manifest = _read_json_object(folder / MANIFEST, where(MANIFEST), problems)
     summary = _read_json_object(folder / EVAL_SUMMARY, where(EVAL_SUMMARY), [])
     if summary is not None and not sample_problems and (folder / SAMPLE_NAME).is_file():
         problems += rescore_problems(summary, read_jsonl(folder / SAMPLE_NAME),
-                                     where(EVAL_SUMMARY), where(SAMPLE_NAME), complete=False)  # fmt: skip
+                                     where(EVAL_SUMMARY), where(SAMPLE_NAME), context=context,
+                                     complete=False)  # fmt: skip
     if manifest is not None:
         for name, trained in ((EVAL_SUMMARY, True), (BASELINE_SUMMARY, False)):
             written = _read_json_object(folder / name, where(name), [])
@@ -364,7 +367,7 @@ def bundle_folder_problems(folder: Path, label: str, model_dir: Path | None = No
     if round_trip.get("ok") is not True:
         problems.append(f"{where(MANIFEST_NAME)}: the model round trip did not pass ({round_trip})")
     if model_dir is not None:
-        problems += _model_beside_problems(folder, checksums, model_dir, where)
+        problems += _model_beside_problems(folder, checksums, model_dir, where, context)
     return problems
 
 
@@ -405,13 +408,13 @@ def _checksum_problems(folder: Path, checksums: dict[str, Any], where: Any) -> l
 
 
 def _model_beside_problems(folder: Path, checksums: dict[str, Any], model_dir: Path,
-                           where: Any) -> list[str]:  # fmt: skip
+                           where: Any, context: RunContext) -> list[str]:  # fmt: skip
     if not model_dir.is_dir():
         return [f"{model_dir}: the model export beside the bundle is missing"]
     problems = symlink_problems(model_dir)
     if problems:
         return problems
-    problems = model_dir_problems(model_dir)
+    problems = model_dir_problems(model_dir, context)
     listed = (checksums.get("model") or {}).get("files") or {}
     present = tree_records(model_dir)
     for name in sorted(set(listed) | set(present)):
@@ -428,7 +431,8 @@ def _model_beside_problems(folder: Path, checksums: dict[str, Any], model_dir: P
     return problems
 
 
-def zip_problems(zip_path: Path, model_dir: Path | None = None) -> list[str]:
+def zip_problems(zip_path: Path, model_dir: Path | None = None, *,
+                 context: RunContext) -> list[str]:  # fmt: skip
     """Rules for a bundle zip: safe entries, size cap, then the contents' rules."""
     problems = zip_entry_problems(zip_path)
     if problems:
@@ -447,11 +451,11 @@ def zip_problems(zip_path: Path, model_dir: Path | None = None) -> list[str]:
         if size > cap:
             problems.append(f"{zip_path}: {size} bytes is over the bundle cap of {cap} bytes "
                             "(package.max_bundle_bytes)")  # fmt: skip
-        problems += bundle_folder_problems(folder, str(zip_path), model_dir)
+        problems += bundle_folder_problems(folder, str(zip_path), model_dir, context=context)
     return problems
 
 
-def submission_folder_problems(folder: Path) -> list[str]:
+def submission_folder_problems(folder: Path, *, context: RunContext) -> list[str]:
     """Rules for a submission folder: each zip, and the model export beside them."""
     problems = symlink_problems(folder)
     zips = sorted(folder.glob("*.zip"))
@@ -459,11 +463,12 @@ def submission_folder_problems(folder: Path) -> list[str]:
         return [*problems, f"{folder}: no submission zip found"]
     model_dir = folder / MODEL
     for zip_path in zips:
-        problems += zip_problems(zip_path, model_dir)
+        problems += zip_problems(zip_path, model_dir, context=context)
     return problems
 
 
-def run_directory_problems(run_dir: Path, *, include_submission: bool = True) -> list[str]:
+def run_directory_problems(run_dir: Path, *, context: RunContext,
+                           include_submission: bool = True) -> list[str]:  # fmt: skip
     """Rules for a run directory: what each finished stage must have left behind, honest
     scores, a manifest that names the weights in ``model/``, and a valid submission."""
     layout = RunLayout(run_dir)
@@ -489,7 +494,8 @@ def run_directory_problems(run_dir: Path, *, include_submission: bool = True) ->
         (layout.baseline_summary_path, layout.baseline_predictions_path, False),
     ):
         if summary_path.is_file():
-            problems += summary_file_problems(summary_path, str(summary_path), predictions_path)
+            problems += summary_file_problems(summary_path, str(summary_path), predictions_path,
+                                              context=context)  # fmt: skip
             summary = _read_json_object(summary_path, str(summary_path), [])
             if summary is not None:
                 problems += source_problems(summary, manifest, trained=trained,
@@ -503,33 +509,36 @@ def run_directory_problems(run_dir: Path, *, include_submission: bool = True) ->
         if model_config is not None:
             problems += identity_problems(manifest, model_config, str(layout.manifest_path),
                                           str(model_config_path))  # fmt: skip
-        problems += model_dir_problems(layout.model_dir)
+        problems += model_dir_problems(layout.model_dir, context)
     submission = layout.submission_dir
     if include_submission and (done("package") or submission.is_dir()):
-        problems += submission_folder_problems(submission)
+        problems += submission_folder_problems(submission, context=context)
     return problems
 
 
-def validate_path(path: Path) -> list[str]:
+def validate_path(path: Path, *, context: RunContext) -> list[str]:
     """Every problem with ``path``: a run directory, a submission folder, a bundle folder,
-    a zip, or one evidence file."""
+    a zip, or one evidence file; ``context``'s backends and evaluators judge the model and
+    recompute the scores."""
     if path.is_symlink():
         return [f"{path}: is a symbolic link; give the real path"]
     if path.is_file():
         if path.suffix == ".zip":
             beside = path.parent / MODEL
-            return zip_problems(path, beside if beside.is_dir() else None)
+            return zip_problems(path, beside if beside.is_dir() else None, context=context)
         if path.name == EVAL_SUMMARY:
-            return summary_file_problems(path, str(path), path.parent / PREDICTIONS)
+            return summary_file_problems(path, str(path), path.parent / PREDICTIONS,
+                                         context=context)  # fmt: skip
         return []
     if (path / MANIFEST_NAME).is_file():
-        return bundle_folder_problems(path, str(path))
+        return bundle_folder_problems(path, str(path), context=context)
     if RunLayout(path).manifest_path.is_file():
-        return run_directory_problems(path)
+        return run_directory_problems(path, context=context)
     if any(path.glob("*.zip")) or (path / MODEL).is_dir():
-        return submission_folder_problems(path)
+        return submission_folder_problems(path, context=context)
     return [
         problem
         for summary in sorted(path.rglob(EVAL_SUMMARY))
-        for problem in summary_file_problems(summary, str(summary), summary.parent / PREDICTIONS)
+        for problem in summary_file_problems(summary, str(summary), summary.parent / PREDICTIONS,
+                                             context=context)
     ]

@@ -7,7 +7,7 @@ from typing import Any
 
 from tunix_core.data.record import ReasoningExample, check_unique_ids
 from tunix_core.errors import DataError
-from tunix_core.registry import DatasetRegistry, RegistryError
+from tunix_core.registry import DatasetRegistry, RegistryError, TransformRegistry
 
 
 def resolve_provider(registry: DatasetRegistry, spec: str) -> tuple[Any, str | None]:
@@ -28,10 +28,12 @@ def load_split(
     split: str,
     *,
     seed: int,
+    transforms: TransformRegistry,
     options: Mapping[str, Any] | None = None,
     limit: int | None = None,
 ) -> list[ReasoningExample]:
-    """The examples of ``split`` (the first ``limit`` of them, if given).
+    """The examples of ``split`` (the first ``limit`` of them, if given); ``transforms``:
+    the run host's row transforms, for the provider.
 
     Raises :class:`DataError` for an unknown dataset or split, an empty split, items that
     are not :class:`ReasoningExample`, or two items with the same id.
@@ -42,7 +44,8 @@ def load_split(
         raise DataError(
             f"dataset {spec!r} has no split {split!r}; available: {', '.join(available)}"
         )
-    examples = list(provider.load(split, argument=argument, seed=seed, options=dict(options or {})))
+    examples = list(provider.load(split, argument=argument, seed=seed,
+                                  options=dict(options or {}), transforms=transforms))  # fmt: skip
     if not examples:
         raise DataError(f"dataset {spec!r}: split {split!r} is empty")
     for index, example in enumerate(examples):

@@ -24,7 +24,7 @@ from tunix_core.data.loading import load_split
 from tunix_core.data.record import ReasoningExample, check_unique_ids, dumps_jsonl
 from tunix_core.data.splits import TRAIN_EVAL, derived_seed, require_split
 from tunix_core.errors import ConfigError, DataError
-from tunix_core.registry import DatasetRegistry, UnknownNameError
+from tunix_core.registry import DatasetRegistry, TransformRegistry, UnknownNameError
 
 
 @attrs.frozen
@@ -56,25 +56,32 @@ def normalise_question(question: str) -> str:
 
 
 def load_dataset_split(
-    registry: DatasetRegistry, section: DatasetSection, split: str, *, limit: int | None
+    registry: DatasetRegistry,
+    section: DatasetSection,
+    split: str,
+    *,
+    limit: int | None,
+    transforms: TransformRegistry,
 ) -> LoadedSplit:
     """``split`` of ``section``'s data (a mixture has ``train`` and ``eval``), its first
-    ``limit`` items if given (a run passes ``train_limit`` or ``eval_limit``)."""
+    ``limit`` items if given (a run passes ``train_limit`` or ``eval_limit``); ``transforms``
+    are the run host's row transforms."""
     if not section.mix:
         examples = load_split(registry, section.name, split, seed=section.seed,
-                              options=section.options, limit=limit)  # fmt: skip
+                              options=section.options, limit=limit, transforms=transforms)  # fmt: skip
         return LoadedSplit(examples)
     check_part_names(registry, section.mix)
     require_split("dataset.mix", split, TRAIN_EVAL)
     if split == "eval":
-        candidates = _distinct(_load_parts(registry, section, "eval"), excluded=set())
+        candidates = _distinct(_load_parts(registry, section, "eval", transforms), excluded=set())
     else:
         eval_questions = {
             normalise_question(example.question)
-            for examples in _load_parts(registry, section, "eval")
+            for examples in _load_parts(registry, section, "eval", transforms)
             for example in examples
         }
-        candidates = _distinct(_load_parts(registry, section, "train"), excluded=eval_questions)
+        candidates = _distinct(_load_parts(registry, section, "train", transforms),
+                               excluded=eval_questions)  # fmt: skip
     chosen = _draw(candidates, section, split)
     mixed = [example for examples in chosen for example in examples]
     random.Random(derived_seed(section.seed, "mix", split)).shuffle(mixed)
@@ -100,13 +107,14 @@ def check_part_names(registry: DatasetRegistry, mix: Sequence[MixPart]) -> None:
 
 
 def _load_parts(
-    registry: DatasetRegistry, section: DatasetSection, split: str
+    registry: DatasetRegistry, section: DatasetSection, split: str, transforms: TransformRegistry
 ) -> list[list[ReasoningExample]]:
     loaded = []
     for index, part in enumerate(section.mix):
         try:
             loaded.append(load_split(registry, part.name, split, seed=section.seed,
-                                     options=part.options, limit=part.limit))  # fmt: skip
+                                     options=part.options, limit=part.limit,
+                                     transforms=transforms))  # fmt: skip
         except DataError as exc:
             raise DataError(f"dataset.mix[{index}] ({part.name}): {exc}") from None
         except ConfigError as exc:

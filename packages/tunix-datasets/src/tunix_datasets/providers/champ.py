@@ -17,6 +17,7 @@ from tunix_core.config import FieldRuleError
 from tunix_core.data.record import ExampleMeta, FieldError, ReasoningExample
 from tunix_core.data.splits import TRAIN_EVAL, check_request, derived_seed, seeded_split
 from tunix_core.errors import DataError
+from tunix_core.registry import TransformRegistry
 
 NAME = "champ"
 DATA_VERSION = "v0"
@@ -76,7 +77,13 @@ class ChampProvider:
         return TRAIN_EVAL
 
     def load(
-        self, split: str, *, argument: str | None, seed: int, options: Mapping[str, Any]
+        self,
+        split: str,
+        *,
+        argument: str | None,
+        seed: int,
+        options: Mapping[str, Any],
+        transforms: TransformRegistry,
     ) -> list[ReasoningExample]:
         parsed = check_request(NAME, split, argument, options, ChampOptions, TRAIN_EVAL)
         by_category: dict[str, list[ReasoningExample]] = {}

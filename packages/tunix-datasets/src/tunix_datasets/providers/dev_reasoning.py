@@ -21,6 +21,7 @@ import attrs
 
 from tunix_core.data.record import DIFFICULTIES, ExampleMeta, ReasoningExample
 from tunix_core.data.splits import TRAIN_EVAL, check_request, derived_seed
+from tunix_core.registry import TransformRegistry
 from tunix_datasets import worked
 
 NAME = "dev-reasoning-v2"
@@ -131,7 +132,13 @@ class DevReasoningV2:
         return TRAIN_EVAL
 
     def load(
-        self, split: str, *, argument: str | None, seed: int, options: Mapping[str, Any]
+        self,
+        split: str,
+        *,
+        argument: str | None,
+        seed: int,
+        options: Mapping[str, Any],
+        transforms: TransformRegistry,
     ) -> list[ReasoningExample]:
         check_request(NAME, split, argument, options, DevReasoningOptions, TRAIN_EVAL)
         return list(generate(seed)[split])

@@ -37,7 +37,7 @@ from tunix_core.data.splits import TRAIN_EVAL, require_split, seeded_split
 from tunix_core.errors import ConfigError, DataError
 from tunix_core.jsonio import read_user_jsonl
 from tunix_core.protocols import RowTransform
-from tunix_core.registry import RegistryError
+from tunix_core.registry import RegistryError, TransformRegistry
 from tunix_datasets.shapes import SHAPES, reshape
 
 RECORD_FIELDS = ("id", "question", "steps", "reasoning", "answer", "category", "section",
@@ -219,7 +219,13 @@ class _FileProvider:
         return TRAIN_EVAL
 
     def load(
-        self, split: str, *, argument: str | None, seed: int, options: Mapping[str, Any]
+        self,
+        split: str,
+        *,
+        argument: str | None,
+        seed: int,
+        options: Mapping[str, Any],
+        transforms: TransformRegistry,
     ) -> list[ReasoningExample]:
         require_split(f"{self.scheme}:PATH", split, TRAIN_EVAL)
         if not argument:
@@ -229,15 +235,16 @@ class _FileProvider:
         path = Path(argument).expanduser()
         if parsed.eval_path is not None:
             chosen = Path(parsed.eval_path).expanduser() if split == "eval" else path
-            return self._examples(self._single(chosen), chosen, parsed)
+            return self._examples(self._single(chosen), chosen, parsed, transforms)
         opened = self._open(path)
         if isinstance(opened, dict):
             own_eval = self._split_name(opened, "eval", parsed) in opened
             if own_eval or parsed.eval_fraction is None:
-                return self._examples(self._pick(opened, split, path, parsed), path, parsed)
+                return self._examples(self._pick(opened, split, path, parsed), path, parsed,
+                                      transforms)  # fmt: skip
             # No eval split of its own: hold out eval_fraction of the train rows.
             opened = self._pick(opened, "train", path, parsed)
-        examples = self._examples(opened, path, parsed)
+        examples = self._examples(opened, path, parsed, transforms)
         if parsed.eval_fraction is None:
             if split == "train":
                 return examples
@@ -270,11 +277,12 @@ class _FileProvider:
             raise DataError(f"{path}: holds several splits ({', '.join(opened)}); use one split")
         return opened
 
-    def _examples(self, rows: Rows, path: Path, options: FileOptions) -> list[ReasoningExample]:
+    def _examples(self, rows: Rows, path: Path, options: FileOptions,
+                  transforms: TransformRegistry) -> list[ReasoningExample]:  # fmt: skip
         if not rows:
             raise DataError(f"{path}: no records")
         source = f"{self.scheme}:{path.name}"
-        transform = load_transform(options.transform)
+        transform = load_transform(transforms, options.transform)
         return examples_from_rows(rows, options, stem=path.stem, source=source,
                                   transform=transform)  # fmt: skip
 
@@ -285,14 +293,12 @@ class _FileProvider:
 _EVAL_SPLIT_NAMES = ("eval", "validation", "valid", "test")
 
 
-def load_transform(name: str | None) -> RowTransform | None:
-    """The installed transform ``name`` (from the process-wide plugin host), or ``None``."""
+def load_transform(transforms: TransformRegistry, name: str | None) -> RowTransform | None:
+    """The transform ``name`` from ``transforms`` (the run host's), or ``None``."""
     if name is None:
         return None
-    from tunix_core.plugins import get_host
-
     try:
-        transform: RowTransform = get_host().transforms.load(name)
+        transform: RowTransform = transforms.load(name)
     except RegistryError as exc:
         raise ConfigError(f"dataset.options.transform: {exc}") from None
     return transform

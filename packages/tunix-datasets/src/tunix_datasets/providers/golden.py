@@ -16,6 +16,7 @@ import attrs
 
 from tunix_core.data.record import ExampleMeta, ReasoningExample
 from tunix_core.data.splits import TRAIN_EVAL, check_request
+from tunix_core.registry import TransformRegistry
 from tunix_datasets.worked import SHORT_WORDS, Worked
 
 NAME = "golden-v2"
@@ -146,7 +147,13 @@ class GoldenV2:
         return TRAIN_EVAL
 
     def load(
-        self, split: str, *, argument: str | None, seed: int, options: Mapping[str, Any]
+        self,
+        split: str,
+        *,
+        argument: str | None,
+        seed: int,
+        options: Mapping[str, Any],
+        transforms: TransformRegistry,
     ) -> list[ReasoningExample]:
         check_request(NAME, split, argument, options, GoldenOptions, TRAIN_EVAL)
         return list(golden_items())

@@ -19,6 +19,7 @@ from tunix_core.config import FieldRuleError
 from tunix_core.data.record import ExampleMeta, FieldError, ReasoningExample
 from tunix_core.data.splits import TRAIN_EVAL, check_request
 from tunix_core.errors import DataError
+from tunix_core.registry import TransformRegistry
 
 NAME = "gsm-symbolic"
 _PREAMBLES = ("Let's solve this step by step:",)
@@ -136,7 +137,13 @@ class GsmSymbolicProvider:
         return TRAIN_EVAL
 
     def load(
-        self, split: str, *, argument: str | None, seed: int, options: Mapping[str, Any]
+        self,
+        split: str,
+        *,
+        argument: str | None,
+        seed: int,
+        options: Mapping[str, Any],
+        transforms: TransformRegistry,
     ) -> list[ReasoningExample]:
         parsed = check_request(NAME, split, argument, options, GsmSymbolicOptions, TRAIN_EVAL)
         return list(generate(seed, parsed.train_size, parsed.eval_size)[split])

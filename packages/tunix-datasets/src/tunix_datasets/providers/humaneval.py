@@ -37,6 +37,7 @@ from tunix_core.data.record import ExampleMeta, FieldError, ReasoningExample
 from tunix_core.data.splits import TRAIN_EVAL, check_request, derived_seed, seeded_split
 from tunix_core.errors import DataError
 from tunix_core.evaluation import AnswerOptions, AnswerVerdict
+from tunix_core.registry import TransformRegistry
 
 NAME = "humaneval"
 ANSWER_CHECK = "code"
@@ -174,7 +175,13 @@ class HumanEvalProvider:
         return TRAIN_EVAL
 
     def load(
-        self, split: str, *, argument: str | None, seed: int, options: Mapping[str, Any]
+        self,
+        split: str,
+        *,
+        argument: str | None,
+        seed: int,
+        options: Mapping[str, Any],
+        transforms: TransformRegistry,
     ) -> list[ReasoningExample]:
         parsed = check_request(NAME, split, argument, options, HumanEvalOptions, TRAIN_EVAL)
         problems = load_problems()

@@ -35,6 +35,7 @@ from tunix_core.data.record import ExampleMeta, FieldError, ReasoningExample
 from tunix_core.data.splits import TRAIN_EVAL, check_request, derived_seed, require_split
 from tunix_core.errors import DataError
 from tunix_core.evaluation import AnswerOptions, AnswerVerdict
+from tunix_core.registry import TransformRegistry
 from tunix_datasets.providers.gsm_symbolic import distinct_splits, solution_steps
 
 NAME = "reasoning-gym"
@@ -188,7 +189,13 @@ class ReasoningGymProvider:
         return TRAIN_EVAL
 
     def load(
-        self, split: str, *, argument: str | None, seed: int, options: Mapping[str, Any]
+        self,
+        split: str,
+        *,
+        argument: str | None,
+        seed: int,
+        options: Mapping[str, Any],
+        transforms: TransformRegistry,
     ) -> list[ReasoningExample]:
         require_split(NAME, split, TRAIN_EVAL)
         tasks = parse_tasks(argument)

@@ -7,13 +7,14 @@ A model directory holds::
                        ...), which google-tunix's own loaders read unchanged
     adapters/          with LoRA only: the trained adapters on their own (see
                        `tunix_jax.train.lora.LoraAdapters`)
-    hf/                the same merged weights as a Hugging Face folder (config.json,
-                       model.safetensors, tokenizer files) that transformers'
-                       `from_pretrained` loads; see docs/export.md
     tokenizer.model    the SentencePiece model
     model_config.json  preset, family, dims, dtype, source weights, parameter count,
                        fingerprint, and the code that loads params/ with google-tunix
     probe.json         the token ids of a fixed prompt and the logits at its last position
+
+A Hugging Face folder (safetensors) or a GGUF file of the same weights is written only on
+request, by ``tunix export RUN --format hf|gguf`` (docs/export.md): the competition loads
+``params/``, and a second copy of the weights in every run costs its size in disk.
 
 The fingerprint (sha256 over parameter names, shapes, dtypes and per-tensor sums, in the
 module layout of the preset) ties the run manifest to the weights actually written. The
@@ -39,7 +40,6 @@ from flax import nnx
 
 from tunix_core.layout import MODEL_CONFIG, model_id
 from tunix_jax.model.config import ModelConfig, base_preset, get_config
-from tunix_jax.model.hf_export import write_hf_checkpoint
 from tunix_jax.model.loading import load_model, model_params, save_orbax
 from tunix_jax.model.tokenizer import TOKENIZER_FILENAME, Tokenizer
 from tunix_jax.model.transformer import Transformer
@@ -52,7 +52,6 @@ EXPORT_VERSION = 2
 PROBE_FILENAME = "probe.json"
 PARAMS_DIRNAME = "params"
 ADAPTERS_DIRNAME = "adapters"
-HF_DIRNAME = "hf"
 PARAMS_LAYOUT = "upstream"
 
 PROBE_PROMPT = (
@@ -240,11 +239,9 @@ def write_model_dir(
     save_orbax(model, staging / PARAMS_DIRNAME)
     if adapters is not None:
         adapters.save(staging / ADAPTERS_DIRNAME)
-    # Inside `staging`, so the Hugging Face copy is part of the one atomic replace below.
-    write_hf_checkpoint(params, config, tokenizer, staging / HF_DIRNAME, dtype=dtype)
     tokenizer.save(staging)
     run_model_id = model_id(preset, weights)
-    files = {"params": PARAMS_DIRNAME, "tokenizer": TOKENIZER_FILENAME, "hf": HF_DIRNAME}
+    files = {"params": PARAMS_DIRNAME, "tokenizer": TOKENIZER_FILENAME}
     if adapters is not None:
         files["adapters"] = ADAPTERS_DIRNAME
     meta = {

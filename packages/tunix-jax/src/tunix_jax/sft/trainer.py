@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tunix_core.config import RunConfig
+from tunix_core.context import RunContext
 from tunix_core.data.render import render_example
 from tunix_core.errors import ConfigError, DataError, TunixError
 from tunix_core.protocols import ModelBackend, ModelSpec, TrainResult
@@ -75,7 +76,7 @@ def load_base(
         raise DataError(f"dataset {config.dataset.name!r}: the train split has no examples")
     layout = model_options(config.model.options)
     progress(device_line(layout.mesh_data, layout.mesh_fsdp))
-    base = backend.load(ModelSpec.from_config(config))
+    base = backend.load(ModelSpec.from_config(config), progress=progress)
     if not isinstance(base, JaxModel):
         raise TunixError(f"the {config.trainer.name} trainer needs the jax backend's models, "
                          f"got {type(base)}")  # fmt: skip
@@ -154,14 +155,13 @@ def check_jax_training(config: RunConfig, options: JaxTrainerOptions, *, rows: i
 
 class JaxTrainer:
     """The ``jax`` trainer (see the module docstring). One instance drives one run; the
-    time budget counts from its creation. ``step_hook`` is called after every optimizer
-    step; by default it is the process-wide plugin host's ``tunix_train_step_end``."""
+    time budget counts from its creation. After every optimizer step it calls the run
+    host's ``tunix_train_step_end`` (``context.hook``)."""
 
-    def __init__(self, step_hook: Callable[..., Any] | None = None) -> None:
+    def __init__(self) -> None:
         self.created_at = time.time()
-        self.step_hook = step_hook
 
-    def validate(self, config: RunConfig) -> None:
+    def validate(self, config: RunConfig, *, context: RunContext) -> None:
         check_jax_training(config, trainer_options(config), rows=config.training.batch_size)
 
     def train(
@@ -171,11 +171,11 @@ class JaxTrainer:
         train_examples: Sequence[ReasoningExample],
         *,
         backend: ModelBackend,
-        progress: Callable[[str], None],
+        context: RunContext,
     ) -> TrainResult:
-        from tunix_core.plugins import get_host
         from tunix_jax.train.loop import prepare_model, run_training, training_model
 
+        progress = context.progress
         options = trainer_options(config)
         base = load_base(config, train_examples, backend, progress)
         examples = self._tokenize(config, train_examples, base, progress)
@@ -188,7 +188,7 @@ class JaxTrainer:
             mesh=base.mesh,
             started_at=self.created_at,
             progress=progress,
-            step_hook=self.step_hook or get_host().manager.hook.tunix_train_step_end,
+            step_hook=context.hook.tunix_train_step_end,
         )
         return export_trained(config, options, run, backend, base, outcome.model, outcome.result,
                               title=f"{config.model.preset} SFT loss", progress=progress)  # fmt: skip

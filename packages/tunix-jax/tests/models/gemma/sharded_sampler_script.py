@@ -79,7 +79,7 @@ def trainer_generation(texts: list[str]):
 
     logging.getLogger("tunix").addHandler(Collect())
     logging.getLogger("tunix").setLevel(logging.INFO)
-    generator = JaxBackend().load(ModelSpec.from_config(config))
+    generator = JaxBackend().load(ModelSpec.from_config(config), progress=print)
     sharded = generator.generate(texts, max_new_tokens=8)
     generator.generate(texts[::-1], max_new_tokens=8)  # same batch size: no second line
     model, tokenizer = load_model("tiny-gemma3", "random", seed=config.run.seed)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from tunix_core.config import RunConfig
+from tunix_core.context import RunContext
 from tunix_core.data.render import render_prompt
 from tunix_core.errors import ConfigError, DataError
 from tunix_core.protocols import ModelBackend, TrainResult
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
     import numpy as np
 
     from tunix_core.data.record import ReasoningExample
-    from tunix_core.registry import RewardRegistry
     from tunix_jax.model.sampler import Sampler
     from tunix_jax.model.tokenizer import Tokenizer
     from tunix_jax.train.callbacks import StepEnd
@@ -65,28 +65,15 @@ def sample_seed(run_seed: int, step: int) -> int:
     return (run_seed * 1_000_003 + step) % (2**31 - 1)
 
 
-def reward_registry() -> RewardRegistry:
-    from tunix_core.plugins import get_host
-
-    return get_host().rewards
-
-
 class GrpoTrainer:
     """The ``grpo`` trainer (see the module docstring). The time budget counts from its
-    creation; ``step_hook`` is called after every step (by default the plugins'
-    ``tunix_train_step_end``); ``rewards``: the registry to load rewards from (by default
-    the process-wide plugin host's)."""
+    creation; rewards come from the run host's registry (``context.rewards``), and after
+    every step it calls the host's ``tunix_train_step_end`` (``context.hook``)."""
 
-    def __init__(
-        self,
-        step_hook: Callable[..., Any] | None = None,
-        rewards: RewardRegistry | None = None,
-    ) -> None:
+    def __init__(self) -> None:
         self.created_at = time.time()
-        self.step_hook = step_hook
-        self.rewards = rewards
 
-    def validate(self, config: RunConfig) -> None:
+    def validate(self, config: RunConfig, *, context: RunContext) -> None:
         from tunix_core.rewards import check_reward_weights
 
         options = grpo_options(config)
@@ -97,12 +84,9 @@ class GrpoTrainer:
                 f"the prompt in training.max_seq_len={config.training.max_seq_len}"
             )
         try:
-            check_reward_weights(self._rewards(), options.rewards)
+            check_reward_weights(context.rewards, options.rewards)
         except (UnknownNameError, ValueError) as exc:
             raise ConfigError(f"trainer.options.rewards: {exc}") from None
-
-    def _rewards(self) -> RewardRegistry:
-        return self.rewards if self.rewards is not None else reward_registry()
 
     def train(
         self,
@@ -111,18 +95,16 @@ class GrpoTrainer:
         train_examples: Sequence[ReasoningExample],
         *,
         backend: ModelBackend,
-        progress: Callable[[str], None],
+        context: RunContext,
     ) -> TrainResult:
-        from tunix_core.plugins import get_host
         from tunix_jax.train.loop import prepare_model, training_model
 
+        progress = context.progress
         options = grpo_options(config)
         base = load_base(config, train_examples, backend, progress)
         prompts = prompt_items(config, options, train_examples, base.tokenizer, progress)
         policy = prepare_model(config, options, training_model(base.transformer, config, options))
-        loop = GrpoLoop(config, options, run, prompts, policy, base, self._rewards(), progress,
-                        self.step_hook or get_host().manager.hook.tunix_train_step_end,
-                        self.created_at)  # fmt: skip
+        loop = GrpoLoop(config, options, run, prompts, policy, base, context, self.created_at)
         result, trained_model = loop.train()
         return export_trained(config, options, run, backend, base, trained_model, result,
                               title=f"{config.model.preset} GRPO", progress=progress)  # fmt: skip
@@ -187,14 +169,13 @@ class GrpoLoop:
         prompts: list[PromptItem],
         policy: Any,
         base: Any,
-        rewards: RewardRegistry,
-        progress: Callable[[str], None],
-        step_hook: Callable[..., Any] | None,
+        context: RunContext,
         started_at: float,
     ) -> None:
         self.config, self.options, self.run, self.prompts = config, options, run, prompts
-        self.policy, self.base, self.reward_registry = policy, base, rewards
-        self.progress, self.step_hook, self.started_at = progress, step_hook, started_at
+        self.policy, self.base, self.context, self.started_at = policy, base, context, started_at
+        self.progress = context.progress
+        self.step_hook = context.hook.tunix_train_step_end
 
     def total_steps(self) -> int:
         training = self.config.training
@@ -312,7 +293,7 @@ class GrpoLoop:
             for ids, stop in zip(generated.tokens, generated.stop_tokens, strict=True)
         ]
         scores = score_rewards(
-            self.reward_registry, options.rewards, [item.text for item in items], texts,
+            self.context, options.rewards, [item.text for item in items], texts,
             [item.expected for item in items], [item.meta for item in items],
         )  # fmt: skip
         total = np.asarray(scores.total, np.float64)
