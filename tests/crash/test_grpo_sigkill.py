@@ -44,8 +44,8 @@ def _subprocess_env(tmp_root: Path) -> dict[str, str]:
 
 
 def _model_params(model_dir: Path) -> dict[str, np.ndarray]:
-    from tunix_jax.model.config import get_config
-    from tunix_jax.model.orbax_io import read_params
+    from tunix_jax.models.gemma.config import get_config
+    from tunix_jax.weights.orbax_io import read_params
 
     return {
         "/".join(map(str, k)): np.asarray(v.value)

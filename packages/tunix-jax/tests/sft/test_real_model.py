@@ -17,7 +17,7 @@ def test_lora_on_the_default_270m_lowers_the_loss_on_dev_reasoning(tmp_path):
     from tunix_core.data.render import render_example
     from tunix_core.protocols import ModelSpec
     from tunix_jax.backend import JaxBackend
-    from tunix_jax.trainer import JaxTrainer
+    from tunix_jax.sft.trainer import JaxTrainer
 
     examples = DevReasoningV2().load("train", argument=None, seed=0, options={})[:64]
     config = structure_config({
