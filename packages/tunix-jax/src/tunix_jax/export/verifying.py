@@ -91,8 +91,8 @@ def export_problems(directory: Path) -> list[str]:
     must hold the preset's parameters, with their shapes, in the upstream layout. Reads
     metadata only."""
     from tunix_core.errors import ConfigError
-    from tunix_jax.model.orbax_io import checkpoint_shapes
-    from tunix_jax.model.params import detect_layout, layout_problems
+    from tunix_jax.models.gemma.params import detect_layout, layout_problems
+    from tunix_jax.weights.orbax_io import checkpoint_shapes
 
     required = (MODEL_CONFIG, PROBE_FILENAME, TOKENIZER_FILENAME, PARAMS_DIRNAME)
     problems = [
