@@ -20,7 +20,7 @@ from tunix_core.jsonio import read_jsonl
 ROOT = Path(__file__).resolve().parents[2]
 # Runs a trainer in a fresh process; it gives the grpo trainer a reward the tiny model
 # learns (the completion starts with a digit).
-SCRIPT = ROOT / "packages" / "tunix-jax" / "tests" / "train" / "train_script.py"
+SCRIPT = ROOT / "packages" / "tunix-jax" / "tests" / "train_script.py"
 CONFIG = {
     "dataset": {"system_prompt": "Solve."},
     "model": {"preset": "tiny-gemma3", "weights": "random"},
