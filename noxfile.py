@@ -202,8 +202,8 @@ def floor_constraints(root: Path = ROOT) -> list[str]:
 # and protobuf that a run on random weights does not.
 FLOOR_TESTS = [
     "tests/integration/test_tiny_run.py",
-    "packages/tunix-jax/tests/model/test_loading.py",
-    "packages/tunix-jax/tests/model/test_tokenizer.py",
+    "packages/tunix-jax/tests/weights/test_loading.py",
+    "packages/tunix-jax/tests/models/gemma/test_tokenizer.py",
 ]
 
 

@@ -18,7 +18,7 @@ def measure(work: Work) -> dict[str, Any]:
     # Passed only when set, so that commits from before the option can be measured too.
     matmuls = {} if work.matmul_dtype == "float32" else {"matmul_dtype": work.matmul_dtype}
     if work.kind == "train":
-        from tunix_jax.train.bench import run_train_bench
+        from tunix_jax.training.bench import run_train_bench
 
         result = run_train_bench(
             preset=work.model, batch=work.batch, seq=work.seq, dtype=work.dtype,
@@ -31,7 +31,7 @@ def measure(work: Work) -> dict[str, Any]:
             "tokens_per_s": result["tokens/s"],
             "loss": result["loss"],
         }
-    from tunix_jax.model.bench import benchmark_generate
+    from tunix_jax.models.gemma.bench import benchmark_generate
 
     result = benchmark_generate(
         work.model, batch=work.batch, new_tokens=work.new_tokens, prompt_len=work.prompt_len,

@@ -20,7 +20,7 @@ from tunix_core.jsonio import read_jsonl
 ROOT = Path(__file__).resolve().parents[2]
 # Runs a trainer in a fresh process; it gives the grpo trainer a reward the tiny model
 # learns (the completion starts with a digit).
-SCRIPT = ROOT / "packages" / "tunix-jax" / "tests" / "train" / "train_script.py"
+SCRIPT = ROOT / "packages" / "tunix-jax" / "tests" / "train_script.py"
 CONFIG = {
     "dataset": {"system_prompt": "Solve."},
     "model": {"preset": "tiny-gemma3", "weights": "random"},
@@ -44,8 +44,8 @@ def _subprocess_env(tmp_root: Path) -> dict[str, str]:
 
 
 def _model_params(model_dir: Path) -> dict[str, np.ndarray]:
-    from tunix_jax.model.config import get_config
-    from tunix_jax.model.orbax_io import read_params
+    from tunix_jax.models.gemma.config import get_config
+    from tunix_jax.weights.orbax_io import read_params
 
     return {
         "/".join(map(str, k)): np.asarray(v.value)

@@ -29,7 +29,7 @@ def test_log_step_appends_one_line_per_step(tmp_path):
 def test_a_tiny_training_run_logs_every_step(tmp_path):
     pytest.importorskip("tunix_jax")
     from tunix_jax.backend import JaxBackend
-    from tunix_jax.trainer import JaxTrainer
+    from tunix_jax.sft.trainer import JaxTrainer
 
     host = PluginHost()
     host.add_plugin(tunix_plugin_example.plugin, "digit-sum", "tunix-plugin-example")

@@ -15,7 +15,7 @@ from tunix_core.rundir import RunDirectory
 
 @hookimpl
 def _register_trainers(registry):
-    registry.register("jax", "tunix_jax.trainer:JaxTrainer", description="JAX SFT")
+    registry.register("jax", "tunix_jax.sft.trainer:JaxTrainer", description="JAX SFT")
 
 
 @pytest.fixture

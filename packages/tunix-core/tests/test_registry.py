@@ -25,7 +25,7 @@ def test_lazy_target_is_imported_only_on_load():
 
 def test_unknown_name_lists_installed_and_suggests_closest():
     registry = TrainerRegistry()
-    registry.register("jax", "tunix_jax.trainer:JaxTrainer")
+    registry.register("jax", "tunix_jax.sft.trainer:JaxTrainer")
     with pytest.raises(UnknownNameError) as info:
         registry.entry("jxa")
     assert str(info.value).startswith("Unknown trainer 'jxa'. Installed: jax. Did you mean 'jax'?")
@@ -40,12 +40,12 @@ def test_unknown_name_without_close_match_has_no_suggestion():
 
 def test_duplicate_name_names_both_distributions():
     registry = TrainerRegistry()
-    RegistryView(registry, "tunix-jax").register("jax", "tunix_jax.trainer:JaxTrainer")
+    RegistryView(registry, "tunix-jax").register("jax", "tunix_jax.sft.trainer:JaxTrainer")
     RegistryView(registry, "other-jax").register("jax", "other.trainer:T")
     assert registry.conflicts() and "tunix-jax" in registry.conflicts()[0]
     with pytest.raises(DuplicateNameError) as info:
         registry.entry("jax")
-    assert "tunix-jax (tunix_jax.trainer:JaxTrainer)" in str(info.value)
+    assert "tunix-jax (tunix_jax.sft.trainer:JaxTrainer)" in str(info.value)
     assert "other-jax (other.trainer:T)" in str(info.value)
 
 

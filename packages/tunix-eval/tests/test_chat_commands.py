@@ -19,7 +19,7 @@ from tunix_core.protocols import ModelSpec, StreamingModel
 from tunix_core.rundir import RunDirectory
 from tunix_eval.chat import PROMPT, STOPPED
 from tunix_jax.backend import JaxBackend
-from tunix_jax.model.layers import RMSNorm
+from tunix_jax.models.gemma.layers import RMSNorm
 
 TINY = ModelSpec("tiny-gemma3", "random")
 QUESTION = "What is 2+2?"

@@ -91,7 +91,7 @@ def test_export_check_verify_and_load_back(tmp_path):
 
 
 def test_scores_are_log_probabilities_of_the_completion(backend):
-    from tunix_jax.model.scoring import completion_logprobs
+    from tunix_jax.models.gemma.scoring import completion_logprobs
 
     model = backend.load(TINY, progress=print)
     prompts, completions = ["<start_of_turn>user\nHi", "Q"], [" there", ""]
@@ -109,9 +109,9 @@ def test_training_leaves_the_shared_base_model_as_it_was(tmp_path):
     baseline evaluation shares it, and a later load of the same spec returns it."""
     from tunix_core.config import structure_config
     from tunix_core.rundir import RunDirectory
-    from tunix_jax.export import param_fingerprint
-    from tunix_jax.model.loading import model_params
-    from tunix_jax.trainer import JaxTrainer
+    from tunix_jax.export.writing import param_fingerprint
+    from tunix_jax.sft.trainer import JaxTrainer
+    from tunix_jax.weights.loading import model_params
 
     backend = JaxBackend()
     config = structure_config({

@@ -9,7 +9,7 @@ def test_registers_the_jax_trainer_lazily():
     registry = TrainerRegistry()
     plugin.tunix_register_trainers(registry)
     entry = registry.entry("jax")
-    assert entry.target == "tunix_jax.trainer:JaxTrainer"
+    assert entry.target == "tunix_jax.sft.trainer:JaxTrainer"
     from tunix_core.protocols import Trainer
 
     assert isinstance(entry.load()(), Trainer)
@@ -30,7 +30,7 @@ def test_loading_the_plugin_and_registration_do_not_import_jax():
     code = (
         "import sys; from tunix_core.registry import BackendRegistry, TrainerRegistry;"
         "import tunix_jax.plugin as p; p.tunix_register_trainers(TrainerRegistry());"
-        "p.tunix_register_backends(BackendRegistry()); import tunix_jax.train.bench;"
+        "p.tunix_register_backends(BackendRegistry()); import tunix_jax.training.bench;"
         "import tunix_jax.options; import tunix_jax.backend; print('jax' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

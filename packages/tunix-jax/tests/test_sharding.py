@@ -2,7 +2,7 @@ import pytest
 from jax.sharding import PartitionSpec
 
 from tunix_core.errors import ConfigError
-from tunix_jax.train.mesh import fsdp_spec, make_mesh, mesh_shape, multi_host_requested
+from tunix_jax.sharding import fsdp_spec, make_mesh, mesh_shape, multi_host_requested
 
 
 def test_default_mesh_puts_every_device_on_data():

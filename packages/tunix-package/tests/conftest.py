@@ -39,8 +39,8 @@ COMMAND = ["tunix", "run", "--model", "tiny-gemma3", "--weights", "random", "--s
 @pytest.fixture(scope="session")
 def tiny_export(tmp_path_factory: pytest.TempPathFactory):
     """``(directory, ModelExport)`` of a random tiny-gemma3 written by write_model_dir."""
-    from tunix_jax.export import write_model_dir
-    from tunix_jax.model.loading import load_model
+    from tunix_jax.export.writing import write_model_dir
+    from tunix_jax.weights.loading import load_model
 
     model, tokenizer = load_model("tiny-gemma3", "random")
     directory = tmp_path_factory.mktemp("export") / "model"

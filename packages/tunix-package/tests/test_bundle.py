@@ -190,9 +190,9 @@ def test_float32_weights_trained_in_bfloat16_package(make_run, tmp_path, options
     import jax.numpy as jnp
     from flax import nnx
 
-    from tunix_jax.export import write_model_dir
-    from tunix_jax.model.loading import load_model
-    from tunix_jax.model.transformer import Transformer
+    from tunix_jax.export.writing import write_model_dir
+    from tunix_jax.models.gemma.transformer import Transformer
+    from tunix_jax.weights.loading import load_model
 
     model, tokenizer = load_model("tiny-gemma3", "random", seed=2)
     shell = nnx.eval_shape(lambda: Transformer(model.config, rngs=nnx.Rngs(0),

@@ -85,7 +85,7 @@ def test_a_wrong_or_missing_fingerprint_is_refused(make_run, options):
 
 
 def test_weights_whose_shapes_are_not_the_presets_are_refused(make_run, options):
-    from tunix_jax.model.config import get_config
+    from tunix_jax.models.gemma.config import get_config
 
     run = make_run()
     # Relabel the tiny Gemma 3 weights as the tiny Gemma 2 preset, consistently everywhere.
@@ -111,8 +111,8 @@ def test_weights_whose_shapes_are_not_the_presets_are_refused(make_run, options)
 def test_params_in_the_module_layout_are_refused(make_run, options):
     import shutil
 
-    from tunix_jax.model.loading import load_model, model_params
-    from tunix_jax.model.orbax_io import save_params
+    from tunix_jax.weights.loading import load_model, model_params
+    from tunix_jax.weights.orbax_io import save_params
 
     run = make_run()
     shutil.rmtree(run.model_dir / "params")

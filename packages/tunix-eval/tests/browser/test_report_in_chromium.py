@@ -23,8 +23,8 @@ SCREENSHOT = Path(os.environ.get("TUNIX_REPORT_SCREENSHOT", REPO / "build" / "re
 @pytest.fixture(scope="module")
 def tiny_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A random tiny-gemma3 exported as a run's ``model/``, and its fingerprint."""
-    from tunix_jax.export import write_model_dir
-    from tunix_jax.model.loading import load_model
+    from tunix_jax.export.writing import write_model_dir
+    from tunix_jax.weights.loading import load_model
 
     model, tokenizer = load_model("tiny-gemma3", "random")
     directory = tmp_path_factory.mktemp("export") / "model"

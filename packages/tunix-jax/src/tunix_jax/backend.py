@@ -24,10 +24,10 @@ from tunix_core.protocols import ModelExport, ModelSpec
 if TYPE_CHECKING:
     from jax.sharding import Mesh
 
-    from tunix_jax.model.sampler import Sampler
-    from tunix_jax.model.tokenizer import Tokenizer
-    from tunix_jax.model.transformer import Transformer
-    from tunix_jax.train.lora import LoraAdapters
+    from tunix_jax.models.gemma.sampler import Sampler
+    from tunix_jax.models.gemma.tokenizer import Tokenizer
+    from tunix_jax.models.gemma.transformer import Transformer
+    from tunix_jax.training.lora import LoraAdapters
 
 log = logging.getLogger("tunix.model")
 
@@ -55,7 +55,7 @@ class JaxModel:
     @property
     def sampler(self) -> Sampler:
         if self._sampler is None:
-            from tunix_jax.model.sampler import Sampler
+            from tunix_jax.models.gemma.sampler import Sampler
 
             self._sampler = Sampler(self.transformer, self.tokenizer, self.mesh)
         return self._sampler
@@ -105,7 +105,7 @@ class JaxModel:
         return self.transformer.config.max_seq_len
 
     def score(self, prompts: Sequence[str], completions: Sequence[str]) -> list[float]:
-        from tunix_jax.model.scoring import completion_logprobs
+        from tunix_jax.models.gemma.scoring import completion_logprobs
 
         if len(prompts) != len(completions):
             raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
@@ -117,7 +117,7 @@ class JaxModel:
         """Say where generation runs, once per batch size (evaluation repeats one size)."""
         import jax
 
-        from tunix_jax.train.mesh import FSDP
+        from tunix_jax.sharding import FSDP
 
         sampler = self.sampler
         batch = sampler.batch_size(num_rows)
@@ -147,9 +147,9 @@ class JaxBackend:
         self._exported: dict[Path, tuple[str, JaxModel]] = {}
 
     def validate(self, spec: ModelSpec) -> None:
-        from tunix_jax.model.config import get_config
+        from tunix_jax import sharding as mesh_lib
+        from tunix_jax.models.gemma.config import get_config
         from tunix_jax.options import model_options
-        from tunix_jax.train import mesh as mesh_lib
 
         options = model_options(spec.options)
         try:
@@ -172,8 +172,8 @@ class JaxBackend:
         if spec.init_from is not None and (key not in self._loaded or _consumed(self._loaded[key])):
             self._loaded[key] = self.load_export(Path(spec.init_from), spec, progress=progress)
         if key not in self._loaded or _consumed(self._loaded[key]):
-            from tunix_jax.model.loading import load_model
-            from tunix_jax.model.tokenizer import Tokenizer
+            from tunix_jax.models.gemma.tokenizer import Tokenizer
+            from tunix_jax.weights.loading import load_model
 
             started = time.monotonic()
             transformer, tokenizer = load_model(
@@ -190,8 +190,8 @@ class JaxBackend:
     def load_export(
         self, directory: Path, spec: ModelSpec, *, progress: Callable[[str], None]
     ) -> JaxModel:
-        from tunix_jax.export import PARAMS_DIRNAME
-        from tunix_jax.model.loading import load_model
+        from tunix_jax.export.writing import PARAMS_DIRNAME
+        from tunix_jax.weights.loading import load_model
 
         kept = self._kept_export(directory, spec)
         if kept is not None:
@@ -226,7 +226,7 @@ class JaxBackend:
     def export(
         self, model: Any, directory: Path, *, adapters: LoraAdapters | None = None, **_: Any
     ) -> ModelExport:
-        from tunix_jax.export import write_model_dir
+        from tunix_jax.export.writing import write_model_dir
 
         if not isinstance(model, JaxModel):
             raise TypeError(f"the jax backend exports its own models, not {type(model).__name__}")
@@ -245,12 +245,11 @@ class JaxBackend:
         """google-tunix's own loader where it is installed (and can express the
         architecture), else this backend's, against the export's probe; the report under
         ``google_tunix`` or ``tunix_jax``."""
-        from tunix_jax.export import (
+        from tunix_jax.export.google_tunix import (
             GoogleTunixUnsupportedError,
             google_tunix_available,
-            verify_model_dir,
-            verify_with_google_tunix,
         )
+        from tunix_jax.export.verifying import verify_model_dir, verify_with_google_tunix
 
         started = time.monotonic()
 
@@ -276,7 +275,7 @@ class JaxBackend:
         return {"google_tunix": reason, "tunix_jax": report.to_dict(), "ok": report.ok}
 
     def export_problems(self, directory: Path) -> list[str]:
-        from tunix_jax.export import export_problems
+        from tunix_jax.export.verifying import export_problems
 
         return export_problems(directory)
 
@@ -292,7 +291,7 @@ def _check_init_from(directory: Path, preset: str) -> None:
     """The exported model a run starts from: complete, and of ``preset``."""
     import json
 
-    from tunix_jax.export import export_problems
+    from tunix_jax.export.verifying import export_problems
 
     problems = export_problems(directory)
     if problems:
@@ -309,7 +308,7 @@ def _as_loaded(transformer: Transformer, spec: ModelSpec) -> Transformer:
     ``spec``: a trained model computes as its export, read back, would."""
     from flax import nnx
 
-    from tunix_jax.model.transformer import Transformer
+    from tunix_jax.models.gemma.transformer import Transformer
 
     dtype = _dtype(spec)
     shell = nnx.eval_shape(lambda: Transformer(transformer.config, rngs=nnx.Rngs(0), dtype=dtype,
@@ -329,7 +328,7 @@ def _consumed(model: JaxModel) -> bool:
 
 
 def _dtype(spec: ModelSpec) -> Any:
-    from tunix_jax.train.loop import DTYPES
+    from tunix_jax.dtypes import DTYPES
 
     try:
         return DTYPES[spec.dtype]
@@ -339,15 +338,15 @@ def _dtype(spec: ModelSpec) -> Any:
 
 
 def _matmul_dtype(spec: ModelSpec) -> Any:
-    from tunix_jax.model.loading import matmul_dtype
     from tunix_jax.options import model_options
+    from tunix_jax.weights.loading import matmul_dtype
 
     return matmul_dtype(model_options(spec.options).matmul_dtype)
 
 
 def _mesh(spec: ModelSpec) -> Mesh:
+    from tunix_jax import sharding as mesh_lib
     from tunix_jax.options import model_options
-    from tunix_jax.train import mesh as mesh_lib
 
     options = model_options(spec.options)
     mesh_lib.initialize_distributed()
@@ -355,7 +354,7 @@ def _mesh(spec: ModelSpec) -> Mesh:
 
 
 def _check_weights(spec: ModelSpec) -> None:
-    from tunix_jax.model.loading import parse_weights
+    from tunix_jax.weights.loading import parse_weights
 
     try:
         kind, path = parse_weights(spec.weights)
@@ -385,7 +384,7 @@ def _check_gguf_shapes(path: Path, preset: str) -> None:
     """Compare the GGUF's embedding table with the preset (reads only the header)."""
     import gguf
 
-    from tunix_jax.model.config import get_config
+    from tunix_jax.models.gemma.config import get_config
 
     model_config = get_config(preset)
     try:
@@ -406,8 +405,8 @@ def _check_gguf_shapes(path: Path, preset: str) -> None:
 
 def _check_orbax_shapes(path: Path, preset: str) -> None:
     """Compare the checkpoint's tensors with the preset (reads only its metadata)."""
-    from tunix_jax.model.config import get_config
-    from tunix_jax.model.orbax_io import check_checkpoint
+    from tunix_jax.models.gemma.config import get_config
+    from tunix_jax.weights.orbax_io import check_checkpoint
 
     try:
         check_checkpoint(path, get_config(preset))

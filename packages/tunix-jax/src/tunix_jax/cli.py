@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from tunix_jax.train.bench import train_bench
+from tunix_jax.training.bench import train_bench
 
 if TYPE_CHECKING:
-    from tunix_jax.model.tokenizer import Tokenizer
-    from tunix_jax.model.transformer import Transformer
+    from tunix_jax.models.gemma.tokenizer import Tokenizer
+    from tunix_jax.models.gemma.transformer import Transformer
 
 
 @click.group("bench")
@@ -51,7 +51,7 @@ def generate(
     seed: int,
 ) -> None:
     """Generated tokens/s (second call) and first-call compile time of the KV-cache sampler."""
-    from tunix_jax.model.bench import benchmark_generate
+    from tunix_jax.models.gemma.bench import benchmark_generate
 
     for name, value in (("batch", batch), ("new-tokens", new_tokens), ("prompt-len", prompt_len)):
         if value < 1:
@@ -114,7 +114,7 @@ DEFAULT_EXPORT_PATHS = {"hf": "exports/hf", "gguf": "exports/model.gguf", "orbax
 def export(run: Path, fmt: str, out: Path | None, dtype: str | None, verify: bool) -> None:
     """Write the fine-tuned model of RUN (its model/ folder) in another format."""
     from tunix_core.rundir import RunDirectory
-    from tunix_jax.export import PARAMS_DIRNAME, read_export_meta
+    from tunix_jax.export.writing import PARAMS_DIRNAME, read_export_meta
 
     model_dir = RunDirectory.open(run).model_dir
     try:
@@ -136,7 +136,7 @@ def export(run: Path, fmt: str, out: Path | None, dtype: str | None, verify: boo
 
     import jax.numpy as jnp
 
-    from tunix_jax.model.loading import load_model
+    from tunix_jax.weights.loading import load_model
 
     # Orbax stores the arrays as they are; the other writers convert from float32.
     load_dtype = jnp.dtype(dtype if fmt == "orbax" else "float32")
@@ -154,21 +154,21 @@ def export(run: Path, fmt: str, out: Path | None, dtype: str | None, verify: boo
 
 def write_export(model: Transformer, tokenizer: Tokenizer, fmt: str, out: Path, dtype: str) -> str:
     """Write `model` as `fmt` at `out`; the `load_model` weights string that reads it back."""
-    from tunix_jax.model.loading import model_params, save_orbax
+    from tunix_jax.weights.loading import model_params, save_orbax
 
     if fmt == "orbax":
-        from tunix_jax.export import PARAMS_DIRNAME
+        from tunix_jax.export.writing import PARAMS_DIRNAME
 
         save_orbax(model, out / PARAMS_DIRNAME)
         tokenizer.save(out)
         return f"orbax:{out / PARAMS_DIRNAME}"
     params, config = model_params(model), model.config
     if fmt == "hf":
-        from tunix_jax.model.hf_export import write_hf_checkpoint
+        from tunix_jax.export.hf_export import write_hf_checkpoint
 
         write_hf_checkpoint(params, config, tokenizer, out, dtype=dtype)
         return f"safetensors:{out}"
-    from tunix_jax.model.gguf_export import write_gguf
+    from tunix_jax.export.gguf_export import write_gguf
 
     write_gguf(params, config, tokenizer, out, dtype=dtype)
     return f"gguf:{out}"
@@ -182,8 +182,9 @@ def verify_export(
     dtype, and the tokenizer must encode the probe prompt to the same ids."""
     import jax.numpy as jnp
 
-    from tunix_jax.export import RELATIVE_TOLERANCE, compare_probe, probe_logits
-    from tunix_jax.model.loading import load_model
+    from tunix_jax.export.verifying import RELATIVE_TOLERANCE, compare_probe
+    from tunix_jax.export.writing import probe_logits
+    from tunix_jax.weights.loading import load_model
 
     model, tokenizer = load_model(meta["preset"], weights, dtype=jnp.dtype(meta["dtype"]))
     ids = tokenizer.encode(probe["prompt"], add_bos=probe["add_bos"])

@@ -8,7 +8,7 @@ initialise the TPU in the wrong process.
 from __future__ import annotations
 
 from tunix_core.rundir import installed_version
-from tunix_jax.train import mesh as mesh_lib
+from tunix_jax import sharding as mesh_lib
 
 
 def device_line(mesh_data: int | None = None, mesh_fsdp: int | None = None) -> str:

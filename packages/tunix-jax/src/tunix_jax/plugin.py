@@ -29,13 +29,13 @@ def tunix_register_backends(registry: BackendRegistry) -> None:
 def tunix_register_trainers(registry: TrainerRegistry) -> None:
     registry.register(
         "jax",
-        "tunix_jax.trainer:JaxTrainer",
+        "tunix_jax.sft.trainer:JaxTrainer",
         description="SFT of Gemma 2/3 in JAX/Flax NNX: LoRA or full, AdamW/Adafactor, "
         "device mesh (data+FSDP), exact resume, time budget",
     )
     registry.register(
         "grpo",
-        "tunix_jax.grpo_trainer:GrpoTrainer",
+        "tunix_jax.rl.grpo.trainer:GrpoTrainer",
         description="GRPO of Gemma 2/3 with reward plugins: groups of samples, clipped "
         "token-level objective, KL to the starting model; LoRA or full, exact resume",
     )

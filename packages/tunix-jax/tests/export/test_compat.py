@@ -31,8 +31,8 @@ def random_tunix_module(preset: str, seed: int = 7):
     (its norms and Gemma 2's MLP kernels start at zero, which would hide layout mistakes)."""
     from flax import nnx
 
-    from tunix_jax.export import google_tunix_config
-    from tunix_jax.model.config import get_config
+    from tunix_jax.export.google_tunix import google_tunix_config
+    from tunix_jax.models.gemma.config import get_config
 
     config = get_config(preset)
     tunix_config = google_tunix_config(config)
@@ -104,7 +104,7 @@ def pure(module) -> dict:
 @pytest.fixture(scope="module", params=PRESETS)
 def upstream(request, tmp_path_factory):
     """``(preset, module, checkpoint folder)`` built from a random google-tunix module."""
-    from tunix_jax.model.config import get_config
+    from tunix_jax.models.gemma.config import get_config
 
     module = random_tunix_module(request.param)
     folder = tmp_path_factory.mktemp(request.param) / "checkpoint"
@@ -113,8 +113,8 @@ def upstream(request, tmp_path_factory):
 
 
 def test_google_tunix_reads_the_checkpoint_back_exactly(upstream):
-    from tunix_jax.export import load_with_google_tunix
-    from tunix_jax.model.config import get_config
+    from tunix_jax.export.google_tunix import load_with_google_tunix
+    from tunix_jax.models.gemma.config import get_config
 
     preset, module, folder = upstream
     loaded, how = load_with_google_tunix(folder, get_config(preset), jnp.float32)
@@ -124,9 +124,9 @@ def test_google_tunix_reads_the_checkpoint_back_exactly(upstream):
 
 
 def test_our_loader_computes_google_tunix_logits(upstream):
-    from tunix_jax.export import load_with_google_tunix
-    from tunix_jax.model.config import get_config
-    from tunix_jax.model.loading import load_model
+    from tunix_jax.export.google_tunix import load_with_google_tunix
+    from tunix_jax.models.gemma.config import get_config
+    from tunix_jax.weights.loading import load_model
 
     preset, _, folder = upstream
     theirs, _ = load_with_google_tunix(folder, get_config(preset), jnp.float32)
@@ -141,8 +141,8 @@ def test_our_configs_of_the_stock_presets_are_google_tunixs():
     from tunix.models.gemma import model as gemma_lib
     from tunix.models.gemma3 import model as gemma3_lib
 
-    from tunix_jax.export import GOOGLE_TUNIX_STOCK, google_tunix_config
-    from tunix_jax.model.config import get_config
+    from tunix_jax.export.google_tunix import GOOGLE_TUNIX_STOCK, google_tunix_config
+    from tunix_jax.models.gemma.config import get_config
 
     for preset, stock in GOOGLE_TUNIX_STOCK.items():
         config = get_config(preset)
@@ -156,9 +156,10 @@ def test_our_configs_of_the_stock_presets_are_google_tunixs():
 def test_a_run_from_the_checkpoint_exports_what_google_tunix_loads(upstream, tmp_path):
     """`tunix run` (train, evaluate, package) from the upstream checkpoint; its params/ load
     in google-tunix with our logits, and the packager verified it with google-tunix."""
-    from tunix_jax.export import load_with_google_tunix, param_fingerprint
-    from tunix_jax.model.config import get_config
-    from tunix_jax.model.loading import load_model, model_params
+    from tunix_jax.export.google_tunix import load_with_google_tunix
+    from tunix_jax.export.writing import param_fingerprint
+    from tunix_jax.models.gemma.config import get_config
+    from tunix_jax.weights.loading import load_model, model_params
 
     preset, module, folder = upstream
     args = [

@@ -10,23 +10,21 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tunix_jax.export import (
+from tunix_jax.export.google_tunix import google_tunix_recipe
+from tunix_jax.export.verifying import compare_probe, verify_model_dir, verify_with_google_tunix
+from tunix_jax.export.writing import (
     FULL_LOGITS_MAX_VOCAB,
     PROBE_PROMPT,
     PROBE_TOP_K,
-    compare_probe,
     count_params,
-    google_tunix_recipe,
     param_fingerprint,
     probe_logits,
-    verify_model_dir,
-    verify_with_google_tunix,
     write_model_dir,
 )
-from tunix_jax.model.config import get_config
-from tunix_jax.model.loading import load_model, model_params
-from tunix_jax.model.orbax_io import checkpoint_shapes
-from tunix_jax.model.params import upstream_shapes
+from tunix_jax.models.gemma.config import get_config
+from tunix_jax.models.gemma.params import upstream_shapes
+from tunix_jax.weights.loading import load_model, model_params
+from tunix_jax.weights.orbax_io import checkpoint_shapes
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +104,7 @@ def test_float32_weights_trained_in_bfloat16_are_probed_as_they_load(tiny, tmp_p
     computed in float32, as both loaders compute with them."""
     from flax import nnx
 
-    from tunix_jax.model.transformer import Transformer
+    from tunix_jax.models.gemma.transformer import Transformer
 
     model, tokenizer = tiny
     shell = nnx.eval_shape(lambda: Transformer(model.config, rngs=nnx.Rngs(0),
@@ -128,7 +126,7 @@ def test_float32_weights_trained_in_bfloat16_are_probed_as_they_load(tiny, tmp_p
 def test_lora_adapters_are_kept_beside_the_merged_weights(tmp_path):
     from flax import nnx
 
-    from tunix_jax.train.lora import LoraAdapters, apply_lora, load_adapters, merge_lora
+    from tunix_jax.training.lora import LoraAdapters, apply_lora, load_adapters, merge_lora
 
     targets = ("q_einsum", "gate_proj")
     model, tokenizer = load_model("tiny-gemma2", "random", seed=5)
@@ -199,7 +197,7 @@ def test_a_model_of_another_preset_is_refused(tiny, tmp_path):
 
 
 def test_large_vocabularies_keep_the_top_k_of_the_probe():
-    from tunix_jax.export import _probe_record
+    from tunix_jax.export.writing import _probe_record
 
     rng = np.random.default_rng(0)
     logits = rng.normal(size=FULL_LOGITS_MAX_VOCAB * 4).astype(np.float32)
@@ -216,7 +214,7 @@ def test_large_vocabularies_keep_the_top_k_of_the_probe():
 
 
 def test_a_near_tie_for_the_top_token_may_break_either_way_in_a_lower_precision():
-    from tunix_jax.export import _probe_record
+    from tunix_jax.export.writing import _probe_record
 
     logits = np.array([0.0, 5.0, 4.999, 1.0, -2.0], np.float32)
     record = _probe_record(logits)

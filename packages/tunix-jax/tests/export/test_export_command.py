@@ -14,9 +14,9 @@ def trained_run(tmp_path_factory):
     import jax.numpy as jnp
     from flax import nnx
 
-    from tunix_jax.export import write_model_dir
-    from tunix_jax.model.layers import RMSNorm
-    from tunix_jax.model.loading import load_model
+    from tunix_jax.export.writing import write_model_dir
+    from tunix_jax.models.gemma.layers import RMSNorm
+    from tunix_jax.weights.loading import load_model
 
     model, tokenizer = load_model("tiny-gemma3", "random", seed=3)
     rng = np.random.default_rng(3)
@@ -50,8 +50,8 @@ def trained_run(tmp_path_factory):
 def test_export_writes_a_model_that_reproduces_the_probe(
     tunix, trained_run, tmp_path, fmt, dtype, loader
 ):
-    from tunix_jax.export import probe_logits, read_export_meta
-    from tunix_jax.model.loading import load_model
+    from tunix_jax.export.writing import probe_logits, read_export_meta
+    from tunix_jax.weights.loading import load_model
 
     out = tmp_path / f"out.{fmt}"
     result = tunix("export", trained_run, "--format", fmt, "--out", out, "--dtype", dtype)

@@ -5,8 +5,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from tunix_jax.model.gguf_export import write_gguf
-from tunix_jax.model.loading import load_model, model_params
+from tunix_jax.export.gguf_export import write_gguf
+from tunix_jax.weights.loading import load_model, model_params
 
 TOKENS = np.asarray(
     [[2, 17, 300, 42, 9, 77, 123, 64, 31, 250, 8, 99, 400, 5, 6, 7, 4, 5]], np.int32
@@ -121,7 +121,7 @@ def test_real_gemma3_270m_gguf_reads_like_llama_cpp_wrote_it(tmp_path):
     torch = pytest.importorskip("torch")
     pytest.importorskip("accelerate")
     transformers = pytest.importorskip("transformers")
-    from tunix_jax.model.loading import default_gguf_path
+    from tunix_jax.weights.loading import default_gguf_path
 
     model, tokenizer = load_model("gemma3-270m", "default")
     path = write_gguf(model_params(model), model.config, tokenizer, tmp_path / "g3.gguf")

@@ -6,11 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from tunix_jax.model.config import get_config
-from tunix_jax.model.errors import WeightsNotFoundError, WeightsShapeError
-from tunix_jax.model.hf_export import hf_config, write_hf_checkpoint
-from tunix_jax.model.params import SourceTensor, build_tree, expected_shapes
-from tunix_jax.model.tokenizer import Tokenizer, byte_level_proto
+from tunix_jax.export.hf_export import hf_config, write_hf_checkpoint
+from tunix_jax.models.gemma.config import get_config
+from tunix_jax.models.gemma.errors import WeightsNotFoundError, WeightsShapeError
+from tunix_jax.models.gemma.params import SourceTensor, build_tree, expected_shapes
+from tunix_jax.models.gemma.tokenizer import Tokenizer, byte_level_proto
 
 TOKENS = [[2, 17, 300, 42, 9, 77, 123, 64, 31, 250, 8, 99, 400, 5, 6, 7, 301, 302, 11, 12]]
 
@@ -48,7 +48,7 @@ FUSED_SCALED = dataclasses.replace(
 
 @pytest.mark.parametrize("preset", ["tiny-gemma3", "tiny-gemma2"])
 def test_load_model_reads_back_identical_parameters(preset, tmp_path):
-    from tunix_jax.model.loading import load_model, model_params
+    from tunix_jax.weights.loading import load_model, model_params
 
     config = get_config(preset)
     params = random_params(config)
@@ -71,7 +71,7 @@ def test_load_model_reads_back_identical_parameters(preset, tmp_path):
 
 
 def test_fused_qkv_reads_back_identical(tmp_path):
-    from tunix_jax.model.safetensors_io import read_params
+    from tunix_jax.weights.safetensors_io import read_params
 
     params = random_params(FUSED_SCALED, seed=3)
     assert "qkv_einsum" in params["layers"][0]["attn"]
@@ -168,7 +168,7 @@ def our_logits(config, params, tokens):
     import jax.numpy as jnp
     from flax import nnx
 
-    from tunix_jax.model.transformer import Transformer
+    from tunix_jax.models.gemma.transformer import Transformer
 
     model = nnx.eval_shape(lambda: Transformer(config, rngs=nnx.Rngs(0)))
     nnx.update(model, jax.tree.map(jnp.asarray, params))
@@ -223,7 +223,7 @@ def test_auto_tokenizer_loads_the_export_offline(tmp_path):
 @pytest.mark.heavy
 def test_real_gemma3_270m_export_matches_transformers(tmp_path):
     """The default weights (Gemma 3 270M, dequantised) through transformers."""
-    from tunix_jax.model.loading import load_model, model_params
+    from tunix_jax.weights.loading import load_model, model_params
 
     model, tokenizer = load_model("gemma3-270m", "default")
     write_hf_checkpoint(model_params(model), model.config, tokenizer, tmp_path)

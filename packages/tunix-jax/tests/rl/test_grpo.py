@@ -20,17 +20,17 @@ from tunix_core.evidence import validate_file
 from tunix_core.jsonio import read_jsonl
 from tunix_core.plugins import PluginHost
 from tunix_jax.backend import JaxBackend
-from tunix_jax.grpo_trainer import GrpoTrainer, sample_seed
-from tunix_jax.train.grpo import (
+from tunix_jax.rl.grpo.algorithm import (
     Clip,
     build_rows,
     chunked_token_logprobs,
     group_advantages,
     token_objective,
 )
+from tunix_jax.rl.grpo.trainer import GrpoTrainer, sample_seed
 
 HERE = Path(__file__).parent
-SCRIPT = HERE / "train_script.py"
+SCRIPT = HERE.parent / "train_script.py"
 _spec = importlib.util.spec_from_file_location("train_script", SCRIPT)
 assert _spec is not None and _spec.loader is not None
 train_script = importlib.util.module_from_spec(_spec)
@@ -157,8 +157,8 @@ def test_grpo_token_logprobs_sum_to_the_backends_completion_score(tmp_path):
     from flax import nnx
 
     from tunix_core.protocols import ModelSpec
-    from tunix_jax.train.grpo import completion_logprobs
-    from tunix_jax.train.loop import model_logits_fn
+    from tunix_jax.rl.grpo.algorithm import completion_logprobs
+    from tunix_jax.training.loop import model_logits_fn
 
     model = JaxBackend().load(ModelSpec("tiny-gemma3", "random"), progress=print)
     tokenizer = model.tokenizer
@@ -235,8 +235,8 @@ def test_gradient_accumulation_leaves_the_update_unchanged():
     from flax import nnx
 
     from tunix_core.protocols import ModelSpec
-    from tunix_jax.train.grpo import make_grpo_step
-    from tunix_jax.train.loop import model_logits_fn
+    from tunix_jax.rl.grpo.algorithm import make_grpo_step
+    from tunix_jax.training.loop import model_logits_fn
 
     model = JaxBackend().load(ModelSpec("tiny-gemma3", "random"), progress=print)
     graphdef, params_state, frozen = nnx.split(model.transformer, nnx.Param, ...)
@@ -267,7 +267,7 @@ def test_gradient_accumulation_leaves_the_update_unchanged():
 
 
 def test_row_shapes_fit_the_longest_row_in_a_few_rounded_sizes():
-    from tunix_jax.grpo_trainer import row_shape
+    from tunix_jax.rl.grpo.trainer import row_shape
 
     # 100 + 40 tokens need 139 inputs -> 192; 40 completion tokens -> 64.
     assert row_shape([[1] * 100, [1] * 10], [[2] * 40, [2] * 3], 352, 160) == (192, 64)

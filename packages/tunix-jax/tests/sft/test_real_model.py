@@ -25,7 +25,7 @@ def test_lora_on_the_default_270m_lowers_the_loss_on_dev_reasoning(tmp_path):
     from tunix_core.plugins import get_host
     from tunix_core.protocols import ModelSpec
     from tunix_jax.backend import JaxBackend
-    from tunix_jax.trainer import JaxTrainer
+    from tunix_jax.sft.trainer import JaxTrainer
 
     host = get_host()
     examples = load_split(host.datasets, "dev-reasoning-v2", "train", seed=0, transforms=host.transforms, limit=64)

@@ -26,7 +26,7 @@ from tunix_core.protocols import ModelSpec
 from tunix_jax.backend import JaxBackend
 
 HERE = Path(__file__).parent
-SCRIPT = HERE / "train_script.py"
+SCRIPT = HERE.parent / "train_script.py"
 _spec = importlib.util.spec_from_file_location("train_script", SCRIPT)
 assert _spec is not None and _spec.loader is not None
 train_script = importlib.util.module_from_spec(_spec)
@@ -52,8 +52,8 @@ def _config(**training):
 
 
 def _read_model_params(model_dir: Path) -> dict[str, np.ndarray]:
-    from tunix_jax.model.config import get_config
-    from tunix_jax.model.orbax_io import read_params
+    from tunix_jax.models.gemma.config import get_config
+    from tunix_jax.weights.orbax_io import read_params
 
     return {
         "/".join(map(str, k)): np.asarray(v.value)
@@ -75,7 +75,7 @@ def _subprocess_env(tmp_root: Path, devices: int = 1) -> dict[str, str]:
 
 
 def _train_in_process(run_path: Path, config: dict, examples: int = 16):
-    from tunix_jax.trainer import JaxTrainer
+    from tunix_jax.sft.trainer import JaxTrainer
 
     trainer = JaxTrainer()
     parsed = structure_config(config)
@@ -218,7 +218,7 @@ def test_four_devices_follow_the_one_device_loss_trajectory(reference, tmp_root)
 
 
 def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_root, monkeypatch):
-    from tunix_jax.train import loop
+    from tunix_jax.training import loop
 
     drawn = []
     original = loop._stacked_batch
@@ -255,7 +255,7 @@ class _FakeClock:
 
 
 def test_the_time_budget_stops_cleanly_with_a_checkpoint_and_a_model(tmp_root, monkeypatch):
-    from tunix_jax.train import loop
+    from tunix_jax.training import loop
 
     clock = _FakeClock(jump_after=3)
     original = loop._stacked_batch
@@ -276,7 +276,7 @@ def test_the_time_budget_stops_cleanly_with_a_checkpoint_and_a_model(tmp_root, m
 
 
 def test_an_empty_train_split_is_a_clear_error(tmp_root):
-    from tunix_jax.trainer import JaxTrainer
+    from tunix_jax.sft.trainer import JaxTrainer
 
     run = train_script.open_run(tmp_root / "empty")
     with pytest.raises(DataError, match="train split has no examples"):
@@ -300,7 +300,7 @@ def test_an_empty_train_split_is_a_clear_error(tmp_root):
     ],
 )
 def test_validate_names_the_config_field(change, field):
-    from tunix_jax.trainer import JaxTrainer
+    from tunix_jax.sft.trainer import JaxTrainer
 
     data = json.loads(json.dumps(CONFIG))
     for section, values in change.items():

@@ -1,7 +1,7 @@
 import pytest
 
-from tunix_jax.model.config import get_config
-from tunix_jax.train.bench import (
+from tunix_jax.models.gemma.config import get_config
+from tunix_jax.training.bench import (
     attention_context,
     matmul_params,
     peak_flops,

@@ -11,7 +11,7 @@ import pytest
 from tunix_core.hookspecs import hookimpl
 from tunix_core.jsonio import read_jsonl
 from tunix_core.plugins import PluginHost
-from tunix_jax.train.callbacks import (
+from tunix_jax.training.callbacks import (
     BudgetStop,
     Checkpoints,
     MetricsLog,
@@ -22,7 +22,7 @@ from tunix_jax.train.callbacks import (
     TimeBudget,
     TrainingDivergedError,
 )
-from tunix_jax.train.checkpoint import Checkpointer
+from tunix_jax.training.checkpoint import Checkpointer
 
 
 def _event(step: int, *, loss: float = 2.0, seconds: float = 0.5, params=None) -> StepEnd:

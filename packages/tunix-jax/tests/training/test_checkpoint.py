@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from tunix_core.config import TrainingSection
-from tunix_jax.train.checkpoint import Checkpointer, error_reason, tree_problem
-from tunix_jax.train.optim import build_optimizer
+from tunix_jax.training.checkpoint import Checkpointer, error_reason, tree_problem
+from tunix_jax.training.optim import build_optimizer
 
 
 def _state(scale):

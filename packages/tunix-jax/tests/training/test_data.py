@@ -5,10 +5,10 @@ import pytest
 from flax import nnx
 
 from tunix_core.errors import DataError
-from tunix_jax.model.config import get_config
-from tunix_jax.model.transformer import Transformer
-from tunix_jax.train.data import BatchStream, build_rows, tokenize_pairs
-from tunix_jax.train.loop import segment_attention_mask
+from tunix_jax.models.gemma.config import get_config
+from tunix_jax.models.gemma.transformer import Transformer
+from tunix_jax.training.data import BatchStream, build_rows, tokenize_pairs
+from tunix_jax.training.loop import segment_attention_mask
 
 BOS = 2
 

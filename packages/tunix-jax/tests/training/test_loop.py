@@ -12,7 +12,7 @@ from flax import nnx
 
 from tunix_core.protocols import ModelSpec
 from tunix_jax.backend import JaxBackend
-from tunix_jax.train.loop import make_train_step
+from tunix_jax.training.loop import make_train_step
 
 
 def test_gradient_accumulation_leaves_the_update_unchanged():

@@ -5,9 +5,9 @@ import pytest
 from flax import nnx
 
 from tunix_core.errors import ConfigError
-from tunix_jax.model.config import get_config
-from tunix_jax.model.transformer import Transformer
-from tunix_jax.train.lora import LoRAEinsum, LoRALinear, apply_lora, merge_lora, projection_names
+from tunix_jax.models.gemma.config import get_config
+from tunix_jax.models.gemma.transformer import Transformer
+from tunix_jax.training.lora import LoRAEinsum, LoRALinear, apply_lora, merge_lora, projection_names
 
 TARGETS = ("q_einsum", "kv_einsum", "attn_vec_einsum", "gate_proj", "up_proj", "down_proj")
 

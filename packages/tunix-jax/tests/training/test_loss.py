@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from tunix_jax.model.config import get_config
-from tunix_jax.model.transformer import Transformer
-from tunix_jax.train.loop import model_logits_fn
-from tunix_jax.train.loss import chunked_cross_entropy, cross_entropy
+from tunix_jax.models.gemma.config import get_config
+from tunix_jax.models.gemma.transformer import Transformer
+from tunix_jax.training.loop import model_logits_fn
+from tunix_jax.training.loss import chunked_cross_entropy, cross_entropy
 
 
 def _problem(batch=3, length=10, dim=8, vocab=50, seed=0):

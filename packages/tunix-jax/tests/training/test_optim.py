@@ -4,7 +4,7 @@ import optax
 import pytest
 
 from tunix_core.config import TrainingSection
-from tunix_jax.train.optim import FINAL_LR_FRACTION, build_optimizer, learning_rate_schedule
+from tunix_jax.training.optim import FINAL_LR_FRACTION, build_optimizer, learning_rate_schedule
 
 
 def test_warmup_then_cosine_to_a_tenth():

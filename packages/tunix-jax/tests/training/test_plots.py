@@ -1,5 +1,5 @@
 from tunix_core.jsonio import append_jsonl
-from tunix_jax.train.plots import plot_loss_curve
+from tunix_jax.training.plots import plot_loss_curve
 
 
 def test_loss_curve_png(tmp_path):

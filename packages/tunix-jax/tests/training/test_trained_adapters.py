@@ -11,7 +11,7 @@ from tunix_core.config import structure_config
 from tunix_core.context import RunContext
 from tunix_core.plugins import PluginHost
 
-_spec = importlib.util.spec_from_file_location("train_script", Path(__file__).with_name("train_script.py"))  # fmt: skip
+_spec = importlib.util.spec_from_file_location("train_script", Path(__file__).parent.parent / "train_script.py")  # fmt: skip
 assert _spec is not None and _spec.loader is not None
 train_script = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(train_script)
@@ -31,10 +31,11 @@ CONFIG = {
 
 def test_the_saved_adapters_rebuild_the_exported_weights(tmp_path):
     from tunix_jax.backend import JaxBackend
-    from tunix_jax.export import param_fingerprint, verify_model_dir
-    from tunix_jax.model.loading import load_model, model_params
-    from tunix_jax.train.lora import load_adapters, merge_lora
-    from tunix_jax.trainer import JaxTrainer
+    from tunix_jax.export.verifying import verify_model_dir
+    from tunix_jax.export.writing import param_fingerprint
+    from tunix_jax.sft.trainer import JaxTrainer
+    from tunix_jax.training.lora import load_adapters, merge_lora
+    from tunix_jax.weights.loading import load_model, model_params
 
     config = structure_config(CONFIG)
     trainer = JaxTrainer()

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 
 from tunix_core.errors import ConfigError
-from tunix_jax.model.errors import (
+from tunix_jax.models.gemma.errors import (
     UnsupportedQuantizationError,
     WeightsNotFoundError,
     WeightsShapeError,
 )
-from tunix_jax.model.loading import load_model, parse_weights, save_orbax
-from tunix_jax.model.tokenizer import Tokenizer
+from tunix_jax.models.gemma.tokenizer import Tokenizer
+from tunix_jax.weights.loading import load_model, parse_weights, save_orbax
 
 TOKENS = jnp.array([[2, 40, 41, 300, 7, 8, 99, 120, 5, 6, 260, 31]], jnp.int32)
 POSITIONS = jnp.arange(TOKENS.shape[1])[None]

@@ -16,7 +16,7 @@ PROMPTS = [
 
 @pytest.fixture(scope="module")
 def ours():
-    from tunix_jax.model.loading import load_model
+    from tunix_jax.weights.loading import load_model
 
     return load_model("gemma3-270m", "default")
 
@@ -26,7 +26,7 @@ def transformers_model():
     torch = pytest.importorskip("torch")
     pytest.importorskip("accelerate")
     transformers = pytest.importorskip("transformers")
-    from tunix_jax.model.loading import default_gguf_path
+    from tunix_jax.weights.loading import default_gguf_path
 
     path = default_gguf_path()
     # transformers dequantises with the same gguf code; ask for float32 to compare like for like.
@@ -66,7 +66,7 @@ def test_logits_match_transformers_gguf(ours, transformers_model):
 
 
 def test_greedy_continuation_is_sensible(ours):
-    from tunix_jax.model.sampler import Sampler
+    from tunix_jax.models.gemma.sampler import Sampler
 
     model, tokenizer = ours
     sampler = Sampler(model, tokenizer)

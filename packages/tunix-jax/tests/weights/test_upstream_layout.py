@@ -14,11 +14,13 @@ import numpy as np
 import pytest
 
 from tunix_core.errors import ConfigError
-from tunix_jax.model import orbax_io
-from tunix_jax.model.config import get_config
-from tunix_jax.model.errors import WeightsDamagedError, WeightsNotFoundError, WeightsShapeError
-from tunix_jax.model.loading import load_model, model_params, save_orbax
-from tunix_jax.model.params import (
+from tunix_jax.models.gemma.config import get_config
+from tunix_jax.models.gemma.errors import (
+    WeightsDamagedError,
+    WeightsNotFoundError,
+    WeightsShapeError,
+)
+from tunix_jax.models.gemma.params import (
     SourceTensor,
     check_layout,
     expected_shapes,
@@ -28,6 +30,8 @@ from tunix_jax.model.params import (
     to_upstream,
     upstream_shapes,
 )
+from tunix_jax.weights import orbax_io
+from tunix_jax.weights.loading import load_model, model_params, save_orbax
 
 TOKENS = jnp.array([[2, 40, 41, 300, 7, 8, 99, 120, 5, 6, 260, 31]], jnp.int32)
 POSITIONS = jnp.arange(TOKENS.shape[1])[None]
@@ -154,7 +158,7 @@ def test_a_larger_checkpoint_on_disk_is_refused_before_reading_it(tmp_path):
     import jax
     from flax import nnx
 
-    from tunix_jax.model.transformer import Transformer
+    from tunix_jax.models.gemma.transformer import Transformer
 
     wider = dataclasses.replace(get_config("tiny-gemma3"), embed_dim=96)
     shell = nnx.eval_shape(lambda: Transformer(wider, rngs=nnx.Rngs(0)))

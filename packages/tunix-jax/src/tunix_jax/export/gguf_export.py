@@ -18,15 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tunix_jax.model.config import ModelConfig
-from tunix_jax.model.gguf_io import BLOCK_TENSORS as GGUF_BLOCK_TENSORS
-from tunix_jax.model.hf_export import linear_layout
-from tunix_jax.model.tokenizer import (
+from tunix_jax.export.hf_export import linear_layout
+from tunix_jax.models.gemma.config import ModelConfig
+from tunix_jax.models.gemma.tokenizer import (
     END_OF_TURN,
     START_OF_TURN,
     Tokenizer,
     sentencepiece_model_pb2,
 )
+from tunix_jax.weights.gguf_io import BLOCK_TENSORS as GGUF_BLOCK_TENSORS
 
 if TYPE_CHECKING:
     import gguf

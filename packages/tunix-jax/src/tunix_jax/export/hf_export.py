@@ -21,11 +21,11 @@ import jax.numpy as jnp
 import numpy as np
 import sentencepiece as spm
 
-from tunix_jax.model.config import ModelConfig
-from tunix_jax.model.errors import WeightsNotFoundError
-from tunix_jax.model.params import ParamPath, check_source_shape, expected_shapes, path_str
-from tunix_jax.model.safetensors_io import BLOCK_TENSORS as HF_BLOCK_TENSORS
-from tunix_jax.model.tokenizer import Tokenizer
+from tunix_jax.models.gemma.config import ModelConfig
+from tunix_jax.models.gemma.errors import WeightsNotFoundError
+from tunix_jax.models.gemma.params import ParamPath, check_source_shape, expected_shapes, path_str
+from tunix_jax.models.gemma.tokenizer import Tokenizer
+from tunix_jax.weights.safetensors_io import BLOCK_TENSORS as HF_BLOCK_TENSORS
 
 CONFIG_FILENAME = "config.json"
 WEIGHTS_FILENAME = "model.safetensors"

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import click
 
-from tunix_jax.model.config import ModelConfig
+from tunix_jax.models.gemma.config import ModelConfig
 
 # Dense bf16 peak FLOP/s by a substring of jax's device_kind (vendor data sheets).
 PEAK_FLOPS: tuple[tuple[str, float], ...] = (
@@ -138,19 +138,19 @@ def run_train_bench(
     import numpy as np
 
     from tunix_core.config import structure_config
-    from tunix_jax.model.config import get_config
-    from tunix_jax.model.loading import load_model
-    from tunix_jax.model.loading import matmul_dtype as matmul_dtype_of
+    from tunix_jax import sharding as mesh_lib
+    from tunix_jax.dtypes import DTYPES
+    from tunix_jax.models.gemma.config import get_config
     from tunix_jax.options import trainer_options
-    from tunix_jax.train import mesh as mesh_lib
-    from tunix_jax.train.loop import (
-        DTYPES,
+    from tunix_jax.training.loop import (
         TrainState,
         make_train_step,
         prepare_model,
         training_model,
     )
-    from tunix_jax.train.optim import build_optimizer
+    from tunix_jax.training.optim import build_optimizer
+    from tunix_jax.weights.loading import load_model
+    from tunix_jax.weights.loading import matmul_dtype as matmul_dtype_of
 
     config = structure_config({
         "model": {"preset": preset, "weights": weights, "dtype": dtype,

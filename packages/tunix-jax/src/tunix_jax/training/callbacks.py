@@ -1,6 +1,6 @@
 """What runs around each training step, one concern per callback.
 
-:func:`tunix_jax.train.loop.run_training` runs a step, packs what came out of it into a
+:func:`tunix_jax.training.loop.run_training` runs a step, packs what came out of it into a
 :class:`StepEnd` and hands that to each callback's ``on_step`` in turn: the NaN guard,
 the step-time estimate of the time budget, the metrics log, the progress bar, the
 checkpoints, the plugins' ``tunix_train_step_end``. None of them touches the numerics.
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from tunix_core.config import RunConfig
     from tunix_core.rundir import RunDirectory
     from tunix_jax.options import JaxTrainerOptions
-    from tunix_jax.train.checkpoint import Checkpointer
+    from tunix_jax.training.checkpoint import Checkpointer
 
 # Before any save has been timed, assume a save (or the final export) takes this long.
 DEFAULT_SAVE_SECONDS = 10.0

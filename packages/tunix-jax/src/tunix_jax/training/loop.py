@@ -1,6 +1,6 @@
 """The SFT training loop: a jitted step over a device mesh, the callbacks around it
 (metrics, checkpoints, time budget, progress bar, NaN guard, plugin hook: see
-:mod:`tunix_jax.train.callbacks`), and the final merged model.
+:mod:`tunix_jax.training.callbacks`), and the final merged model.
 
 The trainable parameters (LoRA adapters, or every weight) and the optimizer state are
 plain nested dicts of arrays; the frozen weights stay an :class:`nnx.State`. One step
@@ -33,10 +33,11 @@ from tunix_core.errors import TunixError
 from tunix_core.jsonio import read_jsonl, write_text_atomic
 from tunix_core.protocols import TrainResult
 from tunix_core.rundir import RunDirectory
-from tunix_jax.model.transformer import Transformer
+from tunix_jax import sharding as mesh_lib
+from tunix_jax.dtypes import DTYPES
+from tunix_jax.models.gemma.transformer import Transformer
 from tunix_jax.options import JaxTrainerOptions
-from tunix_jax.train import mesh as mesh_lib
-from tunix_jax.train.callbacks import (
+from tunix_jax.training.callbacks import (
     BudgetStop,
     Checkpoints,
     MetricsLog,
@@ -48,15 +49,13 @@ from tunix_jax.train.callbacks import (
     TimeBudget,
     TrainingDivergedError,
 )
-from tunix_jax.train.checkpoint import Checkpointer
-from tunix_jax.train.data import BATCH_KEYS, BatchStream, TokenizedExample
-from tunix_jax.train.lora import apply_lora, merge_lora
-from tunix_jax.train.loss import chunked_cross_entropy
-from tunix_jax.train.optim import build_optimizer
+from tunix_jax.training.checkpoint import Checkpointer
+from tunix_jax.training.data import BATCH_KEYS, BatchStream, TokenizedExample
+from tunix_jax.training.lora import apply_lora, merge_lora
+from tunix_jax.training.loss import chunked_cross_entropy
+from tunix_jax.training.optim import build_optimizer
 
 log = logging.getLogger("tunix.train")
-
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 def training_model(

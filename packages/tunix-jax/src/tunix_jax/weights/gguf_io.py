@@ -16,19 +16,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tunix_jax.model.config import ModelConfig
-from tunix_jax.model.errors import (
+from tunix_jax.models.gemma.config import ModelConfig
+from tunix_jax.models.gemma.errors import (
     UnsupportedQuantizationError,
     WeightsNotFoundError,
     WeightsShapeError,
 )
-from tunix_jax.model.params import (
+from tunix_jax.models.gemma.params import (
     ParamPath,
     SourceTensor,
     check_source_shape,
     convert_linear_layout,
 )
-from tunix_jax.model.tokenizer import sentencepiece_model_pb2
+from tunix_jax.models.gemma.tokenizer import sentencepiece_model_pb2
 
 logger = logging.getLogger(__name__)
 

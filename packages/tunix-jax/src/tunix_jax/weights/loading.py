@@ -32,13 +32,13 @@ from flax import nnx
 from jax.typing import DTypeLike
 
 from tunix_core.errors import ConfigError
-from tunix_jax.model import gguf_io, orbax_io, safetensors_io
-from tunix_jax.model.config import ModelConfig, get_config
-from tunix_jax.model.errors import WeightsNotFoundError
-from tunix_jax.model.modules import DecoderBlock
-from tunix_jax.model.params import build_tree
-from tunix_jax.model.tokenizer import TOKENIZER_FILENAME, Tokenizer, byte_level_proto
-from tunix_jax.model.transformer import Transformer
+from tunix_jax.models.gemma.config import ModelConfig, get_config
+from tunix_jax.models.gemma.errors import WeightsNotFoundError
+from tunix_jax.models.gemma.modules import DecoderBlock
+from tunix_jax.models.gemma.params import build_tree
+from tunix_jax.models.gemma.tokenizer import TOKENIZER_FILENAME, Tokenizer, byte_level_proto
+from tunix_jax.models.gemma.transformer import Transformer
+from tunix_jax.weights import gguf_io, orbax_io, safetensors_io
 
 logger = logging.getLogger(__name__)
 

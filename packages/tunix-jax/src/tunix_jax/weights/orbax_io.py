@@ -1,4 +1,4 @@
-"""Orbax checkpoints of Gemma parameters, in either layout (see `tunix_jax.model.params`).
+"""Orbax checkpoints of Gemma parameters, in either layout (see `tunix_jax.models.gemma.params`).
 
 `read_params` reads the upstream layout of Google's Kaggle Flax checkpoints (what
 google-tunix's `create_model_from_checkpoint` reads) and the module layout
@@ -21,9 +21,9 @@ from typing import Any
 import jax
 import numpy as np
 
-from tunix_jax.model.config import ModelConfig
-from tunix_jax.model.errors import WeightsDamagedError, WeightsNotFoundError
-from tunix_jax.model.params import (
+from tunix_jax.models.gemma.config import ModelConfig
+from tunix_jax.models.gemma.errors import WeightsDamagedError, WeightsNotFoundError
+from tunix_jax.models.gemma.params import (
     Layout,
     ParamPath,
     SourceTensor,

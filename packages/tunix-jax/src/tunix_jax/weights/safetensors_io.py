@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tunix_jax.model.config import ModelConfig
-from tunix_jax.model.errors import WeightsNotFoundError, WeightsShapeError
-from tunix_jax.model.params import (
+from tunix_jax.models.gemma.config import ModelConfig
+from tunix_jax.models.gemma.errors import WeightsNotFoundError, WeightsShapeError
+from tunix_jax.models.gemma.params import (
     ParamPath,
     SourceTensor,
     check_source_shape,

@@ -19,13 +19,13 @@ from flax import nnx
 
 from tunix_core.config import structure_config
 from tunix_core.protocols import ModelSpec
+from tunix_jax import sharding as mesh_lib
 from tunix_jax.backend import JaxBackend
-from tunix_jax.model.loading import load_model
-from tunix_jax.model.sampler import Sampler
-from tunix_jax.train import mesh as mesh_lib
+from tunix_jax.models.gemma.sampler import Sampler
+from tunix_jax.weights.loading import load_model
 
 # The tiny models of the in-process tests (random norm scales included).
-_spec = importlib.util.spec_from_file_location("conftest", Path(__file__).parent / "conftest.py")
+_spec = importlib.util.spec_from_file_location("conftest", Path(__file__).parents[2] / "conftest.py")
 assert _spec is not None and _spec.loader is not None
 _conftest = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_conftest)

@@ -2,7 +2,7 @@ import sys
 
 from click.testing import CliRunner
 
-from tunix_jax.model.bench import benchmark_generate
+from tunix_jax.models.gemma.bench import benchmark_generate
 
 
 def test_benchmark_generate_reports_throughput():

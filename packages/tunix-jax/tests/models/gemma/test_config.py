@@ -1,6 +1,6 @@
 import pytest
 
-from tunix_jax.model.config import PRESETS, ModelConfig, get_config
+from tunix_jax.models.gemma.config import PRESETS, ModelConfig, get_config
 
 
 def test_presets_and_aliases():

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tunix_jax.model.config import get_config
+from tunix_jax.models.gemma.config import get_config
 
 pytestmark = pytest.mark.heavy
 
@@ -49,7 +49,7 @@ def hf_config(preset: str):
 def test_logits_match_transformers(preset, tmp_path):
     torch = pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    from tunix_jax.model.loading import load_model
+    from tunix_jax.weights.loading import load_model
 
     config, model_class = hf_config(preset)
     config._attn_implementation = "eager"

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from tunix_jax.model.layers import Einsum, Embedder, RMSNorm, apply_rope, contract, rope_tables
+from tunix_jax.models.gemma.layers import (
+    Einsum,
+    Embedder,
+    RMSNorm,
+    apply_rope,
+    contract,
+    rope_tables,
+)
 
 
 def test_rms_norm_applies_one_plus_scale():
@@ -85,7 +92,7 @@ def test_bf16_contraction_rounds_operands_and_sums_in_f32_forward_and_backward(e
 def test_a_bf16_matmul_model_stays_close_to_the_f32_one_and_trains():
     """Gemma 3 (tiny) with bf16 weight matmuls: logits within bf16 rounding of the f32
     model's, and the LoRA gradient through every projection and the LM head is finite."""
-    from tunix_jax.model.loading import load_model
+    from tunix_jax.weights.loading import load_model
 
     f32, _ = load_model("tiny-gemma3", "random", seed=0)
     mixed, _ = load_model("tiny-gemma3", "random", seed=0, matmul_dtype=jnp.bfloat16)

@@ -2,7 +2,7 @@ import jax.numpy as jnp
 import pytest
 from flax import nnx
 
-from tunix_jax.model.sampler import LENGTH, STOP, Sampler, bucket
+from tunix_jax.models.gemma.sampler import LENGTH, STOP, Sampler, bucket
 
 PROMPTS = [[2, 10, 11, 12], [2, *range(20, 33)], [2, 7]]
 
@@ -93,7 +93,7 @@ def test_bucket_rounds_up_in_quarter_octaves():
 
 
 def test_bf16_matmul_sampling_reads_bf16_weights_and_decodes_as_the_model_computes():
-    from tunix_jax.model.loading import load_model
+    from tunix_jax.weights.loading import load_model
 
     model, tokenizer = load_model("tiny-gemma3", "random", seed=1, matmul_dtype=jnp.bfloat16)
     sampler = Sampler(model, tokenizer)

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tunix_jax.model.scoring import completion_logprobs
+from tunix_jax.models.gemma.scoring import completion_logprobs
 
 
 def logprob_by_hand(model, prompt, completion):

@@ -14,8 +14,8 @@ import pytest
 
 from tunix_core.protocols import ModelSpec
 from tunix_jax.backend import JaxModel
-from tunix_jax.model.sampler import Sampler, bucket
-from tunix_jax.train.mesh import make_mesh
+from tunix_jax.models.gemma.sampler import Sampler, bucket
+from tunix_jax.sharding import make_mesh
 
 SCRIPT = Path(__file__).parent / "sharded_sampler_script.py"
 # 7 prompts: not a multiple of the 4 devices, so the batch needs a padding row.

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tunix_jax.model.sampler import text_deltas
-from tunix_jax.model.tokenizer import Tokenizer, byte_level_proto
+from tunix_jax.models.gemma.sampler import text_deltas
+from tunix_jax.models.gemma.tokenizer import Tokenizer, byte_level_proto
 
 CHAT_PROMPT = "<start_of_turn>user\nWhat is 2+2?<end_of_turn>\n<start_of_turn>model\n"
 # One prompt and one budget for every test, so they share compilations (on 2 cores each

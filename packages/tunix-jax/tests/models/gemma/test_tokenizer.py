@@ -4,8 +4,8 @@ import os
 import pytest
 import sentencepiece as spm
 
-from tunix_jax.model import gguf_io
-from tunix_jax.model.tokenizer import Tokenizer, byte_level_proto
+from tunix_jax.models.gemma.tokenizer import Tokenizer, byte_level_proto
+from tunix_jax.weights import gguf_io
 
 SAMPLES = [
     "Hello, world!",

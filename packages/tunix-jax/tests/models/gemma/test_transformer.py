@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from tunix_jax.model.config import get_config
-from tunix_jax.model.params import expected_shapes, path_str
-from tunix_jax.model.transformer import Transformer
+from tunix_jax.models.gemma.config import get_config
+from tunix_jax.models.gemma.params import expected_shapes, path_str
+from tunix_jax.models.gemma.transformer import Transformer
 
 TOKENS = jnp.array([[5, 17, 300, 42, 9, 77, 123, 64, 31, 2, 250, 8, 99, 400]], jnp.int32)
 POSITIONS = jnp.arange(TOKENS.shape[1])[None]

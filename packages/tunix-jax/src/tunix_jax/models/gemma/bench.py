@@ -33,9 +33,9 @@ def benchmark_generate(
     import jax.numpy as jnp
     import numpy as np
 
-    from tunix_jax.model.loading import load_model
-    from tunix_jax.model.loading import matmul_dtype as matmul_dtype_of
-    from tunix_jax.model.sampler import Sampler
+    from tunix_jax.models.gemma.sampler import Sampler
+    from tunix_jax.weights.loading import load_model
+    from tunix_jax.weights.loading import matmul_dtype as matmul_dtype_of
 
     start = time.perf_counter()
     model, tokenizer = load_model(preset, weights, dtype=jnp.dtype(dtype), seed=seed,

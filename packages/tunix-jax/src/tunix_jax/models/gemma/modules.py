@@ -14,8 +14,8 @@ import jax.numpy as jnp
 from flax import nnx
 from jax.typing import DTypeLike
 
-from tunix_jax.model.config import ModelConfig
-from tunix_jax.model.layers import Einsum, RMSNorm, apply_rope, mixed_dot_general
+from tunix_jax.models.gemma.config import ModelConfig
+from tunix_jax.models.gemma.layers import Einsum, RMSNorm, apply_rope, mixed_dot_general
 
 LayerCache = dict[str, jax.Array]
 Rope = tuple[jax.Array, jax.Array]

@@ -25,8 +25,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from tunix_jax.model.config import ModelConfig
-from tunix_jax.model.errors import WeightsNotFoundError, WeightsShapeError
+from tunix_jax.models.gemma.config import ModelConfig
+from tunix_jax.models.gemma.errors import WeightsNotFoundError, WeightsShapeError
 
 ParamPath = tuple[str | int, ...]
 Layout = Literal["upstream", "module"]

@@ -8,7 +8,7 @@ Shapes are bucketed (batch, prompt length, new-token budget; see `bucket`), and 
 prefill plus the whole decode loop (a `lax.while_loop`) form one jitted function, so
 repeated calls with similar shapes reuse one compilation.
 
-Given a device mesh (see `tunix_jax.train.mesh`), generation is data parallel: the rows
+Given a device mesh (see `tunix_jax.sharding`), generation is data parallel: the rows
 of the batch and of the KV cache are split over all of its devices, the parameters are
 laid out as the trainer lays them out, and the batch is padded to a multiple of the
 device count. With one device the program is the plain single-device one.
@@ -27,9 +27,9 @@ import numpy as np
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from tunix_jax.model.tokenizer import Tokenizer
-from tunix_jax.model.transformer import Cache, Transformer
-from tunix_jax.train import mesh as mesh_lib
+from tunix_jax import sharding as mesh_lib
+from tunix_jax.models.gemma.tokenizer import Tokenizer
+from tunix_jax.models.gemma.transformer import Cache, Transformer
 
 _Tree = TypeVar("_Tree")
 # The decode loop's carry: step, KV cache, out, done, lengths, stopped, key.

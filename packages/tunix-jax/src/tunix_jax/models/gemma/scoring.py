@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from tunix_jax.model.sampler import bucket
-from tunix_jax.model.transformer import Transformer
+from tunix_jax.models.gemma.sampler import bucket
+from tunix_jax.models.gemma.transformer import Transformer
 
 
 @nnx.jit

@@ -9,9 +9,9 @@ import jax.numpy as jnp
 from flax import nnx
 from jax.typing import DTypeLike
 
-from tunix_jax.model.config import ModelConfig
-from tunix_jax.model.layers import Embedder, RMSNorm, rope_tables
-from tunix_jax.model.modules import DecoderBlock, Rope
+from tunix_jax.models.gemma.config import ModelConfig
+from tunix_jax.models.gemma.layers import Embedder, RMSNorm, rope_tables
+from tunix_jax.models.gemma.modules import DecoderBlock, Rope
 
 # {"index": int32[] next write slot, "layers": [{"k": [B,S,K,H], "v": [B,S,K,H]}, ...]}
 Cache = dict[str, Any]

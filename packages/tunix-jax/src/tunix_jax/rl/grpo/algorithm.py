@@ -31,9 +31,9 @@ import numpy as np
 import optax
 from flax import nnx
 
-from tunix_jax.model.transformer import Transformer
-from tunix_jax.train.loop import accumulate_gradients, guarded_update
-from tunix_jax.train.loss import by_chunk
+from tunix_jax.models.gemma.transformer import Transformer
+from tunix_jax.training.loop import accumulate_gradients, guarded_update
+from tunix_jax.training.loss import by_chunk
 
 LogitsFn = Callable[[jax.Array, jax.Array], jax.Array]
 # Keys of a GRPO micro-batch; the step's batches stack them on a leading grad_accum axis.

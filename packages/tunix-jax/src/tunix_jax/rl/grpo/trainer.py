@@ -5,7 +5,7 @@ Each step draws ``training.batch_size x training.grad_accum`` prompts, samples
 policy, scores them with the rewards of ``trainer.options.rewards`` (``tunix plugins``
 lists them), turns the rewards into group-relative advantages and takes
 ``num_iterations`` optimizer steps on the clipped token-level objective with a KL penalty
-to the reference model (:mod:`tunix_jax.train.grpo`). With LoRA the reference is the
+to the reference model (:mod:`tunix_jax.rl.grpo.algorithm`). With LoRA the reference is the
 base model without the adapters (the adapters' values set to zero), so no second copy of
 the weights is held; a full fine-tune keeps a frozen copy.
 
@@ -34,16 +34,16 @@ from tunix_core.protocols import ModelBackend, TrainResult
 from tunix_core.registry import UnknownNameError
 from tunix_core.rundir import RunDirectory
 from tunix_jax.options import GrpoTrainerOptions, grpo_options
-from tunix_jax.trainer import check_jax_training, export_trained, load_base
+from tunix_jax.training.shared import check_jax_training, export_trained, load_base
 
 if TYPE_CHECKING:
     import numpy as np
 
     from tunix_core.data.record import ReasoningExample
-    from tunix_jax.model.sampler import Sampler
-    from tunix_jax.model.tokenizer import Tokenizer
-    from tunix_jax.train.callbacks import StepEnd
-    from tunix_jax.train.loop import Position, TrainState
+    from tunix_jax.models.gemma.sampler import Sampler
+    from tunix_jax.models.gemma.tokenizer import Tokenizer
+    from tunix_jax.training.callbacks import StepEnd
+    from tunix_jax.training.loop import Position, TrainState
 
 log = logging.getLogger("tunix.train")
 
@@ -97,7 +97,7 @@ class GrpoTrainer:
         backend: ModelBackend,
         context: RunContext,
     ) -> TrainResult:
-        from tunix_jax.train.loop import prepare_model, training_model
+        from tunix_jax.training.loop import prepare_model, training_model
 
         progress = context.progress
         options = grpo_options(config)
@@ -188,12 +188,12 @@ class GrpoLoop:
         import jax
         import jax.numpy as jnp
 
-        from tunix_jax.model.sampler import Sampler
-        from tunix_jax.train import mesh as mesh_lib
-        from tunix_jax.train.checkpoint import Checkpointer
-        from tunix_jax.train.data import IndexStream
-        from tunix_jax.train.loop import TrainState, drive_steps, outcome, resume
-        from tunix_jax.train.optim import build_optimizer
+        from tunix_jax import sharding as mesh_lib
+        from tunix_jax.models.gemma.sampler import Sampler
+        from tunix_jax.training.checkpoint import Checkpointer
+        from tunix_jax.training.data import IndexStream
+        from tunix_jax.training.loop import TrainState, drive_steps, outcome, resume
+        from tunix_jax.training.optim import build_optimizer
 
         config, options, training = self.config, self.options, self.config.training
         steps = self.total_steps()
@@ -234,8 +234,8 @@ class GrpoLoop:
     def _compile(self, state: TrainState, tx: Any) -> dict[str, Callable[..., Any]]:
         import jax
 
-        from tunix_jax.train.grpo import Clip, make_grpo_step, make_logprobs_fn
-        from tunix_jax.train.loop import model_logits_fn
+        from tunix_jax.rl.grpo.algorithm import Clip, make_grpo_step, make_logprobs_fn
+        from tunix_jax.training.loop import model_logits_fn
 
         options = self.options
         clip = Clip(options.epsilon_low, options.epsilon_high, options.beta)
@@ -273,8 +273,8 @@ class GrpoLoop:
         import numpy as np
 
         from tunix_core.rewards import score_rewards
-        from tunix_jax.model.sampler import LENGTH
-        from tunix_jax.train.grpo import group_advantages
+        from tunix_jax.models.gemma.sampler import LENGTH
+        from tunix_jax.rl.grpo.algorithm import group_advantages
 
         options = self.options
         group = options.num_generations
@@ -318,9 +318,9 @@ class GrpoLoop:
         import numpy as np
         from flax import nnx
 
-        from tunix_jax.train import mesh as mesh_lib
-        from tunix_jax.train.callbacks import StepEnd
-        from tunix_jax.train.grpo import GRPO_BATCH_KEYS, build_rows
+        from tunix_jax import sharding as mesh_lib
+        from tunix_jax.rl.grpo.algorithm import GRPO_BATCH_KEYS, build_rows
+        from tunix_jax.training.callbacks import StepEnd
 
         began = time.monotonic()
         options, training = self.options, self.config.training
@@ -389,7 +389,7 @@ class GrpoLoop:
         """[grad_accum, rows, C] log-probabilities under ``params`` (zeros without them)."""
         import jax.numpy as jnp
 
-        from tunix_jax.train import mesh as mesh_lib
+        from tunix_jax import sharding as mesh_lib
 
         if params is None:
             return mesh_lib.put_global(zeros, batch_sharding)

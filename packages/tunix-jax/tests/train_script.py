@@ -49,10 +49,10 @@ def grpo_host() -> PluginHost:
 
 def make_trainer(config: RunConfig) -> Any:
     if config.trainer.name == "grpo":
-        from tunix_jax.grpo_trainer import GrpoTrainer
+        from tunix_jax.rl.grpo.trainer import GrpoTrainer
 
         return GrpoTrainer()
-    from tunix_jax.trainer import JaxTrainer
+    from tunix_jax.sft.trainer import JaxTrainer
 
     return JaxTrainer()
 
@@ -71,8 +71,8 @@ def main() -> None:
     config = structure_config(spec["config"])
     delay = float(spec.get("batch_delay", 0.0))
     if delay:
-        from tunix_jax import grpo_trainer
-        from tunix_jax.train import loop
+        from tunix_jax.rl.grpo import trainer as grpo_trainer
+        from tunix_jax.training import loop
 
         def slowed(original):
             def slow(*args, **kwargs):

@@ -1,0 +1,1 @@
+"""Reinforcement learning trainers: GRPO (:mod:`.grpo`)."""

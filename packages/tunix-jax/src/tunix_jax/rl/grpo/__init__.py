@@ -1,0 +1,2 @@
+"""GRPO: the ``grpo`` trainer (:mod:`.trainer`) and its objective, advantages and
+batches (:mod:`.algorithm`)."""

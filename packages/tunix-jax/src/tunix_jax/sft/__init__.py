@@ -1,0 +1,1 @@
+"""Supervised fine-tuning: the ``jax`` trainer (:mod:`.trainer`)."""
