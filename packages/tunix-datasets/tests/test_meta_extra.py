@@ -19,12 +19,12 @@ from tunix_core.data.record import (
     read_jsonl,
     write_jsonl,
 )
-from tunix_core.data.transforms import register_builtin_transforms
 from tunix_core.errors import DataError
 from tunix_core.evaluation import AnswerOptions, AnswerVerdict, check_answer, example_meta
 from tunix_core.protocols import Prediction
 from tunix_core.registry import AnswerCheckRegistry, TransformRegistry
 from tunix_datasets.providers.files import JsonlProvider
+from tunix_datasets.transforms import register_builtin_transforms
 
 TRANSFORMS = TransformRegistry()
 register_builtin_transforms(TRANSFORMS)
