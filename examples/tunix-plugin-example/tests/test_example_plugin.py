@@ -1,11 +1,14 @@
 import pytest
 
-from tunix_core.context import RunContext
 from tunix_core.data.transforms import register_builtin_transforms
-from tunix_core.evaluation import AnswerOptions, AnswerVerdict
 from tunix_core.plugins import get_host
-from tunix_core.protocols import Prediction
-from tunix_core.registry import TransformRegistry
+from tunix_core.protocols import (
+    AnswerOptions,
+    AnswerVerdict,
+    Prediction,
+    RunContext,
+    TransformRegistry,
+)
 from tunix_plugin_example.brevity import AnswerBrevity
 from tunix_plugin_example.digit_sum import DigitSumDataset
 from tunix_plugin_example.integer import integer

@@ -12,16 +12,11 @@ from collections.abc import Sequence
 import pytest
 
 from tunix_core.config import structure_config
-from tunix_core.context import RunContext
 from tunix_core.data.record import ExampleMeta, ReasoningExample
-from tunix_core.evaluation import (
-    AnswerOptions,
-    AnswerVerdict,
-    evaluate_examples,
-    generation_progress,
-)
+from tunix_core.evaluation import evaluate_examples, generation_progress
 from tunix_core.hookspecs import hookimpl
 from tunix_core.plugins import PluginHost, plugin_module
+from tunix_core.protocols import AnswerOptions, AnswerVerdict, RunContext
 from tunix_core.rundir import RunDirectory
 from tunix_core.stages import write_dataset
 

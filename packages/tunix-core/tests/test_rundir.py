@@ -8,7 +8,7 @@ from tunix_core.errors import EvidenceError, TunixError
 from tunix_core.evidence import schema_errors, validate_file, validate_tree
 from tunix_core.jsonio import append_jsonl, read_jsonl, write_json_atomic
 from tunix_core.rundir import RunDirectory
-from tunix_core.stages import STAGE_NAMES
+from tunix_core.types import STAGE_NAMES
 
 
 def make_run(tmp_path: Path) -> RunDirectory:

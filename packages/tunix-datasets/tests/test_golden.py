@@ -12,7 +12,7 @@ from tunix_core.data.record import dumps_jsonl
 from tunix_core.data.render import render_example
 from tunix_core.data.transforms import register_builtin_transforms
 from tunix_core.errors import DataError
-from tunix_core.registry import TransformRegistry
+from tunix_core.protocols import TransformRegistry
 from tunix_datasets.providers.golden import GENERATOR_VERSION, GoldenV2
 
 TRANSFORMS = TransformRegistry()

@@ -21,9 +21,14 @@ from tunix_core.data.record import (
 )
 from tunix_core.data.transforms import register_builtin_transforms
 from tunix_core.errors import DataError
-from tunix_core.evaluation import AnswerOptions, AnswerVerdict, check_answer, example_meta
-from tunix_core.protocols import Prediction
-from tunix_core.registry import AnswerCheckRegistry, TransformRegistry
+from tunix_core.evaluation import check_answer, example_meta
+from tunix_core.protocols import (
+    AnswerCheckRegistry,
+    AnswerOptions,
+    AnswerVerdict,
+    Prediction,
+    TransformRegistry,
+)
 from tunix_datasets.providers.files import JsonlProvider
 
 TRANSFORMS = TransformRegistry()

@@ -1,7 +1,7 @@
 import subprocess
 import sys
 
-from tunix_core.registry import BackendRegistry, TrainerRegistry
+from tunix_core.protocols import BackendRegistry, TrainerRegistry
 from tunix_jax import plugin
 
 

@@ -14,14 +14,13 @@ import pytest
 import yaml
 
 from tunix_core.config import load_config, unstructure_config
-from tunix_core.context import RunContext
 from tunix_core.data.record import example_from_dict, write_jsonl
 from tunix_core.data.render import render_completion, render_prompt
 from tunix_core.evaluation import score_predictions
 from tunix_core.evidence import sha256_file
 from tunix_core.jsonio import append_jsonl
 from tunix_core.plugins import get_host
-from tunix_core.protocols import Prediction
+from tunix_core.protocols import Prediction, RunContext
 from tunix_core.rundir import RunDirectory
 from tunix_core.stages import EVAL_SHA256, run_eval_source
 

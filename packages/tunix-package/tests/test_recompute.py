@@ -10,14 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tunix_core.context import RunContext
 from tunix_core.errors import EvidenceError
 from tunix_core.evaluation import binomial_stderr, build_scorecard, score_predictions
 from tunix_core.evidence import sha256_file
 from tunix_core.jsonio import read_jsonl
 from tunix_core.layout import EVAL_SUMMARY, PREDICTIONS
 from tunix_core.plugins import get_host
-from tunix_core.protocols import Prediction
+from tunix_core.protocols import Prediction, RunContext
 from tunix_core.stages import EVAL_SHA256
 from tunix_package.bundle import MANIFEST_NAME, SAMPLE_NAME, extract_zip
 from tunix_package.kaggle import KagglePackager, export_evidence

@@ -23,7 +23,7 @@ from tunix_core.config import (
 )
 from tunix_core.errors import ConfigError
 from tunix_core.plugins import PluginHost, get_host
-from tunix_core.stages import STAGE_NAMES
+from tunix_core.types import STAGE_NAMES
 
 ConfigSource = RunConfig | Mapping[str, Any] | str | os.PathLike[str] | None
 

@@ -20,6 +20,10 @@ REPORT = "report.html"  # `tunix report`; the package stage writes one in SUBMIS
 CHECKPOINTS = "checkpoints"
 MODEL = "model"
 MODEL_CONFIG = "model_config.json"  # in MODEL; present once the export is complete
+# A run of training.phases trains each phase but the last in PHASES/<phase folder>/, and a
+# finished phase leaves PHASE_RECORD in its MODEL: its trainer, steps and fingerprint.
+PHASES = "phases"
+PHASE_RECORD = "phase.json"
 DATA = "data"
 TRAIN_DATA = "train.jsonl"  # in DATA
 EVAL_DATA = "eval.jsonl"  # in DATA
@@ -81,6 +85,14 @@ class RunLayout:
     @property
     def model_config_path(self) -> Path:
         return self.model_dir / MODEL_CONFIG
+
+    @property
+    def phases_dir(self) -> Path:
+        return self.path / PHASES
+
+    @property
+    def phase_record_path(self) -> Path:
+        return self.model_dir / PHASE_RECORD
 
     @property
     def data_dir(self) -> Path:

@@ -28,7 +28,7 @@ from tunix_core.errors import EvidenceError, TunixError
 from tunix_core.evidence import schema_errors
 from tunix_core.jsonio import write_json_atomic
 from tunix_core.layout import MANIFEST, RunLayout
-from tunix_core.stages import STAGE_NAMES
+from tunix_core.types import STAGE_NAMES
 
 RUN_VERSION = 1
 TRACKED_PACKAGES = (

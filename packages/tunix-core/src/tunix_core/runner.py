@@ -15,42 +15,21 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import attrs
 import yaml
 
 from tunix_core.config import RunConfig, load_run_config, unstructure_config
-from tunix_core.context import RunContext
-from tunix_core.data.mixture import PartReport, check_part_names, load_dataset_split
-from tunix_core.data.record import ReasoningExample
+from tunix_core.data.mixture import check_part_names, load_dataset_split
 from tunix_core.errors import ConfigError
 from tunix_core.layout import MANIFEST, RunLayout, model_id
 from tunix_core.phases import PhasePlan, phase_configs
 from tunix_core.plugins import PluginHost
-from tunix_core.protocols import Evaluator, ModelBackend, ModelSpec, Packager, Trainer
+from tunix_core.protocols import ModelBackend, ModelSpec, RunContext, Trainer
 from tunix_core.registry import UnknownNameError
 from tunix_core.rundir import RunDirectory, new_run_id, run_lock
-from tunix_core.stages import STAGE_NAMES, STAGES, Stage
+from tunix_core.stages import STAGES, Plan, Stage
+from tunix_core.types import STAGE_NAMES
 
 log = logging.getLogger("tunix.run")
-
-
-@attrs.define
-class Plan:
-    """Everything resolved and validated before a run directory exists."""
-
-    config: RunConfig
-    backend: ModelBackend  # one per run: it holds the base model once loaded
-    trainer: Trainer
-    evaluators: list[Evaluator]
-    packager: Packager | None
-    train_examples: list[ReasoningExample]
-    eval_examples: list[ReasoningExample]
-    # The run's host, given to every plugin; its run and progress are set once the stages run.
-    context: RunContext
-    # Per split, what each part of a dataset.mix contributed (empty for one dataset).
-    dataset_parts: dict[str, tuple[PartReport, ...]] = attrs.field(factory=dict)
-    # training.phases, resolved; empty for one training by ``trainer``.
-    phases: list[PhasePlan] = attrs.field(factory=list)
 
 
 def _resolve(registry: Any, name: str, field: str) -> Any:

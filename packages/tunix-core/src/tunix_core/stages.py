@@ -11,25 +11,45 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
-from tunix_core.data.record import read_jsonl, write_jsonl
+from tunix_core.config import RunConfig
+from tunix_core.data.mixture import PartReport
+from tunix_core.data.record import ReasoningExample, read_jsonl, write_jsonl
+from tunix_core.evaluation import evaluate_examples
 from tunix_core.evidence import sha256_file
 from tunix_core.jsonio import write_json_atomic
 from tunix_core.layout import RunLayout
-from tunix_core.protocols import ModelSpec
-
-if TYPE_CHECKING:
-    from tunix_core.config import RunConfig
-    from tunix_core.data.record import ReasoningExample
-    from tunix_core.rundir import RunDirectory
-    from tunix_core.runner import Plan
+from tunix_core.phases import PhasePlan, phase_dir_name
+from tunix_core.protocols import Evaluator, ModelBackend, ModelSpec, Packager, RunContext, Trainer
+from tunix_core.rundir import RunDirectory
+from tunix_core.types import BASELINE, DATASET, EVALUATE, PACKAGE, TRAIN
 
 Progress = Callable[[str], None]
 # The dataset stage's detail: sha256 of the eval items it saved (data/eval.jsonl).
 EVAL_SHA256 = "eval_sha256"
+
+
+@attrs.define
+class Plan:
+    """Everything resolved and validated before a run directory exists."""
+
+    config: RunConfig
+    backend: ModelBackend  # one per run: it holds the base model once loaded
+    trainer: Trainer
+    evaluators: list[Evaluator]
+    packager: Packager | None
+    train_examples: list[ReasoningExample]
+    eval_examples: list[ReasoningExample]
+    # The run's host, given to every plugin; its run and progress are set once the stages run.
+    context: RunContext
+    # Per split, what each part of a dataset.mix contributed (empty for one dataset).
+    dataset_parts: dict[str, tuple[PartReport, ...]] = attrs.field(factory=dict)
+    # training.phases, resolved; empty for one training by ``trainer``.
+    phases: list[PhasePlan] = attrs.field(factory=list)
+
 
 
 @attrs.frozen
@@ -101,9 +121,6 @@ def _train_phases(run: RunDirectory, plan: Plan, train_examples: list[ReasoningE
                   progress: Progress) -> dict[str, Any]:  # fmt: skip
     """Train ``plan.phases`` in order (see :mod:`tunix_core.phases`); the detail lists
     every phase: trainer, steps, where it wrote and its model's fingerprint."""
-    from tunix_core.phases import PHASE_RECORD, PHASES_DIR, phase_dir_name
-    from tunix_core.rundir import RunDirectory
-
     records: list[dict[str, Any]] = []
     init_from = plan.config.model.init_from
     result = None
@@ -111,8 +128,8 @@ def _train_phases(run: RunDirectory, plan: Plan, train_examples: list[ReasoningE
         last = index == len(plan.phases)
         name = phase.config.trainer.name
         where = run if last else RunDirectory(
-            run.path / PHASES_DIR / phase_dir_name(index, name), run.manifest)  # fmt: skip
-        record_path = where.model_dir / PHASE_RECORD
+            run.phases_dir / phase_dir_name(index, name), run.manifest)  # fmt: skip
+        record_path = where.phase_record_path
         if not last and record_path.is_file():
             record = json.loads(record_path.read_text(encoding="utf-8"))
             progress(f"[train] phase {index}/{len(plan.phases)} ({name}) was done earlier")
@@ -172,9 +189,6 @@ def package(run: RunDirectory, plan: Plan, progress: Progress) -> dict[str, Any]
 
 def _evaluate(run: RunDirectory, plan: Plan, progress: Progress, *, trained: bool,
               out_dir: Path, label: str) -> dict[str, Any]:  # fmt: skip
-    # Imported here: evaluation imports rundir, which imports this table.
-    from tunix_core.evaluation import evaluate_examples
-
     config = plan.config
     spec = ModelSpec.from_config(config)
     model = (plan.backend.load_export(run.model_dir, spec, progress=progress) if trained
@@ -200,20 +214,19 @@ def _evaluate(run: RunDirectory, plan: Plan, progress: Progress, *, trained: boo
 
 
 STAGES = (
-    Stage("dataset", lambda run: (run.train_data_path, run.eval_data_path), write_dataset),
+    Stage(DATASET, lambda run: (run.train_data_path, run.eval_data_path), write_dataset),
     Stage(
-        "baseline",
+        BASELINE,
         lambda run: (run.baseline_summary_path, run.baseline_predictions_path),
         evaluate_baseline,
     ),
-    Stage("train", lambda run: (run.metrics_path, run.model_config_path), train),
+    Stage(TRAIN, lambda run: (run.metrics_path, run.model_config_path), train),
     Stage(
-        "evaluate",
+        EVALUATE,
         lambda run: (run.summary_path, run.predictions_path),
         evaluate_trained,
         discard_outputs_after_upstream_rerun=True,
     ),
     # The bundle goes where package.options.out_dir says; validation checks it itself.
-    Stage("package", lambda run: (), package),
+    Stage(PACKAGE, lambda run: (), package),
 )
-STAGE_NAMES = tuple(stage.name for stage in STAGES)

@@ -25,7 +25,7 @@ from tunix_core.evaluation import headline_metrics
 from tunix_core.evidence import sha256_file
 from tunix_core.jsonio import read_jsonl, write_text_atomic
 from tunix_core.rundir import RunDirectory
-from tunix_core.stages import STAGE_NAMES
+from tunix_core.types import STAGE_NAMES
 from tunix_eval import compare as comparing
 from tunix_eval.report import pct
 

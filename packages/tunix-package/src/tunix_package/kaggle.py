@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tunix_core.context import RunContext
 from tunix_core.errors import ConfigError, EvidenceError
 from tunix_core.jsonio import read_jsonl, write_text_atomic
 from tunix_core.layout import (
@@ -34,7 +33,7 @@ from tunix_core.layout import (
     MODEL_CONFIG,
     REPORT,
 )
-from tunix_core.protocols import ModelBackend
+from tunix_core.protocols import ModelBackend, RunContext
 from tunix_core.rundir import RunDirectory
 from tunix_eval.report_html import gather, render_html
 from tunix_package.bundle import (

@@ -14,7 +14,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tunix_core.context import RunContext
 from tunix_core.errors import TunixError
 from tunix_core.evaluation import (
     VERDICT_FIELDS,
@@ -24,7 +23,7 @@ from tunix_core.evaluation import (
 from tunix_core.evidence import sha256_file
 from tunix_core.jsonio import read_jsonl
 from tunix_core.layout import PREDICTIONS
-from tunix_core.protocols import Evaluator, Prediction
+from tunix_core.protocols import Evaluator, Prediction, RunContext
 from tunix_core.stages import EVAL_SHA256
 
 # The judge asks a model for its verdicts: re-running it would cost a model and need not

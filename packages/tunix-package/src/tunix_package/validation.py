@@ -24,7 +24,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from tunix_core.context import RunContext
 from tunix_core.errors import EvidenceError
 from tunix_core.evaluation import verdict_counts
 from tunix_core.evidence import EVIDENCE_FILES, schema_errors, sha256_file, validate_tree
@@ -41,6 +40,7 @@ from tunix_core.layout import (
     RunLayout,
     model_id,
 )
+from tunix_core.protocols import RunContext
 from tunix_core.stages import STAGES
 from tunix_package.bundle import (
     BASELINE_SUMMARY,

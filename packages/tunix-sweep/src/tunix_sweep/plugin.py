@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from tunix_core.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from tunix_core.cli import TunixGroup
+    from tunix_core.command_group import TunixGroup
     from tunix_core.rundir import RunDirectory
 
 # What a trial's subprocess inherits from the sweep (tunix_sweep.trial sets them).
