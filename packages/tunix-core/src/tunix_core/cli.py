@@ -20,6 +20,7 @@ import click
 from tunix_core import __version__
 from tunix_core.command_group import TunixGroup
 from tunix_core.errors import TunixError
+from tunix_core.evidence import EVIDENCE_FILES, validate_tree
 from tunix_core.hugepages import reexec_with_huge_pages
 from tunix_core.plugins import PluginHost, get_host
 from tunix_core.protocols import RunContext
@@ -90,8 +91,6 @@ def plugins_command(ctx: click.Context, as_json: bool) -> None:
 def validate_command(ctx: click.Context, path: Path) -> None:
     """Check evidence files (a run directory, a bundle, or one file) against their schemas,
     and a submission bundle against the rules of every installed packager."""
-    from tunix_core.evidence import EVIDENCE_FILES, validate_tree
-
     # A bundle (a zip, say) is not an evidence file itself: the packagers judge it.
     bundle = path.is_file() and path.name not in EVIDENCE_FILES
     checked, problems = ([], []) if bundle else validate_tree(path)
@@ -141,6 +140,7 @@ def run_command(ctx: click.Context, config_path: Path | None, trainer: str | Non
     Everything (plugins, config, dataset, weights) is validated before the run
     directory is created; an interrupted run continues with --resume.
     """
+    # Imported here: the runner and its config parsing would slow every `tunix` start.
     from tunix_core import api
 
     if resume is not None:

@@ -20,6 +20,7 @@ import yaml
 from tunix_core.config import RunConfig, load_run_config, unstructure_config
 from tunix_core.data.mixture import check_part_names, load_dataset_split
 from tunix_core.errors import ConfigError
+from tunix_core.evaluation import headline_metrics, read_summary, require_answer_checks
 from tunix_core.layout import MANIFEST, RunLayout, model_id
 from tunix_core.phases import PhasePlan, phase_configs
 from tunix_core.plugins import PluginHost
@@ -86,8 +87,6 @@ def plan_run(host: PluginHost, config: RunConfig) -> Plan:
         load_dataset_split(host.datasets, data, split, limit=limit, transforms=host.transforms)
         for split, limit in (("train", data.train_limit), ("eval", data.eval_limit))
     )
-    from tunix_core.evaluation import require_answer_checks
-
     require_answer_checks(evaluation.examples, host.answer_checks,
                           f"dataset {data.label!r} (eval split)")  # fmt: skip
     parts = {split: loaded.parts for split, loaded in (("train", train), ("eval", evaluation))
@@ -261,8 +260,6 @@ def _finish_run(host: PluginHost, run: RunDirectory, status: str, error: BaseExc
 
 def closing_table(run: RunDirectory) -> str:
     """Before -> after (format compliance, answer accuracy), time per stage, the bundle."""
-    from tunix_core.evaluation import headline_metrics, read_summary
-
     lines = [f"Run {run.run_id}: {run.manifest['status']}"]
     before = read_summary(run.baseline_summary_path)
     after = read_summary(run.summary_path)

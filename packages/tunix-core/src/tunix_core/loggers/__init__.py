@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 
 from tunix_core.config import LoggingSection, structure
+from tunix_core.evaluation import headline_metrics, read_summary
 
 if TYPE_CHECKING:
     from tunix_core.rundir import RunDirectory
@@ -92,6 +93,7 @@ def open_run_loggers(run: RunDirectory, config: Mapping[str, Any]) -> RunLoggers
     settings = structure(config.get("logging"), LoggingSection, source=str(run.config_path),
                          root="logging")  # fmt: skip
     factories: list[tuple[str, Callable[[], MetricsLogger]]] = []
+    # Each logger's module is imported only when enabled: tensorboardX and wandb are optional.
     if settings.tensorboard:
         from tunix_core.loggers import tensorboard
 
@@ -135,8 +137,6 @@ def log_evaluation(run: RunDirectory, stage: str) -> None:
     prefix = EVALUATION_PREFIXES.get(stage)
     if opened is None or prefix is None:
         return
-    from tunix_core.evaluation import headline_metrics, read_summary
-
     if stage == "baseline":
         summary, step = read_summary(run.baseline_summary_path), 0
     else:
