@@ -122,7 +122,7 @@ def test_the_dataset_stage_says_what_it_wrote(tmp_path):
                                  dataset_parts={})  # fmt: skip
     messages: list[str] = []
     detail = write_dataset(run, plan, messages.append)
-    assert detail["train_items"] == 3 and detail["eval_items"] == 2
+    assert detail.train_items == 3 and detail.eval_items == 2
     [message] = messages
     assert re.fullmatch(rf"\[dataset\] unit: 3 training and 2 evaluation item\(s\) written to "
                         rf"{re.escape(str(run.data_dir))} in \d+\.\d\ds", message)  # fmt: skip

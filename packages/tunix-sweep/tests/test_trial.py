@@ -12,7 +12,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from tunix_eval.runs import SWEEP_TRIAL
+from tunix_core.layout import SWEEP_TRIAL
 from tunix_sweep import plugin
 from tunix_sweep.trial import _die_with_parent, _watch
 

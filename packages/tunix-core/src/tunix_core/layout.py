@@ -34,6 +34,9 @@ EVAL_SUMMARY = "eval_summary.json"
 SUBMISSION = "submission"
 LOCK = ".lock"  # held (fcntl.flock) by the process writing the run; holds its pid
 TENSORBOARD = "tb"  # event files of the built-in TensorBoard logger
+# Written by `tunix sweep` (tunix-sweep) into a run that is one of its trials:
+# {"sweep": id, "trial": number}.
+SWEEP_TRIAL = "sweep_trial.json"
 
 # What an eval summary reports as primary_score: correct items / all items.
 PRIMARY_METRIC = "answer_accuracy"
@@ -137,3 +140,7 @@ class RunLayout:
     @property
     def tensorboard_dir(self) -> Path:
         return self.path / TENSORBOARD
+
+    @property
+    def sweep_trial_path(self) -> Path:
+        return self.path / SWEEP_TRIAL

@@ -28,7 +28,7 @@ from tunix_core.protocols import ModelBackend, ModelSpec, RunContext, Trainer
 from tunix_core.registry import UnknownNameError
 from tunix_core.rundir import RunDirectory, new_run_id, run_lock
 from tunix_core.stages import STAGES, Plan, Stage
-from tunix_core.types import STAGE_NAMES
+from tunix_core.types import STAGE_NAMES, TRAIN, PackageDetail, TrainDetail
 
 log = logging.getLogger("tunix.run")
 
@@ -240,14 +240,15 @@ def _run_stage(
         raise
     seconds = time.monotonic() - started
     status = "done"
-    if detail.get("skipped"):
+    if detail.skipped:
         status = "skipped"
-    elif detail.get("stopped_early"):
+    elif isinstance(detail, TrainDetail) and detail.stopped_early:
         status = "stopped"  # evaluate and package go on; --resume trains further
-    run.finish_stage(stage.name, seconds, status=status, detail=detail)
+    plain = detail.to_dict()
+    run.finish_stage(stage.name, seconds, status=status, detail=plain)
     progress(f"[{stage.name}] {status} in {seconds:.1f}s")
     host.manager.hook.tunix_stage_finished(run=run, stage=stage.name, seconds=seconds)
-    return detail
+    return plain
 
 
 def _finish_run(host: PluginHost, run: RunDirectory, status: str, error: BaseException | None) -> None:
@@ -272,11 +273,10 @@ def closing_table(run: RunDirectory) -> str:
     for stage in STAGE_NAMES:
         record = run.manifest["stages"][stage]
         lines.append(f"  {stage:<9} {record['status']:<8} {record.get('seconds', 0.0):8.1f}s")
-    train = run.manifest["stages"]["train"]
-    if train["status"] == "stopped":
-        reason = train.get("detail", {}).get("reason", "")
+    if run.stage_status(TRAIN) == "stopped":
+        reason = TrainDetail.read(run.manifest).reason or ""
         lines.append(f"  training stopped early ({reason}); continue with: tunix run --resume {run.path}")
-    bundle = run.manifest["stages"]["package"].get("detail", {}).get("bundle")
+    bundle = PackageDetail.read(run.manifest).bundle
     if bundle:
         lines.append(f"  bundle: {bundle}")
     lines.append(f"  run directory: {run.path}")

@@ -1,8 +1,8 @@
 """The stages of a run, in order: one table that the runner walks and that ``--resume``,
 ``--stop-after``, the manifest and validation read.
 
-A stage's ``run`` returns the detail recorded in the manifest; ``{"skipped": True}``
-marks a stage that had nothing to do, ``{"stopped_early": True}`` a training cut short.
+A stage's ``run`` returns the detail recorded in the manifest (:mod:`tunix_core.types`);
+``skipped`` marks a stage that had nothing to do, ``stopped_early`` a training cut short.
 """
 
 from __future__ import annotations
@@ -25,11 +25,21 @@ from tunix_core.layout import RunLayout
 from tunix_core.phases import PhasePlan, phase_dir_name
 from tunix_core.protocols import Evaluator, ModelBackend, ModelSpec, Packager, RunContext, Trainer
 from tunix_core.rundir import RunDirectory
-from tunix_core.types import BASELINE, DATASET, EVALUATE, PACKAGE, TRAIN
+from tunix_core.types import (
+    BASELINE,
+    DATASET,
+    EVALUATE,
+    PACKAGE,
+    TRAIN,
+    BaselineDetail,
+    DatasetDetail,
+    EvaluateDetail,
+    PackageDetail,
+    StageDetail,
+    TrainDetail,
+)
 
 Progress = Callable[[str], None]
-# The dataset stage's detail: sha256 of the eval items it saved (data/eval.jsonl).
-EVAL_SHA256 = "eval_sha256"
 
 
 @attrs.define
@@ -57,12 +67,12 @@ class Stage:
     name: str
     # What the stage leaves in the run directory once it is done.
     outputs: Callable[[RunLayout], tuple[Path, ...]]
-    run: Callable[[RunDirectory, Plan, Progress], dict[str, Any]]
+    run: Callable[[RunDirectory, Plan, Progress], StageDetail]
     # Its outputs resume a partial attempt, so they must go when an earlier stage reran.
     discard_outputs_after_upstream_rerun: bool = False
 
 
-def write_dataset(run: RunDirectory, plan: Plan, progress: Progress) -> dict[str, Any]:
+def write_dataset(run: RunDirectory, plan: Plan, progress: Progress) -> DatasetDetail:
     started = time.monotonic()
     write_jsonl(plan.train_examples, run.train_data_path)
     write_jsonl(plan.eval_examples, run.eval_data_path)
@@ -70,12 +80,10 @@ def write_dataset(run: RunDirectory, plan: Plan, progress: Progress) -> dict[str
              f"{len(plan.eval_examples)} evaluation item(s) written to {run.data_dir} in "
              f"{time.monotonic() - started:.2f}s")  # fmt: skip
     # Recorded so that validation can tell the run's evaluations from any other.
-    detail = {"train_items": len(plan.train_examples), "eval_items": len(plan.eval_examples),
-              EVAL_SHA256: sha256_file(run.eval_data_path)}  # fmt: skip
-    if plan.dataset_parts:  # a dataset.mix: each part's count and sha256, per split
-        detail["parts"] = {split: [part.as_dict() for part in parts]
-                           for split, parts in plan.dataset_parts.items()}  # fmt: skip
-    return detail
+    parts = ({split: [part.as_dict() for part in parts]  # a dataset.mix
+              for split, parts in plan.dataset_parts.items()} or None)  # fmt: skip
+    return DatasetDetail(train_items=len(plan.train_examples), eval_items=len(plan.eval_examples),
+                         eval_sha256=sha256_file(run.eval_data_path), parts=parts)  # fmt: skip
 
 
 def run_eval_source(run: RunDirectory, dataset: str) -> dict[str, Any]:
@@ -93,14 +101,14 @@ def run_eval_source(run: RunDirectory, dataset: str) -> dict[str, Any]:
     }
 
 
-def evaluate_baseline(run: RunDirectory, plan: Plan, progress: Progress) -> dict[str, Any]:
+def evaluate_baseline(run: RunDirectory, plan: Plan, progress: Progress) -> BaselineDetail:
     if not plan.config.eval.baseline:
-        return {"skipped": True}
+        return BaselineDetail(skipped=True)
     summary = _evaluate(run, plan, progress, trained=False, out_dir=run.baseline_dir, label="baseline")
-    return {"primary_score": summary["primary_score"]}
+    return BaselineDetail(primary_score=summary["primary_score"])
 
 
-def train(run: RunDirectory, plan: Plan, progress: Progress) -> dict[str, Any]:
+def train(run: RunDirectory, plan: Plan, progress: Progress) -> TrainDetail:
     train_examples = read_jsonl(run.train_data_path)
     if plan.phases:
         return _train_phases(run, plan, train_examples, progress)
@@ -110,15 +118,12 @@ def train(run: RunDirectory, plan: Plan, progress: Progress) -> dict[str, Any]:
     if result.export is not None:
         run.manifest["model_id"] = result.export.model_id
         run.manifest["model_fingerprint"] = result.export.fingerprint
-    detail = {"steps": result.steps, "stopped_early": result.stopped_early, "reason": result.reason}
-    started_from = init_from_record(plan.config)
-    if started_from is not None:
-        detail["init_from"] = started_from
-    return detail
+    return TrainDetail(steps=result.steps, stopped_early=result.stopped_early,
+                       reason=result.reason, init_from=init_from_record(plan.config))  # fmt: skip
 
 
 def _train_phases(run: RunDirectory, plan: Plan, train_examples: list[ReasoningExample],
-                  progress: Progress) -> dict[str, Any]:  # fmt: skip
+                  progress: Progress) -> TrainDetail:  # fmt: skip
     """Train ``plan.phases`` in order (see :mod:`tunix_core.phases`); the detail lists
     every phase: trainer, steps, where it wrote and its model's fingerprint."""
     records: list[dict[str, Any]] = []
@@ -154,12 +159,9 @@ def _train_phases(run: RunDirectory, plan: Plan, train_examples: list[ReasoningE
     if result.export is not None:
         run.manifest["model_id"] = result.export.model_id
         run.manifest["model_fingerprint"] = result.export.fingerprint
-    detail = {"steps": result.steps, "stopped_early": result.stopped_early,
-              "reason": result.reason, "phases": records}  # fmt: skip
-    started_from = init_from_record(plan.config)
-    if started_from is not None:
-        detail["init_from"] = started_from
-    return detail
+    return TrainDetail(steps=result.steps, stopped_early=result.stopped_early,
+                       reason=result.reason, phases=records,
+                       init_from=init_from_record(plan.config))  # fmt: skip
 
 
 def init_from_record(config: RunConfig) -> dict[str, Any] | None:
@@ -172,19 +174,19 @@ def init_from_record(config: RunConfig) -> dict[str, Any] | None:
     return {"run": str(layout.path), "model_fingerprint": exported.get("fingerprint")}
 
 
-def evaluate_trained(run: RunDirectory, plan: Plan, progress: Progress) -> dict[str, Any]:
+def evaluate_trained(run: RunDirectory, plan: Plan, progress: Progress) -> EvaluateDetail:
     summary = _evaluate(run, plan, progress, trained=True, out_dir=run.path, label="final")
-    return {"primary_score": summary["primary_score"]}
+    return EvaluateDetail(primary_score=summary["primary_score"])
 
 
-def package(run: RunDirectory, plan: Plan, progress: Progress) -> dict[str, Any]:
+def package(run: RunDirectory, plan: Plan, progress: Progress) -> PackageDetail:
     if plan.packager is None:
-        return {"skipped": True}
+        return PackageDetail(skipped=True)
     settings = plan.config.package
     options = {**settings.options, "max_bundle_bytes": settings.max_bundle_bytes,
                "prediction_sample": settings.prediction_sample}  # fmt: skip
     bundle = plan.packager.package(run, options, backend=plan.backend, context=plan.context)
-    return {"bundle": str(bundle)}
+    return PackageDetail(bundle=str(bundle))
 
 
 def _evaluate(run: RunDirectory, plan: Plan, progress: Progress, *, trained: bool,

@@ -35,6 +35,7 @@ from tunix_core.layout import (
 )
 from tunix_core.protocols import ModelBackend, RunContext
 from tunix_core.rundir import RunDirectory
+from tunix_core.types import TrainDetail
 from tunix_eval.report_html import gather, render_html
 from tunix_package.bundle import (
     BASELINE_SUMMARY,
@@ -100,9 +101,8 @@ def link_tree(source: Path, destination: Path) -> None:
 
 def _training_facts(run: RunDirectory) -> tuple[int | None, float | None]:
     """Steps trained and the last logged loss, from the manifest and metrics.jsonl."""
-    detail = run.manifest["stages"].get("train", {}).get("detail", {})
     records = read_jsonl(run.metrics_path) if run.metrics_path.is_file() else []
-    steps = detail.get("steps")
+    steps = TrainDetail.read(run.manifest).steps
     if steps is None and records:
         steps = records[-1].get("step")
     return steps, (records[-1].get("loss") if records else None)
