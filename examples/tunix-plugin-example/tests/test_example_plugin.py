@@ -1,6 +1,5 @@
 import pytest
 
-from tunix_core.data.transforms import register_builtin_transforms
 from tunix_core.plugins import get_host
 from tunix_core.protocols import (
     AnswerOptions,
@@ -9,6 +8,7 @@ from tunix_core.protocols import (
     RunContext,
     TransformRegistry,
 )
+from tunix_datasets.transforms import register_builtin_transforms
 from tunix_plugin_example.brevity import AnswerBrevity
 from tunix_plugin_example.digit_sum import DigitSumDataset
 from tunix_plugin_example.integer import integer

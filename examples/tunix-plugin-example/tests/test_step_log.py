@@ -7,11 +7,11 @@ import pytest
 
 import tunix_plugin_example.plugin
 from tunix_core.config import structure_config
-from tunix_core.data.transforms import register_builtin_transforms
 from tunix_core.jsonio import read_jsonl
 from tunix_core.plugins import PluginHost
 from tunix_core.protocols import RunContext, TransformRegistry
 from tunix_core.rundir import RunDirectory
+from tunix_datasets.transforms import register_builtin_transforms
 from tunix_plugin_example.digit_sum import DigitSumDataset
 from tunix_plugin_example.step_log import log_step, read_log
 
