@@ -6,10 +6,10 @@ from types import SimpleNamespace
 import pytest
 
 from tunix_core.data.record import ExampleMeta, ReasoningExample
-from tunix_core.data.transforms import register_builtin_transforms
 from tunix_core.errors import ConfigError, DataError
 from tunix_core.protocols import TransformRegistry
 from tunix_datasets.providers.champ import ChampProvider, difficulty_from_steps, problem_to_example
+from tunix_datasets.transforms import register_builtin_transforms
 
 TRANSFORMS = TransformRegistry()
 register_builtin_transforms(TRANSFORMS)

@@ -10,10 +10,10 @@ import pytest
 
 from tunix_core.config import ConfigError
 from tunix_core.data.record import ExampleMeta, ReasoningExample, example_to_dict, write_jsonl
-from tunix_core.data.transforms import register_builtin_transforms
 from tunix_core.errors import DataError
 from tunix_core.protocols import DatasetProvider, TransformRegistry
 from tunix_datasets.providers.files import HfProvider, JsonlProvider
+from tunix_datasets.transforms import register_builtin_transforms
 
 TRANSFORMS = TransformRegistry()
 register_builtin_transforms(TRANSFORMS)

@@ -19,7 +19,6 @@ from tunix_core.data.record import (
     read_jsonl,
     write_jsonl,
 )
-from tunix_core.data.transforms import register_builtin_transforms
 from tunix_core.errors import DataError
 from tunix_core.evaluation import check_answer, example_meta
 from tunix_core.protocols import (
@@ -30,6 +29,7 @@ from tunix_core.protocols import (
     TransformRegistry,
 )
 from tunix_datasets.providers.files import JsonlProvider
+from tunix_datasets.transforms import register_builtin_transforms
 
 TRANSFORMS = TransformRegistry()
 register_builtin_transforms(TRANSFORMS)

@@ -8,7 +8,6 @@ import json
 import pytest
 
 from tunix_core.data.record import ReasoningExample
-from tunix_core.data.transforms import register_builtin_transforms
 from tunix_core.errors import ConfigError, DataError
 from tunix_core.evaluation import check_answer, example_meta
 from tunix_core.protocols import AnswerCheckRegistry, AnswerOptions, Prediction, TransformRegistry
@@ -19,6 +18,7 @@ from tunix_datasets.providers.reasoning_gym_tasks import (
     ReasoningGymProvider,
     check_reasoning_gym,
 )
+from tunix_datasets.transforms import register_builtin_transforms
 
 TRANSFORMS = TransformRegistry()
 register_builtin_transforms(TRANSFORMS)

@@ -7,10 +7,10 @@ import jax
 import pytest
 from flax import nnx
 
-from tunix_core.data.transforms import register_builtin_transforms
 from tunix_core.errors import ConfigError
 from tunix_core.plugins import PluginHost
 from tunix_core.protocols import LoadedModel, ModelBackend, ModelSpec, RunContext, TransformRegistry
+from tunix_datasets.transforms import register_builtin_transforms
 from tunix_jax.backend import JaxBackend
 
 TRANSFORMS = TransformRegistry()

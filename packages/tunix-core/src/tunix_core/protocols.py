@@ -486,9 +486,12 @@ def _silent(_message: str) -> None:
 
 @attrs.frozen
 class RunContext:
-    """What a run hands its plugins. ``run`` is None outside a run's stages (validation
-    before the run directory exists, ``tunix eval``, ``tunix validate``); ``progress``
-    receives the lines a run echoes and writes to ``run.log``."""
+    """What a run hands its plugins: the host it was started with, so two runs in one
+    process with different hosts each fire their own plugins (only the command line and
+    :func:`tunix_core.api.run` build a host, with :func:`tunix_core.plugins.get_host`).
+    ``run`` is None outside a run's stages (validation before the run directory exists,
+    ``tunix eval``, ``tunix validate``); ``progress`` receives the lines a run echoes and
+    writes to ``run.log``."""
 
     host: Host
     run: RunDirectory | None = None
