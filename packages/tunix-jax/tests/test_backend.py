@@ -9,12 +9,8 @@ from flax import nnx
 
 from tunix_core.errors import ConfigError
 from tunix_core.plugins import PluginHost
-from tunix_core.protocols import LoadedModel, ModelBackend, ModelSpec, RunContext, TransformRegistry
-from tunix_datasets.transforms import register_builtin_transforms
+from tunix_core.protocols import LoadedModel, ModelBackend, ModelSpec, RunContext
 from tunix_jax.backend import JaxBackend
-
-TRANSFORMS = TransformRegistry()
-register_builtin_transforms(TRANSFORMS)
 
 TINY = ModelSpec("tiny-gemma3", "random")
 

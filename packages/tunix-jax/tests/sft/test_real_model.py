@@ -7,12 +7,8 @@ import pytest
 from tunix_core.config import structure_config
 from tunix_core.jsonio import read_jsonl
 from tunix_core.plugins import PluginHost
-from tunix_core.protocols import RunContext, TransformRegistry
+from tunix_core.protocols import RunContext
 from tunix_core.rundir import RunDirectory
-from tunix_datasets.transforms import register_builtin_transforms
-
-TRANSFORMS = TransformRegistry()
-register_builtin_transforms(TRANSFORMS)
 
 pytestmark = pytest.mark.heavy
 
