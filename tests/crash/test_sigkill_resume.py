@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from tunix_core.context import RunContext
 from tunix_core.plugins import get_host
+from tunix_core.protocols import RunContext
 from tunix_package.validation import validate_path
 
 STEPS = 3

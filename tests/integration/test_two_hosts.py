@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from tunix_core import api
-from tunix_core.context import RunContext
 from tunix_core.hookspecs import hookimpl
 from tunix_core.plugins import PluginHost, get_host, plugin_module
-from tunix_core.registry import RewardRegistry
+from tunix_core.protocols import RewardRegistry, RunContext
 from tunix_core.rundir import RunDirectory
 
 # (host, what) for each call of a plugin, in order.

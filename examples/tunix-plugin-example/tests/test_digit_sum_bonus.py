@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from tunix_core.context import RunContext
 from tunix_core.plugins import get_host
+from tunix_core.protocols import RunContext
 from tunix_plugin_example.digit_sum_bonus import digit_sum_bonus
 
 DIGIT_SUM = {"category": "digit_sum"}

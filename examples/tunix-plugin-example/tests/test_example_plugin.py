@@ -1,15 +1,18 @@
 import pytest
 
-from tunix_core.context import RunContext
-from tunix_core.evaluation import AnswerOptions, AnswerVerdict
 from tunix_core.plugins import get_host
-from tunix_core.protocols import Prediction
-from tunix_core.registry import TransformRegistry
+from tunix_core.protocols import (
+    AnswerOptions,
+    AnswerVerdict,
+    Prediction,
+    RunContext,
+    TransformRegistry,
+)
 from tunix_plugin_example.brevity import AnswerBrevity
 from tunix_plugin_example.digit_sum import DigitSumDataset
 from tunix_plugin_example.integer import integer
 
-TRANSFORMS = TransformRegistry()  # the digit-sum dataset transforms no rows
+TRANSFORMS = TransformRegistry()  # digit-sum reads no user rows, so it names no transform
 
 
 def test_digit_sum_answers_follow_from_the_steps():

@@ -7,15 +7,14 @@ import pytest
 
 import tunix_plugin_example.plugin
 from tunix_core.config import structure_config
-from tunix_core.context import RunContext
 from tunix_core.jsonio import read_jsonl
 from tunix_core.plugins import PluginHost
-from tunix_core.registry import TransformRegistry
+from tunix_core.protocols import RunContext, TransformRegistry
 from tunix_core.rundir import RunDirectory
 from tunix_plugin_example.digit_sum import DigitSumDataset
 from tunix_plugin_example.step_log import log_step, read_log
 
-TRANSFORMS = TransformRegistry()  # the digit-sum dataset transforms no rows
+TRANSFORMS = TransformRegistry()  # digit-sum reads no user rows, so it names no transform
 
 
 def test_log_step_appends_one_line_per_step(tmp_path):

@@ -7,7 +7,8 @@ import pytest
 from click.testing import CliRunner
 
 from tunix_core import builtin
-from tunix_core.cli import TunixGroup, cli
+from tunix_core.cli import cli
+from tunix_core.command_group import TunixGroup
 from tunix_core.hookspecs import hookimpl
 from tunix_core.plugins import PluginHost, PluginInfo, plugin_module
 from tunix_core.rundir import RunDirectory

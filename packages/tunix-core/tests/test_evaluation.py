@@ -11,13 +11,10 @@ from pathlib import Path
 import attrs
 import pytest
 
-from tunix_core.context import RunContext
 from tunix_core.data.record import ExampleMeta, ReasoningExample
 from tunix_core.data.render import render_prompt
 from tunix_core.errors import DataError, EvidenceError, PluginError, TunixError
 from tunix_core.evaluation import (
-    AnswerOptions,
-    AnswerVerdict,
     answer_checks_of,
     binomial_stderr,
     check_answer,
@@ -30,7 +27,13 @@ from tunix_core.evidence import validate_file
 from tunix_core.hookspecs import hookimpl
 from tunix_core.layout import EVAL_SUMMARY, PREDICTIONS
 from tunix_core.plugins import PluginHost, plugin_module
-from tunix_core.protocols import EvaluatorReport, Prediction
+from tunix_core.protocols import (
+    AnswerOptions,
+    AnswerVerdict,
+    EvaluatorReport,
+    Prediction,
+    RunContext,
+)
 
 SYSTEM = "Answer in tags."
 

@@ -12,16 +12,11 @@ from collections.abc import Sequence
 import pytest
 
 from tunix_core.config import structure_config
-from tunix_core.context import RunContext
 from tunix_core.data.record import ExampleMeta, ReasoningExample
-from tunix_core.evaluation import (
-    AnswerOptions,
-    AnswerVerdict,
-    evaluate_examples,
-    generation_progress,
-)
+from tunix_core.evaluation import evaluate_examples, generation_progress
 from tunix_core.hookspecs import hookimpl
 from tunix_core.plugins import PluginHost, plugin_module
+from tunix_core.protocols import AnswerOptions, AnswerVerdict, RunContext
 from tunix_core.rundir import RunDirectory
 from tunix_core.stages import write_dataset
 
@@ -127,7 +122,7 @@ def test_the_dataset_stage_says_what_it_wrote(tmp_path):
                                  dataset_parts={})  # fmt: skip
     messages: list[str] = []
     detail = write_dataset(run, plan, messages.append)
-    assert detail["train_items"] == 3 and detail["eval_items"] == 2
+    assert detail.train_items == 3 and detail.eval_items == 2
     [message] = messages
     assert re.fullmatch(rf"\[dataset\] unit: 3 training and 2 evaluation item\(s\) written to "
                         rf"{re.escape(str(run.data_dir))} in \d+\.\d\ds", message)  # fmt: skip

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from tunix_core.cli import TunixGroup, cli
+from tunix_core.cli import cli
+from tunix_core.command_group import TunixGroup
 from tunix_core.hookspecs import hookimpl
 from tunix_core.hugepages import OPT_OUT, TUNABLE, _glibc_supports_hugetlb, reexec_environment
 from tunix_core.plugins import PluginHost, plugin_module

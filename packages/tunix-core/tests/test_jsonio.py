@@ -11,15 +11,14 @@ import attrs
 import pytest
 
 from tunix_core import jsonio
-from tunix_core.context import RunContext
 from tunix_core.data.record import ExampleMeta, ReasoningExample, read_jsonl, write_jsonl
 from tunix_core.errors import DataError
-from tunix_core.evaluation import AnswerOptions, AnswerVerdict, score_predictions
+from tunix_core.evaluation import score_predictions
 from tunix_core.evidence import validate_file
 from tunix_core.jsonio import append_jsonl, read_user_jsonl, write_json_atomic, write_text_atomic
 from tunix_core.layout import PREDICTIONS
 from tunix_core.plugins import PluginHost
-from tunix_core.protocols import Prediction
+from tunix_core.protocols import AnswerOptions, AnswerVerdict, Prediction, RunContext
 
 # Line and paragraph separators and NEL, which str.splitlines() breaks on; a carriage
 # return too, where a field may hold one (a step must be one line).

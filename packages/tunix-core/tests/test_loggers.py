@@ -14,14 +14,13 @@ import pytest
 
 import tunix_core.builtin
 from tunix_core.config import structure_config, unstructure_config
-from tunix_core.context import RunContext
 from tunix_core.errors import ConfigError
-from tunix_core.evaluation import AnswerOptions, AnswerVerdict, score_predictions
+from tunix_core.evaluation import score_predictions
 from tunix_core.hookspecs import hookimpl
 from tunix_core.loggers.tensorboard import TensorBoardLogger
 from tunix_core.loggers.wandb import default_mode
 from tunix_core.plugins import PluginHost, plugin_module
-from tunix_core.protocols import Prediction
+from tunix_core.protocols import AnswerOptions, AnswerVerdict, Prediction, RunContext
 from tunix_core.rundir import RunDirectory
 
 if TYPE_CHECKING:  # the heavy and compat sessions collect this file without W&B installed

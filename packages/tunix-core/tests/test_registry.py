@@ -1,14 +1,12 @@
 import pytest
 
+from tunix_core.protocols import AnswerCheckRegistry, DatasetRegistry, TrainerRegistry
 from tunix_core.registry import (
-    AnswerCheckRegistry,
-    DatasetRegistry,
     DuplicateNameError,
     Entry,
     Registry,
     RegistryError,
     RegistryView,
-    TrainerRegistry,
     UnknownNameError,
 )
 

@@ -1,14 +1,30 @@
 import copy
 import json
+import re
+from importlib import resources
 from pathlib import Path
 
 import pytest
 
 from tunix_core.errors import EvidenceError, TunixError
-from tunix_core.evidence import schema_errors, validate_file, validate_tree
+from tunix_core.evidence import (
+    MANIFEST_SCHEMA,
+    load_schema,
+    schema_errors,
+    validate_file,
+    validate_tree,
+)
 from tunix_core.jsonio import append_jsonl, read_jsonl, write_json_atomic
 from tunix_core.rundir import RunDirectory
-from tunix_core.stages import STAGE_NAMES
+from tunix_core.types import (
+    STAGE_DETAILS,
+    STAGE_NAMES,
+    BaselineDetail,
+    DatasetDetail,
+    EvaluateDetail,
+    PackageDetail,
+    TrainDetail,
+)
 
 
 def make_run(tmp_path: Path) -> RunDirectory:
@@ -122,3 +138,40 @@ def test_atomic_write_leaves_no_temporary_files(tmp_path):
     write_json_atomic(tmp_path / "a.json", {"b": 1})
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
     assert json.loads((tmp_path / "a.json").read_text()) == {"b": 1}
+
+
+def test_the_manifest_schema_takes_its_stage_names_from_the_constants():
+    # The file spells no stage name; loading fills them in from STAGE_NAMES.
+    raw = json.loads(resources.files("tunix_core").joinpath(
+        "schemas", f"{MANIFEST_SCHEMA}.schema.json").read_text())  # fmt: skip
+    assert raw["properties"]["stages"]["patternProperties"] == {}
+    pattern = re.compile(next(iter(
+        load_schema(MANIFEST_SCHEMA)["properties"]["stages"]["patternProperties"])))  # fmt: skip
+    assert [name for name in STAGE_NAMES if pattern.fullmatch(name)] == list(STAGE_NAMES)
+    assert not any(pattern.fullmatch(name) for name in ("deploy", "train2", "dataset|train", ""))
+
+
+@pytest.mark.parametrize("detail", [
+    DatasetDetail(train_items=4, eval_items=2, eval_sha256="ab" * 32),
+    DatasetDetail(train_items=4, eval_items=2, eval_sha256="ab" * 32,
+                  parts={"train": [{"name": "a", "items": 4}]}),
+    BaselineDetail(skipped=True), BaselineDetail(primary_score=0.25),
+    TrainDetail(steps=3, stopped_early=False, reason=""),
+    TrainDetail(steps=3, stopped_early=True, reason="time budget", phases=[{"phase": 1}],
+                init_from={"run": "runs/a", "model_fingerprint": None}),
+    EvaluateDetail(primary_score=0.5), PackageDetail(bundle="b.zip"), PackageDetail(skipped=True),
+])  # fmt: skip
+def test_each_stage_detail_round_trips_through_the_manifest(tmp_path, detail):
+    run = make_run(tmp_path)
+    run.finish_stage(detail.stage, 1.0, detail=detail.to_dict())
+    again = RunDirectory.open(run.path)
+    assert STAGE_DETAILS[detail.stage].read(again.manifest) == detail
+
+
+def test_stage_details_keep_the_manifest_keys():
+    assert TrainDetail(steps=3, stopped_early=False, reason="").to_dict() == {
+        "steps": 3, "stopped_early": False, "reason": ""}  # fmt: skip
+    assert BaselineDetail(skipped=True).to_dict() == {"skipped": True}
+    assert list(DatasetDetail(train_items=1, eval_items=1, eval_sha256="x").to_dict()) == [
+        "train_items", "eval_items", "eval_sha256"]  # fmt: skip
+    assert TrainDetail.read({"stages": {"train": {"status": "pending"}}}).steps is None

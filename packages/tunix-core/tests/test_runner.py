@@ -15,12 +15,12 @@ from typing import Any, ClassVar
 import pytest
 
 from tunix_core import api, builtin
-from tunix_core.evaluation import AnswerVerdict
 from tunix_core.hookspecs import hookimpl
 from tunix_core.plugins import PluginHost, plugin_module
-from tunix_core.protocols import ModelExport, ModelSpec, TrainResult
+from tunix_core.protocols import AnswerVerdict, ModelExport, ModelSpec, TrainResult
 from tunix_core.rundir import RunDirectory
-from tunix_core.stages import STAGE_NAMES, STAGES
+from tunix_core.stages import STAGES
+from tunix_core.types import STAGE_NAMES
 
 REPO = Path(__file__).resolve().parents[3]
 ANSWER = "<reasoning>r</reasoning><answer>42</answer>"

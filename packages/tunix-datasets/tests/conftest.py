@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tunix_core.registry import DatasetRegistry, TransformRegistry
+from tunix_core.protocols import DatasetRegistry, TransformRegistry
 from tunix_datasets.providers import register_builtin_datasets
 from tunix_datasets.transforms import register_builtin_transforms
 

@@ -7,7 +7,7 @@ import pytest
 
 from tunix_core.data.record import ExampleMeta, ReasoningExample
 from tunix_core.errors import ConfigError, DataError
-from tunix_core.registry import TransformRegistry
+from tunix_core.protocols import TransformRegistry
 from tunix_datasets.providers.champ import ChampProvider, difficulty_from_steps, problem_to_example
 from tunix_datasets.transforms import register_builtin_transforms
 

@@ -14,8 +14,7 @@ from tunix_core.config import ConfigError
 from tunix_core.data.record import dumps_jsonl
 from tunix_core.data.render import render_example
 from tunix_core.errors import DataError
-from tunix_core.protocols import DatasetProvider
-from tunix_core.registry import TransformRegistry
+from tunix_core.protocols import DatasetProvider, TransformRegistry
 from tunix_datasets.providers.dev_reasoning import (
     FAMILIES,
     GENERATOR_VERSION,

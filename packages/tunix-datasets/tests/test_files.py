@@ -11,8 +11,7 @@ import pytest
 from tunix_core.config import ConfigError
 from tunix_core.data.record import ExampleMeta, ReasoningExample, example_to_dict, write_jsonl
 from tunix_core.errors import DataError
-from tunix_core.protocols import DatasetProvider
-from tunix_core.registry import TransformRegistry
+from tunix_core.protocols import DatasetProvider, TransformRegistry
 from tunix_datasets.providers.files import HfProvider, JsonlProvider
 from tunix_datasets.transforms import register_builtin_transforms
 

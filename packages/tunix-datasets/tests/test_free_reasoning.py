@@ -18,7 +18,7 @@ from tunix_core.data.record import (
     read_jsonl,
 )
 from tunix_core.data.render import render_example
-from tunix_core.registry import TransformRegistry
+from tunix_core.protocols import TransformRegistry
 from tunix_datasets.cli import datasets
 from tunix_datasets.providers.files import HfProvider, JsonlProvider
 from tunix_datasets.transforms import register_builtin_transforms

@@ -11,7 +11,7 @@ from tunix_core.data.parse import parse_completion
 from tunix_core.data.record import dumps_jsonl
 from tunix_core.data.render import render_example
 from tunix_core.errors import DataError
-from tunix_core.registry import TransformRegistry
+from tunix_core.protocols import TransformRegistry
 from tunix_datasets.providers.golden import GENERATOR_VERSION, GoldenV2
 from tunix_datasets.transforms import register_builtin_transforms
 

@@ -6,7 +6,7 @@ from fractions import Fraction
 import pytest
 
 from tunix_core.errors import ConfigError, DataError
-from tunix_core.registry import TransformRegistry
+from tunix_core.protocols import TransformRegistry
 from tunix_datasets.providers.gsm_symbolic import (
     GsmSymbolicProvider,
     entry_to_example,

@@ -13,8 +13,7 @@ import pytest
 from tunix_core.data.code import answer_code
 from tunix_core.data.record import ReasoningExample, dumps_jsonl, read_jsonl
 from tunix_core.errors import ConfigError, DataError
-from tunix_core.evaluation import AnswerOptions
-from tunix_core.registry import TransformRegistry
+from tunix_core.protocols import AnswerOptions, TransformRegistry
 from tunix_datasets.providers import humaneval
 from tunix_datasets.providers.humaneval import HumanEvalProvider, check_code, load_problems
 from tunix_datasets.transforms import register_builtin_transforms

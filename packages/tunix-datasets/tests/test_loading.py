@@ -8,8 +8,7 @@ import pytest
 from tunix_core.data.loading import load_split, resolve_provider
 from tunix_core.data.record import ExampleMeta, ReasoningExample
 from tunix_core.errors import DataError
-from tunix_core.protocols import DatasetProvider
-from tunix_core.registry import DatasetRegistry, TransformRegistry
+from tunix_core.protocols import DatasetProvider, DatasetRegistry, TransformRegistry
 from tunix_datasets.providers import BUILTIN_DATASETS
 from tunix_datasets.transforms import register_builtin_transforms
 

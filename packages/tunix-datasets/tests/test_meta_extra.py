@@ -20,9 +20,14 @@ from tunix_core.data.record import (
     write_jsonl,
 )
 from tunix_core.errors import DataError
-from tunix_core.evaluation import AnswerOptions, AnswerVerdict, check_answer, example_meta
-from tunix_core.protocols import Prediction
-from tunix_core.registry import AnswerCheckRegistry, TransformRegistry
+from tunix_core.evaluation import check_answer, example_meta
+from tunix_core.protocols import (
+    AnswerCheckRegistry,
+    AnswerOptions,
+    AnswerVerdict,
+    Prediction,
+    TransformRegistry,
+)
 from tunix_datasets.providers.files import JsonlProvider
 from tunix_datasets.transforms import register_builtin_transforms
 

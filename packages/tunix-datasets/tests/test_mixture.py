@@ -19,8 +19,7 @@ from tunix_core.data.loading import load_split
 from tunix_core.data.mixture import LoadedSplit, load_dataset_split, normalise_question
 from tunix_core.data.record import dumps_jsonl, read_jsonl
 from tunix_core.errors import ConfigError, DataError
-from tunix_core.protocols import ModelSpec
-from tunix_core.registry import BackendRegistry, DatasetRegistry, TransformRegistry
+from tunix_core.protocols import BackendRegistry, DatasetRegistry, ModelSpec, TransformRegistry
 from tunix_datasets.cli import datasets, manifest_path_for, token_summary
 from tunix_datasets.transforms import register_builtin_transforms
 

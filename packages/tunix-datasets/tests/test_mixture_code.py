@@ -8,7 +8,7 @@ from pathlib import Path
 from tunix_core.config import structure_config
 from tunix_core.data.mixture import LoadedSplit, load_dataset_split, normalise_question
 from tunix_core.data.record import read_jsonl, write_jsonl
-from tunix_core.registry import DatasetRegistry, TransformRegistry
+from tunix_core.protocols import DatasetRegistry, TransformRegistry
 from tunix_datasets.transforms import register_builtin_transforms
 
 TRANSFORMS = TransformRegistry()

@@ -9,9 +9,8 @@ import pytest
 
 from tunix_core.data.record import ReasoningExample
 from tunix_core.errors import ConfigError, DataError
-from tunix_core.evaluation import AnswerOptions, check_answer, example_meta
-from tunix_core.protocols import Prediction
-from tunix_core.registry import AnswerCheckRegistry, TransformRegistry
+from tunix_core.evaluation import check_answer, example_meta
+from tunix_core.protocols import AnswerCheckRegistry, AnswerOptions, Prediction, TransformRegistry
 from tunix_datasets.providers import BUILTIN_ANSWER_CHECKS
 from tunix_datasets.providers.reasoning_gym_tasks import (
     ENTRY,

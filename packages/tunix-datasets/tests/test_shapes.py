@@ -14,7 +14,7 @@ from tunix_core.data.record import ReasoningExample
 from tunix_core.errors import ConfigError, DataError
 from tunix_core.hookspecs import hookimpl
 from tunix_core.plugins import PluginHost, get_host, plugin_module
-from tunix_core.registry import TransformRegistry
+from tunix_core.protocols import TransformRegistry
 from tunix_datasets.providers.files import HfProvider, JsonlProvider
 from tunix_datasets.transforms import gsm8k, register_builtin_transforms
 

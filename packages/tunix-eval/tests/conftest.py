@@ -18,11 +18,11 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from tunix_core.cli import TunixGroup
-from tunix_core.context import RunContext
+from tunix_core.command_group import TunixGroup
 from tunix_core.data.record import ExampleMeta, ReasoningExample
 from tunix_core.hookspecs import hookimpl
 from tunix_core.plugins import PluginHost, get_host, plugin_module
+from tunix_core.protocols import RunContext
 
 PAIRS = [(1, 2), (3, 4), (5, 6), (7, 8), (2, 2), (9, 9)]
 CATEGORIES = ["small", "small", "large", "large", "small", "large"]

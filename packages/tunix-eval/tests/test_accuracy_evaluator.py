@@ -3,11 +3,9 @@
 import pytest
 
 import tunix_eval.plugin
-from tunix_core.context import RunContext
 from tunix_core.errors import DataError
-from tunix_core.evaluation import AnswerVerdict
 from tunix_core.plugins import PluginHost, get_host
-from tunix_core.protocols import Prediction
+from tunix_core.protocols import AnswerVerdict, Prediction, RunContext
 from tunix_eval.accuracy import AccuracyEvaluator
 
 

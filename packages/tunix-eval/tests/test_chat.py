@@ -14,7 +14,7 @@ import yaml
 from click.testing import CliRunner
 
 from tunix_core import builtin
-from tunix_core.cli import TunixGroup
+from tunix_core.command_group import TunixGroup
 from tunix_core.config import DEFAULT_SYSTEM_PROMPT, RunConfig, unstructure_config
 from tunix_core.hookspecs import hookimpl
 from tunix_core.plugins import PluginHost, plugin_module

@@ -10,14 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tunix_core.context import RunContext
 from tunix_core.data.loading import load_split
 from tunix_core.data.record import ReasoningExample
 from tunix_core.errors import DataError
 from tunix_core.evaluation import example_meta, prediction_from_record, score_predictions
 from tunix_core.layout import EVAL_SUMMARY, PREDICTIONS
 from tunix_core.plugins import get_host
-from tunix_core.protocols import Prediction
+from tunix_core.protocols import Prediction, RunContext
 from tunix_eval.code_exec import CodeExecEvaluator
 from tunix_eval.plugin import EVALUATORS
 

@@ -10,13 +10,13 @@ import pytest
 import yaml
 
 from tunix_core.config import structure_config, unstructure_config
-from tunix_core.context import RunContext
 from tunix_core.data.record import write_jsonl
 from tunix_core.errors import DataError
 from tunix_core.evaluation import answer_checks_of, evaluate_examples
 from tunix_core.evidence import validate_file
 from tunix_core.layout import EVAL_SUMMARY, PREDICTIONS
 from tunix_core.plugins import get_host
+from tunix_core.protocols import RunContext
 from tunix_core.rundir import RunDirectory
 from tunix_eval.accuracy import AccuracyEvaluator
 from tunix_eval.commands import read_completions

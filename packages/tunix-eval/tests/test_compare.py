@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tunix_core.context import RunContext
 from tunix_core.errors import TunixError
 from tunix_core.evaluation import score_predictions
 from tunix_core.layout import EVAL_SUMMARY
 from tunix_core.plugins import get_host
-from tunix_core.protocols import Prediction
+from tunix_core.protocols import Prediction, RunContext
 from tunix_eval import compare as comparing
 
 

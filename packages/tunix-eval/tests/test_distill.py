@@ -17,10 +17,9 @@ import pytest
 from tunix_core.data.record import ExampleMeta, ReasoningExample, read_jsonl
 from tunix_core.data.render import render_prompt
 from tunix_core.errors import ConfigError, DataError, TunixError
-from tunix_core.evaluation import AnswerVerdict
 from tunix_core.hookspecs import hookimpl
 from tunix_core.plugins import PluginHost, plugin_module
-from tunix_core.protocols import ModelSpec, Prediction
+from tunix_core.protocols import AnswerVerdict, ModelSpec, Prediction
 from tunix_eval.distill import (
     DISTILLED,
     MANIFEST,

@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tunix_core.evaluation import AnswerOptions, AnswerVerdict, answer_checks_of
-from tunix_core.protocols import Evaluator
+from tunix_core.evaluation import answer_checks_of
+from tunix_core.protocols import AnswerOptions, AnswerVerdict, Evaluator
 
 SOURCES = [str(Path(__file__).parents[2] / p / "src") for p in ("tunix-core", "tunix-eval")]
 
@@ -35,7 +35,7 @@ def test_answer_checks_are_registered_lazily(host):
 def test_commands_are_added_lazily(host):
     from click.testing import CliRunner
 
-    from tunix_core.cli import TunixGroup
+    from tunix_core.command_group import TunixGroup
 
     root = TunixGroup("tunix")
     host.register_commands(root)

@@ -2,9 +2,8 @@
 
 import pytest
 
-from tunix_core.context import RunContext
 from tunix_core.plugins import get_host
-from tunix_core.protocols import Prediction
+from tunix_core.protocols import Prediction, RunContext
 from tunix_eval.format import FormatEvaluator
 
 GOOD = "<reasoning>Add 2 and 2.</reasoning><answer>4</answer>"

@@ -13,12 +13,11 @@ from typing import ClassVar
 import pytest
 
 import tunix_eval.plugin
-from tunix_core.context import RunContext
 from tunix_core.data.render import render_prompt
 from tunix_core.errors import ConfigError
 from tunix_core.hookspecs import hookimpl
 from tunix_core.plugins import PluginHost, plugin_module
-from tunix_core.protocols import Prediction
+from tunix_core.protocols import Prediction, RunContext
 from tunix_eval.judge import (
     JUDGE_PROMPT,
     JudgeEvaluator,

@@ -3,7 +3,7 @@
 
 import pytest
 
-from tunix_core.evaluation import AnswerOptions, AnswerVerdict
+from tunix_core.protocols import AnswerOptions, AnswerVerdict
 from tunix_eval.normalize import (
     check_auto,
     check_casefold,

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tunix_core.evaluation import AnswerOptions
+from tunix_core.protocols import AnswerOptions
 from tunix_eval.normalize import (
     check_auto,
     check_yes_no,

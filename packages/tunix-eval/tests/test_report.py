@@ -1,7 +1,6 @@
-from tunix_core.context import RunContext
 from tunix_core.evaluation import score_predictions
 from tunix_core.plugins import get_host
-from tunix_core.protocols import Prediction
+from tunix_core.protocols import Prediction, RunContext
 from tunix_eval.report import format_summary, pct
 
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from tunix_core.context import RunContext
 from tunix_core.errors import DataError
 from tunix_core.plugins import PluginHost, get_host
-from tunix_core.registry import RegistryError, RewardRegistry, UnknownNameError
+from tunix_core.protocols import RewardRegistry, RunContext
+from tunix_core.registry import RegistryError, UnknownNameError
 from tunix_core.rewards import score_rewards
 from tunix_eval.plugin import tunix_register_rewards
 from tunix_eval.rewards import (

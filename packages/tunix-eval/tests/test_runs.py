@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from tunix_core.context import RunContext
 from tunix_core.evaluation import score_predictions
 from tunix_core.plugins import get_host
-from tunix_core.protocols import Prediction
+from tunix_core.protocols import Prediction, RunContext
 from tunix_core.rundir import RunDirectory
 from tunix_eval.runs import format_runs, list_runs, read_run
 

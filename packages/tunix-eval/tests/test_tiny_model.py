@@ -10,11 +10,11 @@ import json
 import pytest
 
 from tunix_core.config import DEFAULT_SYSTEM_PROMPT
-from tunix_core.context import RunContext
 from tunix_core.evaluation import evaluate_examples
 from tunix_core.evidence import validate_file
 from tunix_core.layout import EVAL_SUMMARY, PREDICTIONS
 from tunix_core.plugins import get_host
+from tunix_core.protocols import RunContext
 from tunix_eval.accuracy import AccuracyEvaluator
 from tunix_eval.format import FormatEvaluator
 from tunix_eval.trace import TraceEvaluator

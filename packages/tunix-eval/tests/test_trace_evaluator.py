@@ -2,9 +2,8 @@
 
 import pytest
 
-from tunix_core.context import RunContext
 from tunix_core.plugins import get_host
-from tunix_core.protocols import Prediction
+from tunix_core.protocols import Prediction, RunContext
 from tunix_eval.trace import TraceEvaluator, count_steps
 
 

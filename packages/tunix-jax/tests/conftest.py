@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tunix_core import builtin
-from tunix_core.cli import TunixGroup, cli
+from tunix_core.cli import cli
+from tunix_core.command_group import TunixGroup
 from tunix_core.plugins import PluginHost
 from tunix_jax import plugin
 

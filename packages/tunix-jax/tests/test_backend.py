@@ -7,10 +7,9 @@ import jax
 import pytest
 from flax import nnx
 
-from tunix_core.context import RunContext
 from tunix_core.errors import ConfigError
 from tunix_core.plugins import PluginHost
-from tunix_core.protocols import LoadedModel, ModelBackend, ModelSpec
+from tunix_core.protocols import LoadedModel, ModelBackend, ModelSpec, RunContext
 from tunix_jax.backend import JaxBackend
 
 TINY = ModelSpec("tiny-gemma3", "random")

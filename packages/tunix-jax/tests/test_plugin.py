@@ -1,7 +1,7 @@
 import subprocess
 import sys
 
-from tunix_core.registry import BackendRegistry, TrainerRegistry
+from tunix_core.protocols import BackendRegistry, TrainerRegistry
 from tunix_jax import plugin
 
 
@@ -28,7 +28,7 @@ def test_registers_the_jax_backend_lazily():
 
 def test_loading_the_plugin_and_registration_do_not_import_jax():
     code = (
-        "import sys; from tunix_core.registry import BackendRegistry, TrainerRegistry;"
+        "import sys; from tunix_core.protocols import BackendRegistry, TrainerRegistry;"
         "import tunix_jax.plugin as p; p.tunix_register_trainers(TrainerRegistry());"
         "p.tunix_register_backends(BackendRegistry()); import tunix_jax.training.bench;"
         "import tunix_jax.options; import tunix_jax.backend; print('jax' in sys.modules)"

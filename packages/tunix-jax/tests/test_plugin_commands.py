@@ -1,6 +1,6 @@
 """tunix-jax's commands are lazy, and ``bench`` asks for huge pages (it runs a model)."""
 
-from tunix_core.cli import TunixGroup
+from tunix_core.command_group import TunixGroup
 from tunix_jax import plugin
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from tunix_core.config import RunConfig, structure_config
-from tunix_core.context import RunContext
 from tunix_core.data.record import ExampleMeta, ReasoningExample
 from tunix_core.plugins import PluginHost
+from tunix_core.protocols import RunContext
 from tunix_core.rundir import RunDirectory
 
 

@@ -14,16 +14,26 @@ import pytest
 import yaml
 
 from tunix_core.config import load_config, unstructure_config
-from tunix_core.context import RunContext
 from tunix_core.data.record import example_from_dict, write_jsonl
 from tunix_core.data.render import render_completion, render_prompt
 from tunix_core.evaluation import score_predictions
 from tunix_core.evidence import sha256_file
 from tunix_core.jsonio import append_jsonl
 from tunix_core.plugins import get_host
-from tunix_core.protocols import Prediction
+from tunix_core.protocols import Prediction, RunContext
 from tunix_core.rundir import RunDirectory
-from tunix_core.stages import EVAL_SHA256, run_eval_source
+from tunix_core.stages import run_eval_source
+from tunix_core.types import (
+    BASELINE,
+    DATASET,
+    EVALUATE,
+    TRAIN,
+    BaselineDetail,
+    DatasetDetail,
+    EvaluateDetail,
+    StageDetail,
+    TrainDetail,
+)
 
 QUESTIONS = [
     ("q-003", "What is 3 + 4?", ["Add 3 and 4."], "7"),
@@ -73,9 +83,9 @@ def _score(out_dir: Path, label: str, right: int, source: dict) -> dict:
     return score_predictions(predictions, [], label=label, out_dir=out_dir, source=source, context=RunContext(get_host()))
 
 
-def _stage(run: RunDirectory, stage: str, detail: dict | None = None) -> None:
+def _stage(run: RunDirectory, stage: str, detail: StageDetail | None = None) -> None:
     run.start_stage(stage)
-    run.finish_stage(stage, 1.5, detail=detail)
+    run.finish_stage(stage, 1.5, detail=detail.to_dict() if detail else None)
 
 
 def build_run(root: Path, export_dir: Path, fingerprint: str, *, baseline: bool = True,
@@ -90,24 +100,24 @@ def build_run(root: Path, export_dir: Path, fingerprint: str, *, baseline: bool 
     run.config_path.write_text(yaml.safe_dump(unstructure_config(config), sort_keys=False))
     write_jsonl(_examples()[:4], run.data_dir / "train.jsonl")
     write_jsonl(_examples(), run.data_dir / "eval.jsonl")
-    _stage(run, "dataset", {"train_items": 4, "eval_items": 6,
-                            EVAL_SHA256: sha256_file(run.eval_data_path)})  # fmt: skip
+    _stage(run, DATASET, DatasetDetail(train_items=4, eval_items=6,
+                                       eval_sha256=sha256_file(run.eval_data_path)))  # fmt: skip
     if baseline:
         summary = _score(run.baseline_dir, "baseline", right=1,
                          source=run_eval_source(run, "dev-reasoning-v2"))  # fmt: skip
-        _stage(run, "baseline", {"primary_score": summary["primary_score"]})
+        _stage(run, BASELINE, BaselineDetail(primary_score=summary["primary_score"]))
     else:
-        run.start_stage("baseline")
-        run.finish_stage("baseline", 0.0, status="skipped", detail={"skipped": True})
+        run.start_stage(BASELINE)
+        run.finish_stage(BASELINE, 0.0, status="skipped", detail=BaselineDetail(skipped=True).to_dict())
     append_jsonl(run.metrics_path, [
         {"step": step, "loss": 3.0 / step, "learning_rate": 1e-4, "elapsed_seconds": 2.0 * step}
         for step in (1, 2, 3)
     ])  # fmt: skip
     shutil.copytree(export_dir, run.model_dir)
     run.manifest["model_fingerprint"] = fingerprint
-    _stage(run, "train", {"steps": 3, "stopped_early": False, "reason": ""})
+    _stage(run, TRAIN, TrainDetail(steps=3, stopped_early=False, reason=""))
     summary = _score(run.path, "final", right=4, source=run_eval_source(run, "dev-reasoning-v2"))
-    _stage(run, "evaluate", {"primary_score": summary["primary_score"]})
+    _stage(run, EVALUATE, EvaluateDetail(primary_score=summary["primary_score"]))
     run.log_path.write_text(log_text if log_text is not None else
                             "".join(f"line {i} of the run log\n" for i in range(50)))  # fmt: skip
     return run

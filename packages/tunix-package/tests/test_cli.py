@@ -15,7 +15,8 @@ from click.testing import CliRunner
 import tunix_eval.plugin
 import tunix_jax.plugin
 from tunix_core import builtin
-from tunix_core.cli import TunixGroup, cli
+from tunix_core.cli import cli
+from tunix_core.command_group import TunixGroup
 from tunix_core.plugins import PluginHost
 from tunix_package import plugin
 

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tunix_core.context import RunContext
 from tunix_core.errors import TunixError
 from tunix_core.plugins import get_host
+from tunix_core.protocols import RunContext
 from tunix_package.validation import validate_path
 
 # Names built from the parts that make extraction hard: separators, dots, clashes.

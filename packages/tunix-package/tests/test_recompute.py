@@ -10,15 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tunix_core.context import RunContext
 from tunix_core.errors import EvidenceError
 from tunix_core.evaluation import binomial_stderr, build_scorecard, score_predictions
 from tunix_core.evidence import sha256_file
 from tunix_core.jsonio import read_jsonl
 from tunix_core.layout import EVAL_SUMMARY, PREDICTIONS
 from tunix_core.plugins import get_host
-from tunix_core.protocols import Prediction
-from tunix_core.stages import EVAL_SHA256
+from tunix_core.protocols import Prediction, RunContext
 from tunix_package.bundle import MANIFEST_NAME, SAMPLE_NAME, extract_zip
 from tunix_package.kaggle import KagglePackager, export_evidence
 from tunix_package.validation import run_directory_problems, validate_path
@@ -139,7 +137,7 @@ def test_changed_eval_items_are_refused(make_run):
 
 def test_a_run_from_before_the_hashes_were_recorded_still_validates(make_run):
     run = make_run()
-    del run.manifest["stages"]["dataset"]["detail"][EVAL_SHA256]
+    del run.manifest["stages"]["dataset"]["detail"]["eval_sha256"]
     run.save()
     for path in (run.summary_path, run.baseline_summary_path):
         summary = json.loads(path.read_text())

@@ -6,9 +6,9 @@ import zipfile
 
 import pytest
 
-from tunix_core.context import RunContext
 from tunix_core.errors import ConfigError
 from tunix_core.plugins import get_host
+from tunix_core.protocols import RunContext
 from tunix_jax.backend import JaxBackend
 from tunix_package.kaggle import KagglePackager
 

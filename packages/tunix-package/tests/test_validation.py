@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tunix_core.context import RunContext
 from tunix_core.errors import EvidenceError
 from tunix_core.jsonio import read_jsonl
 from tunix_core.plugins import get_host
+from tunix_core.protocols import RunContext
 from tunix_package.kaggle import KagglePackager, export_evidence
 
 

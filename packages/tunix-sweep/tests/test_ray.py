@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tunix_eval.runs import SWEEP_TRIAL
+from tunix_core.layout import SWEEP_TRIAL
 
 pytestmark = pytest.mark.ray
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tunix_core.layout import SWEEP_TRIAL
 from tunix_core.rundir import RunDirectory
-from tunix_eval.runs import SWEEP_TRIAL, RunRow, format_runs, list_runs
+from tunix_eval.runs import RunRow, format_runs, list_runs
 
 
 def make_run(root: Path, run_id: str, sweep: str | None = None, trial: int = 0) -> None:

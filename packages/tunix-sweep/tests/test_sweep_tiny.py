@@ -18,8 +18,7 @@ from typing import Any
 
 import pytest
 
-from tunix_core.layout import RunLayout
-from tunix_eval.runs import SWEEP_TRIAL
+from tunix_core.layout import SWEEP_TRIAL, RunLayout
 
 TIMEOUT = 600.0
 

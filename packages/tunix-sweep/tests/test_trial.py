@@ -12,7 +12,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from tunix_eval.runs import SWEEP_TRIAL
+from tunix_core.layout import SWEEP_TRIAL, RunLayout
 from tunix_sweep import plugin
 from tunix_sweep.trial import _die_with_parent, _watch
 
@@ -80,7 +80,7 @@ class FakeRun:
 
 
 def test_the_plugin_reports_only_inside_a_trial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    run = FakeRun(tmp_path / "run")
+    run = RunLayout(tmp_path / "run")  # what the hooks read of a run
     run.path.mkdir()
     monkeypatch.delenv(plugin.PROGRESS_ENV, raising=False)
     plugin.tunix_run_started(run, {})  # type: ignore[arg-type]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tunix_core.context import RunContext
 from tunix_core.data.parse import parse_completion
-from tunix_core.protocols import EvaluatorReport, Prediction
+from tunix_core.protocols import EvaluatorReport, Prediction, RunContext
 
 
 class AnswerBrevity:

@@ -8,7 +8,7 @@ from typing import Any
 
 from tunix_core.data.record import ExampleMeta, ReasoningExample
 from tunix_core.errors import DataError
-from tunix_core.registry import TransformRegistry
+from tunix_core.protocols import TransformRegistry
 
 SPLIT_SIZES = {"train": 200, "eval": 40}
 

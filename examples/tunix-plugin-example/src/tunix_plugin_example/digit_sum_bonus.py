@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tunix_core.context import RunContext
+    from tunix_core.protocols import RunContext
 
 # One step of the dataset's worked solution: "12 + 7 = 19".
 SUM_STEP = re.compile(r"(\d+)\s*\+\s*(\d+)\s*=\s*(\d+)")

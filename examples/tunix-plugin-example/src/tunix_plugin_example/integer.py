@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tunix_core.evaluation import AnswerOptions, AnswerVerdict
+from tunix_core.protocols import AnswerOptions, AnswerVerdict
 
 _INTEGER = re.compile(r"-?\d+")
 

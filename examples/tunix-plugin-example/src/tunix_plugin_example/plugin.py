@@ -5,7 +5,7 @@ their first call."""
 from typing import Any
 
 from tunix_core.hookspecs import hookimpl
-from tunix_core.registry import (
+from tunix_core.protocols import (
     AnswerCheckRegistry,
     DatasetRegistry,
     EvaluatorRegistry,

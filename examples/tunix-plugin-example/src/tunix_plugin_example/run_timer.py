@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from tunix_core.registry import DatasetRegistry
+from tunix_core.protocols import DatasetRegistry
 from tunix_core.rundir import RunDirectory
 
 DATASET = "digit-sum"

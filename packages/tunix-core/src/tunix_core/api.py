@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tunix_core import runner
 from tunix_core.config import (
     RunConfig,
     apply_overrides,
@@ -23,7 +24,7 @@ from tunix_core.config import (
 )
 from tunix_core.errors import ConfigError
 from tunix_core.plugins import PluginHost, get_host
-from tunix_core.stages import STAGE_NAMES
+from tunix_core.types import STAGE_NAMES
 
 ConfigSource = RunConfig | Mapping[str, Any] | str | os.PathLike[str] | None
 
@@ -47,8 +48,6 @@ def run(
     receives the progress lines and the closing table. ``command`` is the command line the
     manifest records (``tunix run`` passes its own). Errors are :class:`TunixError`s.
     """
-    from tunix_core import runner
-
     if stop_after is not None and stop_after not in STAGE_NAMES:
         raise ConfigError(
             f"stop_after: must be one of {', '.join(STAGE_NAMES)}, got {stop_after!r}"

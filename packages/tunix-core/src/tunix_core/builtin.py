@@ -1,6 +1,7 @@
 """The core's own plugin: it drives the built-in training loggers
 (:mod:`tunix_core.loggers`) through the same hooks every third-party plugin uses. The
-loggers' modules are imported on a run's first hook call."""
+loggers' modules are imported on a run's first hook call: they parse the config (cattrs),
+which would slow every ``tunix`` start, since the host loads this plugin."""
 
 from __future__ import annotations
 

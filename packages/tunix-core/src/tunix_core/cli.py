@@ -18,12 +18,13 @@ from typing import Any
 import click
 
 from tunix_core import __version__
-from tunix_core.context import RunContext
+from tunix_core.command_group import TunixGroup
 from tunix_core.errors import TunixError
+from tunix_core.evidence import EVIDENCE_FILES, validate_tree
 from tunix_core.hugepages import reexec_with_huge_pages
 from tunix_core.plugins import PluginHost, get_host
-from tunix_core.registry import Entry
-from tunix_core.stages import STAGE_NAMES
+from tunix_core.protocols import RunContext
+from tunix_core.types import STAGE_NAMES
 
 # What a shell reports for a command ended by SIGINT (128 + 2).
 SIGINT_EXIT_CODE = 130
@@ -32,58 +33,6 @@ SIGINT_EXIT_CODE = 130
 def host_of(ctx: click.Context) -> PluginHost:
     host: PluginHost = ctx.find_root().obj
     return host
-
-
-class TunixGroup(click.Group):
-    """The root command: turns :class:`TunixError` into one ``Error: ...`` line and its exit
-    code, and holds lazy commands that plugins add with :meth:`add_lazy_command`."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.lazy_commands: dict[str, tuple[str, str]] = {}
-        # Commands that run a model: `tunix` re-executes itself for them with huge pages.
-        self.huge_page_commands: set[str] = set()
-
-    def add_lazy_command(
-        self, name: str, target: str, short_help: str, *, huge_pages: bool = False
-    ) -> None:
-        """Add command ``name`` whose click object ``target`` (``"module:attribute"``) is
-        imported only when the command runs or shows its own help, so that ``tunix --help``
-        stays fast however heavy the command's module is. ``huge_pages``: the command runs a
-        model, and starts faster on huge pages (:mod:`tunix_core.hugepages`)."""
-        self.lazy_commands[name] = (target, short_help)
-        if huge_pages:
-            self.huge_page_commands.add(name)
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*self.commands, *self.lazy_commands})
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self.commands and cmd_name in self.lazy_commands:
-            target = self.lazy_commands[cmd_name][0]
-            command = Entry(cmd_name, target, distribution="a plugin").load()
-            self.add_command(command, cmd_name)
-        return super().get_command(ctx, cmd_name)
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        limit = formatter.width - 6 - max(map(len, self.list_commands(ctx)), default=0)
-        rows = []
-        for name in self.list_commands(ctx):
-            command = self.commands.get(name)
-            if command is None:
-                rows.append((name, self.lazy_commands[name][1]))
-            elif not command.hidden:
-                rows.append((name, command.get_short_help_str(limit)))
-        if rows:
-            with formatter.section("Commands"):
-                formatter.write_dl(rows)
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except TunixError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
 
 
 @click.group(cls=TunixGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -142,8 +91,6 @@ def plugins_command(ctx: click.Context, as_json: bool) -> None:
 def validate_command(ctx: click.Context, path: Path) -> None:
     """Check evidence files (a run directory, a bundle, or one file) against their schemas,
     and a submission bundle against the rules of every installed packager."""
-    from tunix_core.evidence import EVIDENCE_FILES, validate_tree
-
     # A bundle (a zip, say) is not an evidence file itself: the packagers judge it.
     bundle = path.is_file() and path.name not in EVIDENCE_FILES
     checked, problems = ([], []) if bundle else validate_tree(path)
@@ -193,6 +140,7 @@ def run_command(ctx: click.Context, config_path: Path | None, trainer: str | Non
     Everything (plugins, config, dataset, weights) is validated before the run
     directory is created; an interrupted run continues with --resume.
     """
+    # Imported here: the runner and its config parsing would slow every `tunix` start.
     from tunix_core import api
 
     if resume is not None:

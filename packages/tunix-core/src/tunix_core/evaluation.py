@@ -30,7 +30,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
@@ -41,12 +41,21 @@ from tunix_core.errors import DataError, EvidenceError, PluginError, TunixError
 from tunix_core.evidence import schema_errors
 from tunix_core.jsonio import append_jsonl, read_jsonl, write_json_atomic, write_text_atomic
 from tunix_core.layout import EVAL_SUMMARY, PREDICTIONS, PRIMARY_METRIC
-from tunix_core.protocols import Evaluator, Generator, Prediction
-from tunix_core.registry import AnswerCheckRegistry, RegistryError
+from tunix_core.protocols import (
+    AnswerCheck,
+    AnswerCheckRegistry,
+    AnswerOptions,
+    AnswerVerdict,
+    Evaluator,
+    Generator,
+    ItemAnswerCheck,
+    Prediction,
+    RunContext,
+)
+from tunix_core.registry import RegistryError
 from tunix_core.rundir import utc_now
 
 if TYPE_CHECKING:
-    from tunix_core.context import RunContext
     from tunix_core.data.record import ReasoningExample
     from tunix_core.plugins import PluginHost
 
@@ -66,44 +75,6 @@ def binomial_stderr(successes: int, n: int) -> float:
 
 def _rate(successes: int, n: int) -> float:
     return successes / n if n else 0.0
-
-
-@attrs.frozen
-class AnswerOptions:
-    """Tolerances an answer check may honour: ``rel_tol`` for numbers, ``ordered_lists``
-    for lists under ``auto`` (the ``accuracy`` evaluator's options)."""
-
-    rel_tol: float = 1e-6
-    ordered_lists: bool = True
-
-
-@attrs.frozen
-class AnswerVerdict:
-    """Whether an answer is correct, and the rule that said so (per item as ``rule``)."""
-
-    correct: bool
-    rule: str
-
-
-class AnswerCheck(Protocol):
-    """What a ``tunix_register_answer_checks`` target is. ``answer`` is the text of the
-    ``<answer>`` block (never ``None``: a missing block is wrong before any check runs).
-    Raise ``ValueError`` when ``expected`` cannot be judged by this check."""
-
-    def __call__(self, answer: str, expected: str, options: AnswerOptions) -> AnswerVerdict: ...
-
-
-class ItemAnswerCheck(Protocol):
-    """An answer check that also reads the item's meta (its ``meta.extra`` fields, e.g. the
-    generator entry a scorer re-reads). It says so with ``takes_meta = True`` and is called
-    with ``meta=`` the prediction's meta; raise ``ValueError`` when that meta lacks what it
-    needs."""
-
-    takes_meta: bool
-
-    def __call__(
-        self, answer: str, expected: str, options: AnswerOptions, *, meta: Mapping[str, Any]
-    ) -> AnswerVerdict: ...
 
 
 ANSWER_MATCH_FIELD = "answer_match"
@@ -560,10 +531,6 @@ def read_predictions(path: Path) -> list[dict[str, Any]]:
 
 
 __all__ = [
-    "AnswerCheck",
-    "AnswerOptions",
-    "AnswerVerdict",
-    "ItemAnswerCheck",
     "answer_checks_of",
     "answer_match_of",
     "base_record",

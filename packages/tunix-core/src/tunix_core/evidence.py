@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -13,21 +14,34 @@ import jsonschema
 
 from tunix_core.jsonio import read_jsonl
 from tunix_core.layout import EVAL_SUMMARY, MANIFEST, METRICS, PREDICTIONS
+from tunix_core.types import STAGE_NAMES
+
+MANIFEST_SCHEMA = "run_manifest"
 
 # file name -> (schema name, whether the file is JSON Lines validated line by line)
 EVIDENCE_FILES: dict[str, tuple[str, bool]] = {
-    MANIFEST: ("run_manifest", False),
+    MANIFEST: (MANIFEST_SCHEMA, False),
     EVAL_SUMMARY: ("eval_summary", False),
     METRICS: ("metrics_record", True),
     PREDICTIONS: ("prediction", True),
 }
 
 
+def stage_names_pattern() -> str:
+    """The pattern the manifest schema matches stage names with: exactly :data:`STAGE_NAMES`."""
+    return f"^({'|'.join(map(re.escape, STAGE_NAMES))})$"
+
+
 @cache
 def load_schema(name: str) -> dict[str, Any]:
-    """The schema ``name`` shipped in ``tunix_core/schemas/NAME.schema.json``."""
+    """The schema ``name`` shipped in ``tunix_core/schemas/NAME.schema.json``. The run
+    manifest's stage names come from :data:`STAGE_NAMES` here, so they are spelled once."""
     text = resources.files("tunix_core").joinpath("schemas", f"{name}.schema.json").read_text()
     schema: dict[str, Any] = json.loads(text)
+    if name == MANIFEST_SCHEMA:
+        schema["properties"]["stages"]["patternProperties"] = {
+            stage_names_pattern(): {"$ref": "#/$defs/stage"}
+        }
     jsonschema.Draft202012Validator.check_schema(schema)
     return schema
 

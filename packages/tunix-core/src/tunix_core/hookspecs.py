@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from tunix_core.cli import TunixGroup
-    from tunix_core.registry import (
+    from tunix_core.command_group import TunixGroup
+    from tunix_core.protocols import (
         AnswerCheckRegistry,
         BackendRegistry,
         DatasetRegistry,
@@ -88,7 +88,7 @@ def tunix_register_answer_checks(registry: AnswerCheckRegistry) -> None:
     ``registry.register(name, "module:check", description=...)``; the target is a function
     ``check(answer: str, expected: str, options: AnswerOptions) -> AnswerVerdict`` (see
     :mod:`tunix_core.evaluation`), or an object with ``takes_meta = True`` that is also
-    given ``meta=`` the item's meta (:class:`tunix_core.evaluation.ItemAnswerCheck`). An
+    given ``meta=`` the item's meta (:class:`tunix_core.protocols.ItemAnswerCheck`). An
     item picks a check by name in ``meta.answer_match`` (``auto`` when absent). Returns
     nothing.
     """

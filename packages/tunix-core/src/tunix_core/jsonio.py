@@ -9,6 +9,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from tunix_core.errors import DataError
+
 
 def _create_beside(path: Path) -> tuple[int, Path]:
     """A new, empty temporary file in ``path``'s folder, opened for writing. It gets the
@@ -88,8 +90,6 @@ def read_user_jsonl(path: Path) -> list[tuple[int, Any]]:
     Unlike :func:`read_jsonl` (our own files) nothing is forgiven: an unreadable file or a
     bad line raises :class:`~tunix_core.errors.DataError` naming the file and the line.
     """
-    from tunix_core.errors import DataError
-
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

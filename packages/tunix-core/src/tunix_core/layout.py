@@ -20,6 +20,10 @@ REPORT = "report.html"  # `tunix report`; the package stage writes one in SUBMIS
 CHECKPOINTS = "checkpoints"
 MODEL = "model"
 MODEL_CONFIG = "model_config.json"  # in MODEL; present once the export is complete
+# A run of training.phases trains each phase but the last in PHASES/<phase folder>/, and a
+# finished phase leaves PHASE_RECORD in its MODEL: its trainer, steps and fingerprint.
+PHASES = "phases"
+PHASE_RECORD = "phase.json"
 DATA = "data"
 TRAIN_DATA = "train.jsonl"  # in DATA
 EVAL_DATA = "eval.jsonl"  # in DATA
@@ -30,6 +34,9 @@ EVAL_SUMMARY = "eval_summary.json"
 SUBMISSION = "submission"
 LOCK = ".lock"  # held (fcntl.flock) by the process writing the run; holds its pid
 TENSORBOARD = "tb"  # event files of the built-in TensorBoard logger
+# Written by `tunix sweep` (tunix-sweep) into a run that is one of its trials:
+# {"sweep": id, "trial": number}.
+SWEEP_TRIAL = "sweep_trial.json"
 
 # What an eval summary reports as primary_score: correct items / all items.
 PRIMARY_METRIC = "answer_accuracy"
@@ -83,6 +90,14 @@ class RunLayout:
         return self.model_dir / MODEL_CONFIG
 
     @property
+    def phases_dir(self) -> Path:
+        return self.path / PHASES
+
+    @property
+    def phase_record_path(self) -> Path:
+        return self.model_dir / PHASE_RECORD
+
+    @property
     def data_dir(self) -> Path:
         return self.path / DATA
 
@@ -125,3 +140,7 @@ class RunLayout:
     @property
     def tensorboard_dir(self) -> Path:
         return self.path / TENSORBOARD
+
+    @property
+    def sweep_trial_path(self) -> Path:
+        return self.path / SWEEP_TRIAL

@@ -20,10 +20,6 @@ from tunix_core.config import RunConfig, TrainerSection, TrainingSection, conver
 from tunix_core.errors import ConfigError
 from tunix_core.protocols import Trainer
 
-PHASES_DIR = "phases"
-# What a finished phase leaves beside its model: its trainer, steps and fingerprint.
-PHASE_RECORD = "phase.json"
-
 
 @attrs.frozen
 class PhasePlan:

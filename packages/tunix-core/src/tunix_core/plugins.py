@@ -28,19 +28,17 @@ import pluggy
 
 from tunix_core import hookspecs
 from tunix_core.errors import ConfigError, PluginError
-from tunix_core.registry import (
+from tunix_core.protocols import (
     AnswerCheckRegistry,
     BackendRegistry,
     DatasetRegistry,
     EvaluatorRegistry,
     PackagerRegistry,
-    Registry,
-    RegistryError,
-    RegistryView,
     RewardRegistry,
     TrainerRegistry,
     TransformRegistry,
 )
+from tunix_core.registry import Registry, RegistryError, RegistryView
 
 if TYPE_CHECKING:
     from tunix_core.protocols import ModelBackend, ModelSpec

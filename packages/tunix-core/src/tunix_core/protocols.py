@@ -3,7 +3,10 @@
 The registries hold lazy targets; once loaded, a target is called with no arguments
 (a class or a factory) and the result must satisfy the matching protocol below. The run's
 plugins reach its host (registries, hooks) and its progress only through the
-:class:`tunix_core.context.RunContext` they are handed, never through a process-wide host.
+:class:`RunContext` they are handed, never through a process-wide host.
+
+The protocols, each kind's registry and the run context name one another, so they live in
+this one module, below the plugin host (:mod:`tunix_core.plugins`) and the runner.
 
 A run's data flow: the dataset provider gives examples; the model backend loads the base
 model once, and the evaluation loop (through :class:`Generator`) and the trainer share it;
@@ -20,11 +23,20 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
+from tunix_core.layout import RunLayout
+from tunix_core.registry import (
+    ANSWER_CHECK_NAME,
+    REWARD_NAME,
+    TRANSFORM_NAME,
+    Entry,
+    Registry,
+)
+
 if TYPE_CHECKING:
+    import pluggy
+
     from tunix_core.config import RunConfig
-    from tunix_core.context import RunContext
     from tunix_core.data.record import ReasoningExample
-    from tunix_core.registry import TransformRegistry
     from tunix_core.rundir import RunDirectory
 
 
@@ -84,8 +96,6 @@ class ModelSpec:
 
     @classmethod
     def from_config(cls, config: RunConfig) -> ModelSpec:
-        from tunix_core.layout import RunLayout
-
         model = config.model
         init_from = None
         if model.init_from is not None:
@@ -340,3 +350,179 @@ class Packager(Protocol):
         """Problems with a built bundle or run directory (judged with ``context``'s
         backends and evaluators); empty when it is good."""
         ...
+
+
+@attrs.frozen
+class AnswerOptions:
+    """Tolerances an answer check may honour: ``rel_tol`` for numbers, ``ordered_lists``
+    for lists under ``auto`` (the ``accuracy`` evaluator's options)."""
+
+    rel_tol: float = 1e-6
+    ordered_lists: bool = True
+
+
+@attrs.frozen
+class AnswerVerdict:
+    """Whether an answer is correct, and the rule that said so (per item as ``rule``)."""
+
+    correct: bool
+    rule: str
+
+
+class AnswerCheck(Protocol):
+    """What a ``tunix_register_answer_checks`` target is. ``answer`` is the text of the
+    ``<answer>`` block (never ``None``: a missing block is wrong before any check runs).
+    Raise ``ValueError`` when ``expected`` cannot be judged by this check."""
+
+    def __call__(self, answer: str, expected: str, options: AnswerOptions) -> AnswerVerdict: ...
+
+
+class ItemAnswerCheck(Protocol):
+    """An answer check that also reads the item's meta (its ``meta.extra`` fields, e.g. the
+    generator entry a scorer re-reads). It says so with ``takes_meta = True`` and is called
+    with ``meta=`` the prediction's meta; raise ``ValueError`` when that meta lacks what it
+    needs."""
+
+    takes_meta: bool
+
+    def __call__(
+        self, answer: str, expected: str, options: AnswerOptions, *, meta: Mapping[str, Any]
+    ) -> AnswerVerdict: ...
+
+
+class DatasetRegistry(Registry[Callable[[], DatasetProvider]]):
+    """Dataset providers. A name may carry an argument after a colon: ``jsonl:data/train.jsonl``."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "dataset",
+            "Datasets come from plugins: `pip install tunix-datasets` (the built-in ones) or "
+            "any package that registers one under the entry-point group 'tunix'.",
+        )
+
+    @staticmethod
+    def split_name(spec: str) -> tuple[str, str | None]:
+        """``"jsonl:path"`` -> ``("jsonl", "path")``; ``"golden-v2"`` -> ``("golden-v2", None)``."""
+        name, sep, argument = spec.partition(":")
+        return name, (argument if sep else None)
+
+    def entry(self, name: str) -> Entry:
+        return super().entry(self.split_name(name)[0])
+
+
+class TrainerRegistry(Registry[Callable[[], Trainer]]):
+    def __init__(self) -> None:
+        super().__init__("trainer", "Get the JAX trainer with `pip install tunix-jax`.")
+
+
+class BackendRegistry(Registry[Callable[[], ModelBackend]]):
+    """Model backends: what loads, runs, exports and verifies a model (``model.backend``)."""
+
+    def __init__(self) -> None:
+        super().__init__("model backend", "Get the JAX backend with `pip install tunix-jax`.")
+
+
+class EvaluatorRegistry(Registry[Callable[[], Evaluator]]):
+    def __init__(self) -> None:
+        super().__init__("evaluator", "Get the standard evaluators with `pip install tunix-eval`.")
+
+
+class PackagerRegistry(Registry[Callable[[], Packager]]):
+    def __init__(self) -> None:
+        super().__init__("packager", "Get the Kaggle packager with `pip install tunix-package`.")
+
+
+class AnswerCheckRegistry(Registry[AnswerCheck]):
+    """Answer checks: functions ``check(answer, expected, options) -> AnswerVerdict``
+    (:mod:`tunix_core.evaluation`) that an item picks by name in ``meta.answer_match``."""
+
+    name_rule = ANSWER_CHECK_NAME
+
+    def __init__(self) -> None:
+        super().__init__(
+            "answer check", "The standard answer checks come with `pip install tunix-eval`."
+        )
+
+
+class RewardRegistry(Registry[Reward]):
+    """Rewards: functions ``reward(prompts, completions, expected, meta) -> list[float]``
+    (:class:`tunix_core.protocols.Reward`) that a trainer weights by name."""
+
+    name_rule = REWARD_NAME
+
+    def __init__(self) -> None:
+        super().__init__("reward", "The standard rewards come with `pip install tunix-eval`.")
+
+
+class TransformRegistry(Registry[RowTransform]):
+    """Row transforms: functions ``transform(row) -> row`` (:class:`tunix_core.protocols.
+    RowTransform`) that turn a source's rows into tunix records before they are read,
+    picked by name in ``dataset.options.transform`` of ``jsonl:`` and ``hf:``."""
+
+    name_rule = TRANSFORM_NAME
+
+    def __init__(self) -> None:
+        super().__init__("transform", "Transforms come from plugins (docs/datasets.md).")
+
+
+class Host(Protocol):
+    """What a run context reaches of its plugin host (:class:`tunix_core.plugins.PluginHost`,
+    which builds the registries from the installed plugins)."""
+
+    manager: pluggy.PluginManager
+    datasets: DatasetRegistry
+    trainers: TrainerRegistry
+    backends: BackendRegistry
+    evaluators: EvaluatorRegistry
+    packagers: PackagerRegistry
+    answer_checks: AnswerCheckRegistry
+    rewards: RewardRegistry
+    transforms: TransformRegistry
+
+
+def _silent(_message: str) -> None:
+    """Progress nobody reads (a command scoring outside a run)."""
+
+
+@attrs.frozen
+class RunContext:
+    """What a run hands its plugins: the host it was started with, so two runs in one
+    process with different hosts each fire their own plugins (only the command line and
+    :func:`tunix_core.api.run` build a host, with :func:`tunix_core.plugins.get_host`).
+    ``run`` is None outside a run's stages (validation before the run directory exists,
+    ``tunix eval``, ``tunix validate``); ``progress`` receives the lines a run echoes and
+    writes to ``run.log``."""
+
+    host: Host
+    run: RunDirectory | None = None
+    progress: Callable[[str], None] = _silent
+
+    @property
+    def hook(self) -> pluggy.HookRelay:
+        """The host's hook caller (``context.hook.tunix_train_step_end(...)``)."""
+        return self.host.manager.hook
+
+    @property
+    def answer_checks(self) -> AnswerCheckRegistry:
+        return self.host.answer_checks
+
+    @property
+    def rewards(self) -> RewardRegistry:
+        return self.host.rewards
+
+    @property
+    def backends(self) -> BackendRegistry:
+        return self.host.backends
+
+    @property
+    def evaluators(self) -> EvaluatorRegistry:
+        return self.host.evaluators
+
+    @property
+    def transforms(self) -> TransformRegistry:
+        return self.host.transforms
+
+    def within(self, run: RunDirectory, progress: Callable[[str], None]) -> RunContext:
+        """This context for the stages of ``run``, reporting to ``progress``."""
+        return attrs.evolve(self, run=run, progress=progress)
+

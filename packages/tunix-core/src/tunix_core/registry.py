@@ -1,4 +1,5 @@
-"""Typed registries that plugins fill through the ``tunix_register_*`` hooks.
+"""The registry machinery that plugins fill through the ``tunix_register_*`` hooks; each
+kind's registry (typed by what it holds) is in :mod:`tunix_core.protocols`.
 
 An entry names its implementation lazily as ``"package.module:attribute"`` so that
 listing what is installed never imports the heavy libraries behind it (JAX, Flax, ...).
@@ -9,24 +10,12 @@ from __future__ import annotations
 import difflib
 import importlib
 import re
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import Iterator
+from typing import Any, Generic, TypeVar
 
 import attrs
 
 from tunix_core.errors import TunixError
-
-if TYPE_CHECKING:
-    from tunix_core.evaluation import AnswerCheck  # noqa: F401 (a base class names it)
-    from tunix_core.protocols import (
-        DatasetProvider,
-        Evaluator,
-        ModelBackend,
-        Packager,
-        Reward,  # noqa: F401 (a base class names it)
-        RowTransform,  # noqa: F401 (a base class names it)
-        Trainer,
-    )
 
 T = TypeVar("T")
 
@@ -221,89 +210,10 @@ class RegistryView(Generic[R]):
         return name in self.registry
 
 
-class DatasetRegistry(Registry[Callable[[], "DatasetProvider"]]):
-    """Dataset providers. A name may carry an argument after a colon: ``jsonl:data/train.jsonl``."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            "dataset",
-            "Datasets come from plugins: `pip install tunix-datasets` (the built-in ones) or "
-            "any package that registers one under the entry-point group 'tunix'.",
-        )
-
-    @staticmethod
-    def split_name(spec: str) -> tuple[str, str | None]:
-        """``"jsonl:path"`` -> ``("jsonl", "path")``; ``"golden-v2"`` -> ``("golden-v2", None)``."""
-        name, sep, argument = spec.partition(":")
-        return name, (argument if sep else None)
-
-    def entry(self, name: str) -> Entry:
-        return super().entry(self.split_name(name)[0])
-
-
-class TrainerRegistry(Registry[Callable[[], "Trainer"]]):
-    def __init__(self) -> None:
-        super().__init__("trainer", "Get the JAX trainer with `pip install tunix-jax`.")
-
-
-class BackendRegistry(Registry[Callable[[], "ModelBackend"]]):
-    """Model backends: what loads, runs, exports and verifies a model (``model.backend``)."""
-
-    def __init__(self) -> None:
-        super().__init__("model backend", "Get the JAX backend with `pip install tunix-jax`.")
-
-
-class EvaluatorRegistry(Registry[Callable[[], "Evaluator"]]):
-    def __init__(self) -> None:
-        super().__init__("evaluator", "Get the standard evaluators with `pip install tunix-eval`.")
-
-
-class PackagerRegistry(Registry[Callable[[], "Packager"]]):
-    def __init__(self) -> None:
-        super().__init__("packager", "Get the Kaggle packager with `pip install tunix-package`.")
-
-
 # What an item may write in ``meta.answer_match``; a check registered under any other
 # name could never be picked.
 ANSWER_CHECK_NAME = re.compile(r"[a-z][a-z0-9_-]*")
-
-
-class AnswerCheckRegistry(Registry["AnswerCheck"]):
-    """Answer checks: functions ``check(answer, expected, options) -> AnswerVerdict``
-    (:mod:`tunix_core.evaluation`) that an item picks by name in ``meta.answer_match``."""
-
-    name_rule = ANSWER_CHECK_NAME
-
-    def __init__(self) -> None:
-        super().__init__(
-            "answer check", "The standard answer checks come with `pip install tunix-eval`."
-        )
-
-
 # Rewards are weighted by name in a config mapping, so names follow the answer checks' shape.
 REWARD_NAME = ANSWER_CHECK_NAME
-
-
-class RewardRegistry(Registry["Reward"]):
-    """Rewards: functions ``reward(prompts, completions, expected, meta) -> list[float]``
-    (:class:`tunix_core.protocols.Reward`) that a trainer weights by name."""
-
-    name_rule = REWARD_NAME
-
-    def __init__(self) -> None:
-        super().__init__("reward", "The standard rewards come with `pip install tunix-eval`.")
-
-
 # Transforms are named in ``dataset.options.transform``, so names follow the same shape.
 TRANSFORM_NAME = ANSWER_CHECK_NAME
-
-
-class TransformRegistry(Registry["RowTransform"]):
-    """Row transforms: functions ``transform(row) -> row`` (:class:`tunix_core.protocols.
-    RowTransform`) that turn a source's rows into tunix records before they are read,
-    picked by name in ``dataset.options.transform`` of ``jsonl:`` and ``hf:``."""
-
-    name_rule = TRANSFORM_NAME
-
-    def __init__(self) -> None:
-        super().__init__("transform", "Transforms come from plugins (docs/datasets.md).")

@@ -2,7 +2,7 @@
 
 The rewards themselves come from plugins (``tunix_register_rewards``; the built-ins are
 tunix-eval's). :func:`score_rewards` loads the ones a config names from the run host's
-registry (:class:`~tunix_core.context.RunContext`) and returns each one's scores and their
+registry (:class:`~tunix_core.protocols.RunContext`) and returns each one's scores and their
 weighted mean. See ``docs/rl.md``.
 """
 
@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from tunix_core.errors import PluginError
-from tunix_core.protocols import Reward
-from tunix_core.registry import RewardRegistry
+from tunix_core.protocols import Reward, RewardRegistry
 
 if TYPE_CHECKING:
-    from tunix_core.context import RunContext
+    from tunix_core.protocols import RunContext
 
 
 @attrs.frozen

@@ -25,10 +25,10 @@ from typing import Any
 import attrs
 
 from tunix_core.errors import EvidenceError, TunixError
-from tunix_core.evidence import schema_errors
+from tunix_core.evidence import MANIFEST_SCHEMA, schema_errors
 from tunix_core.jsonio import write_json_atomic
 from tunix_core.layout import MANIFEST, RunLayout
-from tunix_core.stages import STAGE_NAMES
+from tunix_core.types import STAGE_NAMES
 
 RUN_VERSION = 1
 TRACKED_PACKAGES = (
@@ -186,13 +186,13 @@ class RunDirectory(RunLayout):
             raise TunixError(f"{path} is not a run directory: {MANIFEST} is missing") from None
         except json.JSONDecodeError as exc:
             raise EvidenceError(f"{manifest_path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-        problems = schema_errors(manifest, "run_manifest")
+        problems = schema_errors(manifest, MANIFEST_SCHEMA)
         if problems:
             raise EvidenceError(f"{manifest_path}: " + "; ".join(problems))
         return cls(path, manifest)
 
     def save(self) -> None:
-        problems = schema_errors(self.manifest, "run_manifest")
+        problems = schema_errors(self.manifest, MANIFEST_SCHEMA)
         if problems:  # a bug in tunix or a plugin, never user input
             raise EvidenceError(f"refusing to write an invalid {MANIFEST}: " + "; ".join(problems))
         write_json_atomic(self.manifest_path, self.manifest)

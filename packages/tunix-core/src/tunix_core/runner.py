@@ -15,42 +15,22 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import attrs
 import yaml
 
 from tunix_core.config import RunConfig, load_run_config, unstructure_config
-from tunix_core.context import RunContext
-from tunix_core.data.mixture import PartReport, check_part_names, load_dataset_split
-from tunix_core.data.record import ReasoningExample
+from tunix_core.data.mixture import check_part_names, load_dataset_split
 from tunix_core.errors import ConfigError
+from tunix_core.evaluation import headline_metrics, read_summary, require_answer_checks
 from tunix_core.layout import MANIFEST, RunLayout, model_id
 from tunix_core.phases import PhasePlan, phase_configs
 from tunix_core.plugins import PluginHost
-from tunix_core.protocols import Evaluator, ModelBackend, ModelSpec, Packager, Trainer
+from tunix_core.protocols import ModelBackend, ModelSpec, RunContext, Trainer
 from tunix_core.registry import UnknownNameError
 from tunix_core.rundir import RunDirectory, new_run_id, run_lock
-from tunix_core.stages import STAGE_NAMES, STAGES, Stage
+from tunix_core.stages import STAGES, Plan, Stage
+from tunix_core.types import STAGE_NAMES, TRAIN, PackageDetail, TrainDetail
 
 log = logging.getLogger("tunix.run")
-
-
-@attrs.define
-class Plan:
-    """Everything resolved and validated before a run directory exists."""
-
-    config: RunConfig
-    backend: ModelBackend  # one per run: it holds the base model once loaded
-    trainer: Trainer
-    evaluators: list[Evaluator]
-    packager: Packager | None
-    train_examples: list[ReasoningExample]
-    eval_examples: list[ReasoningExample]
-    # The run's host, given to every plugin; its run and progress are set once the stages run.
-    context: RunContext
-    # Per split, what each part of a dataset.mix contributed (empty for one dataset).
-    dataset_parts: dict[str, tuple[PartReport, ...]] = attrs.field(factory=dict)
-    # training.phases, resolved; empty for one training by ``trainer``.
-    phases: list[PhasePlan] = attrs.field(factory=list)
 
 
 def _resolve(registry: Any, name: str, field: str) -> Any:
@@ -107,8 +87,6 @@ def plan_run(host: PluginHost, config: RunConfig) -> Plan:
         load_dataset_split(host.datasets, data, split, limit=limit, transforms=host.transforms)
         for split, limit in (("train", data.train_limit), ("eval", data.eval_limit))
     )
-    from tunix_core.evaluation import require_answer_checks
-
     require_answer_checks(evaluation.examples, host.answer_checks,
                           f"dataset {data.label!r} (eval split)")  # fmt: skip
     parts = {split: loaded.parts for split, loaded in (("train", train), ("eval", evaluation))
@@ -262,14 +240,15 @@ def _run_stage(
         raise
     seconds = time.monotonic() - started
     status = "done"
-    if detail.get("skipped"):
+    if detail.skipped:
         status = "skipped"
-    elif detail.get("stopped_early"):
+    elif isinstance(detail, TrainDetail) and detail.stopped_early:
         status = "stopped"  # evaluate and package go on; --resume trains further
-    run.finish_stage(stage.name, seconds, status=status, detail=detail)
+    plain = detail.to_dict()
+    run.finish_stage(stage.name, seconds, status=status, detail=plain)
     progress(f"[{stage.name}] {status} in {seconds:.1f}s")
     host.manager.hook.tunix_stage_finished(run=run, stage=stage.name, seconds=seconds)
-    return detail
+    return plain
 
 
 def _finish_run(host: PluginHost, run: RunDirectory, status: str, error: BaseException | None) -> None:
@@ -282,8 +261,6 @@ def _finish_run(host: PluginHost, run: RunDirectory, status: str, error: BaseExc
 
 def closing_table(run: RunDirectory) -> str:
     """Before -> after (format compliance, answer accuracy), time per stage, the bundle."""
-    from tunix_core.evaluation import headline_metrics, read_summary
-
     lines = [f"Run {run.run_id}: {run.manifest['status']}"]
     before = read_summary(run.baseline_summary_path)
     after = read_summary(run.summary_path)
@@ -296,11 +273,10 @@ def closing_table(run: RunDirectory) -> str:
     for stage in STAGE_NAMES:
         record = run.manifest["stages"][stage]
         lines.append(f"  {stage:<9} {record['status']:<8} {record.get('seconds', 0.0):8.1f}s")
-    train = run.manifest["stages"]["train"]
-    if train["status"] == "stopped":
-        reason = train.get("detail", {}).get("reason", "")
+    if run.stage_status(TRAIN) == "stopped":
+        reason = TrainDetail.read(run.manifest).reason or ""
         lines.append(f"  training stopped early ({reason}); continue with: tunix run --resume {run.path}")
-    bundle = run.manifest["stages"]["package"].get("detail", {}).get("bundle")
+    bundle = PackageDetail.read(run.manifest).bundle
     if bundle:
         lines.append(f"  bundle: {bundle}")
     lines.append(f"  run directory: {run.path}")

@@ -1,8 +1,8 @@
 """The stages of a run, in order: one table that the runner walks and that ``--resume``,
 ``--stop-after``, the manifest and validation read.
 
-A stage's ``run`` returns the detail recorded in the manifest; ``{"skipped": True}``
-marks a stage that had nothing to do, ``{"stopped_early": True}`` a training cut short.
+A stage's ``run`` returns the detail recorded in the manifest (:mod:`tunix_core.types`);
+``skipped`` marks a stage that had nothing to do, ``stopped_early`` a training cut short.
 """
 
 from __future__ import annotations
@@ -11,25 +11,55 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
-from tunix_core.data.record import read_jsonl, write_jsonl
+from tunix_core.config import RunConfig
+from tunix_core.data.mixture import PartReport
+from tunix_core.data.record import ReasoningExample, read_jsonl, write_jsonl
+from tunix_core.evaluation import evaluate_examples
 from tunix_core.evidence import sha256_file
 from tunix_core.jsonio import write_json_atomic
 from tunix_core.layout import RunLayout
-from tunix_core.protocols import ModelSpec
-
-if TYPE_CHECKING:
-    from tunix_core.config import RunConfig
-    from tunix_core.data.record import ReasoningExample
-    from tunix_core.rundir import RunDirectory
-    from tunix_core.runner import Plan
+from tunix_core.phases import PhasePlan, phase_dir_name
+from tunix_core.protocols import Evaluator, ModelBackend, ModelSpec, Packager, RunContext, Trainer
+from tunix_core.rundir import RunDirectory
+from tunix_core.types import (
+    BASELINE,
+    DATASET,
+    EVALUATE,
+    PACKAGE,
+    TRAIN,
+    BaselineDetail,
+    DatasetDetail,
+    EvaluateDetail,
+    PackageDetail,
+    StageDetail,
+    TrainDetail,
+)
 
 Progress = Callable[[str], None]
-# The dataset stage's detail: sha256 of the eval items it saved (data/eval.jsonl).
-EVAL_SHA256 = "eval_sha256"
+
+
+@attrs.define
+class Plan:
+    """Everything resolved and validated before a run directory exists."""
+
+    config: RunConfig
+    backend: ModelBackend  # one per run: it holds the base model once loaded
+    trainer: Trainer
+    evaluators: list[Evaluator]
+    packager: Packager | None
+    train_examples: list[ReasoningExample]
+    eval_examples: list[ReasoningExample]
+    # The run's host, given to every plugin; its run and progress are set once the stages run.
+    context: RunContext
+    # Per split, what each part of a dataset.mix contributed (empty for one dataset).
+    dataset_parts: dict[str, tuple[PartReport, ...]] = attrs.field(factory=dict)
+    # training.phases, resolved; empty for one training by ``trainer``.
+    phases: list[PhasePlan] = attrs.field(factory=list)
+
 
 
 @attrs.frozen
@@ -37,12 +67,12 @@ class Stage:
     name: str
     # What the stage leaves in the run directory once it is done.
     outputs: Callable[[RunLayout], tuple[Path, ...]]
-    run: Callable[[RunDirectory, Plan, Progress], dict[str, Any]]
+    run: Callable[[RunDirectory, Plan, Progress], StageDetail]
     # Its outputs resume a partial attempt, so they must go when an earlier stage reran.
     discard_outputs_after_upstream_rerun: bool = False
 
 
-def write_dataset(run: RunDirectory, plan: Plan, progress: Progress) -> dict[str, Any]:
+def write_dataset(run: RunDirectory, plan: Plan, progress: Progress) -> DatasetDetail:
     started = time.monotonic()
     write_jsonl(plan.train_examples, run.train_data_path)
     write_jsonl(plan.eval_examples, run.eval_data_path)
@@ -50,12 +80,10 @@ def write_dataset(run: RunDirectory, plan: Plan, progress: Progress) -> dict[str
              f"{len(plan.eval_examples)} evaluation item(s) written to {run.data_dir} in "
              f"{time.monotonic() - started:.2f}s")  # fmt: skip
     # Recorded so that validation can tell the run's evaluations from any other.
-    detail = {"train_items": len(plan.train_examples), "eval_items": len(plan.eval_examples),
-              EVAL_SHA256: sha256_file(run.eval_data_path)}  # fmt: skip
-    if plan.dataset_parts:  # a dataset.mix: each part's count and sha256, per split
-        detail["parts"] = {split: [part.as_dict() for part in parts]
-                           for split, parts in plan.dataset_parts.items()}  # fmt: skip
-    return detail
+    parts = ({split: [part.as_dict() for part in parts]  # a dataset.mix
+              for split, parts in plan.dataset_parts.items()} or None)  # fmt: skip
+    return DatasetDetail(train_items=len(plan.train_examples), eval_items=len(plan.eval_examples),
+                         eval_sha256=sha256_file(run.eval_data_path), parts=parts)  # fmt: skip
 
 
 def run_eval_source(run: RunDirectory, dataset: str) -> dict[str, Any]:
@@ -73,14 +101,14 @@ def run_eval_source(run: RunDirectory, dataset: str) -> dict[str, Any]:
     }
 
 
-def evaluate_baseline(run: RunDirectory, plan: Plan, progress: Progress) -> dict[str, Any]:
+def evaluate_baseline(run: RunDirectory, plan: Plan, progress: Progress) -> BaselineDetail:
     if not plan.config.eval.baseline:
-        return {"skipped": True}
+        return BaselineDetail(skipped=True)
     summary = _evaluate(run, plan, progress, trained=False, out_dir=run.baseline_dir, label="baseline")
-    return {"primary_score": summary["primary_score"]}
+    return BaselineDetail(primary_score=summary["primary_score"])
 
 
-def train(run: RunDirectory, plan: Plan, progress: Progress) -> dict[str, Any]:
+def train(run: RunDirectory, plan: Plan, progress: Progress) -> TrainDetail:
     train_examples = read_jsonl(run.train_data_path)
     if plan.phases:
         return _train_phases(run, plan, train_examples, progress)
@@ -90,20 +118,14 @@ def train(run: RunDirectory, plan: Plan, progress: Progress) -> dict[str, Any]:
     if result.export is not None:
         run.manifest["model_id"] = result.export.model_id
         run.manifest["model_fingerprint"] = result.export.fingerprint
-    detail = {"steps": result.steps, "stopped_early": result.stopped_early, "reason": result.reason}
-    started_from = init_from_record(plan.config)
-    if started_from is not None:
-        detail["init_from"] = started_from
-    return detail
+    return TrainDetail(steps=result.steps, stopped_early=result.stopped_early,
+                       reason=result.reason, init_from=init_from_record(plan.config))  # fmt: skip
 
 
 def _train_phases(run: RunDirectory, plan: Plan, train_examples: list[ReasoningExample],
-                  progress: Progress) -> dict[str, Any]:  # fmt: skip
+                  progress: Progress) -> TrainDetail:  # fmt: skip
     """Train ``plan.phases`` in order (see :mod:`tunix_core.phases`); the detail lists
     every phase: trainer, steps, where it wrote and its model's fingerprint."""
-    from tunix_core.phases import PHASE_RECORD, PHASES_DIR, phase_dir_name
-    from tunix_core.rundir import RunDirectory
-
     records: list[dict[str, Any]] = []
     init_from = plan.config.model.init_from
     result = None
@@ -111,8 +133,8 @@ def _train_phases(run: RunDirectory, plan: Plan, train_examples: list[ReasoningE
         last = index == len(plan.phases)
         name = phase.config.trainer.name
         where = run if last else RunDirectory(
-            run.path / PHASES_DIR / phase_dir_name(index, name), run.manifest)  # fmt: skip
-        record_path = where.model_dir / PHASE_RECORD
+            run.phases_dir / phase_dir_name(index, name), run.manifest)  # fmt: skip
+        record_path = where.phase_record_path
         if not last and record_path.is_file():
             record = json.loads(record_path.read_text(encoding="utf-8"))
             progress(f"[train] phase {index}/{len(plan.phases)} ({name}) was done earlier")
@@ -137,12 +159,9 @@ def _train_phases(run: RunDirectory, plan: Plan, train_examples: list[ReasoningE
     if result.export is not None:
         run.manifest["model_id"] = result.export.model_id
         run.manifest["model_fingerprint"] = result.export.fingerprint
-    detail = {"steps": result.steps, "stopped_early": result.stopped_early,
-              "reason": result.reason, "phases": records}  # fmt: skip
-    started_from = init_from_record(plan.config)
-    if started_from is not None:
-        detail["init_from"] = started_from
-    return detail
+    return TrainDetail(steps=result.steps, stopped_early=result.stopped_early,
+                       reason=result.reason, phases=records,
+                       init_from=init_from_record(plan.config))  # fmt: skip
 
 
 def init_from_record(config: RunConfig) -> dict[str, Any] | None:
@@ -155,26 +174,23 @@ def init_from_record(config: RunConfig) -> dict[str, Any] | None:
     return {"run": str(layout.path), "model_fingerprint": exported.get("fingerprint")}
 
 
-def evaluate_trained(run: RunDirectory, plan: Plan, progress: Progress) -> dict[str, Any]:
+def evaluate_trained(run: RunDirectory, plan: Plan, progress: Progress) -> EvaluateDetail:
     summary = _evaluate(run, plan, progress, trained=True, out_dir=run.path, label="final")
-    return {"primary_score": summary["primary_score"]}
+    return EvaluateDetail(primary_score=summary["primary_score"])
 
 
-def package(run: RunDirectory, plan: Plan, progress: Progress) -> dict[str, Any]:
+def package(run: RunDirectory, plan: Plan, progress: Progress) -> PackageDetail:
     if plan.packager is None:
-        return {"skipped": True}
+        return PackageDetail(skipped=True)
     settings = plan.config.package
     options = {**settings.options, "max_bundle_bytes": settings.max_bundle_bytes,
                "prediction_sample": settings.prediction_sample}  # fmt: skip
     bundle = plan.packager.package(run, options, backend=plan.backend, context=plan.context)
-    return {"bundle": str(bundle)}
+    return PackageDetail(bundle=str(bundle))
 
 
 def _evaluate(run: RunDirectory, plan: Plan, progress: Progress, *, trained: bool,
               out_dir: Path, label: str) -> dict[str, Any]:  # fmt: skip
-    # Imported here: evaluation imports rundir, which imports this table.
-    from tunix_core.evaluation import evaluate_examples
-
     config = plan.config
     spec = ModelSpec.from_config(config)
     model = (plan.backend.load_export(run.model_dir, spec, progress=progress) if trained
@@ -200,20 +216,19 @@ def _evaluate(run: RunDirectory, plan: Plan, progress: Progress, *, trained: boo
 
 
 STAGES = (
-    Stage("dataset", lambda run: (run.train_data_path, run.eval_data_path), write_dataset),
+    Stage(DATASET, lambda run: (run.train_data_path, run.eval_data_path), write_dataset),
     Stage(
-        "baseline",
+        BASELINE,
         lambda run: (run.baseline_summary_path, run.baseline_predictions_path),
         evaluate_baseline,
     ),
-    Stage("train", lambda run: (run.metrics_path, run.model_config_path), train),
+    Stage(TRAIN, lambda run: (run.metrics_path, run.model_config_path), train),
     Stage(
-        "evaluate",
+        EVALUATE,
         lambda run: (run.summary_path, run.predictions_path),
         evaluate_trained,
         discard_outputs_after_upstream_rerun=True,
     ),
     # The bundle goes where package.options.out_dir says; validation checks it itself.
-    Stage("package", lambda run: (), package),
+    Stage(PACKAGE, lambda run: (), package),
 )
-STAGE_NAMES = tuple(stage.name for stage in STAGES)

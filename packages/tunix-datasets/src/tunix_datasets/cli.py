@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from tunix_core.config import DatasetSection, RunConfig
     from tunix_core.data.mixture import LoadedSplit
     from tunix_core.plugins import PluginHost
-    from tunix_core.registry import DatasetRegistry
+    from tunix_core.protocols import DatasetRegistry
 
 _SPLIT = click.option("--split", default="eval", show_default=True, help="Split to read.")
 _SEED = click.option("--seed", type=int, help="Dataset seed (dataset.seed; default 0, or the "

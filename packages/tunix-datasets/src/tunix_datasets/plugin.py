@@ -8,12 +8,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tunix_core.hookspecs import hookimpl
-from tunix_core.registry import AnswerCheckRegistry, DatasetRegistry, TransformRegistry
+from tunix_core.protocols import AnswerCheckRegistry, DatasetRegistry, TransformRegistry
 from tunix_datasets.providers import register_builtin_answer_checks, register_builtin_datasets
 from tunix_datasets.transforms import register_builtin_transforms
 
 if TYPE_CHECKING:
-    from tunix_core.cli import TunixGroup
+    from tunix_core.command_group import TunixGroup
 
 
 @hookimpl

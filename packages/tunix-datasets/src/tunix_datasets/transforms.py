@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tunix_core.data.record import FieldError
-from tunix_core.registry import TransformRegistry
+from tunix_core.protocols import TransformRegistry
 
 # GSM8K's calculator annotations, e.g. ``<<48/2=24>>``: tool calls of its authors' setup,
 # not reasoning a model should learn to write.

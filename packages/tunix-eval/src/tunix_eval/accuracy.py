@@ -14,16 +14,9 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from tunix_core.context import RunContext
 from tunix_core.data.parse import parse_completion
-from tunix_core.evaluation import (
-    UNKNOWN,
-    AnswerOptions,
-    answer_match_of,
-    binomial_stderr,
-    check_answer,
-)
-from tunix_core.protocols import EvaluatorReport, Prediction
+from tunix_core.evaluation import UNKNOWN, answer_match_of, binomial_stderr, check_answer
+from tunix_core.protocols import AnswerOptions, EvaluatorReport, Prediction, RunContext
 
 
 def _tally(hits: list[bool]) -> dict[str, Any]:

@@ -39,12 +39,11 @@ from typing import IO, Any
 
 import attrs
 
-from tunix_core.context import RunContext
 from tunix_core.data.code import CODE_PROMPT, ENTRY_POINT, TEST, answer_code
 from tunix_core.data.parse import parse_completion
 from tunix_core.errors import DataError
 from tunix_core.evaluation import binomial_stderr
-from tunix_core.protocols import EvaluatorReport, Prediction
+from tunix_core.protocols import EvaluatorReport, Prediction, RunContext
 
 FILE_SIZE_LIMIT = 16 * 1024 * 1024
 ERROR_CHARS = 300  # of the last line of the program's stderr, kept per item

@@ -17,7 +17,6 @@ import attrs
 import click
 
 from tunix_core.config import RunConfig, apply_overrides, load_run_config, structure_config
-from tunix_core.context import RunContext
 from tunix_core.errors import ConfigError, DataError, TunixError
 from tunix_core.evaluation import (
     ANSWER_MATCH_FIELD,
@@ -28,8 +27,8 @@ from tunix_core.evaluation import (
 from tunix_core.jsonio import read_user_jsonl
 from tunix_core.layout import EVAL_SUMMARY, PREDICTIONS, REPORT, RunLayout, model_id
 from tunix_core.plugins import PluginHost
-from tunix_core.protocols import Evaluator, ModelSpec, Prediction
-from tunix_core.registry import AnswerCheckRegistry, UnknownNameError
+from tunix_core.protocols import AnswerCheckRegistry, Evaluator, ModelSpec, Prediction, RunContext
+from tunix_core.registry import UnknownNameError
 from tunix_core.rundir import RunDirectory, run_lock
 from tunix_core.stages import run_eval_source
 from tunix_eval import compare as comparing

@@ -40,8 +40,7 @@ from tunix_core.evaluation import check_answer, example_meta, require_answer_che
 from tunix_core.jsonio import append_jsonl, read_jsonl, write_json_atomic, write_text_atomic
 from tunix_core.layout import model_id
 from tunix_core.plugins import PluginHost, backend_for, validate_spec
-from tunix_core.protocols import ModelSpec, Prediction, SamplingModel
-from tunix_core.registry import AnswerCheckRegistry
+from tunix_core.protocols import AnswerCheckRegistry, ModelSpec, Prediction, SamplingModel
 from tunix_core.rundir import utc_now
 
 DISTILLED = "distilled.jsonl"

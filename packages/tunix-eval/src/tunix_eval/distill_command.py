@@ -14,13 +14,12 @@ from pathlib import Path
 import click
 
 from tunix_core.config import DEFAULT_SYSTEM_PROMPT, RunConfig, apply_overrides
-from tunix_core.context import RunContext
 from tunix_core.data.loading import load_split
 from tunix_core.errors import DataError
 from tunix_core.evaluation import answer_checks_of, require_answer_checks
 from tunix_core.layout import model_id
 from tunix_core.plugins import PluginHost, backend_for, validate_spec
-from tunix_core.protocols import Prediction
+from tunix_core.protocols import Prediction, RunContext
 from tunix_eval.distill import (
     DISTILLED,
     MANIFEST,

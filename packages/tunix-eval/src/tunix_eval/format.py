@@ -13,10 +13,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from tunix_core.context import RunContext
 from tunix_core.data.parse import parse_completion
 from tunix_core.data.render import END_OF_TURN
-from tunix_core.protocols import EvaluatorReport, Prediction
+from tunix_core.protocols import EvaluatorReport, Prediction, RunContext
 from tunix_eval.tokens import APPROX_TOKEN_RULE, TokenCounter, approx_token_count
 
 DEFAULT_MAX_TOKENS = 1024

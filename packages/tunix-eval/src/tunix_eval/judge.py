@@ -23,13 +23,12 @@ from typing import Any
 
 import attrs
 
-from tunix_core.context import RunContext
 from tunix_core.data.parse import parse_completion
 from tunix_core.data.render import END_OF_TURN, USER_TURN, render_prompt
 from tunix_core.errors import ConfigError
 from tunix_core.evaluation import check_answer
 from tunix_core.layout import model_id
-from tunix_core.protocols import EvaluatorReport, Generator, ModelSpec, Prediction
+from tunix_core.protocols import EvaluatorReport, Generator, ModelSpec, Prediction, RunContext
 from tunix_core.registry import UnknownNameError
 
 JUDGE_PROMPT = """\

@@ -33,7 +33,7 @@ from fractions import Fraction
 
 import attrs
 
-from tunix_core.evaluation import AnswerOptions, AnswerVerdict
+from tunix_core.protocols import AnswerOptions, AnswerVerdict
 
 YES_WORDS = frozenset({"yes", "y", "true", "correct"})
 NO_WORDS = frozenset({"no", "n", "false", "incorrect"})

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 from tunix_core.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from tunix_core.cli import TunixGroup
-    from tunix_core.registry import AnswerCheckRegistry, EvaluatorRegistry, RewardRegistry
+    from tunix_core.command_group import TunixGroup
+    from tunix_core.protocols import AnswerCheckRegistry, EvaluatorRegistry, RewardRegistry
 
 EVALUATORS = {
     "format": ("tunix_eval.format:FormatEvaluator",

@@ -25,7 +25,7 @@ from tunix_core.evaluation import headline_metrics
 from tunix_core.evidence import sha256_file
 from tunix_core.jsonio import read_jsonl, write_text_atomic
 from tunix_core.rundir import RunDirectory
-from tunix_core.stages import STAGE_NAMES
+from tunix_core.types import BASELINE, EVALUATE, STAGE_NAMES
 from tunix_eval import compare as comparing
 from tunix_eval.report import pct
 
@@ -277,16 +277,16 @@ def _stages(report: RunReport) -> str:
 
 def _before_after(report: RunReport) -> str:
     if report.baseline is None and report.final is None:
-        return _empty(f"No evaluation yet: {report.stage_note('baseline')} and "
-                      f"{report.stage_note('evaluate')}.")  # fmt: skip
+        return _empty(f"No evaluation yet: {report.stage_note(BASELINE)} and "
+                      f"{report.stage_note(EVALUATE)}.")  # fmt: skip
     rows = [(escape(name), comparing.number(b, r), comparing.number(a, r), comparing.change(b, a, r))
             for name, b, a, r in report.rows]  # fmt: skip
     before_items, after_items = (str(e.summary["counts"]["items"]) if e else "-"
                                  for e in (report.baseline, report.final))  # fmt: skip
     rows.append(("items", before_items, after_items, ""))
     notes, errors = [], []
-    for evaluation, stage, side in ((report.baseline, "baseline", "before"),
-                                    (report.final, "evaluate", "after")):  # fmt: skip
+    for evaluation, stage, side in ((report.baseline, BASELINE, "before"),
+                                    (report.final, EVALUATE, "after")):  # fmt: skip
         if evaluation is None:
             notes.append(f"No {side} column: {report.stage_note(stage)}.")
         else:
@@ -311,8 +311,8 @@ def _by_group(report: RunReport, key: str) -> str:
     tables = [s["scorecard"][f"by_{key}"] if s else {} for s in summaries]
     names = sorted(set(tables[0]) | set(tables[1]))
     if not names:
-        return _empty(f"No evaluation yet: {report.stage_note('baseline')} and "
-                      f"{report.stage_note('evaluate')}.")  # fmt: skip
+        return _empty(f"No evaluation yet: {report.stage_note(BASELINE)} and "
+                      f"{report.stage_note(EVALUATE)}.")  # fmt: skip
     groups = [
         (name, *(t[name]["answer_accuracy"] if name in t else None for t in tables),
          max(int(t[name]["n"]) for t in tables if name in t))
@@ -348,7 +348,7 @@ def _flips(report: RunReport, show: int) -> str:
     comparison = report.comparison
     if comparison is None:
         missing = [report.stage_note(stage) for stage, evaluation
-                   in (("baseline", report.baseline), ("evaluate", report.final))
+                   in ((BASELINE, report.baseline), (EVALUATE, report.final))
                    if evaluation is None]  # fmt: skip
         return _empty("Flips need the baseline and the final evaluation: "
                       + " and ".join(missing) + ".")  # fmt: skip

@@ -13,11 +13,10 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tunix_core.context import RunContext
 from tunix_core.data.parse import parse_completion
 from tunix_core.data.render import END_OF_TURN
 from tunix_core.evaluation import check_answer
-from tunix_core.protocols import Prediction
+from tunix_core.protocols import Prediction, RunContext
 from tunix_eval.format import DEFAULT_MAX_TOKENS
 from tunix_eval.normalize import clean_answer, parse_quantity
 from tunix_eval.tokens import TokenCounter

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import attrs
 
@@ -13,13 +12,10 @@ from tunix_core.errors import TunixError
 from tunix_core.evaluation import read_summary
 from tunix_core.layout import EVAL_SUMMARY, REPORT, RunLayout
 from tunix_core.rundir import RunDirectory
+from tunix_core.types import TrainDetail
 from tunix_eval.compare import change, number
 from tunix_eval.report import pct
 from tunix_eval.report_html import RunReport, duration, stage_detail, stages_in_order
-
-# Written into a run directory by `tunix sweep` (tunix-sweep) when the run is one of its
-# trials: {"sweep": id, "trial": number}.
-SWEEP_TRIAL = "sweep_trial.json"
 
 
 @attrs.frozen
@@ -34,14 +30,14 @@ class RunRow:
     primary_score: float | None
     format_compliance: float | None
     problem: str = ""
-    sweep: str = ""  # the sweep this run is a trial of, from its SWEEP_TRIAL marker
+    sweep: str = ""  # the sweep this run is a trial of, from its sweep_trial.json marker
     trial: int | None = None
 
 
 def _sweep_trial(path: Path) -> tuple[str, int | None]:
     """The sweep id and trial number a sweep marked the run with, or ("", None)."""
     try:
-        marker = json.loads((path / SWEEP_TRIAL).read_text(encoding="utf-8"))
+        marker = json.loads(RunLayout(path).sweep_trial_path.read_text(encoding="utf-8"))
         return str(marker["sweep"]), int(marker["trial"])
     except (OSError, ValueError, KeyError, TypeError):  # no marker, or not one we wrote
         return "", None
@@ -63,8 +59,7 @@ def read_run(path: Path) -> RunRow:
     except TunixError as exc:
         return RunRow(path.name, path, "unreadable", "", "", None, None, None, None, str(exc))
     manifest = run.manifest
-    detail: dict[str, Any] = manifest["stages"]["train"].get("detail", {})
-    steps = detail.get("steps")
+    steps = TrainDetail.read(manifest).steps
     sweep, trial = _sweep_trial(path)
     return RunRow(
         run_id=run.run_id, path=path, status=manifest["status"], dataset=manifest["dataset"],

@@ -13,10 +13,9 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from tunix_core.context import RunContext
 from tunix_core.data.parse import parse_completion
-from tunix_core.evaluation import AnswerOptions, check_answer
-from tunix_core.protocols import EvaluatorReport, Prediction
+from tunix_core.evaluation import check_answer
+from tunix_core.protocols import AnswerOptions, EvaluatorReport, Prediction, RunContext
 from tunix_eval.normalize import mentioned_in
 from tunix_eval.tokens import APPROX_TOKEN_RULE, approx_token_count
 

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from tunix_core.config import structure_config
-from tunix_core.context import RunContext
 from tunix_core.errors import ConfigError
 from tunix_core.evidence import validate_file
 from tunix_core.jsonio import read_jsonl
 from tunix_core.plugins import PluginHost
+from tunix_core.protocols import RunContext
 from tunix_jax.backend import JaxBackend
 from tunix_jax.rl.grpo.algorithm import (
     Clip,

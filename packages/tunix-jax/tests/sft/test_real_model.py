@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tunix_core.config import structure_config
-from tunix_core.context import RunContext
 from tunix_core.jsonio import read_jsonl
 from tunix_core.plugins import PluginHost
+from tunix_core.protocols import RunContext
 from tunix_core.rundir import RunDirectory
 
 pytestmark = pytest.mark.heavy

@@ -17,12 +17,11 @@ import numpy as np
 import pytest
 
 from tunix_core.config import structure_config
-from tunix_core.context import RunContext
 from tunix_core.errors import ConfigError, DataError, TunixError
 from tunix_core.evidence import validate_file
 from tunix_core.jsonio import read_jsonl
 from tunix_core.plugins import PluginHost
-from tunix_core.protocols import ModelSpec
+from tunix_core.protocols import ModelSpec, RunContext
 from tunix_jax.backend import JaxBackend
 
 HERE = Path(__file__).parent

@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 from tunix_core.config import structure_config
-from tunix_core.context import RunContext
 from tunix_core.plugins import PluginHost
+from tunix_core.protocols import RunContext
 
 _spec = importlib.util.spec_from_file_location("train_script", Path(__file__).parent.parent / "train_script.py")  # fmt: skip
 assert _spec is not None and _spec.loader is not None

@@ -45,7 +45,7 @@ def package_command(ctx: click.Context, run_path: Path, packager_name: str | Non
     package.options) apply; the bundle is <run-name>_<date>_<shortsha>.zip.
     """
     from tunix_core.config import PackageSection, load_run_config
-    from tunix_core.context import RunContext
+    from tunix_core.protocols import RunContext
     from tunix_core.registry import UnknownNameError
     from tunix_core.rundir import RunDirectory, run_lock
     from tunix_package.kaggle import export_evidence

@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tunix_core.context import RunContext
 from tunix_core.errors import ConfigError, EvidenceError
 from tunix_core.jsonio import read_jsonl, write_text_atomic
 from tunix_core.layout import (
@@ -34,8 +33,9 @@ from tunix_core.layout import (
     MODEL_CONFIG,
     REPORT,
 )
-from tunix_core.protocols import ModelBackend
+from tunix_core.protocols import ModelBackend, RunContext
 from tunix_core.rundir import RunDirectory
+from tunix_core.types import TrainDetail
 from tunix_eval.report_html import gather, render_html
 from tunix_package.bundle import (
     BASELINE_SUMMARY,
@@ -101,9 +101,8 @@ def link_tree(source: Path, destination: Path) -> None:
 
 def _training_facts(run: RunDirectory) -> tuple[int | None, float | None]:
     """Steps trained and the last logged loss, from the manifest and metrics.jsonl."""
-    detail = run.manifest["stages"].get("train", {}).get("detail", {})
     records = read_jsonl(run.metrics_path) if run.metrics_path.is_file() else []
-    steps = detail.get("steps")
+    steps = TrainDetail.read(run.manifest).steps
     if steps is None and records:
         steps = records[-1].get("step")
     return steps, (records[-1].get("loss") if records else None)

@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tunix_core.hookspecs import hookimpl
-from tunix_core.registry import PackagerRegistry
+from tunix_core.protocols import PackagerRegistry
 
 if TYPE_CHECKING:
-    from tunix_core.cli import TunixGroup
+    from tunix_core.command_group import TunixGroup
 
 
 @hookimpl

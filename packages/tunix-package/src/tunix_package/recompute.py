@@ -14,7 +14,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tunix_core.context import RunContext
 from tunix_core.errors import TunixError
 from tunix_core.evaluation import (
     VERDICT_FIELDS,
@@ -24,8 +23,8 @@ from tunix_core.evaluation import (
 from tunix_core.evidence import sha256_file
 from tunix_core.jsonio import read_jsonl
 from tunix_core.layout import PREDICTIONS
-from tunix_core.protocols import Evaluator, Prediction
-from tunix_core.stages import EVAL_SHA256
+from tunix_core.protocols import Evaluator, Prediction, RunContext
+from tunix_core.types import DatasetDetail
 
 # The judge asks a model for its verdicts: re-running it would cost a model and need not
 # agree, so its per-item scores and its metrics are taken as written.
@@ -125,9 +124,8 @@ def rescore_problems(summary: Mapping[str, Any], records: Sequence[Mapping[str, 
     return problems
 
 
-def _recorded_eval_sha256(manifest: Mapping[str, Any]) -> Any:
-    detail = ((manifest.get("stages") or {}).get("dataset") or {}).get("detail") or {}
-    return detail.get(EVAL_SHA256)
+def _recorded_eval_sha256(manifest: Mapping[str, Any]) -> str | None:
+    return DatasetDetail.read(manifest).eval_sha256
 
 
 def source_problems(summary: Mapping[str, Any], manifest: Mapping[str, Any], *,

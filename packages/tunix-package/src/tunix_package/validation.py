@@ -24,10 +24,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from tunix_core.context import RunContext
 from tunix_core.errors import EvidenceError
 from tunix_core.evaluation import verdict_counts
-from tunix_core.evidence import EVIDENCE_FILES, schema_errors, sha256_file, validate_tree
+from tunix_core.evidence import (
+    EVIDENCE_FILES,
+    MANIFEST_SCHEMA,
+    schema_errors,
+    sha256_file,
+    validate_tree,
+)
 from tunix_core.jsonio import read_jsonl
 from tunix_core.layout import (
     CONFIG,
@@ -41,7 +46,9 @@ from tunix_core.layout import (
     RunLayout,
     model_id,
 )
+from tunix_core.protocols import RunContext
 from tunix_core.stages import STAGES
+from tunix_core.types import PACKAGE, STAGE_DETAILS, TRAIN
 from tunix_package.bundle import (
     BASELINE_SUMMARY,
     MANIFEST_FORMAT,
@@ -477,13 +484,13 @@ def run_directory_problems(run_dir: Path, *, context: RunContext,
     if manifest is None:
         return [*problems, f"{layout.manifest_path}: missing"]
     problems += [
-        f"{layout.manifest_path}: {p}" for p in schema_errors(manifest, "run_manifest")
+        f"{layout.manifest_path}: {p}" for p in schema_errors(manifest, MANIFEST_SCHEMA)
     ]
     stages = manifest.get("stages") or {}
 
     def done(stage: str) -> bool:
         record = stages.get(stage) or {}
-        return record.get("status") == "done" and not (record.get("detail") or {}).get("skipped")
+        return record.get("status") == "done" and not STAGE_DETAILS[stage].read(manifest).skipped
 
     for stage in STAGES:
         if done(stage.name):
@@ -504,14 +511,14 @@ def run_directory_problems(run_dir: Path, *, context: RunContext,
     problems += eval_data_problems(manifest, layout.eval_data_path, str(layout.manifest_path))
     problems += metrics_step_problems(layout.metrics_path, str(layout.metrics_path))
     model_config_path = layout.model_config_path
-    if done("train") and model_config_path.is_file():
+    if done(TRAIN) and model_config_path.is_file():
         model_config = _read_json_object(model_config_path, str(model_config_path), problems)
         if model_config is not None:
             problems += identity_problems(manifest, model_config, str(layout.manifest_path),
                                           str(model_config_path))  # fmt: skip
         problems += model_dir_problems(layout.model_dir, context)
     submission = layout.submission_dir
-    if include_submission and (done("package") or submission.is_dir()):
+    if include_submission and (done(PACKAGE) or submission.is_dir()):
         problems += submission_folder_problems(submission, context=context)
     return problems
 

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tunix_core.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from tunix_core.cli import TunixGroup
+    from tunix_core.command_group import TunixGroup
     from tunix_core.rundir import RunDirectory
 
 # What a trial's subprocess inherits from the sweep (tunix_sweep.trial sets them).
@@ -43,10 +42,8 @@ def tunix_run_started(run: RunDirectory, config: dict[str, Any]) -> None:
     groups by it), then tell the sweep where the run is."""
     if not os.environ.get(PROGRESS_ENV):
         return
-    from tunix_eval.runs import SWEEP_TRIAL
-
     marker = {"sweep": os.environ[SWEEP_ENV], "trial": int(os.environ[TRIAL_ENV])}
-    (Path(run.path) / SWEEP_TRIAL).write_text(json.dumps(marker) + "\n", encoding="utf-8")
+    run.sweep_trial_path.write_text(json.dumps(marker) + "\n", encoding="utf-8")
     _report({"run_dir": str(run.path)})
 
 

@@ -7,7 +7,8 @@ from typing import Any
 
 from tunix_core.data.record import ReasoningExample, check_unique_ids
 from tunix_core.errors import DataError
-from tunix_core.registry import DatasetRegistry, RegistryError, TransformRegistry
+from tunix_core.protocols import DatasetRegistry, TransformRegistry
+from tunix_core.registry import RegistryError
 
 
 def resolve_provider(registry: DatasetRegistry, spec: str) -> tuple[Any, str | None]:

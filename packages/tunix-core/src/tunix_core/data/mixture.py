@@ -24,7 +24,8 @@ from tunix_core.data.loading import load_split
 from tunix_core.data.record import ReasoningExample, check_unique_ids, dumps_jsonl
 from tunix_core.data.splits import TRAIN_EVAL, derived_seed, require_split
 from tunix_core.errors import ConfigError, DataError
-from tunix_core.registry import DatasetRegistry, TransformRegistry, UnknownNameError
+from tunix_core.protocols import DatasetRegistry, TransformRegistry
+from tunix_core.registry import UnknownNameError
 
 
 @attrs.frozen

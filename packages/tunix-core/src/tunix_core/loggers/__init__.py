@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 
 from tunix_core.config import LoggingSection, structure
+from tunix_core.evaluation import headline_metrics, read_summary
+from tunix_core.types import BASELINE, EVALUATE, TrainDetail
 
 if TYPE_CHECKING:
     from tunix_core.rundir import RunDirectory
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tunix.loggers")
 
 # The stages that evaluate a model, and the prefix of the scalars their summary becomes.
-EVALUATION_PREFIXES = {"baseline": "baseline", "evaluate": "final"}
+EVALUATION_PREFIXES = {BASELINE: "baseline", EVALUATE: "final"}
 
 
 class MetricsLogger(Protocol):
@@ -92,6 +94,7 @@ def open_run_loggers(run: RunDirectory, config: Mapping[str, Any]) -> RunLoggers
     settings = structure(config.get("logging"), LoggingSection, source=str(run.config_path),
                          root="logging")  # fmt: skip
     factories: list[tuple[str, Callable[[], MetricsLogger]]] = []
+    # Each logger's module is imported only when enabled: tensorboardX and wandb are optional.
     if settings.tensorboard:
         from tunix_core.loggers import tensorboard
 
@@ -135,13 +138,11 @@ def log_evaluation(run: RunDirectory, stage: str) -> None:
     prefix = EVALUATION_PREFIXES.get(stage)
     if opened is None or prefix is None:
         return
-    from tunix_core.evaluation import headline_metrics, read_summary
-
-    if stage == "baseline":
+    if stage == BASELINE:
         summary, step = read_summary(run.baseline_summary_path), 0
     else:
-        train_detail = run.manifest["stages"]["train"].get("detail", {})
-        summary, step = read_summary(run.summary_path), train_detail.get("steps", opened.last_step)
+        steps = TrainDetail.read(run.manifest).steps
+        summary, step = read_summary(run.summary_path), opened.last_step if steps is None else steps
     headline = headline_metrics(summary)
     if headline:
         opened.log({f"{prefix}/{name}": value for name, value in headline.items()}, step)

@@ -3,7 +3,7 @@ registry names each lazily, and the optional ones import their extras when loade
 
 from __future__ import annotations
 
-from tunix_core.registry import AnswerCheckRegistry, DatasetRegistry
+from tunix_core.protocols import AnswerCheckRegistry, DatasetRegistry
 
 BUILTIN_DATASETS = (
     ("dev-reasoning-v2", "tunix_datasets.providers.dev_reasoning:DevReasoningV2",

@@ -17,7 +17,7 @@ from tunix_core.config import FieldRuleError
 from tunix_core.data.record import ExampleMeta, FieldError, ReasoningExample
 from tunix_core.data.splits import TRAIN_EVAL, check_request, derived_seed, seeded_split
 from tunix_core.errors import DataError
-from tunix_core.registry import TransformRegistry
+from tunix_core.protocols import TransformRegistry
 
 NAME = "champ"
 DATA_VERSION = "v0"

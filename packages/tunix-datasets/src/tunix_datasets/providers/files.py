@@ -36,8 +36,8 @@ from tunix_core.data.record import (
 from tunix_core.data.splits import TRAIN_EVAL, require_split, seeded_split
 from tunix_core.errors import ConfigError, DataError
 from tunix_core.jsonio import read_user_jsonl
-from tunix_core.protocols import RowTransform
-from tunix_core.registry import RegistryError, TransformRegistry
+from tunix_core.protocols import RowTransform, TransformRegistry
+from tunix_core.registry import RegistryError
 from tunix_datasets.shapes import SHAPES, reshape
 
 RECORD_FIELDS = ("id", "question", "steps", "reasoning", "answer", "category", "section",

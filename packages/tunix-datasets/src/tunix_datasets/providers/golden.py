@@ -16,7 +16,7 @@ import attrs
 
 from tunix_core.data.record import ExampleMeta, ReasoningExample
 from tunix_core.data.splits import TRAIN_EVAL, check_request
-from tunix_core.registry import TransformRegistry
+from tunix_core.protocols import TransformRegistry
 from tunix_datasets.worked import SHORT_WORDS, Worked
 
 NAME = "golden-v2"

@@ -19,7 +19,7 @@ from tunix_core.config import FieldRuleError
 from tunix_core.data.record import ExampleMeta, FieldError, ReasoningExample
 from tunix_core.data.splits import TRAIN_EVAL, check_request
 from tunix_core.errors import DataError
-from tunix_core.registry import TransformRegistry
+from tunix_core.protocols import TransformRegistry
 
 NAME = "gsm-symbolic"
 _PREAMBLES = ("Let's solve this step by step:",)

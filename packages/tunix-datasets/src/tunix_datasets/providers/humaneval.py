@@ -36,8 +36,7 @@ from tunix_core.data.code import CODE_PROMPT, ENTRY_POINT, TASK_ID, TEST, answer
 from tunix_core.data.record import ExampleMeta, FieldError, ReasoningExample
 from tunix_core.data.splits import TRAIN_EVAL, check_request, derived_seed, seeded_split
 from tunix_core.errors import DataError
-from tunix_core.evaluation import AnswerOptions, AnswerVerdict
-from tunix_core.registry import TransformRegistry
+from tunix_core.protocols import AnswerOptions, AnswerVerdict, TransformRegistry
 
 NAME = "humaneval"
 ANSWER_CHECK = "code"

@@ -34,8 +34,7 @@ from tunix_core.config import FieldRuleError
 from tunix_core.data.record import ExampleMeta, FieldError, ReasoningExample
 from tunix_core.data.splits import TRAIN_EVAL, check_request, derived_seed, require_split
 from tunix_core.errors import DataError
-from tunix_core.evaluation import AnswerOptions, AnswerVerdict
-from tunix_core.registry import TransformRegistry
+from tunix_core.protocols import AnswerOptions, AnswerVerdict, TransformRegistry
 from tunix_datasets.providers.gsm_symbolic import distinct_splits, solution_steps
 
 NAME = "reasoning-gym"

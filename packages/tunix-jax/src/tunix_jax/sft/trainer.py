@@ -16,10 +16,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from tunix_core.config import RunConfig
-from tunix_core.context import RunContext
 from tunix_core.data.render import render_example
 from tunix_core.errors import DataError
-from tunix_core.protocols import ModelBackend, TrainResult
+from tunix_core.protocols import ModelBackend, RunContext, TrainResult
 from tunix_core.rundir import RunDirectory
 from tunix_jax.options import trainer_options
 from tunix_jax.training.shared import check_jax_training, export_trained, load_base

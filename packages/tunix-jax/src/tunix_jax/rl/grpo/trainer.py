@@ -27,10 +27,9 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from tunix_core.config import RunConfig
-from tunix_core.context import RunContext
 from tunix_core.data.render import render_prompt
 from tunix_core.errors import ConfigError, DataError
-from tunix_core.protocols import ModelBackend, TrainResult
+from tunix_core.protocols import ModelBackend, RunContext, TrainResult
 from tunix_core.registry import UnknownNameError
 from tunix_core.rundir import RunDirectory
 from tunix_jax.options import GrpoTrainerOptions, grpo_options
