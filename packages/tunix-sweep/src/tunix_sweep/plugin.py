@@ -43,7 +43,7 @@ def tunix_run_started(run: RunDirectory, config: dict[str, Any]) -> None:
     groups by it), then tell the sweep where the run is."""
     if not os.environ.get(PROGRESS_ENV):
         return
-    from tunix_eval.runs import SWEEP_TRIAL
+    from tunix_eval.runs import SWEEP_TRIAL  # startup: every command loads this plugin
 
     marker = {"sweep": os.environ[SWEEP_ENV], "trial": int(os.environ[TRIAL_ENV])}
     (Path(run.path) / SWEEP_TRIAL).write_text(json.dumps(marker) + "\n", encoding="utf-8")
