@@ -1,10 +1,10 @@
 """Imports of tunix's own modules sit at the top of files, so that a file's first lines
-show what it depends on. One inside a function says why on its line or on the comment line
-just above it (or above the run of imports it opens), with one of the ``REASONS`` tags:
-``startup:`` (the module is imported on a path that must stay light, such as ``tunix
---help``), ``optional:`` (it needs an extra that may not be installed) or ``cycle:`` (at the
-top it would close an import cycle). Read as source, so it holds without installing
-anything."""
+show what it depends on. One inside a function says why, on its line, on the comment line
+just above it or above the run of consecutive imports it belongs to, with one of the
+``REASONS`` tags: ``startup:`` (the module is imported on a path that must stay light, such
+as ``tunix --help``), ``optional:`` (it needs an extra that may not be installed) or
+``cycle:`` (at the top it would close an import cycle). Read as source, so it holds
+without installing anything."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ IMPORT_PACKAGES = {
     for path in sorted(REPO.glob(pattern))
     if (path / "__init__.py").is_file()
 }
-# tunix_core joins the list once the core's layering lands.
+# tunix_core joins the list once the core's layering lands (the lead adds it).
 CHECKED = sorted(set(IMPORT_PACKAGES) - {"tunix_core"})
 
 
@@ -61,7 +61,7 @@ def unexplained_imports(source: str) -> list[int]:
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             for inner in ast.walk(node):
-                for field in ("body", "orelse", "finalbody", "handlers"):
+                for field in ("body", "orelse", "finalbody"):
                     block = getattr(inner, field, None)
                     if isinstance(block, list) and all(isinstance(s, ast.stmt) for s in block):
                         check_body(block)
