@@ -159,25 +159,19 @@ def export(run: Path, fmt: str, out: Path | None, dtype: str | None, verify: boo
 def write_export(model: Transformer, tokenizer: Tokenizer, fmt: str, out: Path, dtype: str) -> str:
     """Write `model` as `fmt` at `out`; the `load_model` weights string that reads it back."""
     # startup: JAX loads when the command runs, not with its help
+    from tunix_jax.export.gguf_export import write_gguf
+    from tunix_jax.export.hf_export import write_hf_checkpoint
+    from tunix_jax.export.writing import PARAMS_DIRNAME
     from tunix_jax.weights.loading import model_params, save_orbax
 
     if fmt == "orbax":
-        # startup: JAX loads when the command runs, not with its help
-        from tunix_jax.export.writing import PARAMS_DIRNAME
-
         save_orbax(model, out / PARAMS_DIRNAME)
         tokenizer.save(out)
         return f"orbax:{out / PARAMS_DIRNAME}"
     params, config = model_params(model), model.config
     if fmt == "hf":
-        # startup: JAX loads when the command runs, not with its help
-        from tunix_jax.export.hf_export import write_hf_checkpoint
-
         write_hf_checkpoint(params, config, tokenizer, out, dtype=dtype)
         return f"safetensors:{out}"
-    # startup: JAX loads when the command runs, not with its help
-    from tunix_jax.export.gguf_export import write_gguf
-
     write_gguf(params, config, tokenizer, out, dtype=dtype)
     return f"gguf:{out}"
 
