@@ -1,6 +1,6 @@
-"""Registration only: targets are strings, so loading the plugin imports nothing else.
-Event hooks too: the per-step logger and the run timer, whose modules are imported on
-their first call."""
+"""Registration: targets are strings, so loading the plugin imports none of them. Event
+hooks too: the per-step logger and the run timer, whose modules are light enough to import
+here (a hook that needs a heavy library imports it on its first call instead)."""
 
 from typing import Any
 
@@ -12,6 +12,8 @@ from tunix_core.protocols import (
     RewardRegistry,
 )
 from tunix_core.rundir import RunDirectory
+from tunix_plugin_example.run_timer import finish, record, start
+from tunix_plugin_example.step_log import log_step
 
 
 @hookimpl
@@ -52,27 +54,19 @@ def tunix_register_rewards(registry: RewardRegistry) -> None:
 
 @hookimpl
 def tunix_train_step_end(step: int, metrics: dict[str, float], run: RunDirectory) -> None:
-    from tunix_plugin_example.step_log import log_step
-
     log_step(run.path, step, metrics)
 
 
 @hookimpl
 def tunix_run_started(run: RunDirectory, config: dict[str, Any]) -> None:
-    from tunix_plugin_example.run_timer import start
-
     start(run)
 
 
 @hookimpl
 def tunix_stage_finished(run: RunDirectory, stage: str, seconds: float) -> None:
-    from tunix_plugin_example.run_timer import record
-
     record(run, stage, seconds)
 
 
 @hookimpl
 def tunix_run_finished(run: RunDirectory, status: str, error: BaseException | None) -> None:
-    from tunix_plugin_example.run_timer import finish
-
     finish(run, status)

@@ -140,7 +140,7 @@ def run_command(ctx: click.Context, config_path: Path | None, trainer: str | Non
     Everything (plugins, config, dataset, weights) is validated before the run
     directory is created; an interrupted run continues with --resume.
     """
-    # Imported here: the runner and its config parsing would slow every `tunix` start.
+    # startup: the runner and its config parsing would slow every `tunix` start.
     from tunix_core import api
 
     if resume is not None:

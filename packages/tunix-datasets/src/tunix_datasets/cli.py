@@ -9,16 +9,28 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import click
 
-if TYPE_CHECKING:
-    from tunix_core.config import DatasetSection, RunConfig
-    from tunix_core.data.mixture import LoadedSplit
-    from tunix_core.plugins import PluginHost
-    from tunix_core.protocols import DatasetRegistry
+from tunix_core.config import (
+    DatasetSection,
+    RunConfig,
+    apply_overrides,
+    converter,
+    load_config,
+    structure_config,
+)
+from tunix_core.data.loading import resolve_provider
+from tunix_core.data.mixture import LoadedSplit, load_dataset_split
+from tunix_core.data.record import dumps_jsonl
+from tunix_core.data.render import render_example
+from tunix_core.errors import ConfigError
+from tunix_core.jsonio import write_json_atomic, write_text_atomic
+from tunix_core.plugins import PluginHost, get_host
+from tunix_core.protocols import DatasetRegistry, ModelSpec, TokenCounter
+from tunix_core.registry import UnknownNameError
 
 _SPLIT = click.option("--split", default="eval", show_default=True, help="Split to read.")
 _SEED = click.option("--seed", type=int, help="Dataset seed (dataset.seed; default 0, or the "
@@ -49,8 +61,6 @@ _SYSTEM_PROMPT = click.option(
 def _host(ctx: click.Context) -> PluginHost:
     host: PluginHost | None = ctx.find_root().obj
     if host is None:  # the datasets group called on its own: a command line's start
-        from tunix_core.plugins import get_host
-
         host = get_host()
     return host
 
@@ -63,8 +73,6 @@ def _config(name: str | None, config_path: Path | None, seed: int | None,
             options: Sequence[str]) -> RunConfig:  # fmt: skip
     """The run config whose dataset section is read: ``config_path``'s, or the default one
     with ``dataset.name`` = NAME and ``--set`` as ``dataset.options``."""
-    from tunix_core.config import apply_overrides, load_config, structure_config
-
     if (name is None) == (config_path is None):
         raise click.UsageError("give a dataset NAME or --config FILE (one of them)")
     if config_path is not None:
@@ -80,8 +88,6 @@ def _config(name: str | None, config_path: Path | None, seed: int | None,
 
 
 def _load(ctx: click.Context, section: DatasetSection, split: str, limit: int | None) -> LoadedSplit:
-    from tunix_core.data.mixture import load_dataset_split
-
     host = _host(ctx)
     return load_dataset_split(host.datasets, section, split, limit=limit,
                               transforms=host.transforms)  # fmt: skip
@@ -123,8 +129,6 @@ def show_command(ctx: click.Context, name: str | None, config_path: Path | None,
                  weights: str | None, max_seq_len: int | None) -> None:  # fmt: skip
     """Count the items of a split of dataset NAME (a name or NAME:ARG, e.g. jsonl:data.jsonl)
     or of a config's dataset section, per part and category, and print the first ones."""
-    from tunix_core.data.render import render_example
-
     config = _config(name, config_path, seed, options)
     section = config.dataset
     loaded = _load(ctx, section, split, None)
@@ -165,14 +169,8 @@ def show_command(ctx: click.Context, name: str | None, config_path: Path | None,
 
 def _token_lengths(ctx: click.Context, config: RunConfig, texts: Sequence[str]) -> list[int]:
     """Tokens of each text, counted by the model the config names, loaded by its backend."""
-    from tunix_core.errors import ConfigError
-    from tunix_core.protocols import ModelSpec, TokenCounter
-    from tunix_core.registry import UnknownNameError
-
     host = ctx.find_root().obj
     if host is None or not hasattr(host, "backends"):
-        from tunix_core.plugins import get_host
-
         host = get_host()
     try:
         backend = host.backends.load(config.model.backend)()
@@ -223,12 +221,6 @@ def export_command(ctx: click.Context, name: str | None, config_path: Path | Non
 
     The same dataset, split, seed and options give byte-identical files.
     """
-    from tunix_core.config import converter
-    from tunix_core.data.loading import resolve_provider
-    from tunix_core.data.record import dumps_jsonl
-    from tunix_core.data.render import render_example
-    from tunix_core.jsonio import write_json_atomic, write_text_atomic
-
     config = _config(name, config_path, seed, options)
     section = config.dataset
     loaded = _load(ctx, section, split, limit)

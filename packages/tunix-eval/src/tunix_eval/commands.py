@@ -11,12 +11,15 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import click
 
 from tunix_core.config import RunConfig, apply_overrides, load_run_config, structure_config
+from tunix_core.data.loading import load_split
+from tunix_core.data.mixture import load_dataset_split
+from tunix_core.data.record import ReasoningExample, read_jsonl
 from tunix_core.errors import ConfigError, DataError, TunixError
 from tunix_core.evaluation import (
     ANSWER_MATCH_FIELD,
@@ -36,9 +39,6 @@ from tunix_eval import report_html
 from tunix_eval.judge import JudgeEvaluator, JudgeOptions
 from tunix_eval.report import format_summary
 from tunix_eval.runs import format_run_details, format_runs, list_runs
-
-if TYPE_CHECKING:
-    from tunix_core.data.record import ReasoningExample
 
 
 def _host(ctx: click.Context) -> PluginHost:
@@ -131,9 +131,6 @@ class _Target:
 
 def _run_target(host: PluginHost, run_dir: Path, out: Path | None, limit: int | None) -> _Target:
     """A run's trained model on the run's own eval items (cut to its ``eval.limit``)."""
-    from tunix_core.data.mixture import load_dataset_split
-    from tunix_core.data.record import read_jsonl
-
     run = RunDirectory.open(run_dir)
     config = load_run_config(run.config_path)
     if not run.model_dir.exists():
@@ -155,8 +152,6 @@ def _run_target(host: PluginHost, run_dir: Path, out: Path | None, limit: int | 
 def _model_target(host: PluginHost, preset: str, weights: str, backend: str, dataset: str,
                   split: str, overrides: Sequence[str], out: Path, limit: int | None) -> _Target:  # fmt: skip
     """An untrained model on a dataset split."""
-    from tunix_core.data.loading import load_split
-
     data: dict[str, Any] = {"dataset": {"name": dataset},
                             "model": {"preset": preset, "weights": weights, "backend": backend}}  # fmt: skip
     config = structure_config(apply_overrides(data, overrides), source="tunix eval options")

@@ -5,6 +5,10 @@ evaluation and the trainer share one copy of the base model; ``export`` keeps th
 wrote, so the evaluation after training reads nothing back (a resumed run, a new process,
 does). Each read of weights from disk says so in one ``[load]`` line. ``model.options``
 (:class:`tunix_jax.options.JaxModelOptions`) say how the model is laid out on the devices.
+
+Importing this module does not import JAX (``tests/test_plugin.py``): loading the backend
+from its registry, to list or validate it, stays quick, and each method imports the JAX
+modules it uses.
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ from typing import TYPE_CHECKING, Any
 from tunix_core.errors import ConfigError, TunixError
 from tunix_core.layout import MODEL_CONFIG
 from tunix_core.protocols import ModelExport, ModelSpec
+from tunix_jax.models.gemma.config import get_config
+from tunix_jax.models.gemma.tokenizer import Tokenizer
+from tunix_jax.options import model_options
 
 if TYPE_CHECKING:
     from jax.sharding import Mesh
 
     from tunix_jax.models.gemma.sampler import Sampler
-    from tunix_jax.models.gemma.tokenizer import Tokenizer
     from tunix_jax.models.gemma.transformer import Transformer
     from tunix_jax.training.lora import LoraAdapters
 
@@ -55,6 +61,7 @@ class JaxModel:
     @property
     def sampler(self) -> Sampler:
         if self._sampler is None:
+            # startup: JAX loads with the first model, not with this module
             from tunix_jax.models.gemma.sampler import Sampler
 
             self._sampler = Sampler(self.transformer, self.tokenizer, self.mesh)
@@ -105,6 +112,7 @@ class JaxModel:
         return self.transformer.config.max_seq_len
 
     def score(self, prompts: Sequence[str], completions: Sequence[str]) -> list[float]:
+        # startup: JAX loads with the first model, not with this module
         from tunix_jax.models.gemma.scoring import completion_logprobs
 
         if len(prompts) != len(completions):
@@ -115,6 +123,7 @@ class JaxModel:
 
     def _log_layout(self, num_rows: int) -> None:
         """Say where generation runs, once per batch size (evaluation repeats one size)."""
+        # startup: JAX loads with the first model, not with this module
         import jax
 
         from tunix_jax.sharding import FSDP
@@ -147,9 +156,8 @@ class JaxBackend:
         self._exported: dict[Path, tuple[str, JaxModel]] = {}
 
     def validate(self, spec: ModelSpec) -> None:
+        # startup: JAX loads with the first model, not with this module
         from tunix_jax import sharding as mesh_lib
-        from tunix_jax.models.gemma.config import get_config
-        from tunix_jax.options import model_options
 
         options = model_options(spec.options)
         try:
@@ -172,7 +180,7 @@ class JaxBackend:
         if spec.init_from is not None and (key not in self._loaded or _consumed(self._loaded[key])):
             self._loaded[key] = self.load_export(Path(spec.init_from), spec, progress=progress)
         if key not in self._loaded or _consumed(self._loaded[key]):
-            from tunix_jax.models.gemma.tokenizer import Tokenizer
+            # startup: JAX loads with the first model, not with this module
             from tunix_jax.weights.loading import load_model
 
             started = time.monotonic()
@@ -190,6 +198,7 @@ class JaxBackend:
     def load_export(
         self, directory: Path, spec: ModelSpec, *, progress: Callable[[str], None]
     ) -> JaxModel:
+        # startup: JAX loads with the first model, not with this module
         from tunix_jax.export.writing import PARAMS_DIRNAME
         from tunix_jax.weights.loading import load_model
 
@@ -226,6 +235,7 @@ class JaxBackend:
     def export(
         self, model: Any, directory: Path, *, adapters: LoraAdapters | None = None, **_: Any
     ) -> ModelExport:
+        # startup: JAX loads with the first model, not with this module
         from tunix_jax.export.writing import write_model_dir
 
         if not isinstance(model, JaxModel):
@@ -245,6 +255,7 @@ class JaxBackend:
         """google-tunix's own loader where it is installed (and can express the
         architecture), else this backend's, against the export's probe; the report under
         ``google_tunix`` or ``tunix_jax``."""
+        # startup: JAX loads with the first model, not with this module
         from tunix_jax.export.google_tunix import (
             GoogleTunixUnsupportedError,
             google_tunix_available,
@@ -275,6 +286,7 @@ class JaxBackend:
         return {"google_tunix": reason, "tunix_jax": report.to_dict(), "ok": report.ok}
 
     def export_problems(self, directory: Path) -> list[str]:
+        # startup: JAX loads with the first model, not with this module
         from tunix_jax.export.verifying import export_problems
 
         return export_problems(directory)
@@ -289,8 +301,7 @@ def _weights_label(spec: ModelSpec) -> str:
 
 def _check_init_from(directory: Path, preset: str) -> None:
     """The exported model a run starts from: complete, and of ``preset``."""
-    import json
-
+    # startup: JAX loads with the first model, not with this module
     from tunix_jax.export.verifying import export_problems
 
     problems = export_problems(directory)
@@ -306,6 +317,7 @@ def _check_init_from(directory: Path, preset: str) -> None:
 def _as_loaded(transformer: Transformer, spec: ModelSpec) -> Transformer:
     """``transformer``'s parameters (no copy) in the module graph ``load_model`` builds for
     ``spec``: a trained model computes as its export, read back, would."""
+    # startup: JAX loads with the first model, not with this module
     from flax import nnx
 
     from tunix_jax.models.gemma.transformer import Transformer
@@ -328,6 +340,7 @@ def _consumed(model: JaxModel) -> bool:
 
 
 def _dtype(spec: ModelSpec) -> Any:
+    # startup: JAX loads with the first model, not with this module
     from tunix_jax.dtypes import DTYPES
 
     try:
@@ -338,15 +351,15 @@ def _dtype(spec: ModelSpec) -> Any:
 
 
 def _matmul_dtype(spec: ModelSpec) -> Any:
-    from tunix_jax.options import model_options
+    # startup: JAX loads with the first model, not with this module
     from tunix_jax.weights.loading import matmul_dtype
 
     return matmul_dtype(model_options(spec.options).matmul_dtype)
 
 
 def _mesh(spec: ModelSpec) -> Mesh:
+    # startup: JAX loads with the first model, not with this module
     from tunix_jax import sharding as mesh_lib
-    from tunix_jax.options import model_options
 
     options = model_options(spec.options)
     mesh_lib.initialize_distributed()
@@ -354,6 +367,7 @@ def _mesh(spec: ModelSpec) -> Mesh:
 
 
 def _check_weights(spec: ModelSpec) -> None:
+    # startup: JAX loads with the first model, not with this module
     from tunix_jax.weights.loading import parse_weights
 
     try:
@@ -384,7 +398,6 @@ def _check_gguf_shapes(path: Path, preset: str) -> None:
     """Compare the GGUF's embedding table with the preset (reads only the header)."""
     import gguf
 
-    from tunix_jax.models.gemma.config import get_config
 
     model_config = get_config(preset)
     try:
@@ -405,7 +418,7 @@ def _check_gguf_shapes(path: Path, preset: str) -> None:
 
 def _check_orbax_shapes(path: Path, preset: str) -> None:
     """Compare the checkpoint's tensors with the preset (reads only its metadata)."""
-    from tunix_jax.models.gemma.config import get_config
+    # startup: JAX loads with the first model, not with this module
     from tunix_jax.weights.orbax_io import check_checkpoint
 
     try:

@@ -1,4 +1,5 @@
-"""`tunix bench ...` and `tunix export` of tunix-jax. JAX is imported only when a command runs.
+"""`tunix bench ...` and `tunix export` of tunix-jax. JAX is imported only when a command runs
+(``tests/models/gemma/test_bench.py``), so the commands' help stays quick.
 
 Add a benchmark with `@bench.command("name")` here, or `bench.add_command(cmd)`.
 """
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from tunix_core.rundir import RunDirectory
 from tunix_jax.training.bench import train_bench
 
 if TYPE_CHECKING:
@@ -51,6 +53,7 @@ def generate(
     seed: int,
 ) -> None:
     """Generated tokens/s (second call) and first-call compile time of the KV-cache sampler."""
+    # startup: JAX loads when the command runs, not with its help
     from tunix_jax.models.gemma.bench import benchmark_generate
 
     for name, value in (("batch", batch), ("new-tokens", new_tokens), ("prompt-len", prompt_len)):
@@ -113,7 +116,7 @@ DEFAULT_EXPORT_PATHS = {"hf": "exports/hf", "gguf": "exports/model.gguf", "orbax
 )
 def export(run: Path, fmt: str, out: Path | None, dtype: str | None, verify: bool) -> None:
     """Write the fine-tuned model of RUN (its model/ folder) in another format."""
-    from tunix_core.rundir import RunDirectory
+    # startup: JAX loads when the command runs, not with its help
     from tunix_jax.export.writing import PARAMS_DIRNAME, read_export_meta
 
     model_dir = RunDirectory.open(run).model_dir
@@ -134,6 +137,7 @@ def export(run: Path, fmt: str, out: Path | None, dtype: str | None, verify: boo
     if out.exists():
         raise click.ClickException(f"{out} already exists; remove it or pass another --out")
 
+    # startup: JAX loads when the command runs, not with its help
     import jax.numpy as jnp
 
     from tunix_jax.weights.loading import load_model
@@ -154,22 +158,20 @@ def export(run: Path, fmt: str, out: Path | None, dtype: str | None, verify: boo
 
 def write_export(model: Transformer, tokenizer: Tokenizer, fmt: str, out: Path, dtype: str) -> str:
     """Write `model` as `fmt` at `out`; the `load_model` weights string that reads it back."""
+    # startup: JAX loads when the command runs, not with its help
+    from tunix_jax.export.gguf_export import write_gguf
+    from tunix_jax.export.hf_export import write_hf_checkpoint
+    from tunix_jax.export.writing import PARAMS_DIRNAME
     from tunix_jax.weights.loading import model_params, save_orbax
 
     if fmt == "orbax":
-        from tunix_jax.export.writing import PARAMS_DIRNAME
-
         save_orbax(model, out / PARAMS_DIRNAME)
         tokenizer.save(out)
         return f"orbax:{out / PARAMS_DIRNAME}"
     params, config = model_params(model), model.config
     if fmt == "hf":
-        from tunix_jax.export.hf_export import write_hf_checkpoint
-
         write_hf_checkpoint(params, config, tokenizer, out, dtype=dtype)
         return f"safetensors:{out}"
-    from tunix_jax.export.gguf_export import write_gguf
-
     write_gguf(params, config, tokenizer, out, dtype=dtype)
     return f"gguf:{out}"
 
@@ -180,6 +182,7 @@ def verify_export(
     """(max |logit diff|, tolerance, ok) of the export read by `load_model(weights)` against
     the probe the run recorded; the tolerance is the looser of the run's and the export's
     dtype, and the tokenizer must encode the probe prompt to the same ids."""
+    # startup: JAX loads when the command runs, not with its help
     import jax.numpy as jnp
 
     from tunix_jax.export.verifying import RELATIVE_TOLERANCE, compare_probe

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import click
 
+from tunix_core.config import PackageSection, load_run_config
 from tunix_core.layout import MODEL
+from tunix_core.protocols import RunContext
+from tunix_core.registry import UnknownNameError
+from tunix_core.rundir import RunDirectory, run_lock
+from tunix_package.kaggle import export_evidence
 
 
 @click.command("package")
@@ -44,12 +49,6 @@ def package_command(ctx: click.Context, run_path: Path, packager_name: str | Non
     The options of the run's config (package.max_bundle_bytes, package.prediction_sample,
     package.options) apply; the bundle is <run-name>_<date>_<shortsha>.zip.
     """
-    from tunix_core.config import PackageSection, load_run_config
-    from tunix_core.protocols import RunContext
-    from tunix_core.registry import UnknownNameError
-    from tunix_core.rundir import RunDirectory, run_lock
-    from tunix_package.kaggle import export_evidence
-
     run = RunDirectory.open(run_path)
     section = (
         load_run_config(run.config_path).package if run.config_path.is_file() else PackageSection()

@@ -17,6 +17,7 @@ import errno
 import json
 import os
 import shutil
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from tunix_core.layout import (
     REPORT,
 )
 from tunix_core.protocols import ModelBackend, RunContext
+from tunix_core.registry import RegistryError
 from tunix_core.rundir import RunDirectory
 from tunix_core.types import TrainDetail
 from tunix_eval.report_html import gather, render_html
@@ -60,7 +62,7 @@ from tunix_package.bundle import (
     tree_records,
 )
 from tunix_package.readme import ReadmeFacts, render_readme
-from tunix_package.validation import run_directory_problems, validate_path
+from tunix_package.validation import run_directory_problems, validate_path, zip_entry_problems
 
 
 def _refuse(message: str, problems: list[str]) -> EvidenceError:
@@ -70,8 +72,6 @@ def _refuse(message: str, problems: list[str]) -> EvidenceError:
 def backend_of_run(run: RunDirectory, context: RunContext) -> ModelBackend:
     """The model backend the run's config names (``model.backend``, ``jax`` by default),
     from ``context``'s backends."""
-    from tunix_core.registry import RegistryError
-
     name = (read_run_config(run.config_path).get("model") or {}).get("backend", "jax")
     try:
         backend: ModelBackend = context.backends.load(str(name))()
@@ -263,10 +263,6 @@ class KagglePackager:
 def export_evidence(bundle: Path, destination: Path) -> list[Path]:
     """Extract the bundle's files (the evidence, not the model) into ``destination``,
     which must not exist or be empty. Returns the files written."""
-    import zipfile
-
-    from tunix_package.validation import zip_entry_problems
-
     problems = zip_entry_problems(bundle)
     if problems:
         raise _refuse(f"refusing to export from {bundle}", problems)

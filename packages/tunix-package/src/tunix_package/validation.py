@@ -47,6 +47,7 @@ from tunix_core.layout import (
     model_id,
 )
 from tunix_core.protocols import RunContext
+from tunix_core.registry import RegistryError
 from tunix_core.stages import STAGES
 from tunix_core.types import PACKAGE, STAGE_DETAILS, TRAIN
 from tunix_package.bundle import (
@@ -294,8 +295,6 @@ def identity_problems(manifest: dict[str, Any], model_config: dict[str, Any],
 def model_dir_problems(model_dir: Path, context: RunContext) -> list[str]:
     """Problems with a model export, judged by the backend that wrote it (``backend`` in
     its config; exports without one are the ``jax`` backend's) from ``context``'s."""
-    from tunix_core.registry import RegistryError
-
     try:
         name = str(load_json_strict(model_dir / MODEL_CONFIG).get("backend", "jax"))
     except (OSError, ValueError, AttributeError):

@@ -7,10 +7,15 @@ import json
 from pathlib import Path
 
 import click
+import optuna
 
 from tunix_core.errors import ConfigError, TunixError
 from tunix_core.layout import RunLayout
 from tunix_core.rundir import run_lock
+from tunix_sweep import results
+from tunix_sweep import study as studies
+from tunix_sweep.local import run_local
+from tunix_sweep.spec import load_sweep
 
 BACKENDS = ("local", "ray")
 
@@ -43,10 +48,6 @@ def sweep(ctx: click.Context, sweep_file: Path | None, out: Path | None, trials:
         raise click.UsageError("give the sweep file with -c/--config, or `tunix sweep show DIR`")
     if ray_address is not None and backend != "ray":
         raise click.UsageError("--ray-address needs --backend ray")
-    from tunix_sweep import results
-    from tunix_sweep import study as studies
-    from tunix_sweep.spec import load_sweep
-
     spec_sweep = load_sweep(sweep_file, overrides, trials=trials)
     if backend == "local" and spec_sweep.spec.concurrent_trials > 1:
         raise ConfigError(f"{sweep_file}: concurrent_trials: the local backend runs one trial at "
@@ -65,15 +66,13 @@ def sweep(ctx: click.Context, sweep_file: Path | None, out: Path | None, trials:
 
         try:
             if backend == "ray":
-                try:
+                try:  # optional: tunix-sweep[ray]
                     from tunix_sweep.ray_backend import run_ray
                 except ImportError as exc:
                     raise TunixError(f"--backend ray needs Ray Tune: pip install "
                                      f"'tunix-sweep[ray]' ({exc})") from None  # fmt: skip
                 run_ray(spec_sweep, sweep_dir, study, address=ray_address, echo=click.echo)
             else:
-                from tunix_sweep.local import run_local
-
                 run_local(spec_sweep, sweep_dir, study, echo=click.echo, after_trial=write_summary)
         except KeyboardInterrupt:
             click.echo(f"interrupted; continue with the same command (--out {sweep_dir})")
@@ -90,11 +89,6 @@ def sweep(ctx: click.Context, sweep_file: Path | None, out: Path | None, trials:
 def show(sweep_dir: Path, as_json: bool) -> None:
     """The leaderboard of a sweep folder (trial, state, objective, time, parameters); writes
     the optimisation-history and parameter-importance plots as PNG into it."""
-    import optuna
-
-    from tunix_sweep import results
-    from tunix_sweep import study as studies
-
     definition_path = sweep_dir / studies.DEFINITION
     if not definition_path.is_file():
         raise TunixError(f"{sweep_dir}: not a sweep folder (no {studies.DEFINITION})")

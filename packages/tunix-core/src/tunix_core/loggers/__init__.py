@@ -96,7 +96,7 @@ def open_run_loggers(run: RunDirectory, config: Mapping[str, Any]) -> RunLoggers
     factories: list[tuple[str, Callable[[], MetricsLogger]]] = []
     # Each logger's module is imported only when enabled: tensorboardX and wandb are optional.
     if settings.tensorboard:
-        from tunix_core.loggers import tensorboard
+        from tunix_core.loggers import tensorboard  # optional: tunix-core[tensorboard]
 
         if tensorboard.installed():
             factories.append((tensorboard.TensorBoardLogger.name,
@@ -105,7 +105,7 @@ def open_run_loggers(run: RunDirectory, config: Mapping[str, Any]) -> RunLoggers
             warn(f"TensorBoard logging is off: tensorboardX is not installed "
                  f"({tensorboard.INSTALL_HINT})")  # fmt: skip
     if settings.wandb:
-        from tunix_core.loggers.wandb import WandbLogger
+        from tunix_core.loggers.wandb import WandbLogger  # optional: tunix-core[wandb]
 
         factories.append((WandbLogger.name, lambda: WandbLogger.open(run, config, settings)))
     loggers: list[MetricsLogger] = []

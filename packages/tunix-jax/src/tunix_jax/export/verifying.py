@@ -12,10 +12,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from tunix_core.errors import ConfigError
 from tunix_core.layout import MODEL_CONFIG
 from tunix_jax.export.google_tunix import load_with_google_tunix
 from tunix_jax.export.writing import (
@@ -27,8 +29,10 @@ from tunix_jax.export.writing import (
     read_export_meta,
 )
 from tunix_jax.models.gemma.config import ModelConfig, get_config
+from tunix_jax.models.gemma.params import detect_layout, layout_problems
 from tunix_jax.models.gemma.tokenizer import TOKENIZER_FILENAME, Tokenizer
 from tunix_jax.weights.loading import load_model, model_params
+from tunix_jax.weights.orbax_io import checkpoint_shapes
 
 # Logit tolerance relative to the largest probe logit, by the dtype the model computes in.
 RELATIVE_TOLERANCE = {"float32": 1e-4, "bfloat16": 3e-2, "float16": 3e-3}
@@ -90,10 +94,6 @@ def export_problems(directory: Path) -> list[str]:
     """The export must be complete, its config must match its preset and its checkpoint
     must hold the preset's parameters, with their shapes, in the upstream layout. Reads
     metadata only."""
-    from tunix_core.errors import ConfigError
-    from tunix_jax.models.gemma.params import detect_layout, layout_problems
-    from tunix_jax.weights.orbax_io import checkpoint_shapes
-
     required = (MODEL_CONFIG, PROBE_FILENAME, TOKENIZER_FILENAME, PARAMS_DIRNAME)
     problems = [
         f"{directory / name}: missing from the model export"
@@ -177,8 +177,6 @@ def verify_with_google_tunix(directory: str | os.PathLike[str]) -> RoundTripRepo
     """Load the export's ``params/`` with google-tunix's own loader
     (:func:`load_with_google_tunix`) and compare its probe logits, tokenization and
     fingerprint with what was recorded (needs ``google-tunix``)."""
-    import jax
-
     directory = Path(directory)
     meta, probe = read_export_meta(directory)
     config = get_config(meta["preset"])

@@ -13,20 +13,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 from tunix_core.config import RunConfig
+from tunix_core.data.record import ReasoningExample
 from tunix_core.data.render import render_example
 from tunix_core.errors import DataError
 from tunix_core.protocols import ModelBackend, RunContext, TrainResult
 from tunix_core.rundir import RunDirectory
+from tunix_jax.backend import JaxModel
 from tunix_jax.options import trainer_options
+from tunix_jax.training.data import TokenizedExample, tokenize_pairs
+from tunix_jax.training.loop import prepare_model, run_training, training_model
 from tunix_jax.training.shared import check_jax_training, export_trained, load_base
-
-if TYPE_CHECKING:
-    from tunix_core.data.record import ReasoningExample
-    from tunix_jax.backend import JaxModel
-    from tunix_jax.training.data import TokenizedExample
 
 log = logging.getLogger("tunix.train")
 
@@ -51,8 +49,6 @@ class JaxTrainer:
         backend: ModelBackend,
         context: RunContext,
     ) -> TrainResult:
-        from tunix_jax.training.loop import prepare_model, run_training, training_model
-
         progress = context.progress
         options = trainer_options(config)
         base = load_base(config, train_examples, backend, progress)
@@ -80,8 +76,6 @@ class JaxTrainer:
     ) -> list[TokenizedExample]:
         """Render every example in the chat format and tokenize it, saying what
         ``training.max_seq_len`` cut."""
-        from tunix_jax.training.data import tokenize_pairs
-
         max_seq_len = config.training.max_seq_len
         system_prompt = config.dataset.system_prompt
         pairs = []

@@ -17,9 +17,15 @@ FLOP/s (:data:`PEAK_FLOPS`); a CPU has no meaningful peak, so MFU is only printe
 
 from __future__ import annotations
 
+import resource
+import statistics
+import time
+
 import click
 
-from tunix_jax.models.gemma.config import ModelConfig
+from tunix_core.config import structure_config
+from tunix_jax.models.gemma.config import ModelConfig, get_config
+from tunix_jax.options import trainer_options
 
 # Dense bf16 peak FLOP/s by a substring of jax's device_kind (vendor data sheets).
 PEAK_FLOPS: tuple[tuple[str, float], ...] = (
@@ -130,18 +136,12 @@ def run_train_bench(
     peak_tflops: float | None = None,
 ) -> dict[str, object]:
     """Build the model and the real train step, compile, time ``steps`` steps."""
-    import resource
-    import statistics
-    import time
-
+    # startup: `tunix bench --help` imports this module; JAX loads when the command runs
     import jax
     import numpy as np
 
-    from tunix_core.config import structure_config
     from tunix_jax import sharding as mesh_lib
     from tunix_jax.dtypes import DTYPES
-    from tunix_jax.models.gemma.config import get_config
-    from tunix_jax.options import trainer_options
     from tunix_jax.training.loop import (
         TrainState,
         make_train_step,

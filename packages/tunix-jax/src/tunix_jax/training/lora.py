@@ -31,6 +31,7 @@ from flax import nnx
 
 from tunix_core.errors import ConfigError
 from tunix_jax.models.gemma.layers import Einsum
+from tunix_jax.weights.orbax_io import read_tree, save_params
 
 ADAPTERS_FORMAT = "tunix-lora-adapters"
 ADAPTER_CONFIG_FILENAME = "adapter_config.json"
@@ -171,8 +172,6 @@ class LoraAdapters:
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``params/`` and ``adapter_config.json`` to ``directory`` (created)."""
-        from tunix_jax.weights.orbax_io import save_params
-
         directory = Path(directory)
         directory.mkdir(parents=True)
         save_params(self.params, directory / ADAPTER_PARAMS_DIRNAME)
@@ -192,8 +191,6 @@ class LoraAdapters:
 def load_adapters(model: nnx.Module, directory: str | os.PathLike[str]) -> int:
     """Wrap ``model``'s projections as the adapters in ``directory`` were trained and give
     them the saved values; returns how many were wrapped (:func:`merge_lora` folds them in)."""
-    from tunix_jax.weights.orbax_io import read_tree
-
     directory = Path(directory)
     config = json.loads((directory / ADAPTER_CONFIG_FILENAME).read_text(encoding="utf-8"))
     if config.get("format") != ADAPTERS_FORMAT:

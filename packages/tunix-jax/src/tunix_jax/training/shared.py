@@ -5,18 +5,26 @@ the trained model with its LoRA adapters."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import jax
+from flax import nnx
 
 from tunix_core.config import RunConfig
+from tunix_core.data.record import ReasoningExample
 from tunix_core.errors import ConfigError, DataError, TunixError
 from tunix_core.protocols import ModelBackend, ModelSpec, TrainResult
 from tunix_core.rundir import RunDirectory
-from tunix_jax.options import JaxTrainerOptions
-
-if TYPE_CHECKING:
-    from tunix_core.data.record import ReasoningExample
-    from tunix_jax.backend import JaxModel
-    from tunix_jax.training.lora import LoraAdapters
+from tunix_jax import sharding as mesh_lib
+from tunix_jax.backend import JaxModel
+from tunix_jax.devices import device_line
+from tunix_jax.models.gemma.config import get_config
+from tunix_jax.models.gemma.transformer import Transformer
+from tunix_jax.options import JaxTrainerOptions, model_options
+from tunix_jax.training.checkpoint import Checkpointer
+from tunix_jax.training.lora import LoraAdapters, projection_names
+from tunix_jax.training.plots import plot_loss_curve
+from tunix_jax.weights.orbax_io import read_tree
 
 
 def trained_adapters(config: RunConfig, options: JaxTrainerOptions,
@@ -29,10 +37,6 @@ def trained_adapters(config: RunConfig, options: JaxTrainerOptions,
     lora = config.training.lora
     if not lora.enabled:
         return None
-    from tunix_jax.training.checkpoint import Checkpointer
-    from tunix_jax.training.lora import LoraAdapters
-    from tunix_jax.weights.orbax_io import read_tree
-
     checkpointer = Checkpointer(
         run.checkpoints_dir, keep=config.training.keep_checkpoints, async_save=False
     )
@@ -55,10 +59,6 @@ def load_base(
 ) -> JaxModel:
     """The model a jax-backend trainer starts from, once it knows there is data to train
     on; says which devices it trains on."""
-    from tunix_jax.backend import JaxModel
-    from tunix_jax.devices import device_line
-    from tunix_jax.options import model_options
-
     if not train_examples:
         raise DataError(f"dataset {config.dataset.name!r}: the train split has no examples")
     layout = model_options(config.model.options)
@@ -84,9 +84,6 @@ def export_trained(
 ) -> TrainResult:
     """Plot the run's curves, export the ``trained`` transformer (LoRA merged) and its
     adapters through the backend, and say where; ``result`` with the export."""
-    from tunix_jax.backend import JaxModel
-    from tunix_jax.training.plots import plot_loss_curve
-
     plot_loss_curve(run.metrics_path, run.loss_curve_path, title=title)
     model = JaxModel(base.spec, trained, base.tokenizer, base.mesh)
     export = backend.export(model, run.model_dir, adapters=trained_adapters(config, options, run))
@@ -98,8 +95,6 @@ def check_jax_training(config: RunConfig, options: JaxTrainerOptions, *, rows: i
     """The checks the jax-backend trainers share, before anything is compiled: the
     backend, the sequence length, the LoRA targets, and that ``rows`` (a micro-batch's
     rows) split evenly over the device mesh."""
-    from tunix_jax.models.gemma.config import get_config
-
     if config.model.backend != "jax":
         raise ConfigError(
             f"model.backend: the {config.trainer.name} trainer trains models of the jax "
@@ -112,13 +107,6 @@ def check_jax_training(config: RunConfig, options: JaxTrainerOptions, *, rows: i
             f"training.max_seq_len: {training.max_seq_len} exceeds the maximum of "
             f"{config.model.preset} ({model_config.max_seq_len})"
         )
-    from flax import nnx
-
-    from tunix_jax import sharding as mesh_lib
-    from tunix_jax.models.gemma.transformer import Transformer
-    from tunix_jax.options import model_options
-    from tunix_jax.training.lora import projection_names
-
     if training.lora.enabled:
         shell = nnx.eval_shape(lambda: Transformer(model_config, rngs=nnx.Rngs(0)))
         available = projection_names(shell)
@@ -129,8 +117,6 @@ def check_jax_training(config: RunConfig, options: JaxTrainerOptions, *, rows: i
                 f"{config.model.preset}; available: {', '.join(sorted(available))}"
             )
     mesh_lib.initialize_distributed()
-    import jax
-
     layout = model_options(config.model.options)
     data, fsdp = mesh_lib.mesh_shape(jax.device_count(), layout.mesh_data, layout.mesh_fsdp)
     if rows % (data * fsdp):

@@ -13,6 +13,14 @@ import resource
 import time
 from typing import Any
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tunix_jax.models.gemma.sampler import Sampler
+from tunix_jax.weights.loading import load_model
+from tunix_jax.weights.loading import matmul_dtype as matmul_dtype_of
+
 _FIRST_ORDINARY_ID = 10  # above pad/eos/bos/unk/mask and the first unused ids
 
 
@@ -29,14 +37,6 @@ def benchmark_generate(
     repeats: int = 2,
 ) -> dict[str, Any]:
     """Measure `Sampler.generate_ids`; returns the figures `tunix bench generate` prints."""
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
-
-    from tunix_jax.models.gemma.sampler import Sampler
-    from tunix_jax.weights.loading import load_model
-    from tunix_jax.weights.loading import matmul_dtype as matmul_dtype_of
-
     start = time.perf_counter()
     model, tokenizer = load_model(preset, weights, dtype=jnp.dtype(dtype), seed=seed,
                                   matmul_dtype=matmul_dtype_of(matmul_dtype))  # fmt: skip

@@ -22,27 +22,51 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
 
 from tunix_core.config import RunConfig
+from tunix_core.data.parse import parse_completion
+from tunix_core.data.record import ReasoningExample
 from tunix_core.data.render import render_prompt
 from tunix_core.errors import ConfigError, DataError
+from tunix_core.evaluation import example_meta
 from tunix_core.protocols import ModelBackend, RunContext, TrainResult
 from tunix_core.registry import UnknownNameError
+from tunix_core.rewards import check_reward_weights, score_rewards
 from tunix_core.rundir import RunDirectory
+from tunix_jax import sharding as mesh_lib
+from tunix_jax.models.gemma.sampler import LENGTH, Sampler
+from tunix_jax.models.gemma.tokenizer import Tokenizer
 from tunix_jax.options import GrpoTrainerOptions, grpo_options
+from tunix_jax.rl.grpo.algorithm import (
+    GRPO_BATCH_KEYS,
+    Clip,
+    build_rows,
+    group_advantages,
+    make_grpo_step,
+    make_logprobs_fn,
+)
+from tunix_jax.training.callbacks import StepEnd
+from tunix_jax.training.checkpoint import Checkpointer
+from tunix_jax.training.data import IndexStream
+from tunix_jax.training.loop import (
+    Position,
+    TrainState,
+    drive_steps,
+    model_logits_fn,
+    outcome,
+    prepare_model,
+    resume,
+    training_model,
+)
+from tunix_jax.training.optim import build_optimizer
 from tunix_jax.training.shared import check_jax_training, export_trained, load_base
-
-if TYPE_CHECKING:
-    import numpy as np
-
-    from tunix_core.data.record import ReasoningExample
-    from tunix_jax.models.gemma.sampler import Sampler
-    from tunix_jax.models.gemma.tokenizer import Tokenizer
-    from tunix_jax.training.callbacks import StepEnd
-    from tunix_jax.training.loop import Position, TrainState
 
 log = logging.getLogger("tunix.train")
 
@@ -73,8 +97,6 @@ class GrpoTrainer:
         self.created_at = time.time()
 
     def validate(self, config: RunConfig, *, context: RunContext) -> None:
-        from tunix_core.rewards import check_reward_weights
-
         options = grpo_options(config)
         check_jax_training(config, options, rows=config.training.batch_size * options.num_generations)
         if options.max_new_tokens >= config.training.max_seq_len:
@@ -96,8 +118,6 @@ class GrpoTrainer:
         backend: ModelBackend,
         context: RunContext,
     ) -> TrainResult:
-        from tunix_jax.training.loop import prepare_model, training_model
-
         progress = context.progress
         options = grpo_options(config)
         base = load_base(config, train_examples, backend, progress)
@@ -118,8 +138,6 @@ def prompt_items(
 ) -> list[PromptItem]:
     """Every example's rendered prompt, tokenized; prompts that leave fewer than
     ``max_new_tokens`` of ``training.max_seq_len`` are dropped (and counted)."""
-    from tunix_core.evaluation import example_meta
-
     limit = config.training.max_seq_len - options.max_new_tokens
     items, dropped = [], 0
     for example in examples:
@@ -184,16 +202,6 @@ class GrpoLoop:
         return max(1, math.ceil(training.epochs * len(self.prompts) / per_step))
 
     def train(self) -> tuple[TrainResult, Any]:
-        import jax
-        import jax.numpy as jnp
-
-        from tunix_jax import sharding as mesh_lib
-        from tunix_jax.models.gemma.sampler import Sampler
-        from tunix_jax.training.checkpoint import Checkpointer
-        from tunix_jax.training.data import IndexStream
-        from tunix_jax.training.loop import TrainState, drive_steps, outcome, resume
-        from tunix_jax.training.optim import build_optimizer
-
         config, options, training = self.config, self.options, self.config.training
         steps = self.total_steps()
         stream = IndexStream(len(self.prompts), training.batch_size * training.grad_accum,
@@ -231,11 +239,6 @@ class GrpoLoop:
         return done.result, done.model
 
     def _compile(self, state: TrainState, tx: Any) -> dict[str, Callable[..., Any]]:
-        import jax
-
-        from tunix_jax.rl.grpo.algorithm import Clip, make_grpo_step, make_logprobs_fn
-        from tunix_jax.training.loop import model_logits_fn
-
         options = self.options
         clip = Clip(options.epsilon_low, options.epsilon_high, options.beta)
         temperature, chunk_tokens = options.temperature, options.loss_chunk_tokens
@@ -253,9 +256,6 @@ class GrpoLoop:
         }  # fmt: skip
 
     def _describe(self, steps: int, position: Position, mesh: Any) -> None:
-        import jax
-        import numpy as np
-
         training, options = self.config.training, self.options
         trainable = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(position.params))
         self.progress(
@@ -269,12 +269,6 @@ class GrpoLoop:
     def sample(self, position: Position, indices: list[int], sampler: Sampler) -> Samples:
         """Draw ``num_generations`` completions of each prompt from the current policy
         (which holds ``position.params``) and score them."""
-        import numpy as np
-
-        from tunix_core.rewards import score_rewards
-        from tunix_jax.models.gemma.sampler import LENGTH
-        from tunix_jax.rl.grpo.algorithm import group_advantages
-
         options = self.options
         group = options.num_generations
         items = [self.prompts[i] for i in indices for _ in range(group)]
@@ -313,14 +307,6 @@ class GrpoLoop:
         schedule: Any,
         batch_sharding: Any,
     ) -> StepEnd:
-        import jax
-        import numpy as np
-        from flax import nnx
-
-        from tunix_jax import sharding as mesh_lib
-        from tunix_jax.rl.grpo.algorithm import GRPO_BATCH_KEYS, build_rows
-        from tunix_jax.training.callbacks import StepEnd
-
         began = time.monotonic()
         options, training = self.options, self.config.training
         nnx.update(self.policy, _trainable_state(state, position.params))
@@ -386,10 +372,6 @@ class GrpoLoop:
         batch_sharding: Any,
     ) -> Any:
         """[grad_accum, rows, C] log-probabilities under ``params`` (zeros without them)."""
-        import jax.numpy as jnp
-
-        from tunix_jax import sharding as mesh_lib
-
         if params is None:
             return mesh_lib.put_global(zeros, batch_sharding)
         per_micro = [
@@ -424,9 +406,6 @@ def row_shape(
 
 def _trainable_state(state: TrainState, params: Any) -> Any:
     """The trainable variables' state holding ``params`` (to update the sampling model)."""
-    import jax
-    from flax import nnx
-
     trainable = jax.tree.map(lambda x: x, state.template)
     nnx.replace_by_pure_dict(trainable, params)
     return trainable
@@ -454,8 +433,6 @@ def step_extras(
     the clip fraction and mean policy ratio over the step's updates; the completion
     length; the share of completions in the exact format, truncated and counted in the
     loss; and the time spent sampling (with scoring) and updating."""
-    from tunix_core.data.parse import parse_completion
-
     extra: dict[str, float | None] = {}
     extra["reward"], extra["reward_std"] = _mean_std(samples.total)
     for name, scores in samples.rewards.items():
