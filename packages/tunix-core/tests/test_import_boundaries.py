@@ -1,5 +1,6 @@
-"""The core, the evaluators and the packager reach models only through a model backend:
-none of their modules imports ``tunix_jax``, at the top or inside a function. The
+"""Every distribution but tunix-jax reaches models only through a model backend: none of
+their modules imports ``tunix_jax`` or JAX, at the top or inside a function. A
+distribution's source imports only the tunix distributions its pyproject declares. The
 datasets reach everything else only through the registries their plugin fills: nothing
 outside tunix-datasets imports ``tunix_datasets``. Read as source, so it holds without
 installing any of them."""
@@ -7,6 +8,7 @@ installing any of them."""
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,8 @@ JAX_FREE = {
     "tunix_core": REPO / "packages/tunix-core/src/tunix_core",
     "tunix_eval": REPO / "packages/tunix-eval/src/tunix_eval",
     "tunix_package": REPO / "packages/tunix-package/src/tunix_package",
+    "tunix_sweep": REPO / "packages/tunix-sweep/src/tunix_sweep",
+    "tunix_datasets": REPO / "packages/tunix-datasets/src/tunix_datasets",
 }
 FORBIDDEN = ("tunix_jax", "jax", "flax", "optax", "orbax")
 DATASETS = REPO / "packages/tunix-datasets"
@@ -79,3 +83,28 @@ def test_nothing_outside_tunix_datasets_imports_it():
     files = [path for root in OUTSIDE_DATASETS for path in python_files(root)]
     assert any("tunix-eval" in str(path) for path in files)
     assert datasets_imports(files) == []
+
+
+def declared_tunix_imports(package_dir: Path) -> set[str]:
+    """The import names of the tunix distributions ``package_dir``'s pyproject depends on
+    (its own included)."""
+    project = tomllib.loads((package_dir / "pyproject.toml").read_text(encoding="utf-8"))
+    names = [project["project"]["name"], *project["project"]["dependencies"]]
+    return {name.split(">")[0].split("=")[0].strip().replace("-", "_") for name in names
+            if name.startswith("tunix-")}  # fmt: skip
+
+
+@pytest.mark.parametrize("package_dir", sorted((REPO / "packages").iterdir()), ids=lambda p: p.name)
+def test_package_imports_only_the_tunix_distributions_it_declares(package_dir: Path):
+    allowed = declared_tunix_imports(package_dir)
+    undeclared = [
+        f"{path.relative_to(REPO)}: {module}"
+        for path in python_files(package_dir / "src")
+        for module in sorted(imported_modules(path.read_text(encoding="utf-8")))
+        if module.split(".")[0].startswith("tunix_") and module.split(".")[0] not in allowed
+    ]
+    assert undeclared == []
+
+
+def test_the_packager_does_not_depend_on_tunix_jax():
+    assert "tunix_jax" not in declared_tunix_imports(REPO / "packages/tunix-package")
