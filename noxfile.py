@@ -172,8 +172,9 @@ def crash(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def notebook(session: nox.Session) -> None:
     """The Kaggle notebook, top to bottom, with the tiny CPU profile."""
+    # pip: the notebook installs the packages with pip, as on Kaggle (uv's venvs have none).
     session.install(
-        "pytest", "nbclient", "nbformat", "ipykernel", *[f"packages/{p}" for p in PACKAGES]
+        "pip", "pytest", "nbclient", "nbformat", "ipykernel", *[f"packages/{p}" for p in PACKAGES]
     )
     _pytest(session, "tests/notebook")
 
