@@ -70,7 +70,8 @@ TEST_INSTALLS = {
         "-e", "packages/tunix-eval", "-e", "packages/tunix-package", "-e", "packages/tunix-sweep",
     ],
 }  # fmt: skip
-HEAVY_EXTRAS = ["torch==2.13.0", "transformers", "accelerate"]
+TORCH = "torch==2.13.0"
+HEAVY_EXTRAS = ["transformers", "accelerate"]
 
 
 def _pytest(session: nox.Session, *args: str) -> None:
@@ -113,11 +114,13 @@ def integration(session: nox.Session) -> None:
     _pytest(session, "tests/integration")
 
 
-# pip, not uv: the CPU build of torch 2.13.0 comes from the machine's pip find-links, where
-# uv would fetch the multi-GB CUDA build from PyPI.
-@nox.session(python="3.11", venv_backend="virtualenv")
+@nox.session(python="3.11")
 def heavy(session: nox.Session) -> None:
     """Real Gemma 3 270M weights, PyTorch parity and third-party datasets."""
+    # torch through pip: the CPU build of torch 2.13.0 comes from the machine's pip
+    # find-links, where uv would fetch the multi-GB CUDA build from PyPI. uv then keeps it.
+    session.install("pip")
+    session.run("python", "-m", "pip", "install", "--quiet", TORCH)
     session.install(*HEAVY_EXTRAS)
     # hypothesis: the fuzz test modules are collected (and deselected) here too.
     session.install(
