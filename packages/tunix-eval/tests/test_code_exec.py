@@ -50,13 +50,17 @@ def first() -> ReasoningExample:
 
 
 def outcome(answer: str, **limits: float) -> dict[str, object]:
-    report = CodeExecEvaluator(**limits).evaluate([predict(first(), answer)], context=RunContext(get_host()))  # type: ignore[arg-type]
+    report = CodeExecEvaluator(**limits).evaluate(
+        [predict(first(), answer)], context=RunContext(get_host())
+    )  # type: ignore[arg-type]
     return dict(report.per_item[first().id])
 
 
 def test_every_canonical_solution_passes_and_wrong_answers_fail() -> None:
     items = load_problems()
-    report = CodeExecEvaluator().evaluate([predict(item, item.answer) for item in items], context=RunContext(get_host()))
+    report = CodeExecEvaluator().evaluate(
+        [predict(item, item.answer) for item in items], context=RunContext(get_host())
+    )
     assert report.metrics["pass_at_1"] == 1.0
     assert report.metrics["n"] == 164 and report.metrics["outcomes"] == {"passed": 164}
     wrong = [predict(item, f"def {item.meta.extra['entry_point']}(*args):\n    return None")
@@ -71,7 +75,12 @@ def test_answers_run_after_the_prompts_code_and_may_be_fenced() -> None:
     # HumanEval/10's answer calls is_palindrome, which only the prompt defines.
     item = load_problems()[10]
     fenced = f"```python\n{item.answer}\n```"
-    assert CodeExecEvaluator().evaluate([predict(item, fenced)], context=RunContext(get_host())).metrics["passed"] == 1
+    assert (
+        CodeExecEvaluator()
+        .evaluate([predict(item, fenced)], context=RunContext(get_host()))
+        .metrics["passed"]
+        == 1
+    )
 
 
 def test_the_time_limit_kills_an_infinite_loop() -> None:
@@ -116,7 +125,9 @@ def test_network_isolation_is_reported_as_it_is() -> None:
     only_loopback = ("    import socket\n"
                      "    assert [name for _, name in socket.if_nameindex()] == ['lo']\n"
                      "    raise SystemExit(0)")  # fmt: skip
-    result = evaluator.evaluate([predict(first(), only_function(only_loopback))], context=RunContext(get_host()))
+    result = evaluator.evaluate(
+        [predict(first(), only_function(only_loopback))], context=RunContext(get_host())
+    )
     assert result.metrics["network_isolated"] is evaluator.network_isolated
     # Isolated, the program sees no interface but loopback; not isolated, it sees the host's.
     assert result.per_item[first().id]["passed"] is evaluator.network_isolated
@@ -124,7 +135,9 @@ def test_network_isolation_is_reported_as_it_is() -> None:
 
 def test_items_without_tests_are_skipped_and_missing_answers_fail() -> None:
     plain = Prediction("p1", "", "<answer>4</answer>", "4", {"category": "math"})
-    report = CodeExecEvaluator().evaluate([plain, predict(first(), None)], context=RunContext(get_host()))
+    report = CodeExecEvaluator().evaluate(
+        [plain, predict(first(), None)], context=RunContext(get_host())
+    )
     assert report.metrics["skipped_without_tests"] == 1 and report.metrics["n"] == 1
     assert "p1" not in report.per_item
     assert report.per_item[first().id]["outcome"] == "no_answer"
@@ -146,7 +159,9 @@ def test_scores_land_in_the_summary_and_survive_rescoring(tmp_path: Path) -> Non
     # The tests travel in predictions.jsonl, so `tunix eval --predictions` can rerun them.
     records = [json.loads(line) for line in (tmp_path / PREDICTIONS).read_text().splitlines()]
     assert [r["scores"]["code-exec"]["passed"] for r in records] == [True, False, False]
-    again = CodeExecEvaluator().evaluate([prediction_from_record(r) for r in records], context=RunContext(get_host()))
+    again = CodeExecEvaluator().evaluate(
+        [prediction_from_record(r) for r in records], context=RunContext(get_host())
+    )
     assert again.metrics["passed"] == 1
 
 

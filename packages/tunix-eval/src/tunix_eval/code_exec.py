@@ -207,11 +207,6 @@ def probe_containment(*, namespaces: bool = True, cgroup: bool = True) -> Contai
     return Containment(unshare, pid_namespace, parent, uid)
 
 
-def network_isolation_works() -> bool:
-    """Whether ``unshare`` can cut a program's network here."""
-    return probe_containment(cgroup=False).network_isolated
-
-
 def has_tests(prediction: Prediction) -> bool:
     """Whether the item carries tests: ``meta.test`` and ``meta.entry_point``, both or
     neither (one alone is a broken item, refused)."""
@@ -238,11 +233,11 @@ def exception_type(stderr: bytes) -> str | None:
     else None: only that goes into the evidence (at most ``ERROR_CHARS`` of
     letters, digits, ``_`` and ``.``), never other text the program printed."""
     lines = stderr.decode("utf-8", "replace").splitlines()
-    if TRACEBACK not in lines:
+    starts = [n for n, line in enumerate(lines) if line.endswith(TRACEBACK)]
+    if not starts:
         return None
     # After the last traceback's indented frames; its message may span lines.
-    after = lines[len(lines) - lines[::-1].index(TRACEBACK) :]
-    last = next((line for line in after if line and not line[0].isspace()), "")
+    last = next((line for line in lines[starts[-1] + 1 :] if line and not line[0].isspace()), "")
     match = EXCEPTION_LINE.match(last)
     return match.group(1)[:ERROR_CHARS] if match else None
 
