@@ -17,8 +17,15 @@ from tunix_core.evaluation import example_meta, prediction_from_record, score_pr
 from tunix_core.layout import EVAL_SUMMARY, PREDICTIONS
 from tunix_core.plugins import get_host
 from tunix_core.protocols import Prediction, RunContext
-from tunix_eval.code_exec import CodeExecEvaluator
+from tunix_eval.code_exec import ALLOW_NETWORK_VARIABLE, CodeExecEvaluator
 from tunix_eval.plugin import EVALUATORS
+
+
+@pytest.fixture(autouse=True)
+def network_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests score; where the network cannot be cut they run with it
+    (test_code_exec_hostile.py tests the refusal)."""
+    monkeypatch.setenv(ALLOW_NETWORK_VARIABLE, "1")
 
 
 @cache

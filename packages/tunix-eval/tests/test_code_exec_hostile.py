@@ -6,7 +6,11 @@ cgroup), which is what a machine without ``unshare`` and cgroups gets."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -28,7 +32,9 @@ from tunix_eval.code_exec import (
 
 HERE = probe_containment()
 MODES: dict[str, dict[str, Any]] = {
-    "best": {},  # whatever works here
+    # Whatever works here; where the network cannot be cut, run anyway (the refusal has
+    # its own test).
+    "best": {"allow_network_unisolated": True},
     "fallback": {"namespaces": False, "cgroup": False, "allow_network_unisolated": True},
 }
 TEST = "def check(candidate):\n    assert candidate(1) == 2\n"
@@ -169,16 +175,61 @@ def test_in_its_namespaces_it_cannot_reach_the_evaluator(monkeypatch: pytest.Mon
     assert score["outcome"] == "crashed"
 
 
-@pytest.mark.skipif(HERE.uid is None,
-                    reason="not root, or `nobody` cannot run this interpreter here")  # fmt: skip
-def test_as_root_it_runs_as_nobody() -> None:
-    code = "import os\nassert os.geteuid() != 0 or os.getuid() != 0\n" + GOOD
-    assert evaluate("best", code)[0]["outcome"] == "passed"
+# This venv's interpreter may be one `nobody` cannot run (here it is under /root): the
+# distribution's interpreter of the same version, with this venv's packages, runs the
+# evaluator as root and drops to `nobody`.
+SYSTEM_PYTHON = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}")
+AS_NOBODY = """
+import json, site, sys
+site.addsitedir(sys.argv[1])
+from tunix_eval.code_exec import CodeExecEvaluator
+options = json.loads(sys.argv[2])
+evaluator = CodeExecEvaluator(**options)
+outcomes = evaluator.run_programs(json.loads(sys.argv[3]))
+print(json.dumps([evaluator.containment.uid, [[o.status, o.error] for o in outcomes]]))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not SYSTEM_PYTHON.is_file(),
+                    reason=f"needs root and {SYSTEM_PYTHON}")  # fmt: skip
+@pytest.mark.parametrize("mode", MODES)
+def test_as_root_it_runs_as_nobody_under_a_process_limit(mode: str) -> None:
+    folder = Path(tempfile.mkdtemp(dir="/tmp"))  # others may enter it: only the file is closed
+    folder.chmod(0o755)
+    (folder / "root-only").write_text("secret")
+    (folder / "root-only").chmod(0o600)
+    unreachable = ("import os\n"
+                   "ppid, reached = os.getppid(), []\n"
+                   "for attempt in (lambda: os.kill(ppid, 0),\n"
+                   "                lambda: open(f'/proc/{ppid}/environ', 'rb').read()):\n"
+                   "    try:\n"
+                   "        reached += [attempt()] if ppid else []\n"
+                   "    except PermissionError:\n"
+                   "        pass\n"
+                   "assert not reached\n")  # fmt: skip
+    programs = [f"open({str(folder / 'root-only')!r}).read()\n",
+                "import os, time\nfor n in range(300):\n    if os.fork() == 0:\n"
+                "        time.sleep(30)\n        os._exit(0)\n",
+                unreachable]  # fmt: skip
+    options = MODES[mode]
+    site = Path(pytest.__file__).parents[1]  # this venv's site-packages
+    try:
+        done = subprocess.run([str(SYSTEM_PYTHON), "-I", "-c", AS_NOBODY, str(site),
+                               json.dumps(options), json.dumps(programs)],
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+    finally:
+        shutil.rmtree(folder)
+    assert done.returncode == 0, done.stderr
+    uid, outcomes = json.loads(done.stdout)
+    assert uid == 65534
+    assert outcomes == [["failed", "PermissionError"], ["failed", "BlockingIOError"],
+                        ["passed", None]]  # fmt: skip
 
 
 @pytest.mark.skipif(os.geteuid() == 0 and HERE.uid is None,
                     reason="RLIMIT_NPROC does not bind root, and `nobody` cannot run this "
-                           "interpreter here")  # fmt: skip
+                           "interpreter (test_as_root_it_runs_as_nobody_under_a_process_limit "
+                           "runs the system one)")  # fmt: skip
 def test_the_process_count_is_limited() -> None:
     code = ("import os, time\n"
             "for n in range(300):\n"
