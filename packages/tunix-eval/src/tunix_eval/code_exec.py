@@ -367,21 +367,29 @@ class CodeExecEvaluator:
     def _start(self, program: str) -> _Running:
         box = self.containment
         path = Path(tempfile.mkdtemp(prefix="tunix-code-exec-"))
-        (path / "program.py").write_text(program, encoding="utf-8")
         cgroup = None
         if box.cgroup_parent is not None:
             cgroup = box.cgroup_parent / f"tunix-code-exec-{os.getpid()}-{next(self._items)}"
-            cgroup.mkdir()
-            with contextlib.suppress(OSError):  # without the pids controller: RLIMIT_NPROC
-                (cgroup / "pids.max").write_text(str(PROCESS_LIMIT))
-        if box.uid is not None:
-            os.chown(path, box.uid, box.uid)
-        process = subprocess.Popen(
-            [*box.unshare, sys.executable, "-I", "program.py"],
-            cwd=path, env={}, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, start_new_session=True,
-            preexec_fn=_limits(self.timeout_s, self.memory_mb, box.uid, cgroup),
-        )  # fmt: skip
+        try:
+            (path / "program.py").write_text(program, encoding="utf-8")
+            if cgroup is not None:
+                cgroup.mkdir()
+                with contextlib.suppress(OSError):  # without the pids controller: RLIMIT_NPROC
+                    (cgroup / "pids.max").write_text(str(PROCESS_LIMIT))
+            if box.uid is not None:
+                os.chown(path, box.uid, box.uid)
+            process = subprocess.Popen(
+                [*box.unshare, sys.executable, "-I", "program.py"],
+                cwd=path, env={}, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE, start_new_session=True,
+                preexec_fn=_limits(self.timeout_s, self.memory_mb, box.uid, cgroup),
+            )  # fmt: skip
+        except BaseException:  # nothing is left of an item that did not start
+            shutil.rmtree(path, ignore_errors=True)
+            if cgroup is not None:
+                with contextlib.suppress(OSError):
+                    cgroup.rmdir()
+            raise
         assert process.stderr is not None
         os.set_blocking(process.stderr.fileno(), False)
         return _Running(process, path, cgroup, time.monotonic())
@@ -393,7 +401,8 @@ class CodeExecEvaluator:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(job.process.pid, signal.SIGKILL)
         job.process.wait()
-        # What left the group (setsid) and outlived its parent is now ours (subreaper).
+        # What left the group (setsid) and outlived its parent is now ours (subreaper); the
+        # orphans of a sibling still running are killed early too.
         keep = self._own_children | {other.process.pid for other in running.values()}
         for _ in range(1000):  # a bound only: RLIMIT_NPROC bounds what can be forked
             orphans = _children(os.getpid()) - keep
