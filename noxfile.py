@@ -166,8 +166,9 @@ def bench(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def crash(session: nox.Session) -> None:
     """A tiny `tunix run` SIGKILLed 20 times (every stage, fixed seeds) and resumed: each
-    ends valid, with the uninterrupted run's weights and every step logged once; and a
-    tiny GRPO training SIGKILLed and resumed to the same parameters."""
+    ends valid, with the uninterrupted run's weights and every step logged once; a
+    tiny GRPO training SIGKILLed and resumed to the same parameters; and `tunix eval` with
+    code-exec on hostile answers (no process survives an item, the evaluation completes)."""
     session.install("pytest", *TEST_INSTALLS["tunix-package"])
     _pytest(session, "tests/crash", "-s")
 
