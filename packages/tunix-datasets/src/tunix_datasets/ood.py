@@ -316,7 +316,7 @@ def time_walk(rng: random.Random, traces: Traces) -> Worked:
 
 
 def percent_of(rng: random.Random, traces: Traces) -> Worked:
-    percent, base = rng.choice(OOD_PERCENTS), rng.randrange(500, 2050, 50)
+    percent, base = rng.choice(OOD_PERCENTS), rng.randrange(1100, 3050, 50)
     part = Fraction(base * percent, 100)
     return Worked(
         f"Find {percent} percent of {base}.",
@@ -326,7 +326,7 @@ def percent_of(rng: random.Random, traces: Traces) -> Worked:
 
 
 def percent_growth(rng: random.Random, traces: Traces) -> Worked:
-    percent, base = rng.choice(OOD_PERCENTS), rng.randrange(1000, 10_000, 100)
+    percent, base = rng.choice(OOD_PERCENTS), rng.randrange(1100, 10_000, 100)
     growth = base * percent // 100
     return Worked(
         f"A town of {base} people grows by {percent}%. How many people live there after the growth?",
