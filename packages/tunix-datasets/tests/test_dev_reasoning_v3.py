@@ -58,7 +58,9 @@ def test_is_a_provider_with_v2s_families_and_counts() -> None:
 
 
 @pytest.mark.parametrize("split", ["train", "eval"])
-def test_every_answer_follows_from_its_question(split: str, solve: Callable[[str], str | None]) -> None:
+def test_every_answer_follows_from_its_question(
+    split: str, solve: Callable[[str], str | None]
+) -> None:
     for example in _load(split):
         assert solve(example.question) == example.answer, example
 
@@ -69,7 +71,9 @@ def _check_columns(example: ReasoningExample, op: str) -> None:
     assert header, example
     top, bottom = header[1].split(), header[2].split()
     width = len(top)
-    assert top == list(str(a).rjust(width, "0")[::-1]) and bottom == list(str(b).rjust(width, "0")[::-1])
+    assert top == list(str(a).rjust(width, "0")[::-1]) and bottom == list(
+        str(b).rjust(width, "0")[::-1]
+    )
     written, carry = [], 0
     for x, y, step in zip(top, bottom, example.steps[1:], strict=False):
         if op == "+":
@@ -80,7 +84,9 @@ def _check_columns(example: ReasoningExample, op: str) -> None:
             written.append(m[5])
             carry = total // 10
         else:
-            borrowed = re.fullmatch(r"(\d)-(\d)-(\d) is below 0, so (\d+)-(\d)-(\d)=(\d) borrow 1", step)
+            borrowed = re.fullmatch(
+                r"(\d)-(\d)-(\d) is below 0, so (\d+)-(\d)-(\d)=(\d) borrow 1", step
+            )
             plain = re.fullmatch(r"(\d)-(\d)-(\d)=(\d) borrow 0", step)
             m = borrowed or plain
             assert m and (m[1], m[2], int(m[3])) == (x, y, carry), step
@@ -193,7 +199,10 @@ def _check_sort(example: ReasoningExample) -> None:
 def _check_count(example: ReasoningExample) -> None:
     if "words" in example.question:
         words = re.findall(r'"([^"]*)"', example.question)[0].split()
-        assert example.steps == (*(f"{i} {w}" for i, w in enumerate(words, start=1)), f"{len(words)} words")
+        assert example.steps == (
+            *(f"{i} {w}" for i, w in enumerate(words, start=1)),
+            f"{len(words)} words",
+        )
         return
     text = re.findall(r'"([^"]*)"', example.question)[-1]
     wanted = (lambda ch: ch in "aeiou") if "vowels" in example.question else (

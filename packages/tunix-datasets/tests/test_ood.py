@@ -48,7 +48,14 @@ TRAIN_TEMPLATES = {
 }
 # Families whose numbers ood draws beyond training's largest, and those whose words it
 # draws longer than training's longest.
-NUMBER_FAMILIES = ("addition", "subtraction", "multiplication", "sorting", "percentage", "unit_price")
+NUMBER_FAMILIES = (
+    "addition",
+    "subtraction",
+    "multiplication",
+    "sorting",
+    "percentage",
+    "unit_price",
+)
 WORD_FAMILIES = ("string_reversal", "case_change", "word_count", "sorting")
 
 
@@ -121,15 +128,21 @@ def test_each_ood_item_names_its_own_template(version: str) -> None:
         # every question of a template shares its wording; no two templates share one
     by_template: dict[str, set[str]] = {}
     for example in evaluated:
-        by_template.setdefault(example.meta.extra["template"], set()).add(_skeleton(example.question))
+        by_template.setdefault(example.meta.extra["template"], set()).add(
+            _skeleton(example.question)
+        )
     skeletons = [s for group in by_template.values() for s in group]
     assert len(skeletons) == len(set(skeletons))
 
 
 def test_ood_numbers_go_beyond_the_training_ranges() -> None:
-    trained = _load("v2", "train") + _load("v2", "eval") + _load("v3", "train") + _load("v3", "eval")
+    trained = (
+        _load("v2", "train") + _load("v2", "eval") + _load("v3", "train") + _load("v3", "eval")
+    )
     for family in NUMBER_FAMILIES:
-        largest = max(max(_numbers(e.question), default=0) for e in trained if e.meta.category == family)
+        largest = max(
+            max(_numbers(e.question), default=0) for e in trained if e.meta.category == family
+        )
         for example in _load("v2", "ood"):
             if example.meta.category == family and _numbers(example.question):  # not words
                 assert max(_numbers(example.question)) > largest, example.question
@@ -145,7 +158,9 @@ def test_ood_numbers_go_beyond_the_training_ranges() -> None:
 
 
 def test_ood_words_are_longer_than_any_training_word() -> None:
-    trained = _load("v2", "train") + _load("v2", "eval") + _load("v3", "train") + _load("v3", "eval")
+    trained = (
+        _load("v2", "train") + _load("v2", "eval") + _load("v3", "train") + _load("v3", "eval")
+    )
     longest = max(
         len(w) for e in trained if e.meta.category in WORD_FAMILIES
         for w in _payload_words(e.question)
@@ -168,7 +183,9 @@ def test_ood_has_multi_step_word_problems_and_every_skill() -> None:
     assert counts["word_problem"] >= 60
     trained_families = {e.meta.category for e in _load("v2", "train")} - {"edge_case"}
     assert trained_families < set(counts)
-    assert {e.meta.section for e in evaluated if e.meta.category == "word_problem"} == {"multi_step"}
+    assert {e.meta.section for e in evaluated if e.meta.category == "word_problem"} == {
+        "multi_step"
+    }
 
 
 def test_both_versions_ask_the_same_ood_questions_with_their_own_steps() -> None:
@@ -179,7 +196,9 @@ def test_both_versions_ask_the_same_ood_questions_with_their_own_steps() -> None
 
 def test_answer_checks_match_the_answers() -> None:
     for example in _load("v2", "ood"):
-        expected = {"string_reversal": "exact", "case_change": "exact"}.get(example.meta.category, "auto")
+        expected = {"string_reversal": "exact", "case_change": "exact"}.get(
+            example.meta.category, "auto"
+        )
         if example.meta.category == "sorting":
             expected = "exact" if re.search(r"[a-z]", example.answer) else "list"
         assert example.meta.answer_match == expected, example

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from tunix_datasets import worked
 from tunix_datasets.worked import SHORT_WORDS, WORDS, Worked
@@ -157,7 +158,7 @@ def _first_difference(x: str, y: str) -> str:
     return f"{x} is shorter" if len(x) < len(y) else f"{y} is shorter"
 
 
-def sort_steps(values: Sequence[str], key: Callable[[str], int | str], pick: str) -> list[str]:
+def sort_steps(values: Sequence[str], key: Callable[[str], Any], pick: str) -> list[str]:
     """Selection sort with a running comparison: each pass compares the kept value with the
     next one and keeps the ``pick`` (``smallest``, ``largest`` or ``first``) of the two."""
     remaining, steps = list(values), []

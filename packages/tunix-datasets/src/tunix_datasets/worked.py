@@ -280,9 +280,7 @@ def subtraction_steps(a: int, b: int) -> list[str]:
 
 def subtraction(rng: random.Random, difficulty: str) -> Worked:
     low, high = _ARITHMETIC_DIGITS[difficulty]
-    a, b = sorted(
-        (with_digits(rng, high), with_digits(rng, rng.randint(low, high))), reverse=True
-    )
+    a, b = sorted((with_digits(rng, high), with_digits(rng, rng.randint(low, high))), reverse=True)
     if a == b:
         b -= 1
     return Worked(f"What is {a} - {b}?", tuple(subtraction_steps(a, b)), str(a - b))
