@@ -33,7 +33,7 @@ PINNED = {
     "version": "2.2.0",
     "train": "9307dea1788bfebb5e1db1be47e137d4382a7b1b8dc803a7dbcc0a4c6aa54594",
     "eval": "75bcc03e1ebc5afe1928a8ca54807e2e63640738b96770bb977ccd317716c0e6",
-    "ood": "effec21dd58f9e044f7bb70c2b08f7b15b0befd9cf7a8e092b78043ceff89c7c",
+    "ood": "2645391881394b5c96413b0755126b45e3dbaa5800b86716c9a78bb3eb1548f9",
 }
 # The 2.0.0 export: 2.1.0 added meta.answer_match and nothing else, so without that field
 # every question, step, answer and id must hash as before (runs on either version train

@@ -131,7 +131,7 @@ def _long_nonsense(rng: random.Random, count: int) -> list[str]:
 
 
 def add_sum_of(rng: random.Random, traces: Traces) -> Worked:
-    a, b = _digits(rng, 6), _digits(rng, 6)
+    a, b = _digits(rng, 6), _digits(rng, 4)
     return Worked(f"Find the sum of {a} and {b}.", tuple(traces.addition(a, b)), str(a + b))
 
 
@@ -141,7 +141,7 @@ def add_plus(rng: random.Random, traces: Traces) -> Worked:
 
 
 def sub_difference(rng: random.Random, traces: Traces) -> Worked:
-    a, b = sorted(rng.sample(range(100_000, 1_000_000), 2), reverse=True)
+    a, b = _digits(rng, 6), _digits(rng, 4)
     return Worked(
         f"Find the difference between {a} and {b}.", tuple(traces.subtraction(a, b)), str(a - b)
     )
@@ -192,7 +192,7 @@ def rev_words(rng: random.Random, traces: Traces) -> Worked:
 
 
 def _sorted_numbers(rng: random.Random, traces: Traces, question: str, largest: bool) -> Worked:
-    numbers = [str(n) for n in rng.sample(range(1000, 10_000), 4)]
+    numbers = [str(n) for n in rng.sample(range(1000, 10_000), 3)]
     return Worked(
         question.format(", ".join(numbers)),
         tuple(traces.sort(numbers, int, "largest" if largest else "smallest")),
@@ -380,7 +380,7 @@ def combo_unit_sale(rng: random.Random, traces: Traces) -> Worked:
 
 
 def combo_beads(rng: random.Random, traces: Traces) -> Worked:
-    red, blue, jars = _digits(rng, 3), _digits(rng, 3), rng.randint(2, 9)
+    red, blue, jars = _digits(rng, 2), _digits(rng, 2), rng.randint(2, 9)
     total = red + blue
     return Worked(
         f"A jar holds {red} red beads and {blue} blue beads. How many beads are in {jars} such jars?",

@@ -22,16 +22,25 @@ from tunix_datasets.worked import SHORT_WORDS, WORDS, Worked
 # --- digits -----------------------------------------------------------------------------
 
 
-def digits_from_right(value: int, width: int) -> str:
-    """``value``'s digits ones first, padded with zeros to ``width`` digits: ``8 7 9 0``."""
-    return " ".join(str(value).rjust(width, "0")[::-1])
+def reversed_digits(value: int, width: int) -> str:
+    """``value``'s digits ones first, padded with zeros to ``width``: ``879`` -> ``9780``.
+    Gemma reads every digit as its own token, so no spaces are needed between them."""
+    return str(value).rjust(width, "0")[::-1]
+
+
+def _from_the_left(result: int, width: int) -> str:
+    """The written digits read from the left, and the number they make when a borrow left
+    leading zeros."""
+    padded = str(result).rjust(width, "0")
+    return f"from the left: {padded}" + (f" = {result}" if padded != str(result) else "")
 
 
 def addition_steps(a: int, b: int) -> list[str]:
-    """Column addition from the ones: ``x+y+carry=t write t%10 carry t//10`` per column."""
+    """Column addition from the ones: ``x+y+carry=t write t%10 carry t//10`` per column,
+    then the written digits read from the left (the sum)."""
     width = max(len(str(a)), len(str(b)))
-    top, bottom = str(a).rjust(width, "0")[::-1], str(b).rjust(width, "0")[::-1]
-    steps = [f"right to left: {digits_from_right(a, width)} and {digits_from_right(b, width)}"]
+    top, bottom = reversed_digits(a, width), reversed_digits(b, width)
+    steps = [f"reversed: {top} and {bottom}"]
     carry = 0
     for x, y in zip(map(int, top), map(int, bottom), strict=True):
         total = x + y + carry
@@ -39,27 +48,25 @@ def addition_steps(a: int, b: int) -> list[str]:
         carry = total // 10
     if carry:
         steps.append(f"last carry {carry} write {carry}")
-    steps.append(f"digits from the left: {' '.join(str(a + b))}")
-    steps.append(f"{a} + {b} = {a + b}")
+    steps.append(_from_the_left(a + b, len(str(a + b))))
     return steps
 
 
 def subtraction_steps(a: int, b: int) -> list[str]:
     """Column subtraction of ``b <= a`` from the ones; a column below 0 borrows 10."""
     width = len(str(a))
-    top, bottom = str(a)[::-1], str(b).rjust(width, "0")[::-1]
-    steps = [f"right to left: {digits_from_right(a, width)} and {digits_from_right(b, width)}"]
+    top, bottom = reversed_digits(a, width), reversed_digits(b, width)
+    steps = [f"reversed: {top} and {bottom}"]
     borrow = 0
     for x, y in zip(map(int, top), map(int, bottom), strict=True):
         if x - y - borrow < 0:
             digit = 10 + x - y - borrow
-            steps.append(f"{x}-{y}-{borrow} is below 0, so {10 + x}-{y}-{borrow}={digit} borrow 1")
+            steps.append(f"{x}-{y}-{borrow}<0 so {10 + x}-{y}-{borrow}={digit} borrow 1")
             borrow = 1
         else:
             steps.append(f"{x}-{y}-{borrow}={x - y - borrow} borrow 0")
             borrow = 0
-    steps.append(f"digits from the left: {' '.join(str(a - b).rjust(width, '0'))}")
-    steps.append(f"{a} - {b} = {a - b}")
+    steps.append(_from_the_left(a - b, width))
     return steps
 
 
@@ -95,7 +102,8 @@ def multiplication_steps(a: int, b: int) -> list[str]:
         partials.append(product * 10**place)
     if len(partials) > 1:
         steps.append(" + ".join(map(str, partials)) + f" = {a * b}")
-    steps.append(f"{a} × {b} = {a * b}")
+    else:
+        steps.append(f"{a} × {b} = {a * b}")
     return steps
 
 
@@ -173,7 +181,9 @@ def sort_steps(values: Sequence[str], key: Callable[[str], Any], pick: str) -> l
             if (key(value) > key(kept)) == largest:
                 kept = value
             comparisons.append(f"{reason} keep {kept}")
-        steps.append(f"{pick} of {', '.join(remaining)}: " + "; ".join(comparisons))
+        # the first pass goes over the question's list; later ones name what is left
+        listed = "all" if len(remaining) == len(values) else ", ".join(remaining)
+        steps.append(f"{pick} of {listed}: " + "; ".join(comparisons))
         remaining.remove(kept)
     steps.append(f"{remaining[0]} is left")
     return steps
