@@ -98,7 +98,7 @@ V3_TRACES = Traces(
     reversal=traced.reversal_steps,
     word_order=traced.word_order_steps,
     case=traced.case_steps,
-    sort=lambda values, key, pick: traced.sort_steps(values, key, pick),
+    sort=traced.sort_steps,
     count_words=traced.count_words_steps,
     count_letter=lambda word, letter: traced.count_letters_steps(
         word, lambda ch: ch == letter, f'"{letter}"'
@@ -106,10 +106,6 @@ V3_TRACES = Traces(
 )
 
 Template = Callable[[random.Random, Traces], Worked]
-
-
-def _digits(rng: random.Random, count: int) -> int:
-    return worked.with_digits(rng, count)
 
 
 def _long_pseudo_word(rng: random.Random) -> str:
@@ -131,38 +127,38 @@ def _long_nonsense(rng: random.Random, count: int) -> list[str]:
 
 
 def add_sum_of(rng: random.Random, traces: Traces) -> Worked:
-    a, b = _digits(rng, 6), _digits(rng, 4)
+    a, b = worked.with_digits(rng, 6), worked.with_digits(rng, 4)
     return Worked(f"Find the sum of {a} and {b}.", tuple(traces.addition(a, b)), str(a + b))
 
 
 def add_plus(rng: random.Random, traces: Traces) -> Worked:
-    a, b = _digits(rng, 6), rng.randint(2, 9)
+    a, b = worked.with_digits(rng, 6), rng.randint(2, 9)
     return Worked(f"{a} plus {b} equals what?", tuple(traces.addition(a, b)), str(a + b))
 
 
 def sub_difference(rng: random.Random, traces: Traces) -> Worked:
-    a, b = _digits(rng, 6), _digits(rng, 4)
+    a, b = worked.with_digits(rng, 6), worked.with_digits(rng, 4)
     return Worked(
         f"Find the difference between {a} and {b}.", tuple(traces.subtraction(a, b)), str(a - b)
     )
 
 
 def sub_take_away(rng: random.Random, traces: Traces) -> Worked:
-    a, b = _digits(rng, 6), rng.randint(2, 9)
+    a, b = worked.with_digits(rng, 6), rng.randint(2, 9)
     return Worked(
         f"Take {b} away from {a}. What remains?", tuple(traces.subtraction(a, b)), str(a - b)
     )
 
 
 def mul_product(rng: random.Random, traces: Traces) -> Worked:
-    a, b = _digits(rng, 4), rng.randint(2, 9)
+    a, b = worked.with_digits(rng, 4), rng.randint(2, 9)
     return Worked(
         f"Find the product of {a} and {b}.", tuple(traces.multiplication(a, b)), str(a * b)
     )
 
 
 def mul_multiply(rng: random.Random, traces: Traces) -> Worked:
-    a, b = _digits(rng, 4), rng.randint(2, 9)
+    a, b = worked.with_digits(rng, 4), rng.randint(2, 9)
     return Worked(f"Multiply {a} by {b}.", tuple(traces.multiplication(a, b)), str(a * b))
 
 
@@ -380,7 +376,7 @@ def combo_unit_sale(rng: random.Random, traces: Traces) -> Worked:
 
 
 def combo_beads(rng: random.Random, traces: Traces) -> Worked:
-    red, blue, jars = _digits(rng, 2), _digits(rng, 2), rng.randint(2, 9)
+    red, blue, jars = worked.with_digits(rng, 2), worked.with_digits(rng, 2), rng.randint(2, 9)
     total = red + blue
     return Worked(
         f"A jar holds {red} red beads and {blue} blue beads. How many beads are in {jars} such jars?",
