@@ -26,6 +26,7 @@ def test_list_shows_names_and_descriptions(host: SimpleNamespace) -> None:
     assert [line.split()[0] for line in lines] == [
         "champ",
         "dev-reasoning-v2",
+        "dev-reasoning-v3",
         "golden-v2",
         "gsm-symbolic",
         "hf",

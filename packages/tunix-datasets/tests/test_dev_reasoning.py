@@ -28,10 +28,12 @@ TRANSFORMS = TransformRegistry()
 register_builtin_transforms(TRANSFORMS)
 
 # A changed generator must change GENERATOR_VERSION: update these pins together with it.
+# 2.2.0 added the ood split: train and eval hash exactly as in 2.1.0.
 PINNED = {
-    "version": "2.1.0",
+    "version": "2.2.0",
     "train": "9307dea1788bfebb5e1db1be47e137d4382a7b1b8dc803a7dbcc0a4c6aa54594",
     "eval": "75bcc03e1ebc5afe1928a8ca54807e2e63640738b96770bb977ccd317716c0e6",
+    "ood": "2645391881394b5c96413b0755126b45e3dbaa5800b86716c9a78bb3eb1548f9",
 }
 # The 2.0.0 export: 2.1.0 added meta.answer_match and nothing else, so without that field
 # every question, step, answer and id must hash as before (runs on either version train
@@ -55,6 +57,7 @@ def test_export_checksums_are_pinned_to_the_generator_version() -> None:
         "version": GENERATOR_VERSION,
         "train": _digest(_load("train")),
         "eval": _digest(_load("eval")),
+        "ood": _digest(_load("ood")),
     }
     assert actual == PINNED, "dev-reasoning-v2 output changed: bump GENERATOR_VERSION and the pins"
 
@@ -87,7 +90,7 @@ def test_answers_that_are_a_case_or_an_order_need_a_strict_check() -> None:
 def test_is_a_dataset_provider() -> None:
     provider = DevReasoningV2()
     assert isinstance(provider, DatasetProvider)
-    assert list(provider.splits()) == ["train", "eval"]
+    assert list(provider.splits()) == ["train", "eval", "ood"]
 
 
 def test_counts() -> None:
@@ -161,7 +164,7 @@ def test_same_seed_same_items_other_seed_other_items() -> None:
 
 
 def test_unknown_split_names_the_available_ones() -> None:
-    with pytest.raises(DataError, match="no split 'test'; available: train, eval"):
+    with pytest.raises(DataError, match="no split 'test'; available: train, eval, ood"):
         _load("test")
 
 

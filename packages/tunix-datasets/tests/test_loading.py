@@ -74,9 +74,9 @@ def test_spec_argument_reaches_the_provider(
 
 def test_unknown_dataset_suggests_the_closest(builtin_registry: DatasetRegistry) -> None:
     with pytest.raises(
-        DataError, match=r"Unknown dataset 'dev-reasoning'.*Did you mean 'dev-reasoning-v2'\?"
+        DataError, match=r"Unknown dataset 'dev-reasonin-v2'.*Did you mean 'dev-reasoning-v2'\?"
     ):
-        load_split(builtin_registry, "dev-reasoning", "train", transforms=TRANSFORMS, seed=0)
+        load_split(builtin_registry, "dev-reasonin-v2", "train", transforms=TRANSFORMS, seed=0)
 
 
 def test_unknown_split_lists_the_available_ones() -> None:

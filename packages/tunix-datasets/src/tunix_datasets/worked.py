@@ -54,7 +54,7 @@ def _terminates(value: Fraction) -> bool:
     return denominator == 1
 
 
-def _with_digits(rng: random.Random, digits: int) -> int:
+def with_digits(rng: random.Random, digits: int) -> int:
     return rng.randint(10 ** (digits - 1), 10**digits - 1)
 
 
@@ -252,7 +252,7 @@ def addition_steps(a: int, b: int) -> list[str]:
 
 def addition(rng: random.Random, difficulty: str) -> Worked:
     low, high = _ARITHMETIC_DIGITS[difficulty]
-    a, b = _with_digits(rng, rng.randint(low, high)), _with_digits(rng, rng.randint(low, high))
+    a, b = with_digits(rng, rng.randint(low, high)), with_digits(rng, rng.randint(low, high))
     return Worked(f"What is {a} + {b}?", tuple(addition_steps(a, b)), str(a + b))
 
 
@@ -280,9 +280,7 @@ def subtraction_steps(a: int, b: int) -> list[str]:
 
 def subtraction(rng: random.Random, difficulty: str) -> Worked:
     low, high = _ARITHMETIC_DIGITS[difficulty]
-    a, b = sorted(
-        (_with_digits(rng, high), _with_digits(rng, rng.randint(low, high))), reverse=True
-    )
+    a, b = sorted((with_digits(rng, high), with_digits(rng, rng.randint(low, high))), reverse=True)
     if a == b:
         b -= 1
     return Worked(f"What is {a} - {b}?", tuple(subtraction_steps(a, b)), str(a - b))
@@ -302,18 +300,18 @@ def multiplication_steps(a: int, b: int) -> list[str]:
 
 def multiplication(rng: random.Random, difficulty: str) -> Worked:
     if difficulty == "easy":
-        a, b = rng.randint(2, 9), _with_digits(rng, 2)  # split the two-digit factor
+        a, b = rng.randint(2, 9), with_digits(rng, 2)  # split the two-digit factor
     elif difficulty == "medium":
-        a, b = _with_digits(rng, 2), _with_digits(rng, 2)
+        a, b = with_digits(rng, 2), with_digits(rng, 2)
     else:
-        a, b = _with_digits(rng, 3), _with_digits(rng, rng.choice((2, 3)))
+        a, b = with_digits(rng, 3), with_digits(rng, rng.choice((2, 3)))
     return Worked(f"What is {a} × {b}?", tuple(multiplication_steps(a, b)), str(a * b))
 
 
 # --- strings ----------------------------------------------------------------------------
 
 
-def _pseudo_word(rng: random.Random, length: int) -> str:
+def pseudo_word(rng: random.Random, length: int) -> str:
     return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(length))
 
 
@@ -327,7 +325,7 @@ def string_reversal(rng: random.Random, difficulty: str) -> Worked:
             answer,
             "exact",
         )
-    word = rng.choice(WORDS) if difficulty == "easy" else _pseudo_word(rng, rng.randint(6, 8))
+    word = rng.choice(WORDS) if difficulty == "easy" else pseudo_word(rng, rng.randint(6, 8))
     return Worked(
         f'Reverse the string "{word}".',
         (f"letters: {' '.join(word)}", f"from the end: {' '.join(reversed(word))}"),
@@ -336,7 +334,7 @@ def string_reversal(rng: random.Random, difficulty: str) -> Worked:
     )
 
 
-def _selection_steps(values: Sequence[str], key: Callable[[str], Any], pick: str) -> list[str]:
+def selection_steps(values: Sequence[str], key: Callable[[str], Any], pick: str) -> list[str]:
     remaining, steps = list(values), []
     while len(remaining) > 1:
         best = min(remaining, key=key) if pick != "largest" else max(remaining, key=key)
@@ -352,7 +350,7 @@ def sorting(rng: random.Random, difficulty: str) -> Worked:
         ordered = sorted(words)
         return Worked(
             f"Sort these words alphabetically: {', '.join(words)}.",
-            tuple(_selection_steps(words, str, "first")),
+            tuple(selection_steps(words, str, "first")),
             ", ".join(ordered),
             "exact",
         )
@@ -362,7 +360,7 @@ def sorting(rng: random.Random, difficulty: str) -> Worked:
     ordered = sorted(numbers, key=int, reverse=order == "descending")
     return Worked(
         f"Sort these numbers in {order} order: {', '.join(numbers)}.",
-        tuple(_selection_steps(numbers, int, pick)),
+        tuple(selection_steps(numbers, int, pick)),
         ", ".join(ordered),
         "list",  # numbers in order; "12,34" or "12 and 34" state the same list
     )
@@ -380,7 +378,7 @@ def _nonsense(rng: random.Random) -> str:
 
 
 def syllogism(rng: random.Random, difficulty: str) -> Worked:
-    a, b, c, d = _distinct_nonsense(rng, 4)
+    a, b, c, d = distinct_nonsense(rng, 4)
     form = rng.choice((0, 1)) + {"easy": 0, "medium": 2, "hard": 4}[difficulty]
     ask = " Answer yes or no."
     name = rng.choice(NAMES)
@@ -434,7 +432,7 @@ def syllogism(rng: random.Random, difficulty: str) -> Worked:
     )
 
 
-def _distinct_nonsense(rng: random.Random, count: int) -> list[str]:
+def distinct_nonsense(rng: random.Random, count: int) -> list[str]:
     words: list[str] = []
     while len(words) < count:
         word = _nonsense(rng)

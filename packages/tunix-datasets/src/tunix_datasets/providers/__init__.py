@@ -8,7 +8,11 @@ from tunix_core.protocols import AnswerCheckRegistry, DatasetRegistry
 BUILTIN_DATASETS = (
     ("dev-reasoning-v2", "tunix_datasets.providers.dev_reasoning:DevReasoningV2",
      "Seeded worked problems (arithmetic with the work shown, rates, percentages, strings, "
-     "syllogisms, edge cases): ~1000 train / 200 eval"),
+     "syllogisms, edge cases): 1000 train / 200 eval / 322 ood"),
+    ("dev-reasoning-v3", "tunix_datasets.providers.dev_reasoning_v3:DevReasoningV3",
+     "dev-reasoning-v2's problems with steps a small model can follow: digit-by-digit "
+     "arithmetic with carries and borrows, letters spelled one by one: 1000 train / 200 eval "
+     "/ 322 ood"),
     ("golden-v2", "tunix_datasets.providers.golden:GoldenV2",
      "100 tiny fixed sanity items; train and eval are the same items (a can-it-learn check)"),
     ("jsonl", "tunix_datasets.providers.files:JsonlProvider",

@@ -4,7 +4,8 @@ Twelve families (rates, percentages, unit prices, column-wise addition and subtr
 partial-product multiplication, string reversal, sorting, syllogisms, counting, case
 changes and edge cases), each drawn from its own ``random.Random`` so one family's changes
 do not move another's items. Questions are unique across both splits (compared with
-whitespace collapsed). Items whose answer is a case or an order (case changes, reversals,
+whitespace collapsed). A third split, ``ood``, asks the same skills in ways training never
+shows (:mod:`tunix_datasets.ood`). Items whose answer is a case or an order (case changes, reversals,
 sorted words) carry ``meta.answer_match: exact``; sorted numbers carry ``list``. Any
 change to what is generated must bump ``GENERATOR_VERSION``; a test pins the export's
 checksum.
@@ -22,10 +23,11 @@ import attrs
 from tunix_core.data.record import DIFFICULTIES, ExampleMeta, ReasoningExample
 from tunix_core.data.splits import TRAIN_EVAL, check_request, derived_seed
 from tunix_core.protocols import TransformRegistry
-from tunix_datasets import worked
+from tunix_datasets import ood, worked
 
 NAME = "dev-reasoning-v2"
-GENERATOR_VERSION = "2.1.0"  # 2.1.0: meta.answer_match
+GENERATOR_VERSION = "2.2.0"  # 2.1.0: meta.answer_match; 2.2.0: the ood split
+SPLITS = (*TRAIN_EVAL, "ood")
 # The families' random streams are seeded from this, not from GENERATOR_VERSION, so a
 # version that changes only metadata keeps every question, step, answer and id (runs
 # before and after it train and evaluate on the same items). Change it only to redraw them.
@@ -34,7 +36,7 @@ SEED_VERSION = "2.0.0"
 Maker = Callable[[random.Random, int], tuple[worked.Worked, str]]
 
 
-def _cycling(family: worked.Family) -> Maker:
+def cycling(family: worked.Family) -> Maker:
     """Difficulties take turns, so every family has easy, medium and hard items."""
 
     def make(rng: random.Random, index: int) -> tuple[worked.Worked, str]:
@@ -44,7 +46,7 @@ def _cycling(family: worked.Family) -> Maker:
     return make
 
 
-def _edge(rng: random.Random, index: int) -> tuple[worked.Worked, str]:
+def edge(rng: random.Random, index: int) -> tuple[worked.Worked, str]:
     return worked.edge_case(rng, worked.EDGE_KINDS[index % len(worked.EDGE_KINDS)])
 
 
@@ -58,18 +60,18 @@ class FamilySpec:
 
 
 FAMILIES = (
-    FamilySpec("distance_speed_time", "core", _cycling(worked.distance_speed_time), 84, 16),
-    FamilySpec("percentage", "core", _cycling(worked.percentage), 84, 16),
-    FamilySpec("unit_price", "core", _cycling(worked.unit_price), 84, 16),
-    FamilySpec("addition", "trace_sensitive", _cycling(worked.addition), 84, 16),
-    FamilySpec("subtraction", "trace_sensitive", _cycling(worked.subtraction), 84, 16),
-    FamilySpec("multiplication", "trace_sensitive", _cycling(worked.multiplication), 84, 16),
-    FamilySpec("string_reversal", "core", _cycling(worked.string_reversal), 84, 16),
-    FamilySpec("sorting", "core", _cycling(worked.sorting), 84, 16),
-    FamilySpec("syllogism", "core", _cycling(worked.syllogism), 84, 16),
-    FamilySpec("word_count", "core", _cycling(worked.word_count), 84, 16),
-    FamilySpec("case_change", "core", _cycling(worked.case_change), 84, 16),
-    FamilySpec("edge_case", "edge_case", _edge, 76, 24),
+    FamilySpec("distance_speed_time", "core", cycling(worked.distance_speed_time), 84, 16),
+    FamilySpec("percentage", "core", cycling(worked.percentage), 84, 16),
+    FamilySpec("unit_price", "core", cycling(worked.unit_price), 84, 16),
+    FamilySpec("addition", "trace_sensitive", cycling(worked.addition), 84, 16),
+    FamilySpec("subtraction", "trace_sensitive", cycling(worked.subtraction), 84, 16),
+    FamilySpec("multiplication", "trace_sensitive", cycling(worked.multiplication), 84, 16),
+    FamilySpec("string_reversal", "core", cycling(worked.string_reversal), 84, 16),
+    FamilySpec("sorting", "core", cycling(worked.sorting), 84, 16),
+    FamilySpec("syllogism", "core", cycling(worked.syllogism), 84, 16),
+    FamilySpec("word_count", "core", cycling(worked.word_count), 84, 16),
+    FamilySpec("case_change", "core", cycling(worked.case_change), 84, 16),
+    FamilySpec("edge_case", "edge_case", edge, 76, 24),
 )
 
 
@@ -81,10 +83,17 @@ def question_key(question: str) -> str:
 @lru_cache(maxsize=4)
 def generate(seed: int) -> dict[str, tuple[ReasoningExample, ...]]:
     """Both splits for ``seed``; families interleaved so any prefix mixes them."""
+    return generate_train_eval(seed, NAME, SEED_VERSION, FAMILIES, "dev2")
+
+
+def generate_train_eval(
+    seed: int, name: str, seed_version: str, families: Sequence[FamilySpec], id_prefix: str
+) -> dict[str, tuple[ReasoningExample, ...]]:
+    """The train and eval splits of dataset ``name`` drawn from ``families``."""
     seen: set[str] = set()
     by_family: dict[str, list[list[ReasoningExample]]] = {split: [] for split in TRAIN_EVAL}
-    for family in FAMILIES:
-        rng = random.Random(derived_seed(seed, NAME, SEED_VERSION, family.name))
+    for family in families:
+        rng = random.Random(derived_seed(seed, name, seed_version, family.name))
         for split, count in (("eval", family.eval), ("train", family.train)):
             items: list[ReasoningExample] = []
             attempts = 0
@@ -99,12 +108,12 @@ def generate(seed: int) -> dict[str, tuple[ReasoningExample, ...]]:
                 seen.add(key)
                 items.append(
                     ReasoningExample(
-                        id=f"dev2-{split}-{family.name}-{len(items):03d}",
+                        id=f"{id_prefix}-{split}-{family.name}-{len(items):03d}",
                         question=problem.question,
                         steps=problem.steps,
                         answer=problem.answer,
                         meta=ExampleMeta(
-                            family.name, family.section, difficulty, NAME, problem.answer_match
+                            family.name, family.section, difficulty, name, problem.answer_match
                         ),
                     )
                 )
@@ -119,17 +128,17 @@ def _interleave(lists: Sequence[Sequence[ReasoningExample]]) -> list[ReasoningEx
 
 @attrs.frozen
 class DevReasoningOptions:
-    """dev-reasoning-v2 is fixed by its seed; it takes no options."""
+    """dev-reasoning is fixed by its seed; it takes no options."""
 
 
 class DevReasoningV2:
     """The default training and evaluation data (see the module docstring)."""
 
-    description = "Seeded worked problems with the work shown: ~1000 train / 200 eval"
+    description = "Seeded worked problems with the work shown: 1000 train / 200 eval / 322 ood"
     version = GENERATOR_VERSION
 
     def splits(self) -> Sequence[str]:
-        return TRAIN_EVAL
+        return SPLITS
 
     def load(
         self,
@@ -140,5 +149,7 @@ class DevReasoningV2:
         options: Mapping[str, Any],
         transforms: TransformRegistry,
     ) -> list[ReasoningExample]:
-        check_request(NAME, split, argument, options, DevReasoningOptions, TRAIN_EVAL)
+        check_request(NAME, split, argument, options, DevReasoningOptions, SPLITS)
+        if split == "ood":
+            return list(ood.generate(seed, ood.V2_TRACES, "dev2", NAME))
         return list(generate(seed)[split])
