@@ -46,9 +46,20 @@ class FieldError(ValueError):
         self.problem = problem
 
 
+# A lone UTF-16 surrogate: a Python string can hold one (from a JSON "\\ud800" escape or
+# a plugin), but no file can be written with it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_encodable(field: str, value: str) -> None:
+    if _SURROGATE.search(value):
+        raise FieldError(field, "a lone surrogate (a \\ud800-\\udfff escape without its pair) is not text")
+
+
 def _check_text(field: str, value: Any, *, allow_edge_space: bool = False) -> None:
     if not isinstance(value, str):
         raise FieldError(field, f"must be a string, got {type(value).__name__}")
+    _check_encodable(field, value)
     if not value.strip():
         raise FieldError(field, "must not be empty")
     if not allow_edge_space and value != value.strip():
@@ -73,6 +84,7 @@ def _difficulty(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
 def _source(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, str):
         raise FieldError(attribute.name, f"must be a string, got {type(value).__name__}")
+    _check_encodable(attribute.name, value)
 
 
 def _answer_match(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -125,6 +137,7 @@ def _extra(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
             raise FieldError(f"{attribute.name}.{key}", "is a meta field of its own, not an extra")
         if not isinstance(text, str):
             raise FieldError(f"{attribute.name}.{key}", f"must be a string, got {type(text).__name__}")
+        _check_encodable(f"{attribute.name}.{key}", text)
 
 
 def _as_dict(value: Any) -> Any:
