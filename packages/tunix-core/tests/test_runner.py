@@ -447,6 +447,9 @@ def test_a_resumed_run_skips_the_phases_that_finished(host: PluginHost, tmp_path
     assert any("phase 1/2 (fake) was done earlier" in line for line in lines)
 
 
+TOO_DEEP = {"trainer": "picky", "max_seq_len": 64, "options": {"depth": 65}}
+
+
 @pytest.mark.parametrize(
     ("phases", "message"),
     [
@@ -455,8 +458,11 @@ def test_a_resumed_run_skips_the_phases_that_finished(host: PluginHost, tmp_path
         ([{"trainer": "nope"}], r"training\.phases\[0\]\.trainer: Unknown trainer 'nope'"),
         ([{"trainer": "fake", "steps": -1}], r"training\.phases\[0\]\.steps: must be > 0"),
         # A trainer's own error names the phase's fields, not the phase's one-phase config.
-        ([{"trainer": "fake"}, {"trainer": "picky", "max_seq_len": 64, "options": {"depth": 65}}],
-         r"^training\.phases\[1\]\.options\.depth: 65 exceeds training\.phases\[1\]\.max_seq_len=64$"),
+        (
+            [{"trainer": "fake"}, TOO_DEEP],
+            r"^training\.phases\[1\]\.options\.depth: 65 exceeds "
+            r"training\.phases\[1\]\.max_seq_len=64$",
+        ),
     ],
 )
 def test_a_bad_phase_is_refused_naming_it(host: PluginHost, tmp_path: Path, phases, message):

@@ -81,7 +81,9 @@ def test_eval_predictions_bad_lines_name_file_line_and_field(invoke, tmp_path):
     assert "dup.jsonl:2: field 'id': 'a' already used on line 1" in result.stderr
 
 
-def test_eval_predictions_with_a_lone_surrogate_names_the_field_and_writes_nothing(invoke, tmp_path):
+def test_eval_predictions_with_a_lone_surrogate_names_the_field_and_writes_nothing(
+    invoke, tmp_path
+):
     path = tmp_path / "mine.jsonl"
     path.write_text('{"id": "a", "completion": "x", "expected": "1"}\n'
                     '{"id": "b", "completion": "<answer>4\\ud800</answer>", "expected": "4"}\n')  # fmt: skip

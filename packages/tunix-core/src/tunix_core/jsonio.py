@@ -124,7 +124,9 @@ def parse_jsonl(data: bytes, where: str, *, drop_torn_last: bool = False) -> lis
         except json.JSONDecodeError as exc:
             if torn_allowed:
                 break
-            raise ValueError(f"{where}:{number}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+            raise ValueError(
+                f"{where}:{number}: invalid JSON: {exc.msg} (column {exc.colno})"
+            ) from None
         if _SURROGATE_ESCAPE.search(line):
             field = _lone_surrogate_field(value, "")
             if field is not None:

@@ -53,7 +53,9 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 def _check_encodable(field: str, value: str) -> None:
     if _SURROGATE.search(value):
-        raise FieldError(field, "a lone surrogate (a \\ud800-\\udfff escape without its pair) is not text")
+        raise FieldError(
+            field, "a lone surrogate (a \\ud800-\\udfff escape without its pair) is not text"
+        )
 
 
 def _check_text(field: str, value: Any, *, allow_edge_space: bool = False) -> None:
