@@ -58,7 +58,9 @@ def append_jsonl(path: Path, records: Iterable[Mapping[str, Any]]) -> None:
 # A JSON escape of a UTF-16 surrogate; only a lone one (not half of a pair) survives
 # json.loads as a surrogate, and no UTF-8 writer can write that back.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+# A lone surrogate in a Python string (from such an escape, or from a plugin's own text).
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+LONE_SURROGATE_PROBLEM = "a lone surrogate (a \\ud800-\\udfff escape without its pair) is not text"
 
 
 def _lines(data: bytes) -> list[bytes]:
@@ -81,11 +83,11 @@ def _lone_surrogate_field(value: Any, field: str) -> str | None:
     """The dotted path of the first string in ``value`` (keys included) that holds a lone
     surrogate, or ``None``."""
     if isinstance(value, str):
-        return field if _SURROGATE.search(value) else None
+        return field if LONE_SURROGATE.search(value) else None
     if isinstance(value, dict):
         for key, item in value.items():
             name = f"{field}.{key}" if field else key
-            if _SURROGATE.search(key):
+            if LONE_SURROGATE.search(key):
                 return name
             found = _lone_surrogate_field(item, name)
             if found is not None:
@@ -131,8 +133,7 @@ def parse_jsonl(data: bytes, where: str, *, drop_torn_last: bool = False) -> lis
             field = _lone_surrogate_field(value, "")
             if field is not None:
                 named = f"field '{_shown(field)}'" if field else "the line"
-                raise ValueError(f"{where}:{number}: {named}: a lone surrogate (a \\ud800-\\udfff "
-                                 "escape without its pair) is not text")  # fmt: skip
+                raise ValueError(f"{where}:{number}: {named}: {LONE_SURROGATE_PROBLEM}")
         rows.append((number, value))
     return rows
 

@@ -20,7 +20,12 @@ from typing import Any
 import attrs
 
 from tunix_core.errors import DataError
-from tunix_core.jsonio import read_user_jsonl, write_text_atomic
+from tunix_core.jsonio import (
+    LONE_SURROGATE,
+    LONE_SURROGATE_PROBLEM,
+    read_user_jsonl,
+    write_text_atomic,
+)
 from tunix_core.registry import ANSWER_CHECK_NAME
 
 DIFFICULTIES = ("easy", "medium", "hard")
@@ -46,16 +51,10 @@ class FieldError(ValueError):
         self.problem = problem
 
 
-# A lone UTF-16 surrogate: a Python string can hold one (from a JSON "\\ud800" escape or
-# a plugin), but no file can be written with it.
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
 def _check_encodable(field: str, value: str) -> None:
-    if _SURROGATE.search(value):
-        raise FieldError(
-            field, "a lone surrogate (a \\ud800-\\udfff escape without its pair) is not text"
-        )
+    # A Python string can hold a lone surrogate (a provider's own text); no file can.
+    if LONE_SURROGATE.search(value):
+        raise FieldError(field, LONE_SURROGATE_PROBLEM)
 
 
 def _check_text(field: str, value: Any, *, allow_edge_space: bool = False) -> None:
