@@ -16,6 +16,7 @@ from tunix_core.config import RunConfig, structure_config
 from tunix_core.errors import ConfigError
 from tunix_core.hookspecs import hookimpl
 from tunix_core.plugins import PluginHost, plugin_module
+from tunix_core.protocols import AnswerVerdict
 
 TRAINER = """
 class NoModelTrainer:
@@ -48,7 +49,8 @@ def _register_backends(registry):
 
 
 def _verbatim(answer, expected, options):
-    raise AssertionError("these tests stop before any answer is checked")
+    # Called before a run starts too: each item's expected answer must be one it can judge.
+    return AnswerVerdict(answer.strip() == expected, "verbatim")
 
 
 @hookimpl

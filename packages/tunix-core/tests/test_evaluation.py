@@ -203,11 +203,13 @@ def test_generates_in_batches_of_batch_size(tmp_path):
     assert [len(call) for call in generator.calls] == [2, 2, 1]
 
 
-def test_resume_generates_only_missing_ids_and_drops_a_torn_line(tmp_path):
+@pytest.mark.parametrize("torn", [b'{"id": "q4", "prom', '{"id": "q4", "prompt": "é'.encode()[:-1]],
+                         ids=["ascii", "inside-a-character"])  # fmt: skip
+def test_resume_generates_only_missing_ids_and_drops_a_torn_line(tmp_path, torn):
     first = ScriptedGenerator()
     run(tmp_path, first, examples=EXAMPLES[:3])  # as if interrupted after three items
     path = tmp_path / PREDICTIONS
-    path.write_text(path.read_text() + '{"id": "q4", "prom')  # killed mid-append
+    path.write_bytes(path.read_bytes() + torn)  # killed mid-append
 
     second = ScriptedGenerator()
     summary = run(tmp_path, second)

@@ -58,6 +58,53 @@ def test_a_torn_last_line_is_still_dropped_and_a_bad_middle_line_named(tmp_path:
         jsonio.read_jsonl(path)
 
 
+def test_a_last_line_cut_inside_a_multibyte_character_is_dropped(tmp_path: Path):
+    path = tmp_path / "metrics.jsonl"
+    good = json.dumps({"step": 1, "note": "é€😀"}, ensure_ascii=False).encode()
+    for cut in (1, 2, 3):  # inside the 4-byte emoji, after its 1st, 2nd and 3rd byte
+        torn = '{"step": 2, "note": "😀'.encode()[: -4 + cut]
+        path.write_bytes(good + b"\n" + torn)
+        assert jsonio.read_jsonl(path) == [{"step": 1, "note": "é€😀"}]
+
+
+def test_bytes_that_are_not_utf8_in_a_middle_line_are_named_by_file_and_line(tmp_path: Path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_bytes(b'{"step": 1}\n{"step": "\xc3"}\n{"step": 3}\n')
+    with pytest.raises(ValueError, match=rf"^{path}:2: not UTF-8 text \(invalid continuation byte"):
+        jsonio.read_jsonl(path)
+    with pytest.raises(DataError, match=rf"^{path}:2: not UTF-8 text"):
+        read_user_jsonl(path)  # a user's file: not even a torn last line is forgiven
+    path.write_bytes(b'{"step": 1}\n{"step": "\xc3')
+    with pytest.raises(DataError, match=rf"^{path}:2: not UTF-8 text"):
+        read_user_jsonl(path)
+
+
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        (r'{"completion": "a\ud800b"}', "field 'completion'"),
+        (r'{"meta": {"category": "x\udfff"}}', "field 'meta.category'"),
+        (r'{"steps": ["ok", "\udc00"]}', r"field 'steps\[1\]'"),
+        (r'{"meta": {"\ud83d": 1}}', r"field 'meta.\\ud83d'"),  # the key itself, escaped
+        (r'"\ud800"', "the line"),
+    ],
+)
+def test_a_lone_surrogate_is_named_by_file_line_and_field(tmp_path: Path, line: str, field: str):
+    path = tmp_path / "user.jsonl"
+    path.write_text('{"ok": "\\ud83d\\ude00"}\n' + line + "\n", encoding="utf-8")  # a pair is fine
+    with pytest.raises(DataError, match=rf"^{path}:2: {field}: a lone surrogate") as caught:
+        read_user_jsonl(path)
+    str(caught.value).encode("utf-8")  # the message itself can be printed
+    with pytest.raises(ValueError, match=rf"^{path}:2: {field}: a lone surrogate"):
+        jsonio.read_jsonl(path)
+
+
+def test_an_escaped_backslash_before_u_d800_is_plain_text(tmp_path: Path):
+    path = tmp_path / "user.jsonl"
+    path.write_text(r'{"a": "\\ud800"}' + "\n", encoding="utf-8")
+    assert read_user_jsonl(path) == [(1, {"a": "\\ud800"})]
+
+
 def test_windows_line_endings_in_a_user_file_still_read(tmp_path: Path):
     path = tmp_path / "user.jsonl"
     path.write_bytes(b'{"a": 1}\r\n\r\n{"a": 2}\r\n')

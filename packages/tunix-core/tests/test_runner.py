@@ -94,13 +94,42 @@ class FakeTrainer:
         return TrainResult(steps=1, export=backend.export(base, run.model_dir))
 
 
+class PickyTrainer(FakeTrainer):
+    """Refuses ``options.depth`` above ``training.max_seq_len``, naming both as a trainer
+    names the fields of the one config it is given; ``options.fail_with_data`` makes its
+    training fail as a trainer whose prompts are all too long does."""
+
+    def validate(self, config: Any, *, context: Any) -> None:
+        from tunix_core.errors import ConfigError
+
+        depth, most = config.trainer.options.get("depth", 1), config.training.max_seq_len
+        if depth > most:
+            raise ConfigError(f"trainer.options.depth: {depth} exceeds training.max_seq_len={most}")
+
+    def train(self, config: Any, run: RunDirectory, train_examples: Any, *, backend: Any,
+              context: Any) -> TrainResult:  # fmt: skip
+        from tunix_core.errors import DataError
+
+        if config.trainer.options.get("fail_with_data"):
+            raise DataError("every prompt is longer than training.max_seq_len - "
+                            "trainer.options.depth tokens; raise training.max_seq_len")  # fmt: skip
+        return super().train(config, run, train_examples, backend=backend, context=context)
+
+
 def same_text(answer: str, expected: str, options: Any) -> AnswerVerdict:
     return AnswerVerdict(answer.strip() == expected.strip(), "same-text")
+
+
+def number_only(answer: str, expected: str, options: Any) -> AnswerVerdict:
+    if not expected.isdigit():
+        raise ValueError(f"the expected answer must be one number, got {expected!r}")
+    return AnswerVerdict(answer.strip() == expected, "number")
 
 
 @hookimpl
 def _register_trainers(registry: Any) -> None:
     registry.register("fake", f"{__name__}:FakeTrainer")
+    registry.register("picky", f"{__name__}:PickyTrainer")
 
 
 @hookimpl
@@ -112,6 +141,7 @@ def _register_backends(registry: Any) -> None:
 def _register_answer_checks(registry: Any) -> None:
     for name in ("auto", "exact", "list"):  # what dev-reasoning-v2 items name
         registry.register(name, f"{__name__}:same_text")
+    registry.register("number", f"{__name__}:number_only")
 
 
 hook_calls: list[tuple[Any, ...]] = []
@@ -417,6 +447,9 @@ def test_a_resumed_run_skips_the_phases_that_finished(host: PluginHost, tmp_path
     assert any("phase 1/2 (fake) was done earlier" in line for line in lines)
 
 
+TOO_DEEP = {"trainer": "picky", "max_seq_len": 64, "options": {"depth": 65}}
+
+
 @pytest.mark.parametrize(
     ("phases", "message"),
     [
@@ -424,6 +457,12 @@ def test_a_resumed_run_skips_the_phases_that_finished(host: PluginHost, tmp_path
         ([{"steps": 3}], r"training\.phases\[0\]: a phase is a mapping naming its trainer"),
         ([{"trainer": "nope"}], r"training\.phases\[0\]\.trainer: Unknown trainer 'nope'"),
         ([{"trainer": "fake", "steps": -1}], r"training\.phases\[0\]\.steps: must be > 0"),
+        # A trainer's own error names the phase's fields, not the phase's one-phase config.
+        (
+            [{"trainer": "fake"}, TOO_DEEP],
+            r"^training\.phases\[1\]\.options\.depth: 65 exceeds "
+            r"training\.phases\[1\]\.max_seq_len=64$",
+        ),
     ],
 )
 def test_a_bad_phase_is_refused_naming_it(host: PluginHost, tmp_path: Path, phases, message):
@@ -432,6 +471,20 @@ def test_a_bad_phase_is_refused_naming_it(host: PluginHost, tmp_path: Path, phas
     with pytest.raises(ConfigError, match=message):
         api.run({**config(tmp_path), "training": {"phases": phases}}, host=host, echo=print)
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
+def test_a_phase_s_data_error_in_training_names_the_phase_s_fields(
+    host: PluginHost, tmp_path: Path
+):
+    from tunix_core.errors import DataError
+
+    phases = [{"trainer": "fake"}, {"trainer": "picky", "options": {"fail_with_data": True}}]
+    with pytest.raises(DataError) as caught:
+        api.run({**config(tmp_path), "training": {"phases": phases}}, host=host, echo=print)
+    assert str(caught.value) == (
+        "every prompt is longer than training.phases[1].max_seq_len - training.phases[1]."
+        "options.depth tokens; raise training.phases[1].max_seq_len"
+    )
 
 
 def test_init_from_starts_from_another_run_s_model_and_records_it(
@@ -457,3 +510,45 @@ def test_init_from_must_name_a_run_with_a_trained_model(host: PluginHost, tmp_pa
             api.run({**config(tmp_path / "b"), "model": {"backend": "echo",
                                                          "init_from": str(target)}},
                     host=host, echo=lambda _: None)  # fmt: skip
+
+
+def _jsonl_dataset(path: Path, answers: Sequence[tuple[str, str]], category: str = "c") -> str:
+    """``jsonl:PATH`` of items with these (answer, answer_match) pairs."""
+    path.write_text("".join(
+        json.dumps({"id": f"q{i}", "question": f"Question {i}?", "steps": ["Think."],
+                    "answer": answer, "meta": {"category": category, "answer_match": check}})
+        + "\n" for i, (answer, check) in enumerate(answers)))  # fmt: skip
+    return f"jsonl:{path}"
+
+
+def test_a_dataset_with_a_lone_surrogate_is_refused_before_a_run_directory_exists(
+    host: PluginHost, tmp_path: Path
+):
+    from tunix_core.errors import DataError
+
+    settings = config(tmp_path / "runs")
+    name = _jsonl_dataset(tmp_path / "d.jsonl", [("1", "auto")] * 4, category="ma\ud800th")
+    settings["dataset"] = {"name": name, "options": {"eval_fraction": 0.5}}
+    with pytest.raises(DataError, match=rf"^{tmp_path / 'd.jsonl'}:1: field 'meta.category': a "
+                                        "lone surrogate"):  # fmt: skip
+        api.run(settings, host=host, echo=lambda _: None)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_training_item_its_answer_check_cannot_judge_is_refused_before_the_first_step(
+    host: PluginHost, tmp_path: Path
+):
+    from tunix_core.errors import DataError
+
+    settings = config(tmp_path / "runs")
+    path = tmp_path / "d.jsonl"
+    name = _jsonl_dataset(path, [("1", "number"), ("Paris", "number"), ("2", "number")])
+    settings["dataset"] = {"name": name, "options": {"eval_path": str(path.with_name("e.jsonl"))}}
+    _jsonl_dataset(path.with_name("e.jsonl"), [("3", "number")])
+    with pytest.raises(DataError) as caught:
+        api.run(settings, host=host, echo=lambda _: None)
+    assert str(caught.value) == (
+        f"dataset {name!r} (train split): item 'q1': answer check 'number': the expected answer "
+        "must be one number, got 'Paris'"
+    )
+    assert not (tmp_path / "runs").exists() and FakeTrainer.seen == []

@@ -145,6 +145,33 @@ def test_generate_with_a_preset_prints_the_completion_and_its_parts(host):
     ]
 
 
+@pytest.mark.parametrize("extra", [0, 1, 5000])
+def test_generate_refuses_a_question_that_does_not_fit_the_context_as_chat_does(host, extra):
+    """StreamingFake's context is 400 tokens of one character; the default prompt plus 100
+    new tokens fills it exactly, one more character is refused, before anything is asked."""
+    question = "x" * (400 - 100 - len(render_conversation([], "", DEFAULT_SYSTEM_PROMPT)) + extra)
+    result = invoke(host, "generate", "--model", "tiny", "--backend", "scripted",
+                    "--max-new-tokens", "100", question)  # fmt: skip
+    (model,) = ScriptedBackend.loaded
+    if extra == 0:
+        assert result.exit_code == 0, result.output
+        assert len(model.prompts) == 1
+        return
+    assert result.exit_code == 1 and model.prompts == []
+    used = 300 + extra
+    assert result.output == (
+        f"Error: the question needs {used} tokens of prompt; with 100 new tokens it exceeds the "
+        "model's context of 400 tokens; shorten it (or the system prompt), or lower "
+        "--max-new-tokens\n"
+    )
+    # The same check, in the same words, in a chat.
+    session, written = session_of(StreamingFake(ModelSpec("tiny"), "base"), max_new_tokens=100)
+    session.system_prompt = DEFAULT_SYSTEM_PROMPT
+    session.ask(question)
+    assert written == [f"(that message needs {used} tokens of prompt; with 100 new tokens it "
+                       "exceeds the model's context of 400 tokens)\n"]  # fmt: skip
+
+
 def test_generate_json_reports_a_format_problem(host):
     result = invoke(host, "generate", "--model", "tiny", "--weights", "random", "--backend",
                     "scripted", "--max-new-tokens", "40", "--json", "q")  # fmt: skip

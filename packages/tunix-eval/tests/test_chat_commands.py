@@ -50,6 +50,21 @@ def test_generate_names_a_bad_preset(jax_invoke):
     assert result.output.startswith("Error: --model: unknown model preset 'tiny-gemma9'")
 
 
+@pytest.mark.parametrize("characters", [2_000, 100_000])
+def test_generate_refuses_a_question_past_the_context_of_the_real_model(jax_invoke, characters):
+    """tiny-gemma3's context is 512 tokens: 2 kB silently generated and 100 kB asked the
+    device for hundreds of GB before the check."""
+    result = jax_invoke("generate", "--model", "tiny-gemma3", "--weights", "random",
+                        "z " * (characters // 2), "--max-new-tokens", NEW_TOKENS)  # fmt: skip
+    assert result.exit_code == 1, result.output
+    (line,) = result.stderr.splitlines()[-1:]
+    assert line.startswith("Error: the question needs ") and line.endswith(
+        f"tokens of prompt; with {NEW_TOKENS} new tokens it exceeds the model's context of 512 "
+        "tokens; shorten it (or the system prompt), or lower --max-new-tokens"
+    )
+    assert "completion:" not in result.stdout
+
+
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     """A run directory whose model/ holds a tiny model unlike the random base (its norm

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,50 @@ def test_eval_predictions_bad_lines_name_file_line_and_field(invoke, tmp_path):
     )
     result = invoke("eval", "--predictions", duplicate, "--out", tmp_path / "o")
     assert "dup.jsonl:2: field 'id': 'a' already used on line 1" in result.stderr
+
+
+def test_eval_predictions_with_a_lone_surrogate_names_the_field_and_writes_nothing(
+    invoke, tmp_path
+):
+    path = tmp_path / "mine.jsonl"
+    path.write_text('{"id": "a", "completion": "x", "expected": "1"}\n'
+                    '{"id": "b", "completion": "<answer>4\\ud800</answer>", "expected": "4"}\n')  # fmt: skip
+    out = tmp_path / "scored"
+    result = invoke("eval", "--predictions", path, "--out", out)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"Error: {path}:2: field 'completion': a lone surrogate (a \\ud800-\\udfff escape "
+        "without its pair) is not text"
+    ]
+    assert not out.exists()
+
+
+# An escape code click does not strip (a window title ending in BEL), backspaces, a bare
+# carriage return and a right-to-left override.
+HOSTILE = "\x1b]0;owned\x07\x08\x08\rRED\u202e"
+SHOWN = "\\x1b]0;owned\\x07\\x08\\x08\\rRED\\u202e"
+CONTROL = re.compile("[\x00-\x09\x0b-\x1f\u202e]")
+
+
+def test_eval_and_compare_print_control_characters_in_data_as_escapes(invoke, tmp_path):
+    folders = []
+    for name, answer in (("before", "5"), ("after", "4")):
+        path = write_lines(tmp_path / f"{name}.jsonl", [
+            {"id": f"q{HOSTILE}", "completion": GOOD.format(answer), "expected": "4",
+             "meta": {"category": f"cat{HOSTILE}"}},
+            {"id": "plain", "completion": GOOD.format("1"), "expected": "1",
+             "meta": {"category": "other"}},
+        ])  # fmt: skip
+        result = invoke("eval", "--predictions", path, "--out", tmp_path / name,
+                        "--label", f"{name}{HOSTILE}")  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert f"Evaluation '{name}{SHOWN}'" in result.stdout
+        assert f"cat{SHOWN}" in result.stdout and not CONTROL.search(result.stdout)
+        folders.append(tmp_path / name)
+    result = invoke("compare", *folders)
+    assert result.exit_code == 0, result.output
+    assert f"category: cat{SHOWN}" in result.stdout and f"fixed  q{SHOWN}" in result.stdout
+    assert not CONTROL.search(result.stdout)
 
 
 def test_read_completions_refuses_an_empty_file(host, tmp_path):

@@ -256,14 +256,19 @@ def test_an_interrupted_distillation_resumes_without_asking_done_questions_again
     assert resumed["created_at"] == interrupted["created_at"]
 
 
-def test_a_rerun_repairs_a_torn_log_line_and_records_missing_after_a_crash(host, tmp_path):
+# A cut after 30 characters, or inside a two-byte character (which no longer decodes).
+TORN_TAILS = [lambda line: line[:30].encode(), lambda line: (line[:30] + "é").encode()[:-1]]
+
+
+@pytest.mark.parametrize("torn", TORN_TAILS, ids=["ascii", "inside-a-character"])
+def test_a_rerun_repairs_a_torn_log_line_and_records_missing_after_a_crash(host, tmp_path, torn):
     ScriptedTeacher.fail_on_call = 3
     with pytest.raises(KeyboardInterrupt):
         run(host, tmp_path, examples(*CHECKED))
     log = tmp_path / QUESTIONS_LOG
     # A crash after the second batch's log line was half written, before its records were.
     text = log.read_text()
-    log.write_text(text + text.splitlines()[-1][:30])
+    log.write_bytes(text.encode() + torn(text.splitlines()[-1]))
     (tmp_path / DISTILLED).write_text("")
     ScriptedTeacher.fail_on_call = None
 

@@ -14,7 +14,10 @@ from tunix_core.errors import TunixError
 from tunix_core.plugins import get_host
 from tunix_eval.commands import read_completions
 
-SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
+# Text that may hold lone surrogates: json.dumps writes them as "\\ud800" escapes.
+SURROGATE = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, categories=["Cs"])
+TEXT = st.text(max_size=20) | st.text(st.characters() | SURROGATE, max_size=8)
+SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | TEXT
 FIELD = st.sampled_from(["id", "completion", "expected", "prompt", "meta", "answer_match",
                          "category", "x"])  # fmt: skip
 VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3)

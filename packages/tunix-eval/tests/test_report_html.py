@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from html.parser import HTMLParser
 
-from tunix_core.layout import REPORT
+from tunix_core.jsonio import read_jsonl
+from tunix_core.layout import PREDICTIONS, REPORT
 from tunix_eval.report_html import curves, gather, render_html
 
 SECTIONS = ["run", "stages", "before-after", "curves", "by-category", "by-difficulty",
@@ -75,6 +77,18 @@ def test_completions_are_escaped_and_shown_side_by_side(report_run, tmp_path):
             in card)  # fmt: skip
     for item in ("u1", "u2", "u3"):
         assert f"<code>{item}</code>" in html
+
+
+def test_control_characters_in_completions_are_shown_as_escapes(report_run, tmp_path):
+    run = report_run(tmp_path)
+    path = run.path / PREDICTIONS
+    records = read_jsonl(path)
+    for record in records:
+        record["completion"] += "\x00 NUL\x1b[2J ESC\tTAB\nNEW LINE"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    html = render_html(gather(run.path))
+    assert "\x00" not in html and "\x1b" not in html
+    assert "\\x00 NUL\\x1b[2J ESC\tTAB\nNEW LINE" in html  # whitespace stays as it was
 
 
 def test_a_run_without_baseline_or_training_says_what_is_missing(invoke, report_run, tmp_path):

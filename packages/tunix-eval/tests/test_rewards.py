@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tunix_core.errors import DataError
+from tunix_core.errors import DataError, PluginError
 from tunix_core.plugins import PluginHost, get_host
 from tunix_core.protocols import RewardRegistry, RunContext
 from tunix_core.registry import RegistryError, UnknownNameError
@@ -160,10 +160,33 @@ def test_score_rewards_names_an_unknown_reward_and_lists_the_installed_ones():
         score_rewards(context, {"halv": 1.0}, ["p"], ["a"], ["e"], [{}])
 
 
-def test_score_rewards_rejects_a_non_positive_weight_and_unparallel_inputs():
+@pytest.mark.parametrize("weight", [0.0, -1.0, math.inf, math.nan, 1e308, 1e6 * 1.01, True])
+def test_score_rewards_rejects_a_weight_that_is_not_positive_and_bounded(weight):
     context = rewards_context(half=f"{__name__}:HALF")
-    with pytest.raises(ValueError, match=r"reward 'half': weight must be a positive number"):
-        score_rewards(context, {"half": 0.0}, ["p"], ["a"], ["e"], [{}])
+    with pytest.raises(ValueError, match=r"reward 'half': weight must be a positive number up "
+                                         r"to 1e\+06, got"):  # fmt: skip
+        score_rewards(context, {"half": weight}, ["p"], ["a"], ["e"], [{}])
+
+
+def test_the_largest_weights_still_give_a_perfect_completion_a_reward_of_one():
+    got = score_rewards(RunContext(get_host()), {"format": 1e6, "answer": 1e6}, ["q"], [GOOD],
+                        ["no"], [{}])  # fmt: skip
+    assert got.total == [1.0]
+
+
+HUGE, INFINITE = constant(1e308), constant(math.inf)
+
+
+def test_a_reward_that_is_infinite_or_too_large_to_weight_is_a_plugin_error():
+    context = rewards_context(huge=f"{__name__}:HUGE", infinite=f"{__name__}:INFINITE")
+    with pytest.raises(PluginError, match=r"reward 'infinite' scored completion 0 inf"):
+        score_rewards(context, {"infinite": 1.0}, ["p"], ["a"], ["e"], [{}])
+    with pytest.raises(PluginError, match=r"the weighted reward of completion 0 is inf"):
+        score_rewards(context, {"huge": 1e6}, ["p"], ["a"], ["e"], [{}])
+
+
+def test_score_rewards_rejects_unparallel_inputs():
+    context = rewards_context(half=f"{__name__}:HALF")
     with pytest.raises(ValueError, match="must be parallel"):
         score_rewards(context, {"half": 1.0}, ["p"], ["a", "b"], ["e"], [{}])
 

@@ -140,12 +140,19 @@ def require_answer_checks(
     examples: Sequence[ReasoningExample], checks: AnswerCheckRegistry, where: str
 ) -> None:
     """Raise :class:`DataError` when an example names an answer check that is not
-    installed (before a model is asked anything)."""
+    installed, or one that cannot judge its expected answer (``number`` for ``Paris``), before a
+    model is asked anything: otherwise scoring, or a reward, fails in the middle of training
+    or evaluation. Each check judges the item's expected answer as if a model gave it."""
     for example in examples:
         name = example.meta.answer_match
         if name not in checks:
             raise DataError(f"{where}: item {example.id!r}: meta.{ANSWER_MATCH_FIELD}: "
                             f"{checks.unknown_message(name)}")  # fmt: skip
+        as_answered = Prediction(example.id, "", "", example.answer, example_meta(example))
+        try:
+            check_answer(as_answered, example.answer, checks)
+        except DataError as exc:
+            raise DataError(f"{where}: {exc}") from None
 
 
 def _meta_of(meta: Mapping[str, Any]) -> dict[str, Any]:

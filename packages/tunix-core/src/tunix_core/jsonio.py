@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -54,30 +55,94 @@ def append_jsonl(path: Path, records: Iterable[Mapping[str, Any]]) -> None:
         os.fsync(handle.fileno())
 
 
-def jsonl_lines(text: str) -> list[str]:
-    """The lines of JSONL ``text``, split on ``\\n`` only (a file read in text mode has
-    ``\\r\\n`` as ``\\n``). Not ``str.splitlines()``: that also breaks on U+2028, U+2029,
-    U+0085 and others, which ``json.dumps(..., ensure_ascii=False)`` leaves raw in strings."""
-    lines = text.split("\n")
-    if lines[-1] == "":
+# A JSON escape of a UTF-16 surrogate; only a lone one (not half of a pair) survives
+# json.loads as a surrogate, and no UTF-8 writer can write that back.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+# A lone surrogate in a Python string (from such an escape, or from a plugin's own text).
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+LONE_SURROGATE_PROBLEM = "a lone surrogate (a \\ud800-\\udfff escape without its pair) is not text"
+
+
+def _lines(data: bytes) -> list[bytes]:
+    """The lines of JSONL ``data``, split on ``\\n`` only. Not ``str.splitlines()``: that
+    also breaks on U+2028, U+2029, U+0085 and others, which ``json.dumps(...,
+    ensure_ascii=False)`` leaves raw in strings. Split as bytes, so one torn line cannot
+    stop the others from decoding; a ``\\r`` before the ``\\n`` is JSON whitespace."""
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
         lines.pop()  # the newline ending the last record starts no line
     return lines
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Read a JSONL file; a torn last line (an interrupted append) is dropped, any other bad
-    line raises ``ValueError`` naming file and line."""
-    records: list[dict[str, Any]] = []
-    lines = jsonl_lines(path.read_text(encoding="utf-8"))
-    for number, line in enumerate(lines, start=1):
+def _shown(text: str) -> str:
+    """``text`` with lone surrogates as ``\\udXXX`` escapes, so a message can be printed."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _lone_surrogate_field(value: Any, field: str) -> str | None:
+    """The dotted path of the first string in ``value`` (keys included) that holds a lone
+    surrogate, or ``None``."""
+    if isinstance(value, str):
+        return field if LONE_SURROGATE.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            name = f"{field}.{key}" if field else key
+            if LONE_SURROGATE.search(key):
+                return name
+            found = _lone_surrogate_field(item, name)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _lone_surrogate_field(item, f"{field}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
+def parse_jsonl(data: bytes, where: str, *, drop_torn_last: bool = False) -> list[tuple[int, Any]]:
+    """``(line number, value)`` for every non-blank line of JSONL ``data``: the one JSONL
+    parser. Raises ``ValueError`` saying ``WHERE:LINE: problem`` for a line that is not
+    UTF-8, not JSON, or holds a lone surrogate (``"\\ud800"``: valid JSON, but no text
+    any writer can encode; the message names the field). With ``drop_torn_last``, a last
+    line that does not decode or parse (an interrupted append, perhaps cut inside a
+    multibyte character) is dropped instead."""
+    rows: list[tuple[int, Any]] = []
+    lines = _lines(data)
+    for number, raw in enumerate(lines, start=1):
+        torn_allowed = drop_torn_last and number == len(lines)
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if torn_allowed:
+                break
+            raise ValueError(
+                f"{where}:{number}: not UTF-8 text ({exc.reason} at byte {exc.start} of the line)"
+            ) from None
         if not line.strip():
             continue
         try:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
-            if number == len(lines):
+            if torn_allowed:
                 break
-            raise ValueError(f"{path}:{number}: invalid JSON: {exc.msg}") from None
+            raise ValueError(
+                f"{where}:{number}: invalid JSON: {exc.msg} (column {exc.colno})"
+            ) from None
+        if _SURROGATE_ESCAPE.search(line):
+            field = _lone_surrogate_field(value, "")
+            if field is not None:
+                named = f"field '{_shown(field)}'" if field else "the line"
+                raise ValueError(f"{where}:{number}: {named}: {LONE_SURROGATE_PROBLEM}")
+        rows.append((number, value))
+    return rows
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Read a JSONL file we wrote; a torn last line (an interrupted append) is dropped,
+    any other bad line raises ``ValueError`` naming file and line."""
+    records: list[dict[str, Any]] = []
+    for number, value in parse_jsonl(path.read_bytes(), str(path), drop_torn_last=True):
         if not isinstance(value, dict):
             raise ValueError(f"{path}:{number}: expected a JSON object, got {type(value).__name__}")
         records.append(value)
@@ -91,21 +156,12 @@ def read_user_jsonl(path: Path) -> list[tuple[int, Any]]:
     bad line raises :class:`~tunix_core.errors.DataError` naming the file and the line.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: cannot read: no such file") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    rows: list[tuple[int, Any]] = []
-    for number, line in enumerate(jsonl_lines(text), start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append((number, json.loads(line)))
-        except json.JSONDecodeError as exc:
-            raise DataError(
-                f"{path}:{number}: invalid JSON: {exc.msg} (column {exc.colno})"
-            ) from None
-    return rows
+    try:
+        return parse_jsonl(data, str(path))
+    except ValueError as exc:
+        raise DataError(str(exc)) from None

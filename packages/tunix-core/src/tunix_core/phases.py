@@ -11,13 +11,15 @@ that exported their model and resumes the one that did not.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+import re
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import attrs
 
 from tunix_core.config import RunConfig, TrainerSection, TrainingSection, converter, structure
-from tunix_core.errors import ConfigError
+from tunix_core.errors import ConfigError, DataError
 from tunix_core.protocols import Trainer
 
 
@@ -66,3 +68,30 @@ def phase_dir_name(index: int, trainer: str) -> str:
     """``<index>-<trainer>`` (1-based): the folder under ``phases/`` of a phase that is
     not the last."""
     return f"{index}-{trainer}"
+
+
+# Where a field name starts in a message: not inside a word or a path.
+_FIELD_START = r"(?<![\w./\\-])"
+
+
+def _phase_fields(message: str, where: str) -> str:
+    """``message`` with the fields a trainer names in its one-phase config named as the
+    phase sets them: ``trainer.options.X`` as ``WHERE.options.X``, ``trainer.name`` as
+    ``WHERE.trainer`` and ``training.X`` as ``WHERE.X``."""
+    message = re.sub(rf"{_FIELD_START}trainer\.options\b", f"{where}.options", message)
+    message = re.sub(rf"{_FIELD_START}trainer\.name\b", f"{where}.trainer", message)
+    return re.sub(rf"{_FIELD_START}training\.(?!phases\[)", f"{where}.", message)
+
+
+@contextlib.contextmanager
+def naming_phase(index: int) -> Iterator[None]:
+    """Around a trainer's ``validate`` or ``train`` of phase ``index`` (0-based): its
+    configuration and data errors name ``training.phases[index]``'s fields, which the
+    user wrote, not those of the config the phase was turned into."""
+    try:
+        yield
+    except (ConfigError, DataError) as exc:
+        named = _phase_fields(str(exc), f"training.phases[{index}]")
+        if named == str(exc):
+            raise
+        raise type(exc)(named) from None

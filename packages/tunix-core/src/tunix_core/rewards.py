@@ -30,16 +30,23 @@ class RewardScores:
     total: list[float]
 
 
+# The largest weight: only the ratios of weights matter, and with weights near the largest
+# float their sum overflows to inf and a perfect completion's reward becomes NaN.
+MAX_REWARD_WEIGHT = 1e6
+
+
 def check_reward_weights(registry: RewardRegistry, weights: Mapping[str, float]) -> None:
     """Raise before any reward runs: :class:`~tunix_core.registry.UnknownNameError` for a
     name no plugin registered (listing the installed ones), ``ValueError`` for a weight
-    that is not a positive number or an empty mapping."""
+    that is not a positive number up to :data:`MAX_REWARD_WEIGHT` or an empty mapping."""
     if not weights:
         raise ValueError("no rewards named: give at least one name with a positive weight")
     for name, weight in weights.items():
         registry.entry(name)
-        if not isinstance(weight, int | float) or not math.isfinite(weight) or weight <= 0:
-            raise ValueError(f"reward {name!r}: weight must be a positive number, got {weight!r}")
+        if (isinstance(weight, bool) or not isinstance(weight, int | float)
+                or not 0 < weight <= MAX_REWARD_WEIGHT):  # fmt: skip
+            raise ValueError(f"reward {name!r}: weight must be a positive number up to "
+                             f"{MAX_REWARD_WEIGHT:g}, got {weight!r}")  # fmt: skip
 
 
 def score_rewards(
@@ -70,10 +77,18 @@ def score_rewards(
             raise PluginError(f"reward {name!r} returned {len(scores)} scores for {n} completions")
         by_reward[name] = scores
         for i, score in enumerate(scores):
+            if math.isinf(score):
+                raise PluginError(f"reward {name!r} scored completion {i} {score}: a reward is "
+                                  "a finite number, or NaN where it does not apply")  # fmt: skip
             if not math.isnan(score):
                 totals[i] += weight * score
                 weight_sums[i] += weight
     total = [t / w if w else math.nan for t, w in zip(totals, weight_sums, strict=True)]
+    for i, (value, weight_sum) in enumerate(zip(total, weight_sums, strict=True)):
+        if weight_sum and not math.isfinite(value):  # finite scores too large to weight
+            scored = {name: scores[i] for name, scores in by_reward.items()}
+            raise PluginError(f"the weighted reward of completion {i} is {value} (scores "
+                              f"{scored}, weights {dict(weights)})")  # fmt: skip
     return RewardScores(by_reward, total)
 
 

@@ -22,7 +22,7 @@ from tunix_core.data.mixture import check_part_names, load_dataset_split
 from tunix_core.errors import ConfigError
 from tunix_core.evaluation import headline_metrics, read_summary, require_answer_checks
 from tunix_core.layout import MANIFEST, RunLayout, model_id
-from tunix_core.phases import PhasePlan, phase_configs
+from tunix_core.phases import PhasePlan, naming_phase, phase_configs
 from tunix_core.plugins import PluginHost
 from tunix_core.protocols import ModelBackend, ModelSpec, RunContext, Trainer
 from tunix_core.registry import UnknownNameError
@@ -49,7 +49,8 @@ def _plan_phases(context: RunContext, config: RunConfig) -> list[PhasePlan]:
             make_trainer = context.host.trainers.load(phase_config.trainer.name)
         except UnknownNameError as exc:
             raise ConfigError(f"{field}: {exc}") from None
-        make_trainer().validate(phase_config, context=context)
+        with naming_phase(index):
+            make_trainer().validate(phase_config, context=context)
         phases.append(PhasePlan(phase_config, make_trainer))
     return phases
 
@@ -87,8 +88,9 @@ def plan_run(host: PluginHost, config: RunConfig) -> Plan:
         load_dataset_split(host.datasets, data, split, limit=limit, transforms=host.transforms)
         for split, limit in (("train", data.train_limit), ("eval", data.eval_limit))
     )
-    require_answer_checks(evaluation.examples, host.answer_checks,
-                          f"dataset {data.label!r} (eval split)")  # fmt: skip
+    for split, loaded in (("train", train), ("eval", evaluation)):  # a reward checks answers too
+        require_answer_checks(loaded.examples, host.answer_checks,
+                              f"dataset {data.label!r} ({split} split)")  # fmt: skip
     parts = {split: loaded.parts for split, loaded in (("train", train), ("eval", evaluation))
              if loaded.parts}  # fmt: skip
     return Plan(config, backend, trainer, evaluators, packager, train.examples,

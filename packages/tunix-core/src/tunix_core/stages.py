@@ -22,7 +22,7 @@ from tunix_core.evaluation import evaluate_examples
 from tunix_core.evidence import sha256_file
 from tunix_core.jsonio import write_json_atomic
 from tunix_core.layout import RunLayout
-from tunix_core.phases import PhasePlan, phase_dir_name
+from tunix_core.phases import PhasePlan, naming_phase, phase_dir_name
 from tunix_core.protocols import Evaluator, ModelBackend, ModelSpec, Packager, RunContext, Trainer
 from tunix_core.rundir import RunDirectory
 from tunix_core.types import (
@@ -145,8 +145,9 @@ def _train_phases(run: RunDirectory, plan: Plan, train_examples: list[ReasoningE
             if init_from is not None:
                 config = attrs.evolve(config, model=attrs.evolve(config.model, init_from=init_from))
             where.path.mkdir(parents=True, exist_ok=True)
-            result = phase.make_trainer().train(config, where, train_examples,
-                                                backend=plan.backend, context=plan.context)  # fmt: skip
+            with naming_phase(index - 1):
+                result = phase.make_trainer().train(config, where, train_examples,
+                                                    backend=plan.backend, context=plan.context)  # fmt: skip
             record = {"phase": index, "trainer": name, "steps": result.steps,
                       "stopped_early": result.stopped_early, "reason": result.reason,
                       "directory": str(where.path.relative_to(run.path)),

@@ -126,6 +126,11 @@ def test_a_bad_answer_match_names_file_line_and_field(tmp_path: Path) -> None:
         ),
         ({"meta": {"category": "a", "answer_match": ""}}, "meta.answer_match", "got ''"),
         ({"extra": 1}, "extra", "unknown field"),
+        # Lone surrogates (from a provider's own strings; a JSONL reader refuses them first).
+        ({"question": "What is \ud800?"}, "question", "a lone surrogate"),
+        ({"steps": ["ok", "x\udfff"]}, "steps[1]", "a lone surrogate"),
+        ({"meta": {"category": "a", "source": "\udc00"}}, "meta.source", "a lone surrogate"),
+        ({"meta": {"category": "a", "extra": {"test": "\ud83d"}}}, "meta.extra.test", "surrogate"),
     ],
 )
 def test_invalid_records_name_the_field(

@@ -112,6 +112,19 @@ def _to_stderr(line: str) -> None:
     click.echo(line, err=True)
 
 
+def context_problem(model: LoadedModel, prompt: str, max_new_tokens: int) -> str | None:
+    """Why ``prompt`` and ``max_new_tokens`` new tokens do not fit ``model``'s context
+    (``needs N tokens of prompt; ...``), or ``None`` when they fit or the model cannot tell
+    (it is no :class:`StreamingModel`). The one check ``generate`` and ``chat`` make."""
+    if not isinstance(model, StreamingModel):
+        return None
+    used = model.count_tokens(prompt)
+    if used + max_new_tokens <= model.context_length:
+        return None
+    return (f"needs {used} tokens of prompt; with {max_new_tokens} new tokens it exceeds the "
+            f"model's context of {model.context_length} tokens")  # fmt: skip
+
+
 def render_conversation(
     exchanges: Sequence[tuple[str, str]], question: str, system_prompt: str
 ) -> str:
@@ -141,21 +154,14 @@ class ChatSession:
         """The conversation rendered with ``question`` last, after dropping the oldest
         exchanges it needs to fit the model's context; None (and a note) when the question
         alone does not fit."""
-        if not isinstance(self.model, StreamingModel):
-            return render_conversation(self.exchanges, question, self.system_prompt)
-        budget = self.model.context_length - self.max_new_tokens
         dropped = 0
         while True:
             prompt = render_conversation(self.exchanges[dropped:], question, self.system_prompt)
-            used = self.model.count_tokens(prompt)
-            if used <= budget:
+            problem = context_problem(self.model, prompt, self.max_new_tokens)
+            if problem is None:
                 break
             if dropped == len(self.exchanges):
-                self.write(
-                    f"(that message needs {used} tokens of prompt; with {self.max_new_tokens} "
-                    f"new tokens it exceeds the model's context of "
-                    f"{self.model.context_length} tokens)\n"
-                )
+                self.write(f"(that message {problem})\n")
                 return None
             dropped += 1
         if dropped:
@@ -301,9 +307,12 @@ def generate(
     opened = open_model(host_of(ctx), run[0] if run else None, preset, weights, backend_name)
     system = opened.system_prompt if system_prompt is None else system_prompt
     prompt = render_prompt(question, system)
-    completion = opened.model.generate(
-        [prompt], max_new_tokens=max_new_tokens or opened.max_new_tokens
-    )[0]
+    new_tokens = max_new_tokens or opened.max_new_tokens
+    problem = context_problem(opened.model, prompt, new_tokens)
+    if problem is not None:
+        raise TunixError(f"the question {problem}; shorten it (or the system prompt), or "
+                         "lower --max-new-tokens")  # fmt: skip
+    completion = opened.model.generate([prompt], max_new_tokens=new_tokens)[0]
     parsed = parse_completion(completion)
     if as_json:
         record = {

@@ -17,7 +17,7 @@ import attrs
 from tunix_core.errors import TunixError
 from tunix_core.evaluation import read_predictions, read_summary
 from tunix_core.layout import BASELINE, EVAL_SUMMARY, PREDICTIONS, RunLayout
-from tunix_eval.report import pct
+from tunix_eval.report import pct, printable
 
 # (row name, path into the summary); rows absent from both sides are left out.
 METRIC_ROWS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -189,7 +189,7 @@ def format_comparison(comparison: Comparison, *, show: int = 20) -> str:
                          f"{flip.before!r} -> {flip.after!r}")  # fmt: skip
         if len(flips) > show:
             lines.append(f"  ... and {len(flips) - show} more {title}")
-    return "\n".join(lines)
+    return printable("\n".join(lines))
 
 
 def comparison_to_dict(comparison: Comparison) -> dict[str, Any]:

@@ -2,8 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
+
+# C0 and C1 control characters and DEL (a terminal escape code starts with ESC) and the
+# bidirectional overrides and isolates, which reorder what a reader sees.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str, *, keep: str = "\n") -> str:
+    """``text`` with every control character but those in ``keep`` written as its escape
+    (``\\x1b``), so a category, id or label from a file cannot drive the terminal (or
+    break a page) it is shown in."""
+
+    def shown(match: re.Match[str]) -> str:
+        char = match.group()
+        return char if char in keep else char.encode("unicode_escape").decode("ascii")
+
+    return _CONTROL.sub(shown, text)
 
 
 def pct(value: float | None) -> str:
@@ -34,4 +51,4 @@ def format_summary(summary: Mapping[str, Any]) -> str:
                 f"    {name:<{width}}  n={group['n']:<4} accuracy {pct(group['answer_accuracy']):>6}"
                 f"  format {pct(group['format_compliance']):>6}"
             )
-    return "\n".join(lines)
+    return printable("\n".join(lines))

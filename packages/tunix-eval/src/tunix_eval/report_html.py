@@ -2,8 +2,9 @@
 
 The page needs nothing but itself: CSS is inline, charts are inline SVG drawn here from
 ``metrics.jsonl`` and the eval summaries, there are no external URLs and no JavaScript.
-Every text taken from the run (completions above all) is HTML-escaped. A partial run
-(no baseline, not trained yet) gives a page whose empty sections say why they are empty.
+Every text taken from the run (completions above all) is HTML-escaped, and its control
+characters are shown as escapes (``\\x00``). A partial run (no baseline, not trained yet)
+gives a page whose empty sections say why they are empty.
 
 :func:`gather` reads a run once into a :class:`RunReport`; :func:`render_html` draws it,
 and ``tunix runs show`` prints the same facts (``tunix_eval.runs.format_run_details``).
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from html import escape
+from html import escape as html_escape
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from tunix_core.jsonio import read_jsonl, write_text_atomic
 from tunix_core.rundir import RunDirectory
 from tunix_core.types import BASELINE, EVALUATE, STAGE_NAMES
 from tunix_eval import compare as comparing
-from tunix_eval.report import pct
+from tunix_eval.report import pct, printable
 
 # (metric name, before, after, is_rate): a row of the before/after table.
 Row = tuple[str, float | None, float | None, bool]
@@ -38,6 +39,12 @@ MAX_COMPLETION_CHARS = 4000
 # metrics.jsonl keys that are not curves: the x axis and the wall clock.
 NOT_CURVES = frozenset({"step", "elapsed_seconds"})
 BEFORE_COLOUR, AFTER_COLOUR = "#9aa5b1", "#2563eb"
+
+
+def escape(text: str) -> str:
+    """``text`` HTML-escaped, its control characters (NUL, ESC, ...) shown as escapes:
+    HTML allows none of them but the whitespace ones."""
+    return html_escape(printable(text, keep="\n\r\t"))
 
 
 @attrs.frozen

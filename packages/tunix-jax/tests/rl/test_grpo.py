@@ -217,6 +217,9 @@ def test_sampling_seeds_are_a_function_of_the_run_seed_and_step():
     ("options", "field"),
     [
         ({"rewards": {"no_such_reward": 1.0}}, "trainer.options.rewards"),
+        # Near the largest float, two weights sum to inf and a perfect reward to NaN.
+        ({"rewards": {"starts_with_digit": 1e308}}, "trainer.options.rewards: reward "
+         "'starts_with_digit': weight must be a positive number up to 1e"),
         ({"max_new_tokens": 64}, "trainer.options.max_new_tokens"),
         ({"num_generations": 1}, "trainer.options.num_generations"),
         ({"epsilon_high": 1.5}, "trainer.options.epsilon_high"),

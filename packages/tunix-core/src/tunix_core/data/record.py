@@ -20,7 +20,12 @@ from typing import Any
 import attrs
 
 from tunix_core.errors import DataError
-from tunix_core.jsonio import read_user_jsonl, write_text_atomic
+from tunix_core.jsonio import (
+    LONE_SURROGATE,
+    LONE_SURROGATE_PROBLEM,
+    read_user_jsonl,
+    write_text_atomic,
+)
 from tunix_core.registry import ANSWER_CHECK_NAME
 
 DIFFICULTIES = ("easy", "medium", "hard")
@@ -46,9 +51,16 @@ class FieldError(ValueError):
         self.problem = problem
 
 
+def _check_encodable(field: str, value: str) -> None:
+    # A Python string can hold a lone surrogate (a provider's own text); no file can.
+    if LONE_SURROGATE.search(value):
+        raise FieldError(field, LONE_SURROGATE_PROBLEM)
+
+
 def _check_text(field: str, value: Any, *, allow_edge_space: bool = False) -> None:
     if not isinstance(value, str):
         raise FieldError(field, f"must be a string, got {type(value).__name__}")
+    _check_encodable(field, value)
     if not value.strip():
         raise FieldError(field, "must not be empty")
     if not allow_edge_space and value != value.strip():
@@ -73,6 +85,7 @@ def _difficulty(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
 def _source(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, str):
         raise FieldError(attribute.name, f"must be a string, got {type(value).__name__}")
+    _check_encodable(attribute.name, value)
 
 
 def _answer_match(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -125,6 +138,7 @@ def _extra(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
             raise FieldError(f"{attribute.name}.{key}", "is a meta field of its own, not an extra")
         if not isinstance(text, str):
             raise FieldError(f"{attribute.name}.{key}", f"must be a string, got {type(text).__name__}")
+        _check_encodable(f"{attribute.name}.{key}", text)
 
 
 def _as_dict(value: Any) -> Any:

