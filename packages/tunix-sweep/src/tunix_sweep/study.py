@@ -65,7 +65,8 @@ def reading_study(sweep_dir: Path) -> Iterator[None]:
     Optuna cannot decode) into one TunixError naming the file."""
     try:
         yield
-    except (sqlalchemy.exc.SQLAlchemyError, ValueError, LookupError, TypeError, RuntimeError) as exc:
+    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, ValueError,
+            LookupError, TypeError, RuntimeError) as exc:  # fmt: skip
         raise TunixError(f"{sweep_dir / STUDY_DB}: cannot read the study ({_reason(exc)}); "
                          "restore it from a copy, or give --out a new folder") from None  # fmt: skip
 
