@@ -112,9 +112,6 @@ def _definition_problem(data: Mapping[str, Any]) -> str | None:
     space = data.get("space")
     if not isinstance(space, dict) or not space:
         return "space: must map the searched fields"
-    seed = data.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        return f"seed: must be between 0 and {MAX_SEED}"
     return None
 
 
@@ -191,10 +188,13 @@ def open_sweep(sweep: Sweep, sweep_dir: Path) -> optuna.Study:
     saved = read_definition(sweep_dir) if saved_path.exists() else None
     refuse = "rerun it with its own sweep file, or give --out a new folder"
     if saved is not None and saved != definition:
-        raise ConfigError(f"{sweep_dir}: holds a sweep with a different {_changed(saved, definition)}; {refuse}")
+        raise ConfigError(f"{sweep_dir}: holds a sweep with a different "
+                          f"{_changed(saved, definition)}; {refuse}")  # fmt: skip
+    # A folder with trials and no study: a new study would write over trial 0's folder.
     earlier = saved is not None or any(any((sweep_dir / f).glob("*")) for f in (TRIALS, RUNS))
-    lost = f"{sweep_dir}: has trials but no study in {STUDY_DB} (deleted or replaced); restore it, or give --out a new folder"
-    if earlier and not (sweep_dir / STUDY_DB).exists():  # a new study would overwrite trial 0
+    lost = (f"{sweep_dir}: has trials but no study in {STUDY_DB} (deleted or replaced); "
+            "restore it, or give --out a new folder")  # fmt: skip
+    if earlier and not (sweep_dir / STUDY_DB).exists():
         raise TunixError(lost)
     storage = open_storage(sweep_dir)
     with reading_study(sweep_dir):
