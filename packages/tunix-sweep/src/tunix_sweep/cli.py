@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -62,9 +63,9 @@ def sweep(ctx: click.Context, sweep_file: Path | None, out: Path | None, trials:
         click.echo(f"sweep {spec_sweep.name}: {studies.counted(study)} of "
                    f"{spec_sweep.spec.trials} trial(s) done; folder {sweep_dir}")  # fmt: skip
 
-        def write_summary() -> None:
-            results.write_summary(study, sweep_dir, definition, backend=backend,
-                                  planned=spec_sweep.spec.trials)  # fmt: skip
+        def write_summary() -> dict[str, Any]:
+            return results.write_summary(study, sweep_dir, definition, backend=backend,
+                                         planned=spec_sweep.spec.trials)  # fmt: skip
 
         try:
             if backend == "ray":
@@ -80,8 +81,7 @@ def sweep(ctx: click.Context, sweep_file: Path | None, out: Path | None, trials:
             click.echo(f"interrupted; continue with the same command (--out {sweep_dir})")
             raise
         finally:
-            summary = results.write_summary(study, sweep_dir, definition, backend=backend,
-                                            planned=spec_sweep.spec.trials)  # fmt: skip
+            summary = write_summary()
     click.echo(results.format_leaderboard(summary))
 
 

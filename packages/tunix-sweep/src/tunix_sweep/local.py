@@ -17,7 +17,7 @@ from tunix_sweep.trial import TrialFailed, run_trial, trial_dir
 
 
 def run_local(sweep: Sweep, sweep_dir: Path, study: optuna.Study, *, echo: Callable[[str], None],
-              after_trial: Callable[[], None]) -> None:  # fmt: skip
+              after_trial: Callable[[], object]) -> None:  # fmt: skip
     """Run trials until the sweep has ``trials`` ended ones or its time budget is spent;
     ``after_trial`` runs after each (it rewrites the summary)."""
     spec = sweep.spec
