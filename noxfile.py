@@ -65,9 +65,11 @@ TEST_INSTALLS = {
         "-e", "packages/tunix-eval", "-e", "packages/tunix-package", "hypothesis",
     ],
     # tunix-package: `tunix validate` checks a trial's run directory as for any run.
+    # hypothesis: the fuzz tests of the sweep files and of `sweep show`'s inputs.
     "tunix-sweep": [
         "-e", "packages/tunix-core", "-e", "packages/tunix-datasets", "-e", "packages/tunix-jax",
         "-e", "packages/tunix-eval", "-e", "packages/tunix-package", "-e", "packages/tunix-sweep",
+        "hypothesis",
     ],
 }  # fmt: skip
 TORCH = "torch==2.13.0"

@@ -9,7 +9,8 @@ import yaml
 
 from tunix_core.config import structure_config
 from tunix_core.errors import ConfigError
-from tunix_sweep.spec import load_sweep, objective_value
+from tunix_sweep.spec import MAX_SEED, load_sweep, objective_value, run_objective
+from tunix_sweep.trial import TrialFailed
 
 SPACE = {
     "training.learning_rate": {"type": "float", "low": 1.0e-5, "high": 1.0e-2, "log": True},
@@ -73,6 +74,12 @@ def test_set_overrides_reach_every_trial_and_parameters_win(tmp_path: Path):
          "space.training.steps.deeper: 1 is not valid there: training.steps: expected int"),
         ({"training.steps": {"type": "int", "low": 1, "high": 2, "choices": [1]}},
          "space.training.steps: a int parameter takes low and high, not choices"),
+        # Optuna would keep only low, silently
+        ({"training.lora.rank": {"type": "int", "low": 2, "high": 8, "step": 10}},
+         "space.training.lora.rank: step: 10.0 is larger than the range 2.0 to 8.0, which would "
+         "keep only low"),
+        ({"training.learning_rate": {"type": "float", "low": 0.1, "high": 0.2, "step": 0.5}},
+         "space.training.learning_rate: step: 0.5 is larger than the range 0.1 to 0.2"),
     ],
 )  # fmt: skip
 def test_a_bad_space_is_one_line_naming_the_field(tmp_path: Path, space: dict[str, object], expected: str):
@@ -96,6 +103,33 @@ def test_an_objective_missing_from_a_trials_summary_names_the_field(tmp_path: Pa
         objective_value(summary, "scorecard.overall.nope", where)
     with pytest.raises(ConfigError, match=r"objective: 'scorecard' in .* is not a number"):
         objective_value(summary, "scorecard", where)
+
+
+def test_a_null_objective_fails_the_trial_but_a_missing_one_stops_the_sweep(tmp_path: Path):
+    where = tmp_path / "eval_summary.json"
+    # A rate over correct answers is null when nothing was correct: that run has no value.
+    where.write_text('{"evaluators": {"trace": {"answer_in_reasoning_rate": null}}}')
+    with pytest.raises(TrialFailed, match=r"'evaluators.trace.answer_in_reasoning_rate' in .* is null"):
+        run_objective(where, "evaluators.trace.answer_in_reasoning_rate")
+    where.write_text('{"primary_score": NaN}')
+    with pytest.raises(TrialFailed, match="is nan, not a finite number"):
+        run_objective(where, "primary_score")
+    where.write_text('{"primary_score": 0.25')  # a torn summary: this trial failed
+    with pytest.raises(TrialFailed, match=r"eval_summary.json: cannot read the run's summary"):
+        run_objective(where, "primary_score")
+    with pytest.raises(TrialFailed, match="cannot read the run's summary"):
+        run_objective(tmp_path / "missing.json", "primary_score")
+    where.write_text('{"primary_score": 0.25}')
+    assert run_objective(where, "primary_score") == 0.25
+    with pytest.raises(ConfigError, match="is not in"):  # the sweep file asks for a metric
+        run_objective(where, "evaluators.nope.rate")  # no run has: the sweep stops
+
+
+@pytest.mark.parametrize("seed", [-1, MAX_SEED + 1, 2**64])
+def test_a_seed_numpy_cannot_take_is_refused_up_front(tmp_path: Path, seed: int):
+    with pytest.raises(ConfigError, match=rf"sweep.yaml: invalid configuration:\n  seed: must be "
+                                          rf"between 0 and {MAX_SEED}, got {seed}$"):  # fmt: skip
+        load_sweep(write(tmp_path, seed=seed))
 
 
 def test_an_empty_space_and_unknown_keys_name_their_field(tmp_path: Path):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
-import optuna
 
 from tunix_core.errors import ConfigError, TunixError
 from tunix_core.layout import RunLayout
@@ -17,7 +17,7 @@ from tunix_sweep import study as studies
 from tunix_sweep.local import run_local
 from tunix_sweep.spec import load_sweep
 
-BACKENDS = ("local", "ray")
+BACKENDS = results.BACKENDS
 
 
 @click.group("sweep", invoke_without_command=True)
@@ -53,16 +53,19 @@ def sweep(ctx: click.Context, sweep_file: Path | None, out: Path | None, trials:
         raise ConfigError(f"{sweep_file}: concurrent_trials: the local backend runs one trial at "
                           f"a time; use --backend ray for {spec_sweep.spec.concurrent_trials}")  # fmt: skip
     sweep_dir = out if out is not None else Path("sweeps") / spec_sweep.name
-    studies.prepare_folder(spec_sweep, sweep_dir)
-    with run_lock(RunLayout(sweep_dir), "tunix sweep"):  # one process drives a sweep folder
-        study = studies.open_study(spec_sweep, sweep_dir)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    # One process drives a sweep folder: the lock comes before anything is written there.
+    with run_lock(RunLayout(sweep_dir), "tunix sweep"):
+        study = studies.open_sweep(spec_sweep, sweep_dir)
+        definition = studies.read_definition(sweep_dir)
         for number in studies.recover_interrupted(study, sweep_dir):
             click.echo(f"trial {number} was running when the sweep stopped: failed, retried")
         click.echo(f"sweep {spec_sweep.name}: {studies.counted(study)} of "
                    f"{spec_sweep.spec.trials} trial(s) done; folder {sweep_dir}")  # fmt: skip
 
-        def write_summary() -> None:
-            results.write_summary(study, sweep_dir, backend=backend, planned=spec_sweep.spec.trials)
+        def write_summary() -> dict[str, Any]:
+            return results.write_summary(study, sweep_dir, definition, backend=backend,
+                                         planned=spec_sweep.spec.trials)  # fmt: skip
 
         try:
             if backend == "ray":
@@ -78,8 +81,7 @@ def sweep(ctx: click.Context, sweep_file: Path | None, out: Path | None, trials:
             click.echo(f"interrupted; continue with the same command (--out {sweep_dir})")
             raise
         finally:
-            write_summary()
-    summary = json.loads((sweep_dir / studies.SUMMARY).read_text(encoding="utf-8"))
+            summary = write_summary()
     click.echo(results.format_leaderboard(summary))
 
 
@@ -89,16 +91,14 @@ def sweep(ctx: click.Context, sweep_file: Path | None, out: Path | None, trials:
 def show(sweep_dir: Path, as_json: bool) -> None:
     """The leaderboard of a sweep folder (trial, state, objective, time, parameters); writes
     the optimisation-history and parameter-importance plots as PNG into it."""
-    definition_path = sweep_dir / studies.DEFINITION
-    if not definition_path.is_file():
-        raise TunixError(f"{sweep_dir}: not a sweep folder (no {studies.DEFINITION})")
-    definition = json.loads(definition_path.read_text(encoding="utf-8"))
-    study = optuna.load_study(study_name=definition["name"], storage=studies.storage_url(sweep_dir))
-    summary_path = sweep_dir / studies.SUMMARY
-    previous = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-    results.write_summary(study, sweep_dir, backend=previous.get("backend", "local"),
-                          planned=previous.get("trials_planned", len(study.trials)))  # fmt: skip
-    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    definition = studies.read_definition(sweep_dir)
+    previous = results.read_summary(sweep_dir)
+    study = studies.load_study(sweep_dir, definition)
+    with studies.reading_study(sweep_dir):  # a damaged study.db may fail only when read
+        summary = results.write_summary(
+            study, sweep_dir, definition, backend=previous.get("backend", "local"),
+            planned=previous.get("trials_planned", len(study.trials)),
+        )  # fmt: skip
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return

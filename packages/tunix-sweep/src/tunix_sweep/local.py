@@ -12,12 +12,12 @@ from optuna.trial import TrialState
 from tunix_core.errors import ConfigError
 from tunix_core.layout import RunLayout
 from tunix_sweep import study as studies
-from tunix_sweep.spec import Sweep, objective_value
-from tunix_sweep.trial import run_trial, trial_dir
+from tunix_sweep.spec import Sweep, run_objective
+from tunix_sweep.trial import TrialFailed, run_trial, trial_dir
 
 
 def run_local(sweep: Sweep, sweep_dir: Path, study: optuna.Study, *, echo: Callable[[str], None],
-              after_trial: Callable[[], None]) -> None:  # fmt: skip
+              after_trial: Callable[[], object]) -> None:  # fmt: skip
     """Run trials until the sweep has ``trials`` ended ones or its time budget is spent;
     ``after_trial`` runs after each (it rewrites the summary)."""
     spec = sweep.spec
@@ -34,7 +34,7 @@ def _one_trial(sweep: Sweep, sweep_dir: Path, study: optuna.Study, echo: Callabl
     spec = sweep.spec
     trial = study.ask(studies.distributions(spec))
     previous = studies.retried_trial(study, trial.user_attrs)
-    resume = studies.resume_dir(previous)
+    resume = studies.resume_dir(previous, sweep_dir)
     reported = dict(previous.intermediate_values) if previous is not None else {}
     # The resumed run goes on from its checkpoint: keep the steps reported before, and
     # do not report again the ones it repeats after the checkpoint.
@@ -53,7 +53,7 @@ def _one_trial(sweep: Sweep, sweep_dir: Path, study: optuna.Study, echo: Callabl
         return trial.should_prune()
 
     def on_run_dir(path: Path) -> None:
-        trial.set_user_attr(studies.RUN_DIR, str(path))
+        trial.set_user_attr(studies.RUN_DIR, studies.recorded_run_dir(path))
 
     config = None if resume else studies.trial_config(sweep, sweep_dir, trial.number, trial.params)
     outcome = run_trial(
@@ -65,17 +65,24 @@ def _one_trial(sweep: Sweep, sweep_dir: Path, study: optuna.Study, echo: Callabl
         echo(f"trial {trial.number}: pruned at step {last_step}")
         return
     if outcome.returncode != 0 or outcome.run_dir is None:
-        error = outcome.failure()
-        trial.set_user_attr(studies.ERROR, error)
-        study.tell(trial, state=TrialState.FAIL)
-        echo(f"trial {trial.number}: failed ({error}); see {outcome.output_path}")
+        _fail(study, trial, outcome.failure(), echo, f"; see {outcome.output_path}")
         return
-    summary_path = RunLayout(outcome.run_dir).summary_path
     try:
-        value = objective_value(json.loads(summary_path.read_text()), spec.objective, summary_path)
+        value = run_objective(RunLayout(outcome.run_dir).summary_path, spec.objective)
+    except TrialFailed as exc:  # this run has no value (e.g. a rate over no correct answer)
+        _fail(study, trial, str(exc), echo)
+        return
     except ConfigError as exc:  # the sweep file names a metric the runs do not have
         trial.set_user_attr(studies.ERROR, str(exc))
         study.tell(trial, state=TrialState.FAIL)
         raise
     study.tell(trial, value)
     echo(f"trial {trial.number}: {spec.objective} = {value:.4f} ({outcome.run_dir})")
+
+
+def _fail(study: optuna.Study, trial: optuna.Trial, error: str, echo: Callable[[str], None],
+          see: str = "") -> None:  # fmt: skip
+    """Record the trial failed with its reason; the sweep goes on with the next."""
+    trial.set_user_attr(studies.ERROR, error)
+    study.tell(trial, state=TrialState.FAIL)
+    echo(f"trial {trial.number}: failed ({error}){see}")

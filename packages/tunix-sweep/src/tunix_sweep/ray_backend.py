@@ -11,7 +11,6 @@ loss. This module imports Ray at the top: import it only for ``--backend ray``.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from tunix_core.layout import RunLayout
 from tunix_sweep import study as studies
-from tunix_sweep.spec import Sweep, objective_value
+from tunix_sweep.spec import Sweep, run_objective
 from tunix_sweep.trial import TrialFailed, run_trial, trial_dir
 
 TRIAL_KEY = "__tunix_trial"  # the Optuna trial number, passed to the trainable
@@ -40,9 +39,10 @@ class _SweepSearch(OptunaSearch):  # type: ignore[misc, unused-ignore]
     trial's intermediate value (not the objective) and records each trial's run
     directory, as the local backend does."""
 
-    def __init__(self, sweep: Sweep, **kwargs: Any) -> None:
+    def __init__(self, sweep: Sweep, sweep_dir: Path, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._sweep = sweep
+        self._sweep_dir = sweep_dir
         self._carried: dict[str, set[int]] = {}  # steps a retry kept from the killed trial
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
@@ -52,7 +52,7 @@ class _SweepSearch(OptunaSearch):  # type: ignore[misc, unused-ignore]
         ot_trial = self._ot_trials[trial_id]
         study = cast(optuna.Study, self._ot_study)  # set up by OptunaSearch before any suggest
         previous = studies.retried_trial(study, ot_trial.user_attrs)
-        resume = studies.resume_dir(previous)
+        resume = studies.resume_dir(previous, self._sweep_dir)
         if previous is not None:
             for step, value in previous.intermediate_values.items():
                 ot_trial.report(value, step)
@@ -64,7 +64,7 @@ class _SweepSearch(OptunaSearch):  # type: ignore[misc, unused-ignore]
         if ot_trial is None:
             return
         if result.get("run_dir"):
-            ot_trial.set_user_attr(studies.RUN_DIR, result["run_dir"])
+            ot_trial.set_user_attr(studies.RUN_DIR, studies.recorded_run_dir(Path(result["run_dir"])))
         step = int(result.get("step", 0))
         if OBJECTIVE not in result and "loss" in result and step not in self._carried.get(trial_id, ()):
             ot_trial.report(studies.intermediate_value(result["loss"], self._sweep.spec),
@@ -74,7 +74,7 @@ class _SweepSearch(OptunaSearch):  # type: ignore[misc, unused-ignore]
                           error: bool = False) -> None:  # fmt: skip
         ot_trial = self._ot_trials.get(trial_id)
         if ot_trial is not None and result and result.get("run_dir"):
-            ot_trial.set_user_attr(studies.RUN_DIR, result["run_dir"])
+            ot_trial.set_user_attr(studies.RUN_DIR, studies.recorded_run_dir(Path(result["run_dir"])))
         super().on_trial_complete(trial_id, result, error)
 
 
@@ -103,8 +103,7 @@ def _trainable(config: dict[str, Any], setup: dict[str, Any]) -> None:
     )  # fmt: skip
     if outcome.returncode != 0 or outcome.run_dir is None:
         raise TrialFailed(outcome.failure())
-    summary_path = RunLayout(outcome.run_dir).summary_path
-    value = objective_value(json.loads(summary_path.read_text()), sweep.spec.objective, summary_path)
+    value = run_objective(RunLayout(outcome.run_dir).summary_path, sweep.spec.objective)
     tune.report({**state, "run_dir": str(outcome.run_dir), OBJECTIVE: value})
 
 
@@ -133,7 +132,7 @@ def run_ray(sweep: Sweep, sweep_dir: Path, study: optuna.Study, *, address: str 
              logging_level=logging.WARNING, log_to_driver=False)  # fmt: skip
     echo(f"ray: {remaining} trial(s) to run")
     search = _SweepSearch(
-        sweep, space=studies.distributions(spec), metric=OBJECTIVE,
+        sweep, sweep_dir, space=studies.distributions(spec), metric=OBJECTIVE,
         mode="max" if spec.direction == "maximize" else "min",
         sampler=studies.make_sampler(spec, len(study.trials)), study_name=sweep.name,
         storage=optuna.storages.RDBStorage(studies.storage_url(sweep_dir)),

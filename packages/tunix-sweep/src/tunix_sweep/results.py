@@ -4,7 +4,6 @@ plots."""
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from pathlib import Path
@@ -13,14 +12,17 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from tunix_core.errors import TunixError
 from tunix_core.jsonio import write_json_atomic
 from tunix_sweep import study as studies
 
 HISTORY_PLOT = "optimization_history.png"
 IMPORTANCE_PLOT = "param_importances.png"
+BACKENDS = ("local", "ray")
 
 
-def _row(trial: FrozenTrial) -> dict[str, Any]:
+def _row(trial: FrozenTrial, sweep_dir: Path) -> dict[str, Any]:
+    run_dir = studies.trial_run_dir(trial, sweep_dir)
     return {
         "trial": trial.number,
         "state": trial.state.name.lower(),
@@ -29,25 +31,26 @@ def _row(trial: FrozenTrial) -> dict[str, Any]:
         # trial's value in Optuna is its last intermediate value, not the objective
         "seconds": studies.trial_seconds(trial),
         "steps_reported": len(trial.intermediate_values),
-        "run_dir": trial.user_attrs.get(studies.RUN_DIR),
+        "run_dir": None if run_dir is None else str(run_dir),
         "retry_of": trial.user_attrs.get(studies.RETRY_OF),
         "interrupted": bool(trial.user_attrs.get(studies.INTERRUPTED)),
         "error": trial.user_attrs.get(studies.ERROR),
     }
 
 
-def leaderboard(study: optuna.Study) -> list[dict[str, Any]]:
+def leaderboard(study: optuna.Study, sweep_dir: Path) -> list[dict[str, Any]]:
     """Every trial: completed ones best objective first, then the rest by number."""
     trials = study.get_trials(deepcopy=False)
     sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     complete.sort(key=lambda t: (sign * float(t.value or 0.0), t.number))
     rest = sorted((t for t in trials if t not in complete), key=lambda t: t.number)
-    return [_row(t) for t in [*complete, *rest]]
+    return [_row(t, sweep_dir) for t in [*complete, *rest]]
 
 
-def summary(study: optuna.Study, definition: dict[str, Any], *, backend: str, planned: int) -> dict[str, Any]:
-    rows = leaderboard(study)
+def summary(study: optuna.Study, sweep_dir: Path, definition: dict[str, Any], *, backend: str,
+            planned: int) -> dict[str, Any]:  # fmt: skip
+    rows = leaderboard(study, sweep_dir)
     best = rows[0] if rows and rows[0]["state"] == "complete" else None
     return {
         "sweep": study.study_name,
@@ -62,11 +65,31 @@ def summary(study: optuna.Study, definition: dict[str, Any], *, backend: str, pl
     }
 
 
-def write_summary(study: optuna.Study, sweep_dir: Path, *, backend: str, planned: int) -> Path:
-    definition = json.loads((sweep_dir / studies.DEFINITION).read_text(encoding="utf-8"))
+def write_summary(study: optuna.Study, sweep_dir: Path, definition: dict[str, Any], *,
+                  backend: str, planned: int) -> dict[str, Any]:  # fmt: skip
+    """Rewrite ``summary.json`` from the study; returns what it wrote."""
+    data = summary(study, sweep_dir, definition, backend=backend, planned=planned)
+    write_json_atomic(sweep_dir / studies.SUMMARY, data)
+    return data
+
+
+def read_summary(sweep_dir: Path) -> dict[str, Any]:
+    """What ``tunix sweep show`` keeps of the last ``summary.json`` (the backend and the
+    planned trials; the rest it rewrites from the study): {} when there is none, one
+    TunixError naming the file when it is damaged."""
     path = sweep_dir / studies.SUMMARY
-    write_json_atomic(path, summary(study, definition, backend=backend, planned=planned))
-    return path
+    if not path.exists():
+        return {}
+    data = studies.read_json_object(path)
+    planned = data.get("trials_planned")
+    if data.get("backend") not in BACKENDS:
+        problem = f"backend: must be one of {', '.join(BACKENDS)}"
+    elif isinstance(planned, bool) or not isinstance(planned, int) or planned < 1:
+        problem = "trials_planned: must be a whole number >= 1"
+    else:
+        return {"backend": data["backend"], "trials_planned": planned}
+    raise TunixError(f"{path}: not a sweep summary: {problem}; delete it, and `tunix sweep "
+                     "show` writes it again from study.db")  # fmt: skip
 
 
 def format_leaderboard(data: dict[str, Any]) -> str:
@@ -111,7 +134,8 @@ def write_plots(study: optuna.Study, out: Path) -> tuple[Path | None, Path | Non
     from matplotlib import pyplot as plt
 
     notes: list[str] = []
-    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if t.value is not None and math.isfinite(t.value)]  # fmt: skip
     if not complete:
         return None, None, ["no completed trial: nothing to plot"]
     maximise = study.direction == optuna.study.StudyDirection.MAXIMIZE

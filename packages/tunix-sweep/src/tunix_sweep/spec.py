@@ -10,6 +10,7 @@ one line naming ``space.<dotted field>`` or ``objective``.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 import attrs
 
 from tunix_core.config import (
+    FieldRuleError,
     apply_overrides,
     at_least,
     duration,
@@ -28,11 +30,18 @@ from tunix_core.config import (
     structure_config,
 )
 from tunix_core.errors import ConfigError
+from tunix_sweep.trial import TrialFailed
 
 PARAM_TYPES = ("float", "int", "categorical")
 DIRECTIONS = ("maximize", "minimize")
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("none", "median")
+MAX_SEED = 2**32 - 1  # the samplers seed NumPy, which takes 0 to 2**32 - 1
+
+
+def _seed(_: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if not 0 <= value <= MAX_SEED:
+        raise FieldRuleError(attribute.name, f"must be between 0 and {MAX_SEED}, got {value!r}")
 
 
 @attrs.frozen
@@ -74,6 +83,10 @@ class ParamSpec:
             return "log and step cannot be combined"
         if self.step is not None and self.step <= 0:
             return f"step: must be > 0, got {self.step!r}"
+        if self.step is not None and self.low < self.high and self.step > self.high - self.low:
+            # Optuna would silently shrink the range to low alone
+            return (f"step: {self.step!r} is larger than the range {self.low!r} to {self.high!r}, "
+                    "which would keep only low")  # fmt: skip
         return None
 
     def extremes(self) -> list[Any]:
@@ -99,7 +112,7 @@ class SweepSpec:
     direction: str = attrs.field(default="maximize", validator=one_of(*DIRECTIONS))
     time_budget: str | None = attrs.field(default=None, validator=duration)
     sampler: str = attrs.field(default="tpe", validator=one_of(*SAMPLERS))
-    seed: int = 0
+    seed: int = attrs.field(default=0, validator=_seed)
     pruner: str = attrs.field(default="median", validator=one_of(*PRUNERS))
     pruner_startup_trials: int = attrs.field(default=2, validator=at_least(0))
     pruner_warmup_steps: int = attrs.field(default=1, validator=at_least(0))
@@ -216,13 +229,29 @@ def _check_objective(objective: str, source: str) -> None:
 
 
 def objective_value(summary: Mapping[str, Any], objective: str, where: Path) -> float:
-    """The number at dotted path ``objective`` of a run's eval summary; a ConfigError naming
-    ``objective`` when it is not there or not a number."""
+    """The number at dotted path ``objective`` of a run's eval summary. A ConfigError naming
+    ``objective`` when the path is not there or holds no number (the sweep file asks for
+    something the runs do not have); :class:`TrialFailed` when it is null or not finite
+    (this run has no value, e.g. a rate over correct answers when none was correct)."""
     node: Any = summary
     for part in objective.split("."):
         if not isinstance(node, Mapping) or part not in node:
             raise ConfigError(f"objective: {objective!r} is not in {where}")
         node = node[part]
+    if node is None:
+        raise TrialFailed(f"objective: {objective!r} in {where} is null: the run has no value for it")
     if isinstance(node, bool) or not isinstance(node, int | float):
         raise ConfigError(f"objective: {objective!r} in {where} is not a number, got {node!r}")
+    if not math.isfinite(node):
+        raise TrialFailed(f"objective: {objective!r} in {where} is {node!r}, not a finite number")
     return float(node)
+
+
+def run_objective(summary_path: Path, objective: str) -> float:
+    """The objective of a finished run from its ``eval_summary.json``: as
+    :func:`objective_value`, and :class:`TrialFailed` when the file is missing or unreadable."""
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise TrialFailed(f"{summary_path}: cannot read the run's summary ({exc})") from None
+    return objective_value(summary, objective, summary_path)

@@ -28,6 +28,7 @@ from tunix_sweep.plugin import PROGRESS_ENV, SWEEP_ENV, TRIAL_ENV
 PROGRESS = "progress.jsonl"
 OUTPUT = "output.log"  # the trial's stdout and stderr
 CONFIG = "trial_config.yaml"  # the run config the trial starts from
+TRIALS = "trials"  # the sweep folder's folder of trial folders
 POLL_SECONDS = 0.5
 STOP_GRACE_SECONDS = 60.0  # how long a pruned run may take to record itself interrupted
 
@@ -51,7 +52,7 @@ class TrialOutcome:
 
 
 def trial_dir(sweep_dir: Path, number: int) -> Path:
-    return sweep_dir / "trials" / f"{number:04d}"
+    return sweep_dir / TRIALS / f"{number:04d}"
 
 
 def _die_with_parent() -> None:
