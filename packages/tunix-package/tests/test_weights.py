@@ -123,7 +123,9 @@ def test_a_forged_probe_passes_the_fast_check_but_not_deep_nor_package(make_run,
     assert fast.exit_code == 0, fast.output  # the files match their (forged) record
     deep = tunix("validate", run.path, "--deep")
     assert deep.exit_code == 1
-    assert f"{run.model_dir}: re-running the probe does not give the recorded outputs" in deep.output
+    assert (
+        f"{run.model_dir}: re-running the probe does not give the recorded outputs" in deep.output
+    )
 
     packaged = tunix("package", "--run", run.path)
     assert packaged.exit_code == 1
@@ -201,7 +203,9 @@ def test_package_refuses_an_out_that_is_the_run_or_inside_or_above_it(make_run, 
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
     result = tunix("package", "--run", run.path, "--out", foreign)
-    assert result.exit_code == 2 and "it holds 'notes.txt', no part of a submission" in result.output
+    assert (
+        result.exit_code == 2 and "it holds 'notes.txt', no part of a submission" in result.output
+    )
     assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
 
 
