@@ -131,6 +131,8 @@ def digest_problems(root: Path, recorded: Any, where: str, *,
     if not isinstance(recorded, dict) or not recorded:
         return [f"{where}: records no file digests, so the files of {root} cannot be checked; "
                 "export them again"]  # fmt: skip
+    if not root.exists():
+        return [f"{root}: missing; {where} records it"]
     problems = []
     present = _regular_files(root)
     base = root.parent if root.is_file() else root

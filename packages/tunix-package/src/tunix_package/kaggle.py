@@ -9,6 +9,9 @@ export beside it and a round trip that proves the export loads back.
                                            run's model/ (see link_tree)
     report.html                            the run's report (tunix_eval.report_html); in
                                            the zip too with ``include_report: true``
+
+All three are built and validated in a new folder beside it, which replaces the previous
+``submission/`` only once it is good.
 """
 
 from __future__ import annotations
@@ -201,7 +204,8 @@ class KagglePackager:
 
         # Built in a new folder beside out_dir and swapped in once it validates, so a
         # failed packaging leaves the previous submission as it was.
-        staging = out_dir.with_name(f".{out_dir.name}.package-tmp")
+        target = out_dir.resolve()
+        staging = target.with_name(f".{target.name}.package-tmp")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         try:
@@ -209,7 +213,7 @@ class KagglePackager:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        swap_in(staging, out_dir)
+        swap_in(staging, target)
         return out_dir / bundle.name
 
     def _build(

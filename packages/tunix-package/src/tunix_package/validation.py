@@ -6,8 +6,10 @@ match their schemas; scores are measured numbers (no null, NaN or "TBD"), in [0,
 equal to what re-scoring the predictions gives (:mod:`tunix_package.recompute`); each
 evaluation is of its run's model and eval items; metrics steps increase; the manifest's
 model_id and fingerprint
-match the exported weights and the weights match the preset's shapes; nothing required is
-missing; checksums match; the zip fits its size cap; no entry or path escapes its folder
+match the exported weights and the weights match the preset's shapes; every file of a
+model export (and of each ``tunix export`` in ``exports/``) has the size and sha256 it was
+recorded with, and with ``deep`` each model export reproduces its probe; nothing required
+is missing; checksums match; the zip fits its size cap; no entry or path escapes its folder
 and nothing is a symbolic link.
 """
 
