@@ -87,8 +87,11 @@ def plugins_command(ctx: click.Context, as_json: bool) -> None:
 
 @cli.command("validate")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--deep", is_flag=True,
+              help="Also load each model export and re-run its probe (slower: loads the "
+              "weights); without it, weight files are checked by size and sha256.")  # fmt: skip
 @click.pass_context
-def validate_command(ctx: click.Context, path: Path) -> None:
+def validate_command(ctx: click.Context, path: Path, deep: bool) -> None:
     """Check evidence files (a run directory, a bundle, or one file) against their schemas,
     and a submission bundle against the rules of every installed packager."""
     # A bundle (a zip, say) is not an evidence file itself: the packagers judge it.
@@ -99,7 +102,7 @@ def validate_command(ctx: click.Context, path: Path) -> None:
     packagers = host.packagers.entries()
     for packager_entry in packagers:
         packager = packager_entry.load()()
-        found = packager.validate(path, context=context)
+        found = packager.validate(path, context=context, deep=deep)
         problems += [f"[{packager_entry.name}] {p}" for p in found if p not in problems]
     for problem in problems:
         click.echo(f"  {problem}", err=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Collection
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -96,3 +97,58 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _regular_files(root: Path) -> dict[str, Path]:
+    """``relative/posix/path -> path`` of the regular files under the folder ``root``, or
+    ``{name: root}`` for the file ``root``."""
+    if root.is_file():
+        return {root.name: root}
+    return {
+        path.relative_to(root).as_posix(): path
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and not path.is_symlink()
+    }
+
+
+def file_digests(root: Path, *, skip: Collection[str] = ()) -> dict[str, dict[str, Any]]:
+    """``relative/posix/path -> {"sha256", "bytes"}`` of every regular file under the
+    folder ``root`` (or of the file ``root``, by its name) but those named in ``skip``;
+    what an export records so that its files can be checked."""
+    return {
+        name: {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+        for name, path in _regular_files(root).items()
+        if name not in skip
+    }
+
+
+def digest_problems(root: Path, recorded: Any, where: str, *,
+                    skip: Collection[str] = ()) -> list[str]:  # fmt: skip
+    """The files under ``root`` (a folder, or one file) but ``skip`` that differ from
+    ``recorded`` (what :func:`file_digests` gave when they were written; ``where`` names
+    the record): a size or sha256 that changed, a recorded file that is gone, a file that
+    was never recorded. Sizes are compared first, so a file of the wrong size is not read."""
+    if not isinstance(recorded, dict) or not recorded:
+        return [f"{where}: records no file digests, so the files of {root} cannot be checked; "
+                "export them again"]  # fmt: skip
+    if not root.exists():
+        return [f"{root}: missing; {where} records it"]
+    problems = []
+    present = _regular_files(root)
+    base = root.parent if root.is_file() else root
+    for name in sorted(set(recorded) | set(present)):
+        if name in skip:
+            continue
+        record, path = recorded.get(name), present.get(name)
+        if path is None:
+            problems.append(f"{base / name}: missing; {where} records it")
+        elif not isinstance(record, dict):
+            problems.append(f"{path}: not recorded in {where} (added after the export)")
+        elif path.stat().st_size != record.get("bytes"):
+            size = record.get("bytes")
+            shown = f"{size:,}" if isinstance(size, int) else repr(size)
+            problems.append(f"{path}: {path.stat().st_size:,} bytes, but {where} records "
+                            f"{shown} (changed after the export)")  # fmt: skip
+        elif sha256_file(path) != record.get("sha256"):
+            problems.append(f"{path}: sha256 differs from {where} (changed after the export)")
+    return problems

@@ -32,6 +32,10 @@ BASELINE = "baseline"
 PREDICTIONS = "predictions.jsonl"
 EVAL_SUMMARY = "eval_summary.json"
 SUBMISSION = "submission"
+# `tunix export RUN --format F` writes EXPORTS/<F> (tunix-jax), and beside each export
+# <its name>EXPORT_RECORD_SUFFIX: its format, dtype and the sha256 and size of its files.
+EXPORTS = "exports"
+EXPORT_RECORD_SUFFIX = ".export.json"
 LOCK = ".lock"  # held (fcntl.flock) by the process writing the run; holds its pid
 TENSORBOARD = "tb"  # event files of the built-in TensorBoard logger
 # Written by `tunix sweep` (tunix-sweep) into a run that is one of its trials:

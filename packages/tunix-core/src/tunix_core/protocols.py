@@ -346,9 +346,11 @@ class Packager(Protocol):
         recompute the scores."""
         ...
 
-    def validate(self, path: Path, *, context: RunContext) -> list[str]:
+    def validate(self, path: Path, *, context: RunContext, deep: bool = False) -> list[str]:
         """Problems with a built bundle or run directory (judged with ``context``'s
-        backends and evaluators); empty when it is good."""
+        backends and evaluators); empty when it is good. Model files are checked against
+        what their export recorded; ``deep`` also loads each model export and re-runs its
+        probe."""
         ...
 
 

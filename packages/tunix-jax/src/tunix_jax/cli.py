@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from tunix_core.evidence import file_digests
+from tunix_core.jsonio import write_json_atomic
+from tunix_core.layout import EXPORT_RECORD_SUFFIX, EXPORTS
 from tunix_core.rundir import RunDirectory
 from tunix_jax.training.bench import train_bench
 
@@ -82,7 +85,21 @@ EXPORT_FORMATS = {
     "orbax": ("float32", "bfloat16", "float16"),
 }
 # Where `tunix export RUN` writes when --out is not given, relative to RUN.
-DEFAULT_EXPORT_PATHS = {"hf": "exports/hf", "gguf": "exports/model.gguf", "orbax": "exports/orbax"}
+DEFAULT_EXPORT_PATHS = {"hf": f"{EXPORTS}/hf", "gguf": f"{EXPORTS}/model.gguf",
+                        "orbax": f"{EXPORTS}/orbax"}  # fmt: skip
+
+
+def out_problem(run: RunDirectory, out: Path) -> str | None:
+    """Why ``tunix export`` may not write ``out``, or None: inside the run directory only
+    its exports/ folder takes exports; elsewhere (``model/``, ``submission/``) the files
+    would join evidence that was recorded without them. Symbolic links are resolved."""
+    target, exports = out.resolve(), (run.path / EXPORTS).resolve()
+    if target.is_relative_to(run.path.resolve()) and not (
+        target.is_relative_to(exports) and target != exports
+    ):
+        return (f"{out} lies inside the run directory {run.path}; write the export under "
+                f"{run.path / EXPORTS} or outside the run")  # fmt: skip
+    return None
 
 
 @click.command("export")
@@ -119,7 +136,8 @@ def export(run: Path, fmt: str, out: Path | None, dtype: str | None, verify: boo
     # startup: JAX loads when the command runs, not with its help
     from tunix_jax.export.writing import PARAMS_DIRNAME, read_export_meta
 
-    model_dir = RunDirectory.open(run).model_dir
+    run_dir = RunDirectory.open(run)
+    model_dir = run_dir.model_dir
     try:
         meta, probe = read_export_meta(model_dir)
     except FileNotFoundError as error:
@@ -136,6 +154,9 @@ def export(run: Path, fmt: str, out: Path | None, dtype: str | None, verify: boo
     out = out or run / DEFAULT_EXPORT_PATHS[fmt]
     if out.exists():
         raise click.ClickException(f"{out} already exists; remove it or pass another --out")
+    refusal = out_problem(run_dir, out)
+    if refusal is not None:
+        raise click.BadParameter(refusal, param_hint="--out")
 
     # startup: JAX loads when the command runs, not with its help
     import jax.numpy as jnp
@@ -147,6 +168,9 @@ def export(run: Path, fmt: str, out: Path | None, dtype: str | None, verify: boo
     weights = f"orbax:{model_dir / PARAMS_DIRNAME}"
     model, tokenizer = load_model(meta["preset"], weights, dtype=load_dtype)
     reload = write_export(model, tokenizer, fmt, out, dtype)
+    record = {"format": fmt, "dtype": dtype, "source_fingerprint": meta["fingerprint"],
+              "files": file_digests(out)}  # fmt: skip
+    write_json_atomic(out.with_name(out.name + EXPORT_RECORD_SUFFIX), record)
     click.echo(f"wrote {fmt} ({dtype}) to {out}")
     if verify:
         del model

@@ -165,6 +165,48 @@ def test_fingerprint_tells_weights_apart(tiny):
     assert count_params(changed) == count_params(params)
 
 
+def test_model_config_records_every_file_and_export_problems_checks_them(exported, tmp_path):
+    from tunix_core.evidence import sha256_file
+    from tunix_jax.export.verifying import export_problems
+
+    meta = json.loads((exported.directory / "model_config.json").read_text())
+    files = sorted(p for p in exported.directory.rglob("*") if p.is_file())
+    assert meta["version"] == 3 and meta["file_digests"] == {
+        p.relative_to(exported.directory).as_posix(): {"sha256": sha256_file(p),
+                                                        "bytes": p.stat().st_size}
+        for p in files if p.name != "model_config.json"
+    }  # fmt: skip
+    assert "params/_METADATA" in meta["file_digests"]
+    copy = tmp_path / "model"
+    shutil.copytree(exported.directory, copy)
+    assert export_problems(copy) == []
+    (copy / "phase.json").write_text("{}")  # the runner's record of a finished phase
+    assert export_problems(copy) == []
+
+    weights = max((p for p in (copy / "params").rglob("*") if p.is_file()),
+                  key=lambda p: p.stat().st_size)  # fmt: skip
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 1
+    weights.write_bytes(bytes(data))
+    (copy / "tokenizer.model").write_bytes(b"short")
+    (copy / "notes.txt").write_text("added later")
+    where = f"{copy / 'model_config.json'} file_digests"
+    assert export_problems(copy) == [
+        f"{copy / 'notes.txt'}: not recorded in {where} (added after the export)",
+        f"{weights}: sha256 differs from {where} (changed after the export)",
+        f"{copy / 'tokenizer.model'}: 5 bytes, but {where} records "
+        f"{meta['file_digests']['tokenizer.model']['bytes']:,} (changed after the export)",
+    ]
+    (copy / "notes.txt").unlink()
+    config = json.loads((copy / "model_config.json").read_text())
+    del config["file_digests"]
+    (copy / "model_config.json").write_text(json.dumps(config))
+    assert export_problems(copy) == [
+        f"{where}: records no file digests, so the files of {copy} cannot be checked; "
+        "export them again"
+    ]
+
+
 def test_round_trip_catches_swapped_weights(tiny, exported, tmp_path):
     other_model, tokenizer = load_model("tiny-gemma3", "random", seed=1)
     other = write_model_dir(other_model, tokenizer, preset="tiny-gemma3", weights="random",

@@ -78,6 +78,37 @@ def test_export_defaults_to_the_run_folder_and_refuses_to_overwrite(tunix, train
     assert wrong.exit_code != 0 and "gguf supports float32, float16, not bfloat16" in wrong.output
 
 
+def test_export_records_the_digests_of_what_it_wrote(tunix, trained_run, tmp_path):
+    from tunix_core.evidence import sha256_file
+
+    out = tmp_path / "hf"
+    assert tunix("export", trained_run, "--format", "hf", "--out", out).exit_code == 0
+    record = json.loads((tmp_path / "hf.export.json").read_text())
+    meta = json.loads((trained_run / "model" / "model_config.json").read_text())
+    assert (record["format"], record["dtype"]) == ("hf", "float32")
+    assert record["source_fingerprint"] == meta["fingerprint"]
+    weights = out / "model.safetensors"
+    assert record["files"]["model.safetensors"] == {
+        "sha256": sha256_file(weights), "bytes": weights.stat().st_size
+    }  # fmt: skip
+    assert set(record["files"]) == {p.name for p in out.iterdir()}
+    gguf = tmp_path / "m.gguf"
+    assert tunix("export", trained_run, "--format", "gguf", "--out", gguf).exit_code == 0
+    assert set(json.loads((tmp_path / "m.gguf.export.json").read_text())["files"]) == {"m.gguf"}
+
+
+def test_export_refuses_an_out_inside_the_run_but_outside_exports(tunix, trained_run, tmp_path):
+    link = tmp_path / "to-model"
+    link.symlink_to(trained_run / "model")
+    for out in (trained_run / "model" / "hf", link / "hf", trained_run / "data" / "hf"):
+        result = tunix("export", trained_run, "--format", "hf", "--out", out)
+        assert result.exit_code == 2
+        assert f"{out} lies inside the run directory {trained_run}; write the export under" in (
+            result.output
+        )
+    assert not (trained_run / "model" / "hf").exists()
+
+
 def test_export_fails_when_the_export_does_not_reproduce_the_probe(tunix, trained_run, tmp_path):
     import shutil
 

@@ -8,11 +8,12 @@ from pathlib import Path
 import click
 
 from tunix_core.config import PackageSection, load_run_config
+from tunix_core.errors import ConfigError
 from tunix_core.layout import MODEL
 from tunix_core.protocols import RunContext
 from tunix_core.registry import UnknownNameError
 from tunix_core.rundir import RunDirectory, run_lock
-from tunix_package.kaggle import export_evidence
+from tunix_package.kaggle import evidence_dir_problem, export_evidence, out_dir_problem
 
 
 @click.command("package")
@@ -64,6 +65,15 @@ def package_command(ctx: click.Context, run_path: Path, packager_name: str | Non
                "prediction_sample": section.prediction_sample}  # fmt: skip
     if out_dir is not None:
         options["out_dir"] = str(out_dir)
+    # Checked before the run's lock is taken: a refused --out leaves the run untouched.
+    bundle_dir = Path(options.get("out_dir") or run.submission_dir)
+    refusal = out_dir_problem(run, bundle_dir)
+    if refusal is not None:
+        raise ConfigError(refusal)
+    if evidence_dir is not None:
+        refusal = evidence_dir_problem(run, bundle_dir, evidence_dir)
+        if refusal is not None:
+            raise click.BadParameter(refusal, param_hint="--export-evidence")
     writes_into_run = out_dir is None or out_dir.resolve().is_relative_to(run.path.resolve())
     with run_lock(run, "tunix package") if writes_into_run else contextlib.nullcontext():
         bundle = packager.package(run, options, context=RunContext(host))

@@ -9,6 +9,9 @@ export beside it and a round trip that proves the export loads back.
                                            run's model/ (see link_tree)
     report.html                            the run's report (tunix_eval.report_html); in
                                            the zip too with ``include_report: true``
+
+All three are built and validated in a new folder beside it, which replaces the previous
+``submission/`` only once it is good.
 """
 
 from __future__ import annotations
@@ -62,7 +65,12 @@ from tunix_package.bundle import (
     tree_records,
 )
 from tunix_package.readme import ReadmeFacts, render_readme
-from tunix_package.validation import run_directory_problems, validate_path, zip_entry_problems
+from tunix_package.validation import (
+    run_directory_problems,
+    submission_folder_problems,
+    validate_path,
+    zip_entry_problems,
+)
 
 
 def _refuse(message: str, problems: list[str]) -> EvidenceError:
@@ -97,6 +105,44 @@ def link_tree(source: Path, destination: Path) -> None:
             if exc.errno != errno.EXDEV:
                 raise
             shutil.copy2(path, target)
+
+
+def out_dir_problem(run: RunDirectory, out_dir: Path) -> str | None:
+    """Why ``out_dir`` may not receive ``run``'s submission, or None. Packaging replaces
+    its folder whole, so it must not be the run directory, hold it, or lie inside it
+    (the run's ``submission/`` excepted), nor hold files of anything but a submission.
+    Symbolic links are resolved first."""
+    run_path, target = run.path.resolve(), out_dir.resolve()
+    refused = f"{out_dir}: cannot hold the submission, since packaging replaces that folder whole"
+    if target == run.submission_dir.resolve():
+        pass
+    elif target == run_path:
+        return f"{refused}, and it is the run directory"
+    elif target.is_relative_to(run_path):
+        return f"{refused}, and it lies inside the run directory (only {run.submission_dir} may)"
+    elif run_path.is_relative_to(target):
+        return f"{refused}, and it holds the run directory {run.path}"
+    if target.is_dir():
+        foreign = sorted(entry.name for entry in target.iterdir()
+                         if entry.name not in (MODEL, REPORT) and entry.suffix != ".zip")  # fmt: skip
+        if foreign:
+            return f"{refused}, and it holds {foreign[0]!r}, no part of a submission"
+    elif target.exists():
+        return f"{out_dir}: is a file; the submission needs a folder"
+    return None
+
+
+def swap_in(staging: Path, out_dir: Path) -> None:
+    """Put the finished folder ``staging`` in the place of ``out_dir`` by renames only: the
+    previous folder is whole until the new one is in place, then removed."""
+    if not out_dir.exists():
+        staging.rename(out_dir)
+        return
+    previous = out_dir.with_name(f".{out_dir.name}.package-old")
+    shutil.rmtree(previous, ignore_errors=True)
+    out_dir.rename(previous)
+    staging.rename(out_dir)
+    shutil.rmtree(previous)
 
 
 def _training_facts(run: RunDirectory) -> tuple[int | None, float | None]:
@@ -138,14 +184,14 @@ class KagglePackager:
     ) -> Path:
         """See :class:`tunix_core.protocols.Packager`; without ``backend`` (``tunix
         package`` on a finished run), the one the run's config names verifies the model."""
-        cap = int(options.get("max_bundle_bytes", DEFAULT_MAX_BUNDLE_BYTES))
-        sample_size = int(options.get("prediction_sample", DEFAULT_PREDICTION_SAMPLE))
-        max_log = int(options.get("max_log_bytes", min(DEFAULT_MAX_LOG_BYTES, cap // 4)))
         out_dir = Path(options.get("out_dir") or run.submission_dir)
         include_report = options.get("include_report", False)
         if not isinstance(include_report, bool):
             raise ConfigError("package.options.include_report: must be true or false, "
                               f"got {include_report!r}")  # fmt: skip
+        refusal = out_dir_problem(run, out_dir)
+        if refusal is not None:
+            raise ConfigError(refusal)
 
         problems = run_directory_problems(run.path, context=context, include_submission=False)
         if not run.model_config_path.is_file():
@@ -156,10 +202,36 @@ class KagglePackager:
         if problems:
             raise _refuse(f"refusing to package {run.path}", problems)
 
+        # Built in a new folder beside out_dir and swapped in once it validates, so a
+        # failed packaging leaves the previous submission as it was.
+        target = out_dir.resolve()
+        staging = target.with_name(f".{target.name}.package-tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        try:
+            bundle = self._build(run, staging, options, context=context, backend=backend)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        swap_in(staging, target)
+        return out_dir / bundle.name
+
+    def _build(
+        self,
+        run: RunDirectory,
+        out_dir: Path,
+        options: Mapping[str, Any],
+        *,
+        context: RunContext,
+        backend: ModelBackend | None,
+    ) -> Path:
+        """Write the bundle, the model export and the report into the new folder
+        ``out_dir`` and validate them there."""
+        cap = int(options.get("max_bundle_bytes", DEFAULT_MAX_BUNDLE_BYTES))
+        sample_size = int(options.get("prediction_sample", DEFAULT_PREDICTION_SAMPLE))
+        max_log = int(options.get("max_log_bytes", min(DEFAULT_MAX_LOG_BYTES, cap // 4)))
+        include_report = options.get("include_report", False)
         model_copy = out_dir / MODEL
-        out_dir.mkdir(parents=True, exist_ok=True)
-        if model_copy.exists():
-            shutil.rmtree(model_copy)
         link_tree(run.model_dir, model_copy)
         round_trip = (backend or backend_of_run(run, context)).verify(
             model_copy, progress=context.progress
@@ -250,14 +322,27 @@ class KagglePackager:
         staging.write_bytes(data)
         os.replace(staging, bundle)
 
-        problems = validate_path(bundle, context=context)
+        write_text_atomic(out_dir / REPORT, report)
+        problems = submission_folder_problems(out_dir, context=context)
         if problems:
             raise _refuse(f"the bundle {bundle} failed validation", problems)
-        write_text_atomic(out_dir / REPORT, report)
         return bundle
 
-    def validate(self, path: Path, *, context: RunContext) -> list[str]:
-        return validate_path(Path(path), context=context)
+    def validate(self, path: Path, *, context: RunContext, deep: bool = False) -> list[str]:
+        return validate_path(Path(path), context=context, deep=deep)
+
+
+def evidence_dir_problem(run: RunDirectory, out_dir: Path, destination: Path) -> str | None:
+    """Why ``destination`` may not receive the evidence of ``run``'s bundle in ``out_dir``,
+    or None: it must be a new or empty folder outside both (symbolic links resolved)."""
+    target = destination.resolve()
+    for holder in (run.path, out_dir):
+        if target.is_relative_to(holder.resolve()):
+            return (f"{destination}: lies inside {holder}; export the evidence to a folder of "
+                    "its own, e.g. submission_runs/NAME")  # fmt: skip
+    if destination.exists() and any(destination.iterdir()):
+        return f"{destination} already exists and is not empty; remove it first"
+    return None
 
 
 def export_evidence(bundle: Path, destination: Path) -> list[Path]:

@@ -6,8 +6,10 @@ match their schemas; scores are measured numbers (no null, NaN or "TBD"), in [0,
 equal to what re-scoring the predictions gives (:mod:`tunix_package.recompute`); each
 evaluation is of its run's model and eval items; metrics steps increase; the manifest's
 model_id and fingerprint
-match the exported weights and the weights match the preset's shapes; nothing required is
-missing; checksums match; the zip fits its size cap; no entry or path escapes its folder
+match the exported weights and the weights match the preset's shapes; every file of a
+model export (and of each ``tunix export`` in ``exports/``) has the size and sha256 it was
+recorded with, and with ``deep`` each model export reproduces its probe; nothing required
+is missing; checksums match; the zip fits its size cap; no entry or path escapes its folder
 and nothing is a symbolic link.
 """
 
@@ -29,6 +31,7 @@ from tunix_core.evaluation import verdict_counts
 from tunix_core.evidence import (
     EVIDENCE_FILES,
     MANIFEST_SCHEMA,
+    digest_problems,
     schema_errors,
     sha256_file,
     validate_tree,
@@ -37,6 +40,8 @@ from tunix_core.jsonio import read_jsonl
 from tunix_core.layout import (
     CONFIG,
     EVAL_SUMMARY,
+    EXPORT_RECORD_SUFFIX,
+    EXPORTS,
     MANIFEST,
     METRICS,
     MODEL,
@@ -292,9 +297,10 @@ def identity_problems(manifest: dict[str, Any], model_config: dict[str, Any],
     return problems
 
 
-def model_dir_problems(model_dir: Path, context: RunContext) -> list[str]:
+def model_dir_problems(model_dir: Path, context: RunContext, *, deep: bool = False) -> list[str]:
     """Problems with a model export, judged by the backend that wrote it (``backend`` in
-    its config; exports without one are the ``jax`` backend's) from ``context``'s."""
+    its config; exports without one are the ``jax`` backend's) from ``context``'s: its
+    files against what it recorded and, with ``deep``, the probe re-run on its weights."""
     try:
         name = str(load_json_strict(model_dir / MODEL_CONFIG).get("backend", "jax"))
     except (OSError, ValueError, AttributeError):
@@ -304,6 +310,43 @@ def model_dir_problems(model_dir: Path, context: RunContext) -> list[str]:
     except RegistryError as exc:
         return [f"{model_dir}: cannot check the model export: {exc}"]
     problems: list[str] = backend.export_problems(model_dir)
+    if deep and not problems:
+        round_trip = backend.verify(model_dir, progress=context.progress)
+        if round_trip.get("ok") is not True:
+            problems.append(f"{model_dir}: re-running the probe does not give the recorded "
+                            f"outputs: {json.dumps(round_trip, sort_keys=True)}")  # fmt: skip
+    return problems
+
+
+def export_record_problems(record_path: Path) -> list[str]:
+    """The export that ``record_path`` (``<export>.export.json``, written by ``tunix
+    export``) describes must hold exactly the files it records, unchanged."""
+    problems: list[str] = []
+    record = _read_json_object(record_path, str(record_path), problems)
+    if record is None:
+        return problems or [f"{record_path}: missing"]
+    export = record_path.with_name(record_path.name.removesuffix(EXPORT_RECORD_SUFFIX))
+    return digest_problems(export, record.get("files"), str(record_path))
+
+
+def exports_problems(exports_dir: Path) -> list[str]:
+    """Every export in a run's ``exports/`` must match the record ``tunix export`` wrote
+    beside it; an export without one is reported once, by its top folder or file."""
+    if not exports_dir.is_dir():
+        return []
+    problems: list[str] = []
+    covered: list[Path] = []
+    for record_path in sorted(exports_dir.rglob(f"*{EXPORT_RECORD_SUFFIX}")):
+        problems += export_record_problems(record_path)
+        export = record_path.with_name(record_path.name.removesuffix(EXPORT_RECORD_SUFFIX))
+        covered += [record_path, export]
+    unrecorded = {
+        exports_dir / path.relative_to(exports_dir).parts[0]
+        for path in exports_dir.rglob("*")
+        if path.is_file() and not any(path.is_relative_to(done) for done in covered)
+    }
+    problems += [f"{path}: has no {EXPORT_RECORD_SUFFIX} record beside it, so its weights "
+                 "cannot be checked; write it with `tunix export`" for path in sorted(unrecorded)]  # fmt: skip
     return problems
 
 
@@ -322,7 +365,7 @@ def _read_json_object(path: Path, where: str, problems: list[str]) -> dict[str, 
 
 
 def bundle_folder_problems(folder: Path, label: str, model_dir: Path | None = None, *,
-                           context: RunContext) -> list[str]:  # fmt: skip
+                           context: RunContext, deep: bool = False) -> list[str]:  # fmt: skip
     """Rules for the contents of a bundle: an extracted zip or exported evidence.
 
     ``label`` is how files are named in messages (the zip, or the folder itself);
@@ -373,7 +416,7 @@ def bundle_folder_problems(folder: Path, label: str, model_dir: Path | None = No
     if round_trip.get("ok") is not True:
         problems.append(f"{where(MANIFEST_NAME)}: the model round trip did not pass ({round_trip})")
     if model_dir is not None:
-        problems += _model_beside_problems(folder, checksums, model_dir, where, context)
+        problems += _model_beside_problems(folder, checksums, model_dir, where, context, deep)
     return problems
 
 
@@ -414,13 +457,13 @@ def _checksum_problems(folder: Path, checksums: dict[str, Any], where: Any) -> l
 
 
 def _model_beside_problems(folder: Path, checksums: dict[str, Any], model_dir: Path,
-                           where: Any, context: RunContext) -> list[str]:  # fmt: skip
+                           where: Any, context: RunContext, deep: bool) -> list[str]:  # fmt: skip
     if not model_dir.is_dir():
         return [f"{model_dir}: the model export beside the bundle is missing"]
     problems = symlink_problems(model_dir)
     if problems:
         return problems
-    problems = model_dir_problems(model_dir, context)
+    problems = model_dir_problems(model_dir, context, deep=deep)
     listed = (checksums.get("model") or {}).get("files") or {}
     present = tree_records(model_dir)
     for name in sorted(set(listed) | set(present)):
@@ -438,7 +481,7 @@ def _model_beside_problems(folder: Path, checksums: dict[str, Any], model_dir: P
 
 
 def zip_problems(zip_path: Path, model_dir: Path | None = None, *,
-                 context: RunContext) -> list[str]:  # fmt: skip
+                 context: RunContext, deep: bool = False) -> list[str]:  # fmt: skip
     """Rules for a bundle zip: safe entries, size cap, then the contents' rules."""
     problems = zip_entry_problems(zip_path)
     if problems:
@@ -457,26 +500,30 @@ def zip_problems(zip_path: Path, model_dir: Path | None = None, *,
         if size > cap:
             problems.append(f"{zip_path}: {size} bytes is over the bundle cap of {cap} bytes "
                             "(package.max_bundle_bytes)")  # fmt: skip
-        problems += bundle_folder_problems(folder, str(zip_path), model_dir, context=context)
+        problems += bundle_folder_problems(folder, str(zip_path), model_dir, context=context,
+                                           deep=deep)  # fmt: skip
     return problems
 
 
-def submission_folder_problems(folder: Path, *, context: RunContext) -> list[str]:
-    """Rules for a submission folder: each zip, and the model export beside them."""
+def submission_folder_problems(folder: Path, *, context: RunContext,
+                               deep: bool = False) -> list[str]:  # fmt: skip
+    """Rules for a submission folder: each zip, and the model export beside them (with
+    ``deep``, its probe re-run once)."""
     problems = symlink_problems(folder)
     zips = sorted(folder.glob("*.zip"))
     if not zips:
         return [*problems, f"{folder}: no submission zip found"]
     model_dir = folder / MODEL
-    for zip_path in zips:
-        problems += zip_problems(zip_path, model_dir, context=context)
+    for index, zip_path in enumerate(zips):
+        problems += zip_problems(zip_path, model_dir, context=context, deep=deep and index == 0)
     return problems
 
 
-def run_directory_problems(run_dir: Path, *, context: RunContext,
-                           include_submission: bool = True) -> list[str]:  # fmt: skip
+def run_directory_problems(run_dir: Path, *, context: RunContext, include_submission: bool = True,
+                           deep: bool = False) -> list[str]:  # fmt: skip
     """Rules for a run directory: what each finished stage must have left behind, honest
-    scores, a manifest that names the weights in ``model/``, and a valid submission."""
+    scores, a manifest that names the weights in ``model/``, weight files as they were
+    exported (with ``deep``, the probe re-run on them), and a valid submission."""
     layout = RunLayout(run_dir)
     problems = symlink_problems(run_dir)
     manifest = _read_json_object(layout.manifest_path, str(layout.manifest_path), problems)
@@ -515,23 +562,30 @@ def run_directory_problems(run_dir: Path, *, context: RunContext,
         if model_config is not None:
             problems += identity_problems(manifest, model_config, str(layout.manifest_path),
                                           str(model_config_path))  # fmt: skip
-        problems += model_dir_problems(layout.model_dir, context)
+        problems += model_dir_problems(layout.model_dir, context, deep=deep)
+    problems += exports_problems(run_dir / EXPORTS)
     submission = layout.submission_dir
     if include_submission and (done(PACKAGE) or submission.is_dir()):
-        problems += submission_folder_problems(submission, context=context)
+        problems += submission_folder_problems(submission, context=context, deep=deep)
     return problems
 
 
-def validate_path(path: Path, *, context: RunContext) -> list[str]:
+def validate_path(path: Path, *, context: RunContext, deep: bool = False) -> list[str]:
     """Every problem with ``path``: a run directory, a submission folder, a bundle folder,
-    a zip, or one evidence file; ``context``'s backends and evaluators judge the model and
-    recompute the scores."""
+    a zip, an export of ``tunix export`` or one evidence file; ``context``'s backends and
+    evaluators judge the model and recompute the scores. Model files are checked against
+    their recorded sizes and sha256; ``deep`` also re-runs each model export's probe."""
     if path.is_symlink():
         return [f"{path}: is a symbolic link; give the real path"]
+    absolute = path.absolute()
+    record_path = absolute.with_name(absolute.name + EXPORT_RECORD_SUFFIX)
+    if record_path.is_file():
+        return export_record_problems(record_path)
     if path.is_file():
         if path.suffix == ".zip":
             beside = path.parent / MODEL
-            return zip_problems(path, beside if beside.is_dir() else None, context=context)
+            return zip_problems(path, beside if beside.is_dir() else None, context=context,
+                                deep=deep)  # fmt: skip
         if path.name == EVAL_SUMMARY:
             return summary_file_problems(path, str(path), path.parent / PREDICTIONS,
                                          context=context)  # fmt: skip
@@ -539,9 +593,9 @@ def validate_path(path: Path, *, context: RunContext) -> list[str]:
     if (path / MANIFEST_NAME).is_file():
         return bundle_folder_problems(path, str(path), context=context)
     if RunLayout(path).manifest_path.is_file():
-        return run_directory_problems(path, context=context)
+        return run_directory_problems(path, context=context, deep=deep)
     if any(path.glob("*.zip")) or (path / MODEL).is_dir():
-        return submission_folder_problems(path, context=context)
+        return submission_folder_problems(path, context=context, deep=deep)
     return [
         problem
         for summary in sorted(path.rglob(EVAL_SUMMARY))

@@ -18,9 +18,11 @@ import numpy as np
 from flax import nnx
 
 from tunix_core.errors import ConfigError
-from tunix_core.layout import MODEL_CONFIG
+from tunix_core.evidence import digest_problems
+from tunix_core.layout import MODEL_CONFIG, PHASE_RECORD
 from tunix_jax.export.google_tunix import load_with_google_tunix
 from tunix_jax.export.writing import (
+    FILE_DIGESTS,
     PARAMS_DIRNAME,
     PARAMS_LAYOUT,
     PROBE_FILENAME,
@@ -91,9 +93,10 @@ def compare_probe(
 
 
 def export_problems(directory: Path) -> list[str]:
-    """The export must be complete, its config must match its preset and its checkpoint
-    must hold the preset's parameters, with their shapes, in the upstream layout. Reads
-    metadata only."""
+    """The export must be complete, every file must have the size and sha256 that
+    model_config.json recorded when it was written, its config must match its preset and
+    its checkpoint must hold the preset's parameters, with their shapes, in the upstream
+    layout. Loads no weights."""
     required = (MODEL_CONFIG, PROBE_FILENAME, TOKENIZER_FILENAME, PARAMS_DIRNAME)
     problems = [
         f"{directory / name}: missing from the model export"
@@ -109,6 +112,9 @@ def export_problems(directory: Path) -> list[str]:
         recorded = ModelConfig.from_dict(meta["config"])
     except (ValueError, KeyError, TypeError, OSError) as exc:
         return [f"{config_path}: not a valid model export config ({exc})"]
+    # The runner writes phase.json into a finished phase's export after it was recorded.
+    problems += digest_problems(directory, meta.get(FILE_DIGESTS), f"{config_path} {FILE_DIGESTS}",
+                                skip={MODEL_CONFIG, PHASE_RECORD})  # fmt: skip
     for key, value in preset_config.to_dict().items():
         if key != "name" and recorded.to_dict().get(key) != value:
             problems.append(

@@ -12,6 +12,9 @@ A model directory holds::
                        fingerprint, and the code that loads params/ with google-tunix
     probe.json         the token ids of a fixed prompt and the logits at its last position
 
+model_config.json records the sha256 and size of every other file (``file_digests``), so
+that validation can tell a changed weight file without loading the model.
+
 A Hugging Face folder (safetensors) or a GGUF file of the same weights is written only on
 request, by ``tunix export RUN --format hf|gguf`` (docs/export.md): the competition loads
 ``params/``, and a second copy of the weights in every run costs its size in disk.
@@ -38,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from tunix_core.evidence import file_digests
 from tunix_core.layout import MODEL_CONFIG, model_id
 from tunix_jax.export.google_tunix import google_tunix_recipe
 from tunix_jax.models.gemma.config import ModelConfig, get_config
@@ -49,10 +53,11 @@ if TYPE_CHECKING:
     from tunix_jax.training.lora import LoraAdapters
 
 EXPORT_FORMAT = "tunix-model-export"
-EXPORT_VERSION = 2
+EXPORT_VERSION = 3
 PROBE_FILENAME = "probe.json"
 PARAMS_DIRNAME = "params"
 ADAPTERS_DIRNAME = "adapters"
+FILE_DIGESTS = "file_digests"  # the model_config.json field: path -> {sha256, bytes}
 PARAMS_LAYOUT = "upstream"
 
 PROBE_PROMPT = (
@@ -228,8 +233,9 @@ def write_model_dir(
         "compute_dtype": dtype,
         **_probe_record(logits),
     }
-    _write_json(staging / MODEL_CONFIG, meta)
     _write_json(staging / PROBE_FILENAME, probe)
+    meta[FILE_DIGESTS] = file_digests(staging)
+    _write_json(staging / MODEL_CONFIG, meta)
 
     if directory.exists():
         shutil.rmtree(directory)
