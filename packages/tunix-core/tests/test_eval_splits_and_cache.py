@@ -7,19 +7,19 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 from tunix_core import api, baseline_cache, builtin
 from tunix_core.config import structure_config
 from tunix_core.data.record import ExampleMeta, ReasoningExample
+from tunix_core.decoding import DecodingOptions
 from tunix_core.errors import ConfigError
 from tunix_core.hookspecs import hookimpl
 from tunix_core.plugins import PluginHost, plugin_module
 from tunix_core.protocols import (
     AnswerVerdict,
-    DecodingOptions,
     EvaluatorReport,
     ModelExport,
     ModelSpec,
@@ -57,8 +57,8 @@ class CountingModel:
     """Answers 1 to every question and counts the prompts it was asked; records the
     decoding options it was given."""
 
-    prompts: list[str] = []
-    decodings: list[DecodingOptions | None] = []
+    prompts: ClassVar[list[str]] = []
+    decodings: ClassVar[list[DecodingOptions | None]] = []
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
@@ -310,5 +310,5 @@ def test_decoding_guards_reach_a_generator_that_takes_them_and_are_recorded(
     assert CountingModel.decodings == [DecodingOptions(6, 90)]
     summary = json.loads(run.summary_path.read_text())
     assert summary["generation"]["decoding"] == {"no_repeat_ngram_size": 6, "reasoning_budget": 90}
-    with pytest.raises(ConfigError, match="eval.no_repeat_ngram_size: must be >= 2"):
+    with pytest.raises(ConfigError, match=r"eval\.no_repeat_ngram_size: must be >= 2"):
         structure_config({"eval": {"no_repeat_ngram_size": 1}})

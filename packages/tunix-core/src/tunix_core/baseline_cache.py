@@ -25,7 +25,7 @@ from typing import Any
 from tunix_core.config import RunConfig
 from tunix_core.data.record import ReasoningExample, dumps_jsonl
 from tunix_core.jsonio import write_json_atomic, write_text_atomic
-from tunix_core.layout import EVAL_SUMMARY, PREDICTIONS, RunLayout
+from tunix_core.layout import EVAL_SUMMARY, MODEL_CONFIG, PREDICTIONS
 from tunix_core.protocols import ModelSpec, RunContext
 
 CACHE_VERSION = 1
@@ -57,12 +57,13 @@ def model_fingerprint(spec: ModelSpec) -> dict[str, Any]:
     time: hashing a model file on every run would cost what the cache saves) and, for
     ``init_from``, that run's model fingerprint."""
     files = {}
-    for field, value in (("weights", spec.weights.partition(":")[2]), ("tokenizer", spec.tokenizer)):
+    named = {"weights": spec.weights.partition(":")[2], "tokenizer": spec.tokenizer}
+    for field, value in named.items():
         if value and Path(value).is_file():
             files[field] = _file_identity(Path(value))
     init_from = None
-    if spec.init_from is not None:
-        exported = json.loads(RunLayout(Path(spec.init_from)).model_config_path.read_text("utf-8"))
+    if spec.init_from is not None:  # the model folder of that run
+        exported = json.loads((Path(spec.init_from) / MODEL_CONFIG).read_text(encoding="utf-8"))
         init_from = exported.get("fingerprint")
     return {"spec": json.loads(spec.key()), "files": files, "init_from_fingerprint": init_from}
 

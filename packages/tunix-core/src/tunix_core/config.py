@@ -26,8 +26,8 @@ from cattrs.cols import (
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 from cattrs.gen import make_mapping_structure_fn
 
+from tunix_core.decoding import DecodingOptions
 from tunix_core.errors import ConfigError
-from tunix_core.protocols import DecodingOptions
 
 C = TypeVar("C")
 

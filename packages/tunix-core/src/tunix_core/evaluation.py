@@ -38,6 +38,7 @@ import attrs
 from tunix_core.data.parse import parse_completion
 from tunix_core.data.record import DEFAULT_ANSWER_MATCH
 from tunix_core.data.render import render_prompt
+from tunix_core.decoding import DecodingOptions
 from tunix_core.errors import ConfigError, DataError, EvidenceError, PluginError, TunixError
 from tunix_core.evidence import schema_errors
 from tunix_core.jsonio import append_jsonl, read_jsonl, write_json_atomic, write_text_atomic
@@ -47,7 +48,6 @@ from tunix_core.protocols import (
     AnswerCheckRegistry,
     AnswerOptions,
     AnswerVerdict,
-    DecodingOptions,
     Evaluator,
     Generator,
     ItemAnswerCheck,

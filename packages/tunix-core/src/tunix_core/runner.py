@@ -19,8 +19,8 @@ import yaml
 
 from tunix_core.config import OOD_SPLIT, RunConfig, load_run_config, unstructure_config
 from tunix_core.data.loading import split_names
-from tunix_core.data.record import ReasoningExample
 from tunix_core.data.mixture import check_part_names, load_dataset_split
+from tunix_core.data.record import ReasoningExample
 from tunix_core.errors import ConfigError
 from tunix_core.evaluation import headline_metrics, read_summary, require_answer_checks
 from tunix_core.layout import MANIFEST, RunLayout, model_id

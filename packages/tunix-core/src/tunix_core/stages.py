@@ -279,8 +279,11 @@ STAGES = (
     Stage(DATASET, lambda run: (run.train_data_path, run.eval_data_path), write_dataset),
     Stage(
         BASELINE,
-        lambda run: (run.baseline_summary_path, run.baseline_predictions_path,
-                     *_ood_outputs(run.baseline_ood_dir, run)),  # fmt: skip
+        lambda run: (
+            run.baseline_summary_path,
+            run.baseline_predictions_path,
+            *_ood_outputs(run.baseline_ood_dir, run),
+        ),
         evaluate_baseline,
     ),
     Stage(TRAIN, lambda run: (run.metrics_path, run.model_config_path), train),

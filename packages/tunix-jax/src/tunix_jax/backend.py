@@ -21,10 +21,11 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tunix_core.data.render import ANSWER_END, ANSWER_START, REASONING_END
+from tunix_core.decoding import DecodingOptions
 from tunix_core.errors import ConfigError, TunixError
 from tunix_core.layout import MODEL_CONFIG
-from tunix_core.data.render import ANSWER_END, ANSWER_START, REASONING_END
-from tunix_core.protocols import DecodingOptions, ModelExport, ModelSpec
+from tunix_core.protocols import ModelExport, ModelSpec
 from tunix_jax.models.gemma.config import get_config
 from tunix_jax.models.gemma.tokenizer import Tokenizer
 from tunix_jax.options import model_options
