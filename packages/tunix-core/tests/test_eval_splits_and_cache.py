@@ -312,3 +312,21 @@ def test_decoding_guards_reach_a_generator_that_takes_them_and_are_recorded(
     assert summary["generation"]["decoding"] == {"no_repeat_ngram_size": 6, "reasoning_budget": 90}
     with pytest.raises(ConfigError, match=r"eval\.no_repeat_ngram_size: must be >= 2"):
         structure_config({"eval": {"no_repeat_ngram_size": 1}})
+
+
+class PlainModel(CountingModel):
+    def generate(self, prompts: Sequence[str], *, max_new_tokens: int) -> list[str]:  # type: ignore[override]
+        return ["<reasoning>r</reasoning><answer>1</answer>" for _ in prompts]
+
+
+def test_decoding_guards_for_a_generator_without_them_are_refused_naming_the_fields(
+    host: PluginHost, tmp_path: Path
+):
+    from tunix_core.evaluation import evaluate_examples
+
+    with pytest.raises(ConfigError, match=r"^eval\.no_repeat_ngram_size, eval\.reasoning_budget: "
+                       r"the model's generator \(PlainModel\) takes no decoding options"):  # fmt: skip
+        evaluate_examples(PlainModel(ModelSpec("tiny")), [item("eval", 0)], [], system_prompt="",
+                          max_new_tokens=8, batch_size=1, out_dir=tmp_path, label="x",
+                          context=RunContext(host), decoding=DecodingOptions(reasoning_budget=4))  # fmt: skip
+    assert not (tmp_path / "predictions.jsonl").exists()

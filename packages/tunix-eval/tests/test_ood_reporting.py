@@ -17,11 +17,10 @@ from tunix_eval.report_html import gather, render_html
 def add_ood(folder, right: int, items: int = 4) -> None:
     """Score an ood evaluation into ``folder/ood`` (``right`` of ``items`` correct) and
     report it in ``folder``'s summary, as a run's evaluation does."""
-    predictions = [
-        Prediction(f"o{i}", "", f"<reasoning>r</reasoning><answer>{1 if i < right else 0}</answer>",
-                   "1")  # fmt: skip
-        for i in range(items)
+    completions = [
+        f"<reasoning>r</reasoning><answer>{int(i < right)}</answer>" for i in range(items)
     ]
+    predictions = [Prediction(f"o{i}", "", text, "1") for i, text in enumerate(completions)]
     ood = score_predictions(predictions, [], label="ood", out_dir=folder / "ood",
                             context=RunContext(get_host()))  # fmt: skip
     summary = json.loads((folder / "eval_summary.json").read_text())

@@ -87,10 +87,10 @@ def write_dataset(run: RunDirectory, plan: Plan, progress: Progress) -> DatasetD
     started = time.monotonic()
     write_jsonl(plan.train_examples, run.train_data_path)
     write_jsonl(plan.eval_examples, run.eval_data_path)
-    ood = {}
+    ood_sha256 = None
     if plan.ood_examples:
         write_jsonl(plan.ood_examples, run.ood_data_path)
-        ood = {"ood_items": len(plan.ood_examples), "ood_sha256": sha256_file(run.ood_data_path)}
+        ood_sha256 = sha256_file(run.ood_data_path)
     ood_text = f" and {len(plan.ood_examples)} ood" if plan.ood_examples else ""
     progress(f"[dataset] {plan.config.dataset.label}: {len(plan.train_examples)} training and "
              f"{len(plan.eval_examples)} evaluation{ood_text} item(s) written to {run.data_dir} "
@@ -99,7 +99,8 @@ def write_dataset(run: RunDirectory, plan: Plan, progress: Progress) -> DatasetD
     parts = ({split: [part.as_dict() for part in parts]  # a dataset.mix
               for split, parts in plan.dataset_parts.items()} or None)  # fmt: skip
     return DatasetDetail(train_items=len(plan.train_examples), eval_items=len(plan.eval_examples),
-                         eval_sha256=sha256_file(run.eval_data_path), parts=parts, **ood)  # fmt: skip
+                         eval_sha256=sha256_file(run.eval_data_path), parts=parts,
+                         ood_items=len(plan.ood_examples) or None, ood_sha256=ood_sha256)  # fmt: skip
 
 
 def run_eval_source(run: RunDirectory, dataset: str, split: str = EVAL_SPLIT) -> dict[str, Any]:
