@@ -119,7 +119,7 @@ def test_the_dataset_stage_says_what_it_wrote(tmp_path):
                               trainer="jax", config_path=None, command=["pytest"])  # fmt: skip
     plan = types.SimpleNamespace(config=structure_config({"dataset": {"name": "unit"}}),
                                  train_examples=EXAMPLES[:3], eval_examples=EXAMPLES[3:],
-                                 dataset_parts={})  # fmt: skip
+                                 dataset_parts={}, ood_examples=[])  # fmt: skip
     messages: list[str] = []
     detail = write_dataset(run, plan, messages.append)
     assert detail.train_items == 3 and detail.eval_items == 2

@@ -26,6 +26,7 @@ from cattrs.cols import (
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 from cattrs.gen import make_mapping_structure_fn
 
+from tunix_core.decoding import DecodingOptions
 from tunix_core.errors import ConfigError
 
 C = TypeVar("C")
@@ -230,6 +231,32 @@ class TrainingSection:
         return None if self.time_budget is None else parse_duration(self.time_budget)
 
 
+def _optional_at_least(minimum: int) -> Any:
+    check = at_least(minimum)
+
+    def optional(section: Any, attribute: attrs.Attribute[Any], value: int | None) -> None:
+        if value is not None:
+            check(section, attribute, value)
+
+    return optional
+
+
+EVAL_SPLIT = "eval"
+OOD_SPLIT = "ood"
+
+
+def _eval_splits(_: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...] | None) -> None:
+    if value is None:
+        return
+    for name in value:
+        if name not in (EVAL_SPLIT, OOD_SPLIT):
+            raise FieldRuleError(attribute.name, f"unknown split {name!r}; choose from "
+                                 f"{EVAL_SPLIT!r} and {OOD_SPLIT!r}")  # fmt: skip
+    if EVAL_SPLIT not in value or len(set(value)) != len(value):
+        raise FieldRuleError(attribute.name, f"must list {EVAL_SPLIT!r} once, and "
+                             f"{OOD_SPLIT!r} at most once, got {list(value)!r}")  # fmt: skip
+
+
 @attrs.frozen
 class EvalSection:
     """How the baseline and the trained model are evaluated."""
@@ -239,6 +266,18 @@ class EvalSection:
     batch_size: int = attrs.field(default=48, validator=positive)
     limit: int | None = attrs.field(default=48, validator=positive)
     baseline: bool = True
+    # Reuse the untrained model's evaluation from the baseline cache (tunix_core.baseline_cache).
+    baseline_cache: bool = True
+    # Which splits the run evaluates; null: eval, and ood when the dataset has one.
+    splits: tuple[str, ...] | None = attrs.field(default=None, validator=_eval_splits)
+    ood_limit: int | None = attrs.field(default=None, validator=positive)
+    # Opt-in decoding guards (tunix_core.protocols.DecodingOptions); null: off.
+    no_repeat_ngram_size: int | None = attrs.field(default=None, validator=_optional_at_least(2))
+    reasoning_budget: int | None = attrs.field(default=None, validator=positive)
+
+    @property
+    def decoding(self) -> DecodingOptions:
+        return DecodingOptions(self.no_repeat_ngram_size, self.reasoning_budget)
 
 
 @attrs.frozen

@@ -24,6 +24,7 @@ registry that plugins fill through ``tunix_register_answer_checks``. The fallbac
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import sys
@@ -37,7 +38,8 @@ import attrs
 from tunix_core.data.parse import parse_completion
 from tunix_core.data.record import DEFAULT_ANSWER_MATCH
 from tunix_core.data.render import render_prompt
-from tunix_core.errors import DataError, EvidenceError, PluginError, TunixError
+from tunix_core.decoding import DecodingOptions
+from tunix_core.errors import ConfigError, DataError, EvidenceError, PluginError, TunixError
 from tunix_core.evidence import schema_errors
 from tunix_core.jsonio import append_jsonl, read_jsonl, write_json_atomic, write_text_atomic
 from tunix_core.layout import EVAL_SUMMARY, PREDICTIONS, PRIMARY_METRIC
@@ -427,12 +429,21 @@ def evaluate_examples(
     progress: Callable[[str], None] | None = None,
     source: Mapping[str, Any] | None = None,
     context: RunContext,
+    decoding: DecodingOptions | None = None,
 ) -> dict[str, Any]:
     """Generate completions for ``examples`` (resuming an interrupted call in ``out_dir``),
     score them with ``evaluators`` and ``context``'s answer checks, and write
-    ``predictions.jsonl`` and ``eval_summary.json``. Returns the summary."""
+    ``predictions.jsonl`` and ``eval_summary.json``. Returns the summary. ``decoding``'s
+    guards, when one is set, go to the generator (:class:`DecodingOptions`)."""
     if batch_size < 1 or max_new_tokens < 1:
         raise TunixError(f"{label}: batch_size and max_new_tokens must be >= 1")
+    guards: dict[str, Any] = {}
+    if decoding is not None and decoding.active:
+        if "decoding" not in inspect.signature(generator.generate).parameters:
+            raise ConfigError(f"eval.no_repeat_ngram_size, eval.reasoning_budget: the model's "
+                              f"generator ({type(generator).__name__}) takes no decoding "
+                              "options; leave them unset")  # fmt: skip
+        guards["decoding"] = decoding
     checks = context.answer_checks
     _check_items([e.id for e in examples], label)  # before any generation is spent
     require_answer_checks(examples, checks, label)
@@ -455,7 +466,7 @@ def evaluate_examples(
         for start in range(0, len(pending), batch_size):
             batch = pending[start : start + batch_size]
             completions = generator.generate(
-                [prompts[e.id] for e in batch], max_new_tokens=max_new_tokens
+                [prompts[e.id] for e in batch], max_new_tokens=max_new_tokens, **guards
             )
             if len(completions) != len(batch) or not all(isinstance(c, str) for c in completions):
                 raise TunixError(
@@ -490,6 +501,8 @@ def evaluate_examples(
         "seconds": round(seconds, 3),
         "items_per_second": round(len(pending) / seconds, 4) if pending and seconds > 0 else None,
     }
+    if guards:
+        generation["decoding"] = guards["decoding"].as_dict()
     summary = score_predictions(predictions, evaluators, label=label, out_dir=out_dir,
                                 generation=generation, source=source,
                                 context=context)  # fmt: skip
@@ -497,6 +510,17 @@ def evaluate_examples(
     say(f"[{label}] answer accuracy {headline['answer_accuracy']:.1%}, "
         f"format compliance {headline['format_compliance']:.1%} over {len(examples)} item(s)")  # fmt: skip
     return summary
+
+
+def split_result(summary: Mapping[str, Any], folder: Path, beside: Path) -> dict[str, Any]:
+    """How a summary of another split (ood) is reported in the eval split's summary,
+    under ``splits``: its overall scorecard, its items' sha256 and where its summary is
+    (relative to ``beside``, the eval split's folder)."""
+    return {
+        **summary["scorecard"]["overall"],
+        "dataset_sha256": summary["source"].get("dataset_sha256"),
+        "summary": (folder / EVAL_SUMMARY).relative_to(beside).as_posix(),
+    }
 
 
 def headline_metrics(summary: Mapping[str, Any] | None) -> dict[str, float]:
@@ -552,5 +576,6 @@ __all__ = [
     "read_summary",
     "require_answer_checks",
     "score_predictions",
+    "split_result",
     "verdict_counts",
 ]

@@ -27,6 +27,10 @@ PHASE_RECORD = "phase.json"
 DATA = "data"
 TRAIN_DATA = "train.jsonl"  # in DATA
 EVAL_DATA = "eval.jsonl"  # in DATA
+# The dataset's out-of-distribution split, when it has one (in DATA); each evaluation of
+# it writes its predictions and summary into OOD inside the evaluation's folder.
+OOD_DATA = "ood.jsonl"
+OOD = "ood"
 BASELINE = "baseline"
 # An evaluation writes both into its folder: the run directory, or BASELINE.
 PREDICTIONS = "predictions.jsonl"
@@ -112,6 +116,18 @@ class RunLayout:
     @property
     def eval_data_path(self) -> Path:
         return self.data_dir / EVAL_DATA
+
+    @property
+    def ood_data_path(self) -> Path:
+        return self.data_dir / OOD_DATA
+
+    @property
+    def ood_dir(self) -> Path:
+        return self.path / OOD
+
+    @property
+    def baseline_ood_dir(self) -> Path:
+        return self.baseline_dir / OOD
 
     @property
     def baseline_dir(self) -> Path:

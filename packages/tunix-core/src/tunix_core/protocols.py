@@ -72,7 +72,8 @@ class Generator(Protocol):
 
     def generate(self, prompts: Sequence[str], *, max_new_tokens: int) -> list[str]:
         """Greedy completions of ``prompts`` (rendered chat turns), without the prompt,
-        stopped at ``<end_of_turn>``/``<eos>`` (the stop token is not included)."""
+        stopped at ``<end_of_turn>``/``<eos>`` (the stop token is not included) or right
+        after the first ``</answer>`` (kept)."""
         ...
 
 

@@ -17,8 +17,10 @@ from typing import Any
 
 import yaml
 
-from tunix_core.config import RunConfig, load_run_config, unstructure_config
+from tunix_core.config import OOD_SPLIT, RunConfig, load_run_config, unstructure_config
+from tunix_core.data.loading import split_names
 from tunix_core.data.mixture import check_part_names, load_dataset_split
+from tunix_core.data.record import ReasoningExample
 from tunix_core.errors import ConfigError
 from tunix_core.evaluation import headline_metrics, read_summary, require_answer_checks
 from tunix_core.layout import MANIFEST, RunLayout, model_id
@@ -94,7 +96,27 @@ def plan_run(host: PluginHost, config: RunConfig) -> Plan:
     parts = {split: loaded.parts for split, loaded in (("train", train), ("eval", evaluation))
              if loaded.parts}  # fmt: skip
     return Plan(config, backend, trainer, evaluators, packager, train.examples,
-                evaluation.examples, context, parts, phases)  # fmt: skip
+                evaluation.examples, context, parts, phases, _ood_examples(host, config))  # fmt: skip
+
+
+def _ood_examples(host: PluginHost, config: RunConfig) -> list[ReasoningExample]:
+    """The dataset's ood split when ``eval.splits`` asks for it, or (unset) when the
+    dataset offers one; a mixture offers none."""
+    requested = config.eval.splits
+    if requested is not None and OOD_SPLIT not in requested:
+        return []
+    data = config.dataset
+    offered = ["train", "eval"] if data.mix else split_names(host.datasets, data.name)
+    if OOD_SPLIT not in offered:
+        if requested is None:
+            return []
+        raise ConfigError(f"eval.splits: dataset {data.label!r} has no {OOD_SPLIT!r} split "
+                          f"(it has {', '.join(offered)})")  # fmt: skip
+    loaded = load_dataset_split(host.datasets, data, OOD_SPLIT, limit=None,
+                                transforms=host.transforms)  # fmt: skip
+    require_answer_checks(loaded.examples, host.answer_checks,
+                          f"dataset {data.label!r} ({OOD_SPLIT} split)")  # fmt: skip
+    return loaded.examples
 
 
 def _check_init_from(path: Path) -> None:

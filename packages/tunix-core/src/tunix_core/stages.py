@@ -15,15 +15,24 @@ from typing import Any
 
 import attrs
 
-from tunix_core.config import RunConfig
+from tunix_core import baseline_cache
+from tunix_core.config import EVAL_SPLIT, OOD_SPLIT, RunConfig
 from tunix_core.data.mixture import PartReport
 from tunix_core.data.record import ReasoningExample, read_jsonl, write_jsonl
-from tunix_core.evaluation import evaluate_examples
+from tunix_core.evaluation import evaluate_examples, split_result
 from tunix_core.evidence import sha256_file
 from tunix_core.jsonio import write_json_atomic
-from tunix_core.layout import RunLayout
+from tunix_core.layout import EVAL_SUMMARY, PREDICTIONS, RunLayout
 from tunix_core.phases import PhasePlan, naming_phase, phase_dir_name
-from tunix_core.protocols import Evaluator, ModelBackend, ModelSpec, Packager, RunContext, Trainer
+from tunix_core.protocols import (
+    Evaluator,
+    LoadedModel,
+    ModelBackend,
+    ModelSpec,
+    Packager,
+    RunContext,
+    Trainer,
+)
 from tunix_core.rundir import RunDirectory
 from tunix_core.types import (
     BASELINE,
@@ -59,6 +68,8 @@ class Plan:
     dataset_parts: dict[str, tuple[PartReport, ...]] = attrs.field(factory=dict)
     # training.phases, resolved; empty for one training by ``trainer``.
     phases: list[PhasePlan] = attrs.field(factory=list)
+    # The dataset's ood split, evaluated beside eval (eval.splits); empty: none.
+    ood_examples: list[ReasoningExample] = attrs.field(factory=list)
 
 
 
@@ -76,35 +87,42 @@ def write_dataset(run: RunDirectory, plan: Plan, progress: Progress) -> DatasetD
     started = time.monotonic()
     write_jsonl(plan.train_examples, run.train_data_path)
     write_jsonl(plan.eval_examples, run.eval_data_path)
+    ood_sha256 = None
+    if plan.ood_examples:
+        write_jsonl(plan.ood_examples, run.ood_data_path)
+        ood_sha256 = sha256_file(run.ood_data_path)
+    ood_text = f" and {len(plan.ood_examples)} ood" if plan.ood_examples else ""
     progress(f"[dataset] {plan.config.dataset.label}: {len(plan.train_examples)} training and "
-             f"{len(plan.eval_examples)} evaluation item(s) written to {run.data_dir} in "
-             f"{time.monotonic() - started:.2f}s")  # fmt: skip
+             f"{len(plan.eval_examples)} evaluation{ood_text} item(s) written to {run.data_dir} "
+             f"in {time.monotonic() - started:.2f}s")  # fmt: skip
     # Recorded so that validation can tell the run's evaluations from any other.
     parts = ({split: [part.as_dict() for part in parts]  # a dataset.mix
               for split, parts in plan.dataset_parts.items()} or None)  # fmt: skip
     return DatasetDetail(train_items=len(plan.train_examples), eval_items=len(plan.eval_examples),
-                         eval_sha256=sha256_file(run.eval_data_path), parts=parts)  # fmt: skip
+                         eval_sha256=sha256_file(run.eval_data_path), parts=parts,
+                         ood_items=len(plan.ood_examples) or None, ood_sha256=ood_sha256)  # fmt: skip
 
 
-def run_eval_source(run: RunDirectory, dataset: str) -> dict[str, Any]:
-    """The ``source`` of an evaluation of ``run``'s model on its saved eval items: what
-    validation compares with the run's manifest (the model fingerprint is null before
-    training; the dataset sha256 is null for a run that saved no eval items)."""
-    eval_data = run.eval_data_path
+def run_eval_source(run: RunDirectory, dataset: str, split: str = EVAL_SPLIT) -> dict[str, Any]:
+    """The ``source`` of an evaluation of ``run``'s model on its saved items of ``split``
+    (eval or ood): what validation compares with the run's manifest (the model fingerprint
+    is null before training; the dataset sha256 is null for a run that saved no items)."""
+    data = run.eval_data_path if split == EVAL_SPLIT else run.ood_data_path
     return {
         "run": run.run_id,
         "model_id": run.manifest["model_id"],
         "model_fingerprint": run.manifest.get("model_fingerprint"),
         "dataset": dataset,
-        "dataset_sha256": sha256_file(eval_data) if eval_data.is_file() else None,
-        "split": "eval",
+        "dataset_sha256": sha256_file(data) if data.is_file() else None,
+        "split": split,
     }
 
 
 def evaluate_baseline(run: RunDirectory, plan: Plan, progress: Progress) -> BaselineDetail:
     if not plan.config.eval.baseline:
         return BaselineDetail(skipped=True)
-    summary = _evaluate(run, plan, progress, trained=False, out_dir=run.baseline_dir, label="baseline")
+    summary = _evaluate(run, plan, progress, trained=False, out_dir=run.baseline_dir,
+                        ood_dir=run.baseline_ood_dir, label="baseline")  # fmt: skip
     return BaselineDetail(primary_score=summary["primary_score"])
 
 
@@ -176,7 +194,8 @@ def init_from_record(config: RunConfig) -> dict[str, Any] | None:
 
 
 def evaluate_trained(run: RunDirectory, plan: Plan, progress: Progress) -> EvaluateDetail:
-    summary = _evaluate(run, plan, progress, trained=True, out_dir=run.path, label="final")
+    summary = _evaluate(run, plan, progress, trained=True, out_dir=run.path, ood_dir=run.ood_dir,
+                        label="final")  # fmt: skip
     return EvaluateDetail(primary_score=summary["primary_score"])
 
 
@@ -191,42 +210,88 @@ def package(run: RunDirectory, plan: Plan, progress: Progress) -> PackageDetail:
 
 
 def _evaluate(run: RunDirectory, plan: Plan, progress: Progress, *, trained: bool,
-              out_dir: Path, label: str) -> dict[str, Any]:  # fmt: skip
+              out_dir: Path, ood_dir: Path, label: str) -> dict[str, Any]:  # fmt: skip
+    """Evaluate the base model (``trained`` false) or the export on the run's saved eval
+    items, then on its ood items if it saved any (into ``ood_dir``), and return the eval
+    split's summary, which also reports the ood results under ``splits``."""
     config = plan.config
-    spec = ModelSpec.from_config(config)
-    model = (plan.backend.load_export(run.model_dir, spec, progress=progress) if trained
-             else plan.backend.load(spec, progress=progress))  # fmt: skip
-    # The items the dataset stage saved, as training reads its own: after --resume exactly
-    # those the run's manifest records, whatever the provider would draw today.
-    saved = read_jsonl(run.eval_data_path)
-    examples = saved[: config.eval.limit] if config.eval.limit else saved
-    summary: dict[str, Any] = evaluate_examples(
-        model,
-        examples,
-        plan.evaluators,
-        system_prompt=config.dataset.system_prompt,
-        max_new_tokens=config.eval.max_new_tokens,
-        batch_size=config.eval.batch_size,
-        out_dir=out_dir,
-        label=label,
-        progress=progress,
-        context=plan.context,
-        source=run_eval_source(run, config.dataset.label),
-    )
+    loaded: list[LoadedModel] = []
+
+    def model() -> LoadedModel:  # loaded only when something is generated
+        if not loaded:
+            spec = ModelSpec.from_config(config)
+            loaded.append(plan.backend.load_export(run.model_dir, spec, progress=progress)
+                          if trained else plan.backend.load(spec, progress=progress))  # fmt: skip
+        return loaded[0]
+
+    splits = [(EVAL_SPLIT, run.eval_data_path, out_dir, config.eval.limit, label)]
+    if run.ood_data_path.is_file():
+        splits.append((OOD_SPLIT, run.ood_data_path, ood_dir, config.eval.ood_limit,
+                       f"{label}-{OOD_SPLIT}"))  # fmt: skip
+    summaries = {}
+    for split, data_path, where, limit, split_label in splits:
+        # The items the dataset stage saved, as training reads its own: after --resume
+        # exactly those the run's manifest records, whatever the provider would draw today.
+        saved = read_jsonl(data_path)
+        examples = saved[:limit] if limit else saved
+        source = run_eval_source(run, config.dataset.label, split)
+        cache_key = None
+        if not trained and config.eval.baseline_cache:
+            cache_key = baseline_cache.baseline_key(config, plan.context, examples, split=split)
+            entry = baseline_cache.lookup(cache_key)
+            where_cached = baseline_cache.entry_path(cache_key)
+            if entry is not None:
+                summaries[split] = baseline_cache.restore(entry, where, source)
+                progress(f"[{split_label}] baseline cache hit: {where_cached} (measured by run "
+                         f"{summaries[split]['source']['cached_from']}); copied to {where}")  # fmt: skip
+                continue
+            progress(f"[{split_label}] baseline cache miss: {where_cached}")
+        summaries[split] = evaluate_examples(
+            model(),
+            examples,
+            plan.evaluators,
+            system_prompt=config.dataset.system_prompt,
+            max_new_tokens=config.eval.max_new_tokens,
+            batch_size=config.eval.batch_size,
+            out_dir=where,
+            label=split_label,
+            progress=progress,
+            context=plan.context,
+            source=source,
+            decoding=config.eval.decoding,
+        )
+        if cache_key is not None:
+            progress(f"[{split_label}] stored in the baseline cache: "
+                     f"{baseline_cache.store(cache_key, where)}")  # fmt: skip
+    summary = summaries[EVAL_SPLIT]
+    if OOD_SPLIT in summaries:
+        summary["splits"] = {OOD_SPLIT: split_result(summaries[OOD_SPLIT], ood_dir, out_dir)}
+        write_json_atomic(out_dir / EVAL_SUMMARY, summary)
     return summary
+
+
+def _ood_outputs(ood_dir: Path, run: RunLayout) -> tuple[Path, ...]:
+    """What an evaluation leaves in ``ood_dir``, for a run that saved ood items."""
+    if not run.ood_data_path.is_file():
+        return ()
+    return (ood_dir / EVAL_SUMMARY, ood_dir / PREDICTIONS)
 
 
 STAGES = (
     Stage(DATASET, lambda run: (run.train_data_path, run.eval_data_path), write_dataset),
     Stage(
         BASELINE,
-        lambda run: (run.baseline_summary_path, run.baseline_predictions_path),
+        lambda run: (
+            run.baseline_summary_path,
+            run.baseline_predictions_path,
+            *_ood_outputs(run.baseline_ood_dir, run),
+        ),
         evaluate_baseline,
     ),
     Stage(TRAIN, lambda run: (run.metrics_path, run.model_config_path), train),
     Stage(
         EVALUATE,
-        lambda run: (run.summary_path, run.predictions_path),
+        lambda run: (run.summary_path, run.predictions_path, *_ood_outputs(run.ood_dir, run)),
         evaluate_trained,
         discard_outputs_after_upstream_rerun=True,
     ),

@@ -60,6 +60,9 @@ class DatasetDetail(StageDetail):
     eval_sha256: str | None = None
     # For a dataset.mix: per split, each part's count and sha256.
     parts: dict[str, list[dict[str, Any]]] | None = None
+    # The ood split saved in data/ood.jsonl, when the run evaluates one.
+    ood_items: int | None = None
+    ood_sha256: str | None = None
 
 
 @attrs.frozen(kw_only=True)

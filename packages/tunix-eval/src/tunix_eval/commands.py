@@ -410,7 +410,7 @@ def _generate_and_score(
             batch_size=request.batch_size or config.eval.batch_size,
             out_dir=target.out, label=request.label or target.label,
             progress=progress, source=target.source,
-            context=RunContext(host),
+            context=RunContext(host), decoding=config.eval.decoding,
         )  # fmt: skip
     return summary, target.out
 

@@ -2,7 +2,9 @@
 
 An evaluation is a folder holding ``eval_summary.json`` and ``predictions.jsonl``: a run
 directory (its final evaluation), its ``baseline/`` folder, or a ``tunix eval --out``
-folder. A run directory alone compares its baseline with its final evaluation.
+folder. A run directory alone compares its baseline with its final evaluation. A run that
+also evaluated its dataset's ood split reports it under ``splits`` in its summary; its
+rows (``ood: answer_accuracy``, ...) and standard errors come right after the eval split's.
 """
 
 from __future__ import annotations
@@ -115,9 +117,31 @@ def _dig(data: Mapping[str, Any], keys: Sequence[str]) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def split_names(*summaries: Mapping[str, Any]) -> list[str]:
+    """The other splits (ood) any of ``summaries`` reports under ``splits``."""
+    return sorted({name for summary in summaries for name in summary.get("splits", {})})
+
+
+def _split_rows(before: Evaluation, after: Evaluation) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    return tuple(
+        (f"{split}: {metric}", ("splits", split, metric))
+        for split in split_names(before.summary, after.summary)
+        for metric in ("answer_accuracy", "format_compliance")
+    )
+
+
+def accuracy_stderrs(summary: Mapping[str, Any]) -> dict[str, float]:
+    """The answer accuracy's standard error per split: ``eval``, then each other split."""
+    errors = {"eval": float(summary["primary_score_stderr"])}
+    for split, result in summary.get("splits", {}).items():
+        errors[split] = float(result["answer_accuracy_stderr"])
+    return errors
+
+
 def compare(before: Evaluation, after: Evaluation) -> Comparison:
     rows: list[tuple[str, float | None, float | None, bool]] = []
-    for rows_spec, is_rate in ((METRIC_ROWS, True), (COUNT_ROWS, False)):
+    metric_rows = METRIC_ROWS[:2] + _split_rows(before, after) + METRIC_ROWS[2:]
+    for rows_spec, is_rate in ((metric_rows, True), (COUNT_ROWS, False)):
         for name, keys in rows_spec:
             b, a = _dig(before.summary, keys), _dig(after.summary, keys)
             if b is not None or a is not None:
@@ -176,10 +200,12 @@ def format_comparison(comparison: Comparison, *, show: int = 20) -> str:
         lines.append(
             f"  {row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]}"
         )
-    b_stderr = before.summary["primary_score_stderr"]
-    a_stderr = after.summary["primary_score_stderr"]
-    lines.append(f"  (answer accuracy standard error: ± {pct(b_stderr)} before, ± {pct(a_stderr)} after;"
-                 f" ± {pct(math.hypot(b_stderr, a_stderr))} on the change)")  # fmt: skip
+    b_errors, a_errors = accuracy_stderrs(before.summary), accuracy_stderrs(after.summary)
+    for split in b_errors.keys() & a_errors.keys() if len(b_errors) > 1 else ("eval",):
+        b_stderr, a_stderr = b_errors[split], a_errors[split]
+        label = "answer accuracy" if split == "eval" else f"{split} answer accuracy"
+        lines.append(f"  ({label} standard error: ± {pct(b_stderr)} before, ± {pct(a_stderr)} "
+                     f"after; ± {pct(math.hypot(b_stderr, a_stderr))} on the change)")  # fmt: skip
     lines.append("")
     lines.append(f"{comparison.common_items} item(s) in both: {len(comparison.fixed)} fixed "
                  f"(wrong -> correct), {len(comparison.broken)} broken (correct -> wrong)")  # fmt: skip
@@ -206,6 +232,10 @@ def comparison_to_dict(comparison: Comparison) -> dict[str, Any]:
             }
             for name, b, a, _ in comparison.rows
         ],
+        "answer_accuracy_stderr": {
+            "before": accuracy_stderrs(comparison.before.summary),
+            "after": accuracy_stderrs(comparison.after.summary),
+        },
         "common_items": comparison.common_items,
         "fixed": [attrs.asdict(f) for f in comparison.fixed],
         "broken": [attrs.asdict(f) for f in comparison.broken],

@@ -72,12 +72,25 @@ class RunReport:
         """The before/after metrics (no per-group rows: those are the bar charts)."""
         if self.comparison is not None:
             names = {name for name, _ in (*comparing.METRIC_ROWS, *comparing.COUNT_ROWS)}
-            return [row for row in self.comparison.rows if row[0] in names]
+            splits = tuple(f"{split}: " for split in comparing.split_names(*self.summaries))
+            return [row for row in self.comparison.rows
+                    if row[0] in names or row[0].startswith(splits)]  # fmt: skip
         before = headline_metrics(self.baseline.summary if self.baseline else None)
         after = headline_metrics(self.final.summary if self.final else None)
-        return [(name, before.get(name), after.get(name), True)
-                for name in ("answer_accuracy", "format_compliance")
-                if name in before or name in after]  # fmt: skip
+        rows: list[Row] = [(name, before.get(name), after.get(name), True)
+                           for name in ("answer_accuracy", "format_compliance")
+                           if name in before or name in after]  # fmt: skip
+        for split in comparing.split_names(*self.summaries):
+            for metric in ("answer_accuracy", "format_compliance"):
+                sides = [e.summary.get("splits", {}).get(split, {}).get(metric) if e else None
+                         for e in (self.baseline, self.final)]  # fmt: skip
+                rows.append((f"{split}: {metric}", sides[0], sides[1], True))
+        return rows
+
+    @property
+    def summaries(self) -> list[dict[str, Any]]:
+        """The summaries of the evaluations the run has (baseline, final)."""
+        return [e.summary for e in (self.baseline, self.final) if e is not None]
 
     def stage_note(self, stage: str) -> str:
         """``the <stage> stage is <status>``, to say why a section has no data."""
@@ -291,13 +304,19 @@ def _before_after(report: RunReport) -> str:
     before_items, after_items = (str(e.summary["counts"]["items"]) if e else "-"
                                  for e in (report.baseline, report.final))  # fmt: skip
     rows.append(("items", before_items, after_items, ""))
+    for split in comparing.split_names(*report.summaries):
+        before_items, after_items = (str(e.summary.get("splits", {}).get(split, {}).get("n", "-"))
+                                     if e else "-" for e in (report.baseline, report.final))  # fmt: skip
+        rows.append((f"{escape(split)}: items", before_items, after_items, ""))
     notes, errors = [], []
     for evaluation, stage, side in ((report.baseline, BASELINE, "before"),
                                     (report.final, EVALUATE, "after")):  # fmt: skip
         if evaluation is None:
             notes.append(f"No {side} column: {report.stage_note(stage)}.")
         else:
-            errors.append(f"± {pct(evaluation.summary['primary_score_stderr'])} {side}")
+            split_errors = comparing.accuracy_stderrs(evaluation.summary)
+            errors.append(f"± {pct(split_errors.pop('eval'))} {side}"
+                          + "".join(f" (± {pct(e)} on {name})" for name, e in split_errors.items()))  # fmt: skip
     notes.append(f"Standard error of answer accuracy: {', '.join(errors)}.")
     table = _table(("metric", "before (baseline)", "after (final)", "change"), rows, "metrics")
     return table + "".join(f'<p class="note">{escape(note)}</p>' for note in notes)

