@@ -270,6 +270,7 @@ class EvalSection:
     baseline_cache: bool = True
     # Which splits the run evaluates; null: eval, and ood when the dataset has one.
     splits: tuple[str, ...] | None = attrs.field(default=None, validator=_eval_splits)
+    # null: as many as eval.limit, so a run measures both splits on the same number of items.
     ood_limit: int | None = attrs.field(default=None, validator=positive)
     # Opt-in decoding guards (tunix_core.protocols.DecodingOptions); null: off.
     no_repeat_ngram_size: int | None = attrs.field(default=None, validator=_optional_at_least(2))

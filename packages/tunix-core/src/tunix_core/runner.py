@@ -112,7 +112,8 @@ def _ood_examples(host: PluginHost, config: RunConfig) -> list[ReasoningExample]
             return []
         raise ConfigError(f"eval.splits: dataset {data.label!r} has no {OOD_SPLIT!r} split "
                           f"(it has {', '.join(offered)})")  # fmt: skip
-    loaded = load_dataset_split(host.datasets, data, OOD_SPLIT, limit=None,
+    # dataset.eval_limit caps ood as it caps eval (a tiny test run draws a few of each).
+    loaded = load_dataset_split(host.datasets, data, OOD_SPLIT, limit=data.eval_limit,
                                 transforms=host.transforms)  # fmt: skip
     require_answer_checks(loaded.examples, host.answer_checks,
                           f"dataset {data.label!r} ({OOD_SPLIT} split)")  # fmt: skip

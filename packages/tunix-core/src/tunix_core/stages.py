@@ -226,7 +226,8 @@ def _evaluate(run: RunDirectory, plan: Plan, progress: Progress, *, trained: boo
 
     splits = [(EVAL_SPLIT, run.eval_data_path, out_dir, config.eval.limit, label)]
     if run.ood_data_path.is_file():
-        splits.append((OOD_SPLIT, run.ood_data_path, ood_dir, config.eval.ood_limit,
+        ood_limit = config.eval.ood_limit or config.eval.limit
+        splits.append((OOD_SPLIT, run.ood_data_path, ood_dir, ood_limit,
                        f"{label}-{OOD_SPLIT}"))  # fmt: skip
     summaries = {}
     for split, data_path, where, limit, split_label in splits:
