@@ -239,6 +239,11 @@ class EvalSection:
     batch_size: int = attrs.field(default=48, validator=positive)
     limit: int | None = attrs.field(default=48, validator=positive)
     baseline: bool = True
+    # The parameters' type while evaluating; None keeps model.dtype. bfloat16 is what the
+    # graders' loader (google-tunix's create_model_from_checkpoint) casts to.
+    dtype: str | None = attrs.field(
+        default=None, validator=attrs.validators.optional(one_of("float32", "bfloat16"))
+    )
 
 
 @attrs.frozen

@@ -189,10 +189,18 @@ def package(run: RunDirectory, plan: Plan, progress: Progress) -> PackageDetail:
     return PackageDetail(bundle=str(bundle))
 
 
+def evaluation_spec(config: RunConfig, dtype: str | None = None) -> ModelSpec:
+    """The model to evaluate: the run's, its parameters in ``dtype``, else ``eval.dtype``,
+    else ``model.dtype``."""
+    spec = ModelSpec.from_config(config)
+    chosen = dtype or config.eval.dtype
+    return attrs.evolve(spec, dtype=chosen) if chosen else spec
+
+
 def _evaluate(run: RunDirectory, plan: Plan, progress: Progress, *, trained: bool,
               out_dir: Path, label: str) -> dict[str, Any]:  # fmt: skip
     config = plan.config
-    spec = ModelSpec.from_config(config)
+    spec = evaluation_spec(config)
     model = (plan.backend.load_export(run.model_dir, spec, progress=progress) if trained
              else plan.backend.load(spec, progress=progress))  # fmt: skip
     # The items the dataset stage saved, as training reads its own: after --resume exactly

@@ -21,6 +21,9 @@ EVALUATORS = {
               "reasoning steps and length; correct answers stated in their reasoning"),
     "judge": ("tunix_eval.judge:JudgeEvaluator",
               "rubric LLM-as-judge through any installed model (off by default)"),
+    "judging-mix": ("tunix_eval.judging_mix:JudgingMixEvaluator",
+                    "judging-mix suite: per domain, strict format, token limit, answers of "
+                    "verifiable items, reference-free checks"),
     "code-exec": ("tunix_eval.code_exec:CodeExecEvaluator",
                   "runs answer code against the item's unit tests, pass@1 (off by default: "
                   "it executes model output)"),

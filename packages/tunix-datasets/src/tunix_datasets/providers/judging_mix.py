@@ -103,9 +103,10 @@ def item_to_example(data: Any) -> ReasoningExample:
         answer, check, section = rubric_text(rubric), RUBRIC_CHECK, OPEN
         extra[RUBRIC] = answer
     else:
-        answer, check, section = data["answer"], data.get("answer_match"), VERIFIABLE
-        if not isinstance(check, str):
+        named = data.get("answer_match")
+        if not isinstance(named, str):
             raise FieldError("answer_match", "an item with an answer must name its answer check")
+        answer, check, section = data["answer"], named, VERIFIABLE
         if check == "code":
             for key in ("entry_point", "test"):
                 if not isinstance(data.get(key), str):
@@ -117,9 +118,14 @@ def item_to_example(data: Any) -> ReasoningExample:
         steps=(),
         reasoning=NO_REASONING,
         answer=answer,
-        meta=ExampleMeta(category=domain, section=section, difficulty="medium",
-                         source=f"tunix judging-mix {VERSION}", answer_match=check,
-                         extra=extra),  # fmt: skip
+        meta=ExampleMeta(
+            category=domain,
+            section=section,
+            difficulty="medium",
+            source=f"tunix judging-mix {VERSION}",
+            answer_match=check,
+            extra=extra,
+        ),
     )
 
 
