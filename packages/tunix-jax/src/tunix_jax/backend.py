@@ -315,9 +315,13 @@ def _check_init_from(directory: Path, preset: str) -> None:
 
 
 def _as_loaded(transformer: Transformer, spec: ModelSpec) -> Transformer:
-    """``transformer``'s parameters (no copy) in the module graph ``load_model`` builds for
-    ``spec``: a trained model computes as its export, read back, would."""
+    """``transformer``'s parameters in the module graph ``load_model`` builds for ``spec``:
+    a trained model computes as its export, read back, would. Parameters already in
+    ``spec.dtype`` are not copied; others are cast, as ``load_model`` casts what it reads
+    (``eval.dtype: bfloat16`` evaluates an f32 model in bf16)."""
     # startup: JAX loads with the first model, not with this module
+    import jax
+    import jax.numpy as jnp
     from flax import nnx
 
     from tunix_jax.models.gemma.transformer import Transformer
@@ -326,7 +330,8 @@ def _as_loaded(transformer: Transformer, spec: ModelSpec) -> Transformer:
     shell = nnx.eval_shape(lambda: Transformer(transformer.config, rngs=nnx.Rngs(0), dtype=dtype,
                                                param_dtype=dtype, matmul_dtype=_matmul_dtype(spec)))  # fmt: skip
     graphdef, _ = nnx.split(shell)
-    merged: Transformer = nnx.merge(graphdef, nnx.state(transformer))
+    state = jax.tree.map(lambda value: jnp.asarray(value, dtype=dtype), nnx.state(transformer))
+    merged: Transformer = nnx.merge(graphdef, state)
     return merged
 
 
