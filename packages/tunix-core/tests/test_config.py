@@ -49,6 +49,18 @@ def test_nested_validator_and_choice():
     assert "model.dtype: must be one of 'float32', 'bfloat16', got 'f16'" in message
 
 
+def test_eval_dtype_is_checked_and_picks_the_evaluated_parameters():
+    from tunix_core.stages import evaluation_spec
+
+    message = problems({"eval": {"dtype": "float16"}})
+    assert "eval.dtype: must be one of 'float32', 'bfloat16', got 'float16'" in message
+    f32 = structure_config({"model": {"dtype": "float32"}})
+    assert evaluation_spec(f32).dtype == "float32"  # unset: model.dtype
+    bf16 = structure_config({"model": {"dtype": "float32"}, "eval": {"dtype": "bfloat16"}})
+    assert evaluation_spec(bf16).dtype == "bfloat16"
+    assert evaluation_spec(bf16, "float32").dtype == "float32"  # tunix eval --dtype wins
+
+
 def test_unknown_key_names_its_path():
     assert "training.lr: unknown key" in problems({"training": {"lr": 1e-4}})
     assert "colour: unknown key" in problems({"colour": "blue"})
