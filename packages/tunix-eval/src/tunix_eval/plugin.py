@@ -1,5 +1,5 @@
-"""tunix-eval's plugin: the ``format``, ``accuracy``, ``trace``, ``judge`` and ``code-exec``
-evaluators, the built-in answer checks and rewards, and the ``eval``, ``compare``, ``runs``,
+"""tunix-eval's plugin: the ``format``, ``accuracy``, ``trace``, ``judge``, ``code-exec`` and
+``judging-mix`` evaluators, the built-in answer checks and rewards, and the ``eval``, ``compare``, ``runs``,
 ``report``, ``distill``, ``generate`` and ``chat`` commands. Targets are lazy strings."""
 
 from __future__ import annotations
