@@ -285,6 +285,21 @@ class JaxBackend:
         loaded("tunix_jax")
         return {"google_tunix": reason, "tunix_jax": report.to_dict(), "ok": report.ok}
 
+    def sample_with_google_tunix(
+        self, directory: Path, prompts: Sequence[str], *, max_new_tokens: int
+    ) -> tuple[list[str], list[int]] | None:
+        """The judges' path (:mod:`tunix_jax.export.judges_path`): greedy completions of
+        ``prompts`` by google-tunix's loader and ``Sampler``, and their token counts;
+        None where google-tunix is not installed."""
+        # startup: JAX loads with the first model, not with this module
+        from tunix_jax.export.google_tunix import google_tunix_available
+
+        if not google_tunix_available():
+            return None
+        from tunix_jax.export.judges_path import sample_with_google_tunix
+
+        return sample_with_google_tunix(directory, prompts, max_new_tokens=max_new_tokens)
+
     def export_problems(self, directory: Path) -> list[str]:
         # startup: JAX loads with the first model, not with this module
         from tunix_jax.export.verifying import export_problems
