@@ -74,3 +74,20 @@ def test_the_judges_path_samples_through_google_tunix(tiny_export, tmp_path) -> 
     strict = run_gate(run.path, get_host(), threshold=1.0, count=1, max_new_tokens=8)
     # A random model writes no exact format: a threshold of 1 fails, and validation says so.
     assert strict["passed"] is False and gate_problems(strict, GATE_FILE)
+
+
+def test_packaging_refuses_a_run_whose_judges_path_failed(make_run, options) -> None:
+    from tunix_core.errors import EvidenceError
+    from tunix_core.protocols import RunContext
+    from tunix_package.kaggle import KagglePackager
+
+    run = make_run()
+    failed = {"ran": True, "passed": False, "format_rate": 0.25, "threshold": 0.9}
+    (run.path / GATE_FILE).write_text(json.dumps(failed))
+    with pytest.raises(EvidenceError, match="failed validation") as caught:
+        KagglePackager().package(run, options, context=RunContext(get_host()))
+    assert (f".zip:{GATE_FILE}: the format rate through google-tunix's Sampler, 0.25, is below "
+            "the threshold 0.9") in str(caught.value)  # fmt: skip
+    # A report that passed goes into the bundle and validates.
+    (run.path / GATE_FILE).write_text(json.dumps({**failed, "passed": True}))
+    KagglePackager().package(run, options, context=RunContext(get_host()))
