@@ -10,17 +10,22 @@ import pytest
 import yaml
 
 from tunix_core.config import structure_config, unstructure_config
+from tunix_core.data.loading import load_split
 from tunix_core.data.record import write_jsonl
 from tunix_core.evaluation import example_meta
 from tunix_core.layout import EVAL_SUMMARY
 from tunix_core.plugins import get_host
 from tunix_core.protocols import Prediction, RunContext
 from tunix_core.rundir import RunDirectory
-from tunix_datasets.providers.judging_mix import packaged_items
 from tunix_eval import judging_mix
 from tunix_eval.judging_mix import NO_JUDGE_NOTE, JudgingMixEvaluator
 
-ITEMS = {item.id: item for item in packaged_items()}
+# Through the registry: nothing outside tunix-datasets imports it.
+ITEMS = {
+    item.id: item
+    for item in load_split(get_host().datasets, "judging-mix", "eval", seed=0, options={},
+                           limit=None, transforms=get_host().transforms)  # fmt: skip
+}
 
 
 def predict(item_id: str, completion: str) -> Prediction:

@@ -296,6 +296,7 @@ class JaxBackend:
 
         if not google_tunix_available():
             return None
+        # optional: google-tunix, which judges_path imports
         from tunix_jax.export.judges_path import sample_with_google_tunix
 
         return sample_with_google_tunix(directory, prompts, max_new_tokens=max_new_tokens)

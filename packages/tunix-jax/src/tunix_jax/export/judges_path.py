@@ -25,6 +25,7 @@ def sample_with_google_tunix(
 ) -> tuple[list[str], list[int]]:
     """Greedy completions of ``prompts`` (rendered turns) through google-tunix, each cut
     at its first ``<end_of_turn>``, and the number of tokens each generated."""
+    # optional: google-tunix (the compat extra); sentencepiece comes with it
     import sentencepiece as spm
     from tunix.generate import sampler as sampler_lib
 
