@@ -91,3 +91,22 @@ def test_packaging_refuses_a_run_whose_judges_path_failed(make_run, options) -> 
     # A report that passed goes into the bundle and validates.
     (run.path / GATE_FILE).write_text(json.dumps({**failed, "passed": True}))
     KagglePackager().package(run, options, context=RunContext(get_host()))
+
+
+def test_the_command_refuses_a_bad_threshold_in_one_line(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from tunix_core.cli import cli
+    from tunix_core.command_group import TunixGroup
+    from tunix_core.plugins import PluginHost
+    from tunix_package import plugin
+
+    host = PluginHost()
+    host.add_plugin(plugin, "kaggle", "tunix-package")
+    host.fill_registries()
+    group = TunixGroup("tunix", commands=dict(cli.commands))
+    host.register_commands(group)
+    result = CliRunner().invoke(group, ["gate", str(tmp_path), "--threshold", "1.5"], obj=host)
+    assert result.exit_code != 0
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines == ["Error: --threshold: must be between 0 and 1, got 1.5"], result.output
