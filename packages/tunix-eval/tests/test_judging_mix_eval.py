@@ -21,11 +21,11 @@ from tunix_eval import judging_mix
 from tunix_eval.judging_mix import NO_JUDGE_NOTE, JudgingMixEvaluator
 
 # Through the registry: nothing outside tunix-datasets imports it.
-ITEMS = {
-    item.id: item
-    for item in load_split(get_host().datasets, "judging-mix", "eval", seed=0, options={},
-                           limit=None, transforms=get_host().transforms)  # fmt: skip
-}
+SUITE = load_split(
+    get_host().datasets, "judging-mix", "eval", seed=0, options={}, limit=None,
+    transforms=get_host().transforms,
+)  # fmt: skip
+ITEMS = {item.id: item for item in SUITE}
 
 
 def predict(item_id: str, completion: str) -> Prediction:
@@ -76,9 +76,11 @@ def test_reference_free_checks_plug_in_per_domain() -> None:
         return {"empty_reasoning": not inside.strip() if applies else None}
 
     planted = [*PLANTED, predict("jm-math-04", well_formed("36", reasoning=" "))]
-    metrics = JudgingMixEvaluator(reference_free=empty_reasoning).evaluate(
-        planted, context=RunContext(get_host())
-    ).metrics
+    metrics = (
+        JudgingMixEvaluator(reference_free=empty_reasoning)
+        .evaluate(planted, context=RunContext(get_host()))
+        .metrics
+    )
     flagged = metrics["by_domain"]["math"]["reference_free_flagged"]["empty_reasoning"]
     # jm-math-03 has no reasoning block: the check does not apply and is not counted.
     assert (flagged["count"], flagged["n"]) == (1, 3)
@@ -120,4 +122,6 @@ def test_eval_run_on_another_dataset_in_bfloat16(invoke, arith, tmp_path) -> Non
 
 def test_dtype_and_dataset_do_not_go_with_predictions(invoke, tmp_path) -> None:
     result = invoke("eval", "--predictions", __file__, "--out", tmp_path, "--dtype", "bfloat16")
-    assert result.exit_code == 2 and "--dataset and --dtype go with --model or --run" in result.output
+    assert (
+        result.exit_code == 2 and "--dataset and --dtype go with --model or --run" in result.output
+    )

@@ -68,7 +68,7 @@ def test_the_judges_path_samples_through_google_tunix(tiny_export, tmp_path) -> 
     report = run_gate(run.path, get_host(), threshold=0.0, count=2, max_new_tokens=8)
     assert report["ran"] is True and report["passed"] is True
     # One eval item of the run and two judging-mix items.
-    assert [item["id"] for item in report["per_item"]][0] == "q1" and report["items"] == 3
+    assert report["per_item"][0]["id"] == "q1" and report["items"] == 3
     assert 0 < report["longest_output_tokens"] <= 8
     assert 0.0 <= report["format_rate"] <= 1.0 and 0.0 <= report["agreement_rate"] <= 1.0
     strict = run_gate(run.path, get_host(), threshold=1.0, count=1, max_new_tokens=8)
