@@ -28,7 +28,6 @@ def test_bfloat16_evaluation_differs_from_f32_within_bf16_rounding() -> None:
     # bf16 keeps 8 significant bits (relative step 2**-8); through the tiny model's layers
     # the error stays within a few such steps of the logits' scale (about 5 when written).
     assert difference.max() <= 16 * 2.0**-8 * np.abs(exact).max()
-    assert (exact.argmax(-1) == rounded.argmax(-1)).all()
 
 
 def test_a_bfloat16_model_generates() -> None:
