@@ -14,6 +14,7 @@ from tunix_core.config import (
     unstructure_config,
 )
 from tunix_core.errors import ConfigError
+from tunix_core.protocols import ModelSpec
 
 
 def problems(data) -> str:
@@ -47,6 +48,16 @@ def test_nested_validator_and_choice():
     message = problems({"training": {"lora": {"rank": 0}}, "model": {"dtype": "f16"}})
     assert "training.lora.rank: must be > 0, got 0" in message
     assert "model.dtype: must be one of 'float32', 'bfloat16', got 'f16'" in message
+
+
+def test_eval_dtype_is_checked_and_picks_the_evaluated_parameters():
+    message = problems({"eval": {"dtype": "float16"}})
+    assert "eval.dtype: must be one of 'float32', 'bfloat16', got 'float16'" in message
+    f32 = structure_config({"model": {"dtype": "float32"}})
+    assert ModelSpec.for_evaluation(f32).dtype == "float32"  # unset: model.dtype
+    bf16 = structure_config({"model": {"dtype": "float32"}, "eval": {"dtype": "bfloat16"}})
+    assert ModelSpec.for_evaluation(bf16).dtype == "bfloat16"
+    assert ModelSpec.for_evaluation(bf16, "float32").dtype == "float32"  # tunix eval --dtype wins
 
 
 def test_unknown_key_names_its_path():

@@ -280,6 +280,7 @@ def test_the_cache_misses_when_any_of_its_keys_changes_and_hits_otherwise(
     changed = {
         "model preset": {"model": {**base["model"], "preset": "gemma3-1b"}},
         "model dtype": {"model": {**base["model"], "dtype": "bfloat16"}},
+        "eval dtype": {**base, "dtype": "bfloat16"},
         "model options": {"model": {**base["model"], "options": {"mesh_fsdp": 2}}},
         "model weights spec": {"model": {"weights": "default"}},
         "items": {**base, "items": 2},

@@ -32,6 +32,7 @@ def test_list_shows_names_and_descriptions(host: SimpleNamespace) -> None:
         "hf",
         "humaneval",
         "jsonl",
+        "judging-mix",
         "reasoning-gym",
     ]
     assert "Seeded worked problems" in result.output

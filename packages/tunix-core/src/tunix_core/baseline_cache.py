@@ -85,7 +85,7 @@ def baseline_key(
     distributions |= {entry.distribution for entry in context.answer_checks.entries()}
     return {
         "cache_version": CACHE_VERSION,
-        "model": {"backend": backend, **model_fingerprint(ModelSpec.from_config(config))},
+        "model": {"backend": backend, **model_fingerprint(ModelSpec.for_evaluation(config))},
         "dataset_sha256": hashlib.sha256(dumps_jsonl(examples).encode("utf-8")).hexdigest(),
         "split": split,
         "eval": {

@@ -275,6 +275,11 @@ class EvalSection:
     # Opt-in decoding guards (tunix_core.protocols.DecodingOptions); null: off.
     no_repeat_ngram_size: int | None = attrs.field(default=None, validator=_optional_at_least(2))
     reasoning_budget: int | None = attrs.field(default=None, validator=positive)
+    # The parameters' type while evaluating; None keeps model.dtype. bfloat16 is what the
+    # graders' loader (google-tunix's create_model_from_checkpoint) casts to.
+    dtype: str | None = attrs.field(
+        default=None, validator=attrs.validators.optional(one_of("float32", "bfloat16"))
+    )
 
     @property
     def decoding(self) -> DecodingOptions:

@@ -104,6 +104,14 @@ class ModelSpec:
         return cls(model.preset, model.weights, model.tokenizer, model.dtype,
                    config.run.seed, dict(model.options), init_from)  # fmt: skip
 
+    @classmethod
+    def for_evaluation(cls, config: RunConfig, dtype: str | None = None) -> ModelSpec:
+        """The model to evaluate: the run's, its parameters in ``dtype``, else ``eval.dtype``,
+        else ``model.dtype``."""
+        spec = cls.from_config(config)
+        chosen = dtype or config.eval.dtype
+        return attrs.evolve(spec, dtype=chosen) if chosen else spec
+
     def key(self) -> str:
         """Equal for specs that load the same model (a cache key)."""
         return json.dumps(attrs.asdict(self), sort_keys=True, default=str)

@@ -219,7 +219,7 @@ def _evaluate(run: RunDirectory, plan: Plan, progress: Progress, *, trained: boo
 
     def model() -> LoadedModel:  # loaded only when something is generated
         if not loaded:
-            spec = ModelSpec.from_config(config)
+            spec = ModelSpec.for_evaluation(config)
             loaded.append(plan.backend.load_export(run.model_dir, spec, progress=progress)
                           if trained else plan.backend.load(spec, progress=progress))  # fmt: skip
         return loaded[0]

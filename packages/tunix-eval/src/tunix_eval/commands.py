@@ -37,8 +37,16 @@ from tunix_core.stages import run_eval_source
 from tunix_eval import compare as comparing
 from tunix_eval import report_html
 from tunix_eval.judge import JudgeEvaluator, JudgeOptions
+from tunix_eval.judging_mix import JudgingMixEvaluator
 from tunix_eval.report import format_summary
 from tunix_eval.runs import format_run_details, format_runs, list_runs
+
+# Datasets evaluated with their own evaluators and parameter type unless the command line
+# names others: the judging-mix suite is scored per domain, in the graders' bfloat16.
+DATASET_EVALUATORS = {"judging-mix": ("format", "accuracy", "judging-mix")}
+DATASET_DTYPES = {"judging-mix": "bfloat16"}
+# Where `tunix eval --run RUN --dataset NAME` writes by default, inside the run directory.
+DATASET_EVALS = "evals"
 
 
 def _host(ctx: click.Context) -> PluginHost:
@@ -53,6 +61,9 @@ def _load_evaluators(
     for name in names:
         if name == "judge" and judge is not None:
             continue  # added below with the command line's options
+        if name == JudgingMixEvaluator.name:  # it says whether open items were judged
+            evaluators.append(JudgingMixEvaluator(judge_configured=judge is not None))
+            continue
         try:
             evaluators.append(host.evaluators.load(name)())
         except UnknownNameError as exc:
@@ -129,13 +140,24 @@ class _Target:
     source: dict[str, Any]
 
 
-def _run_target(host: PluginHost, run_dir: Path, out: Path | None, limit: int | None) -> _Target:
-    """A run's trained model on the run's own eval items (cut to its ``eval.limit``)."""
+def _run_target(host: PluginHost, run_dir: Path, out: Path | None, limit: int | None,
+                dataset: str | None = None, split: str = "eval") -> _Target:  # fmt: skip
+    """A run's trained model on the run's own eval items (cut to its ``eval.limit``), or
+    on ``split`` of another ``dataset`` (written to ``evals/NAME`` in the run)."""
     run = RunDirectory.open(run_dir)
     config = load_run_config(run.config_path)
     if not run.model_dir.exists():
         raise TunixError(f"{run_dir}: the run has no trained model yet ({run.model_dir}); "
                          f"finish training with `tunix run --resume {run_dir}`")  # fmt: skip
+    if dataset is not None:
+        name = dataset.replace(":", "_").replace("/", "_")
+        examples = load_split(host.datasets, dataset, split, seed=config.dataset.seed,
+                              options={}, limit=limit, transforms=host.transforms)  # fmt: skip
+        source = {"run": run.run_id, "model_id": run.manifest["model_id"],
+                  "model_fingerprint": run.manifest.get("model_fingerprint"),
+                  "dataset": dataset, "split": split}  # fmt: skip
+        return _Target(config, run, examples, out or run.path / DATASET_EVALS / name,
+                       f"final on {dataset}", source)  # fmt: skip
     saved = run.eval_data_path
     data = config.dataset
     examples = (
@@ -183,9 +205,19 @@ def _model_target(host: PluginHost, preset: str, weights: str, backend: str, dat
     show_default=True,
     help="With --model: the model backend plugin that loads the model.",
 )
-@click.option("--dataset", help="With --model: dataset name or NAME:ARG.")
 @click.option(
-    "--split", default="eval", show_default=True, help="With --model: the split to evaluate."
+    "--dataset",
+    help="Dataset name or NAME:ARG: with --model, required; with --run, evaluate the run's "
+    "model on it (e.g. judging-mix) instead of the run's own eval items.",
+)
+@click.option(
+    "--split", default="eval", show_default=True, help="With --dataset: the split to evaluate."
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["float32", "bfloat16"]),
+    help="Parameter type while evaluating. Default: eval.dtype, else model.dtype "
+    "(judging-mix: bfloat16, as the graders load it).",
 )
 @click.option(
     "--predictions",
@@ -267,6 +299,7 @@ class EvalRequest:
     backend: str
     dataset: str | None
     split: str
+    dtype: str | None
     overrides: tuple[str, ...]
     predictions_file: Path | None
     # How to score it.
@@ -289,8 +322,10 @@ class EvalRequest:
                                 ("--predictions", self.predictions_file)) if v is not None]  # fmt: skip
         if len(modes) != 1:
             raise click.UsageError("give exactly one of --run, --model and --predictions")
-        if self.preset is None and (self.dataset or self.overrides):
-            raise click.UsageError("--dataset and --set go with --model")
+        if self.predictions_file is not None and (self.dataset or self.dtype):
+            raise click.UsageError("--dataset and --dtype go with --model or --run")
+        if self.preset is None and self.overrides:
+            raise click.UsageError("--set goes with --model")
         if self.preset is not None and not self.dataset:
             raise click.UsageError("--model needs --dataset")
         if self.out is None and self.run_dir is None:
@@ -374,21 +409,24 @@ def _generate_and_score(
 ) -> tuple[dict[str, Any], Path]:
     """``--run`` or ``--model``: generate with the model, then score."""
     if request.run_dir is not None:
-        target = _run_target(host, request.run_dir, request.out, request.limit)
+        target = _run_target(host, request.run_dir, request.out, request.limit,
+                             request.dataset, request.split)  # fmt: skip
     else:
         assert request.preset and request.dataset and request.out  # EvalRequest.check
         target = _model_target(host, request.preset, request.weights, request.backend,
                                request.dataset, request.split, request.overrides, request.out,
                                request.limit)  # fmt: skip
     config = target.config
+    dataset = request.dataset.split(":", 1)[0] if request.dataset else None
+    default_evaluators = DATASET_EVALUATORS.get(dataset or "", config.eval.evaluators)
     evaluators = _load_evaluators(
-        host, request.evaluator_names or config.eval.evaluators, request.judge
+        host, request.evaluator_names or default_evaluators, request.judge
     )
     try:
         backend = host.backends.load(config.model.backend)()
     except UnknownNameError as exc:
         raise ConfigError(f"model.backend: {exc}") from None
-    spec = ModelSpec.from_config(config)
+    spec = ModelSpec.for_evaluation(config, request.dtype or DATASET_DTYPES.get(dataset or ""))
     if target.run is None:
         backend.validate(spec)
     # A folder with completions but no summary is an interrupted evaluation: it resumes.

@@ -1,5 +1,5 @@
-"""tunix-eval's plugin: the ``format``, ``accuracy``, ``trace``, ``judge`` and ``code-exec``
-evaluators, the built-in answer checks and rewards, and the ``eval``, ``compare``, ``runs``,
+"""tunix-eval's plugin: the ``format``, ``accuracy``, ``trace``, ``judge``, ``code-exec`` and
+``judging-mix`` evaluators, the built-in answer checks and rewards, and the ``eval``, ``compare``, ``runs``,
 ``report``, ``distill``, ``generate`` and ``chat`` commands. Targets are lazy strings."""
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ EVALUATORS = {
               "reasoning steps and length; correct answers stated in their reasoning"),
     "judge": ("tunix_eval.judge:JudgeEvaluator",
               "rubric LLM-as-judge through any installed model (off by default)"),
+    "judging-mix": ("tunix_eval.judging_mix:JudgingMixEvaluator",
+                    "judging-mix suite: per domain, strict format, token limit, answers of "
+                    "verifiable items, reference-free checks"),
     "code-exec": ("tunix_eval.code_exec:CodeExecEvaluator",
                   "runs answer code against the item's unit tests, pass@1 (off by default: "
                   "it executes model output)"),

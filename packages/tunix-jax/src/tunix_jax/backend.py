@@ -309,6 +309,22 @@ class JaxBackend:
         loaded("tunix_jax")
         return {"google_tunix": reason, "tunix_jax": report.to_dict(), "ok": report.ok}
 
+    def sample_with_google_tunix(
+        self, directory: Path, prompts: Sequence[str], *, max_new_tokens: int
+    ) -> tuple[list[str], list[int]] | None:
+        """The judges' path (:mod:`tunix_jax.export.judges_path`): greedy completions of
+        ``prompts`` by google-tunix's loader and ``Sampler``, and their token counts;
+        None where google-tunix is not installed."""
+        # startup: JAX loads with the first model, not with this module
+        from tunix_jax.export.google_tunix import google_tunix_available
+
+        if not google_tunix_available():
+            return None
+        # optional: google-tunix, which judges_path imports
+        from tunix_jax.export.judges_path import sample_with_google_tunix
+
+        return sample_with_google_tunix(directory, prompts, max_new_tokens=max_new_tokens)
+
     def export_problems(self, directory: Path) -> list[str]:
         # startup: JAX loads with the first model, not with this module
         from tunix_jax.export.verifying import export_problems
@@ -339,9 +355,13 @@ def _check_init_from(directory: Path, preset: str) -> None:
 
 
 def _as_loaded(transformer: Transformer, spec: ModelSpec) -> Transformer:
-    """``transformer``'s parameters (no copy) in the module graph ``load_model`` builds for
-    ``spec``: a trained model computes as its export, read back, would."""
+    """``transformer``'s parameters in the module graph ``load_model`` builds for ``spec``:
+    a trained model computes as its export, read back, would. Parameters already in
+    ``spec.dtype`` are not copied; others are cast, as ``load_model`` casts what it reads
+    (``eval.dtype: bfloat16`` evaluates an f32 model in bf16)."""
     # startup: JAX loads with the first model, not with this module
+    import jax
+    import jax.numpy as jnp
     from flax import nnx
 
     from tunix_jax.models.gemma.transformer import Transformer
@@ -350,7 +370,8 @@ def _as_loaded(transformer: Transformer, spec: ModelSpec) -> Transformer:
     shell = nnx.eval_shape(lambda: Transformer(transformer.config, rngs=nnx.Rngs(0), dtype=dtype,
                                                param_dtype=dtype, matmul_dtype=_matmul_dtype(spec)))  # fmt: skip
     graphdef, _ = nnx.split(shell)
-    merged: Transformer = nnx.merge(graphdef, nnx.state(transformer))
+    state = jax.tree.map(lambda value: jnp.asarray(value, dtype=dtype), nnx.state(transformer))
+    merged: Transformer = nnx.merge(graphdef, state)
     return merged
 
 

@@ -64,6 +64,7 @@ from tunix_package.bundle import (
     read_run_config,
     tree_records,
 )
+from tunix_package.gate import GATE_FILE
 from tunix_package.readme import ReadmeFacts, render_readme
 from tunix_package.validation import (
     run_directory_problems,
@@ -252,6 +253,8 @@ class KagglePackager:
         baseline = run.baseline_summary_path
         if baseline.is_file():
             entries[BASELINE_SUMMARY] = baseline.read_bytes()
+        if (run.path / GATE_FILE).is_file():  # `tunix gate RUN`'s report, checked by validation
+            entries[GATE_FILE] = (run.path / GATE_FILE).read_bytes()
         for plot in sorted(run.path.glob("*.png")):  # the trainer's loss curve and friends
             entries[plot.name] = plot.read_bytes()
         # Rendered before the zip so that the copy in it and the one beside it are one page.

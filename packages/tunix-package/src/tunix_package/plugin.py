@@ -1,4 +1,5 @@
-"""tunix-package's plugin: the ``kaggle`` packager and the ``tunix package`` command.
+"""tunix-package's plugin: the ``kaggle`` packager and the ``tunix package`` and ``tunix
+gate`` commands.
 
 Targets are lazy strings and the command imports its heavy parts in its body, so loading
 this module never imports JAX.
@@ -31,4 +32,9 @@ def tunix_register_commands(cli: TunixGroup) -> None:
         "package",
         "tunix_package.cli:package_command",
         "Build and validate the submission bundle of a run.",
+    )
+    cli.add_lazy_command(
+        "gate",
+        "tunix_package.gate_cli:gate_command",
+        "Sample a run's export through google-tunix's own loader and Sampler.",
     )

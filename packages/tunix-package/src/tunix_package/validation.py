@@ -69,6 +69,7 @@ from tunix_package.bundle import (
     read_run_config,
     tree_records,
 )
+from tunix_package.gate import GATE_FILE, gate_problems
 from tunix_package.recompute import (
     eval_data_problems,
     metrics_step_problems,
@@ -389,6 +390,9 @@ def bundle_folder_problems(folder: Path, label: str, model_dir: Path | None = No
         if (folder / name).is_file():
             problems += summary_file_problems(folder / name, where(name), context=context)
     problems += metrics_step_problems(folder / METRICS, where(METRICS))
+    if (folder / GATE_FILE).is_file():  # `tunix gate`'s report: its format rate must pass
+        gate = _read_json_object(folder / GATE_FILE, where(GATE_FILE), problems)
+        problems += gate_problems(gate, where(GATE_FILE))
 
     manifest = _read_json_object(folder / MANIFEST, where(MANIFEST), problems)
     summary = _read_json_object(folder / EVAL_SUMMARY, where(EVAL_SUMMARY), [])

@@ -13,6 +13,9 @@ BUILTIN_DATASETS = (
      "dev-reasoning-v2's problems with steps a small model can follow: digit-by-digit "
      "arithmetic with carries and borrows, letters spelled one by one: 1000 train / 200 eval "
      "/ 322 ood"),
+    ("judging-mix", "tunix_datasets.providers.judging_mix:JudgingMix",
+     "142 held-out prompts in the competition's domains (creative writing, ideation, "
+     "summarisation, math, science, coding, other): answers or rubrics, eval only"),
     ("golden-v2", "tunix_datasets.providers.golden:GoldenV2",
      "100 tiny fixed sanity items; train and eval are the same items (a can-it-learn check)"),
     ("jsonl", "tunix_datasets.providers.files:JsonlProvider",
@@ -42,6 +45,8 @@ BUILTIN_ANSWER_CHECKS = (
      "runs the tests)"),
     ("reasoning-gym", "tunix_datasets.providers.reasoning_gym_tasks:check_reasoning_gym",
      "the item's reasoning-gym task scores the answer (score 1 is correct)"),
+    ("rubric", "tunix_datasets.providers.judging_mix:check_rubric",
+     "an open item judged by its rubric: never correct by string match (needs a judge)"),
 )  # fmt: skip
 
 
@@ -52,6 +57,6 @@ def register_builtin_datasets(registry: DatasetRegistry) -> None:
 
 
 def register_builtin_answer_checks(registry: AnswerCheckRegistry) -> None:
-    """Register the answer checks the built-in datasets name (``code``, ``reasoning-gym``)."""
+    """Register the answer checks the built-in datasets name (``code``, ``reasoning-gym``, ``rubric``)."""
     for name, target, description in BUILTIN_ANSWER_CHECKS:
         registry.register(name, target, description=description)

@@ -1,0 +1,155 @@
+"""``judging-mix``: the judging-mix suite's scorecard, per domain (``meta.category``) and
+overall, each rate with its binomial standard error.
+
+For every completion:
+
+- the strict format check: :func:`tunix_core.data.parse.parse_completion`'s exact format
+  and at most ``max_tokens`` tokens (the competition's ~1,000; tokens counted as the
+  ``format`` evaluator counts them, :mod:`tunix_eval.tokens`), and the share over that
+  limit;
+- on verifiable items (section ``verifiable``) the item's answer check;
+- on open items (section ``open``, answer check ``rubric``) nothing by string match: a
+  judge model scores them against their rubric (``--judge-model``). Without one the
+  summary says that open items report only the reference-free checks;
+- the reference-free checks (empty or copied reasoning, the answer repeated in the
+  reasoning, duplicated tags, an answer contradicting the reasoning's last result),
+  per domain, when :data:`REFERENCE_FREE_MODULE` is installed (the ``hacking``
+  diagnostics); otherwise the summary says they did not run.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from tunix_core.data.parse import parse_completion
+from tunix_core.data.render import END_OF_TURN
+from tunix_core.evaluation import UNKNOWN, binomial_stderr, check_answer
+from tunix_core.protocols import EvaluatorReport, Prediction, RunContext
+from tunix_eval.format import DEFAULT_MAX_TOKENS
+from tunix_eval.judge import question_of
+from tunix_eval.tokens import APPROX_TOKEN_RULE, approx_token_count
+
+OPEN_SECTION = "open"
+NO_JUDGE_NOTE = ("no judge model: open items (section 'open') report only the format, "
+                 "token-limit and reference-free checks, not their rubric")  # fmt: skip
+# The hook for the reference-free checks: a module with
+# ``hacking_flags(question, completion)`` whose result has ``as_dict() -> {check: bool |
+# None}`` (None: the check does not apply). Imported by name so this evaluator runs, and
+# says so, where that module is not installed.
+REFERENCE_FREE_MODULE = "tunix_core.hacking"
+ReferenceFreeChecks = Callable[[str, str], Mapping[str, bool | None]]
+
+
+def installed_reference_free_checks() -> ReferenceFreeChecks | None:
+    """The reference-free checks of :data:`REFERENCE_FREE_MODULE`, or None without it."""
+    try:
+        module = importlib.import_module(REFERENCE_FREE_MODULE)
+    except ModuleNotFoundError:
+        return None
+    flags_of: Callable[[str, str], Any] = module.hacking_flags
+
+    def checks(question: str, completion: str) -> Mapping[str, bool | None]:
+        result: Mapping[str, bool | None] = flags_of(question, completion).as_dict()
+        return result
+
+    return checks
+
+
+def _rate(hits: int, n: int) -> dict[str, Any]:
+    return {"n": n, "count": hits, "rate": hits / n if n else 0.0,
+            "stderr": binomial_stderr(hits, n)}  # fmt: skip
+
+
+def _group(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One domain's (or all items') rates; a rate over no items is left out."""
+    verifiable = [i for i in items if not i["open"]]
+    group: dict[str, Any] = {
+        "n": len(items),
+        "open": len(items) - len(verifiable),
+        "verifiable": len(verifiable),
+        "strict_format": _rate(sum(i["strict_format"] for i in items), len(items)),
+        "over_token_limit": _rate(sum(i["over_token_limit"] for i in items), len(items)),
+        "max_tokens_seen": max((i["tokens"] for i in items), default=0),
+    }
+    if verifiable:
+        group["answer_accuracy"] = _rate(sum(i["correct"] for i in verifiable), len(verifiable))
+    flagged: dict[str, dict[str, Any]] = {}
+    for item in items:
+        for check, flag in (item.get("reference_free") or {}).items():
+            tally = flagged.setdefault(check, {"hits": 0, "n": 0})
+            if flag is not None:  # None: the check does not apply to this completion
+                tally["hits"] += bool(flag)
+                tally["n"] += 1
+    if flagged:
+        group["reference_free_flagged"] = {
+            check: _rate(t["hits"], t["n"]) for check, t in sorted(flagged.items())
+        }
+    return group
+
+
+class JudgingMixEvaluator:
+    """Per-domain and overall rates of the judging-mix suite (see the module docstring)."""
+
+    name = "judging-mix"
+
+    def __init__(
+        self,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        judge_configured: bool = False,
+        reference_free: ReferenceFreeChecks | None = None,
+    ) -> None:
+        if max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+        self.max_tokens = max_tokens
+        self.judge_configured = judge_configured
+        self.reference_free = reference_free or installed_reference_free_checks()
+
+    def evaluate(
+        self, predictions: Sequence[Prediction], *, context: RunContext
+    ) -> EvaluatorReport:
+        per_item: dict[str, dict[str, Any]] = {}
+        by_domain: dict[str, list[dict[str, Any]]] = {}
+        for prediction in predictions:
+            completion = prediction.completion.split(END_OF_TURN, 1)[0]
+            parsed = parse_completion(completion)
+            tokens = approx_token_count(completion)
+            is_open = prediction.meta.get("section") == OPEN_SECTION
+            item: dict[str, Any] = {
+                "open": is_open,
+                "tokens": tokens,
+                "over_token_limit": tokens > self.max_tokens,
+                "strict_format": parsed.format_exact and tokens <= self.max_tokens,
+                "correct": (not is_open and check_answer(prediction, parsed.answer,
+                                                         context.answer_checks).correct),
+            }  # fmt: skip
+            if self.reference_free is not None:
+                item["reference_free"] = dict(
+                    self.reference_free(question_of(prediction.prompt), completion)
+                )
+            per_item[prediction.id] = item
+            domain = str(prediction.meta.get("category") or UNKNOWN)
+            by_domain.setdefault(domain, []).append(item)
+        everything = [item for items in by_domain.values() for item in items]
+        notes = [] if self.judge_configured else [NO_JUDGE_NOTE]
+        if self.reference_free is None:
+            notes.append(f"reference-free checks did not run: {REFERENCE_FREE_MODULE} is "
+                         "not installed")  # fmt: skip
+        metrics = {
+            "overall": _group(everything),
+            "by_domain": {name: _group(items) for name, items in sorted(by_domain.items())},
+            "max_tokens": self.max_tokens,
+            "token_counter": APPROX_TOKEN_RULE,
+            "judge_configured": self.judge_configured,
+            "reference_free_checks": self.reference_free is not None,
+            "notes": notes,
+        }
+        # Per item only what the scorecard lacks: the answer verdict stays accuracy's.
+        return EvaluatorReport(
+            metrics=metrics,
+            per_item={
+                item_id: {k: v for k, v in item.items() if k != "correct"}
+                for item_id, item in per_item.items()
+            },
+        )
