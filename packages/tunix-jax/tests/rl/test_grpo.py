@@ -21,11 +21,17 @@ from tunix_core.plugins import PluginHost
 from tunix_core.protocols import RunContext
 from tunix_jax.backend import JaxBackend
 from tunix_jax.rl.grpo.algorithm import (
-    Clip,
+    Objective,
+    advantages_of,
+    batch_advantages,
     build_rows,
     chunked_token_logprobs,
     group_advantages,
+    objective_loss,
+    overlong_penalty,
+    per_reward_advantages,
     token_objective,
+    uninformative_groups,
 )
 from tunix_jax.rl.grpo.trainer import GrpoTrainer, sample_seed
 
@@ -93,7 +99,7 @@ def test_the_objective_and_its_gradient_match_a_hand_computed_example():
     ref = jnp.array([[-1.0, -2.5]])
     advantages = jnp.array([2.0])
     mask = jnp.array([[1.0, 1.0]])
-    clip = Clip(low=0.2, high=0.05, beta=0.1)
+    clip = Objective(low=0.2, high=0.05, beta=0.1)
 
     def loss(lp):
         return token_objective(lp, old, ref, advantages, mask, clip)
@@ -111,6 +117,113 @@ def test_the_objective_and_its_gradient_match_a_hand_computed_example():
     # A masked token counts for nothing.
     masked, _ = token_objective(logprobs, old, ref, advantages, jnp.array([[0.0, 1.0]]), clip)
     assert float(masked) == pytest.approx(-2.0 + 0.1 * kl_1, abs=1e-5)
+
+
+# Two completions of 2 and 1 counted tokens (advantages 2 and -1), for the loss types.
+LOGPROBS = jnp.array([[-1.0, -2.0], [-0.5, -3.0]])
+OLD = jnp.array([[-1.1, -2.0], [-0.5, 0.0]])
+REF = jnp.array([[-1.0, -2.5], [-0.5, 0.0]])
+ADVANTAGES = jnp.array([2.0, -1.0])
+MASK = jnp.array([[1.0, 1.0], [1.0, 0.0]])
+KL_1 = math.exp(-0.5) + 0.5 - 1  # k3 of row 0's token 1
+KL_GRAD_1 = 1 - math.exp(-0.5)  # its derivative in logp
+S = math.exp(0.05)  # gspo: row 0's sequence ratio, exp of its mean token log-ratio 0.1 / 2
+# Token level, row 0: token 0's ratio e^0.1 is clipped at 1.06 (-2 * 1.06, no gradient),
+# token 1's is 1 (-2 + beta * KL); row 1: ratio 1 times -A = +1.
+TOKEN_LOSSES = [-2.12, -2.0 + 0.1 * KL_1, 1.0]
+TOKEN_GRADS = [0.0, -2.0 + 0.1 * KL_GRAD_1, 1.0]
+EXPECTED = {
+    # Mean over all 3 tokens.
+    "dapo": (sum(TOKEN_LOSSES) / 3, [[0.0, TOKEN_GRADS[1] / 3], [1 / 3, 0.0]]),
+    # Each completion's mean, then the mean over the 2 completions.
+    "grpo": (((TOKEN_LOSSES[0] + TOKEN_LOSSES[1]) / 2 + 1.0) / 2,
+             [[0.0, TOKEN_GRADS[1] / 4], [0.5, 0.0]]),
+    # The sum over 2 completions x max_completion_tokens 4.
+    "dr_grpo": (sum(TOKEN_LOSSES) / 8, [[0.0, TOKEN_GRADS[1] / 8], [1 / 8, 0.0]]),
+    # Row 0's ratio S = 1.0513 is inside [0.8, 1.06]: -2 * S on both tokens, and d/dlogp_j
+    # of -A * S is -A * S / 2 for each token j; the KL keeps its per-token mean.
+    "gspo": (((-2 * S) + 0.1 * KL_1 / 2 + 1.0) / 2,
+             [[-S / 2, (-S + 0.1 * KL_GRAD_1 / 2) / 2], [0.5, 0.0]]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("loss_type", sorted(EXPECTED))
+def test_each_loss_type_matches_a_hand_computed_value_and_gradient(loss_type):
+    objective = Objective(low=0.2, high=0.06, beta=0.1, loss_type=loss_type,
+                          max_completion_tokens=4)  # fmt: skip
+
+    def loss(lp):
+        return objective_loss(lp, OLD, REF, ADVANTAGES, MASK, objective)
+
+    value, grad = jax.value_and_grad(loss)(LOGPROBS)
+    want_value, want_grad = EXPECTED[loss_type]
+    assert float(value) == pytest.approx(want_value, abs=1e-5)
+    np.testing.assert_allclose(grad, want_grad, atol=1e-5)
+
+
+def test_gspo_clips_the_sequence_ratio_not_the_token_ratios():
+    # Token 0's ratio e^0.1 alone would be clipped at 1.06; the sequence's e^0.05 is not.
+    token, _ = token_objective(LOGPROBS, OLD, REF, ADVANTAGES, MASK, Objective(0.2, 0.06, 0.0))
+    _, gspo_sums = token_objective(LOGPROBS, OLD, REF, ADVANTAGES, MASK,
+                                   Objective(0.2, 0.06, 0.0, loss_type="gspo"))  # fmt: skip
+    assert float(gspo_sums["clipped"]) == 0.0
+    assert float(gspo_sums["ratio"]) == pytest.approx(2 * S + 1.0, abs=1e-6)
+    # With a tighter clip the whole of row 0 (both its tokens) is clipped.
+    _, tight = token_objective(LOGPROBS, OLD, REF, ADVANTAGES, MASK,
+                               Objective(0.2, 0.04, 0.0, loss_type="gspo"))  # fmt: skip
+    assert float(tight["clipped"]) == 2.0
+
+
+def test_an_unknown_loss_type_is_refused():
+    with pytest.raises(ValueError, match="loss_type must be one of grpo, dr_grpo, dapo, gspo"):
+        Objective(0.2, 0.2, 0.0, loss_type="ppo")
+
+
+def test_batch_normalisation_centres_on_the_group_and_scales_by_the_batch_std():
+    rewards_ = np.array([1.0, 0.0, 0.0, 0.0, 0.5, 0.5, math.nan, 2.0])
+    valid = [1.0, 0.0, 0.0, 0.0, 0.5, 0.5, 2.0]
+    mean = sum(valid) / 7
+    std = math.sqrt(sum((v - mean) ** 2 for v in valid) / 7)
+    centred = [0.75, -0.25, -0.25, -0.25, -0.5, -0.5, 0.0, 1.0]
+    np.testing.assert_allclose(batch_advantages(rewards_, 4, scale=True),
+                               np.array(centred) / (std + 1e-4), rtol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(batch_advantages(rewards_, 4, scale=False), centred, atol=1e-7)
+
+
+def test_per_reward_normalisation_normalises_each_reward_in_its_group_then_sums():
+    # "small" varies by 1, "large" by 10: normalised apart, neither drowns the other.
+    small = np.array([0.0, 1.0, 0.0, 1.0])
+    large = np.array([0.0, 0.0, 10.0, math.nan])
+    got = per_reward_advantages({"small": small, "large": large}, {"small": 1.0, "large": 0.5},
+                                4, scale=True)  # fmt: skip
+    z_small = np.array([-0.5, 0.5, -0.5, 0.5]) / (0.5 + 1e-4)
+    # large: mean and std of its 3 valid scores (10/3, sqrt(200/9)); the NaN gets 0.
+    mean, std = 10 / 3, math.sqrt(((10 / 3) ** 2 * 2 + (20 / 3) ** 2) / 3)
+    z_large = np.array([-mean, -mean, 10 - mean, 0.0]) / (std + 1e-4)
+    np.testing.assert_allclose(got, z_small + 0.5 * z_large, rtol=1e-5)
+    total = np.array([0.0, 1.0, 0.5, math.nan])
+    by_reward = {"small": small, "large": large}
+    weights = {"small": 1.0, "large": 0.5}
+    summed = advantages_of(total, by_reward, weights, 4, normalization="per_reward_then_sum",
+                           scale=True)  # fmt: skip
+    # A completion whose combined reward is NaN (none applies) stays at 0.
+    np.testing.assert_allclose(summed, [*got[:3], 0.0], rtol=1e-5)
+    grouped = advantages_of(total, by_reward, weights, 4, normalization="group", scale=False)
+    np.testing.assert_allclose(grouped, [-0.5, 0.5, 0.0, 0.0], atol=1e-7)
+
+
+def test_groups_with_equal_rewards_are_uninformative():
+    scores = np.array([[1.0], [1.0], [0.0], [1.0], [math.nan], [0.3], [math.nan], [math.nan]])
+    np.testing.assert_array_equal(uninformative_groups(scores, 2), [True, False, True, True])
+    # Per reward: a group is informative when any reward varies in it.
+    two = np.array([[1.0, 0.0], [1.0, 1.0]])
+    np.testing.assert_array_equal(uninformative_groups(two, 2), [False])
+
+
+def test_the_soft_overlong_punishment_ramps_down_over_its_interval():
+    # max 16, interval 4: free up to 12 tokens, -1 from 16.
+    np.testing.assert_allclose(overlong_penalty([10, 12, 14, 16, 20], 16, 4),
+                               [0.0, 0.0, -0.5, -1.0, -1.0])  # fmt: skip
 
 
 @pytest.mark.parametrize("chunk_tokens", [1, 3, 64])
@@ -250,7 +363,7 @@ def test_gradient_accumulation_leaves_the_update_unchanged():
     shape = rows["targets"].shape
     rows["old_logprobs"] = np.zeros(shape, np.float32)
     rows["ref_logprobs"] = np.full(shape, -3.0, np.float32)
-    step = jax.jit(make_grpo_step(graphdef, template, tx, model_logits_fn, Clip(0.2, 0.2, 0.1),
+    step = jax.jit(make_grpo_step(graphdef, template, tx, model_logits_fn, Objective(0.2, 0.2, 0.1),
                                   temperature=1.0, chunk_tokens=4, on_policy=True))  # fmt: skip
 
     def run(accum: int):
