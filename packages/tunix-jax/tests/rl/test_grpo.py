@@ -5,6 +5,7 @@ and ratio 1 at the start; exact resume after SIGKILL; config errors)."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 from pathlib import Path
 
@@ -47,10 +48,16 @@ def starts_with_digit(prompts, completions, expected, meta, *, context):
     return train_script.starts_with_digit(prompts, completions, expected, meta, context=context)
 
 
+def ends_with_space(prompts, completions, expected, meta, *, context):
+    """A second reward, NaN for the empty completion, for per-reward normalisation."""
+    return [math.nan if not text else float(text.endswith(" ")) for text in completions]
+
+
 def rewards_context() -> RunContext:
-    """A run context whose host has only the reward GRPO trains on here."""
+    """A run context whose host has only the rewards GRPO trains on here."""
     host = PluginHost()
     host.rewards.register("starts_with_digit", f"{__name__}:starts_with_digit")
+    host.rewards.register("ends_with_space", f"{__name__}:ends_with_space")
     return RunContext(host)
 
 
@@ -324,6 +331,35 @@ def test_with_lora_and_several_updates_the_first_kl_is_zero_and_the_ratio_moves(
 
 def test_sampling_seeds_are_a_function_of_the_run_seed_and_step():
     assert sample_seed(0, 3) == sample_seed(0, 3) != sample_seed(0, 4) != sample_seed(1, 4)
+    assert sample_seed(0, 3, refill=1) not in (sample_seed(0, 3), sample_seed(0, 4))
+
+
+def test_dr_grpo_with_per_reward_normalisation_dynamic_sampling_and_overlong_shaping(tmp_path):
+    config = grpo_config(2, loss_type="dr_grpo", reward_normalization="per_reward_then_sum",
+                         dynamic_sampling=True, max_refills=2, overlong_interval=2,
+                         rewards={"starts_with_digit": 1.0, "ends_with_space": 0.5})  # fmt: skip
+    run, result = train(tmp_path / "variants", config)
+    records = read_jsonl(run.metrics_path)
+    assert result.steps == 2 and [r["step"] for r in records] == [1, 2]
+    first, second = records
+    assert all(math.isfinite(r["loss"]) for r in records)
+    # Up to 4 tokens, punished from 2 on: every completion of 3 or more tokens is.
+    assert -1.0 <= first["reward/overlong"] <= 0.0
+    for key in ("reward/starts_with_digit_nan", "reward/ends_with_space_nan", "reward_nan",
+                "hacking/empty_reasoning", "hacking/copied_reasoning", "hacking/answer_repeated",
+                "hacking/duplicated_tags", "hacking/contradiction",
+                "dynamic_sampling/refills", "dynamic_sampling/dropped_groups",
+                "dynamic_sampling/filler_groups"):  # fmt: skip
+        assert key in first, key
+    # The untrained model rarely starts with a digit: most groups are all 0, dropped and
+    # refilled; groups still missing after 2 refills are fillers, left out of the loss.
+    assert first["dynamic_sampling/dropped_groups"] > 0
+    assert first["counted_rate"] == pytest.approx(1 - first["dynamic_sampling/filler_groups"] / 4)
+    # Random 4-token completions have no reasoning block.
+    assert first["hacking/empty_reasoning"] == 1.0
+    # Length inflation compares with the previous step: from the second step on.
+    assert "hacking/length_inflation" not in first and "hacking/length_inflation" in second
+    print(json.dumps(first, indent=1, sort_keys=True))
 
 
 @pytest.mark.parametrize(
@@ -333,6 +369,12 @@ def test_sampling_seeds_are_a_function_of_the_run_seed_and_step():
         ({"max_new_tokens": 64}, "trainer.options.max_new_tokens"),
         ({"num_generations": 1}, "trainer.options.num_generations"),
         ({"epsilon_high": 1.5}, "trainer.options.epsilon_high"),
+        ({"loss_type": "ppo"}, "trainer.options.loss_type"),
+        ({"reward_normalization": "sum"}, "trainer.options.reward_normalization"),
+        ({"overlong_interval": 4}, "trainer.options.overlong_interval"),
+        ({"overlong_interval": 2, "rewards": {"overlong": 1.0}}, "trainer.options.rewards"),
+        ({"reward_options": {"starts_with_digit": {"x": 1}}},
+         "trainer.options.reward_options.starts_with_digit"),
     ],
 )
 def test_validate_names_the_config_field(options, field):

@@ -128,18 +128,6 @@ class GrpoTrainer:
                                   "overlong punishment (trainer.options.overlong_interval)")  # fmt: skip
         loaded_rewards(options, context)
 
-
-def loaded_rewards(options: GrpoTrainerOptions, context: RunContext) -> dict[str, Reward]:
-    """The rewards of ``trainer.options.rewards``, configured with ``reward_options``;
-    a bad name, weight or option is a ConfigError naming its field."""
-    try:
-        return load_rewards(context, options.rewards, options.reward_options,
-                            field="trainer.options.reward_options")  # fmt: skip
-    except (UnknownNameError, ValueError) as exc:
-        if isinstance(exc, ConfigError):
-            raise
-        raise ConfigError(f"trainer.options.rewards: {exc}") from None
-
     def train(
         self,
         config: RunConfig,
@@ -158,6 +146,16 @@ def loaded_rewards(options: GrpoTrainerOptions, context: RunContext) -> dict[str
         result, trained_model = loop.train()
         return export_trained(config, options, run, backend, base, trained_model, result,
                               title=f"{config.model.preset} GRPO", progress=progress)  # fmt: skip
+
+
+def loaded_rewards(options: GrpoTrainerOptions, context: RunContext) -> dict[str, Reward]:
+    """The rewards of ``trainer.options.rewards``, configured with ``reward_options``;
+    a bad name, weight or option is a ConfigError naming its field."""
+    try:
+        return load_rewards(context, options.rewards, options.reward_options,
+                            field="trainer.options.reward_options")  # fmt: skip
+    except (UnknownNameError, ValueError) as exc:
+        raise ConfigError(f"trainer.options.rewards: {exc}") from None
 
 
 def prompt_items(
