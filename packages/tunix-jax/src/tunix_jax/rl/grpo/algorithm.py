@@ -89,8 +89,8 @@ def per_reward_advantages(
     scale: bool,
 ) -> np.ndarray:
     """Each reward normalised within its group on its own (:func:`group_advantages`),
-    then their weighted sum: TRL's ``normalize_then_sum``. A reward that gives one
-    completion of a wide-ranging reward no more weight than one of a narrow one."""
+    then their weighted sum (TRL's ``normalize_then_sum``; GDPO, Liu et al. 2026), so a
+    reward with a wide range does not drown one that is 0 or 1."""
     total: np.ndarray | None = None
     for name, weight in weights.items():
         term = weight * group_advantages(by_reward[name], group_size, scale=scale)
@@ -134,7 +134,7 @@ def uninformative_groups(scores: np.ndarray, group_size: int) -> np.ndarray:
 
 
 def overlong_penalty(lengths: Sequence[int], max_tokens: int, interval: int) -> np.ndarray:
-    """DAPO's soft overlong punishment (Yu et al. 2025, eq. 13) of completions of
+    """DAPO's soft overlong punishment (Yu et al. 2025, section 3.4) of completions of
     ``lengths`` tokens: 0 up to ``max_tokens - interval``, then linearly down to -1 at
     ``max_tokens``, and -1 beyond."""
     start = max_tokens - interval
