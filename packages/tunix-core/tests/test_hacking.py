@@ -72,8 +72,14 @@ def test_an_answer_that_contradicts_the_reasonings_last_result_is_caught():
     after = "<reasoning>12 + 21 = 33 apples, for 2 days</reasoning><answer>33</answer>"
     assert flagged(after) == set()
     # Not applicable: a non-numeric answer, or reasoning without a number.
-    assert hacking_flags("q", "<reasoning>add them</reasoning><answer>33</answer>").contradiction is None
-    assert hacking_flags("q", "<reasoning>1 + 1 = 2</reasoning><answer>two</answer>").contradiction is None
+    assert (
+        hacking_flags("q", "<reasoning>add them</reasoning><answer>33</answer>").contradiction
+        is None
+    )
+    assert (
+        hacking_flags("q", "<reasoning>1 + 1 = 2</reasoning><answer>two</answer>").contradiction
+        is None
+    )
 
 
 def test_numbers_read_thousands_separators_signs_and_decimals():

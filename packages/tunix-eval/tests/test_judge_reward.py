@@ -83,7 +83,11 @@ def wrap(answer: str) -> str:
     return f"<reasoning>Add.</reasoning><answer>{answer}</answer><end_of_turn>"
 
 
-PROMPTS = [render_prompt("2 + 2?", "sys"), render_prompt("3 + 3?", "sys"), render_prompt("1 + 1?", "sys")]
+PROMPTS = [
+    render_prompt("2 + 2?", "sys"),
+    render_prompt("3 + 3?", "sys"),
+    render_prompt("1 + 1?", "sys"),
+]
 COMPLETIONS = [wrap("4"), wrap("7"), "garbled"]
 EXPECTED = ["4", "6", "2"]
 GRADER = {"backend": "grader", "preset": "tiny-judge", "weights": "random", "batch_size": 2}

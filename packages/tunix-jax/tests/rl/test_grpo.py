@@ -170,7 +170,8 @@ def test_each_loss_type_matches_a_hand_computed_value_and_gradient(loss_type):
 
 def test_gspo_clips_the_sequence_ratio_not_the_token_ratios():
     # Token 0's ratio e^0.1 alone would be clipped at 1.06; the sequence's e^0.05 is not.
-    token, _ = token_objective(LOGPROBS, OLD, REF, ADVANTAGES, MASK, Objective(0.2, 0.06, 0.0))
+    _, token_sums = token_objective(LOGPROBS, OLD, REF, ADVANTAGES, MASK, Objective(0.2, 0.06, 0.0))
+    assert float(token_sums["clipped"]) == 1.0
     _, gspo_sums = token_objective(LOGPROBS, OLD, REF, ADVANTAGES, MASK,
                                    Objective(0.2, 0.06, 0.0, loss_type="gspo"))  # fmt: skip
     assert float(gspo_sums["clipped"]) == 0.0

@@ -396,8 +396,8 @@ class GrpoLoop:
         kept: list[tuple[Samples, int]] = []
         dropped: list[tuple[Samples, int]] = []
         refills = 0
+        per_reward = options.reward_normalization == "per_reward_then_sum"
         while True:
-            per_reward = options.reward_normalization == "per_reward_then_sum"
             flat = uninformative_groups(samples.score_columns(per_reward), group)
             for g, uninformative in enumerate(flat):
                 (dropped if uninformative else kept).append((samples, g))
@@ -556,9 +556,9 @@ def step_extras(
     update_seconds: float,
 ) -> dict[str, float]:
     """The GRPO part of a step's ``metrics.jsonl`` line: the combined reward and each
-    reward's mean, std and count of NaN scores; the KL to the reference of the policy that drew the samples;
-    the clip fraction and mean policy ratio over the step's updates; the completion
-    length; the share of completions in the exact format, truncated and counted in the
+    reward's mean, std and count of NaN scores; the KL to the reference of the policy
+    that drew the samples; the clip fraction and mean policy ratio over the step's
+    updates; the completion length; the share of completions in the exact format, truncated and counted in the
     loss; and the time spent sampling (with scoring) and updating."""
     extra: dict[str, float | None] = {}
     extra["reward"], extra["reward_std"] = _mean_std(samples.total)
