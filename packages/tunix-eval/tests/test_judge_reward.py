@@ -17,12 +17,13 @@ import tunix_eval.plugin
 from tunix_core.data.render import render_prompt
 from tunix_core.errors import ConfigError
 from tunix_core.hookspecs import hookimpl
+from tunix_core.layout import JUDGE_REWARD_CACHE
 from tunix_core.plugins import PluginHost, get_host, plugin_module
 from tunix_core.protocols import Prediction, RunContext
 from tunix_core.rewards import load_rewards, score_loaded
 from tunix_core.rundir import RunDirectory
 from tunix_eval.hacking import HackingEvaluator
-from tunix_eval.rewards import JUDGE_CACHE_FILE, JudgeReward, relevance
+from tunix_eval.rewards import JudgeReward, relevance
 
 
 class GradingModel:
@@ -53,8 +54,6 @@ class GradingBackend:
 
     def validate(self, spec):
         if spec.preset == "no-such-preset":
-            from tunix_core.errors import ConfigError
-
             raise ConfigError("model.preset: unknown preset 'no-such-preset'")
 
     def load(self, spec, *, progress):
@@ -140,9 +139,9 @@ def test_a_resumed_run_reads_the_verdicts_back_from_the_run_folder(context, tmp_
                               config_path=None, command=["tunix", "run"])  # fmt: skip
     in_run = context.within(run, lambda _: None)
     first = call(judge_of(in_run), in_run)
-    lines = (run.path / JUDGE_CACHE_FILE).read_text().splitlines()
+    lines = (run.path / JUDGE_REWARD_CACHE).read_text().splitlines()
     assert len(lines) == 3 and json.loads(lines[2])["score"] is None
-    (run.path / JUDGE_CACHE_FILE).write_text("\n".join(lines) + '\n{"key": "cut')  # a crash
+    (run.path / JUDGE_REWARD_CACHE).write_text("\n".join(lines) + '\n{"key": "cut')  # a crash
     GradingBackend.model = GradingModel()
     second = call(judge_of(in_run), in_run)
     assert GradingBackend.model.batches == []

@@ -28,7 +28,7 @@ from tunix_core.data.render import END_OF_TURN
 from tunix_core.errors import ConfigError
 from tunix_core.evaluation import check_answer
 from tunix_core.hacking import words
-from tunix_core.layout import model_id
+from tunix_core.layout import JUDGE_REWARD_CACHE, model_id
 from tunix_core.protocols import Generator, ModelSpec, Prediction, RunContext
 from tunix_core.registry import UnknownNameError
 from tunix_eval.format import DEFAULT_MAX_TOKENS
@@ -238,7 +238,6 @@ def _cosine(first: Counter[str], second: Counter[str], idf: Mapping[str, float])
 
 
 RUBRIC_FIELDS = ("question", "expected", "completion")
-JUDGE_CACHE_FILE = "judge_reward_cache.jsonl"
 
 
 def _rubric(_: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
@@ -387,7 +386,7 @@ class JudgeReward:
         """Load the run's cached verdicts once; a line cut by a crash is skipped."""
         if not self.options.disk_cache or context.run is None:
             return
-        path = context.run.path / JUDGE_CACHE_FILE
+        path = context.run.path / JUDGE_REWARD_CACHE
         if self._disk == path:
             return
         self._disk = path
