@@ -356,6 +356,8 @@ def test_dr_grpo_with_per_reward_normalisation_dynamic_sampling_and_overlong_sha
     # refilled; groups still missing after 2 refills are fillers, left out of the loss.
     assert first["dynamic_sampling/dropped_groups"] > 0
     assert first["counted_rate"] == pytest.approx(1 - first["dynamic_sampling/filler_groups"] / 4)
+    # The empty completions' NaN is counted, and left out (the other reward applies).
+    assert first["reward/ends_with_space_nan"] > 0 and first["reward_nan"] == 0
     # Random 4-token completions have no reasoning block.
     assert first["hacking/empty_reasoning"] == 1.0
     # Length inflation compares with the previous step: from the second step on.
