@@ -146,6 +146,10 @@ def test_a_resumed_run_reads_the_verdicts_back_from_the_run_folder(context, tmp_
     second = call(judge_of(in_run), in_run)
     assert GradingBackend.model.batches == []
     assert second[:2] == first[:2] and math.isnan(second[2])
+    # A verdict appended after the cut line stays readable.
+    call(judge_of(in_run), in_run, PROMPTS[:1], [wrap("5")], EXPECTED[:1])
+    last = (run.path / JUDGE_REWARD_CACHE).read_text().splitlines()[-1]
+    assert json.loads(last)["score"] == 0.0
 
 
 @pytest.mark.parametrize(

@@ -383,7 +383,8 @@ class JudgeReward:
                     out.write("".join(line + "\n" for line in lines))
 
     def _read_disk(self, context: RunContext) -> None:
-        """Load the run's cached verdicts once; a line cut by a crash is skipped."""
+        """Load the run's cached verdicts once; a line cut by a crash is skipped (and
+        ended, so the verdicts appended after it stay readable)."""
         if not self.options.disk_cache or context.run is None:
             return
         path = context.run.path / JUDGE_REWARD_CACHE
@@ -392,7 +393,11 @@ class JudgeReward:
         self._disk = path
         if not path.is_file():
             return
-        for line in path.read_text(encoding="utf-8").splitlines():
+        text = path.read_text(encoding="utf-8")
+        if text and not text.endswith("\n"):
+            with path.open("a", encoding="utf-8") as out:
+                out.write("\n")
+        for line in text.splitlines():
             try:
                 record = json.loads(line)
                 score = record["score"]
