@@ -13,8 +13,8 @@ SOURCES = [str(Path(__file__).parents[2] / p / "src") for p in ("tunix-core", "t
 
 
 def test_evaluators_are_registered_lazily_and_build_without_arguments(host):
-    assert set(host.evaluators.names()) == {"format", "accuracy", "trace", "judge", "code-exec",
-                                          "judging-mix"}
+    assert set(host.evaluators.names()) == {"format", "accuracy", "trace", "judge", "hacking",
+                                          "code-exec", "judging-mix"}
     for entry in host.evaluators.entries():
         assert entry.distribution == "tunix-eval"
         assert entry.target.startswith("tunix_eval.") and entry.description

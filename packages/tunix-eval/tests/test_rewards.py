@@ -97,7 +97,8 @@ def test_repetition_penalises_a_looping_completion_and_not_a_clean_one():
 def test_tunix_register_rewards_registers_the_builtins():
     registry = RewardRegistry()
     tunix_register_rewards(registry)
-    assert registry.names() == ["answer", "format", "format_approx", "length", "repetition"]
+    assert registry.names() == ["answer", "format", "format_approx", "judge", "length",
+                                "relevance", "repetition"]
     assert registry.load("format") is format_strict
 
 

@@ -42,6 +42,8 @@ EXPORTS = "exports"
 EXPORT_RECORD_SUFFIX = ".export.json"
 LOCK = ".lock"  # held (fcntl.flock) by the process writing the run; holds its pid
 TENSORBOARD = "tb"  # event files of the built-in TensorBoard logger
+# The `judge` reward's verdicts (tunix-eval), so a resumed run does not ask again.
+JUDGE_REWARD_CACHE = "judge_reward_cache.jsonl"
 # Written by `tunix sweep` (tunix-sweep) into a run that is one of its trials:
 # {"sweep": id, "trial": number}.
 SWEEP_TRIAL = "sweep_trial.json"

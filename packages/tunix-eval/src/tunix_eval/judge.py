@@ -83,12 +83,13 @@ def question_of(prompt: str) -> str:
     return body.split(END_OF_TURN, 1)[0].strip()
 
 
-def judge_prompt(prediction: Prediction) -> str:
-    """The rendered chat turn that asks the judge about ``prediction``."""
+def judge_prompt(prediction: Prediction, rubric: str = JUDGE_PROMPT) -> str:
+    """The rendered chat turn that asks the judge about ``prediction``: ``rubric`` with
+    its ``{question}``, ``{expected}`` and ``{completion}`` filled in."""
     completion = prediction.completion.split(END_OF_TURN, 1)[0].strip()
     if len(completion) > MAX_RESPONSE_CHARS:
         completion = completion[:MAX_RESPONSE_CHARS] + " [cut]"
-    text = JUDGE_PROMPT.format(
+    text = rubric.format(
         question=question_of(prediction.prompt) or "(not given)",
         expected=prediction.expected,
         completion=completion or "(empty)",

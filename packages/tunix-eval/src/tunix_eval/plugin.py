@@ -1,5 +1,5 @@
-"""tunix-eval's plugin: the ``format``, ``accuracy``, ``trace``, ``judge``, ``code-exec`` and
-``judging-mix`` evaluators, the built-in answer checks and rewards, and the ``eval``, ``compare``, ``runs``,
+"""tunix-eval's plugin: the ``format``, ``accuracy``, ``trace``, ``judge``, ``hacking``,
+``code-exec`` and ``judging-mix`` evaluators, the built-in answer checks and rewards, and the ``eval``, ``compare``, ``runs``,
 ``report``, ``distill``, ``generate`` and ``chat`` commands. Targets are lazy strings."""
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ EVALUATORS = {
     "judging-mix": ("tunix_eval.judging_mix:JudgingMixEvaluator",
                     "judging-mix suite: per domain, strict format, token limit, answers of "
                     "verifiable items, reference-free checks"),
+    "hacking": ("tunix_eval.hacking:HackingEvaluator",
+                "reward-hacking checks: empty or copied reasoning, repeated answer or tags, "
+                "an answer that contradicts the reasoning"),
     "code-exec": ("tunix_eval.code_exec:CodeExecEvaluator",
                   "runs answer code against the item's unit tests, pass@1 (off by default: "
                   "it executes model output)"),
@@ -65,6 +68,10 @@ REWARDS = {
     "length": ("tunix_eval.rewards:length",
                "0 up to 1024 words, then down to -1 at twice that"),
     "repetition": ("tunix_eval.rewards:repetition", "minus the share of repeated word 4-grams"),
+    "relevance": ("tunix_eval.rewards:relevance",
+                  "TF-IDF cosine of the completion and the question, model-free"),
+    "judge": ("tunix_eval.rewards:judge",
+              "rubric LLM-as-judge score in [0, 1]; NaN when the reply has no score"),
 }  # fmt: skip
 
 

@@ -119,6 +119,12 @@ def _reward_weights(_: Any, attribute: attrs.Attribute[Any], value: dict[str, fl
             raise FieldRuleError(f"{attribute.name}.{name}", f"must be > 0, got {weight!r}")
 
 
+# The loss types and reward normalisations of the grpo trainer (docs/rl.md), spelled here
+# so that reading the options does not import JAX.
+LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "gspo")
+REWARD_NORMALIZATIONS = ("group", "batch", "per_reward_then_sum")
+
+
 @attrs.frozen
 class GrpoTrainerOptions(JaxTrainerOptions):
     """Options of the ``grpo`` trainer (``trainer.options``): every option of the ``jax``
@@ -129,11 +135,19 @@ class GrpoTrainerOptions(JaxTrainerOptions):
     1 and the clip applies. ``beta``: weight of the KL penalty to the reference model (the
     starting model; 0 skips computing it). ``epsilon_low``/``epsilon_high``: the clip range
     ``[1 - low, 1 + high]`` of the policy ratio (DAPO's clip-higher raises only ``high``).
-    ``scale_rewards``: divide each group's advantages by its reward std. ``temperature``,
-    ``top_p``: how completions are sampled (log-probabilities use the same temperature).
-    ``max_new_tokens``: completion budget. ``mask_truncated``: leave completions that hit
-    ``max_new_tokens`` out of the loss. ``rewards``: reward name -> weight (see
-    ``tunix plugins``).
+    ``loss_type``: how token losses are averaged and whether the ratio is per token or
+    per sequence (``grpo``, ``dr_grpo``, ``dapo``, ``gspo``). ``scale_rewards``: divide
+    advantages by the reward std (``null``: off for ``dr_grpo``, on otherwise).
+    ``reward_normalization``: ``group``, ``batch`` or ``per_reward_then_sum``.
+    ``dynamic_sampling``: drop groups whose rewards are all equal and refill the batch
+    with new prompts, at most ``max_refills`` extra sampling rounds per step.
+    ``overlong_interval``/``overlong_max_tokens``: DAPO's soft overlong punishment (off
+    while ``overlong_interval`` is ``null``; ``overlong_max_tokens`` ``null`` means
+    ``max_new_tokens``). ``temperature``, ``top_p``: how completions are sampled
+    (log-probabilities use the same temperature). ``max_new_tokens``: completion budget.
+    ``mask_truncated``: leave completions that hit ``max_new_tokens`` out of the loss.
+    ``rewards``: reward name -> weight (see ``tunix plugins``). ``reward_options``: reward
+    name -> that reward's options (the ``judge`` reward's model and rubric).
     """
 
     num_generations: int = attrs.field(default=4, validator=at_least(2))
@@ -141,7 +155,14 @@ class GrpoTrainerOptions(JaxTrainerOptions):
     beta: float = attrs.field(default=0.04, validator=non_negative)
     epsilon_low: float = attrs.field(default=0.2, validator=_clip)
     epsilon_high: float = attrs.field(default=0.28, validator=_clip)
-    scale_rewards: bool = True
+    loss_type: str = attrs.field(default="dapo", validator=one_of(*LOSS_TYPES))
+    scale_rewards: bool | None = None
+    reward_normalization: str = attrs.field(default="group",
+                                            validator=one_of(*REWARD_NORMALIZATIONS))  # fmt: skip
+    dynamic_sampling: bool = False
+    max_refills: int = attrs.field(default=3, validator=at_least(0))
+    overlong_interval: int | None = attrs.field(default=None, validator=positive)
+    overlong_max_tokens: int | None = attrs.field(default=None, validator=positive)
     temperature: float = attrs.field(default=1.0, validator=positive)
     top_p: float | None = attrs.field(default=None, validator=_top_p)
     max_new_tokens: int = attrs.field(default=160, validator=positive)
@@ -149,6 +170,19 @@ class GrpoTrainerOptions(JaxTrainerOptions):
     rewards: dict[str, float] = attrs.field(
         factory=lambda: {"format": 0.5, "answer": 1.0}, validator=_reward_weights
     )
+    reward_options: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+
+    @property
+    def scales_rewards(self) -> bool:
+        """Whether advantages are divided by the std: ``scale_rewards``, or by loss type."""
+        if self.scale_rewards is None:
+            return self.loss_type != "dr_grpo"
+        return self.scale_rewards
+
+    @property
+    def overlong_limit(self) -> int:
+        """The length at which the overlong punishment reaches -1."""
+        return self.overlong_max_tokens or self.max_new_tokens
 
 
 @attrs.frozen

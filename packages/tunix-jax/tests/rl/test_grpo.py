@@ -5,6 +5,7 @@ and ratio 1 at the start; exact resume after SIGKILL; config errors)."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 from pathlib import Path
 
@@ -21,11 +22,17 @@ from tunix_core.plugins import PluginHost
 from tunix_core.protocols import RunContext
 from tunix_jax.backend import JaxBackend
 from tunix_jax.rl.grpo.algorithm import (
-    Clip,
+    Objective,
+    advantages_of,
+    batch_advantages,
     build_rows,
     chunked_token_logprobs,
     group_advantages,
+    objective_loss,
+    overlong_penalty,
+    per_reward_advantages,
     token_objective,
+    uninformative_groups,
 )
 from tunix_jax.rl.grpo.trainer import GrpoTrainer, sample_seed
 
@@ -41,10 +48,16 @@ def starts_with_digit(prompts, completions, expected, meta, *, context):
     return train_script.starts_with_digit(prompts, completions, expected, meta, context=context)
 
 
+def ends_with_space(prompts, completions, expected, meta, *, context):
+    """A second reward, NaN for the empty completion, for per-reward normalisation."""
+    return [math.nan if not text else float(text.endswith(" ")) for text in completions]
+
+
 def rewards_context() -> RunContext:
-    """A run context whose host has only the reward GRPO trains on here."""
+    """A run context whose host has only the rewards GRPO trains on here."""
     host = PluginHost()
     host.rewards.register("starts_with_digit", f"{__name__}:starts_with_digit")
+    host.rewards.register("ends_with_space", f"{__name__}:ends_with_space")
     return RunContext(host)
 
 
@@ -93,7 +106,7 @@ def test_the_objective_and_its_gradient_match_a_hand_computed_example():
     ref = jnp.array([[-1.0, -2.5]])
     advantages = jnp.array([2.0])
     mask = jnp.array([[1.0, 1.0]])
-    clip = Clip(low=0.2, high=0.05, beta=0.1)
+    clip = Objective(low=0.2, high=0.05, beta=0.1)
 
     def loss(lp):
         return token_objective(lp, old, ref, advantages, mask, clip)
@@ -111,6 +124,114 @@ def test_the_objective_and_its_gradient_match_a_hand_computed_example():
     # A masked token counts for nothing.
     masked, _ = token_objective(logprobs, old, ref, advantages, jnp.array([[0.0, 1.0]]), clip)
     assert float(masked) == pytest.approx(-2.0 + 0.1 * kl_1, abs=1e-5)
+
+
+# Two completions of 2 and 1 counted tokens (advantages 2 and -1), for the loss types.
+LOGPROBS = jnp.array([[-1.0, -2.0], [-0.5, -3.0]])
+OLD = jnp.array([[-1.1, -2.0], [-0.5, 0.0]])
+REF = jnp.array([[-1.0, -2.5], [-0.5, 0.0]])
+ADVANTAGES = jnp.array([2.0, -1.0])
+MASK = jnp.array([[1.0, 1.0], [1.0, 0.0]])
+KL_1 = math.exp(-0.5) + 0.5 - 1  # k3 of row 0's token 1
+KL_GRAD_1 = 1 - math.exp(-0.5)  # its derivative in logp
+S = math.exp(0.05)  # gspo: row 0's sequence ratio, exp of its mean token log-ratio 0.1 / 2
+# Token level, row 0: token 0's ratio e^0.1 is clipped at 1.06 (-2 * 1.06, no gradient),
+# token 1's is 1 (-2 + beta * KL); row 1: ratio 1 times -A = +1.
+TOKEN_LOSSES = [-2.12, -2.0 + 0.1 * KL_1, 1.0]
+TOKEN_GRADS = [0.0, -2.0 + 0.1 * KL_GRAD_1, 1.0]
+EXPECTED = {
+    # Mean over all 3 tokens.
+    "dapo": (sum(TOKEN_LOSSES) / 3, [[0.0, TOKEN_GRADS[1] / 3], [1 / 3, 0.0]]),
+    # Each completion's mean, then the mean over the 2 completions.
+    "grpo": (((TOKEN_LOSSES[0] + TOKEN_LOSSES[1]) / 2 + 1.0) / 2,
+             [[0.0, TOKEN_GRADS[1] / 4], [0.5, 0.0]]),
+    # The sum over 2 completions x max_completion_tokens 4.
+    "dr_grpo": (sum(TOKEN_LOSSES) / 8, [[0.0, TOKEN_GRADS[1] / 8], [1 / 8, 0.0]]),
+    # Row 0's ratio S = 1.0513 is inside [0.8, 1.06]: -2 * S on both tokens, and d/dlogp_j
+    # of -A * S is -A * S / 2 for each token j; the KL keeps its per-token mean.
+    "gspo": (((-2 * S) + 0.1 * KL_1 / 2 + 1.0) / 2,
+             [[-S / 2, (-S + 0.1 * KL_GRAD_1 / 2) / 2], [0.5, 0.0]]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("loss_type", sorted(EXPECTED))
+def test_each_loss_type_matches_a_hand_computed_value_and_gradient(loss_type):
+    objective = Objective(low=0.2, high=0.06, beta=0.1, loss_type=loss_type,
+                          max_completion_tokens=4)  # fmt: skip
+
+    def loss(lp):
+        return objective_loss(lp, OLD, REF, ADVANTAGES, MASK, objective)
+
+    value, grad = jax.value_and_grad(loss)(LOGPROBS)
+    want_value, want_grad = EXPECTED[loss_type]
+    assert float(value) == pytest.approx(want_value, abs=1e-5)
+    np.testing.assert_allclose(grad, want_grad, atol=1e-5)
+
+
+def test_gspo_clips_the_sequence_ratio_not_the_token_ratios():
+    # Token 0's ratio e^0.1 alone would be clipped at 1.06; the sequence's e^0.05 is not.
+    _, token_sums = token_objective(LOGPROBS, OLD, REF, ADVANTAGES, MASK, Objective(0.2, 0.06, 0.0))
+    assert float(token_sums["clipped"]) == 1.0
+    _, gspo_sums = token_objective(LOGPROBS, OLD, REF, ADVANTAGES, MASK,
+                                   Objective(0.2, 0.06, 0.0, loss_type="gspo"))  # fmt: skip
+    assert float(gspo_sums["clipped"]) == 0.0
+    assert float(gspo_sums["ratio"]) == pytest.approx(2 * S + 1.0, abs=1e-6)
+    # With a tighter clip the whole of row 0 (both its tokens) is clipped.
+    _, tight = token_objective(LOGPROBS, OLD, REF, ADVANTAGES, MASK,
+                               Objective(0.2, 0.04, 0.0, loss_type="gspo"))  # fmt: skip
+    assert float(tight["clipped"]) == 2.0
+
+
+def test_an_unknown_loss_type_is_refused():
+    with pytest.raises(ValueError, match="loss_type must be one of grpo, dr_grpo, dapo, gspo"):
+        Objective(0.2, 0.2, 0.0, loss_type="ppo")
+
+
+def test_batch_normalisation_centres_on_the_group_and_scales_by_the_batch_std():
+    rewards_ = np.array([1.0, 0.0, 0.0, 0.0, 0.5, 0.5, math.nan, 2.0])
+    valid = [1.0, 0.0, 0.0, 0.0, 0.5, 0.5, 2.0]
+    mean = sum(valid) / 7
+    std = math.sqrt(sum((v - mean) ** 2 for v in valid) / 7)
+    centred = [0.75, -0.25, -0.25, -0.25, -0.5, -0.5, 0.0, 1.0]
+    np.testing.assert_allclose(batch_advantages(rewards_, 4, scale=True),
+                               np.array(centred) / (std + 1e-4), rtol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(batch_advantages(rewards_, 4, scale=False), centred, atol=1e-7)
+
+
+def test_per_reward_normalisation_normalises_each_reward_in_its_group_then_sums():
+    # "small" varies by 1, "large" by 10: normalised apart, neither drowns the other.
+    small = np.array([0.0, 1.0, 0.0, 1.0])
+    large = np.array([0.0, 0.0, 10.0, math.nan])
+    got = per_reward_advantages({"small": small, "large": large}, {"small": 1.0, "large": 0.5},
+                                4, scale=True)  # fmt: skip
+    z_small = np.array([-0.5, 0.5, -0.5, 0.5]) / (0.5 + 1e-4)
+    # large: mean and std of its 3 valid scores (10/3, sqrt(200/9)); the NaN gets 0.
+    mean, std = 10 / 3, math.sqrt(((10 / 3) ** 2 * 2 + (20 / 3) ** 2) / 3)
+    z_large = np.array([-mean, -mean, 10 - mean, 0.0]) / (std + 1e-4)
+    np.testing.assert_allclose(got, z_small + 0.5 * z_large, rtol=1e-5)
+    total = np.array([0.0, 1.0, 0.5, math.nan])
+    by_reward = {"small": small, "large": large}
+    weights = {"small": 1.0, "large": 0.5}
+    summed = advantages_of(total, by_reward, weights, 4, normalization="per_reward_then_sum",
+                           scale=True)  # fmt: skip
+    # A completion whose combined reward is NaN (none applies) stays at 0.
+    np.testing.assert_allclose(summed, [*got[:3], 0.0], rtol=1e-5)
+    grouped = advantages_of(total, by_reward, weights, 4, normalization="group", scale=False)
+    np.testing.assert_allclose(grouped, [-0.5, 0.5, 0.0, 0.0], atol=1e-7)
+
+
+def test_groups_with_equal_rewards_are_uninformative():
+    scores = np.array([[1.0], [1.0], [0.0], [1.0], [math.nan], [0.3], [math.nan], [math.nan]])
+    np.testing.assert_array_equal(uninformative_groups(scores, 2), [True, False, True, True])
+    # Per reward: a group is informative when any reward varies in it.
+    two = np.array([[1.0, 0.0], [1.0, 1.0]])
+    np.testing.assert_array_equal(uninformative_groups(two, 2), [False])
+
+
+def test_the_soft_overlong_punishment_ramps_down_over_its_interval():
+    # max 16, interval 4: free up to 12 tokens, -1 from 16.
+    np.testing.assert_allclose(overlong_penalty([10, 12, 14, 16, 20], 16, 4),
+                               [0.0, 0.0, -0.5, -1.0, -1.0])  # fmt: skip
 
 
 @pytest.mark.parametrize("chunk_tokens", [1, 3, 64])
@@ -211,6 +332,37 @@ def test_with_lora_and_several_updates_the_first_kl_is_zero_and_the_ratio_moves(
 
 def test_sampling_seeds_are_a_function_of_the_run_seed_and_step():
     assert sample_seed(0, 3) == sample_seed(0, 3) != sample_seed(0, 4) != sample_seed(1, 4)
+    assert sample_seed(0, 3, refill=1) not in (sample_seed(0, 3), sample_seed(0, 4))
+
+
+def test_dr_grpo_with_per_reward_normalisation_dynamic_sampling_and_overlong_shaping(tmp_path):
+    config = grpo_config(2, loss_type="dr_grpo", reward_normalization="per_reward_then_sum",
+                         dynamic_sampling=True, max_refills=2, overlong_interval=2,
+                         rewards={"starts_with_digit": 1.0, "ends_with_space": 0.5})  # fmt: skip
+    run, result = train(tmp_path / "variants", config)
+    records = read_jsonl(run.metrics_path)
+    assert result.steps == 2 and [r["step"] for r in records] == [1, 2]
+    first, second = records
+    assert all(math.isfinite(r["loss"]) for r in records)
+    # Up to 4 tokens, punished from 2 on: every completion of 3 or more tokens is.
+    assert -1.0 <= first["reward/overlong"] <= 0.0
+    for key in ("reward/starts_with_digit_nan", "reward/ends_with_space_nan", "reward_nan",
+                "hacking/empty_reasoning", "hacking/copied_reasoning", "hacking/answer_repeated",
+                "hacking/duplicated_tags", "hacking/contradiction",
+                "dynamic_sampling/refills", "dynamic_sampling/dropped_groups",
+                "dynamic_sampling/filler_groups"):  # fmt: skip
+        assert key in first, key
+    # The untrained model rarely starts with a digit: most groups are all 0, dropped and
+    # refilled; groups still missing after 2 refills are fillers, left out of the loss.
+    assert first["dynamic_sampling/dropped_groups"] > 0
+    assert first["counted_rate"] == pytest.approx(1 - first["dynamic_sampling/filler_groups"] / 4)
+    # The empty completions' NaN is counted, and left out (the other reward applies).
+    assert first["reward/ends_with_space_nan"] > 0 and first["reward_nan"] == 0
+    # Random 4-token completions have no reasoning block.
+    assert first["hacking/empty_reasoning"] == 1.0
+    # Length inflation compares with the previous step: from the second step on.
+    assert "hacking/length_inflation" not in first and "hacking/length_inflation" in second
+    print(json.dumps(first, indent=1, sort_keys=True))
 
 
 @pytest.mark.parametrize(
@@ -223,6 +375,12 @@ def test_sampling_seeds_are_a_function_of_the_run_seed_and_step():
         ({"max_new_tokens": 64}, "trainer.options.max_new_tokens"),
         ({"num_generations": 1}, "trainer.options.num_generations"),
         ({"epsilon_high": 1.5}, "trainer.options.epsilon_high"),
+        ({"loss_type": "ppo"}, "trainer.options.loss_type"),
+        ({"reward_normalization": "sum"}, "trainer.options.reward_normalization"),
+        ({"overlong_interval": 4}, "trainer.options.overlong_interval"),
+        ({"overlong_interval": 2, "rewards": {"overlong": 1.0}}, "trainer.options.rewards"),
+        ({"reward_options": {"starts_with_digit": {"x": 1}}},
+         "trainer.options.reward_options.starts_with_digit"),
     ],
 )
 def test_validate_names_the_config_field(options, field):
@@ -253,7 +411,7 @@ def test_gradient_accumulation_leaves_the_update_unchanged():
     shape = rows["targets"].shape
     rows["old_logprobs"] = np.zeros(shape, np.float32)
     rows["ref_logprobs"] = np.full(shape, -3.0, np.float32)
-    step = jax.jit(make_grpo_step(graphdef, template, tx, model_logits_fn, Clip(0.2, 0.2, 0.1),
+    step = jax.jit(make_grpo_step(graphdef, template, tx, model_logits_fn, Objective(0.2, 0.2, 0.1),
                                   temperature=1.0, chunk_tokens=4, on_policy=True))  # fmt: skip
 
     def run(accum: int):

@@ -1,5 +1,5 @@
 """GRPO's numerics: group-relative advantages, per-token log-probabilities of sampled
-completions, the clipped token-level objective with a KL penalty, and the jitted step.
+completions, the clipped objective of each loss type with a KL penalty, and the jitted step.
 
 A batch row is one sampled completion after its prompt, right-padded:
 ``inputs``/``positions`` [B, L] hold ``prompt + completion`` (causal attention never sees
@@ -7,21 +7,28 @@ the padding), ``gather`` [B, C] the input positions whose next token is completi
 ``j``, ``targets`` [B, C] those tokens and ``mask`` [B, C] which of them count in the loss.
 Logits are computed only at the ``C`` completion positions, a chunk at a time.
 
-The objective, per completion token ``t`` of a completion with advantage ``A``::
+The objective, per completion token ``t`` of completion ``i`` with advantage ``A_i``::
 
-    ratio = exp(logp - logp_old)
-    loss_t = -min(ratio * A, clip(ratio, 1 - eps_low, 1 + eps_high) * A) + beta * kl_t
-    kl_t = exp(logp_ref - logp) - (logp_ref - logp) - 1        (k3, always >= 0)
+    ratio_t = exp(logp_t - logp_old_t)                  (gspo: one ratio per completion,
+                                                          exp(mean_t(logp_t - logp_old_t)))
+    loss_t = -min(ratio_t * A_i, clip(ratio_t, 1 - eps_low, 1 + eps_high) * A_i) + beta * kl_t
+    kl_t = exp(logp_ref_t - logp_t) - (logp_ref_t - logp_t) - 1        (k3, always >= 0)
 
-summed over every counted token of the step and divided once by their number (the
-token-level loss of DAPO: long completions are not down-weighted per token, and gradient
-accumulation leaves the result unchanged). With one update per batch (``on_policy``)
-``logp_old`` is ``logp`` itself with its gradient stopped, so the ratio is exactly 1.
+and the loss type decides how the token losses of a step are averaged (|o_i| is
+completion ``i``'s counted tokens; the sums run over the whole step, so gradient
+accumulation leaves the result unchanged)::
+
+    grpo, gspo:  sum_i (sum_t loss_t / |o_i|) / (completions counted)
+    dapo:        sum_i sum_t loss_t / sum_i |o_i|
+    dr_grpo:     sum_i sum_t loss_t / (completions x max_completion_tokens)
+
+With one update per batch (``on_policy``) ``logp_old`` is ``logp`` itself with its gradient
+stopped, so the ratio is exactly 1.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -32,6 +39,7 @@ import optax
 from flax import nnx
 
 from tunix_jax.models.gemma.transformer import Transformer
+from tunix_jax.options import LOSS_TYPES
 from tunix_jax.training.loop import accumulate_gradients, guarded_update
 from tunix_jax.training.loss import by_chunk
 
@@ -58,6 +66,80 @@ def group_advantages(rewards: np.ndarray, group_size: int, *, scale: bool) -> np
         std = np.sqrt((centred**2).sum(axis=1, keepdims=True) / np.maximum(count, 1))
         centred = centred / (std + STD_EPSILON)
     return centred.reshape(-1).astype(np.float32)
+
+
+def batch_advantages(rewards: np.ndarray, group_size: int, *, scale: bool) -> np.ndarray:
+    """``rewards`` minus their group's mean, divided by the std of the whole batch's
+    rewards plus :data:`STD_EPSILON` when ``scale`` (Liu et al. 2025, "Tricks or Traps":
+    the group mean, the batch std). ``NaN`` rewards as in :func:`group_advantages`."""
+    centred = group_advantages(rewards, group_size, scale=False).astype(np.float64)
+    if scale:
+        valid = np.asarray(rewards, np.float64)
+        valid = valid[~np.isnan(valid)]
+        std = float(valid.std()) if valid.size else 0.0
+        centred = centred / (std + STD_EPSILON)
+    return centred.astype(np.float32)
+
+
+def per_reward_advantages(
+    by_reward: Mapping[str, np.ndarray],
+    weights: Mapping[str, float],
+    group_size: int,
+    *,
+    scale: bool,
+) -> np.ndarray:
+    """Each reward normalised within its group on its own (:func:`group_advantages`),
+    then their weighted sum (TRL's ``normalize_then_sum``; GDPO, Liu et al. 2026), so a
+    reward with a wide range does not drown one that is 0 or 1."""
+    total: np.ndarray | None = None
+    for name, weight in weights.items():
+        term = weight * group_advantages(by_reward[name], group_size, scale=scale)
+        total = term if total is None else total + term
+    assert total is not None, "no rewards"
+    return total.astype(np.float32)
+
+
+def advantages_of(
+    total: np.ndarray,
+    by_reward: Mapping[str, np.ndarray],
+    weights: Mapping[str, float],
+    group_size: int,
+    *,
+    normalization: str,
+    scale: bool,
+) -> np.ndarray:
+    """The advantages of ``reward_normalization`` (``group``, ``batch`` or
+    ``per_reward_then_sum``); a completion whose combined reward ``total`` is NaN (no
+    reward applies) gets 0."""
+    if normalization == "group":
+        return group_advantages(total, group_size, scale=scale)
+    if normalization == "batch":
+        return batch_advantages(total, group_size, scale=scale)
+    if normalization == "per_reward_then_sum":
+        summed = per_reward_advantages(by_reward, weights, group_size, scale=scale)
+        return np.where(np.isnan(total), 0.0, summed).astype(np.float32)
+    raise ValueError(f"unknown reward normalization {normalization!r}")
+
+
+def uninformative_groups(scores: np.ndarray, group_size: int) -> np.ndarray:
+    """[groups] bool: the groups in which every column of ``scores`` [N, K] (the combined
+    reward, or each reward) is the same for every completion it applies to, so every
+    advantage is 0 and the group teaches nothing (DAPO's dynamic sampling drops them)."""
+    grouped = np.asarray(scores, np.float64).reshape(-1, group_size, scores.shape[1])
+    high = np.nanmax(np.where(np.isnan(grouped), -np.inf, grouped), axis=1)
+    low = np.nanmin(np.where(np.isnan(grouped), np.inf, grouped), axis=1)
+    spread = np.where(np.isfinite(high) & np.isfinite(low), high - low, 0.0)
+    result: np.ndarray = np.all(spread <= 1e-9, axis=1)
+    return result
+
+
+def overlong_penalty(lengths: Sequence[int], max_tokens: int, interval: int) -> np.ndarray:
+    """DAPO's soft overlong punishment (Yu et al. 2025, section 3.4) of completions of
+    ``lengths`` tokens: 0 up to ``max_tokens - interval``, then linearly down to -1 at
+    ``max_tokens``, and -1 beyond."""
+    start = max_tokens - interval
+    values = np.asarray(lengths, np.float64)
+    return np.clip((start - values) / interval, -1.0, 0.0).astype(np.float32)
 
 
 def chunked_token_logprobs(
@@ -111,12 +193,21 @@ def completion_logprobs(
 
 
 @attrs.frozen
-class Clip:
-    """The policy ratio's clip range ``[1 - low, 1 + high]`` and the KL weight ``beta``."""
+class Objective:
+    """The loss: its type (:data:`LOSS_TYPES`), the policy ratio's clip range
+    ``[1 - low, 1 + high]``, the KL weight ``beta`` and ``max_completion_tokens`` (the
+    constant of ``dr_grpo``'s normalisation)."""
 
     low: float
     high: float
     beta: float
+    loss_type: str = "dapo"
+    max_completion_tokens: int = 1
+
+    def __attrs_post_init__(self) -> None:
+        if self.loss_type not in LOSS_TYPES:
+            raise ValueError(f"loss_type must be one of {', '.join(LOSS_TYPES)}, "
+                             f"got {self.loss_type!r}")  # fmt: skip
 
 
 def token_objective(
@@ -125,32 +216,72 @@ def token_objective(
     ref_logprobs: jax.Array,
     advantages: jax.Array,
     mask: jax.Array,
-    clip: Clip,
+    objective: Objective,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """(sum of the masked per-token losses, sums for the metrics: ``tokens``, ``kl``,
-    ``clipped`` tokens and ``ratio``). Inputs [B, C] except ``advantages`` [B]."""
+    """(the loss's numerator: the masked per-token losses weighted as the loss type wants,
+    summed; sums for the normaliser and the metrics: ``tokens``, ``sequences`` (rows with
+    a counted token), ``rows``, ``kl``, ``clipped`` tokens and ``ratio``). Inputs [B, C]
+    except ``advantages`` [B]. :func:`normaliser` of the step's sums divides it."""
     mask = mask.astype(jnp.float32)
-    ratio = jnp.exp(logprobs - old_logprobs)
+    lengths = jnp.sum(mask, axis=1, keepdims=True)
+    log_ratio = logprobs - old_logprobs
+    if objective.loss_type == "gspo":
+        # One importance ratio per completion: the geometric mean of its token ratios.
+        log_ratio = jnp.sum(log_ratio * mask, axis=1, keepdims=True) / jnp.maximum(lengths, 1.0)
+        log_ratio = jnp.broadcast_to(log_ratio, logprobs.shape)
+    ratio = jnp.exp(log_ratio)
     advantage = advantages[:, None]
-    clipped_ratio = jnp.clip(ratio, 1.0 - clip.low, 1.0 + clip.high)
+    clipped_ratio = jnp.clip(ratio, 1.0 - objective.low, 1.0 + objective.high)
     policy_loss = -jnp.minimum(ratio * advantage, clipped_ratio * advantage)
-    if clip.beta:
+    if objective.beta:
         log_ref_over_policy = ref_logprobs - logprobs
         kl = jnp.exp(log_ref_over_policy) - log_ref_over_policy - 1.0
     else:
         kl = jnp.zeros_like(logprobs)
-    per_token = policy_loss + clip.beta * kl
+    per_token = policy_loss + objective.beta * kl
     # The clip is active where the clipped term is the smaller one: it cut the gradient.
-    clipped = ((advantage > 0) & (ratio > 1.0 + clip.high)) | (
-        (advantage < 0) & (ratio < 1.0 - clip.low)
+    clipped = ((advantage > 0) & (ratio > 1.0 + objective.high)) | (
+        (advantage < 0) & (ratio < 1.0 - objective.low)
     )
+    # grpo and gspo average each completion's tokens first; the others sum them.
+    per_sequence = objective.loss_type in ("grpo", "gspo")
+    weight = mask / jnp.maximum(lengths, 1.0) if per_sequence else mask
     sums = {
         "tokens": jnp.sum(mask),
+        "sequences": jnp.sum(lengths > 0).astype(jnp.float32),
+        "rows": jnp.asarray(mask.shape[0], jnp.float32),
         "kl": jnp.sum(kl * mask),
         "clipped": jnp.sum(clipped * mask),
         "ratio": jnp.sum(ratio * mask),
     }
-    return jnp.sum(per_token * mask), sums
+    return jnp.sum(per_token * weight), sums
+
+
+def normaliser(objective: Objective, sums: Mapping[str, jax.Array]) -> jax.Array:
+    """What the summed numerator of a step is divided by (see the module docstring):
+    counted completions (``grpo``, ``gspo``), counted tokens (``dapo``) or completions
+    times ``max_completion_tokens`` (``dr_grpo``); at least 1."""
+    if objective.loss_type == "dapo":
+        value = sums["tokens"]
+    elif objective.loss_type == "dr_grpo":
+        value = sums["rows"] * objective.max_completion_tokens
+    else:
+        value = sums["sequences"]
+    return jnp.maximum(value, 1.0)
+
+
+def objective_loss(
+    logprobs: jax.Array,
+    old_logprobs: jax.Array,
+    ref_logprobs: jax.Array,
+    advantages: jax.Array,
+    mask: jax.Array,
+    objective: Objective,
+) -> jax.Array:
+    """The loss of one batch on its own: :func:`token_objective` over :func:`normaliser`."""
+    numerator, sums = token_objective(logprobs, old_logprobs, ref_logprobs, advantages, mask,
+                                      objective)  # fmt: skip
+    return numerator / normaliser(objective, sums)
 
 
 def make_grpo_step(
@@ -158,7 +289,7 @@ def make_grpo_step(
     template: Any,
     tx: optax.GradientTransformation,
     logits_fn: Callable[[Transformer], LogitsFn],
-    clip: Clip,
+    objective: Objective,
     *,
     temperature: float,
     chunk_tokens: int,
@@ -176,7 +307,7 @@ def make_grpo_step(
                                        temperature=temperature, chunk_tokens=chunk_tokens)  # fmt: skip
         old = jax.lax.stop_gradient(logprobs) if on_policy else batch["old_logprobs"]
         return token_objective(logprobs, old, batch["ref_logprobs"], batch["advantages"],
-                               batch["mask"], clip)  # fmt: skip
+                               batch["mask"], objective)  # fmt: skip
 
     grad_fn = jax.value_and_grad(micro_loss, has_aux=True)
 
@@ -185,8 +316,9 @@ def make_grpo_step(
     ) -> tuple[Any, Any, dict[str, jax.Array]]:
         (loss_sum, sums), grads = accumulate_gradients(grad_fn, params, frozen, batches)
         tokens = jnp.maximum(sums["tokens"], 1.0)
-        grads = jax.tree.map(lambda g: g / tokens, grads)
-        loss = loss_sum / tokens
+        divisor = normaliser(objective, sums)
+        grads = jax.tree.map(lambda g: g / divisor, grads)
+        loss = loss_sum / divisor
         new_params, new_opt_state, grad_norm = guarded_update(tx, grads, opt_state, params, loss)
         metrics = {
             "loss": loss,

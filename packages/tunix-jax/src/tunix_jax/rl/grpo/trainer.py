@@ -3,9 +3,12 @@
 Each step draws ``training.batch_size x training.grad_accum`` prompts, samples
 ``num_generations`` completions of each with the project's sampler from the current
 policy, scores them with the rewards of ``trainer.options.rewards`` (``tunix plugins``
-lists them), turns the rewards into group-relative advantages and takes
-``num_iterations`` optimizer steps on the clipped token-level objective with a KL penalty
-to the reference model (:mod:`tunix_jax.rl.grpo.algorithm`). With LoRA the reference is the
+lists them; DAPO's overlong punishment added when asked), turns the rewards into
+group-relative advantages (``reward_normalization``), optionally drops the groups that
+teach nothing and refills the batch (DAPO's dynamic sampling), and takes
+``num_iterations`` optimizer steps on the clipped objective of ``loss_type`` with a KL
+penalty to the reference model (:mod:`tunix_jax.rl.grpo.algorithm`). Each step also logs
+the reward-hacking diagnostics of :mod:`tunix_core.hacking` over its completions. With LoRA the reference is the
 base model without the adapters (the adapters' values set to zero), so no second copy of
 the weights is held; a full fine-tune keeps a frozen copy.
 
@@ -36,9 +39,10 @@ from tunix_core.data.record import ReasoningExample
 from tunix_core.data.render import render_prompt
 from tunix_core.errors import ConfigError, DataError
 from tunix_core.evaluation import example_meta
-from tunix_core.protocols import ModelBackend, RunContext, TrainResult
+from tunix_core.hacking import hacking_flags, hacking_rates, inflated_share
+from tunix_core.protocols import ModelBackend, Reward, RunContext, TrainResult
 from tunix_core.registry import UnknownNameError
-from tunix_core.rewards import check_reward_weights, score_rewards
+from tunix_core.rewards import load_rewards, score_loaded
 from tunix_core.rundir import RunDirectory
 from tunix_jax import sharding as mesh_lib
 from tunix_jax.models.gemma.sampler import LENGTH, Sampler
@@ -46,11 +50,13 @@ from tunix_jax.models.gemma.tokenizer import Tokenizer
 from tunix_jax.options import GrpoTrainerOptions, grpo_options
 from tunix_jax.rl.grpo.algorithm import (
     GRPO_BATCH_KEYS,
-    Clip,
+    Objective,
+    advantages_of,
     build_rows,
-    group_advantages,
     make_grpo_step,
     make_logprobs_fn,
+    overlong_penalty,
+    uninformative_groups,
 )
 from tunix_jax.training.callbacks import StepEnd
 from tunix_jax.training.checkpoint import Checkpointer
@@ -74,18 +80,25 @@ log = logging.getLogger("tunix.train")
 @attrs.frozen
 class PromptItem:
     """One training item as GRPO uses it: the rendered prompt (text and tokens), the
-    expected answer and the item's meta, for the rewards."""
+    expected answer and the item's meta, for the rewards, and the question, for the
+    reward-hacking diagnostics."""
 
     text: str
     ids: list[int]
     expected: str
     meta: dict[str, Any]
+    question: str = ""
 
 
-def sample_seed(run_seed: int, step: int) -> int:
-    """The sampling seed of step ``step`` (0-based): a pure function, so the samples of a
-    resumed run are those of an uninterrupted one."""
-    return (run_seed * 1_000_003 + step) % (2**31 - 1)
+# The name the overlong punishment is logged and normalised under, as if it were a reward.
+OVERLONG = "overlong"
+
+
+def sample_seed(run_seed: int, step: int, refill: int = 0) -> int:
+    """The sampling seed of step ``step`` (0-based) and its ``refill``-th extra round of
+    dynamic sampling: a pure function, so the samples of a resumed run are those of an
+    uninterrupted one."""
+    return (run_seed * 1_000_003 + step + refill * 1_000_000_007) % (2**31 - 1)
 
 
 class GrpoTrainer:
@@ -104,10 +117,16 @@ class GrpoTrainer:
                 f"trainer.options.max_new_tokens: {options.max_new_tokens} leaves no room for "
                 f"the prompt in training.max_seq_len={config.training.max_seq_len}"
             )
-        try:
-            check_reward_weights(context.rewards, options.rewards)
-        except (UnknownNameError, ValueError) as exc:
-            raise ConfigError(f"trainer.options.rewards: {exc}") from None
+        if options.overlong_interval is not None:
+            if options.overlong_interval >= options.overlong_limit:
+                raise ConfigError(
+                    f"trainer.options.overlong_interval: {options.overlong_interval} must be "
+                    f"below overlong_max_tokens ({options.overlong_limit})"
+                )
+            if OVERLONG in options.rewards:
+                raise ConfigError(f"trainer.options.rewards: {OVERLONG!r} is the name of the "
+                                  "overlong punishment (trainer.options.overlong_interval)")  # fmt: skip
+        loaded_rewards(options, context)
 
     def train(
         self,
@@ -129,6 +148,16 @@ class GrpoTrainer:
                               title=f"{config.model.preset} GRPO", progress=progress)  # fmt: skip
 
 
+def loaded_rewards(options: GrpoTrainerOptions, context: RunContext) -> dict[str, Reward]:
+    """The rewards of ``trainer.options.rewards``, configured with ``reward_options``;
+    a bad name, weight or option is a ConfigError naming its field."""
+    try:
+        return load_rewards(context, options.rewards, options.reward_options,
+                            field="trainer.options.reward_options")  # fmt: skip
+    except (UnknownNameError, ValueError) as exc:
+        raise ConfigError(f"trainer.options.rewards: {exc}") from None
+
+
 def prompt_items(
     config: RunConfig,
     options: GrpoTrainerOptions,
@@ -147,7 +176,7 @@ def prompt_items(
             dropped += 1
             continue
         meta: dict[str, Any] = {**example_meta(example), "id": example.id}
-        items.append(PromptItem(text, ids, example.answer, meta))
+        items.append(PromptItem(text, ids, example.answer, meta, example.question))
     if dropped:
         message = (f"[train] {dropped} of {len(examples)} prompts dropped: longer than "
                    f"training.max_seq_len - trainer.options.max_new_tokens = {limit} tokens")  # fmt: skip
@@ -170,9 +199,49 @@ class Samples:
     completion_ids: list[list[int]]  # with the stop token when the row stopped
     texts: list[str]
     truncated: list[bool]
-    rewards: dict[str, list[float]]
+    rewards: dict[str, list[float]]  # the overlong punishment too, when on
     total: list[float]
-    advantages: np.ndarray
+    # Per completion: False for a filler group of dynamic sampling (left out of the loss).
+    informative: list[bool] = attrs.field(factory=list)
+
+    def groups(self, group_size: int) -> int:
+        return len(self.texts) // group_size
+
+    def score_columns(self, per_reward: bool) -> np.ndarray:
+        """[N, K]: what the advantages are computed from, the combined reward or (with
+        ``per_reward``) each reward: dynamic sampling's test for equal rewards."""
+        columns = list(self.rewards.values()) if per_reward else [self.total]
+        return np.asarray(columns, np.float64).T
+
+
+def join_groups(parts: Sequence[tuple[Samples, int]], group_size: int,
+                informative: Sequence[bool]) -> Samples:  # fmt: skip
+    """The samples of group ``g`` of each ``(samples, g)`` in ``parts``, in that order;
+    ``informative[k]`` marks part ``k``'s completions."""
+    picked = [
+        (samples, index)
+        for samples, g in parts
+        for index in range(g * group_size, (g + 1) * group_size)
+    ]
+    names = list(parts[0][0].rewards) if parts else []
+    return Samples(
+        items=[s.items[i] for s, i in picked],
+        completion_ids=[s.completion_ids[i] for s, i in picked],
+        texts=[s.texts[i] for s, i in picked],
+        truncated=[s.truncated[i] for s, i in picked],
+        rewards={name: [s.rewards[name][i] for s, i in picked] for name in names},
+        total=[s.total[i] for s, i in picked],
+        informative=[flag for flag in informative for _ in range(group_size)],
+    )
+
+
+@attrs.frozen
+class DrawStats:
+    """What dynamic sampling did in one step (all 0 without it)."""
+
+    refills: int = 0
+    dropped_groups: int = 0
+    filler_groups: int = 0
 
 
 class GrpoLoop:
@@ -193,6 +262,14 @@ class GrpoLoop:
         self.policy, self.base, self.context, self.started_at = policy, base, context, started_at
         self.progress = context.progress
         self.step_hook = context.hook.tunix_train_step_end
+        # Loaded once: a reward may hold a model and a cache (the judge).
+        self.rewards = loaded_rewards(options, context)
+        self.weights = dict(options.rewards)
+        if options.overlong_interval is not None:
+            self.weights[OVERLONG] = 1.0
+        # The previous step's mean completion length, for the length-inflation check
+        # (unknown at the first step of a run or of a resumed one).
+        self.previous_length: float | None = None
 
     def total_steps(self) -> int:
         training = self.config.training
@@ -240,9 +317,10 @@ class GrpoLoop:
 
     def _compile(self, state: TrainState, tx: Any) -> dict[str, Callable[..., Any]]:
         options = self.options
-        clip = Clip(options.epsilon_low, options.epsilon_high, options.beta)
+        objective = Objective(options.epsilon_low, options.epsilon_high, options.beta,
+                              options.loss_type, options.max_new_tokens)  # fmt: skip
         temperature, chunk_tokens = options.temperature, options.loss_chunk_tokens
-        step = make_grpo_step(state.graphdef, state.template, tx, model_logits_fn, clip,
+        step = make_grpo_step(state.graphdef, state.template, tx, model_logits_fn, objective,
                               temperature=temperature, chunk_tokens=chunk_tokens,
                               on_policy=options.num_iterations == 1)  # fmt: skip
         param_shardings = jax.tree.map(lambda x: x.sharding, state.params)
@@ -262,11 +340,13 @@ class GrpoLoop:
             f"[train] GRPO: {steps} steps of {training.grad_accum} x {training.batch_size} "
             f"prompts x {options.num_generations} samples of up to {options.max_new_tokens} "
             f"tokens ({len(self.prompts)} prompts), {options.num_iterations} update(s) per "
-            f"step, beta {options.beta}, rewards {options.rewards}, {trainable:,} trainable "
-            f"parameters, mesh {dict(mesh.shape)}"
+            f"step, loss {options.loss_type}, {options.reward_normalization} reward "
+            f"normalisation, beta {options.beta}, rewards {options.rewards}, {trainable:,} "
+            f"trainable parameters, mesh {dict(mesh.shape)}"
         )
 
-    def sample(self, position: Position, indices: list[int], sampler: Sampler) -> Samples:
+    def sample(self, position: Position, indices: list[int], sampler: Sampler,
+               refill: int = 0) -> Samples:  # fmt: skip
         """Draw ``num_generations`` completions of each prompt from the current policy
         (which holds ``position.params``) and score them."""
         options = self.options
@@ -277,7 +357,7 @@ class GrpoLoop:
             max_new_tokens=options.max_new_tokens,
             temperature=options.temperature,
             top_p=options.top_p,
-            seed=sample_seed(self.config.run.seed, position.step),
+            seed=sample_seed(self.config.run.seed, position.step, refill),
         )
         tokenizer = sampler.tokenizer
         texts = [tokenizer.decode(ids) for ids in generated.tokens]
@@ -285,16 +365,51 @@ class GrpoLoop:
             [*ids, stop] if stop is not None else list(ids)
             for ids, stop in zip(generated.tokens, generated.stop_tokens, strict=True)
         ]
-        scores = score_rewards(
-            self.context, options.rewards, [item.text for item in items], texts,
+        scores = score_loaded(
+            self.context, self.rewards, options.rewards, [item.text for item in items], texts,
             [item.expected for item in items], [item.meta for item in items],
         )  # fmt: skip
-        total = np.asarray(scores.total, np.float64)
+        by_reward, total = dict(scores.by_reward), list(scores.total)
+        if options.overlong_interval is not None:
+            penalty = overlong_penalty([len(ids) for ids in generated.tokens],
+                                       options.overlong_limit, options.overlong_interval)  # fmt: skip
+            by_reward[OVERLONG] = [float(p) for p in penalty]
+            total = [t + float(p) for t, p in zip(total, penalty, strict=True)]
         return Samples(
             items, completion_ids, texts, [r == LENGTH for r in generated.stop_reasons],
-            scores.by_reward, scores.total,
-            group_advantages(total, group, scale=options.scale_rewards),
+            by_reward, total, [True] * len(texts),
         )  # fmt: skip
+
+    def draw(
+        self, position: Position, stream: IndexStream, sampler: Sampler
+    ) -> tuple[Samples, DrawStats]:
+        """One step's samples. With ``dynamic_sampling``, groups whose rewards are all
+        equal are dropped and further batches of prompts sampled (up to ``max_refills``)
+        until the step has its number of groups; groups still missing then are filled
+        with dropped ones, left out of the loss."""
+        options = self.options
+        group = options.num_generations
+        samples = self.sample(position, stream.next_batch(), sampler)
+        if not options.dynamic_sampling:
+            return samples, DrawStats()
+        wanted = samples.groups(group)
+        kept: list[tuple[Samples, int]] = []
+        dropped: list[tuple[Samples, int]] = []
+        refills = 0
+        per_reward = options.reward_normalization == "per_reward_then_sum"
+        while True:
+            flat = uninformative_groups(samples.score_columns(per_reward), group)
+            for g, uninformative in enumerate(flat):
+                (dropped if uninformative else kept).append((samples, g))
+            if len(kept) >= wanted or refills == options.max_refills:
+                break
+            refills += 1
+            samples = self.sample(position, stream.next_batch(), sampler, refill=refills)
+        kept = kept[:wanted]
+        fillers = dropped[: wanted - len(kept)]
+        joined = join_groups([*kept, *fillers], group,
+                             [True] * len(kept) + [False] * len(fillers))  # fmt: skip
+        return joined, DrawStats(refills, len(dropped), len(fillers))
 
     def _step(
         self,
@@ -310,20 +425,27 @@ class GrpoLoop:
         began = time.monotonic()
         options, training = self.options, self.config.training
         nnx.update(self.policy, _trainable_state(state, position.params))
-        samples = self.sample(position, stream.next_batch(), sampler)
+        samples, draw_stats = self.draw(position, stream, sampler)
         generated_at = time.monotonic()
 
         counted = [
-            not (options.mask_truncated and truncated) and not math.isnan(total)
-            for truncated, total in zip(samples.truncated, samples.total, strict=True)
-        ]
+            not (options.mask_truncated and truncated) and not math.isnan(total) and informative
+            for truncated, total, informative in zip(samples.truncated, samples.total,
+                                                     samples.informative, strict=True)
+        ]  # fmt: skip
+        advantages = advantages_of(
+            np.asarray(samples.total, np.float64),
+            {name: np.asarray(v, np.float64) for name, v in samples.rewards.items()},
+            self.weights, options.num_generations,
+            normalization=options.reward_normalization, scale=options.scales_rewards,
+        )  # fmt: skip
         prompt_ids = [item.ids for item in samples.items]
         length, completion_length = row_shape(prompt_ids, samples.completion_ids,
                                               training.max_seq_len, options.max_new_tokens)  # fmt: skip
         rows = build_rows(prompt_ids, samples.completion_ids, counted,
                           pad_id=sampler.tokenizer.pad_id, length=length,
                           completion_length=completion_length)  # fmt: skip
-        rows["advantages"] = samples.advantages
+        rows["advantages"] = advantages
         accum = training.grad_accum
         stacked = {k: v.reshape(accum, -1, *v.shape[1:]) for k, v in rows.items()}
         host_keys = [k for k in GRPO_BATCH_KEYS if k in stacked]
@@ -354,6 +476,11 @@ class GrpoLoop:
         position.train_seconds += seconds
         extra = step_extras(samples, counted, values, generate_seconds=generated_at - began,
                             update_seconds=time.monotonic() - generated_at)  # fmt: skip
+        extra.update(diagnostics(samples, self.previous_length))
+        if options.dynamic_sampling:
+            extra.update({f"dynamic_sampling/{k}": float(v)
+                          for k, v in attrs.asdict(draw_stats).items()})  # fmt: skip
+        self.previous_length = extra["completion_tokens"]
         return StepEnd(
             step=position.step, loss=values["loss"], grad_norm=values["grad_norm"],
             learning_rate=float(schedule(position.step * options.num_iterations - 1)),
@@ -429,14 +556,17 @@ def step_extras(
     update_seconds: float,
 ) -> dict[str, float]:
     """The GRPO part of a step's ``metrics.jsonl`` line: the combined reward and each
-    reward's mean and std; the KL to the reference of the policy that drew the samples;
-    the clip fraction and mean policy ratio over the step's updates; the completion
-    length; the share of completions in the exact format, truncated and counted in the
+    reward's mean, std and count of NaN scores; the KL to the reference of the policy
+    that drew the samples; the clip fraction and mean policy ratio over the step's
+    updates; the completion length; the share of completions in the exact format, truncated and counted in the
     loss; and the time spent sampling (with scoring) and updating."""
     extra: dict[str, float | None] = {}
     extra["reward"], extra["reward_std"] = _mean_std(samples.total)
+    extra["reward_nan"] = sum(math.isnan(v) for v in samples.total)
     for name, scores in samples.rewards.items():
         extra[f"reward/{name}"], extra[f"reward/{name}_std"] = _mean_std(scores)
+        # NaN scores (a judge's parse failure, say) are left out of the group statistics.
+        extra[f"reward/{name}_nan"] = sum(math.isnan(v) for v in scores)
     n = len(samples.texts)
     extra["kl"] = float(values["kl"])
     extra["clip_fraction"] = float(values["clip_fraction"])
@@ -448,3 +578,16 @@ def step_extras(
     extra["generate_seconds"] = round(generate_seconds, 3)
     extra["update_seconds"] = round(update_seconds, 3)
     return {k: v for k, v in extra.items() if v is not None and math.isfinite(v)}
+
+
+def diagnostics(samples: Samples, previous_length: float | None) -> dict[str, float]:
+    """The reward-hacking rates of :mod:`tunix_core.hacking` over the step's completions
+    (``hacking/<check>``), and ``hacking/length_inflation``: the share of completions
+    longer than 1.5 x the previous step's mean length (from the second step on)."""
+    flags = [hacking_flags(item.question or item.text, text)
+             for item, text in zip(samples.items, samples.texts, strict=True)]  # fmt: skip
+    extra = {f"hacking/{check}": rate for check, rate in hacking_rates(flags).items()}
+    if previous_length is not None:
+        lengths = [len(ids) for ids in samples.completion_ids]
+        extra["hacking/length_inflation"] = inflated_share(lengths, previous_length)
+    return extra
