@@ -307,7 +307,9 @@ def test_the_time_budget_stops_with_a_checkpoint_and_a_model(tmp_path, monkeypat
     run, result, messages = train(tmp_path / "budget", config)
     assert result.stopped_early and "time budget" in result.reason and result.steps < 10
     assert any("time budget" in m for m in messages)
-    assert (run.checkpoints_dir / str(result.steps)).is_dir() and (run.model_dir / "params").is_dir()
+    assert (run.checkpoints_dir / str(result.steps)).is_dir() and (
+        run.model_dir / "params"
+    ).is_dir()
 
 
 @pytest.mark.parametrize(

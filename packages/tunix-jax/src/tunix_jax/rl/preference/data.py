@@ -64,7 +64,9 @@ def _question(value: Any) -> str:
         if turns and turns[0][0] == "system":
             turns = turns[1:]
         if [role for role, _ in turns] != ["user"]:
-            raise FieldError("prompt", "as messages, must hold an optional system turn and one user turn")
+            raise FieldError(
+                "prompt", "as messages, must hold an optional system turn and one user turn"
+            )
         value = turns[0][1]
     if not isinstance(value, str):
         raise FieldError("prompt", f"must be text or chat messages, got {type(value).__name__}")

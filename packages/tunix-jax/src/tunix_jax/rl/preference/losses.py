@@ -88,7 +88,9 @@ def orpo_loss(
     chosen_mean = chosen_logps / jnp.maximum(chosen_tokens, 1.0)
     rejected_mean = rejected_logps / jnp.maximum(rejected_tokens, 1.0)
     odds_ratio = -jax.nn.log_sigmoid(log_odds(chosen_mean) - log_odds(rejected_mean))
-    return PairLoss(-chosen_mean + weight * odds_ratio, weight * chosen_mean, weight * rejected_mean)
+    return PairLoss(
+        -chosen_mean + weight * odds_ratio, weight * chosen_mean, weight * rejected_mean
+    )
 
 
 def preference_accuracy(loss: PairLoss) -> jax.Array:

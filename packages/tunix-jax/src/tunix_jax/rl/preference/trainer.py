@@ -161,7 +161,9 @@ def make_preference_step(
         grads = jax.tree.map(lambda g: g / pairs, grads)
         loss = loss_sum / pairs
         new_params, new_opt_state, grad_norm = guarded_update(tx, grads, opt_state, params, loss)
-        metrics = {key: value / pairs for key, value in sums.items() if key not in ("pairs", "tokens")}
+        metrics = {
+            key: value / pairs for key, value in sums.items() if key not in ("pairs", "tokens")
+        }
         metrics.update(loss=loss, grad_norm=grad_norm, tokens=sums["tokens"])
         return new_params, new_opt_state, metrics
 
@@ -197,7 +199,10 @@ def tokenize_pairs(
         tokenized = TokenizedPair(tokenizer.encode(pair.prompt, add_bos=True),
                                   tokenizer.encode(pair.chosen), tokenizer.encode(pair.rejected))  # fmt: skip
         # A row's last token is only a target: max_seq_len inputs hold max_seq_len + 1 tokens.
-        if len(tokenized.prompt) + max(len(tokenized.chosen), len(tokenized.rejected)) > max_seq_len + 1:
+        if (
+            len(tokenized.prompt) + max(len(tokenized.chosen), len(tokenized.rejected))
+            > max_seq_len + 1
+        ):
             dropped += 1
             continue
         kept.append(tokenized)
@@ -380,7 +385,9 @@ class PreferenceLoop:
         token_logps = make_logprobs_fn(state.graphdef, state.template, model_logits_fn,
                                        temperature=1.0, chunk_tokens=chunk_tokens)  # fmt: skip
         sequence_logps = jax.jit(
-            lambda params, frozen, batch: jnp.sum(token_logps(params, frozen, batch) * batch["mask"], axis=1)
+            lambda params, frozen, batch: jnp.sum(
+                token_logps(params, frozen, batch) * batch["mask"], axis=1
+            )
         )
         batch_sharding = mesh_lib.batch_sharding(mesh, leading_axes=1)
         pad_id = self.base.tokenizer.pad_id
