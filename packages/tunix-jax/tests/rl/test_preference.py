@@ -337,3 +337,47 @@ def test_validate_refuses_a_bad_pairs_file_before_training(tmp_path):
     with pytest.raises(DataError, match=rf"^{path}:1: field 'rejected': is the same"):
         DpoTrainer().validate(structure_config(pref_config("dpo", 1, path)),
                               context=RunContext(PluginHost()))  # fmt: skip
+
+
+def test_gradient_accumulation_leaves_the_update_unchanged():
+    """One step over 4 pairs equals one over 2 micro-batches of 2: the loss is summed
+    over pairs and divided once by their number."""
+    import optax
+    from flax import nnx
+
+    from tunix_core.protocols import ModelSpec
+    from tunix_jax.rl.preference.trainer import TokenizedPair, make_preference_step
+    from tunix_jax.training.loop import model_logits_fn
+
+    model = JaxBackend().load(ModelSpec("tiny-gemma3", "random"), progress=print)
+    graphdef, params_state, frozen = nnx.split(model.transformer, nnx.Param, ...)
+    template = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), params_state)
+    params = nnx.to_pure_dict(params_state)
+    tx = optax.sgd(0.1)
+    pairs = [
+        TokenizedPair([2, 5, 6], [8, 9, 1], [10]),
+        TokenizedPair([2, 7], [11, 12], [13, 14, 15, 1]),
+        TokenizedPair([2, 9, 9], [4], [5, 6]),
+        TokenizedPair([2, 3], [7, 7, 7], [8, 1]),
+    ]
+    rows = pair_rows(pairs, pad_id=0, length=8, completion_length=4)
+    rows["ref_logprobs"] = np.linspace(-9.0, -2.0, 8).astype(np.float32)
+
+    def loss(s):
+        return dpo_loss(s.chosen_logps, s.rejected_logps, s.ref_chosen_logps,
+                        s.ref_rejected_logps, beta=0.3)  # fmt: skip
+
+    step = jax.jit(make_preference_step(graphdef, template, tx, model_logits_fn, loss,
+                                        chunk_tokens=4))  # fmt: skip
+
+    def run(accum: int):
+        batches = {k: jnp.asarray(v.reshape(accum, -1, *v.shape[1:])) for k, v in rows.items()}
+        return step(params, tx.init(params), frozen, batches)
+
+    whole, _, whole_metrics = run(1)
+    split, _, split_metrics = run(2)
+    for key in ("loss", "accuracy", "chosen_reward", "rejected_reward", "tokens"):
+        assert float(whole_metrics[key]) == pytest.approx(float(split_metrics[key]), abs=1e-6), key
+    assert float(whole_metrics["tokens"]) == 3 + 1 + 2 + 4 + 1 + 2 + 3 + 2
+    for got, want in zip(jax.tree.leaves(split), jax.tree.leaves(whole), strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-6)
