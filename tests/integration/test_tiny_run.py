@@ -55,7 +55,7 @@ def test_interrupted_run_resumes_to_a_valid_submission(tmp_path: Path):
 def test_bad_trainer_name_creates_no_run_directory(tmp_path: Path):
     result = tunix(tmp_path, "run", "--trainer", "nope", "--dataset", "dev-reasoning-v2")
     assert result.returncode == 2
-    assert "Unknown trainer 'nope'. Installed: grpo, jax." in result.stderr
+    assert "Unknown trainer 'nope'. Installed: dpo, grpo, jax, orpo, simpo." in result.stderr
     assert not (tmp_path / "runs").exists()
 
 
@@ -87,6 +87,51 @@ def test_sft_then_grpo_in_one_run_records_both_phases(tmp_path: Path):
     assert len((run / "phases" / "1-jax" / "metrics.jsonl").read_text().splitlines()) == 2
     checked = tunix(tmp_path, "validate", str(run))
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+PAIRS = [
+    {"prompt": f"What is {a} + {b}?",
+     "chosen": f"<reasoning>{a} + {b} = {a + b}</reasoning><answer>{a + b}</answer>",
+     "rejected": f"<answer>{a + b + 1}</answer>"}
+    for a, b in [(1, 2), (3, 4), (5, 6), (7, 8)]
+]  # fmt: skip
+
+
+def test_sft_then_dpo_in_one_run_starts_dpo_from_the_sft_model(tmp_path: Path):
+    """training.phases with a preference trainer: DPO's reference is the SFT model the
+    phase starts from, so its first step is a tie (accuracy 0.5, margin 0)."""
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps(record) + "\n" for record in PAIRS))
+    config = tmp_path / "phases.yaml"
+    config.write_text(
+        "training:\n"
+        "  phases:\n"
+        "    - {trainer: jax}\n"
+        f"    - {{trainer: dpo, options: {{pairs: '{pairs}', progress_bar: false}}}}\n"
+    )
+    result = tunix(tmp_path, "run", *TINY, "-c", str(config), "--set", "package.enabled=false")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = (tmp_path / "runs").iterdir()
+    detail = json.loads((run / "run_manifest.json").read_text())["stages"]["train"]["detail"]
+    assert [(p["trainer"], p["steps"], p["directory"]) for p in detail["phases"]] == [
+        ("jax", 2, "phases/1-jax"), ("dpo", 2, "."),
+    ]  # fmt: skip
+    dpo_steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in dpo_steps] == [1, 2]
+    assert dpo_steps[0]["accuracy"] == 0.5 and dpo_steps[0]["margin"] == 0.0
+    checked = tunix(tmp_path, "validate", str(run))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_a_bad_preference_record_stops_the_run_before_it_starts(tmp_path: Path):
+    pairs = tmp_path / "pairs.jsonl"
+    records = [PAIRS[0], {"prompt": "q", "rejected": "a"}]
+    pairs.write_text("".join(json.dumps(record) + "\n" for record in records))
+    option = f"trainer.options.pairs={pairs}"
+    result = tunix(tmp_path, "run", *TINY, "--trainer", "dpo", "--set", option)
+    assert result.returncode != 0
+    assert f"{pairs}:2: field 'chosen': is required" in result.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "runs").exists()
 
 
 def test_a_run_loads_the_model_once_and_the_round_trip_once(tmp_path: Path):

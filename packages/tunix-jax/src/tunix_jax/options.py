@@ -1,6 +1,7 @@
 """What the ``jax`` plugin reads from the run configuration besides the core sections:
-``trainer.options`` of the ``jax`` trainer (:class:`JaxTrainerOptions`) and of the
-``grpo`` trainer (:class:`GrpoTrainerOptions`), and
+``trainer.options`` of the ``jax`` trainer (:class:`JaxTrainerOptions`), of the
+``grpo`` trainer (:class:`GrpoTrainerOptions`) and of the preference trainers
+(:class:`PreferenceTrainerOptions`), and
 ``model.options`` of the ``jax`` model backend (:class:`JaxModelOptions`).
 
 Light on purpose: importing this module does not import JAX.
@@ -183,6 +184,40 @@ class GrpoTrainerOptions(JaxTrainerOptions):
     def overlong_limit(self) -> int:
         """The length at which the overlong punishment reaches -1."""
         return self.overlong_max_tokens or self.max_new_tokens
+
+
+@attrs.frozen
+class PreferenceTrainerOptions(JaxTrainerOptions):
+    """Options the ``dpo``, ``simpo`` and ``orpo`` trainers share (``trainer.options``):
+    every option of the ``jax`` trainer (``packing`` does not apply) plus ``pairs``: the
+    preference records, ``PATH``/``jsonl:PATH`` (JSON Lines) or ``hf:PATH`` (local
+    Hugging Face data); required (:mod:`tunix_jax.rl.preference.data`)."""
+
+    pairs: str | None = None
+
+
+@attrs.frozen
+class DpoTrainerOptions(PreferenceTrainerOptions):
+    """``trainer.options`` of ``dpo``: ``beta`` scales the log-ratios to the reference."""
+
+    beta: float = attrs.field(default=0.1, validator=positive)
+
+
+@attrs.frozen
+class SimpoTrainerOptions(PreferenceTrainerOptions):
+    """``trainer.options`` of ``simpo``: ``beta`` scales the length-normalised
+    log-probabilities, ``gamma`` is the target reward margin."""
+
+    beta: float = attrs.field(default=2.0, validator=positive)
+    gamma: float = attrs.field(default=1.0, validator=non_negative)
+
+
+@attrs.frozen
+class OrpoTrainerOptions(PreferenceTrainerOptions):
+    """``trainer.options`` of ``orpo``: ``odds_ratio_weight`` is ORPO's lambda, the weight
+    of the odds-ratio term next to the chosen completion's NLL."""
+
+    odds_ratio_weight: float = attrs.field(default=0.1, validator=positive)
 
 
 @attrs.frozen

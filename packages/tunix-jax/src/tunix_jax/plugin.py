@@ -1,5 +1,5 @@
-"""tunix-jax's plugin: registers the ``jax`` model backend, the ``jax`` and ``grpo`` trainers and the
-``bench`` and ``export`` commands.
+"""tunix-jax's plugin: registers the ``jax`` model backend, the ``jax``, ``grpo``, ``dpo``,
+``simpo`` and ``orpo`` trainers and the ``bench`` and ``export`` commands.
 
 Targets are lazy strings, so loading this module never imports JAX.
 """
@@ -38,6 +38,23 @@ def tunix_register_trainers(registry: TrainerRegistry) -> None:
         "tunix_jax.rl.grpo.trainer:GrpoTrainer",
         description="GRPO of Gemma 2/3 with reward plugins: groups of samples, clipped "
         "token-level objective, KL to the starting model; LoRA or full, exact resume",
+    )
+    preference = "tunix_jax.rl.preference.trainer"
+    registry.register(
+        "dpo",
+        f"{preference}:DpoTrainer",
+        description="DPO of Gemma 2/3 on prompt/chosen/rejected pairs (trainer.options.pairs), "
+        "reference = the starting model; LoRA or full, exact resume",
+    )
+    registry.register(
+        "simpo",
+        f"{preference}:SimpoTrainer",
+        description="SimPO of Gemma 2/3 on preference pairs: length-normalised, no reference",
+    )
+    registry.register(
+        "orpo",
+        f"{preference}:OrpoTrainer",
+        description="ORPO of Gemma 2/3 on preference pairs: NLL plus odds ratio, no reference",
     )
 
 

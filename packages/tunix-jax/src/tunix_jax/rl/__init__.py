@@ -1,1 +1,2 @@
-"""Reinforcement learning trainers: GRPO (:mod:`.grpo`)."""
+"""Reinforcement learning trainers: GRPO (:mod:`.grpo`) and preference optimisation,
+DPO, SimPO and ORPO (:mod:`.preference`)."""
