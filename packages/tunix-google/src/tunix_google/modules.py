@@ -21,6 +21,7 @@ from flax import nnx
 from tunix_jax.export.google_tunix import google_tunix_config
 from tunix_jax.models.gemma.transformer import Transformer
 
+
 def to_google_tunix(model: Transformer, param_dtype: Any) -> nnx.Module:
     """google-tunix's Gemma 3 / Gemma 2 module holding ``model``'s parameters (the same
     arrays, nothing is copied or initialised)."""
@@ -41,10 +42,11 @@ def to_google_tunix(model: Transformer, param_dtype: Any) -> nnx.Module:
     return module
 
 
-def from_google_tunix(module: nnx.Module, like: Transformer) -> Transformer:
+def from_google_tunix(module: nnx.Module, like: Transformer, *, lora_scale: float) -> Transformer:
     """A tunix-jax ``Transformer`` of ``like``'s graph holding ``module``'s parameters, with
-    any LoRA adapters merged into the weights they adapt (``module`` is left as it is)."""
-    pure = merged_params(module)
+    any LoRA adapters (``alpha / rank`` = ``lora_scale``) merged into the weights they adapt
+    (``module`` is left as it is)."""
+    pure = merged_params(module, lora_scale)
     graphdef, state = nnx.split(like)
     state = jax.tree.map(lambda array: array, state)  # new variables: ``like`` keeps its own
     nnx.replace_by_pure_dict(state, pure)
@@ -52,7 +54,7 @@ def from_google_tunix(module: nnx.Module, like: Transformer) -> Transformer:
     return merged
 
 
-def merged_params(module: nnx.Module) -> dict[str, Any]:
+def merged_params(module: nnx.Module, lora_scale: float) -> dict[str, Any]:
     """``module``'s parameters as a pure dict, each qwix LoRA pair (``<name>_lora_a``,
     ``<name>_lora_b`` beside the weight ``<name>``) added into its weight and left out.
 
@@ -62,8 +64,9 @@ def merged_params(module: nnx.Module) -> dict[str, Any]:
     weight's delta is ``einsum(a, b -> rhs) * alpha / rank``; an ``nnx.Linear`` kernel
     ``[in, out]`` gets ``a @ b * alpha / rank``.
     """
-    flat = flax.traverse_util.flatten_dict(nnx.to_pure_dict(nnx.state(module, nnx.Param)))
-    scale_of = _lora_scales(module)
+    pure = nnx.to_pure_dict(nnx.state(module, nnx.Param))
+    flat = flax.traverse_util.flatten_dict(pure)  # type: ignore[no-untyped-call]  # unannotated in flax
+    einsum_of = _lora_einsums(module)
     out: dict[tuple[Any, ...], Any] = {}
     for path, value in flat.items():
         name = str(path[-1])
@@ -74,29 +77,30 @@ def merged_params(module: nnx.Module) -> dict[str, Any]:
             out[path] = value
             continue
         lora_b = flat[(*path[:-1], f"{name}_lora_b")]
-        owner = scale_of[path[:-1]]
-        delta = _lora_delta(owner, jnp.asarray(lora_a), jnp.asarray(lora_b), value.shape)
+        delta = _lora_delta(einsum_of[path[:-1]], jnp.asarray(lora_a), jnp.asarray(lora_b),
+                            value.shape) * lora_scale  # fmt: skip
         out[path] = (value + delta.astype(value.dtype)).astype(value.dtype)
-    unflat: dict[str, Any] = flax.traverse_util.unflatten_dict(out)
+    unflat: dict[str, Any] = flax.traverse_util.unflatten_dict(out)  # type: ignore[no-untyped-call]  # unannotated in flax
     return unflat
 
 
-def _lora_scales(module: nnx.Module) -> dict[tuple[Any, ...], Any]:
-    """Each LoRA-wrapped submodule by its path (its einsum string and the rule's scale)."""
-    found: dict[tuple[Any, ...], Any] = {}
+def _lora_einsums(module: nnx.Module) -> dict[tuple[Any, ...], str | None]:
+    """The einsum string of each LoRA-wrapped submodule by its path (None: nnx.Linear)."""
+    found: dict[tuple[Any, ...], str | None] = {}
     for path, sub in nnx.iter_graph(module):
         if isinstance(sub, nnx.Module) and any(
             name.endswith("_lora_a") for name in vars(sub) if isinstance(name, str)
         ):
-            found[tuple(path)] = sub
+            found[tuple(path)] = getattr(sub, "einsum_str", None)
     return found
 
 
-def _lora_delta(owner: Any, lora_a: jax.Array, lora_b: jax.Array, shape: Sequence[int]) -> jax.Array:
-    scale = owner.lora_scale
-    einsum_str = getattr(owner, "einsum_str", None)
+def _lora_delta(
+    einsum_str: str | None, lora_a: jax.Array, lora_b: jax.Array, shape: Sequence[int]
+) -> jax.Array:
+    """The weight's delta ``a`` x ``b`` (unscaled) in the weight's axes."""
     if einsum_str is None:  # nnx.Linear: kernel [in, out]
-        return (lora_a @ lora_b).reshape(shape) * scale
+        return (lora_a @ lora_b).reshape(shape)
     lhs, rhs = einsum_str.replace("...", "").split("->")[0].split(",")
     rank_char = next(c for c in "rqzyxwvu" if c not in lhs + rhs)
     shared = "".join(c for c in rhs if c in lhs)
@@ -105,7 +109,7 @@ def _lora_delta(owner: Any, lora_a: jax.Array, lora_b: jax.Array, shape: Sequenc
     a = lora_a.reshape(*(dims[c] for c in shared), lora_a.shape[-1])
     b = lora_b.reshape(lora_b.shape[0], *(dims[c] for c in rest))
     delta: jax.Array = jnp.einsum(f"{shared}{rank_char},{rank_char}{rest}->{rhs}", a, b)
-    return delta * scale
+    return delta
 
 
 def lora_pattern(targets: Sequence[str]) -> str:
@@ -117,8 +121,7 @@ def apply_lora(
     module: nnx.Module, targets: Sequence[str], *, rank: int, alpha: float, seed: int,
     batch: int, length: int,
 ) -> nnx.Module:  # fmt: skip
-    """``module`` with qwix LoRA adapters (``a`` random, ``b`` zero) on ``targets``; each
-    wrapped submodule remembers its ``lora_scale`` (``alpha / rank``) for merging."""
+    """``module`` with qwix LoRA adapters (``a`` random, ``b`` zero) on ``targets``."""
     import qwix
 
     provider = qwix.LoraProvider(module_path=lora_pattern(targets), rank=rank, alpha=alpha)
@@ -128,6 +131,4 @@ def apply_lora(
     lora: nnx.Module = qwix.apply_lora_to_model(
         module, provider, tokens, positions, None, mask, rngs=nnx.Rngs(seed)
     )
-    for _, sub in _lora_scales(lora).items():
-        sub.lora_scale = alpha / rank
     return lora

@@ -133,8 +133,9 @@ class GoogleTunixSftTrainer:
         self.created_at = time.time()
 
     def validate(self, config: RunConfig, *, context: RunContext) -> None:
+        options = sft_options(config)  # needs no google-tunix: its errors come first
         require(NAME)
-        check_jax_training(config, sft_options(config), rows=config.training.batch_size)
+        check_jax_training(config, options, rows=config.training.batch_size)
 
     def train(
         self,
@@ -177,6 +178,7 @@ class GoogleTunixSftTrainer:
         import orbax.checkpoint as ocp
         from tunix.sft import peft_trainer
 
+        # optional: google-tunix and qwix (the extra google-tunix), checked by require()
         from tunix_google.modules import apply_lora, to_google_tunix
 
         training = config.training
@@ -258,7 +260,9 @@ class GoogleTunixSftTrainer:
                             save_seconds=lambda: DEFAULT_SAVE_SECONDS)  # fmt: skip
         bar = ProgressBar(steps, counters.step, enabled=options.progress_bar)
         callbacks: list[StepCallback] = [NanGuard(lambda: saved[-1] if saved else None), budget,
-                                         bar, metrics, PluginStepHook(step_hook, run)]  # fmt: skip
+                                         bar, metrics]  # fmt: skip
+        # The plugins' hook comes after the step's checkpoint, as its spec says.
+        hook = PluginStepHook(step_hook, run)
         reason = ""
         try:
             while counters.step < steps:
@@ -292,6 +296,7 @@ class GoogleTunixSftTrainer:
                     callback.on_step(event)
                 if counters.step % training.checkpoint_every == 0:
                     save(counters.step, force=False)
+                hook.on_step(event)
             metrics.flush()
             if counters.step and counters.step not in saved:
                 save(counters.step, force=True)
@@ -315,12 +320,14 @@ class GoogleTunixSftTrainer:
     ) -> TrainResult:
         """The trained module (LoRA merged) back in a tunix-jax model, exported by the
         backend in the upstream layout."""
+        # optional: google-tunix and qwix (the extra google-tunix), checked by require()
         from tunix_google.modules import from_google_tunix
 
         plot_loss_curve(run.metrics_path, run.loss_curve_path,
                         title=f"{config.model.preset} SFT loss (google-tunix)")  # fmt: skip
-        trained = JaxModel(base.spec, from_google_tunix(module, base.transformer),
-                           base.tokenizer, base.mesh)  # fmt: skip
+        lora = config.training.lora
+        transformer = from_google_tunix(module, base.transformer, lora_scale=lora.alpha / lora.rank)
+        trained = JaxModel(base.spec, transformer, base.tokenizer, base.mesh)
         export = backend.export(trained, run.model_dir)
         progress(f"[train] model written to {export.directory} ({export.fingerprint})")
         return TrainResult(result.steps, result.stopped_early, result.reason, export)
