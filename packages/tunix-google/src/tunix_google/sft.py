@@ -215,12 +215,12 @@ class GoogleTunixSftTrainer:
         if step == 0:
             return Counters()
         grad_accum = trainer.config.get_with_default("gradient_accumulation_steps", 1)
-        for _ in range(step * grad_accum):
-            stream.next_batch()
-        last = [r for r in read_jsonl(run.metrics_path) if r.get("step") == step]
         counters = Counters(step)
+        for _ in range(step * grad_accum):  # the batches the restored steps read
+            counters.tokens += int((stream.next_batch()["segment_ids"] != 0).sum())
+        # Training time is known only where the step logged a line (training.log_every).
+        last = [r for r in read_jsonl(run.metrics_path) if r.get("step") == step]
         if last:
-            counters.tokens = int(last[-1]["tokens"])
             counters.train_seconds = float(last[-1]["elapsed_seconds"])
         progress(f"[train] resumed from google-tunix's checkpoint of step {step}")
         return counters
