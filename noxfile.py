@@ -34,6 +34,7 @@ nox.options.default_venv_backend = "uv|virtualenv"
 ROOT = Path(__file__).parent
 PACKAGES = [
     "tunix-core", "tunix-datasets", "tunix-jax", "tunix-eval", "tunix-package", "tunix-sweep",
+    "tunix-google",
 ]  # fmt: skip
 EXAMPLE = "examples/tunix-plugin-example"
 TEST_ENV = {
@@ -70,6 +71,11 @@ TEST_INSTALLS = {
         "-e", "packages/tunix-core", "-e", "packages/tunix-datasets", "-e", "packages/tunix-jax",
         "-e", "packages/tunix-eval", "-e", "packages/tunix-package", "-e", "packages/tunix-sweep",
         "hypothesis",
+    ],
+    # Without its google-tunix extra: the default tests check the refusals a plain install gives.
+    "tunix-google": [
+        "-e", "packages/tunix-core", "-e", "packages/tunix-datasets", "-e", "packages/tunix-jax",
+        "-e", "packages/tunix-eval", "-e", "packages/tunix-package", "-e", "packages/tunix-google",
     ],
 }  # fmt: skip
 TORCH = "torch==2.13.0"
@@ -136,10 +142,13 @@ def heavy(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def compat(session: nox.Session) -> None:
-    """Checkpoints written here load into google-tunix's Gemma classes."""
+    """Checkpoints written here load into google-tunix's Gemma classes; tunix-google's
+    trainers run google-tunix's own training code in a tiny run."""
     session.install("google-tunix==0.1.7")
-    # Every package's tests are collected (hypothesis for the fuzz modules).
-    session.install("pytest", *TEST_INSTALLS["tunix-package"], "-e", "packages/tunix-sweep")
+    # Every package's tests are collected (hypothesis for the fuzz modules); tunix-google's
+    # google-tunix-sft trainer needs qwix for LoRA.
+    session.install("pytest", *TEST_INSTALLS["tunix-package"], "-e", "packages/tunix-sweep",
+                    "-e", "packages/tunix-google[google-tunix]")  # fmt: skip
     _pytest(session, "packages", "-m", "compat")
 
 

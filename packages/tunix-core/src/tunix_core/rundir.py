@@ -33,7 +33,7 @@ from tunix_core.types import STAGE_NAMES
 RUN_VERSION = 1
 TRACKED_PACKAGES = (
     "tunix-core", "tunix-jax", "tunix-eval", "tunix-package",
-    "jax", "jaxlib", "flax", "optax", "orbax-checkpoint",
+    "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tunix-google", "google-tunix",
 )  # fmt: skip
 
 
