@@ -78,12 +78,22 @@ TEST_INSTALLS = {
         "-e", "packages/tunix-eval", "-e", "packages/tunix-package", "-e", "packages/tunix-google",
     ],
 }  # fmt: skip
+# The packages whose default tests take over a minute alone.
+SLOW_SUITES = {"tunix-jax", "tunix-eval", "tunix-sweep"}
 TORCH = "torch==2.13.0"
 HEAVY_EXTRAS = ["transformers", "accelerate"]
 
 
-def _pytest(session: nox.Session, *args: str) -> None:
-    session.run("pytest", *args, *session.posargs, env=TEST_ENV)
+# The slow sessions run their test files on two workers (pytest-xdist): each test is one
+# process compiling and running a tiny model, so a 2-core machine does them two at a time.
+# loadfile keeps a module on one worker, so its module-scoped runs are built once.
+PARALLEL = ["-n", "2", "--dist", "loadfile"]
+
+
+def _pytest(session: nox.Session, *args: str, parallel: bool = False) -> None:
+    if parallel:
+        session.install("pytest-xdist")
+    session.run("pytest", *args, *(PARALLEL if parallel else []), *session.posargs, env=TEST_ENV)
 
 
 @nox.session(python="3.11")
@@ -92,7 +102,8 @@ def tests(session: nox.Session, package: str) -> None:
     """One package's default tests (no heavy, no compat)."""
     session.install("pytest", *TEST_INSTALLS[package])
     _pytest(session, f"packages/{package}/tests", "-m",
-            "not heavy and not compat and not browser and not ray")  # fmt: skip
+            "not heavy and not compat and not browser and not ray",
+            parallel=package in SLOW_SUITES)  # fmt: skip
 
 
 @nox.session(python="3.11")
@@ -119,7 +130,7 @@ def integration(session: nox.Session) -> None:
     session.install("pytest", *[f"packages/{p}" for p in PACKAGES], EXAMPLE)
     session.run("tunix", "--version", env=TEST_ENV)
     session.run("tunix", "plugins", env=TEST_ENV)
-    _pytest(session, "tests/integration")
+    _pytest(session, "tests/integration", parallel=True)
 
 
 @nox.session(python="3.11")
@@ -137,7 +148,7 @@ def heavy(session: nox.Session) -> None:
         "-e", "packages/tunix-jax[default-model]", "-e", "packages/tunix-eval",
         "-e", "packages/tunix-package", "-e", "packages/tunix-sweep",
     )  # fmt: skip
-    _pytest(session, "packages", "-m", "heavy")
+    _pytest(session, "packages", "-m", "heavy", parallel=True)
 
 
 @nox.session(python="3.11")
@@ -181,7 +192,7 @@ def crash(session: nox.Session) -> None:
     tiny GRPO training SIGKILLed and resumed to the same parameters; and `tunix eval` with
     code-exec on hostile answers (no process survives an item, the evaluation completes)."""
     session.install("pytest", *TEST_INSTALLS["tunix-package"])
-    _pytest(session, "tests/crash", "-s")
+    _pytest(session, "tests/crash", parallel=True)
 
 
 @nox.session(python="3.11")

@@ -4,6 +4,7 @@ google-tunix's own checkpoint, it goes through all five stages, passes `tunix va
 its loss falls, and the exported params/ load with google-tunix's loader and ours to the
 same logits."""
 
+import itertools
 import json
 import os
 import signal
@@ -80,7 +81,7 @@ def test_a_killed_google_tunix_run_resumes_to_a_valid_export_both_loaders_read(t
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == list(range(1, STEPS + 1))
     # The resumed steps count on from the restored step's tokens.
-    assert all(b["tokens"] > a["tokens"] for a, b in zip(records, records[1:], strict=False))
+    assert all(b["tokens"] > a["tokens"] for a, b in itertools.pairwise(records))
     losses = [r["loss"] for r in records]
     print(f"google-tunix-sft loss: first {losses[0]:.4f}, last {losses[-1]:.4f}")
     assert losses[-1] < 0.8 * losses[0], losses
