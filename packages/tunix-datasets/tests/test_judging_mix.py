@@ -1,6 +1,6 @@
-"""judging-mix: pinned, big enough per domain, every item either verifiable (its reference
-answer passes its own check or tests) or open with a rubric, and a broken item refused in
-one line that names it."""
+"""judging-mix: pinned, big enough per domain, every item either verifiable or open with a
+rubric, and a broken item refused in one line that names it. That each verifiable item's
+reference passes its own check is tested in tunix-eval, which ships the standard checks."""
 
 from __future__ import annotations
 
@@ -17,10 +17,7 @@ from tunix_core.plugins import get_host
 from tunix_core.protocols import AnswerOptions, TransformRegistry
 from tunix_datasets.providers.judging_mix import (
     DOMAINS,
-    OPEN,
-    RUBRIC,
     RUBRIC_CHECK,
-    VERIFIABLE,
     VERSION,
     JudgingMix,
     data_path,
@@ -55,27 +52,6 @@ def test_at_least_twenty_items_in_every_domain_and_140_in_all() -> None:
     again = JudgingMix().load("eval", argument=None, seed=7, options={},
                               transforms=TransformRegistry())  # fmt: skip
     assert dumps_jsonl(again) == dumps_jsonl(items)
-
-
-def test_verifiable_references_pass_their_own_checks_and_tests() -> None:
-    checks = get_host().answer_checks
-    for item in _load():
-        if item.meta.section == OPEN:
-            assert item.meta.answer_match == RUBRIC_CHECK
-            assert item.meta.extra[RUBRIC] == item.answer and "must:" in item.answer
-            continue
-        assert item.meta.section == VERIFIABLE
-        check = checks.load(item.meta.answer_match)
-        options = AnswerOptions()
-        meta = item.meta.extra
-        verdict = (check(item.answer, item.answer, options, meta=meta)
-                   if getattr(check, "takes_meta", False) else
-                   check(item.answer, item.answer, options))  # fmt: skip
-        assert verdict.correct, item.id
-        if item.meta.answer_match == "code":
-            namespace: dict = {}
-            exec(item.answer + "\n" + meta["test"], namespace)  # the reference passes its tests
-            namespace["check"](namespace[meta["entry_point"]])
 
 
 def test_summarisation_prompts_carry_their_passage() -> None:
