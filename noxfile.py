@@ -84,10 +84,11 @@ TORCH = "torch==2.13.0"
 HEAVY_EXTRAS = ["transformers", "accelerate"]
 
 
-# The slow sessions run their test files on two workers (pytest-xdist): each test is one
-# process compiling and running a tiny model, so a 2-core machine does them two at a time.
-# loadfile keeps a module on one worker, so its module-scoped runs are built once.
-PARALLEL = ["-n", "2", "--dist", "loadfile"]
+# The slow sessions run their tests on two workers (pytest-xdist): most tests compile and
+# run a tiny model on one core, so a 2-core machine does them two at a time. worksteal
+# balances by test, not by file: one file of slow tests (GRPO, the tiny runs) would
+# otherwise hold a worker for the whole session.
+PARALLEL = ["-n", "2", "--dist", "worksteal"]
 
 
 def _pytest(session: nox.Session, *args: str, parallel: bool = False) -> None:
@@ -146,7 +147,7 @@ def heavy(session: nox.Session) -> None:
         "pytest", "hypothesis", "-e", "packages/tunix-core",
         "-e", "packages/tunix-datasets[hf,champ,gsm-symbolic]",
         "-e", "packages/tunix-jax[default-model]", "-e", "packages/tunix-eval",
-        "-e", "packages/tunix-package", "-e", "packages/tunix-sweep",
+        "-e", "packages/tunix-package", "-e", "packages/tunix-sweep", "-e", "packages/tunix-google",
     )  # fmt: skip
     _pytest(session, "packages", "-m", "heavy", parallel=True)
 
@@ -160,7 +161,7 @@ def compat(session: nox.Session) -> None:
     # google-tunix-sft trainer needs qwix for LoRA.
     session.install("pytest", *TEST_INSTALLS["tunix-package"], "-e", "packages/tunix-sweep",
                     "-e", "packages/tunix-google[google-tunix]")  # fmt: skip
-    _pytest(session, "packages", "-m", "compat")
+    _pytest(session, "packages", "-m", "compat", parallel=True)
 
 
 @nox.session(python="3.11")
@@ -244,7 +245,7 @@ def floors(session: nox.Session) -> None:
         session.error(str(exc))
     session.log("floors: " + " ".join(constraints.read_text().split()))
     session.install("-c", str(constraints), "pytest", *[f"packages/{p}" for p in PACKAGES])
-    _pytest(session, *FLOOR_TESTS, "-m", "not heavy and not compat")
+    _pytest(session, *FLOOR_TESTS, "-m", "not heavy and not compat", parallel=True)
 
 
 CHROMIUM = Path("/usr/bin/chromium")

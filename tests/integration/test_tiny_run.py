@@ -100,7 +100,9 @@ PAIRS = [
 
 def test_sft_then_dpo_in_one_run_starts_dpo_from_the_sft_model(tmp_path: Path):
     """training.phases with a preference trainer: DPO's reference is the SFT model the
-    phase starts from, so its first step is a tie (accuracy 0.5, margin 0)."""
+    phase starts from, so its first step is a tie: rewards and margin 0 up to float rounding
+    (the policy and the reference are computed by different programs, so the preference
+    accuracy of near-ties is not pinned)."""
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text("".join(json.dumps(record) + "\n" for record in PAIRS))
     config = tmp_path / "phases.yaml"
@@ -119,7 +121,8 @@ def test_sft_then_dpo_in_one_run_starts_dpo_from_the_sft_model(tmp_path: Path):
     ]  # fmt: skip
     dpo_steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in dpo_steps] == [1, 2]
-    assert dpo_steps[0]["accuracy"] == 0.5 and dpo_steps[0]["margin"] == 0.0
+    first = dpo_steps[0]
+    assert max(abs(first[k]) for k in ("chosen_reward", "rejected_reward", "margin")) < 1e-4, first
     checked = tunix(tmp_path, "validate", str(run))
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
