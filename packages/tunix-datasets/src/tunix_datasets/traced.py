@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tunix_datasets import worked
-from tunix_datasets.worked import SHORT_WORDS, WORDS, Worked
+from tunix_datasets.worked import SHORT_WORDS, WORDS, Worked, case_conversion
 
 # --- digits -----------------------------------------------------------------------------
 
@@ -284,16 +284,7 @@ def word_count(rng: random.Random, difficulty: str) -> Worked:
 
 def case_change(rng: random.Random, difficulty: str) -> Worked:
     words = rng.sample(WORDS + SHORT_WORDS, rng.randint(2, 3))
-    if difficulty == "easy":
-        converted = [w.upper() for w in words]
-        instruction = "Write in uppercase"
-    elif difficulty == "medium":
-        converted = [w.capitalize() for w in words]
-        instruction = "Write in title case"
-    else:
-        words = ["".join(ch.upper() if rng.random() < 0.5 else ch for ch in w) for w in words]
-        converted = [w.swapcase() for w in words]
-        instruction = "Swap the case of every letter in"
+    words, converted, instruction = case_conversion(rng, words, difficulty)
     return Worked(
         f'{instruction}: "{" ".join(words)}"',
         tuple(case_steps(words, converted)),

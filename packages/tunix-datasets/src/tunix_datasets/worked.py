@@ -476,8 +476,11 @@ def word_count(rng: random.Random, difficulty: str) -> Worked:
     )
 
 
-def case_change(rng: random.Random, difficulty: str) -> Worked:
-    words = rng.sample(WORDS + SHORT_WORDS, rng.randint(2, 4))
+def case_conversion(
+    rng: random.Random, words: list[str], difficulty: str
+) -> tuple[list[str], list[str], str]:
+    """The words as asked (mixed case for hard items), their converted forms and the
+    instruction, for a case-change item of ``difficulty``."""
     if difficulty == "easy":
         converted = [w.upper() for w in words]
         instruction = "Write in uppercase"
@@ -488,6 +491,12 @@ def case_change(rng: random.Random, difficulty: str) -> Worked:
         words = ["".join(ch.upper() if rng.random() < 0.5 else ch for ch in w) for w in words]
         converted = [w.swapcase() for w in words]
         instruction = "Swap the case of every letter in"
+    return words, converted, instruction
+
+
+def case_change(rng: random.Random, difficulty: str) -> Worked:
+    words = rng.sample(WORDS + SHORT_WORDS, rng.randint(2, 4))
+    words, converted, instruction = case_conversion(rng, words, difficulty)
     return Worked(
         f'{instruction}: "{" ".join(words)}"',
         tuple(f"{w} → {c}" for w, c in zip(words, converted, strict=True)),
