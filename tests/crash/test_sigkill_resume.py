@@ -35,6 +35,8 @@ TINY = [
     "--set", "eval.max_new_tokens=8", "--set", "training.max_seq_len=256",
     "--set", "training.batch_size=1", "--set", "training.checkpoint_every=1",
     "--set", "trainer.options.progress_bar=false",
+    # A cached baseline is a file copy of milliseconds: no kill could land inside it.
+    "--set", "eval.baseline_cache=false",
 ]  # fmt: skip
 STAGES = ("dataset", "baseline", "train", "evaluate", "package")
 # How long after a stage starts a kill may land, in seconds: about the stage's length on a
@@ -56,18 +58,18 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return env
 
 
-def start(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], queue.Queue[str]]:
+def start(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], queue.Queue[str | None]]:
     """`tunix ARGS` with its output lines arriving on a queue (read by a thread, so the
     caller can wait for one line with a timeout)."""
     process = subprocess.Popen([sys.executable, "-m", "tunix_core", *args], cwd=cwd, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
-    lines: queue.Queue[str] = queue.Queue()
+    lines: queue.Queue[str | None] = queue.Queue()
 
     def pump() -> None:
         assert process.stdout is not None
         for line in process.stdout:
             lines.put(line.rstrip("\n"))
-        lines.put("")  # end of output
+        lines.put(None)  # end of output
 
     threading.Thread(target=pump, daemon=True).start()
     return process, lines
@@ -79,8 +81,14 @@ def kill_during(stage: str, delay: float, args: list[str], cwd: Path, env: dict[
     seen: list[str] = []
     deadline = time.monotonic() + STAGE_TIMEOUT
     while f"[{stage}] starting" not in seen:
-        line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
-        assert line or process.poll() is None, f"ended before {stage}:\n" + "\n".join(seen)
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            process.kill()
+            pytest.fail(f"no [{stage}] in {STAGE_TIMEOUT:.0f}s; it printed:\n" + "\n".join(seen))
+        if line is None:
+            process.wait(timeout=60)
+            pytest.fail(f"ended (exit {process.returncode}) before {stage}:\n" + "\n".join(seen))
         seen.append(line)
     time.sleep(delay)
     process.send_signal(signal.SIGKILL)
