@@ -1,13 +1,13 @@
 """Sessions per package plus lint, types, integration, floors, notebook, heavy, compat,
-browser, crash and ray.
+browser and crash.
 
 `nox` with no arguments runs what CI runs (see README.md). `nox -s tests` is the default
 test run (under 20 minutes on a 2-core machine); `heavy` holds the tests with real
 weights and PyTorch; `compat` loads our checkpoints into google-tunix in its own venv
 because google-tunix pins older transformers/huggingface-hub; `floors` runs the tiny
 end-to-end test on the lowest versions the pyprojects declare; `browser` opens a run's
-report.html in headless Chromium; `crash` SIGKILLs tiny runs in every stage and resumes them;
-`ray` runs the tiny sweep on a local Ray instance (tunix-sweep[ray]). `bench` (not in
+report.html in headless Chromium; `crash` SIGKILLs tiny runs in every stage and resumes them.
+tunix-sweep's tests include the tiny sweep on a local Ray instance (tunix-sweep[ray]). `bench` (not in
 CI's list) times tunix against google-tunix side by side: see docs/performance.md.
 """
 
@@ -24,7 +24,7 @@ from packaging.version import Version
 
 nox.options.sessions = [
     "lint", "types", "tests", "integration", "floors", "notebook", "heavy", "compat", "browser",
-    "crash", "ray",
+    "crash",
 ]  # fmt: skip
 nox.options.reuse_existing_virtualenvs = True
 # uv builds each session's venv in seconds where pip took one to two minutes (about 15
@@ -66,10 +66,12 @@ TEST_INSTALLS = {
         "-e", "packages/tunix-eval", "-e", "packages/tunix-package", "hypothesis",
     ],
     # tunix-package: `tunix validate` checks a trial's run directory as for any run.
-    # hypothesis: the fuzz tests of the sweep files and of `sweep show`'s inputs.
+    # hypothesis: the fuzz tests of the sweep files and of `sweep show`'s inputs. ray: the
+    # tiny sweep on a local Ray instance runs on one worker while the other tests share the
+    # second (a session of its own spent two minutes on one test, one core idle).
     "tunix-sweep": [
         "-e", "packages/tunix-core", "-e", "packages/tunix-datasets", "-e", "packages/tunix-jax",
-        "-e", "packages/tunix-eval", "-e", "packages/tunix-package", "-e", "packages/tunix-sweep",
+        "-e", "packages/tunix-eval", "-e", "packages/tunix-package", "-e", "packages/tunix-sweep[ray]",
         "hypothesis",
     ],
     # Without its google-tunix extra: the default tests check the refusals a plain install gives.
@@ -100,10 +102,9 @@ def _pytest(session: nox.Session, *args: str, parallel: bool = False) -> None:
 @nox.session(python="3.11")
 @nox.parametrize("package", PACKAGES)
 def tests(session: nox.Session, package: str) -> None:
-    """One package's default tests (no heavy, no compat)."""
+    """One package's default tests (no heavy, no compat, no browser)."""
     session.install("pytest", *TEST_INSTALLS[package])
-    _pytest(session, f"packages/{package}/tests", "-m",
-            "not heavy and not compat and not browser and not ray",
+    _pytest(session, f"packages/{package}/tests", "-m", "not heavy and not compat and not browser",
             parallel=package in SLOW_SUITES)  # fmt: skip
 
 
@@ -268,10 +269,3 @@ def browser(session: nox.Session) -> None:
     session.run("pytest", "packages/tunix-eval/tests/browser", "-m", "browser", *session.posargs,
                 env={**TEST_ENV, "TUNIX_REPORT_SCREENSHOT": str(REPORT_SCREENSHOT)})  # fmt: skip
     session.log(f"report screenshot: {REPORT_SCREENSHOT}")
-
-
-@nox.session(python="3.11")
-def ray(session: nox.Session) -> None:
-    """The tiny sweep with `--backend ray` on a local Ray instance (tunix-sweep[ray])."""
-    session.install("pytest", *TEST_INSTALLS["tunix-sweep"], "-e", "packages/tunix-sweep[ray]")
-    _pytest(session, "packages/tunix-sweep/tests", "-m", "ray")

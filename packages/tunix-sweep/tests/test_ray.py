@@ -1,5 +1,6 @@
-"""The tiny sweep with `--backend ray` on a local Ray instance (nox session `ray`, which
-installs tunix-sweep[ray]): the same study, run directories and summary as locally."""
+"""The tiny sweep with `--backend ray` on a local Ray instance (needs tunix-sweep[ray],
+which nox's tunix-sweep tests install): the same study, run directories and summary as
+locally."""
 
 from __future__ import annotations
 
