@@ -126,17 +126,17 @@ class _Earlier:
     created_at: str | None
 
 
-def _resume(job: SamplingJob) -> _Earlier:
-    """The questions log of an earlier run of ``job`` with equal settings, the seconds it
-    took and when it started. Rewrites the log (dropping a line an interrupt cut short) and
-    the output from it, so both end where the log ends. Nothing when the job is new."""
+def check_earlier(job: SamplingJob) -> dict[str, Any] | None:
+    """The manifest an earlier run of ``job`` left, None for a new job; :class:`TunixError`
+    when its files are not a job of this kind or were made with other settings. Writes
+    nothing, so a command can call it before it loads a model."""
     if not job.manifest_path.is_file():
         leftovers = [path.name for path in (job.output_path, job.log_path) if path.exists()]
         if leftovers:
             raise TunixError(f"--out {job.out}: found {', '.join(leftovers)} but no "
                              f"{job.manifest_path.name}: it is not {job.kind} this command can "
                              "continue; choose another --out")  # fmt: skip
-        return _Earlier([], 0.0, None)
+        return None
     try:
         earlier = _read_manifest(job.manifest_path, job.version)
     except ValueError as exc:
@@ -146,6 +146,16 @@ def _resume(job: SamplingJob) -> _Earlier:
         raise TunixError(f"--out {job.out} is {job.kind} made with other settings "
                          f"({'; '.join(changed)}); rerun with the same settings to continue "
                          "it, or choose another --out")  # fmt: skip
+    return earlier
+
+
+def _resume(job: SamplingJob) -> _Earlier:
+    """The questions log of an earlier run of ``job`` with equal settings, the seconds it
+    took and when it started. Rewrites the log (dropping a line an interrupt cut short) and
+    the output from it, so both end where the log ends. Nothing when the job is new."""
+    earlier = check_earlier(job)
+    if earlier is None:
+        return _Earlier([], 0.0, None)
     try:
         lines = read_jsonl(job.log_path) if job.log_path.exists() else []
     except ValueError as exc:
