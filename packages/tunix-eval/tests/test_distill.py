@@ -296,7 +296,7 @@ def test_a_rerun_with_other_settings_is_refused_naming_what_changed(host, tmp_pa
 
 def test_a_folder_with_outputs_but_no_manifest_is_refused(host, tmp_path):
     (tmp_path / DISTILLED).write_text("")
-    with pytest.raises(TunixError, match=r"holds distilled\.jsonl but no manifest\.json"):
+    with pytest.raises(TunixError, match=r"found distilled\.jsonl but no manifest\.json"):
         run(host, tmp_path, examples("q1"))
     assert ScriptedTeacher.calls == []
 

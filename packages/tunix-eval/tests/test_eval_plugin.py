@@ -40,7 +40,7 @@ def test_commands_are_added_lazily(host):
 
     root = TunixGroup("tunix")
     host.register_commands(root)
-    assert set(root.lazy_commands) == {"eval", "compare", "runs", "report", "distill",
+    assert set(root.lazy_commands) == {"eval", "compare", "runs", "report", "distill", "pairs",
                                        "generate", "chat"}  # fmt: skip
     assert root.huge_page_commands == {"eval"}
     assert root.commands == {}  # nothing imported until a command is used
@@ -51,7 +51,7 @@ def test_commands_are_added_lazily(host):
 def test_importing_the_plugin_and_its_commands_does_not_import_jax():
     code = (
         "import sys, tunix_eval.plugin, tunix_eval.commands, tunix_eval.judge\n"
-        "import tunix_eval.distill_command\n"
+        "import tunix_eval.distill_command, tunix_eval.pairs_command\n"
         "heavy = sorted(m for m in ('jax', 'flax', 'torch', 'tunix_jax') if m in sys.modules)\n"
         "assert not heavy, heavy\n"
     )

@@ -18,13 +18,13 @@ The output folder holds three files:
   per category, rewritten atomically after every batch.
 
 The teacher is reached through a model backend and must draw samples
-(:class:`tunix_core.protocols.SamplingModel`); nothing here imports JAX.
+(:class:`tunix_core.protocols.SamplingModel`); nothing here imports JAX. The batches, the
+questions log and the resume are :mod:`tunix_eval.sampling_job`'s, which ``tunix pairs``
+shares.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -34,14 +34,12 @@ import attrs
 
 from tunix_core.data.parse import parse_completion
 from tunix_core.data.record import FieldError, ReasoningExample, example_to_dict
-from tunix_core.data.render import render_prompt
-from tunix_core.errors import ConfigError, TunixError
+from tunix_core.errors import TunixError
 from tunix_core.evaluation import check_answer, example_meta, require_answer_checks
-from tunix_core.jsonio import append_jsonl, read_jsonl, write_json_atomic, write_text_atomic
 from tunix_core.layout import model_id
 from tunix_core.plugins import PluginHost, backend_for, validate_spec
 from tunix_core.protocols import AnswerCheckRegistry, ModelSpec, Prediction, SamplingModel
-from tunix_core.rundir import utc_now
+from tunix_eval.sampling_job import Sampling, SamplingJob, require_sampling, run_job
 
 DISTILLED = "distilled.jsonl"
 QUESTIONS_LOG = "questions.jsonl"
@@ -80,35 +78,6 @@ class Teacher:
         return model_id(self.preset, self.weights)
 
 
-def _at_least(minimum: float) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
-    def check(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-        if value < minimum:
-            raise ConfigError(f"--{attribute.name.replace('_', '-')}: must be at least "
-                              f"{minimum}, got {value}")  # fmt: skip
-
-    return check
-
-
-def _probability(_: Any, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not 0.0 < value <= 1.0:
-        raise ConfigError(f"--top-p: must be in (0, 1], got {value}")
-
-
-@attrs.frozen
-class Sampling:
-    """How the teacher is asked: ``samples`` completions per question, ``batch_size``
-    questions per call; the call for batch ``i`` (counted over the whole split) draws with
-    seed ``seed + i``, so a rerun draws what an uninterrupted run would have."""
-
-    samples: int = attrs.field(validator=_at_least(1))
-    temperature: float = attrs.field(validator=_at_least(0.0))
-    top_p: float = attrs.field(validator=_probability)
-    max_new_tokens: int = attrs.field(validator=_at_least(1))
-    seed: int
-    batch_size: int = attrs.field(validator=_at_least(1))
-    system_prompt: str
-
-
 @attrs.frozen
 class SampleJudge:
     """Decides the samples of questions whose category is in ``categories``: ``verdicts``
@@ -144,21 +113,17 @@ class DistillSettings:
         }
 
 
-def open_teacher(host: PluginHost, teacher: Teacher,
-                 progress: Callable[[str], None]) -> SamplingModel:  # fmt: skip
+def open_teacher(host: PluginHost, teacher: Teacher, progress: Callable[[str], None], *,
+                 flags: Mapping[str, str] = FLAG_OF_FIELD,
+                 command: str = "tunix distill") -> SamplingModel:  # fmt: skip
     """The teacher model, loaded through its backend (which says so on ``progress``);
-    :class:`ConfigError` naming the flag
+    :class:`ConfigError` naming the flag (``flags``: the flag of each ``model.*`` field)
     when the backend is unknown, the preset or weights are not loadable, or the backend's
-    models cannot draw samples."""
+    models cannot draw samples (which ``command`` needs)."""
     backend = backend_for(host, teacher.backend, "--backend")
-    validate_spec(backend, teacher.spec(), FLAG_OF_FIELD)
+    validate_spec(backend, teacher.spec(), flags)
     model = backend.load(teacher.spec(), progress=progress)
-    if not isinstance(model, SamplingModel):
-        raise ConfigError(
-            f"--backend {teacher.backend}: its models cannot draw samples (no sample(); "
-            "tunix distill needs tunix_core.protocols.SamplingModel)"
-        )
-    return model
+    return require_sampling(model, f"--backend {teacher.backend}", command)
 
 
 @attrs.define
@@ -201,72 +166,6 @@ class Tally:
                 for category in sorted(self.questions)
             },
         }
-
-
-def _differences(earlier: Mapping[str, Any], now: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """``key: earlier -> now`` for every leaf that differs between two settings dicts."""
-    found: list[str] = []
-    for key in sorted(earlier.keys() | now.keys()):
-        old, new = earlier.get(key), now.get(key)
-        if isinstance(old, Mapping) and isinstance(new, Mapping):
-            found += _differences(old, new, f"{prefix}{key}.")
-        elif old != new:
-            found.append(f"{prefix}{key}: {old!r} -> {new!r}")
-    return found
-
-
-@attrs.frozen
-class _Earlier:
-    """What an earlier distillation into the same folder left."""
-
-    lines: list[dict[str, Any]]
-    seconds: float
-    created_at: str | None
-
-
-def _resume(out: Path, settings: Mapping[str, Any]) -> _Earlier:
-    """The questions log of an earlier distillation with equal ``settings`` in ``out``,
-    the seconds it took and when it started. Rewrites the log (dropping a line an interrupt
-    cut short) and ``distilled.jsonl`` from it, so both end where the log ends. Nothing
-    for a new folder."""
-    manifest_path, log_path = out / MANIFEST, out / QUESTIONS_LOG
-    if not manifest_path.is_file():
-        leftovers = [name for name in (DISTILLED, QUESTIONS_LOG) if (out / name).exists()]
-        if leftovers:
-            raise TunixError(f"--out {out} holds {', '.join(leftovers)} but no {MANIFEST}: it "
-                             "is not a distillation this command can continue; choose another --out")  # fmt: skip
-        return _Earlier([], 0.0, None)
-    try:
-        earlier = _read_manifest(manifest_path)
-    except ValueError as exc:
-        raise TunixError(f"{manifest_path}: {exc}") from None
-    changed = _differences(earlier.get("settings") or {}, settings)
-    if changed:
-        raise TunixError(f"--out {out} holds a distillation made with other settings "
-                         f"({'; '.join(changed)}); rerun with the same settings to continue "
-                         "it, or choose another --out")  # fmt: skip
-    try:
-        lines = read_jsonl(log_path) if log_path.exists() else []
-    except ValueError as exc:
-        raise TunixError(str(exc)) from None
-    write_text_atomic(log_path, "".join(_json_line(line) for line in lines))
-    records = [s["record"] for line in lines for s in line["samples"] if "record" in s]
-    write_text_atomic(out / DISTILLED, "".join(_json_line(record) for record in records))
-    return _Earlier(lines, float(earlier.get("seconds") or 0.0), earlier.get("created_at"))
-
-
-def _read_manifest(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"not a JSON manifest ({exc})") from None
-    if not isinstance(data, dict) or data.get("manifest_version") != MANIFEST_VERSION:
-        raise ValueError(f"not a distillation manifest (manifest_version {MANIFEST_VERSION})")
-    return data
-
-
-def _json_line(data: Mapping[str, Any]) -> str:
-    return json.dumps(data, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 @attrs.frozen
@@ -393,70 +292,33 @@ def distill(
     earlier run with equal ``settings`` left there. Returns the final manifest."""
     checked = [e for e in examples if judge is None or e.meta.category not in judge.categories]
     require_answer_checks(checked, checks, f"dataset {settings.dataset!r}")
-    out.mkdir(parents=True, exist_ok=True)
-    settings_dict = settings.as_dict(judge)
-    earlier = _resume(out, settings_dict)
-    tally = Tally()
-    for line in earlier.lines:
-        tally.add(line)
-    done = {line["id"] for line in earlier.lines}
-    seconds = earlier.seconds
-    created = earlier.created_at or utc_now()
+    samples = settings.sampling.samples
 
-    def write_manifest() -> dict[str, Any]:
-        manifest = {
-            "manifest_version": MANIFEST_VERSION,
-            "created_at": created,
-            "updated_at": utc_now(),
-            "command": list(command),
-            "settings": settings_dict,
-            "questions_total": len(examples),
-            "complete": all(example.id in done for example in examples),
-            "seconds": round(seconds, 3),
-            "files": {"records": DISTILLED, "questions": QUESTIONS_LOG},
-            **tally.as_dict(),
-        }
-        write_json_atomic(out / MANIFEST, manifest)
-        return manifest
+    def batch_summary(lines: Sequence[Mapping[str, Any]]) -> str:
+        kept = sum(s["verdict"] == KEPT for line in lines for s in line["samples"])
+        return f"kept {kept}/{len(lines) * samples} sample(s)"
 
-    manifest = write_manifest()
-    sampling = settings.sampling
-    size = sampling.batch_size
-    batches = [examples[start : start + size] for start in range(0, len(examples), size)]
-    todo = sum(example.id not in done for example in examples)
-    progress(f"[distill] {todo} of {len(examples)} question(s) of {settings.dataset} "
-             f"({settings.split}) to answer, {sampling.samples} sample(s) each, with "
-             f"{settings.teacher.model_id} via {settings.teacher.backend}"
-             + (f"; {len(done)} already done in {out}" if done else ""))  # fmt: skip
-    for number, whole_batch in enumerate(batches):
-        batch = [example for example in whole_batch if example.id not in done]
-        if not batch:
-            continue
-        started = time.perf_counter()
-        prompts = [render_prompt(example.question, sampling.system_prompt) for example in batch]
-        completions = model.sample(
-            [prompt for prompt in prompts for _ in range(sampling.samples)],
-            max_new_tokens=sampling.max_new_tokens, temperature=sampling.temperature,
-            top_p=sampling.top_p, seed=sampling.seed + number,
-        )  # fmt: skip
-        if len(completions) != len(batch) * sampling.samples:
-            raise TunixError(f"the teacher returned {len(completions)} completions for "
-                             f"{len(batch) * sampling.samples} prompts")  # fmt: skip
-        new_lines = _decide_batch(batch, prompts, completions, settings, checks, judge)
-        # The log first: a record whose question is not in the log is rebuilt on a rerun.
-        append_jsonl(out / QUESTIONS_LOG, new_lines)
-        append_jsonl(out / DISTILLED, [s["record"] for line in new_lines
-                                       for s in line["samples"] if "record" in s])  # fmt: skip
-        for line in new_lines:
-            tally.add(line)
-            done.add(line["id"])
-        took = time.perf_counter() - started
-        seconds += took
-        manifest = write_manifest()
-        batch_kept = sum(s["verdict"] == KEPT for line in new_lines for s in line["samples"])
-        fraction = manifest["kept_fraction"]
-        progress(f"[distill] batch {number + 1}/{len(batches)}: kept {batch_kept}/"
-                 f"{len(batch) * sampling.samples} sample(s) in {took:.1f} s; total "
-                 f"{manifest['kept']}/{manifest['samples']} ({fraction:.1%}), "
-                 f"{manifest['questions_done']}/{len(examples)} question(s)")  # fmt: skip
-    return manifest
+    def total_summary(manifest: Mapping[str, Any]) -> str:
+        return f"{manifest['kept']}/{manifest['samples']} ({manifest['kept_fraction']:.1%})"
+
+    job = SamplingJob(
+        name="distill",
+        kind="a distillation",
+        out=out,
+        log_path=out / QUESTIONS_LOG,
+        output_path=out / DISTILLED,
+        manifest_path=out / MANIFEST,
+        version=("manifest_version", MANIFEST_VERSION),
+        settings=settings.as_dict(judge),
+        files={"records": DISTILLED, "questions": QUESTIONS_LOG},
+        source=f"of {settings.dataset} ({settings.split}) to answer with "
+        f"{settings.teacher.model_id} via {settings.teacher.backend}",
+        decide=lambda batch, prompts, completions: _decide_batch(
+            batch, prompts, completions, settings, checks, judge
+        ),
+        outputs=lambda line: [s["record"] for s in line["samples"] if "record" in s],
+        batch_summary=batch_summary,
+        total_summary=total_summary,
+    )
+    return run_job(model, examples, settings.sampling, job, Tally(), progress=progress,
+                   command=command)  # fmt: skip

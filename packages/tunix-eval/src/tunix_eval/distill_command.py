@@ -25,12 +25,12 @@ from tunix_eval.distill import (
     MANIFEST,
     DistillSettings,
     SampleJudge,
-    Sampling,
     Teacher,
     distill,
     open_teacher,
 )
 from tunix_eval.judge import MAX_SCORE, MIN_SCORE, JudgeEvaluator, JudgeOptions
+from tunix_eval.sampling_job import Sampling
 
 # What a shell reports for a command ended by SIGINT (128 + 2).
 SIGINT_EXIT_CODE = 130

@@ -1,6 +1,6 @@
 """tunix-eval's plugin: the ``format``, ``accuracy``, ``trace``, ``judge``, ``hacking``,
 ``code-exec`` and ``judging-mix`` evaluators, the built-in answer checks and rewards, and the ``eval``, ``compare``, ``runs``,
-``report``, ``distill``, ``generate`` and ``chat`` commands. Targets are lazy strings."""
+``report``, ``distill``, ``pairs``, ``generate`` and ``chat`` commands. Targets are lazy strings."""
 
 from __future__ import annotations
 
@@ -91,6 +91,8 @@ COMMANDS = {
                "A run's report: one self-contained HTML page."),
     "distill": ("tunix_eval.distill_command:distill_command",
                 "A teacher model's checked answers to a dataset, as a new JSONL dataset."),
+    "pairs": ("tunix_eval.pairs_command:pairs_command",
+              "On-policy preference pairs from a run's model, for dpo, simpo and orpo."),
     "generate": ("tunix_eval.chat:generate",
                  "Answer one question with a run's model or a preset."),
     "chat": ("tunix_eval.chat:chat", "Talk with a run's model or a preset in the terminal."),
