@@ -25,6 +25,7 @@ from typing import Any
 import attrs
 import yaml
 
+from tunix_core import api
 from tunix_core.config import RunConfig, load_yaml, structure_config
 from tunix_core.errors import ConfigError
 from tunix_core.layout import PHASES, RunLayout
@@ -248,9 +249,6 @@ def _eval_items(manifest: Mapping[str, Any]) -> int:
 
 def measure(config_path: Path, host: PluginHost, echo: Callable[[str], None]) -> Measurements:
     """Run the measurement of ``config_path``'s config in a temporary directory."""
-    # startup: the runner is only needed once a plan is measured
-    from tunix_core import api
-
     data = load_yaml(config_path)
     config = structure_config(data, str(config_path))
     with tempfile.TemporaryDirectory(prefix="tunix-plan-") as scratch:
