@@ -44,14 +44,17 @@ def test_the_checkpoint_cadence_loses_at_most_max_loss():
 def test_a_phase_time_budget_stops_it_at_its_share_after_the_reserve():
     plan = make_plan(TWO_PHASES, hours=9, margin_seconds=1800, max_loss_seconds=900)
     for budget, timing in zip(plan.phases, TWO_PHASES.phases, strict=True):
-        assert budget.time_budget_seconds * (1 - timing.reserve_fraction) == pytest.approx(budget.seconds)
+        assert budget.time_budget_seconds * (1 - timing.reserve_fraction) == pytest.approx(
+            budget.seconds
+        )
 
 
 def test_a_single_training_counts_its_budget_from_the_run_start():
     one = Measurements("cpu", 300.0, 200.0, 600.0, (SFT,))
     (budget,) = make_plan(one, hours=2, margin_seconds=600, max_loss_seconds=900).phases
     assert budget.time_budget_seconds * (1 - SFT.reserve_fraction) == pytest.approx(
-        300.0 + 200.0 + budget.seconds)
+        300.0 + 200.0 + budget.seconds
+    )
 
 
 @pytest.mark.parametrize("hours", [0, -1, float("nan")])
@@ -61,7 +64,9 @@ def test_hours_must_be_positive(hours: float):
 
 
 def test_hours_below_the_measured_minimum_name_it():
-    with pytest.raises(ConfigError, match=r"--hours: 0.5 h is below the measured minimum of 0.[0-9]+ h"):
+    with pytest.raises(
+        ConfigError, match=r"--hours: 0.5 h is below the measured minimum of 0.[0-9]+ h"
+    ):
         make_plan(TWO_PHASES, hours=0.5, margin_seconds=1800, max_loss_seconds=900)
 
 
@@ -75,7 +80,9 @@ def test_the_plan_is_a_config_that_loads_with_the_budgets_in_each_phase(tmp_path
     for phase, budget in zip(config.training.phases, plan.phases, strict=True):
         assert phase["steps"] == budget.steps and phase["epochs"] is None
         assert phase["checkpoint_every"] == budget.checkpoint_every
-        assert parse_duration(phase["time_budget"]) == pytest.approx(budget.time_budget_seconds, abs=1)
+        assert parse_duration(phase["time_budget"]) == pytest.approx(
+            budget.time_budget_seconds, abs=1
+        )
     assert out.read_text().startswith("# tunix plan -c kaggle.yaml --hours 9")
     assert yaml.safe_load(out.read_text())["training"]["phases"][1]["trainer"] == "grpo"
 

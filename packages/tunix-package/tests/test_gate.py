@@ -106,7 +106,8 @@ def test_packaging_runs_the_gate_and_says_when_it_did_not_run(make_run, options)
         pytest.skip("google-tunix is installed here")
     run = make_run()
     lines: list[str] = []
-    bundle = KagglePackager().package(run, options, context=RunContext(get_host(), progress=lines.append))
+    context = RunContext(get_host(), progress=lines.append)
+    bundle = KagglePackager().package(run, options, context=context)
     assert ("[package] judges' path: NOT RUN (google-tunix is not installed: the judges' path "
             "did not run)") in lines  # fmt: skip
     with zipfile.ZipFile(bundle) as archive:

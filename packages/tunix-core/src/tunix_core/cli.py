@@ -168,15 +168,33 @@ cli.huge_page_commands.add("run")
 
 
 @cli.command("plan")
-@click.option("-c", "--config", "config_path", required=True,
-              type=click.Path(dir_okay=False, path_type=Path), help="YAML config file to plan.")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="YAML config file to plan.",
+)
 @click.option("--hours", type=float, required=True, help="The session's length, e.g. 9.")
-@click.option("--margin", help="Kept for export, the judges' path gate and packaging, e.g. 30m "
-              "(default: 5 % of the hours).")
-@click.option("--max-loss", default="15m", show_default=True,
-              help="The most training a preemption may lose: sets training.checkpoint_every.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("plan.yaml"),
-              show_default=True, help="Where the planned config goes (run it with tunix run -c).")
+@click.option(
+    "--margin",
+    help="Kept for export, the judges' path gate and packaging, e.g. 30m "
+    "(default: 5 % of the hours).",
+)
+@click.option(
+    "--max-loss",
+    default="15m",
+    show_default=True,
+    help="The most training a preemption may lose: sets training.checkpoint_every.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("plan.yaml"),
+    show_default=True,
+    help="Where the planned config goes (run it with tunix run -c).",
+)
 @click.pass_context
 def plan_command(ctx: click.Context, config_path: Path, hours: float, margin: str | None,
                  max_loss: str, out: Path) -> None:  # fmt: skip

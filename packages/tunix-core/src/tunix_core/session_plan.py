@@ -14,6 +14,7 @@ Nothing here imports JAX: the measuring run goes through :func:`tunix_core.api.r
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import statistics
@@ -176,7 +177,9 @@ def _section(data: dict[str, Any], name: str) -> dict[str, Any]:
     return section
 
 
-def measuring_config(data: Mapping[str, Any], config: RunConfig, output_dir: Path) -> dict[str, Any]:
+def measuring_config(
+    data: Mapping[str, Any], config: RunConfig, output_dir: Path
+) -> dict[str, Any]:
     """``data`` cut down to a measurement: :data:`MEASURE_STEPS` steps of every phase,
     no baseline, one evaluation batch per split, no packaging."""
     result: dict[str, Any] = _deep_copy(data)
@@ -204,7 +207,7 @@ def _step_times(metrics_path: Path) -> tuple[float, float]:
     if len(elapsed) < 2:
         raise ConfigError(f"{metrics_path}: the measuring run logged {len(elapsed)} step(s), "
                           "too few to time a step")  # fmt: skip
-    later = [b - a for a, b in zip(elapsed, elapsed[1:], strict=False)]
+    later = [b - a for a, b in itertools.pairwise(elapsed)]
     return elapsed[0], max(statistics.median(later), 1e-6)
 
 

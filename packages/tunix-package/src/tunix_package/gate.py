@@ -50,9 +50,7 @@ def check_threshold(value: float) -> float:
     return value
 
 
-def gate_items(
-    run: RunDirectory, host: Host, count: int, seed: int
-) -> list[ReasoningExample]:
+def gate_items(run: RunDirectory, host: Host, count: int, seed: int) -> list[ReasoningExample]:
     """The fixed prompts: the first ``count`` of the run's eval items and of judging-mix
     (when a plugin provides it)."""
     items = read_jsonl(run.eval_data_path)[:count] if run.eval_data_path.is_file() else []

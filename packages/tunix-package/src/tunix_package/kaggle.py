@@ -166,7 +166,8 @@ def judges_path_threshold(options: Mapping[str, Any]) -> float | None:
     if not isinstance(enabled, bool):
         raise ConfigError(f"package.options.judges_path: must be true or false, got {enabled!r}")
     threshold = options.get("judges_path_threshold", DEFAULT_THRESHOLD)
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
+    is_number = isinstance(threshold, int | float) and not isinstance(threshold, bool)
+    if not is_number or not 0 <= threshold <= 1:
         raise ConfigError("package.options.judges_path_threshold: must be between 0 and 1, "
                           f"got {threshold!r}")  # fmt: skip
     return float(threshold) if enabled else None
