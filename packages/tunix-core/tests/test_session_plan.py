@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import attrs
 import pytest
 import yaml
 
@@ -18,20 +19,43 @@ from tunix_core.session_plan import (
     write_plan,
 )
 
-SFT = PhaseTiming("jax", first_step_seconds=60.0, step_seconds=2.0, configured_steps=300)
-GRPO = PhaseTiming("grpo", first_step_seconds=120.0, step_seconds=12.0, configured_steps=50)
+SFT = PhaseTiming("jax", first_step_seconds=60.0, step_seconds=2.0, configured_steps=30_000)
+GRPO = PhaseTiming("grpo", first_step_seconds=120.0, step_seconds=12.0, configured_steps=5_000)
 TWO_PHASES = Measurements("8 x tpu", setup_seconds=300.0, load_seconds=200.0,
                           eval_seconds=600.0, phases=(SFT, GRPO))  # fmt: skip
 
 
-def test_the_budgets_fill_the_hours_less_the_margin_and_no_more():
+def test_the_budgets_fill_the_hours_less_the_margin():
     plan = make_plan(TWO_PHASES, hours=9, margin_seconds=1800, max_loss_seconds=900)
-    assert plan.planned_seconds <= 9 * 3600 - 1800
-    # What is left unplanned is less than one step of each phase (the rounding down).
-    assert 9 * 3600 - 1800 - plan.planned_seconds < SFT.step_seconds + GRPO.step_seconds
+    assert plan.planned_seconds == pytest.approx(9 * 3600 - 1800)
     sft, grpo = plan.phases
-    # The phases keep the config's proportion of time: 300 x 2 s against 50 x 12 s.
-    assert sft.steps * 2.0 == pytest.approx(grpo.steps * 12.0, rel=0.01)
+    # The phases keep the config's proportion of time: 30,000 x 2 s against 5,000 x 12 s.
+    assert sft.seconds - SFT.first_step_seconds == pytest.approx(
+        grpo.seconds - GRPO.first_step_seconds
+    )
+    # Both ask for more steps than fit: each takes what fits in its share.
+    for budget, timing in zip(plan.phases, TWO_PHASES.phases, strict=True):
+        assert budget.steps == budget.fits < timing.configured_steps
+        assert timing.first_step_seconds + budget.fits * timing.step_seconds <= budget.seconds
+
+
+def test_phases_whose_steps_fit_keep_them():
+    few = (attrs.evolve(SFT, configured_steps=300), attrs.evolve(GRPO, configured_steps=50))
+    plan = make_plan(attrs.evolve(TWO_PHASES, phases=few), hours=9, margin_seconds=1800,
+                     max_loss_seconds=900)  # fmt: skip
+    assert [p.steps for p in plan.phases] == [300, 50]
+    assert all(p.fits > p.steps for p in plan.phases if p.steps is not None)
+
+
+def test_a_phase_that_counts_epochs_keeps_them_within_its_budget():
+    by_epochs = attrs.evolve(SFT, epochs=3.0)
+    plan = make_plan(attrs.evolve(TWO_PHASES, phases=(by_epochs,)), hours=9,
+                     margin_seconds=1800, max_loss_seconds=900)  # fmt: skip
+    training = planned_config({"training": {"epochs": 3}}, plan)["training"]
+    assert training["epochs"] == 3 and "steps" not in training
+    assert parse_duration(training["time_budget"]) == pytest.approx(
+        plan.phases[0].time_budget_seconds, abs=1
+    )
 
 
 def test_the_checkpoint_cadence_loses_at_most_max_loss():

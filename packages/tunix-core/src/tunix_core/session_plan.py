@@ -43,13 +43,15 @@ DEFAULT_RESERVE_FRACTION = 0.15
 @attrs.frozen
 class PhaseTiming:
     """One training phase as measured: its trainer, the seconds of its first (compiling)
-    step and of each later step, and the steps its config asks for (its share)."""
+    step and of each later step, and what its config asks for: ``training.steps`` (which
+    also sets its share of the time) or ``training.epochs``."""
 
     trainer: str
     first_step_seconds: float
     step_seconds: float
     configured_steps: int
     reserve_fraction: float = DEFAULT_RESERVE_FRACTION
+    epochs: float | None = None
 
 
 @attrs.frozen
@@ -68,8 +70,13 @@ class Measurements:
 
 @attrs.frozen
 class PhaseBudget:
+    """A phase's share of the session (``seconds``, its first step included), the steps
+    that fit in it, and the steps it takes: its configured steps, or as many as fit when
+    it asks for more; None when ``training.epochs`` decides (the budget still stops it)."""
+
     trainer: str
-    steps: int
+    steps: int | None
+    fits: int
     seconds: float
     checkpoint_every: int
     # What the phase's training.time_budget is set to: it counts from the phase's start
@@ -102,7 +109,8 @@ class SessionPlan:
         rows = [("dataset + baseline", "measured", m.setup_seconds),
                 ("model load + export", "measured", m.load_seconds)]  # fmt: skip
         for index, (phase, timing) in enumerate(zip(self.phases, m.phases, strict=True), 1):
-            detail = (f"{phase.steps} steps x {timing.step_seconds:.3g}s + first step "
+            asked = f"{phase.steps} steps" if phase.steps is not None else f"epochs {timing.epochs:g}"
+            detail = (f"{asked}, {phase.fits} fit at {timing.step_seconds:.3g}s + first step "
                       f"{timing.first_step_seconds:.3g}s; checkpoint every {phase.checkpoint_every}")  # fmt: skip
             rows.append((f"train {index}: {phase.trainer}", detail, phase.seconds))
         rows.append(("evaluate", "measured per batch", m.eval_seconds))
@@ -134,8 +142,9 @@ def check_durations(margin_seconds: float | None, max_loss_seconds: float) -> No
 def make_plan(measurements: Measurements, *, hours: float, margin_seconds: float,
               max_loss_seconds: float) -> SessionPlan:  # fmt: skip
     """Share what the session leaves after setup, loading, evaluation and the margin among
-    the phases, in the proportion of the time their configured steps take. Raises a
-    ConfigError when ``hours`` cannot hold one step of every phase."""
+    the phases, in the proportion of the time their configured steps take; a phase takes
+    its configured steps, or as many as fit in its share. Raises a ConfigError when
+    ``hours`` cannot hold one step of every phase."""
     check_hours(hours)
     check_durations(margin_seconds, max_loss_seconds)
     m = measurements
@@ -150,14 +159,17 @@ def make_plan(measurements: Measurements, *, hours: float, margin_seconds: float
     weights = [t.configured_steps * t.step_seconds for t in m.phases]
     budgets = []
     for timing, weight in zip(m.phases, weights, strict=True):
-        steps = max(1, math.floor(available * weight / sum(weights) / timing.step_seconds))
-        seconds = timing.first_step_seconds + steps * timing.step_seconds
+        share = available * weight / sum(weights)
+        fits = max(1, math.floor(share / timing.step_seconds))
+        steps = None if timing.epochs is not None else min(timing.configured_steps, fits)
+        seconds = timing.first_step_seconds + share
         # A single training's budget counts from the run's start, which the setup precedes.
         counted = seconds + (m.setup_seconds + m.load_seconds if len(m.phases) == 1 else 0.0)
-        cadence = max(1, min(steps, math.floor(max_loss_seconds / timing.step_seconds)))
+        lose_at_most = math.floor(max_loss_seconds / timing.step_seconds)
+        cadence = max(1, min(steps or fits, lose_at_most))
         budgets.append(PhaseBudget(
-            trainer=timing.trainer, steps=steps, seconds=seconds, checkpoint_every=cadence,
-            time_budget_seconds=counted / (1 - timing.reserve_fraction),
+            trainer=timing.trainer, steps=steps, fits=fits, seconds=seconds,
+            checkpoint_every=cadence, time_budget_seconds=counted / (1 - timing.reserve_fraction),
         ))  # fmt: skip
     return SessionPlan(hours, margin_seconds, max_loss_seconds, m, tuple(budgets))
 
@@ -228,7 +240,7 @@ def read_measurements(run_dir: Path, config: RunConfig) -> Measurements:
         first, step = _step_times(metrics)
         reserve = phase.trainer.options.get("reserve_fraction", DEFAULT_RESERVE_FRACTION)
         timings.append(PhaseTiming(phase.trainer.name, first, step, phase.training.steps,
-                                   float(reserve)))  # fmt: skip
+                                   float(reserve), phase.training.epochs))  # fmt: skip
     stepping = sum(t.first_step_seconds + (MEASURE_STEPS - 1) * t.step_seconds for t in timings)
     eval_batch = _stage_seconds(manifest, "evaluate")
     limit = config.eval.limit
@@ -267,8 +279,11 @@ def planned_config(data: Mapping[str, Any], plan: SessionPlan) -> dict[str, Any]
     training = _section(result, "training")
 
     def fields(budget: PhaseBudget) -> dict[str, Any]:
-        return {"steps": budget.steps, "epochs": None, "checkpoint_every": budget.checkpoint_every,
-                "time_budget": _duration(budget.time_budget_seconds)}  # fmt: skip
+        planned = {"checkpoint_every": budget.checkpoint_every,
+                   "time_budget": _duration(budget.time_budget_seconds)}  # fmt: skip
+        if budget.steps is None:  # training.epochs decides; the budget still stops it
+            return planned
+        return {"steps": budget.steps, "epochs": None, **planned}
 
     if training.get("phases"):
         training["phases"] = [{**phase, **fields(budget)}
