@@ -128,6 +128,29 @@ def test_packaging_with_the_gate_off_runs_none(make_run, options) -> None:
     assert not (run.path / GATE_FILE).exists()
 
 
+@pytest.mark.compat
+def test_packaging_runs_the_gate_through_google_tunix(make_run, options) -> None:
+    import zipfile
+
+    pytest.importorskip("tunix.generate.sampler")
+    from tunix_core.errors import EvidenceError
+    from tunix_core.protocols import RunContext
+    from tunix_package.kaggle import KagglePackager
+
+    run = make_run()
+    lines: list[str] = []
+    context = RunContext(get_host(), progress=lines.append)
+    # A random model writes no exact format: threshold 0 passes it, 1 refuses the bundle.
+    bundle = KagglePackager().package(run, {**options, "judges_path_threshold": 0.0},
+                                      context=context)  # fmt: skip
+    with zipfile.ZipFile(bundle) as archive:
+        recorded = json.loads(archive.read(GATE_FILE))
+    assert recorded["ran"] is True and recorded["passed"] is True
+    assert any(line.startswith("[package] judges' path passed:") for line in lines)
+    with pytest.raises(EvidenceError, match="is below the threshold 1"):
+        KagglePackager().package(run, {**options, "judges_path_threshold": 1.0}, context=context)
+
+
 @pytest.mark.parametrize(("option", "message"), [
     ({"judges_path": "yes"}, "package.options.judges_path: must be true or false, got 'yes'"),
     ({"judges_path_threshold": 1.5},
