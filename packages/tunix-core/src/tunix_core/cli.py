@@ -198,7 +198,7 @@ cli.huge_page_commands.add("run")
 @click.pass_context
 def plan_command(ctx: click.Context, config_path: Path, hours: float, margin: str | None,
                  max_loss: str, out: Path) -> None:  # fmt: skip
-    """Measure step times on these devices, then split HOURS between the run's stages.
+    """Measure step times on these devices, then split --hours between the run's stages.
 
     A short run of the config (a few compiled steps of every training phase, one eval
     batch per split) gives the step times; the plan gives each phase its steps,
