@@ -9,12 +9,14 @@ import attrs
 import pytest
 import yaml
 
-from tunix_core.config import load_config, parse_duration
+from tunix_core.config import load_config, parse_duration, structure_config
 from tunix_core.errors import ConfigError
 from tunix_core.session_plan import (
+    MEASURE_STEPS,
     Measurements,
     PhaseTiming,
     make_plan,
+    measuring_config,
     planned_config,
     write_plan,
 )
@@ -145,3 +147,21 @@ def test_a_config_with_an_unknown_field_is_refused_before_measuring(run_main, tm
     code, out, err = run_main("plan", "-c", str(config), "--hours", "9")
     assert code != 0
     assert "training.stepz: unknown key" in err and "measuring" not in out, err
+
+
+def test_the_measuring_run_is_short_and_logs_nowhere(tmp_path: Path):
+    data = {
+        "training": {"steps": 500, "epochs": 2, "time_budget": "8h",
+                     "phases": [{"trainer": "jax"}, {"trainer": "grpo", "steps": 50}]},
+        "eval": {"limit": 200, "batch_size": 16},
+        "logging": {"wandb": True},
+    }  # fmt: skip
+    short = measuring_config(data, structure_config(data), tmp_path)
+    for section in (short["training"], *short["training"]["phases"]):
+        assert section["steps"] == MEASURE_STEPS and section["epochs"] is None
+        assert section["time_budget"] is None
+    assert short["eval"]["baseline"] is False and short["eval"]["limit"] == 16
+    assert short["package"]["enabled"] is False
+    assert short["logging"] == {"wandb": False, "tensorboard": False}
+    assert short["run"]["output_dir"] == str(tmp_path)
+    assert data["training"]["steps"] == 500  # the user's config is left as it was

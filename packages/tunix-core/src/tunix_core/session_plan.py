@@ -109,7 +109,9 @@ class SessionPlan:
         rows = [("dataset + baseline", "measured", m.setup_seconds),
                 ("model load + export", "measured", m.load_seconds)]  # fmt: skip
         for index, (phase, timing) in enumerate(zip(self.phases, m.phases, strict=True), 1):
-            asked = f"{phase.steps} steps" if phase.steps is not None else f"epochs {timing.epochs:g}"
+            asked = (
+                f"{phase.steps} steps" if phase.steps is not None else f"epochs {timing.epochs:g}"
+            )
             detail = (f"{asked}, {phase.fits} fit at {timing.step_seconds:.3g}s + first step "
                       f"{timing.first_step_seconds:.3g}s; checkpoint every {phase.checkpoint_every}")  # fmt: skip
             rows.append((f"train {index}: {phase.trainer}", detail, phase.seconds))
@@ -193,7 +195,7 @@ def measuring_config(
     data: Mapping[str, Any], config: RunConfig, output_dir: Path
 ) -> dict[str, Any]:
     """``data`` cut down to a measurement: :data:`MEASURE_STEPS` steps of every phase,
-    no baseline, one evaluation batch per split, no packaging."""
+    no baseline, one evaluation batch per split, no packaging, no loggers."""
     result: dict[str, Any] = _deep_copy(data)
     run = _section(result, "run")
     run.update(output_dir=str(output_dir), name="plan-measure")
@@ -205,6 +207,8 @@ def measuring_config(
     one_batch = min(config.eval.limit or config.eval.batch_size, config.eval.batch_size)
     _section(result, "eval").update(baseline=False, limit=one_batch, ood_limit=one_batch)
     _section(result, "package")["enabled"] = False
+    # The measurement is no run of the user's: nothing goes to their loggers.
+    _section(result, "logging").update(tensorboard=False, wandb=False)
     return result
 
 
