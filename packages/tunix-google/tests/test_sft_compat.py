@@ -28,6 +28,8 @@ TINY = [
     "--set", "training.batch_size=2", "--set", "training.checkpoint_every=2",
     "--set", "training.learning_rate=0.01", "--set", "training.warmup_steps=0",
     "--set", "trainer.options.progress_bar=false",
+    # A tiny model misses the judges' path gate's format threshold (tunix-package's test_gate.py).
+    "--set", "package.options.judges_path=false",
 ]  # fmt: skip
 # `tunix` with a plugin whose step hook SIGKILLs the process after step KILL_AT (the hook
 # runs after the step's metrics line and checkpoint are handled).

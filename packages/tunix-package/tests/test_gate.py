@@ -82,6 +82,8 @@ def test_packaging_refuses_a_run_whose_judges_path_failed(make_run, options) -> 
     from tunix_package.kaggle import KagglePackager
 
     run = make_run()
+    # judges_path: false keeps the report `tunix gate` wrote (package would run it again).
+    options = {**options, "judges_path": False}
     failed = {"ran": True, "passed": False, "format_rate": 0.25, "threshold": 0.9}
     (run.path / GATE_FILE).write_text(json.dumps(failed))
     with pytest.raises(EvidenceError, match="failed validation") as caught:
@@ -91,6 +93,78 @@ def test_packaging_refuses_a_run_whose_judges_path_failed(make_run, options) -> 
     # A report that passed goes into the bundle and validates.
     (run.path / GATE_FILE).write_text(json.dumps({**failed, "passed": True}))
     KagglePackager().package(run, options, context=RunContext(get_host()))
+
+
+def test_packaging_runs_the_gate_and_says_when_it_did_not_run(make_run, options) -> None:
+    import zipfile
+
+    from tunix_core.protocols import RunContext
+    from tunix_jax.export.google_tunix import google_tunix_available
+    from tunix_package.kaggle import KagglePackager
+
+    if google_tunix_available():
+        pytest.skip("google-tunix is installed here")
+    run = make_run()
+    lines: list[str] = []
+    context = RunContext(get_host(), progress=lines.append)
+    bundle = KagglePackager().package(run, options, context=context)
+    assert ("[package] judges' path: NOT RUN (google-tunix is not installed: the judges' path "
+            "did not run)") in lines  # fmt: skip
+    with zipfile.ZipFile(bundle) as archive:
+        recorded = json.loads(archive.read(GATE_FILE))
+    assert recorded == {"ran": False, "threshold": 0.9,
+                        "reason": "google-tunix is not installed: the judges' path did not run"}  # fmt: skip
+
+
+def test_packaging_with_the_gate_off_runs_none(make_run, options) -> None:
+    from tunix_core.protocols import RunContext
+    from tunix_package.kaggle import KagglePackager
+
+    run = make_run()
+    lines: list[str] = []
+    KagglePackager().package(run, {**options, "judges_path": False},
+                             context=RunContext(get_host(), progress=lines.append))  # fmt: skip
+    assert any(line.startswith("[package] judges' path: off") for line in lines)
+    assert not (run.path / GATE_FILE).exists()
+
+
+@pytest.mark.compat
+def test_packaging_runs_the_gate_through_google_tunix(make_run, options) -> None:
+    import zipfile
+
+    pytest.importorskip("tunix.generate.sampler")
+    from tunix_core.errors import EvidenceError
+    from tunix_core.protocols import RunContext
+    from tunix_package.kaggle import KagglePackager
+
+    run = make_run()
+    lines: list[str] = []
+    context = RunContext(get_host(), progress=lines.append)
+    # A random model writes no exact format: threshold 0 passes it, 1 refuses the bundle.
+    bundle = KagglePackager().package(run, {**options, "judges_path_threshold": 0.0},
+                                      context=context)  # fmt: skip
+    with zipfile.ZipFile(bundle) as archive:
+        recorded = json.loads(archive.read(GATE_FILE))
+    assert recorded["ran"] is True and recorded["passed"] is True
+    assert any(line.startswith("[package] judges' path passed:") for line in lines)
+    with pytest.raises(EvidenceError, match="is below the threshold 1"):
+        KagglePackager().package(run, {**options, "judges_path_threshold": 1.0}, context=context)
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    ({"judges_path": "yes"}, "package.options.judges_path: must be true or false, got 'yes'"),
+    ({"judges_path_threshold": 1.5},
+     "package.options.judges_path_threshold: must be between 0 and 1, got 1.5"),
+])  # fmt: skip
+def test_bad_gate_options_are_one_line(make_run, options, option, message) -> None:
+    from tunix_core.protocols import RunContext
+    from tunix_package.kaggle import KagglePackager
+
+    run = make_run()
+    with pytest.raises(ConfigError) as caught:
+        KagglePackager().package(run, {**options, **option}, context=RunContext(get_host()))
+    assert str(caught.value) == message
+    assert not run.submission_dir.exists()
 
 
 def test_the_command_refuses_a_bad_threshold_in_one_line(tmp_path) -> None:

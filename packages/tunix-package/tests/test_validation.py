@@ -189,6 +189,20 @@ def test_a_changed_model_beside_the_zip_is_refused(make_run, options):
     )
 
 
+def test_safetensors_or_gguf_in_a_submission_break_the_competitions_file_rules(make_run, options):
+    run = make_run()
+    KagglePackager().package(run, options, context=RunContext(get_host()))
+    submission = run.submission_dir
+    assert KagglePackager().validate(submission, context=RunContext(get_host())) == []
+    (submission / "model" / "model.safetensors").write_bytes(b"weights")
+    (submission / "gemma.GGUF").write_bytes(b"weights")
+    problems = KagglePackager().validate(submission, context=RunContext(get_host()))
+    rule = ("file in the submission; the competition takes only the Orbax params/, the "
+            "tokenizer and the evidence")  # fmt: skip
+    assert f"{submission / 'model/model.safetensors'}: a safetensors {rule}" in " ".join(problems)
+    assert f"{submission / 'gemma.GGUF'}: a gguf {rule}" in " ".join(problems)
+
+
 def test_a_zip_over_its_cap_is_refused(make_run, options):
     run = make_run()
     config = yaml.safe_load(run.config_path.read_text())

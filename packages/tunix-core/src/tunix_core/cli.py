@@ -19,7 +19,7 @@ import click
 
 from tunix_core import __version__
 from tunix_core.command_group import TunixGroup
-from tunix_core.errors import TunixError
+from tunix_core.errors import ConfigError, TunixError
 from tunix_core.evidence import EVIDENCE_FILES, validate_tree
 from tunix_core.hugepages import reexec_with_huge_pages
 from tunix_core.plugins import PluginHost, get_host
@@ -165,6 +165,63 @@ def run_command(ctx: click.Context, config_path: Path | None, trainer: str | Non
 
 
 cli.huge_page_commands.add("run")
+
+
+@cli.command("plan")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="YAML config file to plan.",
+)
+@click.option("--hours", type=float, required=True, help="The session's length, e.g. 9.")
+@click.option(
+    "--margin",
+    help="Kept for export, the judges' path gate and packaging, e.g. 30m "
+    "(default: 5 % of the hours).",
+)
+@click.option(
+    "--max-loss",
+    default="15m",
+    show_default=True,
+    help="The most training a preemption may lose: sets training.checkpoint_every.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("plan.yaml"),
+    show_default=True,
+    help="Where the planned config goes (run it with tunix run -c).",
+)
+@click.pass_context
+def plan_command(ctx: click.Context, config_path: Path, hours: float, margin: str | None,
+                 max_loss: str, out: Path) -> None:  # fmt: skip
+    """Measure step times on these devices, then split --hours between the run's stages.
+
+    A short run of the config (a few compiled steps of every training phase, one eval
+    batch per split) gives the step times; the plan gives each phase its steps,
+    time_budget and checkpoint_every, and writes the config with them to --out.
+    """
+    # startup: the planner pulls in the runner
+    from tunix_core.session_plan import plan_session
+
+    plan_session(config_path, hours=hours, margin_seconds=_seconds("--margin", margin),
+                 max_loss_seconds=_seconds("--max-loss", max_loss) or 0.0, out=out,
+                 host=host_of(ctx), echo=click.echo)  # fmt: skip
+
+
+def _seconds(option: str, text: str | None) -> float | None:
+    """A duration option in seconds, or one line naming it."""
+    from tunix_core.config import parse_duration  # startup: see run_command
+
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise ConfigError(f"{option}: {exc}") from None
 
 
 def build_cli() -> click.Group:

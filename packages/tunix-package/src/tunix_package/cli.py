@@ -76,7 +76,9 @@ def package_command(ctx: click.Context, run_path: Path, packager_name: str | Non
             raise click.BadParameter(refusal, param_hint="--export-evidence")
     writes_into_run = out_dir is None or out_dir.resolve().is_relative_to(run.path.resolve())
     with run_lock(run, "tunix package") if writes_into_run else contextlib.nullcontext():
-        bundle = packager.package(run, options, context=RunContext(host))
+        # progress on stderr: the judges' path gate's verdict, the export's round trip
+        context = RunContext(host, progress=lambda line: click.echo(line, err=True))
+        bundle = packager.package(run, options, context=context)
     click.echo(f"Bundle: {bundle} ({bundle.stat().st_size:,} bytes)")
     click.echo(f"Model export: {bundle.parent / MODEL}")
     if evidence_dir is not None:

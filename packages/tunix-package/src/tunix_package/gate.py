@@ -23,8 +23,7 @@ from tunix_core.data.record import ReasoningExample, read_jsonl
 from tunix_core.data.render import render_prompt
 from tunix_core.errors import ConfigError
 from tunix_core.jsonio import write_json_atomic
-from tunix_core.plugins import PluginHost
-from tunix_core.protocols import ModelSpec
+from tunix_core.protocols import Host, ModelSpec
 from tunix_core.registry import UnknownNameError
 from tunix_core.rundir import RunDirectory
 
@@ -51,9 +50,7 @@ def check_threshold(value: float) -> float:
     return value
 
 
-def gate_items(
-    run: RunDirectory, host: PluginHost, count: int, seed: int
-) -> list[ReasoningExample]:
+def gate_items(run: RunDirectory, host: Host, count: int, seed: int) -> list[ReasoningExample]:
     """The fixed prompts: the first ``count`` of the run's eval items and of judging-mix
     (when a plugin provides it)."""
     items = read_jsonl(run.eval_data_path)[:count] if run.eval_data_path.is_file() else []
@@ -70,7 +67,7 @@ def _answer(completion: str) -> str | None:
 
 def run_gate(
     run_dir: Path,
-    host: PluginHost,
+    host: Host,
     *,
     threshold: float = DEFAULT_THRESHOLD,
     count: int = DEFAULT_ITEMS,

@@ -64,7 +64,7 @@ from tunix_package.bundle import (
     read_run_config,
     tree_records,
 )
-from tunix_package.gate import GATE_FILE
+from tunix_package.gate import DEFAULT_THRESHOLD, GATE_FILE, format_report, run_gate
 from tunix_package.readme import ReadmeFacts, render_readme
 from tunix_package.validation import (
     run_directory_problems,
@@ -159,6 +159,20 @@ def _read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def judges_path_threshold(options: Mapping[str, Any]) -> float | None:
+    """The judges' path gate's threshold from ``package.options`` (``judges_path``, default
+    true, and ``judges_path_threshold``, default 0.9), or None when the gate is off."""
+    enabled = options.get("judges_path", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"package.options.judges_path: must be true or false, got {enabled!r}")
+    threshold = options.get("judges_path_threshold", DEFAULT_THRESHOLD)
+    is_number = isinstance(threshold, int | float) and not isinstance(threshold, bool)
+    if not is_number or not 0 <= threshold <= 1:
+        raise ConfigError("package.options.judges_path_threshold: must be between 0 and 1, "
+                          f"got {threshold!r}")  # fmt: skip
+    return float(threshold) if enabled else None
+
+
 def _json_bytes(data: Any) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
@@ -170,7 +184,10 @@ class KagglePackager:
     ``prediction_sample``): ``max_log_bytes`` (default: a quarter of the cap, at most
     200 kB), ``notebook`` (a path overriding the lookup of
     ``notebooks/kaggle_submission.ipynb``), ``out_dir`` (instead of ``run/submission``),
-    ``include_report`` (``true``: the report goes into the zip as well as beside it).
+    ``include_report`` (``true``: the report goes into the zip as well as beside it),
+    ``judges_path`` (default ``true``: run the judges' path gate of :mod:`tunix_package.gate`
+    first, whose report goes into the bundle; it says NOT RUN, at no cost, without
+    google-tunix) and ``judges_path_threshold`` (its lowest format rate, default 0.9).
     """
 
     name = "kaggle"
@@ -190,6 +207,7 @@ class KagglePackager:
         if not isinstance(include_report, bool):
             raise ConfigError("package.options.include_report: must be true or false, "
                               f"got {include_report!r}")  # fmt: skip
+        gate_threshold = judges_path_threshold(options)
         refusal = out_dir_problem(run, out_dir)
         if refusal is not None:
             raise ConfigError(refusal)
@@ -202,6 +220,13 @@ class KagglePackager:
                 problems.append(f"{path}: missing")
         if problems:
             raise _refuse(f"refusing to package {run.path}", problems)
+        if gate_threshold is None:
+            context.progress("[package] judges' path: off (package.options.judges_path: false); "
+                             f"a {GATE_FILE} that `tunix gate` wrote goes into the bundle as it is")  # fmt: skip
+        else:  # its report goes into the bundle, whose validation fails it below the threshold
+            report = run_gate(run.path, context.host, threshold=gate_threshold,
+                              progress=context.progress)  # fmt: skip
+            context.progress(f"[package] {format_report(report)}")
 
         # Built in a new folder beside out_dir and swapped in once it validates, so a
         # failed packaging leaves the previous submission as it was.

@@ -10,7 +10,8 @@ match the exported weights and the weights match the preset's shapes; every file
 model export (and of each ``tunix export`` in ``exports/``) has the size and sha256 it was
 recorded with, and with ``deep`` each model export reproduces its probe; nothing required
 is missing; checksums match; the zip fits its size cap; no entry or path escapes its folder
-and nothing is a symbolic link.
+and nothing is a symbolic link; no safetensors or GGUF file is in a submission (the
+competition's file rules).
 """
 
 from __future__ import annotations
@@ -378,7 +379,7 @@ def bundle_folder_problems(folder: Path, label: str, model_dir: Path | None = No
     def where(name: str) -> str:
         return f"{label}:{name}" if in_zip else str(Path(label) / name)
 
-    problems = symlink_problems(folder)
+    problems = symlink_problems(folder) + file_rule_problems(folder, where)
     problems += [f"{where(name)}: missing from the bundle" for name in REQUIRED_ENTRIES
                  if not (folder / name).is_file()]  # fmt: skip
     _, schema_problems = validate_tree(folder)
@@ -509,11 +510,28 @@ def zip_problems(zip_path: Path, model_dir: Path | None = None, *,
     return problems
 
 
+# The competition's file rules: a submission holds the upstream Orbax params/, the
+# tokenizer and the evidence, no safetensors (the multi-session model asks for files that
+# are "not safetensors") and no GGUF; `tunix export` writes those into RUN/exports/.
+FORBIDDEN_SUFFIXES = (".safetensors", ".gguf")
+
+
+def file_rule_problems(folder: Path, where: Any = str) -> list[str]:
+    """Every safetensors or GGUF file under ``folder``, named by ``where(relative name)``."""
+    return [
+        f"{where(path.relative_to(folder).as_posix())}: a {path.suffix.lower()[1:]} file in the "
+        "submission; the competition takes only the Orbax params/, the tokenizer and the "
+        "evidence (`tunix export RUN --format hf|gguf` writes them into RUN/exports/)"
+        for path in sorted(folder.rglob("*"))
+        if path.suffix.lower() in FORBIDDEN_SUFFIXES and path.is_file()
+    ]
+
+
 def submission_folder_problems(folder: Path, *, context: RunContext,
                                deep: bool = False) -> list[str]:  # fmt: skip
     """Rules for a submission folder: each zip, and the model export beside them (with
-    ``deep``, its probe re-run once)."""
-    problems = symlink_problems(folder)
+    ``deep``, its probe re-run once), and no safetensors or GGUF anywhere in it."""
+    problems = symlink_problems(folder) + file_rule_problems(folder, lambda name: folder / name)
     zips = sorted(folder.glob("*.zip"))
     if not zips:
         return [*problems, f"{folder}: no submission zip found"]

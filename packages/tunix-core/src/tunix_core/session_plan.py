@@ -1,0 +1,342 @@
+"""``tunix plan``: split one session's hours between the stages of a run, from step times
+measured first on the devices at hand.
+
+The measurement is a short run of the config itself (its trainers, phases, data, model
+and devices) in a temporary directory: a few compiled steps of every training phase and
+one evaluation batch per split, stopping after ``evaluate``. From it the plan sets, per
+phase, the steps that fit, a ``time_budget`` that stops the phase at its share of the
+session, and a ``checkpoint_every`` that loses at most ``max_loss`` to a preemption; the
+rest of the session is the baseline, the evaluation and a margin for export, the judges'
+path gate and packaging. The plan is a complete config for ``tunix run -c``.
+
+Nothing here imports JAX: the measuring run goes through :func:`tunix_core.api.run`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import statistics
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import yaml
+
+from tunix_core import api
+from tunix_core.config import RunConfig, load_yaml, structure_config
+from tunix_core.errors import ConfigError
+from tunix_core.layout import PHASES, RunLayout
+from tunix_core.phases import phase_configs, phase_dir_name
+from tunix_core.plugins import PluginHost
+
+# Steps each phase takes while measuring: the first compiles, the others give the step time.
+MEASURE_STEPS = 4
+# The jax trainers' default trainer.options.reserve_fraction: the share of a time_budget
+# they keep free after training (tunix_jax.options.JaxTrainerOptions).
+DEFAULT_RESERVE_FRACTION = 0.15
+
+
+@attrs.frozen
+class PhaseTiming:
+    """One training phase as measured: its trainer, the seconds of its first (compiling)
+    step and of each later step, and what its config asks for: ``training.steps`` (which
+    also sets its share of the time) or ``training.epochs``."""
+
+    trainer: str
+    first_step_seconds: float
+    step_seconds: float
+    configured_steps: int
+    reserve_fraction: float = DEFAULT_RESERVE_FRACTION
+    epochs: float | None = None
+
+
+@attrs.frozen
+class Measurements:
+    """What the measuring run took: ``setup_seconds`` (the dataset stage, and the baseline
+    evaluation when the config runs one), ``load_seconds`` (training time outside the
+    steps: loading, export), ``eval_seconds`` (the whole evaluation, from one batch per
+    split) and each phase's timing."""
+
+    device: str
+    setup_seconds: float
+    load_seconds: float
+    eval_seconds: float
+    phases: tuple[PhaseTiming, ...]
+
+
+@attrs.frozen
+class PhaseBudget:
+    """A phase's share of the session (``seconds``, its first step included), the steps
+    that fit in it, and the steps it takes: its configured steps, or as many as fit when
+    it asks for more; None when ``training.epochs`` decides (the budget still stops it)."""
+
+    trainer: str
+    steps: int | None
+    fits: int
+    seconds: float
+    checkpoint_every: int
+    # What the phase's training.time_budget is set to: it counts from the phase's start
+    # (from the run's start for a single training) and keeps its reserve_fraction free.
+    time_budget_seconds: float
+
+
+@attrs.frozen
+class SessionPlan:
+    hours: float
+    margin_seconds: float
+    max_loss_seconds: float
+    measurements: Measurements
+    phases: tuple[PhaseBudget, ...]
+
+    @property
+    def total_seconds(self) -> float:
+        return self.hours * 3600
+
+    @property
+    def planned_seconds(self) -> float:
+        """The sum of every budget but the margin's, which :meth:`rows` adds."""
+        m = self.measurements
+        training = sum(p.seconds for p in self.phases)
+        return m.setup_seconds + m.load_seconds + training + m.eval_seconds
+
+    def rows(self) -> list[tuple[str, str, float]]:
+        """(stage, detail, seconds) in the order the run spends them."""
+        m = self.measurements
+        rows = [("dataset + baseline", "measured", m.setup_seconds),
+                ("model load + export", "measured", m.load_seconds)]  # fmt: skip
+        for index, (phase, timing) in enumerate(zip(self.phases, m.phases, strict=True), 1):
+            asked = (
+                f"{phase.steps} steps" if phase.steps is not None else f"epochs {timing.epochs:g}"
+            )
+            detail = (f"{asked}, {phase.fits} fit at {timing.step_seconds:.3g}s + first step "
+                      f"{timing.first_step_seconds:.3g}s; checkpoint every {phase.checkpoint_every}")  # fmt: skip
+            rows.append((f"train {index}: {phase.trainer}", detail, phase.seconds))
+        rows.append(("evaluate", "measured per batch", m.eval_seconds))
+        rows.append(("margin", "export, judges' path gate, package", self.margin_seconds))
+        return rows
+
+
+def _duration(seconds: float) -> str:
+    """Whole seconds as a ``training.time_budget`` string, e.g. ``"8h15m3s"``."""
+    whole = max(1, math.floor(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return "".join(f"{v}{u}" for v, u in ((hours, "h"), (minutes, "m"), (secs, "s")) if v) or "1s"
+
+
+def check_hours(hours: float) -> float:
+    if not hours > 0 or not math.isfinite(hours):
+        raise ConfigError(f"--hours: must be a positive number of hours, got {hours}")
+    return hours
+
+
+def check_durations(margin_seconds: float | None, max_loss_seconds: float) -> None:
+    if margin_seconds is not None and margin_seconds < 0:
+        raise ConfigError(f"--margin: must not be negative, got {margin_seconds:g}s")
+    if not max_loss_seconds > 0:
+        raise ConfigError(f"--max-loss: must be a positive duration, got {max_loss_seconds:g}s")
+
+
+def make_plan(measurements: Measurements, *, hours: float, margin_seconds: float,
+              max_loss_seconds: float) -> SessionPlan:  # fmt: skip
+    """Share what the session leaves after setup, loading, evaluation and the margin among
+    the phases, in the proportion of the time their configured steps take; a phase takes
+    its configured steps, or as many as fit in its share. Raises a ConfigError when
+    ``hours`` cannot hold one step of every phase."""
+    check_hours(hours)
+    check_durations(margin_seconds, max_loss_seconds)
+    m = measurements
+    fixed = m.setup_seconds + m.load_seconds + m.eval_seconds + margin_seconds
+    fixed += sum(t.first_step_seconds for t in m.phases)
+    smallest = fixed + sum(t.step_seconds for t in m.phases)
+    if hours * 3600 < smallest:
+        raise ConfigError(f"--hours: {hours:g} h is below the measured minimum of "
+                          f"{smallest / 3600:.3g} h (one step of every phase, the evaluation "
+                          f"and a {margin_seconds:.0f}s margin on {m.device})")  # fmt: skip
+    available = hours * 3600 - fixed
+    weights = [t.configured_steps * t.step_seconds for t in m.phases]
+    budgets = []
+    for timing, weight in zip(m.phases, weights, strict=True):
+        share = available * weight / sum(weights)
+        fits = max(1, math.floor(share / timing.step_seconds))
+        steps = None if timing.epochs is not None else min(timing.configured_steps, fits)
+        seconds = timing.first_step_seconds + share
+        # A single training's budget counts from the run's start, which the setup precedes.
+        counted = seconds + (m.setup_seconds + m.load_seconds if len(m.phases) == 1 else 0.0)
+        lose_at_most = math.floor(max_loss_seconds / timing.step_seconds)
+        cadence = max(1, min(steps or fits, lose_at_most))
+        budgets.append(PhaseBudget(
+            trainer=timing.trainer, steps=steps, fits=fits, seconds=seconds,
+            checkpoint_every=cadence, time_budget_seconds=counted / (1 - timing.reserve_fraction),
+        ))  # fmt: skip
+    return SessionPlan(hours, margin_seconds, max_loss_seconds, m, tuple(budgets))
+
+
+def _deep_copy(data: Any) -> Any:
+    if isinstance(data, Mapping):
+        return {k: _deep_copy(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_deep_copy(v) for v in data]
+    return data
+
+
+def _section(data: dict[str, Any], name: str) -> dict[str, Any]:
+    section = data.setdefault(name, {})
+    if not isinstance(section, dict):
+        raise ConfigError(f"{name}: must be a mapping, got {type(section).__name__}")
+    return section
+
+
+def measuring_config(
+    data: Mapping[str, Any], config: RunConfig, output_dir: Path
+) -> dict[str, Any]:
+    """``data`` cut down to a measurement: :data:`MEASURE_STEPS` steps of every phase,
+    no baseline, one evaluation batch per split, no packaging, no loggers."""
+    result: dict[str, Any] = _deep_copy(data)
+    run = _section(result, "run")
+    run.update(output_dir=str(output_dir), name="plan-measure")
+    short = {"steps": MEASURE_STEPS, "epochs": None, "time_budget": None, "log_every": 1,
+             "checkpoint_every": MEASURE_STEPS}  # fmt: skip
+    training = _section(result, "training")
+    training.update(short)
+    training["phases"] = [{**phase, **short} for phase in training.get("phases") or []]
+    one_batch = min(config.eval.limit or config.eval.batch_size, config.eval.batch_size)
+    _section(result, "eval").update(baseline=False, limit=one_batch, ood_limit=one_batch)
+    _section(result, "package")["enabled"] = False
+    # The measurement is no run of the user's: nothing goes to their loggers.
+    _section(result, "logging").update(tensorboard=False, wandb=False)
+    return result
+
+
+def _step_times(metrics_path: Path) -> tuple[float, float]:
+    """(first step's seconds, median seconds of the steps after it) from a metrics.jsonl
+    whose lines carry ``elapsed_seconds`` (training time so far)."""
+    elapsed = []
+    for line in metrics_path.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if "step" in record and "elapsed_seconds" in record:
+            elapsed.append(float(record["elapsed_seconds"]))
+    if len(elapsed) < 2:
+        raise ConfigError(f"{metrics_path}: the measuring run logged {len(elapsed)} step(s), "
+                          "too few to time a step")  # fmt: skip
+    later = [b - a for a, b in itertools.pairwise(elapsed)]
+    return elapsed[0], max(statistics.median(later), 1e-6)
+
+
+def _stage_seconds(manifest: Mapping[str, Any], stage: str) -> float:
+    return float(manifest["stages"][stage].get("seconds") or 0.0)
+
+
+def read_measurements(run_dir: Path, config: RunConfig) -> Measurements:
+    """The :class:`Measurements` of a measuring run in ``run_dir`` for the full ``config``."""
+    layout = RunLayout(run_dir)
+    manifest = json.loads(layout.manifest_path.read_text(encoding="utf-8"))
+    phases = phase_configs(config) or [config]
+    timings = []
+    for index, phase in enumerate(phases, 1):
+        last = index == len(phases)
+        metrics = layout.metrics_path if last else (
+            run_dir / PHASES / phase_dir_name(index, phase.trainer.name) / "metrics.jsonl")  # fmt: skip
+        first, step = _step_times(metrics)
+        reserve = phase.trainer.options.get("reserve_fraction", DEFAULT_RESERVE_FRACTION)
+        timings.append(PhaseTiming(phase.trainer.name, first, step, phase.training.steps,
+                                   float(reserve), phase.training.epochs))  # fmt: skip
+    stepping = sum(t.first_step_seconds + (MEASURE_STEPS - 1) * t.step_seconds for t in timings)
+    eval_batch = _stage_seconds(manifest, "evaluate")
+    limit = config.eval.limit
+    eval_items = limit if limit is not None else _eval_items(manifest)
+    eval_seconds = eval_batch * math.ceil(eval_items / config.eval.batch_size)
+    setup = _stage_seconds(manifest, "dataset") + (eval_seconds if config.eval.baseline else 0.0)
+    environment = manifest.get("environment") or {}
+    return Measurements(
+        device=f"{environment.get('device_count', '?')} x {environment.get('accelerator', '?')}",
+        setup_seconds=setup,
+        load_seconds=max(_stage_seconds(manifest, "train") - stepping, 0.0),
+        eval_seconds=eval_seconds,
+        phases=tuple(timings),
+    )
+
+
+def _eval_items(manifest: Mapping[str, Any]) -> int:
+    detail = manifest["stages"]["dataset"].get("detail") or {}
+    return max(int(detail.get("eval_items") or 1), 1)
+
+
+def measure(config_path: Path, host: PluginHost, echo: Callable[[str], None]) -> Measurements:
+    """Run the measurement of ``config_path``'s config in a temporary directory."""
+    data = load_yaml(config_path)
+    config = structure_config(data, str(config_path))
+    with tempfile.TemporaryDirectory(prefix="tunix-plan-") as scratch:
+        run_dir = api.run(measuring_config(data, config, Path(scratch)), stop_after="evaluate",
+                          echo=lambda line: echo(f"  {line}") if line.startswith("[") else None,
+                          host=host, command=["tunix", "plan", str(config_path)])  # fmt: skip
+        return read_measurements(run_dir, config)
+
+
+def planned_config(data: Mapping[str, Any], plan: SessionPlan) -> dict[str, Any]:
+    """``data`` with the plan's budgets in ``training`` (or in each of its phases)."""
+    result: dict[str, Any] = _deep_copy(data)
+    training = _section(result, "training")
+
+    def fields(budget: PhaseBudget) -> dict[str, Any]:
+        planned = {"checkpoint_every": budget.checkpoint_every,
+                   "time_budget": _duration(budget.time_budget_seconds)}  # fmt: skip
+        if budget.steps is None:  # training.epochs decides; the budget still stops it
+            return planned
+        return {"steps": budget.steps, "epochs": None, **planned}
+
+    if training.get("phases"):
+        training["phases"] = [{**phase, **fields(budget)}
+                              for phase, budget in zip(training["phases"], plan.phases, strict=True)]  # fmt: skip
+    else:
+        training.update(fields(plan.phases[0]))
+    return result
+
+
+def render_table(plan: SessionPlan) -> list[str]:
+    lines = [f"plan for {plan.hours:g} h on {plan.measurements.device}:"]
+    for stage, detail, seconds in plan.rows():
+        lines.append(f"  {stage:<22} {seconds / 60:9.1f} min  {detail}")
+    total = plan.planned_seconds + plan.margin_seconds
+    lines.append(f"  {'total':<22} {total / 60:9.1f} min  of {plan.total_seconds / 60:.1f} min")
+    return lines
+
+
+def write_plan(path: Path, data: Mapping[str, Any], plan: SessionPlan, source: Path) -> None:
+    """The planned config as YAML, headed by the table as comments; validated first, so
+    a plan that would not load is never written."""
+    planned = planned_config(data, plan)
+    structure_config(planned, str(path))
+    header = [f"# tunix plan -c {source} --hours {plan.hours:g}: run it with tunix run -c {path}"]
+    header += [f"# {line}" for line in render_table(plan)]
+    text = "\n".join(header) + "\n" + yaml.safe_dump(planned, sort_keys=False)
+    path.write_text(text, encoding="utf-8")
+
+
+def plan_session(config_path: Path, *, hours: float, margin_seconds: float | None,
+                 max_loss_seconds: float, out: Path, host: PluginHost,
+                 echo: Callable[[str], None]) -> SessionPlan:  # fmt: skip
+    """Check the input, measure, plan and write ``out``; returns the plan."""
+    check_hours(hours)
+    check_durations(margin_seconds, max_loss_seconds)
+    data = load_yaml(config_path)
+    structure_config(data, str(config_path))
+    echo(f"measuring {config_path} ({MEASURE_STEPS} steps of every phase, one eval batch)")
+    measurements = measure(config_path, host, echo)
+    margin = margin_seconds if margin_seconds is not None else default_margin(hours)
+    plan = make_plan(measurements, hours=hours, margin_seconds=margin,
+                     max_loss_seconds=max_loss_seconds)  # fmt: skip
+    write_plan(out, data, plan, config_path)
+    for line in render_table(plan):
+        echo(line)
+    echo(f"wrote {out}: tunix run -c {out}")
+    return plan
+
+
+def default_margin(hours: float) -> float:
+    """5 % of the session for export, the judges' path gate and packaging."""
+    return 0.05 * hours * 3600

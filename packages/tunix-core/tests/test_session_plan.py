@@ -1,0 +1,167 @@
+"""``tunix plan``'s arithmetic (:func:`make_plan`) and its one-line refusals. The
+measuring run on a real model is tested in tunix-jax (tests/test_plan_command.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+import pytest
+import yaml
+
+from tunix_core.config import load_config, parse_duration, structure_config
+from tunix_core.errors import ConfigError
+from tunix_core.session_plan import (
+    MEASURE_STEPS,
+    Measurements,
+    PhaseTiming,
+    make_plan,
+    measuring_config,
+    planned_config,
+    write_plan,
+)
+
+SFT = PhaseTiming("jax", first_step_seconds=60.0, step_seconds=2.0, configured_steps=30_000)
+GRPO = PhaseTiming("grpo", first_step_seconds=120.0, step_seconds=12.0, configured_steps=5_000)
+TWO_PHASES = Measurements("8 x tpu", setup_seconds=300.0, load_seconds=200.0,
+                          eval_seconds=600.0, phases=(SFT, GRPO))  # fmt: skip
+
+
+def test_the_budgets_fill_the_hours_less_the_margin():
+    plan = make_plan(TWO_PHASES, hours=9, margin_seconds=1800, max_loss_seconds=900)
+    assert plan.planned_seconds == pytest.approx(9 * 3600 - 1800)
+    sft, grpo = plan.phases
+    # The phases keep the config's proportion of time: 30,000 x 2 s against 5,000 x 12 s.
+    assert sft.seconds - SFT.first_step_seconds == pytest.approx(
+        grpo.seconds - GRPO.first_step_seconds
+    )
+    # Both ask for more steps than fit: each takes what fits in its share.
+    for budget, timing in zip(plan.phases, TWO_PHASES.phases, strict=True):
+        assert budget.steps == budget.fits < timing.configured_steps
+        assert timing.first_step_seconds + budget.fits * timing.step_seconds <= budget.seconds
+
+
+def test_phases_whose_steps_fit_keep_them():
+    few = (attrs.evolve(SFT, configured_steps=300), attrs.evolve(GRPO, configured_steps=50))
+    plan = make_plan(attrs.evolve(TWO_PHASES, phases=few), hours=9, margin_seconds=1800,
+                     max_loss_seconds=900)  # fmt: skip
+    assert [p.steps for p in plan.phases] == [300, 50]
+    assert all(p.fits > p.steps for p in plan.phases if p.steps is not None)
+
+
+def test_a_phase_that_counts_epochs_keeps_them_within_its_budget():
+    by_epochs = attrs.evolve(SFT, epochs=3.0)
+    plan = make_plan(attrs.evolve(TWO_PHASES, phases=(by_epochs,)), hours=9,
+                     margin_seconds=1800, max_loss_seconds=900)  # fmt: skip
+    training = planned_config({"training": {"epochs": 3}}, plan)["training"]
+    assert training["epochs"] == 3 and "steps" not in training
+    assert parse_duration(training["time_budget"]) == pytest.approx(
+        plan.phases[0].time_budget_seconds, abs=1
+    )
+
+
+def test_the_checkpoint_cadence_loses_at_most_max_loss():
+    plan = make_plan(TWO_PHASES, hours=9, margin_seconds=1800, max_loss_seconds=600)
+    for budget, timing in zip(plan.phases, TWO_PHASES.phases, strict=True):
+        assert budget.checkpoint_every * timing.step_seconds <= 600
+        assert (budget.checkpoint_every + 1) * timing.step_seconds > 600
+
+
+def test_a_phase_time_budget_stops_it_at_its_share_after_the_reserve():
+    plan = make_plan(TWO_PHASES, hours=9, margin_seconds=1800, max_loss_seconds=900)
+    for budget, timing in zip(plan.phases, TWO_PHASES.phases, strict=True):
+        assert budget.time_budget_seconds * (1 - timing.reserve_fraction) == pytest.approx(
+            budget.seconds
+        )
+
+
+def test_a_single_training_counts_its_budget_from_the_run_start():
+    one = Measurements("cpu", 300.0, 200.0, 600.0, (SFT,))
+    (budget,) = make_plan(one, hours=2, margin_seconds=600, max_loss_seconds=900).phases
+    assert budget.time_budget_seconds * (1 - SFT.reserve_fraction) == pytest.approx(
+        300.0 + 200.0 + budget.seconds
+    )
+
+
+@pytest.mark.parametrize("hours", [0, -1, float("nan")])
+def test_hours_must_be_positive(hours: float):
+    with pytest.raises(ConfigError, match="--hours: must be a positive number"):
+        make_plan(TWO_PHASES, hours=hours, margin_seconds=0, max_loss_seconds=900)
+
+
+def test_hours_below_the_measured_minimum_name_it():
+    with pytest.raises(
+        ConfigError, match=r"--hours: 0.5 h is below the measured minimum of 0.[0-9]+ h"
+    ):
+        make_plan(TWO_PHASES, hours=0.5, margin_seconds=1800, max_loss_seconds=900)
+
+
+def test_the_plan_is_a_config_that_loads_with_the_budgets_in_each_phase(tmp_path: Path):
+    data = {"training": {"steps": 300, "epochs": 2,
+                         "phases": [{"trainer": "jax"}, {"trainer": "grpo", "steps": 50}]}}  # fmt: skip
+    plan = make_plan(TWO_PHASES, hours=9, margin_seconds=1800, max_loss_seconds=900)
+    out = tmp_path / "plan.yaml"
+    write_plan(out, data, plan, Path("kaggle.yaml"))
+    config = load_config(out)
+    for phase, budget in zip(config.training.phases, plan.phases, strict=True):
+        assert phase["steps"] == budget.steps and phase["epochs"] is None
+        assert phase["checkpoint_every"] == budget.checkpoint_every
+        assert parse_duration(phase["time_budget"]) == pytest.approx(
+            budget.time_budget_seconds, abs=1
+        )
+    assert out.read_text().startswith("# tunix plan -c kaggle.yaml --hours 9")
+    assert yaml.safe_load(out.read_text())["training"]["phases"][1]["trainer"] == "grpo"
+
+
+def test_a_single_training_gets_the_fields_of_training():
+    one = Measurements("cpu", 300.0, 200.0, 600.0, (SFT,))
+    plan = make_plan(one, hours=2, margin_seconds=600, max_loss_seconds=900)
+    training = planned_config({"training": {"steps": 10}}, plan)["training"]
+    assert training["steps"] == plan.phases[0].steps
+    assert training["checkpoint_every"] == 450  # 900 s of 2 s steps
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--hours", "0"], "Error: --hours: must be a positive number of hours, got 0.0"),
+    (["--hours", "9", "--max-loss", "soon"], "Error: --max-loss: must be a duration"),
+    (["--hours", "9", "--max-loss", "0"], "Error: --max-loss: must be a positive duration"),
+])  # fmt: skip
+def test_bad_options_are_one_line(run_main, tmp_path: Path, args: list[str], message: str):
+    config = tmp_path / "c.yaml"
+    config.write_text("training: {steps: 3}\n")
+    code, _, err = run_main("plan", "-c", str(config), *args, "--out", str(tmp_path / "p.yaml"))
+    assert code != 0
+    assert err.startswith(message) and err.count("\n") == 1, err
+    assert not (tmp_path / "p.yaml").exists()
+
+
+def test_an_unknown_config_is_one_line(run_main, tmp_path: Path):
+    code, _, err = run_main("plan", "-c", str(tmp_path / "nope.yaml"), "--hours", "9")
+    assert code != 0
+    assert "nope.yaml: cannot read config file" in err and err.count("\n") == 1, err
+
+
+def test_a_config_with_an_unknown_field_is_refused_before_measuring(run_main, tmp_path: Path):
+    config = tmp_path / "c.yaml"
+    config.write_text("training: {stepz: 3}\n")
+    code, out, err = run_main("plan", "-c", str(config), "--hours", "9")
+    assert code != 0
+    assert "training.stepz: unknown key" in err and "measuring" not in out, err
+
+
+def test_the_measuring_run_is_short_and_logs_nowhere(tmp_path: Path):
+    data = {
+        "training": {"steps": 500, "epochs": 2, "time_budget": "8h",
+                     "phases": [{"trainer": "jax"}, {"trainer": "grpo", "steps": 50}]},
+        "eval": {"limit": 200, "batch_size": 16},
+        "logging": {"wandb": True},
+    }  # fmt: skip
+    short = measuring_config(data, structure_config(data), tmp_path)
+    for section in (short["training"], *short["training"]["phases"]):
+        assert section["steps"] == MEASURE_STEPS and section["epochs"] is None
+        assert section["time_budget"] is None
+    assert short["eval"]["baseline"] is False and short["eval"]["limit"] == 16
+    assert short["package"]["enabled"] is False
+    assert short["logging"] == {"wandb": False, "tensorboard": False}
+    assert short["run"]["output_dir"] == str(tmp_path)
+    assert data["training"]["steps"] == 500  # the user's config is left as it was
