@@ -6,7 +6,8 @@ SQLite study as the local backend, so results have the same shape.
 Each trial is the same ``tunix run`` subprocess as locally, started by a Ray worker; its
 run directory is written under the sweep folder, which on a multi-node cluster must be on
 a filesystem every node shares. Pruning is Ray's ``MedianStoppingRule`` on the sweep's
-``prune_on`` metric (the training loss by default). This module imports Ray at the top: import it only for ``--backend ray``.
+``prune_on`` metric (the training loss by default). This module imports Ray at the top:
+import it only for ``--backend ray``.
 """
 
 from __future__ import annotations
@@ -116,9 +117,9 @@ def _scheduler(sweep: Sweep) -> TrialScheduler:
     spec = sweep.spec
     if spec.pruner == "none":
         return FIFOScheduler()  # type: ignore[no-untyped-call, unused-ignore]
+    mode = "max" if spec.prune_mode == "maximize" else "min"
     return MedianStoppingRule(
-        time_attr="step", metric=INTERMEDIATE, mode="max" if spec.prune_mode == "maximize" else "min",
-        grace_period=spec.pruner_warmup_steps,
+        time_attr="step", metric=INTERMEDIATE, mode=mode, grace_period=spec.pruner_warmup_steps,
         min_samples_required=max(1, spec.pruner_startup_trials),
     )  # fmt: skip
 

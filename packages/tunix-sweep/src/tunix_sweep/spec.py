@@ -192,7 +192,7 @@ def load_sweep(path: Path, overrides: Sequence[str] = (), *, trials: int | None 
         raise ConfigError(f"{source}: base: must be a run config mapping or the path of one, "
                           f"got {spec.base!r}")  # fmt: skip
     base = apply_overrides(base, overrides)
-    structure_config(base, base_source)
+    base_config = structure_config(base, base_source)
     if not spec.space:
         raise ConfigError(f"{source}: space: must name at least one config field to search")
     for field, param in spec.space.items():
@@ -202,7 +202,7 @@ def load_sweep(path: Path, overrides: Sequence[str] = (), *, trials: int | None 
         for value in param.extremes():
             _check_field_value(base, field, value, source)
     _check_objective(spec.objective, source)
-    _check_prune_on(spec.prune_on, structure_config(base, base_source), source)
+    _check_prune_on(spec.prune_on, base_config, source)
     name = spec.name or path.stem
     return Sweep(spec, name, base)
 
