@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 TINY = [
     "--trainer", "jax", "--dataset", "dev-reasoning-v2", "--model", "tiny-gemma3",
     "--weights", "random", "--steps", "2",
@@ -15,6 +17,7 @@ TINY = [
 
 
 def tunix(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    cwd.mkdir(parents=True, exist_ok=True)
     return subprocess.run(
         [sys.executable, "-m", "tunix_core", *args],
         cwd=cwd, capture_output=True, text=True, timeout=900,
@@ -152,3 +155,30 @@ def test_a_run_loads_the_model_once_and_the_round_trip_once(tmp_path: Path):
     params = sorted(p for p in (run / "model" / "params").rglob("*") if p.is_file())
     linked = run / "submission" / "model" / "params" / params[0].relative_to(run / "model" / "params")
     assert linked.stat().st_ino == params[0].stat().st_ino
+
+
+@pytest.mark.parametrize("lora", [True, False], ids=["lora", "full"])
+def test_an_evaluation_during_training_leaves_the_trained_model_unchanged(tmp_path: Path,
+                                                                         lora: bool):  # fmt: skip
+    """eval.during_training evaluates the model being trained every step and logs it in
+    the step's metrics; the model it ends with has the fingerprint of a run without it."""
+    plain = [*TINY, "--steps", "3", "--set", "eval.baseline=false", "--stop-after", "train",
+             "--set", f"training.lora.enabled={str(lora).lower()}"]  # fmt: skip
+    evaluating = [*plain, "--set", "eval.during_training.every=1",
+                  "--set", "eval.during_training.limit=2"]  # fmt: skip
+    runs = {}
+    for name, args in (("plain", plain), ("evaluating", evaluating)):
+        result = tunix(tmp_path / name, "run", *args)
+        assert result.returncode == 0, result.stderr[-3000:]
+        (runs[name],) = (tmp_path / name / "runs").iterdir()
+    fingerprints = {name: json.loads((run / "run_manifest.json").read_text())["model_fingerprint"]
+                    for name, run in runs.items()}  # fmt: skip
+    assert fingerprints["plain"] == fingerprints["evaluating"]
+    metrics = [json.loads(line) for line in
+               (runs["evaluating"] / "metrics.jsonl").read_text().splitlines()]  # fmt: skip
+    assert [m["step"] for m in metrics] == [1, 2, 3]
+    assert all(0 <= m["eval/ood_accuracy"] <= 1 and 0 <= m["eval/ood_format"] <= 1 for m in metrics)
+    plain_metrics = (runs["plain"] / "metrics.jsonl").read_text()
+    assert "eval/" not in plain_metrics
+    log = (runs["evaluating"] / "run.log").read_text()
+    assert "[train] step 3: ood accuracy" in log and "over the first 2 item(s)" in log

@@ -228,6 +228,51 @@ def test_a_bad_eval_splits_is_refused_in_one_line_naming_the_field(splits: list[
         structure_config({"eval": {"splits": splits}})
 
 
+def test_an_evaluation_during_training_of_a_split_the_run_does_not_save_is_refused(
+    host: PluginHost, tmp_path: Path
+):
+    during = {"every": 2, "split": "ood"}
+    with pytest.raises(ConfigError, match=r"^eval\.during_training\.split: the run saves no 'ood' "
+                       r"items \(dataset 'tiny-no-ood' has none\); use split: eval$"):  # fmt: skip
+        run_once(host, config(tmp_path, dataset="tiny-no-ood", during_training=during))
+    with pytest.raises(ConfigError, match=r"\(eval\.splits leaves it out\)"):
+        run_once(host, config(tmp_path, splits=["eval"], during_training=during))
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())
+    # Off (every unset), or on the eval split, it needs no ood items.
+    run_once(host, config(tmp_path / "off", dataset="tiny-no-ood", baseline=False,
+                          during_training={"split": "ood"}))  # fmt: skip
+    run_once(host, config(tmp_path / "eval", dataset="tiny-no-ood", baseline=False,
+                          during_training={"every": 2, "split": "eval"}))  # fmt: skip
+
+
+@pytest.mark.parametrize(("during", "message"), [
+    ({"every": 0}, "every: must be > 0, got 0"),
+    ({"split": "train"}, "split: must be one of 'eval', 'ood', got 'train'"),
+    ({"limit": 0}, "limit: must be > 0, got 0"),
+    ({"evry": 2}, "evry: unknown key"),
+])  # fmt: skip
+def test_a_bad_eval_during_training_is_refused_naming_the_field(during: dict[str, Any],
+                                                                 message: str):  # fmt: skip
+    with pytest.raises(ConfigError, match=rf"(?m)^  eval\.during_training\.{message}"):
+        structure_config({"eval": {"during_training": during}})
+
+
+def test_measuring_during_training_scores_like_the_evaluation_and_writes_nothing(
+    host: PluginHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from tunix_core.evaluation import during_training_metrics, measure_examples
+
+    monkeypatch.chdir(tmp_path)
+    items = [item("ood", index) for index in range(4)]  # the model answers 1: item 1 is right
+    summary = measure_examples(CountingModel(ModelSpec("tiny")), items, [], system_prompt="",
+                               max_new_tokens=8, batch_size=3, label="step 2 ood",
+                               context=RunContext(host))  # fmt: skip
+    assert len(CountingModel.prompts) == 4
+    assert during_training_metrics("ood", summary) == {"eval/ood_accuracy": 0.25,
+                                                       "eval/ood_format": 1.0}  # fmt: skip
+    assert not any(tmp_path.iterdir())
+
+
 def test_a_second_run_copies_its_baseline_from_the_cache(
     host: PluginHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):

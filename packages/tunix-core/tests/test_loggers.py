@@ -132,6 +132,18 @@ def test_each_step_is_on_disk_while_the_run_goes_on(tmp_path):
     host.manager.hook.tunix_run_finished(run=run, status="succeeded", error=None)
 
 
+def test_an_evaluation_during_training_is_logged_under_its_own_name(tmp_path):
+    host = core_host()
+    run = new_run(tmp_path)
+    start(host, run)
+    host.manager.hook.tunix_train_step_end(step=2, run=run, metrics={
+        **step_metrics(2), "eval/ood_accuracy": 0.25, "eval/ood_format": 0.5})  # fmt: skip
+    scalars = tensorboard_scalars(run.tensorboard_dir)
+    assert scalars["eval/ood_accuracy"] == [(2, 0.25)] and scalars["eval/ood_format"] == [(2, 0.5)]
+    assert "train/loss" in scalars and not any(tag.startswith("train/eval") for tag in scalars)
+    host.manager.hook.tunix_run_finished(run=run, status="succeeded", error=None)
+
+
 def test_a_resumed_run_continues_the_same_curves(tmp_path):
     host = core_host()
     run = new_run(tmp_path)

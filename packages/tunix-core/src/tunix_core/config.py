@@ -258,6 +258,18 @@ def _eval_splits(_: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]
 
 
 @attrs.frozen
+class DuringTrainingSection:
+    """An evaluation taken while training: every ``every`` optimizer steps, the model being
+    trained answers the first ``limit`` items of ``split`` greedily, and the step's metrics
+    get ``eval/<split>_accuracy`` and ``eval/<split>_format`` (what a sweep may prune on).
+    ``every`` null: off. It reads the weights and never changes them."""
+
+    every: int | None = attrs.field(default=None, validator=positive)
+    split: str = attrs.field(default=OOD_SPLIT, validator=one_of(EVAL_SPLIT, OOD_SPLIT))
+    limit: int = attrs.field(default=32, validator=positive)
+
+
+@attrs.frozen
 class EvalSection:
     """How the baseline and the trained model are evaluated."""
 
@@ -280,6 +292,7 @@ class EvalSection:
     dtype: str | None = attrs.field(
         default=None, validator=attrs.validators.optional(one_of("float32", "bfloat16"))
     )
+    during_training: DuringTrainingSection = attrs.field(factory=DuringTrainingSection)
 
     @property
     def decoding(self) -> DecodingOptions:

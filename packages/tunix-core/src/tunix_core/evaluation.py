@@ -416,6 +416,51 @@ def _generation_bar(total: int, label: str) -> Any:
     return tqdm(total=total, file=sys.stderr, unit="item", desc=label, dynamic_ncols=True)
 
 
+def _decoding_guards(generator: Generator, decoding: DecodingOptions | None) -> dict[str, Any]:
+    """The keyword arguments that give ``decoding``'s guards to ``generator``: none when no
+    guard is set; a ConfigError when one is set and the generator takes none."""
+    if decoding is None or not decoding.active:
+        return {}
+    if "decoding" not in inspect.signature(generator.generate).parameters:
+        raise ConfigError(f"eval.no_repeat_ngram_size, eval.reasoning_budget: the model's "
+                          f"generator ({type(generator).__name__}) takes no decoding "
+                          "options; leave them unset")  # fmt: skip
+    return {"decoding": decoding}
+
+
+def measure_examples(
+    generator: Generator,
+    examples: Sequence[ReasoningExample],
+    evaluators: Sequence[Evaluator],
+    *,
+    system_prompt: str,
+    max_new_tokens: int,
+    batch_size: int,
+    label: str,
+    context: RunContext,
+    decoding: DecodingOptions | None = None,
+) -> dict[str, Any]:
+    """Generate and score as :func:`evaluate_examples` does, but write nothing and resume
+    nothing: the summary alone (``eval.during_training``, taken while a model trains)."""
+    if batch_size < 1 or max_new_tokens < 1:
+        raise TunixError(f"{label}: batch_size and max_new_tokens must be >= 1")
+    guards = _decoding_guards(generator, decoding)
+    checks = context.answer_checks
+    _check_items([e.id for e in examples], label)
+    require_answer_checks(examples, checks, label)
+    predictions = []
+    for start in range(0, len(examples), batch_size):
+        batch = examples[start : start + batch_size]
+        prompts = [render_prompt(e.question, system_prompt) for e in batch]
+        completions = generator.generate(prompts, max_new_tokens=max_new_tokens, **guards)
+        if len(completions) != len(batch) or not all(isinstance(c, str) for c in completions):
+            raise TunixError(f"{label}: the generator returned {len(completions)} completion(s) "
+                             f"for {len(batch)} prompt(s); it must return one string per prompt")  # fmt: skip
+        predictions += [Prediction(e.id, p, c, e.answer, example_meta(e))
+                        for e, p, c in zip(batch, prompts, completions, strict=True)]  # fmt: skip
+    return score_predictions(predictions, evaluators, label=label, context=context)
+
+
 def evaluate_examples(
     generator: Generator,
     examples: Sequence[ReasoningExample],
@@ -437,13 +482,7 @@ def evaluate_examples(
     guards, when one is set, go to the generator (:class:`DecodingOptions`)."""
     if batch_size < 1 or max_new_tokens < 1:
         raise TunixError(f"{label}: batch_size and max_new_tokens must be >= 1")
-    guards: dict[str, Any] = {}
-    if decoding is not None and decoding.active:
-        if "decoding" not in inspect.signature(generator.generate).parameters:
-            raise ConfigError(f"eval.no_repeat_ngram_size, eval.reasoning_budget: the model's "
-                              f"generator ({type(generator).__name__}) takes no decoding "
-                              "options; leave them unset")  # fmt: skip
-        guards["decoding"] = decoding
+    guards = _decoding_guards(generator, decoding)
     checks = context.answer_checks
     _check_items([e.id for e in examples], label)  # before any generation is spent
     require_answer_checks(examples, checks, label)
@@ -534,6 +573,23 @@ def headline_metrics(summary: Mapping[str, Any] | None) -> dict[str, float]:
     }
 
 
+# The step metrics of ``eval.during_training``: ``eval/<split>_accuracy`` and ``_format``.
+DURING_TRAINING_PREFIX = "eval/"
+
+
+def during_training_names(split: str) -> tuple[str, str]:
+    """The names of the answer accuracy and the format compliance of ``split``, evaluated
+    during training, among a step's metrics."""
+    return f"{DURING_TRAINING_PREFIX}{split}_accuracy", f"{DURING_TRAINING_PREFIX}{split}_format"
+
+
+def during_training_metrics(split: str, summary: Mapping[str, Any]) -> dict[str, float]:
+    """A training-time evaluation of ``split`` as the step metrics it adds."""
+    headline = headline_metrics(summary)
+    accuracy, form = during_training_names(split)
+    return {accuracy: headline["answer_accuracy"], form: headline["format_compliance"]}
+
+
 def read_summary(path: Path) -> dict[str, Any] | None:
     """The summary at ``path`` (checked against its schema), or ``None`` if there is none."""
     try:
@@ -568,9 +624,12 @@ __all__ = [
     "binomial_stderr",
     "build_scorecard",
     "check_answer",
+    "during_training_metrics",
+    "during_training_names",
     "evaluate_examples",
     "generation_progress",
     "headline_metrics",
+    "measure_examples",
     "prediction_from_record",
     "read_predictions",
     "read_summary",

@@ -95,8 +95,22 @@ def plan_run(host: PluginHost, config: RunConfig) -> Plan:
                               f"dataset {data.label!r} ({split} split)")  # fmt: skip
     parts = {split: loaded.parts for split, loaded in (("train", train), ("eval", evaluation))
              if loaded.parts}  # fmt: skip
+    ood = _ood_examples(host, config)
+    _check_during_training(config, has_ood=bool(ood))
     return Plan(config, backend, trainer, evaluators, packager, train.examples,
-                evaluation.examples, context, parts, phases, _ood_examples(host, config))  # fmt: skip
+                evaluation.examples, context, parts, phases, ood)  # fmt: skip
+
+
+def _check_during_training(config: RunConfig, *, has_ood: bool) -> None:
+    """``eval.during_training`` reads the items the dataset stage saves: its split must be one."""
+    during = config.eval.during_training
+    if during.every is None or during.split != OOD_SPLIT or has_ood:
+        return
+    why = ("a mixture has none" if config.dataset.mix else
+           "eval.splits leaves it out" if config.eval.splits is not None else
+           f"dataset {config.dataset.label!r} has none")  # fmt: skip
+    raise ConfigError(f"eval.during_training.split: the run saves no {OOD_SPLIT!r} items "
+                      f"({why}); use split: eval")  # fmt: skip
 
 
 def _ood_examples(host: PluginHost, config: RunConfig) -> list[ReasoningExample]:

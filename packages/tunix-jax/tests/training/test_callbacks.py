@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import attrs
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -60,6 +61,19 @@ def test_metrics_log_keeps_every_nth_step_and_the_last(tmp_path):
     log.flush()
     assert [r["step"] for r in read_jsonl(path)] == [3, 6, 7]
     assert log.pending == []
+
+
+def test_metrics_log_keeps_a_step_evaluated_during_training_whatever_log_every_says(tmp_path):
+    log = MetricsLog(tmp_path / "metrics.jsonl", log_every=3, total=7)
+    for step in range(1, 8):
+        event = _event(step)
+        if step in (2, 6):
+            event = attrs.evolve(event, extra={"eval/ood_accuracy": 0.5, "eval/ood_format": 1.0})
+        log.on_step(event)
+    log.flush()
+    lines = read_jsonl(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in lines] == [2, 3, 6, 7]
+    assert [r.get("eval/ood_accuracy") for r in lines] == [0.5, None, 0.5, None]
 
 
 def test_metrics_log_of_another_process_writes_nothing(tmp_path):

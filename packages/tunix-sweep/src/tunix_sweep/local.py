@@ -45,12 +45,10 @@ def _one_trial(sweep: Sweep, sweep_dir: Path, study: optuna.Study, echo: Callabl
 
     last_step = 0
 
-    def on_step(step: int, loss: float) -> bool:
+    def on_step(step: int, metrics: dict[str, float]) -> bool:
         nonlocal last_step
         last_step = step
-        if step not in reported:
-            trial.report(studies.intermediate_value(loss, spec), step)
-        return trial.should_prune()
+        return studies.report_step(trial, spec, step, metrics, carried=reported)
 
     def on_run_dir(path: Path) -> None:
         trial.set_user_attr(studies.RUN_DIR, studies.recorded_run_dir(path))

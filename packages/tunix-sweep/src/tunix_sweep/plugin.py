@@ -1,6 +1,6 @@
 """tunix-sweep's plugin: the ``sweep`` command, and the two hooks through which a trial's
 ``tunix run`` (a subprocess of the sweep) tells the sweep its run directory and each
-training step's loss. Outside a sweep the hooks do nothing; this module imports nothing
+training step's metrics. Outside a sweep the hooks do nothing; this module imports nothing
 heavy, since every ``tunix`` command loads it."""
 
 from __future__ import annotations
@@ -49,5 +49,6 @@ def tunix_run_started(run: RunDirectory, config: dict[str, Any]) -> None:
 
 @hookimpl
 def tunix_train_step_end(step: int, metrics: dict[str, float], run: RunDirectory) -> None:
-    """In a trial: the step's training loss, the intermediate value the sweep prunes on."""
-    _report({"step": step, "loss": metrics["loss"]})
+    """In a trial: the step's metrics (the training loss, and ``eval/...`` on a step that
+    ``eval.during_training`` evaluated), among them the one the sweep prunes on."""
+    _report({"step": step, **metrics})

@@ -5,8 +5,9 @@ SQLite study as the local backend, so results have the same shape.
 
 Each trial is the same ``tunix run`` subprocess as locally, started by a Ray worker; its
 run directory is written under the sweep folder, which on a multi-node cluster must be on
-a filesystem every node shares. Pruning is Ray's ``MedianStoppingRule`` on the training
-loss. This module imports Ray at the top: import it only for ``--backend ray``.
+a filesystem every node shares. Pruning is Ray's ``MedianStoppingRule`` on the sweep's
+``prune_on`` metric (the training loss by default). This module imports Ray at the top:
+import it only for ``--backend ray``.
 """
 
 from __future__ import annotations
@@ -31,11 +32,12 @@ from tunix_sweep.trial import TrialFailed, run_trial, trial_dir
 TRIAL_KEY = "__tunix_trial"  # the Optuna trial number, passed to the trainable
 RESUME_KEY = "__tunix_resume"  # the run directory a retried trial resumes, or None
 OBJECTIVE = "objective"
+INTERMEDIATE = "intermediate"  # a step's prune_on metric, as reported to Tune
 
 
 class _SweepSearch(OptunaSearch):  # type: ignore[misc, unused-ignore]
     """OptunaSearch that also hands the trainable its Optuna trial number (run names and
-    markers use it) and a retry's run directory, reports the training loss as the
+    markers use it) and a retry's run directory, reports the ``prune_on`` metric as the
     trial's intermediate value (not the objective) and records each trial's run
     directory, as the local backend does."""
 
@@ -66,9 +68,10 @@ class _SweepSearch(OptunaSearch):  # type: ignore[misc, unused-ignore]
         if result.get("run_dir"):
             ot_trial.set_user_attr(studies.RUN_DIR, studies.recorded_run_dir(Path(result["run_dir"])))
         step = int(result.get("step", 0))
-        if OBJECTIVE not in result and "loss" in result and step not in self._carried.get(trial_id, ()):
-            ot_trial.report(studies.intermediate_value(result["loss"], self._sweep.spec),
-                            step)  # fmt: skip
+        value = result.get(INTERMEDIATE)
+        carried = self._carried.get(trial_id, ())
+        if OBJECTIVE not in result and value is not None and step not in carried:
+            ot_trial.report(studies.intermediate_value(value, self._sweep.spec), step)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
                           error: bool = False) -> None:  # fmt: skip
@@ -79,21 +82,24 @@ class _SweepSearch(OptunaSearch):  # type: ignore[misc, unused-ignore]
 
 
 def _trainable(config: dict[str, Any], setup: dict[str, Any]) -> None:
-    """One trial on a Ray worker: the run in a subprocess, each step's loss reported to
-    Tune (which may stop it), then the objective."""
+    """One trial on a Ray worker: the run in a subprocess, the ``prune_on`` metric of each
+    step that has it reported to Tune (which may stop it), then the objective."""
     sweep: Sweep = setup["sweep"]
     sweep_dir = Path(setup["sweep_dir"])
     number = int(config[TRIAL_KEY])
     params = {field: config[field] for field in sweep.spec.space}
     resume = Path(config[RESUME_KEY]) if config[RESUME_KEY] else None
-    state: dict[str, Any] = {"run_dir": str(resume) if resume else None, "step": 0, "loss": None}
+    state: dict[str, Any] = {"run_dir": str(resume) if resume else None, "step": 0,
+                             INTERMEDIATE: None}  # fmt: skip
 
     def on_run_dir(path: Path) -> None:
         state["run_dir"] = str(path)
 
-    def on_step(step: int, loss: float) -> bool:
-        state.update(step=step, loss=loss)
-        tune.report(dict(state))
+    def on_step(step: int, metrics: dict[str, float]) -> bool:
+        value = metrics.get(sweep.spec.prune_on)
+        if value is not None:  # an eval metric is there only on the steps evaluated
+            state.update({"step": step, INTERMEDIATE: value})
+            tune.report(dict(state))
         return False  # Tune's scheduler stops the trial itself
 
     outcome = run_trial(
@@ -111,8 +117,9 @@ def _scheduler(sweep: Sweep) -> TrialScheduler:
     spec = sweep.spec
     if spec.pruner == "none":
         return FIFOScheduler()  # type: ignore[no-untyped-call, unused-ignore]
+    mode = "max" if spec.prune_mode == "maximize" else "min"
     return MedianStoppingRule(
-        time_attr="step", metric="loss", mode="min", grace_period=spec.pruner_warmup_steps,
+        time_attr="step", metric=INTERMEDIATE, mode=mode, grace_period=spec.pruner_warmup_steps,
         min_samples_required=max(1, spec.pruner_startup_trials),
     )  # fmt: skip
 
@@ -126,7 +133,7 @@ def run_ray(sweep: Sweep, sweep_dir: Path, study: optuna.Study, *, address: str 
     left = None if budget is None else budget - studies.seconds_spent(study)
     if remaining <= 0 or (left is not None and left <= 0):
         return
-    # Intermediate results carry the training loss; only the last carries the objective.
+    # Intermediate results carry the prune_on metric; only the last carries the objective.
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     ray.init(address=address, ignore_reinit_error=True, include_dashboard=False,
              logging_level=logging.WARNING, log_to_driver=False)  # fmt: skip

@@ -20,6 +20,7 @@ import attrs
 
 from tunix_core.config import (
     FieldRuleError,
+    RunConfig,
     apply_overrides,
     at_least,
     duration,
@@ -30,6 +31,7 @@ from tunix_core.config import (
     structure_config,
 )
 from tunix_core.errors import ConfigError
+from tunix_core.evaluation import DURING_TRAINING_PREFIX, during_training_names
 from tunix_sweep.trial import TrialFailed
 
 PARAM_TYPES = ("float", "int", "categorical")
@@ -37,6 +39,12 @@ DIRECTIONS = ("maximize", "minimize")
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("none", "median")
 MAX_SEED = 2**32 - 1  # the samplers seed NumPy, which takes 0 to 2**32 - 1
+PRUNE_ON_LOSS = "loss"
+
+
+def _metric_name(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not value.strip():
+        raise FieldRuleError(attribute.name, "must name a step metric, e.g. eval/ood_accuracy")
 
 
 def _seed(_: Any, attribute: attrs.Attribute[Any], value: int) -> None:
@@ -116,11 +124,25 @@ class SweepSpec:
     pruner: str = attrs.field(default="median", validator=one_of(*PRUNERS))
     pruner_startup_trials: int = attrs.field(default=2, validator=at_least(0))
     pruner_warmup_steps: int = attrs.field(default=1, validator=at_least(0))
+    # The step metric a trial is pruned on: the training loss, or what the base config's
+    # eval.during_training measures (eval/<split>_accuracy, eval/<split>_format).
+    prune_on: str = attrs.field(default=PRUNE_ON_LOSS, validator=_metric_name)
+    # null: maximize for an eval/ metric, minimize for any other.
+    prune_direction: str | None = attrs.field(
+        default=None, validator=attrs.validators.optional(one_of(*DIRECTIONS))
+    )
     concurrent_trials: int = attrs.field(default=1, validator=at_least(1))
 
     @property
     def time_budget_seconds(self) -> float | None:
         return None if self.time_budget is None else parse_duration(self.time_budget)
+
+    @property
+    def prune_mode(self) -> str:
+        """Whether a higher ``prune_on`` is better (``maximize``) or worse (``minimize``)."""
+        if self.prune_direction is not None:
+            return self.prune_direction
+        return "maximize" if self.prune_on.startswith(DURING_TRAINING_PREFIX) else "minimize"
 
 
 @attrs.frozen
@@ -138,6 +160,10 @@ class Sweep:
         spec = attrs.asdict(self.spec)
         for free in ("trials", "time_budget", "concurrent_trials", "base", "name"):
             spec.pop(free)
+        # Left out at their defaults, so that a sweep folder started before they existed
+        # (pruning on the loss) still matches its own sweep file.
+        if spec["prune_on"] == PRUNE_ON_LOSS and spec["prune_direction"] is None:
+            del spec["prune_on"], spec["prune_direction"]
         return {"name": self.name, "base": self.base, **spec}
 
     def trial_config(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -166,7 +192,7 @@ def load_sweep(path: Path, overrides: Sequence[str] = (), *, trials: int | None 
         raise ConfigError(f"{source}: base: must be a run config mapping or the path of one, "
                           f"got {spec.base!r}")  # fmt: skip
     base = apply_overrides(base, overrides)
-    structure_config(base, base_source)
+    base_config = structure_config(base, base_source)
     if not spec.space:
         raise ConfigError(f"{source}: space: must name at least one config field to search")
     for field, param in spec.space.items():
@@ -176,6 +202,7 @@ def load_sweep(path: Path, overrides: Sequence[str] = (), *, trials: int | None 
         for value in param.extremes():
             _check_field_value(base, field, value, source)
     _check_objective(spec.objective, source)
+    _check_prune_on(spec.prune_on, base_config, source)
     name = spec.name or path.stem
     return Sweep(spec, name, base)
 
@@ -226,6 +253,21 @@ def _check_objective(objective: str, source: str) -> None:
             f"{source}: objective: {objective!r} is not in eval_summary.json; use primary_score "
             "or a dotted path to a number, e.g. scorecard.overall.format_compliance"
         )
+
+
+def _check_prune_on(prune_on: str, base: RunConfig, source: str) -> None:
+    """An ``eval/`` metric to prune on must be one the base config's
+    ``eval.during_training`` measures; any other name is a training metric of the trainer."""
+    if not prune_on.startswith(DURING_TRAINING_PREFIX):
+        return
+    during = base.eval.during_training
+    if during.every is None:
+        raise ConfigError(f"{source}: prune_on: {prune_on!r} is never measured: the base config "
+                          "evaluates nothing during training; set its eval.during_training.every")  # fmt: skip
+    measured = during_training_names(during.split)
+    if prune_on not in measured:
+        raise ConfigError(f"{source}: prune_on: {prune_on!r} is not measured; the base config's "
+                          f"eval.during_training gives {' and '.join(measured)}")  # fmt: skip
 
 
 def objective_value(summary: Mapping[str, Any], objective: str, where: Path) -> float:

@@ -9,7 +9,7 @@ run directories), plus ``summary.json`` and the plots once written.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Container, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -165,11 +165,25 @@ def make_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
     )
 
 
-def intermediate_value(loss: float, spec: SweepSpec) -> float:
-    """What a trial reports per step: the training loss, negated when the objective is
-    maximised, so that Optuna's pruner (which reads intermediate values in the study's
-    direction) always counts a higher loss as worse."""
-    return loss if spec.direction == "minimize" else -loss
+def intermediate_value(value: float, spec: SweepSpec) -> float:
+    """What a trial reports for a step whose ``prune_on`` metric is ``value``: negated
+    when that metric runs the other way from the objective, since Optuna's pruner reads
+    intermediate values in the study's direction (a higher loss, a lower eval accuracy,
+    always counts as worse)."""
+    return value if spec.prune_mode == spec.direction else -value
+
+
+def report_step(trial: optuna.Trial, spec: SweepSpec, step: int, metrics: Mapping[str, float],
+                carried: Container[int] = ()) -> bool:  # fmt: skip
+    """Report a step's ``prune_on`` metric as the trial's intermediate value, unless the
+    step has none (an eval metric between evaluations) or is one of ``carried`` (a retry
+    kept it from the killed trial); whether the pruner stops the trial now."""
+    value = metrics.get(spec.prune_on)
+    if value is None:
+        return False
+    if step not in carried:
+        trial.report(intermediate_value(value, spec), step)
+    return trial.should_prune()
 
 
 def direction(spec: SweepSpec) -> optuna.study.StudyDirection:

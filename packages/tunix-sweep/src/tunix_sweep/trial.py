@@ -3,7 +3,7 @@
 The subprocess isolates each trial's memory (JAX, the model) and lets Ray place it on any
 worker. The sweep's own plugin (:mod:`tunix_sweep.plugin`), loaded in that subprocess like
 every plugin, appends to the file named by :data:`PROGRESS_ENV`: the run directory once it
-exists, then each training step's loss, which the parent reads to prune.
+exists, then each training step's metrics, which the parent reads to prune.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ TRIALS = "trials"  # the sweep folder's folder of trial folders
 POLL_SECONDS = 0.5
 STOP_GRACE_SECONDS = 60.0  # how long a pruned run may take to record itself interrupted
 
-# Called with (step, loss) for each training step; True stops (prunes) the trial.
-StepCallback = Callable[[int, float], bool]
+# Called with (step, its metrics) for each training step; True stops (prunes) the trial.
+StepCallback = Callable[[int, dict[str, float]], bool]
 
 
 @attrs.frozen
@@ -123,7 +123,10 @@ def _watch(
             if "run_dir" in record:
                 run_dir = Path(record["run_dir"])
                 on_run_dir(run_dir)
-            elif on_step(int(record["step"]), float(record["loss"])) and not finished:
+                continue
+            step = int(record.pop("step"))
+            metrics = {name: float(value) for name, value in record.items()}
+            if on_step(step, metrics) and not finished:
                 _stop(process)
                 return run_dir, True
         if finished:

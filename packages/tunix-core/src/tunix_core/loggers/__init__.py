@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 
 from tunix_core.config import LoggingSection, structure
-from tunix_core.evaluation import headline_metrics, read_summary
+from tunix_core.evaluation import DURING_TRAINING_PREFIX, headline_metrics, read_summary
 from tunix_core.types import BASELINE, EVALUATE, TrainDetail
 
 if TYPE_CHECKING:
@@ -120,7 +120,8 @@ def open_run_loggers(run: RunDirectory, config: Mapping[str, Any]) -> RunLoggers
 
 
 def log_train_step(run: RunDirectory, step: int, metrics: Mapping[str, float]) -> None:
-    """``metrics`` of optimizer step ``step`` as ``train/<metric>``; nothing for a run
+    """``metrics`` of optimizer step ``step`` as ``train/<metric>``, and an evaluation taken
+    during training (``eval/<split>_accuracy``, ...) under its own name; nothing for a run
     without open loggers (a trainer driven outside ``tunix run``)."""
     opened = _open.get(run.path)
     if opened is None:
@@ -128,7 +129,8 @@ def log_train_step(run: RunDirectory, step: int, metrics: Mapping[str, float]) -
     if opened.last_step == 0:
         opened.training_starts(step)
     opened.last_step = step
-    opened.log({f"train/{name}": value for name, value in metrics.items()}, step)
+    opened.log({name if name.startswith(DURING_TRAINING_PREFIX) else f"train/{name}": value
+                for name, value in metrics.items()}, step)  # fmt: skip
 
 
 def log_evaluation(run: RunDirectory, stage: str) -> None:

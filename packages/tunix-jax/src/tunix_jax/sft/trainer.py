@@ -25,6 +25,7 @@ from tunix_jax.options import trainer_options
 from tunix_jax.training.data import TokenizedExample, tokenize_pairs
 from tunix_jax.training.loop import prepare_model, run_training, training_model
 from tunix_jax.training.shared import check_jax_training, export_trained, load_base
+from tunix_jax.training.step_eval import StepEvaluation
 
 log = logging.getLogger("tunix.train")
 
@@ -53,16 +54,18 @@ class JaxTrainer:
         options = trainer_options(config)
         base = load_base(config, train_examples, backend, progress)
         examples = self._tokenize(config, train_examples, base, progress)
+        model = prepare_model(config, options, training_model(base.transformer, config, options))
         outcome = run_training(
             config,
             run,
             examples,
-            prepare_model(config, options, training_model(base.transformer, config, options)),
+            model,
             options=options,
             mesh=base.mesh,
             started_at=self.created_at,
             progress=progress,
             step_hook=context.hook.tunix_train_step_end,
+            step_eval=StepEvaluation.create(config, context, base, model),
         )
         return export_trained(config, options, run, backend, base, outcome.model, outcome.result,
                               title=f"{config.model.preset} SFT loss", progress=progress)  # fmt: skip

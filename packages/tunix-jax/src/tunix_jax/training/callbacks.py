@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 
 from tunix_core.errors import TunixError
+from tunix_core.evaluation import DURING_TRAINING_PREFIX
 from tunix_core.jsonio import append_jsonl
 
 if TYPE_CHECKING:
@@ -106,7 +107,9 @@ class MetricsLog:
     pending: list[dict[str, Any]] = attrs.Factory(list)
 
     def on_step(self, event: StepEnd) -> None:
-        if event.step % self.log_every == 0 or event.step == self.total:
+        # A step evaluated during training is logged whatever log_every says.
+        evaluated = any(name.startswith(DURING_TRAINING_PREFIX) for name in event.extra)
+        if event.step % self.log_every == 0 or event.step == self.total or evaluated:
             self.pending.append(event.metrics())
 
     def flush(self) -> None:

@@ -272,11 +272,13 @@ def run_training(
     started_at: float,
     progress: Callable[[str], None],
     step_hook: Callable[..., Any] | None = None,
+    step_eval: Callable[[StepEnd], dict[str, float]] | None = None,
 ) -> TrainOutcome:
     """Train ``model`` (already LoRA-wrapped if LoRA is on), resuming from the run's
     latest checkpoint; on return the model holds the trained weights (adapters unmerged).
     ``mesh``: the devices to train on (the backend's ``model.options`` layout).
-    ``step_hook``: called as ``tunix_train_step_end(step=, metrics=, run=)`` after each step."""
+    ``step_hook``: called as ``tunix_train_step_end(step=, metrics=, run=)`` after each step;
+    ``step_eval``: see :func:`drive_steps`."""
     training = config.training
     stream = BatchStream(
         examples, training.batch_size, training.max_seq_len, config.run.seed, options.packing
@@ -299,7 +301,7 @@ def run_training(
 
     reason = drive_steps(config, options, run, checkpointer, steps=steps, position=position,
                          started_at=started_at, progress=progress, step_hook=step_hook,
-                         take_step=take_step)  # fmt: skip
+                         take_step=take_step, step_eval=step_eval)  # fmt: skip
     return outcome(config, state, position, stopped_early=bool(reason), reason=reason)
 
 
@@ -315,10 +317,12 @@ def drive_steps(
     progress: Callable[[str], None],
     step_hook: Callable[..., Any] | None,
     take_step: Callable[[], StepEnd],
+    step_eval: Callable[[StepEnd], dict[str, float]] | None = None,
 ) -> str:
     """Call ``take_step`` until ``position`` reaches ``steps`` or the time budget says
     stop, handing each :class:`StepEnd` to the callbacks every trainer shares (NaN guard,
-    budget, progress bar, metrics, checkpoints, the plugins' hook). Closes
+    budget, progress bar, metrics, checkpoints, the plugins' hook). ``step_eval``
+    (``eval.during_training``) adds its metrics to a finite step's first. Closes
     ``checkpointer``. Returns why it stopped early, or "" when every step ran."""
     training = config.training
     is_writer = jax.process_index() == 0
@@ -346,6 +350,8 @@ def drive_steps(
                 progress(f"[train] {reason}")
                 break
             event = take_step()
+            if step_eval is not None and event.finite:
+                event = attrs.evolve(event, extra={**event.extra, **step_eval(event)})
             for callback in callbacks:
                 callback.on_step(event)
         metrics.flush()

@@ -73,6 +73,7 @@ from tunix_jax.training.loop import (
 )
 from tunix_jax.training.optim import build_optimizer
 from tunix_jax.training.shared import check_jax_training, export_trained, load_base
+from tunix_jax.training.step_eval import StepEvaluation
 
 log = logging.getLogger("tunix.train")
 
@@ -308,10 +309,11 @@ class GrpoLoop:
             return self._step(position, state, reference, stream, sampler, compiled, schedule,
                               batch_sharding)  # fmt: skip
 
+        step_eval = StepEvaluation.create(config, self.context, self.base, self.policy)
         reason = drive_steps(config, options, self.run, checkpointer, steps=steps,
                              position=position, started_at=self.started_at,
                              progress=self.progress, step_hook=self.step_hook,
-                             take_step=take_step)  # fmt: skip
+                             take_step=take_step, step_eval=step_eval)  # fmt: skip
         done = outcome(config, state, position, stopped_early=bool(reason), reason=reason)
         return done.result, done.model
 

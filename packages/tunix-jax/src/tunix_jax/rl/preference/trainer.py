@@ -78,6 +78,7 @@ from tunix_jax.training.loop import (
 )
 from tunix_jax.training.optim import build_optimizer
 from tunix_jax.training.shared import check_jax_training, export_trained, load_base
+from tunix_jax.training.step_eval import StepEvaluation
 
 log = logging.getLogger("tunix.train")
 # Row lengths are rounded up to this multiple (one compiled shape per run).
@@ -414,10 +415,11 @@ class PreferenceLoop:
             values = {k: float(v) for k, v in jax.device_get(metrics).items()}
             return self._step_end(position, values, began, schedule, stream)
 
+        step_eval = StepEvaluation.create(config, self.context, self.base, self.policy)
         reason = drive_steps(config, options, self.run, checkpointer, steps=steps,
                              position=position, started_at=self.started_at, progress=progress,
                              step_hook=self.context.hook.tunix_train_step_end,
-                             take_step=take_step)  # fmt: skip
+                             take_step=take_step, step_eval=step_eval)  # fmt: skip
         done = outcome(config, state, position, stopped_early=bool(reason), reason=reason)
         return done.result, done.model
 
