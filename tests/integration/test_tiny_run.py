@@ -32,10 +32,17 @@ def test_interrupted_run_resumes_to_a_valid_submission(tmp_path: Path):
     assert manifest["status"] == "interrupted"
     assert manifest["stages"]["baseline"]["status"] == "done"
     assert manifest["stages"]["train"]["status"] == "pending"
+    # matmul_dtype: auto (the default) is settled for this machine, written into the
+    # run's config (a --resume computes as the run began) and recorded with its reason.
+    choice = manifest["model_choices"]["matmul_dtype"]
+    assert choice["value"] in ("float32", "bfloat16") and choice["reason"].startswith("auto: ")
+    line = f"[run] model.options.matmul_dtype: {choice['value']} ({choice['reason']})"
+    assert line in first.stdout
+    assert f"matmul_dtype: {choice['value']}" in (run / "config.yaml").read_text()
 
     resumed = tunix(tmp_path, "run", "--resume", str(run))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "[baseline] already done, skipping" in resumed.stdout
+    assert "[baseline] already done, skipping" in resumed.stdout and line in resumed.stdout
     manifest = json.loads((run / "run_manifest.json").read_text())
     assert manifest["status"] == "succeeded"
     assert all(s["status"] == "done" for s in manifest["stages"].values())

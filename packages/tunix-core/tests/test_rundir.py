@@ -88,6 +88,7 @@ def good_manifest(tmp_path):
         (lambda m: m["stages"]["train"].update(seconds=-3), "stages.train.seconds: -3 is less"),
         (lambda m: m.update(run_version=2), "run_version: 1 was expected"),
         (lambda m: m.update(command=[]), "command: [] should be non-empty"),
+        (lambda m: m["model_choices"].update(x={"value": "a"}), "'reason' is a required property"),
     ],
 )
 def test_each_kind_of_bad_manifest_is_refused(good_manifest, mutate, expected):
@@ -95,6 +96,13 @@ def test_each_kind_of_bad_manifest_is_refused(good_manifest, mutate, expected):
     mutate(manifest)
     errors = schema_errors(manifest, "run_manifest")
     assert any(expected in e for e in errors), errors
+
+
+def test_a_manifest_from_before_model_choices_still_opens(tmp_path):
+    run = make_run(tmp_path)
+    older = {k: v for k, v in run.manifest.items() if k != "model_choices"}
+    write_json_atomic(run.manifest_path, older)
+    assert "model_choices" not in RunDirectory.open(run.path).manifest
 
 
 def test_invalid_manifest_is_never_written(tmp_path):

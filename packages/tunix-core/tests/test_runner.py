@@ -13,8 +13,10 @@ from types import ModuleType
 from typing import Any, ClassVar
 
 import pytest
+import yaml
 
-from tunix_core import api, builtin
+from tunix_core import api, baseline_cache, builtin, runner
+from tunix_core.config import load_run_config
 from tunix_core.hookspecs import hookimpl
 from tunix_core.plugins import PluginHost, plugin_module
 from tunix_core.protocols import AnswerVerdict, ModelExport, ModelSpec, TrainResult
@@ -70,6 +72,20 @@ class EchoBackend:
 
     def export_problems(self, directory: Path) -> list[str]:
         return []
+
+
+class ChoosingBackend(EchoBackend):
+    """An echo backend whose ``model.options.speed: auto`` (its default) this machine
+    settles to ``fast``, as the jax backend settles ``matmul_dtype: auto``."""
+
+    name = "choosing"
+    resolved: ClassVar[list[dict[str, Any]]] = []
+
+    def resolve_options(self, options: Any) -> dict[str, dict[str, str]]:
+        ChoosingBackend.resolved.append(dict(options))
+        if options.get("speed", "auto") != "auto":
+            return {}
+        return {"speed": {"value": "fast", "reason": "auto: this machine is fast"}}
 
 
 class FakeTrainer:
@@ -135,6 +151,7 @@ def _register_trainers(registry: Any) -> None:
 @hookimpl
 def _register_backends(registry: Any) -> None:
     registry.register("echo", f"{__name__}:EchoBackend")
+    registry.register("choosing", f"{__name__}:ChoosingBackend")
 
 
 @hookimpl
@@ -169,6 +186,7 @@ def host(datasets_plugin: ModuleType) -> PluginHost:
     FakeTrainer.fail_at_steps = None
     FakeTrainer.seen.clear()
     EchoBackend.loads.clear()
+    ChoosingBackend.resolved.clear()
     host = PluginHost()
     host.add_plugin(builtin, "core", "tunix-core")
     host.add_plugin(datasets_plugin, "datasets", "tunix-datasets")
@@ -230,6 +248,42 @@ def test_an_unknown_backend_is_refused_before_a_run_directory_exists(
     with pytest.raises(ConfigError, match=r"model.backend: Unknown model backend 'nope'.*echo"):
         api.run({**config(tmp_path), "model": {"backend": "nope"}}, host=host, echo=print)
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
+def test_options_left_to_the_machine_are_settled_in_the_config_and_recorded_with_why(
+    host: PluginHost, tmp_path: Path
+):
+    lines: list[str] = []
+    settings = {**config(tmp_path), "model": {"backend": "choosing", "options": {"keep": 1}}}
+    path = api.run(settings, stop_after="baseline", host=host, echo=lines.append)
+    run = RunDirectory.open(path)
+    assert run.manifest["model_choices"] == {
+        "speed": {"value": "fast", "reason": "auto: this machine is fast"}
+    }
+    line = "[run] model.options.speed: fast (auto: this machine is fast)"
+    assert line in lines
+    assert line in run.log_path.read_text()
+    # What is keyed on the model spec sees the choice, not the word: the spec the baseline
+    # loaded and the saved config a --resume reads.
+    saved = yaml.safe_load(run.config_path.read_text())
+    assert saved["model"]["options"] == {"keep": 1, "speed": "fast"}
+    plan = runner.plan_run(host, load_run_config(run.config_path))
+    key = baseline_cache.baseline_key(plan.config, plan.context, plan.eval_examples, split="eval")
+    assert key["model"]["spec"]["options"] == {"keep": 1, "speed": "fast"}
+
+    lines.clear()
+    api.run(resume=path, host=host, echo=lines.append)
+    assert line in lines  # the resumed run says which it computes with, chosen at the start
+    assert ChoosingBackend.resolved[-1] == {"keep": 1, "speed": "fast"}
+    assert RunDirectory.open(path).manifest["model_choices"] == run.manifest["model_choices"]
+
+
+def test_a_backend_that_settles_nothing_records_no_choices(host: PluginHost, tmp_path: Path):
+    settings = {**config(tmp_path), "model": {"backend": "choosing", "options": {"speed": "slow"}}}
+    path = api.run(settings, stop_after="dataset", host=host, echo=lambda _: None)
+    run = RunDirectory.open(path)
+    assert run.manifest["model_choices"] == {}
+    assert yaml.safe_load(run.config_path.read_text())["model"]["options"] == {"speed": "slow"}
 
 
 def test_stop_after_then_resume_skips_what_is_done(host: PluginHost, tmp_path: Path):

@@ -70,7 +70,8 @@ def test_model_options_are_the_mesh_and_name_their_path():
         model_options({"mesh_fsdp": 0})
     with pytest.raises(ConfigError, match=r"model\.options\.mesh: unknown key"):
         model_options({"mesh": 2})
-    assert JaxModelOptions().matmul_dtype == "float32"
+    assert JaxModelOptions().matmul_dtype == "auto"
+    assert model_options({"matmul_dtype": "float32"}).matmul_dtype == "float32"
     assert model_options({"matmul_dtype": "bfloat16"}).matmul_dtype == "bfloat16"
     with pytest.raises(ConfigError, match=r"model\.options\.matmul_dtype: must be one of"):
         model_options({"matmul_dtype": "float16"})

@@ -230,6 +230,21 @@ class ModelBackend(Protocol):
         ...
 
 
+@runtime_checkable
+class ResolvingBackend(Protocol):
+    """Optional for a :class:`ModelBackend`: some of its ``model.options`` leave a choice
+    to the machine (the ``jax`` backend's ``matmul_dtype: auto``). ``tunix run`` settles
+    them before anything runs and writes the settled values into the run's config, so
+    whatever is keyed on the model spec (the baseline cache) and a ``--resume`` see the
+    choice, not the word; the manifest's ``model_choices`` and ``run.log`` record each
+    choice with its reason."""
+
+    def resolve_options(self, options: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+        """Per option of ``options`` this machine settles, ``{"value": ..., "reason":
+        ...}``; empty when none is left open."""
+        ...
+
+
 @attrs.frozen
 class TrainResult:
     """What a trainer reports when it returns."""

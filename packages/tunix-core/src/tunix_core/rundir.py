@@ -17,7 +17,7 @@ import re
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -148,8 +148,10 @@ class RunDirectory(RunLayout):
         trainer: str,
         config_path: str | None,
         command: Sequence[str],
+        model_choices: Mapping[str, Mapping[str, str]] | None = None,
     ) -> RunDirectory:
-        """Make ``root/run_id`` (it must not exist) and write its first manifest."""
+        """Make ``root/run_id`` (it must not exist) and write its first manifest;
+        ``model_choices``: the ``model.options`` the backend settled for this machine."""
         path = root / run_id
         try:
             path.mkdir(parents=True, exist_ok=False)
@@ -168,6 +170,7 @@ class RunDirectory(RunLayout):
             "timestamp": utc_now(),
             "finished_at": None,
             "environment": environment(),
+            "model_choices": {name: dict(choice) for name, choice in (model_choices or {}).items()},
             "status": "created",
             "error": None,
             "stages": {stage: {"status": "pending"} for stage in STAGE_NAMES},

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 import yaml
 
 from tunix_core.config import OOD_SPLIT, RunConfig, load_run_config, unstructure_config
@@ -26,7 +27,7 @@ from tunix_core.evaluation import headline_metrics, read_summary, require_answer
 from tunix_core.layout import MANIFEST, RunLayout, model_id
 from tunix_core.phases import PhasePlan, naming_phase, phase_configs
 from tunix_core.plugins import PluginHost
-from tunix_core.protocols import ModelBackend, ModelSpec, RunContext, Trainer
+from tunix_core.protocols import ModelBackend, ModelSpec, ResolvingBackend, RunContext, Trainer
 from tunix_core.registry import UnknownNameError
 from tunix_core.rundir import RunDirectory, new_run_id, run_lock
 from tunix_core.stages import STAGES, Plan, Stage
@@ -60,13 +61,14 @@ def _plan_phases(context: RunContext, config: RunConfig) -> list[PhasePlan]:
 def plan_run(host: PluginHost, config: RunConfig) -> Plan:
     """Resolve every plugin and load the data; raise before anything is written."""
     context = RunContext(host)
+    backend: ModelBackend = _resolve(host.backends, config.model.backend, "model.backend")
+    config, model_choices = settle_model_options(backend, config)
     phases = _plan_phases(context, config)
     trainer: Trainer = (
         phases[0].make_trainer()
         if phases
         else _resolve(host.trainers, config.trainer.name, "trainer.name")
     )
-    backend: ModelBackend = _resolve(host.backends, config.model.backend, "model.backend")
     evaluators = [_resolve(host.evaluators, n, "eval.evaluators") for n in config.eval.evaluators]
     packager = (
         _resolve(host.packagers, config.package.packager, "package.packager")
@@ -98,7 +100,7 @@ def plan_run(host: PluginHost, config: RunConfig) -> Plan:
     ood = _ood_examples(host, config)
     _check_during_training(config, has_ood=bool(ood))
     return Plan(config, backend, trainer, evaluators, packager, train.examples,
-                evaluation.examples, context, parts, phases, ood)  # fmt: skip
+                evaluation.examples, context, parts, phases, ood, model_choices)  # fmt: skip
 
 
 def _check_during_training(config: RunConfig, *, has_ood: bool) -> None:
@@ -111,6 +113,20 @@ def _check_during_training(config: RunConfig, *, has_ood: bool) -> None:
            f"dataset {config.dataset.label!r} has none")  # fmt: skip
     raise ConfigError(f"eval.during_training.split: the run saves no {OOD_SPLIT!r} items "
                       f"({why}); use split: eval")  # fmt: skip
+
+
+def settle_model_options(
+    backend: ModelBackend, config: RunConfig
+) -> tuple[RunConfig, dict[str, dict[str, str]]]:
+    """``config`` with the ``model.options`` the backend leaves to the machine settled
+    (see :class:`ResolvingBackend`), and each choice with its reason."""
+    if not isinstance(backend, ResolvingBackend):
+        return config, {}
+    choices = backend.resolve_options(config.model.options)
+    if not choices:
+        return config, {}
+    options = {**config.model.options, **{name: c["value"] for name, c in choices.items()}}
+    return attrs.evolve(config, model=attrs.evolve(config.model, options=options)), choices
 
 
 def _ood_examples(host: PluginHost, config: RunConfig) -> list[ReasoningExample]:
@@ -159,8 +175,9 @@ def start_run(
         trainer=config.trainer.name,
         config_path=str(config_path) if config_path else None,
         command=command,
+        model_choices=plan.model_choices,
     )
-    run.config_path.write_text(yaml.safe_dump(unstructure_config(config), sort_keys=False))
+    run.config_path.write_text(yaml.safe_dump(unstructure_config(plan.config), sort_keys=False))
     return run, plan
 
 
@@ -229,6 +246,8 @@ def _execute_locked(
         echo(message)
 
     plan.context = plan.context.within(run, progress)
+    for name, choice in run.manifest.get("model_choices", {}).items():
+        progress(f"[run] model.options.{name}: {choice['value']} ({choice['reason']})")
 
     host.manager.hook.tunix_run_started(run=run, config=unstructure_config(plan.config))
     results: dict[str, Any] = {}

@@ -70,6 +70,9 @@ class Plan:
     phases: list[PhasePlan] = attrs.field(factory=list)
     # The dataset's ood split, evaluated beside eval (eval.splits); empty: none.
     ood_examples: list[ReasoningExample] = attrs.field(factory=list)
+    # The model.options the backend settled for this machine (already in ``config``),
+    # each with its reason: the manifest's ``model_choices``.
+    model_choices: dict[str, dict[str, str]] = attrs.field(factory=dict)
 
 
 

@@ -17,7 +17,7 @@ import importlib.util
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -178,6 +178,16 @@ class JaxBackend:
         self._loaded: dict[str, JaxModel] = {}
         # What ``export`` wrote, by directory: the fingerprint and the model it wrote.
         self._exported: dict[Path, tuple[str, JaxModel]] = {}
+
+    def resolve_options(self, options: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+        """``matmul_dtype: auto`` as this machine settles it (:mod:`tunix_jax.matmuls`),
+        with the reason; nothing when the options name a dtype."""
+        from tunix_jax.matmuls import auto_matmul_dtype
+
+        if model_options(options).matmul_dtype != "auto":
+            return {}
+        choice = auto_matmul_dtype()
+        return {"matmul_dtype": {"value": choice.dtype, "reason": choice.reason}}
 
     def validate(self, spec: ModelSpec) -> None:
         # startup: JAX loads with the first model, not with this module

@@ -42,8 +42,8 @@ def bench() -> None:
 @click.option(
     "--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True
 )
-@click.option("--matmul-dtype", type=click.Choice(["float32", "bfloat16"]), default="float32",
-              show_default=True, help="Operands of the weight matmuls (model.options.matmul_dtype).")  # fmt: skip
+@click.option("--matmul-dtype", type=click.Choice(["auto", "float32", "bfloat16"]), default="float32",
+              show_default=True, help="Operands of the weight matmuls (model.options.matmul_dtype; auto as a run settles it).")  # fmt: skip
 @click.option("--seed", type=int, default=0, show_default=True)
 def generate(
     preset: str,

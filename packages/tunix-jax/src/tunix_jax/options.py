@@ -234,11 +234,14 @@ class JaxModelOptions:
     float32; parameters, norms, attention scores and the loss stay in ``model.dtype``.
     About twice the float32 speed on a CPU with AVX512-BF16 and on accelerators;
     generation then also reads the weight matrices as bf16 (half the memory traffic).
+    ``auto`` (the default) is ``bfloat16`` on an accelerator or a CPU with native bf16
+    dot products and ``float32`` elsewhere (see :mod:`tunix_jax.matmuls`); ``tunix run``
+    writes the choice into the run's config and records it in the manifest.
     """
 
     mesh_data: int | None = attrs.field(default=None, validator=positive)
     mesh_fsdp: int | None = attrs.field(default=None, validator=positive)
-    matmul_dtype: str = attrs.field(default="float32", validator=one_of("float32", "bfloat16"))
+    matmul_dtype: str = attrs.field(default="auto", validator=one_of("auto", "float32", "bfloat16"))
 
 
 def trainer_options(config: RunConfig) -> JaxTrainerOptions:

@@ -281,7 +281,10 @@ def test_grpo_token_logprobs_sum_to_the_backends_completion_score(tmp_path):
     from tunix_jax.rl.grpo.algorithm import completion_logprobs
     from tunix_jax.training.loop import model_logits_fn
 
-    model = JaxBackend().load(ModelSpec("tiny-gemma3", "random"), progress=print)
+    # float32 matmuls on every machine: the two paths are compared to f32 rounding.
+    model = JaxBackend().load(
+        ModelSpec("tiny-gemma3", "random", options={"matmul_dtype": "float32"}), progress=print
+    )
     tokenizer = model.tokenizer
     prompts = ["<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n", "Q: 2+2?"]
     completions = ["<answer>4</answer>", "four, I think"]
@@ -399,7 +402,10 @@ def test_gradient_accumulation_leaves_the_update_unchanged():
     from tunix_jax.rl.grpo.algorithm import make_grpo_step
     from tunix_jax.training.loop import model_logits_fn
 
-    model = JaxBackend().load(ModelSpec("tiny-gemma3", "random"), progress=print)
+    # float32 matmuls on every machine: the two paths are compared to f32 rounding.
+    model = JaxBackend().load(
+        ModelSpec("tiny-gemma3", "random", options={"matmul_dtype": "float32"}), progress=print
+    )
     graphdef, params_state, frozen = nnx.split(model.transformer, nnx.Param, ...)
     template = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), params_state)
     params = nnx.to_pure_dict(params_state)

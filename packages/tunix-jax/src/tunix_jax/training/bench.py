@@ -86,8 +86,8 @@ def train_flops_per_token(
 @click.option("--weights", default="random", show_default=True, help="Weights source.")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32",
               show_default=True, help="Compute and parameter dtype.")  # fmt: skip
-@click.option("--matmul-dtype", type=click.Choice(["float32", "bfloat16"]), default="float32",
-              show_default=True, help="Operands of the weight matmuls (model.options.matmul_dtype).")  # fmt: skip
+@click.option("--matmul-dtype", type=click.Choice(["auto", "float32", "bfloat16"]), default="float32",
+              show_default=True, help="Operands of the weight matmuls (model.options.matmul_dtype; auto as a run settles it).")  # fmt: skip
 @click.option("--lora/--full", default=True, show_default=True, help="LoRA or full fine-tune.")
 @click.option("--rank", type=int, default=16, show_default=True, help="LoRA rank.")
 @click.option("--steps", type=int, default=5, show_default=True, help="Timed steps.")
@@ -142,6 +142,7 @@ def run_train_bench(
 
     from tunix_jax import sharding as mesh_lib
     from tunix_jax.dtypes import DTYPES
+    from tunix_jax.matmuls import resolve_matmul_dtype
     from tunix_jax.training.loop import (
         TrainState,
         make_train_step,
@@ -219,7 +220,7 @@ def run_train_bench(
     result: dict[str, object] = {
         "device": f"{device.platform}:{device.device_kind} x{jax.device_count()}",
         "model": f"{preset} ({'LoRA r=' + str(rank) if lora else 'full'}, {dtype}, "
-                 f"matmuls {matmul_dtype}, remat {remat})",
+                 f"matmuls {resolve_matmul_dtype(matmul_dtype).dtype}, remat {remat})",
         "batch x seq": f"{batch} x {seq}",
         "trainable params": f"{trainable_count:,}",
         "load seconds": round(load_seconds, 2),

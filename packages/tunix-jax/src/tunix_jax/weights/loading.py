@@ -32,6 +32,7 @@ from flax import nnx
 from jax.typing import DTypeLike
 
 from tunix_core.errors import ConfigError
+from tunix_jax.matmuls import resolve_matmul_dtype
 from tunix_jax.models.gemma.config import ModelConfig, get_config
 from tunix_jax.models.gemma.errors import WeightsNotFoundError
 from tunix_jax.models.gemma.modules import DecoderBlock
@@ -99,8 +100,10 @@ def _read_params(kind: str, path: Path, config: ModelConfig) -> dict[str, Any]:
 
 def matmul_dtype(name: str) -> Any:
     """``model.options.matmul_dtype`` as `load_model` takes it: None for ``float32`` (the
-    matmuls compute in the model's dtype), else the dtype their operands are rounded to."""
-    return None if name == "float32" else jnp.dtype(name)
+    matmuls compute in the model's dtype), else the dtype their operands are rounded to;
+    ``auto`` as this machine settles it (`tunix_jax.matmuls`)."""
+    settled = resolve_matmul_dtype(name).dtype
+    return None if settled == "float32" else jnp.dtype(settled)
 
 
 def load_model(

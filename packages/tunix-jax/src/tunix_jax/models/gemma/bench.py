@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from tunix_jax.matmuls import resolve_matmul_dtype
 from tunix_jax.models.gemma.sampler import Sampler
 from tunix_jax.weights.loading import load_model
 from tunix_jax.weights.loading import matmul_dtype as matmul_dtype_of
@@ -65,7 +66,7 @@ def benchmark_generate(
         "model": preset,
         "weights": weights,
         "dtype": dtype,
-        "matmul_dtype": matmul_dtype,
+        "matmul_dtype": resolve_matmul_dtype(matmul_dtype).dtype,
         "device": jax.devices()[0].device_kind,
         "batch": batch,
         "prompt_len": prompt_len,
