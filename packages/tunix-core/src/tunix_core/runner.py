@@ -61,14 +61,17 @@ def _plan_phases(context: RunContext, config: RunConfig) -> list[PhasePlan]:
 def plan_run(host: PluginHost, config: RunConfig) -> Plan:
     """Resolve every plugin and load the data; raise before anything is written."""
     context = RunContext(host)
-    backend: ModelBackend = _resolve(host.backends, config.model.backend, "model.backend")
-    config, model_choices = settle_model_options(backend, config)
-    phases = _plan_phases(context, config)
-    trainer: Trainer = (
-        phases[0].make_trainer()
-        if phases
+    # The trainer the user named is checked first: its error lists the installed ones.
+    named: Trainer | None = (
+        None
+        if config.training.phases
         else _resolve(host.trainers, config.trainer.name, "trainer.name")
     )
+    backend: ModelBackend = _resolve(host.backends, config.model.backend, "model.backend")
+    # Settled before the phases, so every phase's config holds the machine's choice.
+    config, model_choices = settle_model_options(backend, config)
+    phases = _plan_phases(context, config)
+    trainer: Trainer = named if named is not None else phases[0].make_trainer()
     evaluators = [_resolve(host.evaluators, n, "eval.evaluators") for n in config.eval.evaluators]
     packager = (
         _resolve(host.packagers, config.package.packager, "package.packager")

@@ -29,7 +29,7 @@ import yaml
 from tunix_core import api
 from tunix_core.config import RunConfig, load_yaml, structure_config
 from tunix_core.errors import ConfigError
-from tunix_core.layout import PHASES, RunLayout
+from tunix_core.layout import METRICS, PHASES, RunLayout
 from tunix_core.phases import phase_configs, phase_dir_name
 from tunix_core.plugins import PluginHost
 
@@ -240,7 +240,7 @@ def read_measurements(run_dir: Path, config: RunConfig) -> Measurements:
     for index, phase in enumerate(phases, 1):
         last = index == len(phases)
         metrics = layout.metrics_path if last else (
-            run_dir / PHASES / phase_dir_name(index, phase.trainer.name) / "metrics.jsonl")  # fmt: skip
+            run_dir / PHASES / phase_dir_name(index, phase.trainer.name) / METRICS)  # fmt: skip
         first, step = _step_times(metrics)
         reserve = phase.trainer.options.get("reserve_fraction", DEFAULT_RESERVE_FRACTION)
         timings.append(PhaseTiming(phase.trainer.name, first, step, phase.training.steps,

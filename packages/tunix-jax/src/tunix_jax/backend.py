@@ -26,6 +26,7 @@ from tunix_core.decoding import DecodingOptions
 from tunix_core.errors import ConfigError, TunixError
 from tunix_core.layout import MODEL_CONFIG
 from tunix_core.protocols import ModelExport, ModelSpec
+from tunix_jax.matmuls import auto_matmul_dtype
 from tunix_jax.models.gemma.config import get_config
 from tunix_jax.models.gemma.tokenizer import Tokenizer
 from tunix_jax.options import model_options
@@ -182,8 +183,6 @@ class JaxBackend:
     def resolve_options(self, options: Mapping[str, Any]) -> dict[str, dict[str, str]]:
         """``matmul_dtype: auto`` as this machine settles it (:mod:`tunix_jax.matmuls`),
         with the reason; nothing when the options name a dtype."""
-        from tunix_jax.matmuls import auto_matmul_dtype
-
         if model_options(options).matmul_dtype != "auto":
             return {}
         choice = auto_matmul_dtype()
