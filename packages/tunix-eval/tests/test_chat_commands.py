@@ -120,20 +120,37 @@ def test_the_jax_model_streams():
     assert streamed == model.generate([prompt], max_new_tokens=NEW_TOKENS)[0]
 
 
+@pytest.fixture(scope="module")
+def float32_run(tmp_path_factory):
+    """A run directory holding the random tiny model with float32 matmuls pinned: its
+    greedy answers run long on every machine (with the bf16 operands that
+    ``matmul_dtype: auto`` picks on a CPU that has them, this model stops at once)."""
+    backend = JaxBackend()
+    spec = ModelSpec("tiny-gemma3", "random", options={"matmul_dtype": "float32"})
+    run = RunDirectory.create(tmp_path_factory.mktemp("runs"), "tiny", model_id="tiny-gemma3@random",
+                              dataset="dev-reasoning-v2", trainer="jax", config_path=None,
+                              command=["tunix", "run"])  # fmt: skip
+    config = unstructure_config(RunConfig())
+    config["model"].update(preset="tiny-gemma3", weights="random", options=dict(spec.options))
+    run.config_path.write_text(yaml.safe_dump(config))
+    backend.export(backend.load(spec, progress=print), run.model_dir)
+    return run.path
+
+
 # pexpect forks a process that at once runs a new Python, so JAX's threads do not matter.
 @pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
-def test_chat_in_a_terminal_streams_stops_on_ctrl_c_and_quits():
+def test_chat_in_a_terminal_streams_stops_on_ctrl_c_and_quits(float32_run):
     import pexpect  # only the tunix-eval test session installs it; others collect this file
 
     child = pexpect.spawn(
         sys.executable,
-        ["-m", "tunix_core", "chat", "--model", "tiny-gemma3", "--weights", "random",
-         "--system-prompt", "", "--max-new-tokens", "450"],
+        ["-m", "tunix_core", "chat", str(float32_run), "--system-prompt", "",
+         "--max-new-tokens", "450"],
         encoding="utf-8", timeout=300,
     )  # fmt: skip
     try:
         child.expect_exact(PROMPT)
-        assert "tunix chat with tiny-gemma3@random (untrained); it streams its answers" in child.before
+        assert "(trained tiny-gemma3@random); it streams its answers" in child.before
         # A long answer (this model writes 450 tokens to it): interrupt it once it shows.
         child.sendline("Write a long story.")
         child.expect_exact("Write a long story.\r\n")
