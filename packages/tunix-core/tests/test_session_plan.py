@@ -1,5 +1,5 @@
 """``tunix plan``'s arithmetic (:func:`make_plan`) and its one-line refusals. The
-measuring run on a real model is tested in tunix-jax (tests/test_plan_command.py)."""
+measuring run on a real model is tested in tests/integration/test_plan_command.py."""
 
 from __future__ import annotations
 

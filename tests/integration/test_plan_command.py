@@ -1,4 +1,5 @@
-"""``tunix plan`` on the tiny random model: it measures two SFT phases on this CPU, and
+"""``tunix plan`` on the tiny random model, with every package installed (its measuring
+run evaluates with tunix-eval's evaluators): it measures two SFT phases on this CPU, and
 its plan is a config whose budgets fit the hours less the margin."""
 
 from __future__ import annotations
