@@ -428,6 +428,37 @@ def _decoding_guards(generator: Generator, decoding: DecodingOptions | None) -> 
     return {"decoding": decoding}
 
 
+def _checked_guards(
+    generator: Generator,
+    examples: Sequence[ReasoningExample],
+    *,
+    max_new_tokens: int,
+    batch_size: int,
+    label: str,
+    context: RunContext,
+    decoding: DecodingOptions | None,
+) -> dict[str, Any]:
+    """Refuse bad settings and items before any generation is spent; the guards'
+    keyword arguments for ``generator`` (:func:`_decoding_guards`)."""
+    if batch_size < 1 or max_new_tokens < 1:
+        raise TunixError(f"{label}: batch_size and max_new_tokens must be >= 1")
+    guards = _decoding_guards(generator, decoding)
+    _check_items([e.id for e in examples], label)
+    require_answer_checks(examples, context.answer_checks, label)
+    return guards
+
+
+def _generate_batch(
+    generator: Generator, prompts: list[str], max_new_tokens: int, guards: dict[str, Any], label: str
+) -> list[str]:
+    """One string per prompt from ``generator``, or a TunixError saying what came back."""
+    completions = generator.generate(prompts, max_new_tokens=max_new_tokens, **guards)
+    if len(completions) != len(prompts) or not all(isinstance(c, str) for c in completions):
+        raise TunixError(f"{label}: the generator returned {len(completions)} completion(s) "
+                         f"for {len(prompts)} prompt(s); it must return one string per prompt")  # fmt: skip
+    return completions
+
+
 def measure_examples(
     generator: Generator,
     examples: Sequence[ReasoningExample],
@@ -442,20 +473,14 @@ def measure_examples(
 ) -> dict[str, Any]:
     """Generate and score as :func:`evaluate_examples` does, but write nothing and resume
     nothing: the summary alone (``eval.during_training``, taken while a model trains)."""
-    if batch_size < 1 or max_new_tokens < 1:
-        raise TunixError(f"{label}: batch_size and max_new_tokens must be >= 1")
-    guards = _decoding_guards(generator, decoding)
-    checks = context.answer_checks
-    _check_items([e.id for e in examples], label)
-    require_answer_checks(examples, checks, label)
+    guards = _checked_guards(generator, examples, max_new_tokens=max_new_tokens,
+                             batch_size=batch_size, label=label, context=context,
+                             decoding=decoding)  # fmt: skip
     predictions = []
     for start in range(0, len(examples), batch_size):
         batch = examples[start : start + batch_size]
         prompts = [render_prompt(e.question, system_prompt) for e in batch]
-        completions = generator.generate(prompts, max_new_tokens=max_new_tokens, **guards)
-        if len(completions) != len(batch) or not all(isinstance(c, str) for c in completions):
-            raise TunixError(f"{label}: the generator returned {len(completions)} completion(s) "
-                             f"for {len(batch)} prompt(s); it must return one string per prompt")  # fmt: skip
+        completions = _generate_batch(generator, prompts, max_new_tokens, guards, label)
         predictions += [Prediction(e.id, p, c, e.answer, example_meta(e))
                         for e, p, c in zip(batch, prompts, completions, strict=True)]  # fmt: skip
     return score_predictions(predictions, evaluators, label=label, context=context)
@@ -480,12 +505,10 @@ def evaluate_examples(
     score them with ``evaluators`` and ``context``'s answer checks, and write
     ``predictions.jsonl`` and ``eval_summary.json``. Returns the summary. ``decoding``'s
     guards, when one is set, go to the generator (:class:`DecodingOptions`)."""
-    if batch_size < 1 or max_new_tokens < 1:
-        raise TunixError(f"{label}: batch_size and max_new_tokens must be >= 1")
-    guards = _decoding_guards(generator, decoding)
+    guards = _checked_guards(generator, examples, max_new_tokens=max_new_tokens,
+                             batch_size=batch_size, label=label, context=context,
+                             decoding=decoding)  # fmt: skip
     checks = context.answer_checks
-    _check_items([e.id for e in examples], label)  # before any generation is spent
-    require_answer_checks(examples, checks, label)
     say = progress or (lambda _message: None)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / PREDICTIONS
@@ -504,14 +527,8 @@ def evaluate_examples(
     try:
         for start in range(0, len(pending), batch_size):
             batch = pending[start : start + batch_size]
-            completions = generator.generate(
-                [prompts[e.id] for e in batch], max_new_tokens=max_new_tokens, **guards
-            )
-            if len(completions) != len(batch) or not all(isinstance(c, str) for c in completions):
-                raise TunixError(
-                    f"{label}: the generator returned {len(completions)} completion(s) for "
-                    f"{len(batch)} prompt(s); it must return one string per prompt"
-                )
+            completions = _generate_batch(generator, [prompts[e.id] for e in batch],
+                                          max_new_tokens, guards, label)  # fmt: skip
             records = [
                 base_record(Prediction(e.id, prompts[e.id], c, e.answer, example_meta(e)), checks)
                 for e, c in zip(batch, completions, strict=True)
