@@ -248,3 +248,14 @@ def build_report_run(root, *, baseline: bool = True, trained: bool = True, model
 def report_run():
     """:func:`build_report_run`."""
     return build_report_run
+
+
+class SamplingOnly:
+    """A stand-in model for `tunix pairs`' tests: pairs only sample, so greedy decoding is
+    an error; scores are never read."""
+
+    def generate(self, prompts: Sequence[str], *, max_new_tokens: int) -> list[str]:
+        raise AssertionError("pairs must sample, not decode greedily")
+
+    def score(self, prompts: Sequence[str], completions: Sequence[str]) -> list[float]:
+        return [0.0 for _ in prompts]

@@ -22,7 +22,7 @@ from tunix_eval.pairs import PairsSettings, build_pairs
 from tunix_eval.sampling_job import Sampling
 from tunix_jax.rl.preference.data import load_pairs
 
-from .conftest import make_host
+from .conftest import SamplingOnly, make_host
 
 
 def ok(reasoning: str, answer: str) -> str:
@@ -63,19 +63,13 @@ def examples() -> list[ReasoningExample]:
     ]
 
 
-class ScriptedSampler:
+class ScriptedSampler(SamplingOnly):
     """Answers each question with its SCRIPT completions, in order; records every call and
     raises on call number ``fail_on_call`` (1-based) as an interrupt would."""
 
     def __init__(self, fail_on_call: int | None = None) -> None:
         self.fail_on_call = fail_on_call
         self.calls: list[dict[str, Any]] = []
-
-    def generate(self, prompts: Sequence[str], *, max_new_tokens: int) -> list[str]:
-        raise AssertionError("pairs must sample, not decode greedily")
-
-    def score(self, prompts: Sequence[str], completions: Sequence[str]) -> list[float]:
-        return [0.0 for _ in prompts]
 
     def sample(self, prompts: Sequence[str], *, max_new_tokens: int, temperature: float,
                top_p: float, seed: int) -> list[str]:  # fmt: skip

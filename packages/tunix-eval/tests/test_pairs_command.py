@@ -22,24 +22,18 @@ from tunix_core.protocols import ModelSpec
 from tunix_core.rundir import RunDirectory
 from tunix_jax.rl.preference.data import load_pairs
 
-from .conftest import make_host, make_invoker
+from .conftest import SamplingOnly, make_host, make_invoker
 
 _QUESTION = re.compile(r"What is (\d+) \+ (\d+)\?")
 # arith's train sums -> what the K samples are, cycled: Right, Wrong, Broken, Empty.
 DRAWS = {3: "RR", 7: "RW", 11: "BR", 15: "WW", 4: "RR", 18: "BE"}
 
 
-class PairSampler:
+class PairSampler(SamplingOnly):
     """Answers each arith question by DRAWS; records the prompts and sampling settings."""
 
     def __init__(self, source: str) -> None:
         self.source = source
-
-    def generate(self, prompts: Sequence[str], *, max_new_tokens: int) -> list[str]:
-        raise AssertionError("pairs must sample, not decode greedily")
-
-    def score(self, prompts: Sequence[str], completions: Sequence[str]) -> list[float]:
-        return [0.0 for _ in prompts]
 
     def sample(self, prompts: Sequence[str], *, max_new_tokens: int, temperature: float,
                top_p: float, seed: int) -> list[str]:  # fmt: skip
