@@ -3,6 +3,7 @@ measuring run on a real model is tested in tests/integration/test_plan_command.p
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import attrs
@@ -15,9 +16,11 @@ from tunix_core.session_plan import (
     MEASURE_STEPS,
     Measurements,
     PhaseTiming,
+    _save_seconds,
     make_plan,
     measuring_config,
     planned_config,
+    render_table,
     write_plan,
 )
 
@@ -81,6 +84,45 @@ def test_a_single_training_counts_its_budget_from_the_run_start():
     assert budget.time_budget_seconds * (1 - SFT.reserve_fraction) == pytest.approx(
         300.0 + 200.0 + budget.seconds
     )
+
+
+def test_checkpoint_saves_come_out_of_the_phase_share():
+    saving = attrs.evolve(SFT, save_seconds=30.0)  # a save every 300 steps of 2 s
+    without = make_plan(attrs.evolve(TWO_PHASES, phases=(SFT,)), hours=9, margin_seconds=1800,
+                        max_loss_seconds=600).phases[0]  # fmt: skip
+    plan = make_plan(attrs.evolve(TWO_PHASES, phases=(saving,)), hours=9, margin_seconds=1800,
+                     max_loss_seconds=600)  # fmt: skip
+    (budget,) = plan.phases
+    assert budget.seconds == pytest.approx(without.seconds)  # the same share of the session
+    assert budget.checkpoint_every == 300
+    assert budget.saves == (budget.fits - 1) // 300
+    # Each 300 steps of 2 s pay one 30 s save: 2.1 s a step, 5 % fewer steps than without.
+    assert budget.fits == int((budget.seconds - SFT.first_step_seconds) / 2.1)
+    assert budget.fits < without.fits
+    used = SFT.first_step_seconds + budget.fits * 2.0 + budget.saves * 30.0
+    assert used <= budget.seconds < used + 2.0 + 30.0  # within one step and one save
+    table = "\n".join(render_table(plan))
+    assert f"{budget.saves} saves x 30s = {budget.saves * 0.5:.1f} min" in table
+    assert "margin" in table and f"{1800 / 60:9.1f} min" in table
+
+
+def test_a_phase_without_a_timed_save_says_so():
+    plan = make_plan(attrs.evolve(TWO_PHASES, phases=(SFT,)), hours=9, margin_seconds=1800,
+                     max_loss_seconds=600)  # fmt: skip
+    assert "save not measured" in "\n".join(render_table(plan))
+
+
+def test_a_save_is_timed_from_the_metrics_flush_to_its_newest_file(tmp_path: Path):
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text("{}\n")
+    os.utime(metrics, (1000.0, 1000.0))
+    assert _save_seconds(metrics, tmp_path / "checkpoints") is None  # nothing was saved
+    for name, written in (("state/a", 1003.0), ("state/b", 1012.5), ("meta/c", 1008.0)):
+        path = tmp_path / "checkpoints" / "4" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+        os.utime(path, (written, written))
+    assert _save_seconds(metrics, tmp_path / "checkpoints") == pytest.approx(12.5)
 
 
 @pytest.mark.parametrize("hours", [0, -1, float("nan")])

@@ -3,8 +3,9 @@ measured first on the devices at hand.
 
 The measurement is a short run of the config itself (its trainers, phases, data, model
 and devices) in a temporary directory: a few compiled steps of every training phase and
-one evaluation batch per split, stopping after ``evaluate``. From it the plan sets, per
-phase, the steps that fit, a ``time_budget`` that stops the phase at its share of the
+one evaluation batch per split, stopping after ``evaluate``; its last step's checkpoint
+gives the seconds of one save. From it the plan sets, per phase, the steps that fit with
+their checkpoint saves, a ``time_budget`` that stops the phase at its share of the
 session, and a ``checkpoint_every`` that loses at most ``max_loss`` to a preemption; the
 rest of the session is the baseline, the evaluation and a margin for export, the judges'
 path gate and packaging. The plan is a complete config for ``tunix run -c``.
@@ -29,7 +30,7 @@ import yaml
 from tunix_core import api
 from tunix_core.config import RunConfig, load_yaml, structure_config
 from tunix_core.errors import ConfigError
-from tunix_core.layout import METRICS, PHASES, RunLayout
+from tunix_core.layout import CHECKPOINTS, METRICS, PHASES, RunLayout
 from tunix_core.phases import phase_configs, phase_dir_name
 from tunix_core.plugins import PluginHost
 
@@ -44,7 +45,8 @@ DEFAULT_RESERVE_FRACTION = 0.15
 class PhaseTiming:
     """One training phase as measured: its trainer, the seconds of its first (compiling)
     step and of each later step, and what its config asks for: ``training.steps`` (which
-    also sets its share of the time) or ``training.epochs``."""
+    also sets its share of the time) or ``training.epochs``. ``save_seconds``: one
+    checkpoint save, None where the measuring run left no checkpoint to time."""
 
     trainer: str
     first_step_seconds: float
@@ -52,6 +54,7 @@ class PhaseTiming:
     configured_steps: int
     reserve_fraction: float = DEFAULT_RESERVE_FRACTION
     epochs: float | None = None
+    save_seconds: float | None = None
 
 
 @attrs.frozen
@@ -70,15 +73,19 @@ class Measurements:
 
 @attrs.frozen
 class PhaseBudget:
-    """A phase's share of the session (``seconds``, its first step included), the steps
-    that fit in it, and the steps it takes: its configured steps, or as many as fit when
-    it asks for more; None when ``training.epochs`` decides (the budget still stops it)."""
+    """A phase's share of the session (``seconds``, its first step and its checkpoint
+    saves included), the steps that fit in it, and the steps it takes: its configured
+    steps, or as many as fit when it asks for more; None when ``training.epochs`` decides
+    (the budget still stops it). ``saves``: the checkpoints written every
+    ``checkpoint_every`` steps before the last step (whose save the load + export row
+    holds), each taking the measured save seconds."""
 
     trainer: str
     steps: int | None
     fits: int
     seconds: float
     checkpoint_every: int
+    saves: int
     # What the phase's training.time_budget is set to: it counts from the phase's start
     # (from the run's start for a single training) and keeps its reserve_fraction free.
     time_budget_seconds: float
@@ -113,11 +120,19 @@ class SessionPlan:
                 f"{phase.steps} steps" if phase.steps is not None else f"epochs {timing.epochs:g}"
             )
             detail = (f"{asked}, {phase.fits} fit at {timing.step_seconds:.3g}s + first step "
-                      f"{timing.first_step_seconds:.3g}s; checkpoint every {phase.checkpoint_every}")  # fmt: skip
+                      f"{timing.first_step_seconds:.3g}s; checkpoint every {phase.checkpoint_every}, "
+                      f"{_saves(phase, timing)}")  # fmt: skip
             rows.append((f"train {index}: {phase.trainer}", detail, phase.seconds))
         rows.append(("evaluate", "measured per batch", m.eval_seconds))
         rows.append(("margin", "export, judges' path gate, package", self.margin_seconds))
         return rows
+
+
+def _saves(phase: PhaseBudget, timing: PhaseTiming) -> str:
+    if timing.save_seconds is None:
+        return "save not measured"
+    total = phase.saves * timing.save_seconds
+    return f"{phase.saves} saves x {timing.save_seconds:.3g}s = {total / 60:.1f} min"
 
 
 def _duration(seconds: float) -> str:
@@ -145,8 +160,9 @@ def make_plan(measurements: Measurements, *, hours: float, margin_seconds: float
               max_loss_seconds: float) -> SessionPlan:  # fmt: skip
     """Share what the session leaves after setup, loading, evaluation and the margin among
     the phases, in the proportion of the time their configured steps take; a phase takes
-    its configured steps, or as many as fit in its share. Raises a ConfigError when
-    ``hours`` cannot hold one step of every phase."""
+    its configured steps, or as many as fit in its share beside a checkpoint save every
+    ``checkpoint_every`` steps. Raises a ConfigError when ``hours`` cannot hold one step
+    of every phase."""
     check_hours(hours)
     check_durations(margin_seconds, max_loss_seconds)
     m = measurements
@@ -162,16 +178,20 @@ def make_plan(measurements: Measurements, *, hours: float, margin_seconds: float
     budgets = []
     for timing, weight in zip(m.phases, weights, strict=True):
         share = available * weight / sum(weights)
-        fits = max(1, math.floor(share / timing.step_seconds))
+        lose_at_most = max(1, math.floor(max_loss_seconds / timing.step_seconds))
+        save_seconds = timing.save_seconds or 0.0
+        # Every lose_at_most steps pay one save: spread over them, it lengthens each step.
+        fits = max(1, math.floor(share / (timing.step_seconds + save_seconds / lose_at_most)))
         steps = None if timing.epochs is not None else min(timing.configured_steps, fits)
         seconds = timing.first_step_seconds + share
         # A single training's budget counts from the run's start, which the setup precedes.
         counted = seconds + (m.setup_seconds + m.load_seconds if len(m.phases) == 1 else 0.0)
-        lose_at_most = math.floor(max_loss_seconds / timing.step_seconds)
-        cadence = max(1, min(steps or fits, lose_at_most))
+        taken = steps or fits
+        cadence = min(taken, lose_at_most)
         budgets.append(PhaseBudget(
             trainer=timing.trainer, steps=steps, fits=fits, seconds=seconds,
-            checkpoint_every=cadence, time_budget_seconds=counted / (1 - timing.reserve_fraction),
+            checkpoint_every=cadence, saves=(taken - 1) // cadence,
+            time_budget_seconds=counted / (1 - timing.reserve_fraction),
         ))  # fmt: skip
     return SessionPlan(hours, margin_seconds, max_loss_seconds, m, tuple(budgets))
 
@@ -227,6 +247,16 @@ def _step_times(metrics_path: Path) -> tuple[float, float]:
     return elapsed[0], max(statistics.median(later), 1e-6)
 
 
+def _save_seconds(metrics_path: Path, checkpoints_dir: Path) -> float | None:
+    """The seconds of the measuring run's last checkpoint save, from file times: the
+    trainer flushes the metrics just before it saves, and the save's files are the newest
+    under ``checkpoints_dir`` (a folder per step). None where there is no checkpoint."""
+    saved = [p.stat().st_mtime for p in checkpoints_dir.glob("*/**/*") if p.is_file()]
+    if not saved or not metrics_path.is_file():
+        return None
+    return max(max(saved) - metrics_path.stat().st_mtime, 0.0)
+
+
 def _stage_seconds(manifest: Mapping[str, Any], stage: str) -> float:
     return float(manifest["stages"][stage].get("seconds") or 0.0)
 
@@ -239,12 +269,12 @@ def read_measurements(run_dir: Path, config: RunConfig) -> Measurements:
     timings = []
     for index, phase in enumerate(phases, 1):
         last = index == len(phases)
-        metrics = layout.metrics_path if last else (
-            run_dir / PHASES / phase_dir_name(index, phase.trainer.name) / METRICS)  # fmt: skip
-        first, step = _step_times(metrics)
+        folder = run_dir if last else run_dir / PHASES / phase_dir_name(index, phase.trainer.name)
+        first, step = _step_times(folder / METRICS)
         reserve = phase.trainer.options.get("reserve_fraction", DEFAULT_RESERVE_FRACTION)
         timings.append(PhaseTiming(phase.trainer.name, first, step, phase.training.steps,
-                                   float(reserve), phase.training.epochs))  # fmt: skip
+                                   float(reserve), phase.training.epochs,
+                                   _save_seconds(folder / METRICS, folder / CHECKPOINTS)))  # fmt: skip
     stepping = sum(t.first_step_seconds + (MEASURE_STEPS - 1) * t.step_seconds for t in timings)
     eval_batch = _stage_seconds(manifest, "evaluate")
     limit = config.eval.limit
