@@ -317,6 +317,8 @@ def test_a_run_resumed_past_its_budget_says_so_and_the_week_bounds_it(run_main, 
 
 def test_a_run_that_finished_training_has_nothing_to_plan(run_main, tmp_path: Path):
     run = planted_run(tmp_path, train_status="done", train_hours=3.0, first_phase_done=True)
-    code, _, err = run_main("plan", "--resume", str(run), "--hours", "9")
-    assert code != 0
-    assert err.startswith(f"Error: --resume: {run} has finished training; tunix run --resume")
+    before = (run / "config.yaml").read_text()
+    code, out, _ = run_main("plan", "--resume", str(run), "--hours", "9")
+    assert code == 0
+    assert f"{run} has finished training: nothing to plan (tunix run --resume" in out
+    assert "measuring" not in out and (run / "config.yaml").read_text() == before

@@ -440,7 +440,8 @@ def plan_session(config_path: Path, *, hours: float, margin_seconds: float | Non
     check_hours(hours)
     check_durations(margin_seconds, max_loss_seconds)
     check_week(weekly_hours, used_hours)
-    hours = _within_week(hours, weekly_hours, used_hours or 0.0, "--used-hours", echo)
+    source = "--used-hours" if used_hours is not None else "--used-hours not given"
+    hours = _within_week(hours, weekly_hours, used_hours or 0.0, source, echo)
     data = load_yaml(config_path)
     structure_config(data, str(config_path))
     echo(f"measuring {config_path} ({MEASURE_STEPS} steps of every phase, one eval batch)")
@@ -467,12 +468,13 @@ def _within_week(hours: float, weekly_hours: float | None, used_hours: float, us
 def plan_resumed(run_dir: Path, *, hours: float, margin_seconds: float | None,
                  max_loss_seconds: float, host: PluginHost, echo: Callable[[str], None],
                  weekly_hours: float | None = None,
-                 used_hours: float | None = None) -> SessionPlan:  # fmt: skip
+                 used_hours: float | None = None) -> SessionPlan | None:  # fmt: skip
     """Plan this session of the run in ``run_dir``: its unfinished phases share ``hours``
     (or what the week has left, counting the hours the run records unless ``used_hours``
     says otherwise), and their budgets go into the run's config.yaml, the old one kept as
     config.before-plan-N.yaml. Says in one line when the run has already trained past
-    the budget its config plans."""
+    the budget its config plans. A run that has finished training needs no plan: it says
+    so and returns None."""
     check_hours(hours)
     check_durations(margin_seconds, max_loss_seconds)
     check_week(weekly_hours, used_hours)
@@ -484,8 +486,9 @@ def plan_resumed(run_dir: Path, *, hours: float, margin_seconds: float | None,
     config = structure_config(data, str(config_path))
     remaining = unfinished_phases(run_dir, config)
     if not remaining:
-        raise ConfigError(f"--resume: {run_dir} has finished training; tunix run --resume "
-                          f"{run_dir} finishes its other stages")  # fmt: skip
+        echo(f"{run_dir} has finished training: nothing to plan (tunix run --resume "
+             f"{run_dir} finishes its other stages)")  # fmt: skip
+        return None
     recorded = recorded_hours(run_dir)
     planned = planned_training_hours(config)
     manifest = json.loads(layout.manifest_path.read_text(encoding="utf-8"))
