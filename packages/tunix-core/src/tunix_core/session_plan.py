@@ -422,7 +422,8 @@ def write_plan(path: Path, data: Mapping[str, Any], plan: SessionPlan, source: P
     planned = planned_config(data, plan, phase_indexes)
     structure_config(planned, str(path))
     if phase_indexes is None:
-        header = [f"# tunix plan -c {source} --hours {plan.hours:g}: run it with tunix run -c {path}"]
+        header = [f"# tunix plan -c {source} --hours {plan.hours:g}: run it with "
+                  f"tunix run -c {path}"]  # fmt: skip
     else:
         header = [f"# tunix plan --resume {source} --hours {plan.hours:g}: run it with "
                   f"tunix run --resume {source}"]  # fmt: skip
@@ -480,7 +481,8 @@ def plan_resumed(run_dir: Path, *, hours: float, margin_seconds: float | None,
     check_week(weekly_hours, used_hours)
     layout = RunLayout(run_dir)
     if not layout.manifest_path.is_file():
-        raise ConfigError(f"--resume: {run_dir} is not a run directory (no {layout.manifest_path.name})")
+        raise ConfigError(f"--resume: {run_dir} is not a run directory "
+                          f"(no {layout.manifest_path.name})")  # fmt: skip
     config_path = run_dir / "config.yaml"
     data = move_old_fields(load_yaml(config_path))
     config = structure_config(data, str(config_path))
