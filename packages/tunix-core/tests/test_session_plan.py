@@ -128,6 +128,8 @@ def test_a_save_is_timed_from_the_metrics_flush_to_its_newest_file(tmp_path: Pat
         path.write_text("x")
         os.utime(path, (written, written))
     assert _save_seconds(metrics, tmp_path / "checkpoints") == pytest.approx(12.5)
+    os.utime(metrics, (1020.0, 1020.0))  # written after the save: it did not time it
+    assert _save_seconds(metrics, tmp_path / "checkpoints") is None
 
 
 @pytest.mark.parametrize("hours", [0, -1, float("nan")])

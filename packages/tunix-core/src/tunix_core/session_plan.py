@@ -261,11 +261,13 @@ def _step_times(metrics_path: Path) -> tuple[float, float]:
 def _save_seconds(metrics_path: Path, checkpoints_dir: Path) -> float | None:
     """The seconds of the measuring run's last checkpoint save, from file times: the
     trainer flushes the metrics just before it saves, and the save's files are the newest
-    under ``checkpoints_dir`` (a folder per step). None where there is no checkpoint."""
+    under ``checkpoints_dir`` (a folder per step). None where there is no checkpoint, or
+    where the metrics were written after it (a trainer that flushes them elsewhere)."""
     saved = [p.stat().st_mtime for p in checkpoints_dir.glob("*/**/*") if p.is_file()]
     if not saved or not metrics_path.is_file():
         return None
-    return max(max(saved) - metrics_path.stat().st_mtime, 0.0)
+    seconds = max(saved) - metrics_path.stat().st_mtime
+    return seconds if seconds >= 0 else None
 
 
 def _stage_seconds(manifest: Mapping[str, Any], stage: str) -> float:
