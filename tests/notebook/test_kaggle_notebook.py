@@ -1,6 +1,7 @@
 """Executes notebooks/kaggle_submission.ipynb top to bottom with the tiny CPU profile
-(nox session ``notebook``) and checks what it leaves in the working folder; then runs it
-again as a second Kaggle session that resumes the first one's run directory.
+(nox session ``notebook``) and checks what it leaves in the working folder and that it
+ran the config ``tunix plan`` wrote; then runs it again as a second Kaggle session that
+resumes the first one's run directory.
 
 On a TPU VM the first process that initialises libtpu holds every chip, so the kernel
 must not have started a JAX backend when the run begins: just before the cell tagged
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,7 +30,8 @@ def run_notebook(work: Path, **settings: str) -> nbformat.NotebookNode:
     before the run cell; ``settings`` are further environment variables."""
     work.mkdir(parents=True, exist_ok=True)
     env = {key: value for key, value in os.environ.items()
-           if key not in {"RESUME_FROM", "KAGGLE_MODEL_HANDLE"}}  # fmt: skip
+           if key not in {"RESUME_FROM", "KAGGLE_MODEL_HANDLE", "TUNIX_HOURS",
+                          "TUNIX_WEEKLY_HOURS", "TUNIX_USED_HOURS"}}  # fmt: skip
     env.update(TUNIX_NOTEBOOK_PROFILE="ci", TUNIX_SRC=str(ROOT), TUNIX_WORK=str(work),
                JAX_PLATFORMS="cpu", **settings)  # fmt: skip
     notebook = nbformat.read(ROOT / "notebooks" / "kaggle_submission.ipynb", as_version=4)
@@ -78,6 +81,14 @@ def test_notebook_runs_and_leaves_bundle_and_model(first):
     ), "the loss curve was not shown"
     # Printed by the run itself (tunix_jax.devices.device_line), not by a cell.
     assert "[run] devices: JAX " in outputs and " x cpu (" in outputs
+    # tunix plan measured and planned 9 hours of the 20-hour week, and the run took its config.
+    assert "week: 0 h of 20 h used (--used-hours not given); planning 9 h" in outputs
+    assert "plan for 9 h on 1 x cpu" in outputs and "wrote " in outputs
+    (run,) = (work / "runs").iterdir()
+    planned = yaml.safe_load((work / "tunix-plan.yaml").read_text())["training"]
+    saved = yaml.safe_load((run / "config.yaml").read_text())["training"]
+    assert saved["time_budget"] == planned["time_budget"] is not None
+    assert saved["checkpoint_every"] == planned["checkpoint_every"] == 3  # all 3 steps fit
 
 
 def test_a_second_session_resumes_the_first_ones_run(first, tmp_path):
@@ -86,5 +97,7 @@ def test_a_second_session_resumes_the_first_ones_run(first, tmp_path):
     outputs = text_of(notebook)
     copied = tmp_path / "runs" / run.name
     assert f"Resuming {copied}" in outputs
+    # The first session finished training: tunix plan --resume has nothing to plan.
+    assert f"{copied} has finished training: nothing to plan" in outputs
     assert "[package] already done, skipping" in outputs
     assert (tmp_path / "model" / "params").is_dir() and len(list(tmp_path.glob("*.zip"))) == 1

@@ -172,11 +172,28 @@ cli.huge_page_commands.add("run")
     "-c",
     "--config",
     "config_path",
-    required=True,
     type=click.Path(dir_okay=False, path_type=Path),
     help="YAML config file to plan.",
 )
+@click.option(
+    "--resume",
+    "resume_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Plan a later session of this run directory instead: its unfinished phases get "
+    "this session's budgets in its config.yaml (then: tunix run --resume RUN).",
+)
 @click.option("--hours", type=float, required=True, help="The session's length, e.g. 9.")
+@click.option(
+    "--weekly-hours",
+    type=float,
+    help="The weekly quota, e.g. 20: the session gets at most what is left of it.",
+)
+@click.option(
+    "--used-hours",
+    type=float,
+    help="Hours of --weekly-hours already used (default: 0, or with --resume what the "
+    "run records).",
+)
 @click.option(
     "--margin",
     help="Kept for export, the judges' path gate and packaging, e.g. 30m "
@@ -191,25 +208,38 @@ cli.huge_page_commands.add("run")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("plan.yaml"),
-    show_default=True,
-    help="Where the planned config goes (run it with tunix run -c).",
+    help="Where the planned config goes (run it with tunix run -c) [default: plan.yaml].",
 )
 @click.pass_context
-def plan_command(ctx: click.Context, config_path: Path, hours: float, margin: str | None,
-                 max_loss: str, out: Path) -> None:  # fmt: skip
+def plan_command(ctx: click.Context, config_path: Path | None, resume_dir: Path | None,
+                 hours: float, weekly_hours: float | None, used_hours: float | None,
+                 margin: str | None, max_loss: str, out: Path | None) -> None:  # fmt: skip
     """Measure step times on these devices, then split --hours between the run's stages.
 
     A short run of the config (a few compiled steps of every training phase, one eval
-    batch per split) gives the step times; the plan gives each phase its steps,
-    time_budget and checkpoint_every, and writes the config with them to --out.
+    batch per split) gives the step times and a checkpoint save's; the plan gives each
+    phase its steps, time_budget and checkpoint_every, and writes the config with them to
+    --out. With --weekly-hours the session gets at most what the week has left.
     """
     # startup: the planner pulls in the runner
-    from tunix_core.session_plan import plan_session
+    from tunix_core.session_plan import plan_resumed, plan_session
 
-    plan_session(config_path, hours=hours, margin_seconds=_seconds("--margin", margin),
-                 max_loss_seconds=_seconds("--max-loss", max_loss) or 0.0, out=out,
-                 host=host_of(ctx), echo=click.echo)  # fmt: skip
+    if (config_path is None) == (resume_dir is None):
+        raise ConfigError("plan: give -c CONFIG to plan a new run or --resume RUN, not both")
+    margin_seconds = _seconds("--margin", margin)
+    max_loss_seconds = _seconds("--max-loss", max_loss) or 0.0
+    if resume_dir is not None:
+        if out is not None:
+            raise ConfigError("--out: --resume writes the run's own config.yaml")
+        plan_resumed(resume_dir, hours=hours, margin_seconds=margin_seconds,
+                     max_loss_seconds=max_loss_seconds, weekly_hours=weekly_hours,
+                     used_hours=used_hours, host=host_of(ctx), echo=click.echo)  # fmt: skip
+    else:
+        assert config_path is not None  # one of the two, checked above
+        plan_session(config_path, hours=hours, margin_seconds=margin_seconds,
+                     max_loss_seconds=max_loss_seconds, out=out or Path("plan.yaml"),
+                     weekly_hours=weekly_hours, used_hours=used_hours, host=host_of(ctx),
+                     echo=click.echo)  # fmt: skip
 
 
 def _seconds(option: str, text: str | None) -> float | None:

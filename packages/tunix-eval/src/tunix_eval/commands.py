@@ -58,18 +58,20 @@ def _load_evaluators(
     host: PluginHost, names: Sequence[str], judge: JudgeOptions | None
 ) -> list[Evaluator]:
     evaluators: list[Evaluator] = []
+    # One judge for both: the judging-mix scorecard's rubric scores are the judge's own.
+    judge_evaluator = JudgeEvaluator(judge) if judge is not None else None
     for name in names:
         if name == "judge" and judge is not None:
             continue  # added below with the command line's options
-        if name == JudgingMixEvaluator.name:  # it says whether open items were judged
-            evaluators.append(JudgingMixEvaluator(judge_configured=judge is not None))
+        if name == JudgingMixEvaluator.name:  # it scores open items by their rubric
+            evaluators.append(JudgingMixEvaluator(judge=judge_evaluator))
             continue
         try:
             evaluators.append(host.evaluators.load(name)())
         except UnknownNameError as exc:
             raise ConfigError(f"--evaluator: {exc}") from None
-    if judge is not None:
-        evaluators.append(JudgeEvaluator(judge))
+    if judge_evaluator is not None:
+        evaluators.append(judge_evaluator)
     return evaluators
 
 

@@ -7,6 +7,13 @@ counts as a parse failure, never as a score. Every verdict is set beside the ``a
 rule's verdict, and disagreements are reported, so a judge can audit the normaliser and
 the other way round.
 
+Open items (``meta.section`` ``open``, as in the judging-mix suite) carry a rubric as
+their expected text instead of an answer: the judge scores them against it with
+:data:`RUBRIC_PROMPT`, and reports those scores per domain (``meta.category``) with
+standard errors, apart from the answer items' agreement with ``accuracy``. The
+``judging-mix`` evaluator asks the same judge for the same scores
+(:meth:`JudgeEvaluator.rubric_scores`); each prompt is sent to the model once.
+
 The judge model is loaded by a model backend (``backend.load(spec)``) from the
 :class:`ModelSpec` that :class:`JudgeOptions` describe. Options come from the constructor,
 from ``TUNIX_JUDGE_*`` environment variables when the evaluator is built with no
@@ -15,8 +22,10 @@ arguments (as ``tunix run`` does), or from ``tunix eval --judge-model``.
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import statistics
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -26,7 +35,7 @@ import attrs
 from tunix_core.data.parse import parse_completion
 from tunix_core.data.render import END_OF_TURN, USER_TURN, render_prompt
 from tunix_core.errors import ConfigError
-from tunix_core.evaluation import check_answer
+from tunix_core.evaluation import UNKNOWN, binomial_stderr, check_answer
 from tunix_core.layout import model_id
 from tunix_core.protocols import EvaluatorReport, Generator, ModelSpec, Prediction, RunContext
 from tunix_core.registry import UnknownNameError
@@ -50,6 +59,29 @@ Rubric:
 3 - final answer equivalent to the reference; reasoning missing or wrong
 2 - final answer wrong or missing; reasoning partly right
 1 - final answer wrong or missing; reasoning wrong or missing
+
+Reply with one line: SCORE: <a number from 1 to 5>"""
+
+# Open items: a task and a rubric (what a good answer must contain, what it must avoid).
+OPEN_SECTION = "open"
+RUBRIC_PROMPT = """\
+You are grading a response to an open task against its rubric.
+
+Task:
+{question}
+
+Rubric:
+{expected}
+
+Response:
+{completion}
+
+Scores:
+5 - does every point the rubric asks for and nothing it says to avoid
+4 - does most points and nothing it says to avoid
+3 - does some points, or most of them and one thing it says to avoid
+2 - does few points, or several things it says to avoid
+1 - off the task, empty, or mostly what the rubric says to avoid
 
 Reply with one line: SCORE: <a number from 1 to 5>"""
 
@@ -140,6 +172,35 @@ class JudgeOptions:
         return ModelSpec(self.preset, self.weights, self.tokenizer, self.dtype)
 
 
+def is_open(prediction: Prediction) -> bool:
+    """Whether ``prediction`` is an open item, judged by its rubric."""
+    return prediction.meta.get("section") == OPEN_SECTION
+
+
+def rubric_summary(scores: Sequence[int | None], pass_score: int) -> dict[str, Any]:
+    """Rubric scores of some open items (None: the reply held no score): how many were
+    scored, their mean with its standard error, and the share at or above ``pass_score``
+    with its binomial standard error. Unscored items count in ``unscored`` only; with
+    nothing scored the mean and rates are None."""
+    scored = [s for s in scores if s is not None]
+    passed = sum(s >= pass_score for s in scored)
+    stderr = statistics.stdev(scored) / math.sqrt(len(scored)) if len(scored) > 1 else None
+    rate = passed / len(scored) if scored else None
+    return {
+        "n": len(scores),
+        "scored": len(scored),
+        "unscored": len(scores) - len(scored),
+        "mean_score": statistics.fmean(scored) if scored else None,
+        "mean_score_stderr": stderr,
+        "passed": {
+            "n": len(scored),
+            "count": passed,
+            "rate": rate,
+            "stderr": binomial_stderr(passed, len(scored)) if scored else None,
+        },
+    }
+
+
 class JudgeEvaluator:
     """Rubric scores from a model, and where they disagree with ``accuracy``."""
 
@@ -148,6 +209,7 @@ class JudgeEvaluator:
     def __init__(self, options: JudgeOptions | None = None) -> None:
         self.options = options if options is not None else JudgeOptions.from_env()
         self._generator: Generator | None = None
+        self._replies: dict[str, str] = {}  # judge prompt -> the model's reply
 
     def generator(self, context: RunContext) -> Generator:
         """The judge model, loaded through the run host's backend registry on first use."""
@@ -161,25 +223,56 @@ class JudgeEvaluator:
             self._generator = backend.load(spec, progress=context.progress)
         return self._generator
 
-    def evaluate(
-        self, predictions: Sequence[Prediction], *, context: RunContext
-    ) -> EvaluatorReport:
-        generator = self.generator(context)
-        prompts = [judge_prompt(p) for p in predictions]
-        replies: list[str] = []
+    def replies(self, prompts: Sequence[str], context: RunContext) -> list[str]:
+        """The judge model's replies to ``prompts``, in batches of ``batch_size``; a
+        prompt it has answered before is not sent again."""
+        asked = [p for p in dict.fromkeys(prompts) if p not in self._replies]
         size = self.options.batch_size
-        for start in range(0, len(prompts), size):
-            batch = prompts[start : start + size]
-            out = generator.generate(batch, max_new_tokens=self.options.max_new_tokens)
+        for start in range(0, len(asked), size):
+            batch = asked[start : start + size]
+            out = self.generator(context).generate(
+                batch, max_new_tokens=self.options.max_new_tokens
+            )
             if len(out) != len(batch):
                 raise ValueError(
                     f"the judge model returned {len(out)} replies for {len(batch)} prompts"
                 )
-            replies.extend(out)
-        return self._report(predictions, replies, context)
+            self._replies.update(zip(batch, out, strict=True))
+        return [self._replies[p] for p in prompts]
+
+    def rubric_scores(self, predictions: Sequence[Prediction],
+                      context: RunContext) -> list[tuple[int | None, str]]:  # fmt: skip
+        """(score, reply) of each open item against its rubric; None where the reply
+        holds no score."""
+        replies = self.replies([judge_prompt(p, RUBRIC_PROMPT) for p in predictions], context)
+        return [(parse_judge_score(reply), reply) for reply in replies]
+
+    def evaluate(
+        self, predictions: Sequence[Prediction], *, context: RunContext
+    ) -> EvaluatorReport:
+        answered = [p for p in predictions if not is_open(p)]
+        replies = self.replies([judge_prompt(p) for p in answered], context)
+        report = self._report(answered, replies, context)
+        open_items = [p for p in predictions if is_open(p)]
+        if not open_items:
+            return report
+        verdicts = self.rubric_scores(open_items, context)
+        per_item = dict(report.per_item)
+        by_domain: dict[str, list[int | None]] = {}
+        for prediction, (score, reply) in zip(open_items, verdicts, strict=True):
+            per_item[prediction.id] = {"rubric_score": score, "judge_reply": reply.strip()[:200]}
+            domain = str(prediction.meta.get("category") or UNKNOWN)
+            by_domain.setdefault(domain, []).append(score)
+        pass_score = self.options.pass_score
+        rubric = {
+            "overall": rubric_summary([score for score, _ in verdicts], pass_score),
+            "by_domain": {d: rubric_summary(s, pass_score) for d, s in sorted(by_domain.items())},
+        }
+        return EvaluatorReport(metrics={**report.metrics, "rubric": rubric}, per_item=per_item)
 
     def _report(self, predictions: Sequence[Prediction], replies: Sequence[str],
                 context: RunContext) -> EvaluatorReport:  # fmt: skip
+        """The answer items' scores and their agreement with ``accuracy``."""
         per_item: dict[str, dict[str, Any]] = {}
         histogram: Counter[int] = Counter()
         agree = judge_only = accuracy_only = 0

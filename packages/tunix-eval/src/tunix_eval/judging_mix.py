@@ -9,8 +9,11 @@ For every completion:
   limit;
 - on verifiable items (section ``verifiable``) the item's answer check;
 - on open items (section ``open``, answer check ``rubric``) nothing by string match: a
-  judge model scores them against their rubric (``--judge-model``). Without one the
-  summary says that open items report only the reference-free checks;
+  judge model scores them against their rubric (``--judge-model``; the ``judge``
+  evaluator's :meth:`~tunix_eval.judge.JudgeEvaluator.rubric_scores`), per domain with
+  standard errors; a reply without a score leaves its item unscored, never scored.
+  Without a judge the summary says that open items report only the reference-free
+  checks;
 - the reference-free checks (empty or copied reasoning, the answer repeated in the
   reasoning, duplicated tags, an answer contradicting the reasoning's last result),
   per domain, when :data:`REFERENCE_FREE_MODULE` is installed (the ``hacking``
@@ -28,10 +31,10 @@ from tunix_core.data.render import END_OF_TURN
 from tunix_core.evaluation import UNKNOWN, binomial_stderr, check_answer
 from tunix_core.protocols import EvaluatorReport, Prediction, RunContext
 from tunix_eval.format import DEFAULT_MAX_TOKENS
-from tunix_eval.judge import question_of
+from tunix_eval.judge import OPEN_SECTION, JudgeEvaluator, question_of, rubric_summary
 from tunix_eval.tokens import APPROX_TOKEN_RULE, approx_token_count
 
-OPEN_SECTION = "open"
+__all__ = ["OPEN_SECTION", "JudgingMixEvaluator"]
 NO_JUDGE_NOTE = ("no judge model: open items (section 'open') report only the format, "
                  "token-limit and reference-free checks, not their rubric")  # fmt: skip
 # The hook for the reference-free checks: a module with
@@ -62,8 +65,9 @@ def _rate(hits: int, n: int) -> dict[str, Any]:
             "stderr": binomial_stderr(hits, n)}  # fmt: skip
 
 
-def _group(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """One domain's (or all items') rates; a rate over no items is left out."""
+def _group(items: Sequence[Mapping[str, Any]], pass_score: int | None) -> dict[str, Any]:
+    """One domain's (or all items') rates; a rate over no items is left out. With a judge
+    (``pass_score``), the open items' rubric scores too."""
     verifiable = [i for i in items if not i["open"]]
     group: dict[str, Any] = {
         "n": len(items),
@@ -75,6 +79,9 @@ def _group(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
     if verifiable:
         group["answer_accuracy"] = _rate(sum(i["correct"] for i in verifiable), len(verifiable))
+    if pass_score is not None and group["open"]:
+        group["rubric"] = rubric_summary([i["rubric_score"] for i in items if i["open"]],
+                                         pass_score)  # fmt: skip
     flagged: dict[str, dict[str, Any]] = {}
     for item in items:
         for check, flag in (item.get("reference_free") or {}).items():
@@ -99,11 +106,15 @@ class JudgingMixEvaluator:
         max_tokens: int = DEFAULT_MAX_TOKENS,
         judge_configured: bool = False,
         reference_free: ReferenceFreeChecks | None = None,
+        judge: JudgeEvaluator | None = None,
     ) -> None:
         if max_tokens < 1:
             raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
         self.max_tokens = max_tokens
-        self.judge_configured = judge_configured
+        # The judge that scores open items by their rubric; judge_configured alone says a
+        # judge runs elsewhere (the summary then makes no claim that it did not).
+        self.judge = judge
+        self.judge_configured = judge_configured or judge is not None
         self.reference_free = reference_free or installed_reference_free_checks()
 
     def evaluate(
@@ -131,14 +142,28 @@ class JudgingMixEvaluator:
             per_item[prediction.id] = item
             domain = str(prediction.meta.get("category") or UNKNOWN)
             by_domain.setdefault(domain, []).append(item)
+        open_items = [p for p in predictions if p.meta.get("section") == OPEN_SECTION]
+        pass_score = None
+        if self.judge is not None:
+            pass_score = self.judge.options.pass_score
+            for prediction, (score, _) in zip(
+                open_items, self.judge.rubric_scores(open_items, context), strict=True
+            ):
+                per_item[prediction.id]["rubric_score"] = score
         everything = [item for items in by_domain.values() for item in items]
         notes = [] if self.judge_configured else [NO_JUDGE_NOTE]
+        unscored = sum(per_item[p.id].get("rubric_score", 0) is None for p in open_items)
+        if unscored:
+            notes.append(f"{unscored} of {len(open_items)} open item(s) unscored: the judge's "
+                         "reply held no score (counted in rubric.unscored, never as a score)")  # fmt: skip
         if self.reference_free is None:
             notes.append(f"reference-free checks did not run: {REFERENCE_FREE_MODULE} is "
                          "not installed")  # fmt: skip
         metrics = {
-            "overall": _group(everything),
-            "by_domain": {name: _group(items) for name, items in sorted(by_domain.items())},
+            "overall": _group(everything, pass_score),
+            "by_domain": {
+                name: _group(items, pass_score) for name, items in sorted(by_domain.items())
+            },
             "max_tokens": self.max_tokens,
             "token_counter": APPROX_TOKEN_RULE,
             "judge_configured": self.judge_configured,
