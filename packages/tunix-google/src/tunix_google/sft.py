@@ -167,8 +167,9 @@ class GoogleTunixSftTrainer:
         reason = self._drive(config, options, run, trainer, stream, counters, steps,
                              started_at=self.created_at, progress=progress,
                              step_hook=context.hook.tunix_train_step_end)  # fmt: skip
-        return self._export(config, run, backend, base, trainer.model,
-                            TrainResult(counters.step, bool(reason), reason), progress)  # fmt: skip
+        return export_module(config, run, backend, base, trainer.model,
+                             TrainResult(counters.step, bool(reason), reason), progress,
+                             title=f"{config.model.preset} SFT loss (google-tunix)")  # fmt: skip
 
     @staticmethod
     def _peft_trainer(
@@ -308,26 +309,27 @@ class GoogleTunixSftTrainer:
             trainer.checkpoint_manager.close()
         return reason
 
-    @staticmethod
-    def _export(
-        config: RunConfig,
-        run: RunDirectory,
-        backend: ModelBackend,
-        base: JaxModel,
-        module: Any,
-        result: TrainResult,
-        progress: Callable[[str], None],
-    ) -> TrainResult:
-        """The trained module (LoRA merged) back in a tunix-jax model, exported by the
-        backend in the upstream layout."""
-        # optional: google-tunix and qwix (the extra google-tunix), checked by require()
-        from tunix_google.modules import from_google_tunix
 
-        plot_loss_curve(run.metrics_path, run.loss_curve_path,
-                        title=f"{config.model.preset} SFT loss (google-tunix)")  # fmt: skip
-        lora = config.training.lora
-        transformer = from_google_tunix(module, base.transformer, lora_scale=lora.alpha / lora.rank)
-        trained = JaxModel(base.spec, transformer, base.tokenizer, base.mesh)
-        export = backend.export(trained, run.model_dir)
-        progress(f"[train] model written to {export.directory} ({export.fingerprint})")
-        return TrainResult(result.steps, result.stopped_early, result.reason, export)
+def export_module(
+    config: RunConfig,
+    run: RunDirectory,
+    backend: ModelBackend,
+    base: JaxModel,
+    module: Any,
+    result: TrainResult,
+    progress: Callable[[str], None],
+    *,
+    title: str,
+) -> TrainResult:
+    """The trained google-tunix module (LoRA merged) back in a tunix-jax model, exported
+    by the backend in the upstream layout, with the loss curve titled ``title``."""
+    # optional: google-tunix and qwix (the extra google-tunix), checked by require()
+    from tunix_google.modules import from_google_tunix
+
+    plot_loss_curve(run.metrics_path, run.loss_curve_path, title=title)
+    lora = config.training.lora
+    transformer = from_google_tunix(module, base.transformer, lora_scale=lora.alpha / lora.rank)
+    trained = JaxModel(base.spec, transformer, base.tokenizer, base.mesh)
+    export = backend.export(trained, run.model_dir)
+    progress(f"[train] model written to {export.directory} ({export.fingerprint})")
+    return TrainResult(result.steps, result.stopped_early, result.reason, export)
