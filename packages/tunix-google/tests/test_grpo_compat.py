@@ -25,8 +25,8 @@ TINY = [
     "--set", "training.batch_size=2", "--set", "training.checkpoint_every=1",
     "--set", "trainer.options.max_new_tokens=16", "--set", "trainer.options.progress_bar=false",
     "--set", 'trainer.options.rewards={"characters": 1.0, "format": 0.5}',
-    # A tiny model misses the judges' path gate's format threshold (tunix-package's test_gate.py).
-    "--set", "package.options.judges_path=false",
+    # The export and packaging are google-tunix-sft's (test_sft_compat.py).
+    "--set", "eval.baseline=false", "--set", "package.enabled=false",
 ]  # fmt: skip
 # `tunix` with the reward `characters` registered (a completion's length,
 # each batch's scores appended to scored.jsonl) and, with KILL set, SIGKILLs the process

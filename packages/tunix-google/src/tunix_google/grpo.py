@@ -188,7 +188,9 @@ class GoogleTunixGrpoTrainer:
     def validate(self, config: RunConfig, *, context: RunContext) -> None:
         options = rl_options(config)  # needs no google-tunix: its errors come first
         require(NAME)
-        check_jax_training(config, options, rows=config.training.batch_size * options.num_generations)
+        check_jax_training(
+            config, options, rows=config.training.batch_size * options.num_generations
+        )
         if options.max_new_tokens >= config.training.max_seq_len:
             raise ConfigError(
                 f"trainer.options.max_new_tokens: {options.max_new_tokens} leaves no room for "
@@ -251,6 +253,7 @@ class GrpoRun:
                                  save_seconds=lambda: DEFAULT_SAVE_SECONDS)  # fmt: skip
         self.stop_reason = ""
         self.saved: list[int] = []
+        self.last_event: StepEnd | None = None  # its plugin hook waits for its checkpoint
         self.learner = self._learner()
         self.trainer = self.learner.rl_cluster.actor_trainer
         self._watch_updates()
@@ -275,7 +278,8 @@ class GrpoRun:
         actor = to_google_tunix(self.base.transformer, dtype)
         # Placed on the mesh, so RLCluster takes the module as it is (no resharded copy)
         # and, with LoRA, sees the reference share the actor's weights.
-        replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+        everywhere = jax.sharding.PartitionSpec()  # type: ignore[no-untyped-call]  # jaxlib has no stubs
+        replicated = jax.sharding.NamedSharding(mesh, everywhere)
         nnx.update(actor, jax.device_put(nnx.state(actor), replicated))
         if training.lora.enabled:
             reference = actor  # the adapters left out: the base model, no second copy
@@ -291,10 +295,13 @@ class GrpoRun:
         prompt_length = min(training.max_seq_len - options.max_new_tokens,
                             -(-longest // PROMPT_MULTIPLE) * PROMPT_MULTIPLE)  # fmt: skip
         tokenizer = self.base.tokenizer
+        roles = (
+            rl_cluster_lib.Role.ACTOR,
+            rl_cluster_lib.Role.REFERENCE,
+            rl_cluster_lib.Role.ROLLOUT,
+        )
         cluster_config = rl_cluster_lib.ClusterConfig(
-            role_to_mesh={role: mesh for role in (rl_cluster_lib.Role.ACTOR,
-                                                  rl_cluster_lib.Role.REFERENCE,
-                                                  rl_cluster_lib.Role.ROLLOUT)},  # fmt: skip
+            role_to_mesh=dict.fromkeys(roles, mesh),
             rollout_engine="vanilla",
             offload_to_cpu=False,
             training_config=rl_cluster_lib.RLTrainingConfig(
@@ -355,7 +362,9 @@ class GrpoRun:
         manager = trainer.checkpoint_manager
         save = manager.save
 
-        def on_buffer(metrics_buffer: Any, loss: Any, step: int, additional_metrics: Any = None) -> Any:
+        def on_buffer(
+            metrics_buffer: Any, loss: Any, step: int, additional_metrics: Any = None
+        ) -> Any:
             grad_norm = (additional_metrics or {}).get("grad_norm", (np.nan, None))[0]
             self.record.updates.append((loss, grad_norm))
             return buffer_metrics(metrics_buffer, loss, step, additional_metrics)
@@ -367,7 +376,11 @@ class GrpoRun:
         def on_save(step: int, model: Any, optimizer: Any = None, save_only_lora_params: bool = False,
                     force: bool = False, custom_metadata: Any = None) -> bool:  # fmt: skip
             # tunix's step: a global step of the learner, num_iterations updates.
-            done = step // self.options.num_iterations if step % self.options.num_iterations == 0 else 0
+            done = (
+                step // self.options.num_iterations
+                if step % self.options.num_iterations == 0
+                else 0
+            )
             if done > self.counters.step:
                 self._step_end(done)
                 self.metrics.flush()  # a checkpoint never holds a step whose metrics are not on disk
@@ -408,7 +421,6 @@ class GrpoRun:
             self.metrics,
         ]  # fmt: skip
         self.hook = PluginStepHook(self.context.hook.tunix_train_step_end, self.run)
-        self.last_event: StepEnd | None = None
         stream = IndexStream(len(self.prompts), training.batch_size * training.grad_accum,
                              config.run.seed)  # fmt: skip
         try:
