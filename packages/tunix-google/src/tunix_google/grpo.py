@@ -220,13 +220,14 @@ class GoogleTunixGrpoTrainer:
                              progress, title=f"{config.model.preset} GRPO (google-tunix)")  # fmt: skip
 
 
-def total_steps(config: RunConfig, prompts: int) -> int:
-    """``training.steps``, or the steps ``training.epochs`` take over ``prompts``."""
+def total_steps(config: RunConfig, items: int) -> int:
+    """``training.steps``, or the steps ``training.epochs`` take over ``items`` (prompts,
+    pairs)."""
     training = config.training
     if training.epochs is None:
         return training.steps
     per_step = training.batch_size * training.grad_accum
-    return max(1, math.ceil(training.epochs * prompts / per_step))
+    return max(1, math.ceil(training.epochs * items / per_step))
 
 
 class GrpoRun:

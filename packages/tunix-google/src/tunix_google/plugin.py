@@ -1,5 +1,5 @@
-"""tunix-google's plugin: registers the ``google-tunix-sft`` and ``google-tunix-grpo``
-trainers.
+"""tunix-google's plugin: registers the ``google-tunix-sft``, ``google-tunix-grpo`` and
+``google-tunix-dpo`` trainers.
 
 Targets are lazy strings, so loading this module imports neither JAX nor google-tunix.
 """
@@ -23,4 +23,10 @@ def tunix_register_trainers(registry: TrainerRegistry) -> None:
         "tunix_google.grpo:GoogleTunixGrpoTrainer",
         description="GRPO with google-tunix's own GRPOLearner and RLCluster on tunix's prompts, "
         "tunix's reward plugins as its reward functions; needs tunix-google[google-tunix]",
+    )
+    registry.register(
+        "google-tunix-dpo",
+        "tunix_google.dpo:GoogleTunixDpoTrainer",
+        description="DPO with google-tunix's own DPOTrainer on tunix's preference pairs "
+        "(trainer.options.pairs); needs tunix-google[google-tunix]",
     )
