@@ -36,7 +36,7 @@ import numpy as np
 from tunix_core.config import RunConfig
 from tunix_core.data.parse import parse_completion
 from tunix_core.data.record import ReasoningExample
-from tunix_core.errors import ConfigError
+from tunix_core.errors import ConfigError, PluginError
 from tunix_core.jsonio import read_jsonl
 from tunix_core.protocols import ModelBackend, Reward, RunContext, TrainResult
 from tunix_core.rundir import RunDirectory
@@ -122,28 +122,27 @@ def reward_function(
     name: str,
     weight: float,
     reward: Reward,
-    prompts: Sequence[PromptItem],
+    items: Sequence[PromptItem],
     record: Callable[[], StepRecord],
     context: RunContext,
 ) -> Callable[..., list[float]]:
     """tunix reward ``name`` as a google-tunix reward function: ``weight x score`` of each
-    completion, the prompt's item found by the ``index`` column of the batch. The raw
-    scores go to the step's record."""
+    completion, its prompt's item found by the batch's ``index`` column (google-tunix
+    passes the batch's columns by name). The raw scores go to the step's record."""
 
-    def score(prompts_text: list[str], completions: list[str], index: Any) -> list[float]:
-        items = [prompts[int(i)] for i in np.asarray(index).reshape(-1)]
-        values = [float(s) for s in reward(list(prompts_text), list(completions),
-                                           [item.expected for item in items],
-                                           [item.meta for item in items], context=context)]  # fmt: skip
+    def call(prompts: list[str], completions: list[str], index: Any, **_: Any) -> list[float]:
+        scored = [items[int(i)] for i in np.asarray(index).reshape(-1)]
+        values = [float(s) for s in reward(list(prompts), list(completions),
+                                           [item.expected for item in scored],
+                                           [item.meta for item in scored], context=context)]  # fmt: skip
+        if len(values) != len(completions) or any(math.isinf(v) for v in values):
+            raise PluginError(f"reward {name!r} returned {values} for {len(completions)} "
+                              "completions: one finite number each, or NaN")  # fmt: skip
         current = record()
         current.scores.setdefault(name, []).extend(values)
-        if name == next(iter(current.scores)):
+        if name == next(iter(current.scores)):  # the completions once, with the first reward
             current.completions.extend(completions)
         return [weight * v for v in values]
-
-    # google-tunix passes prompts=, completions= and the batch's other columns by name.
-    def call(prompts: list[str], completions: list[str], index: Any, **_: Any) -> list[float]:
-        return score(prompts, completions, index)
 
     call.__name__ = name  # google-tunix logs rewards/<__name__>
     return call
