@@ -15,7 +15,9 @@ import pytest
 pytestmark = pytest.mark.compat
 
 STEPS = 6
-KILL_AT = 3
+# After step 5 the checkpoint of step 4 may still be written in the background; that of
+# step 2 is complete (a save waits for the one before).
+KILL_AT = 5
 TINY = [
     "--trainer", "google-tunix-dpo", "--dataset", "dev-reasoning-v2", "--model", "tiny-gemma3",
     "--weights", "random", "--steps", str(STEPS),
@@ -85,7 +87,9 @@ def test_a_killed_google_tunix_dpo_run_resumes_and_learns_the_preference(tmp_pat
     assert "resumed from google-tunix's checkpoint of step" in resumed.stdout
     manifest = json.loads((run / "run_manifest.json").read_text())
     assert manifest["status"] == "succeeded"
-    assert all(stage["status"] == "done" for stage in manifest["stages"].values())
+    stages = {name: stage["status"] for name, stage in manifest["stages"].items()}
+    assert stages == {"dataset": "done", "baseline": "skipped", "train": "done",
+                      "evaluate": "done", "package": "skipped"}  # fmt: skip
     assert manifest["environment"]["packages"]["google-tunix"] == "0.1.7"
 
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
