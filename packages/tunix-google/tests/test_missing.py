@@ -11,7 +11,7 @@ import pytest
 
 from tunix_google.requirements import INSTALL_HINT
 
-TRAINERS = ["google-tunix-sft", "google-tunix-grpo"]
+TRAINERS = ["google-tunix-sft", "google-tunix-grpo", "google-tunix-dpo"]
 
 
 def run_args(trainer: str) -> list[str]:
@@ -44,6 +44,7 @@ def test_without_google_tunix_the_trainer_says_how_to_install_it(tmp_path: Path,
         ("google-tunix-grpo", "trainer.options.reward_normalization=group",
          "trainer.options.reward_normalization"),
         ("google-tunix-grpo", "eval.during_training.every=1", "eval.during_training.every"),
+        ("google-tunix-dpo", "trainer.options.remat=block", "trainer.options.remat"),
     ],
 )  # fmt: skip
 def test_an_option_google_tunix_lacks_is_refused_naming_the_field(
