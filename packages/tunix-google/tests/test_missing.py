@@ -11,10 +11,12 @@ import pytest
 
 from tunix_google.requirements import INSTALL_HINT
 
-RUN = [
-    "run", "--trainer", "google-tunix-sft", "--dataset", "dev-reasoning-v2",
-    "--model", "tiny-gemma3", "--weights", "random",
-]  # fmt: skip
+TRAINERS = ["google-tunix-sft", "google-tunix-grpo", "google-tunix-dpo"]
+
+
+def run_args(trainer: str) -> list[str]:
+    return ["run", "--trainer", trainer, "--dataset", "dev-reasoning-v2",
+            "--model", "tiny-gemma3", "--weights", "random"]  # fmt: skip
 
 
 def tunix(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -23,19 +25,34 @@ def tunix(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tunix") is not None, reason="google-tunix installed")
-def test_without_google_tunix_the_trainer_says_how_to_install_it(tmp_path: Path):
-    result = tunix(tmp_path, *RUN)
+@pytest.mark.parametrize("trainer", TRAINERS)
+def test_without_google_tunix_the_trainer_says_how_to_install_it(tmp_path: Path, trainer: str):
+    result = tunix(tmp_path, *run_args(trainer))
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert "google-tunix-sft" in lines[0] and INSTALL_HINT in lines[0]
+    assert trainer in lines[0] and INSTALL_HINT in lines[0]
     assert not (tmp_path / "runs").exists()
 
 
-def test_an_option_google_tunix_lacks_is_refused_naming_the_field(tmp_path: Path):
-    result = tunix(tmp_path, *RUN, "--set", "trainer.options.packing=false")
+@pytest.mark.parametrize(
+    ("trainer", "setting", "field"),
+    [
+        ("google-tunix-sft", "trainer.options.packing=false", "trainer.options.packing"),
+        ("google-tunix-grpo", "trainer.options.dynamic_sampling=true",
+         "trainer.options.dynamic_sampling"),
+        ("google-tunix-grpo", "trainer.options.reward_normalization=group",
+         "trainer.options.reward_normalization"),
+        ("google-tunix-grpo", "eval.during_training.every=1", "eval.during_training.every"),
+        ("google-tunix-dpo", "trainer.options.remat=block", "trainer.options.remat"),
+    ],
+)  # fmt: skip
+def test_an_option_google_tunix_lacks_is_refused_naming_the_field(
+    tmp_path: Path, trainer: str, setting: str, field: str
+):
+    result = tunix(tmp_path, *run_args(trainer), "--set", setting)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert "trainer.options.packing: not supported by google-tunix-sft" in lines[0]
+    assert f"{field}: not supported by {trainer}" in lines[0]
     assert not (tmp_path / "runs").exists()

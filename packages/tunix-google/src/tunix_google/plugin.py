@@ -1,4 +1,5 @@
-"""tunix-google's plugin: registers the ``google-tunix-sft`` trainer.
+"""tunix-google's plugin: registers the ``google-tunix-sft``, ``google-tunix-grpo`` and
+``google-tunix-dpo`` trainers.
 
 Targets are lazy strings, so loading this module imports neither JAX nor google-tunix.
 """
@@ -16,4 +17,16 @@ def tunix_register_trainers(registry: TrainerRegistry) -> None:
         "tunix_google.sft:GoogleTunixSftTrainer",
         description="SFT with google-tunix's own PeftTrainer (LoRA through qwix, or full) on "
         "tunix's rendered examples; needs tunix-google[google-tunix]",
+    )
+    registry.register(
+        "google-tunix-grpo",
+        "tunix_google.grpo:GoogleTunixGrpoTrainer",
+        description="GRPO with google-tunix's own GRPOLearner and RLCluster on tunix's prompts, "
+        "tunix's reward plugins as its reward functions; needs tunix-google[google-tunix]",
+    )
+    registry.register(
+        "google-tunix-dpo",
+        "tunix_google.dpo:GoogleTunixDpoTrainer",
+        description="DPO with google-tunix's own DPOTrainer on tunix's preference pairs "
+        "(trainer.options.pairs); needs tunix-google[google-tunix]",
     )

@@ -156,7 +156,9 @@ class GoogleTunixSftTrainer:
                              config.run.seed, packing=False)  # fmt: skip
         steps = total_steps(config, stream)
         trainer = self._peft_trainer(config, options, run, base, steps)
-        counters = self._resume(trainer, stream, run, progress)
+        grad_accum = trainer.config.get_with_default("gradient_accumulation_steps", 1)
+        counters = resume_counters(trainer, run, progress,
+                                   skip=lambda: unpacked_input(stream)[1], batches=grad_accum)  # fmt: skip
         lora = training.lora
         progress(
             f"[train] google-tunix {google_tunix_version()} PeftTrainer, "
@@ -164,11 +166,13 @@ class GoogleTunixSftTrainer:
             f"{steps} steps of {training.grad_accum} x {training.batch_size} rows x "
             f"{training.max_seq_len + 1} tokens ({stream.rows_per_epoch()} rows an epoch)"
         )
-        reason = self._drive(config, options, run, trainer, stream, counters, steps,
-                             started_at=self.created_at, progress=progress,
-                             step_hook=context.hook.tunix_train_step_end)  # fmt: skip
-        return self._export(config, run, backend, base, trainer.model,
-                            TrainResult(counters.step, bool(reason), reason), progress)  # fmt: skip
+        reason = drive(config, options, run, trainer, counters, steps,
+                       next_input=lambda: unpacked_input(stream), data=stream.state,
+                       started_at=self.created_at, progress=progress,
+                       step_hook=context.hook.tunix_train_step_end)  # fmt: skip
+        return export_module(config, run, backend, base, trainer.model,
+                             TrainResult(counters.step, bool(reason), reason), progress,
+                             title=f"{config.model.preset} SFT loss (google-tunix)")  # fmt: skip
 
     @staticmethod
     def _peft_trainer(
@@ -204,130 +208,150 @@ class GoogleTunixSftTrainer:
         trainer = peft_trainer.PeftTrainer(module, tx, trainer_config)
         return trainer.with_gen_model_input_fn(model_inputs)
 
-    @staticmethod
-    def _resume(
-        trainer: Any, stream: BatchStream, run: RunDirectory, progress: Callable[[str], None]
-    ) -> Counters:
-        """The counters of the step PeftTrainer restored (0 without a checkpoint); the
-        stream skips the batches that step read and later metrics lines are dropped."""
-        step = int(trainer.train_steps)
-        truncate_metrics(run, step)
-        if step == 0:
-            return Counters()
-        grad_accum = trainer.config.get_with_default("gradient_accumulation_steps", 1)
-        counters = Counters(step)
-        for _ in range(step * grad_accum):  # the batches the restored steps read
-            counters.tokens += int((stream.next_batch()["segment_ids"] != 0).sum())
-        # Training time is known only where the step logged a line (training.log_every).
-        last = [r for r in read_jsonl(run.metrics_path) if r.get("step") == step]
-        if last:
-            counters.train_seconds = float(last[-1]["elapsed_seconds"])
-        progress(f"[train] resumed from google-tunix's checkpoint of step {step}")
-        return counters
 
-    @staticmethod
-    def _drive(
-        config: RunConfig,
-        options: JaxTrainerOptions,
-        run: RunDirectory,
-        trainer: Any,
-        stream: BatchStream,
-        counters: Counters,
-        steps: int,
-        *,
-        started_at: float,
-        progress: Callable[[str], None],
-        step_hook: Callable[..., Any],
-    ) -> str:
-        """PeftTrainer's train step until ``steps`` or the time budget; returns why it
-        stopped early ("" when every step ran)."""
-        from tunix.sft import sharding_utils
+def unpacked_input(stream: BatchStream) -> tuple[Any, int]:
+    """The stream's next batch as PeftTrainer's input, and its real tokens."""
+    batch = stream.next_batch()
+    return training_input(batch), int((batch["segment_ids"] != 0).sum())
 
-        training = config.training
-        lora = training.lora.enabled
-        train_step, _ = trainer.jit_train_and_eval_step()
-        schedule = build_optimizer(training, steps)[1]
-        metrics = MetricsLog(run.metrics_path, training.log_every, steps)
-        saved: list[int] = []
 
-        def save(step: int, *, force: bool) -> None:
-            metrics.flush()  # a checkpoint never holds a step whose metrics are not on disk
-            if trainer.checkpoint_manager.save(step, trainer.model, trainer.optimizer,
-                                               save_only_lora_params=lora, force=force):  # fmt: skip
-                saved.append(step)
+def resume_counters(
+    trainer: Any,
+    run: RunDirectory,
+    progress: Callable[[str], None],
+    *,
+    skip: Callable[[], int],
+    batches: int,
+) -> Counters:
+    """The counters of the step a PeftTrainer restored (0 without a checkpoint): ``skip``
+    reads (and returns the tokens of) each of the ``batches`` micro-batches a step read,
+    and later metrics lines are dropped."""
+    step = int(trainer.train_steps)
+    truncate_metrics(run, step)
+    if step == 0:
+        return Counters()
+    counters = Counters(step)
+    for _ in range(step * batches):  # the batches the restored steps read
+        counters.tokens += skip()
+    # Training time is known only where the step logged a line (training.log_every).
+    last = [r for r in read_jsonl(run.metrics_path) if r.get("step") == step]
+    if last:
+        counters.train_seconds = float(last[-1]["elapsed_seconds"])
+    progress(f"[train] resumed from google-tunix's checkpoint of step {step}")
+    return counters
 
-        budget = BudgetStop(TimeBudget.from_config(config, options, started_at), steps,
-                            save_seconds=lambda: DEFAULT_SAVE_SECONDS)  # fmt: skip
-        bar = ProgressBar(steps, counters.step, enabled=options.progress_bar)
-        callbacks: list[StepCallback] = [NanGuard(lambda: saved[-1] if saved else None), budget,
-                                         bar, metrics]  # fmt: skip
-        # The plugins' hook comes after the step's checkpoint, as its spec says.
-        hook = PluginStepHook(step_hook, run)
-        reason = ""
-        try:
-            while counters.step < steps:
-                reason = budget.stop_reason(counters.step, time.time()) or ""
-                if reason:
-                    progress(f"[train] {reason}")
-                    break
-                began = time.monotonic()
-                outputs, step_tokens = [], 0
-                for _ in range(training.grad_accum):
-                    batch = stream.next_batch()
-                    step_tokens += int((batch["segment_ids"] != 0).sum())
-                    example = sharding_utils.shard_input(
-                        training_input(batch), trainer.config.data_sharding_axis
-                    )
-                    loss, _aux, grad_norm = train_step(example)
-                    outputs.append((loss, grad_norm))
-                values = np.asarray(jax.device_get(outputs), np.float64)
-                seconds = time.monotonic() - began
-                counters.step += 1
-                counters.tokens += step_tokens
-                counters.train_seconds += seconds
-                event = StepEnd(
-                    step=counters.step, loss=float(values[:, 0].mean()),
-                    grad_norm=float(values[:, 1].mean()),
-                    learning_rate=float(schedule(counters.step - 1)), step_tokens=step_tokens,
-                    seconds=seconds, tokens_seen=counters.tokens,
-                    train_seconds=counters.train_seconds, data=stream.state(),
-                )  # fmt: skip
-                for callback in callbacks:
-                    callback.on_step(event)
-                if counters.step % training.checkpoint_every == 0:
-                    save(counters.step, force=False)
-                hook.on_step(event)
-            metrics.flush()
-            if counters.step and counters.step not in saved:
-                save(counters.step, force=True)
-        except TrainingDivergedError:
-            metrics.flush()
-            raise
-        finally:
-            bar.close()
-            trainer.checkpoint_manager.close()
-        return reason
 
-    @staticmethod
-    def _export(
-        config: RunConfig,
-        run: RunDirectory,
-        backend: ModelBackend,
-        base: JaxModel,
-        module: Any,
-        result: TrainResult,
-        progress: Callable[[str], None],
-    ) -> TrainResult:
-        """The trained module (LoRA merged) back in a tunix-jax model, exported by the
-        backend in the upstream layout."""
-        # optional: google-tunix and qwix (the extra google-tunix), checked by require()
-        from tunix_google.modules import from_google_tunix
+def drive(
+    config: RunConfig,
+    options: JaxTrainerOptions,
+    run: RunDirectory,
+    trainer: Any,
+    counters: Counters,
+    steps: int,
+    *,
+    next_input: Callable[[], tuple[Any, int]],
+    data: Callable[[], dict[str, int]],
+    started_at: float,
+    progress: Callable[[str], None],
+    step_hook: Callable[..., Any],
+    step_extras: Callable[[list[Any]], dict[str, float]] = lambda auxes: {},
+) -> str:
+    """A PeftTrainer's train step until ``steps`` or the time budget, on the micro-batches
+    of ``next_input`` (the trainer's input and its tokens; ``training.grad_accum`` a step,
+    each through the trainer's ``_prepare_inputs``), with tunix's metrics lines (plus
+    ``step_extras`` of the step's aux outputs), checkpoints, NaN guard, budget, progress
+    bar and plugin hook; returns why it stopped early ("" when every step ran). ``data``:
+    the stream's position, for the step events."""
+    from tunix.sft import sharding_utils
 
-        plot_loss_curve(run.metrics_path, run.loss_curve_path,
-                        title=f"{config.model.preset} SFT loss (google-tunix)")  # fmt: skip
-        lora = config.training.lora
-        transformer = from_google_tunix(module, base.transformer, lora_scale=lora.alpha / lora.rank)
-        trained = JaxModel(base.spec, transformer, base.tokenizer, base.mesh)
-        export = backend.export(trained, run.model_dir)
-        progress(f"[train] model written to {export.directory} ({export.fingerprint})")
-        return TrainResult(result.steps, result.stopped_early, result.reason, export)
+    training = config.training
+    lora = training.lora.enabled
+    train_step, _ = trainer.jit_train_and_eval_step()
+    schedule = build_optimizer(training, steps)[1]
+    metrics = MetricsLog(run.metrics_path, training.log_every, steps)
+    saved: list[int] = []
+
+    def save(step: int, *, force: bool) -> None:
+        metrics.flush()  # a checkpoint never holds a step whose metrics are not on disk
+        if trainer.checkpoint_manager.save(step, trainer.model, trainer.optimizer,
+                                           save_only_lora_params=lora, force=force):  # fmt: skip
+            saved.append(step)
+
+    budget = BudgetStop(TimeBudget.from_config(config, options, started_at), steps,
+                        save_seconds=lambda: DEFAULT_SAVE_SECONDS)  # fmt: skip
+    bar = ProgressBar(steps, counters.step, enabled=options.progress_bar)
+    callbacks: list[StepCallback] = [NanGuard(lambda: saved[-1] if saved else None), budget,
+                                     bar, metrics]  # fmt: skip
+    # The plugins' hook comes after the step's checkpoint, as its spec says.
+    hook = PluginStepHook(step_hook, run)
+    reason = ""
+    try:
+        while counters.step < steps:
+            reason = budget.stop_reason(counters.step, time.time()) or ""
+            if reason:
+                progress(f"[train] {reason}")
+                break
+            began = time.monotonic()
+            outputs, auxes, step_tokens = [], [], 0
+            for _ in range(training.grad_accum):
+                model_input, tokens = next_input()
+                step_tokens += tokens
+                example = sharding_utils.shard_input(
+                    trainer._prepare_inputs(model_input), trainer.config.data_sharding_axis
+                )
+                loss, aux, grad_norm = train_step(example)
+                outputs.append((loss, grad_norm))
+                auxes.append(aux)
+            values = np.asarray(jax.device_get(outputs), np.float64)
+            seconds = time.monotonic() - began
+            counters.step += 1
+            counters.tokens += step_tokens
+            counters.train_seconds += seconds
+            event = StepEnd(
+                step=counters.step, loss=float(values[:, 0].mean()),
+                grad_norm=float(values[:, 1].mean()),
+                learning_rate=float(schedule(counters.step - 1)), step_tokens=step_tokens,
+                seconds=seconds, tokens_seen=counters.tokens,
+                train_seconds=counters.train_seconds, data=data(),
+                extra=step_extras(jax.device_get(auxes)),
+            )  # fmt: skip
+            for callback in callbacks:
+                callback.on_step(event)
+            if counters.step % training.checkpoint_every == 0:
+                save(counters.step, force=False)
+            hook.on_step(event)
+        metrics.flush()
+        if counters.step and counters.step not in saved:
+            save(counters.step, force=True)
+    except TrainingDivergedError:
+        metrics.flush()
+        raise
+    finally:
+        bar.close()
+        trainer.checkpoint_manager.close()
+    return reason
+
+
+def export_module(
+    config: RunConfig,
+    run: RunDirectory,
+    backend: ModelBackend,
+    base: JaxModel,
+    module: Any,
+    result: TrainResult,
+    progress: Callable[[str], None],
+    *,
+    title: str,
+) -> TrainResult:
+    """The trained google-tunix module (LoRA merged) back in a tunix-jax model, exported
+    by the backend in the upstream layout, with the loss curve titled ``title``."""
+    # optional: google-tunix and qwix (the extra google-tunix), checked by require()
+    from tunix_google.modules import from_google_tunix
+
+    plot_loss_curve(run.metrics_path, run.loss_curve_path, title=title)
+    lora = config.training.lora
+    transformer = from_google_tunix(module, base.transformer, lora_scale=lora.alpha / lora.rank)
+    trained = JaxModel(base.spec, transformer, base.tokenizer, base.mesh)
+    export = backend.export(trained, run.model_dir)
+    progress(f"[train] model written to {export.directory} ({export.fingerprint})")
+    return TrainResult(result.steps, result.stopped_early, result.reason, export)
