@@ -39,9 +39,27 @@ def multi_host_requested(env: dict[str, str] | None = None) -> bool:
 
 def initialize_distributed() -> None:
     """Join the other hosts with ``jax.distributed.initialize()`` when asked to; must run
-    before anything touches a JAX device."""
-    if multi_host_requested() and not jax.distributed.is_initialized():
-        jax.distributed.initialize()
+    before anything touches a JAX device. Where no cluster manager says how many processes
+    there are and which one this is (a coordinator address given by hand, as on CPUs),
+    ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` do."""
+    if not multi_host_requested() or jax.distributed.is_initialized():
+        return
+    counts: dict[str, int] = {}
+    for key, argument in (("JAX_NUM_PROCESSES", "num_processes"), ("JAX_PROCESS_ID", "process_id")):
+        value = os.environ.get(key)
+        if value is not None:
+            if not value.isdigit():
+                raise ConfigError(f"environment variable {key}: expected a count, got {value!r}")
+            counts[argument] = int(value)
+    jax.distributed.initialize(**counts)
+
+
+def sync_processes(name: str) -> None:
+    """Wait until every JAX process reaches the barrier ``name``; a no-op with one."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
 
 
 def mesh_shape(device_count: int, mesh_data: int | None, mesh_fsdp: int | None) -> tuple[int, int]:
