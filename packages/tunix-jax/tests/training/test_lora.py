@@ -57,6 +57,24 @@ def test_merged_weights_compute_what_the_adapters_did(inputs, preset):
     )
 
 
+def test_initial_adapters_are_the_draws_of_nnx_rngs_in_order():
+    # apply_lora draws every A in one compiled call; each must be what an eager
+    # normal(nnx.Rngs(params=seed).params(), shape) / sqrt(fan_in) gives, adapter by
+    # adapter in model order, as it did when each adapter drew its own, and B is zero.
+    model = _model()
+    apply_lora(model, TARGETS, rank=4, alpha=8.0, seed=3)
+    rngs = nnx.Rngs(params=3)
+    # The order apply_lora visits projections in: modules, then their attributes.
+    adapters = [child for _, parent in nnx.iter_modules(model) for child in vars(parent).values()
+                if isinstance(child, LoRAEinsum | LoRALinear)]  # fmt: skip
+    assert len(adapters) == model.config.num_layers * len(TARGETS)
+    for adapter in adapters:
+        a = adapter.lora_a[...]
+        want = jax.random.normal(rngs.params(), a.shape) / np.sqrt(np.prod(a.shape[:-1]))
+        np.testing.assert_array_equal(a, want)
+        assert not np.any(adapter.lora_b[...])
+
+
 def test_adapter_shapes_are_low_rank_over_the_contracted_dimensions():
     model = _model()
     apply_lora(model, ("kv_einsum", "attn_vec_einsum", "down_proj"), rank=3, alpha=6.0, seed=0)
