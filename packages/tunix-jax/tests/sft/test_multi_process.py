@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tunix_core.jsonio import read_jsonl
 
@@ -67,6 +68,9 @@ def _checkpoints(run_path: Path) -> list[int]:
     return sorted(int(p.name) for p in (run_path / "checkpoints").iterdir() if p.name.isdigit())
 
 
+# Three JAX processes compiling and training at once: about 4 minutes on the shared
+# 2-core VM, well past the default session's per-test budget, so it runs with `heavy`.
+@pytest.mark.heavy
 def test_two_processes_train_like_one_process_with_all_the_devices(tmp_path):
     coordinator = {"JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{_free_port()}", "JAX_NUM_PROCESSES": "2"}
     pair = [_start(tmp_path / "two", _env(2, **coordinator, JAX_PROCESS_ID=str(i))) for i in (0, 1)]

@@ -18,7 +18,6 @@ on a base model.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
 import os
@@ -39,44 +38,39 @@ ADAPTER_CONFIG_FILENAME = "adapter_config.json"
 ADAPTER_PARAMS_DIRNAME = "params"
 
 
+# jax.random.normal compiled at XLA optimisation level 1: the random-bit generator
+# compiles about 3x faster than at the default level, with the same values
+# (tests/training/test_lora.py checks them).
+_normal = jax.jit(
+    jax.random.normal, static_argnums=(1,), compiler_options={"xla_backend_optimization_level": 1}
+)
+
+
 def _rank_letter(used: str) -> str:
     return next(c for c in "rzyxwvu" if c not in used)
-
-
-def _einsum_parts(base: Einsum) -> tuple[str, str, str, str, str]:
-    """(inputs, weight, output, contracted, kept) letters of ``base.equation``: the weight's
-    letters summed over, and the ones it keeps."""
-    inputs, rest = base.equation.split(",")
-    weight, output = rest.split("->")
-    contracted = "".join(c for c in weight if c in inputs and c not in output)
-    kept = "".join(c for c in weight if c not in contracted)
-    return inputs, weight, output, contracted, kept
 
 
 class LoRAEinsum(nnx.Module):
     """An :class:`Einsum` plus a low-rank update with the same input and output shapes."""
 
-    def __init__(self, base: Einsum, *, rank: int, alpha: float, lora_a: jax.Array):
-        """``lora_a``: the initial ``A`` (:func:`apply_lora` draws it; shape from
-        :meth:`a_shape`); ``B`` starts at zero."""
-        inputs, weight, output, contracted, kept = _einsum_parts(base)
+    def __init__(self, base: Einsum, *, rank: int, alpha: float, rngs: nnx.Rngs):
+        inputs, rest = base.equation.split(",")
+        weight, output = rest.split("->")
+        contracted = [c for c in weight if c in inputs and c not in output]
+        kept = [c for c in weight if c not in contracted]
         r = _rank_letter(base.equation)
         middle = "".join(c for c in inputs if c not in contracted) + r
-        self.down_equation = f"{inputs},{contracted}{r}->{middle}"
-        self.up_equation = f"{middle},{r}{kept}->{output}"
-        self.merge_equation = f"{contracted}{r},{r}{kept}->{weight}"
+        self.down_equation = f"{inputs},{''.join(contracted)}{r}->{middle}"
+        self.up_equation = f"{middle},{r}{''.join(kept)}->{output}"
+        self.merge_equation = f"{''.join(contracted)}{r},{r}{''.join(kept)}->{weight}"
         shape = dict(zip(weight, base.w[...].shape, strict=True))
+        fan_in = math.prod(shape[c] for c in contracted)
         self.base = base
         self.scale = alpha / rank
-        self.lora_a = nnx.LoRAParam(lora_a)
+        self.lora_a = nnx.LoRAParam(
+            _normal(rngs.params(), (*(shape[c] for c in contracted), rank)) / math.sqrt(fan_in)
+        )
         self.lora_b = nnx.LoRAParam(jnp.zeros((rank, *(shape[c] for c in kept))))
-
-    @staticmethod
-    def a_shape(base: Einsum, rank: int) -> tuple[int, ...]:
-        """``A``'s shape: the weight's contracted dimensions, then ``rank``."""
-        _, weight, _, contracted, _ = _einsum_parts(base)
-        shape = dict(zip(weight, base.w[...].shape, strict=True))
-        return (*(shape[c] for c in contracted), rank)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         dtype = self.base.dtype
@@ -94,17 +88,14 @@ class LoRAEinsum(nnx.Module):
 class LoRALinear(nnx.Module):
     """An :class:`nnx.Linear` (kernel [in, out], no bias) plus a low-rank update."""
 
-    def __init__(self, base: nnx.Linear, *, rank: int, alpha: float, lora_a: jax.Array):
-        """``lora_a``: the initial ``A`` [in, rank]; ``B`` starts at zero."""
-        _, fan_out = base.kernel[...].shape
+    def __init__(self, base: nnx.Linear, *, rank: int, alpha: float, rngs: nnx.Rngs):
+        fan_in, fan_out = base.kernel[...].shape
         self.base = base
         self.scale = alpha / rank
-        self.lora_a = nnx.LoRAParam(lora_a)
+        self.lora_a = nnx.LoRAParam(
+            _normal(rngs.params(), (fan_in, rank)) / math.sqrt(fan_in)
+        )
         self.lora_b = nnx.LoRAParam(jnp.zeros((rank, fan_out)))
-
-    @staticmethod
-    def a_shape(base: nnx.Linear, rank: int) -> tuple[int, ...]:
-        return (base.kernel[...].shape[0], rank)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         dtype = self.base.dtype or x.dtype
@@ -149,43 +140,18 @@ def apply_lora(
             f"trainer.options.lora_targets: {', '.join(map(repr, unknown))} not in this model; "
             f"available: {', '.join(sorted(available))}"
         )
-    chosen = [(parent, name, module) for parent, name, module in _projections(model)
-              if name in targets]  # fmt: skip
-    shapes = tuple(
-        LoRAEinsum.a_shape(module, rank)
-        if isinstance(module, Einsum)
-        else LoRALinear.a_shape(module, rank)
-        for _, _, module in chosen
-    )
-    initial = _initial_a(jax.random.key(seed), shapes=shapes) if chosen else []
-    for (parent, name, module), lora_a in zip(chosen, initial, strict=True):
+    rngs = nnx.Rngs(params=seed)
+    wrapped = 0
+    for parent, name, module in _projections(model):
+        if name not in targets:
+            continue
         if isinstance(module, Einsum):
-            adapter: nnx.Module = LoRAEinsum(module, rank=rank, alpha=alpha, lora_a=lora_a)
+            adapter: nnx.Module = LoRAEinsum(module, rank=rank, alpha=alpha, rngs=rngs)
         else:
-            adapter = LoRALinear(module, rank=rank, alpha=alpha, lora_a=lora_a)
+            adapter = LoRALinear(module, rank=rank, alpha=alpha, rngs=rngs)
         setattr(parent, name, adapter)
-    return len(chosen)
-
-
-# Optimisation level 1 compiles the random-bit generator about 3x faster than XLA's
-# default and gives the same values (checked by tests/training/test_lora.py).
-@functools.partial(
-    jax.jit, static_argnames=("shapes",), compiler_options={"xla_backend_optimization_level": 1}
-)
-def _initial_a(key: jax.Array, *, shapes: tuple[tuple[int, ...], ...]) -> list[jax.Array]:
-    """Every adapter's initial ``A`` in one compiled call: adapter ``i`` of shape
-    ``shapes[i]`` gets ``normal(fold_in(key, i)) / sqrt(fan_in)`` (the draws of
-    ``nnx.Rngs(params=seed)``, one per adapter in order). Adapters of one shape share one
-    vmapped draw, so the generator compiles once per distinct shape, not once per layer."""
-    initial: list[jax.Array | None] = [None] * len(shapes)
-    for shape in dict.fromkeys(shapes):
-        indices = [i for i, s in enumerate(shapes) if s == shape]
-        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.asarray(indices))
-        draws = jax.vmap(lambda k, shape=shape: jax.random.normal(k, shape))(keys)
-        fan_in = math.prod(shape[:-1])
-        for row, i in enumerate(indices):
-            initial[i] = draws[row] / math.sqrt(fan_in)
-    return [a for a in initial if a is not None]
+        wrapped += 1
+    return wrapped
 
 
 def merge_lora(model: nnx.Module) -> int:
