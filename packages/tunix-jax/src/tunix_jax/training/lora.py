@@ -92,9 +92,7 @@ class LoRALinear(nnx.Module):
         fan_in, fan_out = base.kernel[...].shape
         self.base = base
         self.scale = alpha / rank
-        self.lora_a = nnx.LoRAParam(
-            _normal(rngs.params(), (fan_in, rank)) / math.sqrt(fan_in)
-        )
+        self.lora_a = nnx.LoRAParam(_normal(rngs.params(), (fan_in, rank)) / math.sqrt(fan_in))
         self.lora_b = nnx.LoRAParam(jnp.zeros((rank, fan_out)))
 
     def __call__(self, x: jax.Array) -> jax.Array:
