@@ -68,7 +68,7 @@ def _checkpoints(run_path: Path) -> list[int]:
     return sorted(int(p.name) for p in (run_path / "checkpoints").iterdir() if p.name.isdigit())
 
 
-# Three JAX processes compiling and training at once: about 4 minutes on the shared
+# Three JAX processes compiling and training at once: 2-4 minutes on the shared
 # 2-core VM, well past the default session's per-test budget, so it runs with `heavy`.
 @pytest.mark.heavy
 def test_two_processes_train_like_one_process_with_all_the_devices(tmp_path):

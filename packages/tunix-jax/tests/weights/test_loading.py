@@ -94,7 +94,7 @@ def test_unsupported_quantisation_names_file_and_tensor(tmp_path, tiny_model, gg
         load_model("tiny-gemma3", f"gguf:{path}")
 
 
-# Compiles the initialiser twice (once at XLA's slow default level): 70 s on the loaded
+# Compiles the initialiser twice (once at XLA's slow default level): 30-70 s on the loaded
 # 2-core VM. test_lora.py checks the same normal draws at level 1 in the default session.
 @pytest.mark.heavy
 def test_random_weights_are_those_of_the_default_compile():
