@@ -2,7 +2,13 @@ import pytest
 from jax.sharding import PartitionSpec
 
 from tunix_core.errors import ConfigError
-from tunix_jax.sharding import fsdp_spec, make_mesh, mesh_shape, multi_host_requested
+from tunix_jax.sharding import (
+    fsdp_spec,
+    initialize_distributed,
+    make_mesh,
+    mesh_shape,
+    multi_host_requested,
+)
 
 
 def test_default_mesh_puts_every_device_on_data():
@@ -40,3 +46,11 @@ def test_fsdp_shards_the_largest_evenly_divisible_dimension():
 )
 def test_multi_host_detection(env, expected):
     assert multi_host_requested(env) is expected
+
+
+def test_a_process_count_that_is_not_a_number_is_named(monkeypatch):
+    monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "127.0.0.1:1")
+    monkeypatch.setenv("JAX_NUM_PROCESSES", "two")
+    expected = "^environment variable JAX_NUM_PROCESSES: expected a whole number, got 'two'$"
+    with pytest.raises(ConfigError, match=expected):
+        initialize_distributed()

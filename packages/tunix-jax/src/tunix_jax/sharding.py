@@ -39,9 +39,42 @@ def multi_host_requested(env: dict[str, str] | None = None) -> bool:
 
 def initialize_distributed() -> None:
     """Join the other hosts with ``jax.distributed.initialize()`` when asked to; must run
-    before anything touches a JAX device."""
-    if multi_host_requested() and not jax.distributed.is_initialized():
-        jax.distributed.initialize()
+    before anything touches a JAX device. Where no cluster manager says how many processes
+    there are and which one this is (a coordinator address given by hand, as on CPUs),
+    ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` do."""
+    if not multi_host_requested() or jax.distributed.is_initialized():
+        return
+    jax.distributed.initialize(
+        num_processes=_count_from_env("JAX_NUM_PROCESSES"),
+        process_id=_count_from_env("JAX_PROCESS_ID"),
+    )
+
+
+def _count_from_env(key: str) -> int | None:
+    value = os.environ.get(key)
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise ConfigError(f"environment variable {key}: expected a whole number, got {value!r}")
+    return int(value)
+
+
+def sync_processes(name: str) -> None:
+    """Wait until every JAX process reaches the barrier ``name``; a no-op with one."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
+def decided_by_process_zero(flag: bool) -> bool:
+    """``flag`` as process 0 has it; every process must call this at the same point
+    (a collective). With one process, ``flag`` itself."""
+    if jax.process_count() == 1:
+        return flag
+    from jax.experimental import multihost_utils
+
+    return bool(multihost_utils.broadcast_one_to_all(np.asarray(flag)))
 
 
 def mesh_shape(device_count: int, mesh_data: int | None, mesh_fsdp: int | None) -> tuple[int, int]:
@@ -92,6 +125,8 @@ def batch_sharding(mesh: Mesh, leading_axes: int = 0) -> NamedSharding:
 
 
 def put_global(array: np.ndarray, sharding: NamedSharding) -> jax.Array:
-    """A global array from a host array every process holds in full."""
+    """A global array from a host array every process holds in full (each process's data
+    stream draws the same global batch from the same seed); each process copies only the
+    rows of its own devices."""
     fetch: Callable[[Any], np.ndarray] = lambda index: array[index]  # noqa: E731
     return jax.make_array_from_callback(array.shape, sharding, fetch)

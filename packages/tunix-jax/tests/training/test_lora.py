@@ -1,3 +1,5 @@
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -55,6 +57,24 @@ def test_merged_weights_compute_what_the_adapters_did(inputs, preset):
     assert set(nnx.to_pure_dict(nnx.state(model, nnx.Param))) == set(
         nnx.to_pure_dict(nnx.state(_model(preset), nnx.Param))
     )
+
+
+def test_initial_adapters_are_the_draws_of_nnx_rngs_in_order():
+    # apply_lora draws A with jax.random.normal compiled at XLA optimisation level 1 (for
+    # speed); each must be what the plain normal(nnx.Rngs(params=seed).params(), shape)
+    # / sqrt(fan_in) gives, adapter by adapter in model order, and B is zero.
+    model = _model()
+    apply_lora(model, TARGETS, rank=4, alpha=8.0, seed=3)
+    rngs = nnx.Rngs(params=3)
+    # The order apply_lora visits projections in: modules, then their attributes.
+    adapters = [child for _, parent in nnx.iter_modules(model) for child in vars(parent).values()
+                if isinstance(child, LoRAEinsum | LoRALinear)]  # fmt: skip
+    assert len(adapters) == model.config.num_layers * len(TARGETS)
+    for adapter in adapters:
+        a = adapter.lora_a[...]
+        want = jax.random.normal(rngs.params(), a.shape) / math.sqrt(math.prod(a.shape[:-1]))
+        np.testing.assert_array_equal(a, want)
+        assert not np.any(adapter.lora_b[...])
 
 
 def test_adapter_shapes_are_low_rank_over_the_contracted_dimensions():

@@ -240,8 +240,9 @@ def total_steps(config: RunConfig, stream: BatchStream) -> int:
 
 
 def truncate_metrics(run: RunDirectory, step: int) -> None:
-    """Drop metrics of steps after ``step`` (logged before a crash, redone on resume)."""
-    if not run.metrics_path.exists():
+    """Drop metrics of steps after ``step`` (logged before a crash, redone on resume);
+    process 0 writes the metrics, so only it truncates them."""
+    if jax.process_index() != 0 or not run.metrics_path.exists():
         return
     kept = [r for r in read_jsonl(run.metrics_path) if int(r.get("step", 0)) <= step]
     text = "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in kept)
@@ -346,6 +347,9 @@ def drive_steps(
     try:
         while position.step < steps:
             reason = budget.stop_reason(position.step, time.time()) or ""
+            # Every step is a collective over all processes: they stop where process 0 does.
+            if mesh_lib.decided_by_process_zero(bool(reason)) != bool(reason):
+                reason = "" if reason else "process 0 stopped at its time budget"
             if reason:
                 progress(f"[train] {reason}")
                 break
