@@ -276,7 +276,7 @@ class EvalSection:
     evaluators: tuple[str, ...] = ("format", "accuracy", "trace")
     max_new_tokens: int = attrs.field(default=160, validator=positive)
     batch_size: int = attrs.field(default=48, validator=positive)
-    limit: int | None = attrs.field(default=48, validator=positive)
+    limit: int | None = attrs.field(default=200, validator=positive)
     baseline: bool = True
     # Reuse the untrained model's evaluation from the baseline cache (tunix_core.baseline_cache).
     baseline_cache: bool = True
