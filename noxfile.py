@@ -13,7 +13,10 @@ CI's list) times tunix against google-tunix side by side: see docs/performance.m
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -37,11 +40,23 @@ PACKAGES = [
     "tunix-google",
 ]  # fmt: skip
 EXAMPLE = "examples/tunix-plugin-example"
+# One JAX compilation cache for every session of this `nox` run, empty at its start and
+# removed at its end: the tests compile the same tiny-model programs (train steps,
+# samplers) in many processes and sessions, and XLA's compile is most of a tiny run's
+# time. Every program is kept, however small or quick to compile (the thresholds).
+# Entries are keyed by the program, the XLA flags and the jaxlib version, so `floors`'s
+# older JAX shares the folder without reading another version's entries, and JAX writes
+# each entry atomically, so the two xdist workers may fill it at once.
+JAX_CACHE = Path(tempfile.mkdtemp(prefix="tunix-ci-jax-cache-"))
+atexit.register(shutil.rmtree, JAX_CACHE, ignore_errors=True)
 TEST_ENV = {
     "JAX_PLATFORMS": "cpu",
     "HF_HUB_OFFLINE": "1",
     "HF_DATASETS_OFFLINE": "1",
     "TUNIX_STRICT_PLUGINS": "1",
+    "JAX_COMPILATION_CACHE_DIR": str(JAX_CACHE),
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
 }
 # What each package's default tests need besides the package itself.
 TEST_INSTALLS = {

@@ -37,7 +37,8 @@ def _subprocess_env(tmp_root: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([*sys.path, env.get("PYTHONPATH", "")])
     env["JAX_PLATFORMS"] = "cpu"
-    env["JAX_COMPILATION_CACHE_DIR"] = str(tmp_root / "jax-cache")
+    # The nox run's cache for all sessions, or one of this test's own.
+    env.setdefault("JAX_COMPILATION_CACHE_DIR", str(tmp_root / "jax-cache"))
     env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     env["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
     return env

@@ -46,10 +46,11 @@ def sweep_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def sweep_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """The test environment, with one JAX compilation cache for every trial's process."""
+    """The test environment, with one JAX compilation cache for every trial's process
+    (the nox run's, shared with its other sessions, where it set one)."""
+    cache = os.environ.get("JAX_COMPILATION_CACHE_DIR") or str(tmp_path_factory.mktemp("jax-cache"))
     return {
-        **os.environ, "JAX_PLATFORMS": "cpu",
-        "JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("jax-cache")),
+        **os.environ, "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": cache,
         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
         "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
     }  # fmt: skip
