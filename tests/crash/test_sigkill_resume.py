@@ -9,6 +9,7 @@ finishes it. The nox session `crash` runs this (CI does too); it is not in `test
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import queue
@@ -116,8 +117,21 @@ def the_run(output_dir: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def reference_fingerprint(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> str:
-    """The trained fingerprint of the same run, never interrupted."""
-    root = tmp_path_factory.mktemp("reference")
+    """The trained fingerprint of the same run, never interrupted: trained once per pytest
+    run, also under xdist, whose workers share the folder above their own temp folders."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return train_reference(tmp_path_factory.mktemp("reference"), env)
+    shared = tmp_path_factory.getbasetemp().parent  # this pytest run's, not an earlier one's
+    with open(shared / "crash-reference.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other worker waits for the first one's run
+        known = shared / "crash-reference.fingerprint"
+        if not known.exists():
+            known.write_text(train_reference(shared / "crash-reference", env))
+        return known.read_text()
+
+
+def train_reference(root: Path, env: dict[str, str]) -> str:
+    root.mkdir(exist_ok=True)
     finish(["run", *TINY, "--output-dir", str(root / "runs")], root, env)
     fingerprint = json.loads((the_run(root / "runs") / "run_manifest.json").read_text())["model_fingerprint"]
     assert fingerprint
