@@ -31,7 +31,7 @@ from tunix_core.errors import ConfigError
 from tunix_core.protocols import ModelBackend, RunContext, TrainResult
 from tunix_core.rundir import RunDirectory
 from tunix_google.grpo import total_steps
-from tunix_google.requirements import require
+from tunix_google.requirements import refuse_unsupported, require
 from tunix_google.sft import (
     UNSUPPORTED_OPTIONS,
     drive,
@@ -64,11 +64,7 @@ AUX_METRICS = {
 def dpo_options(config: RunConfig) -> DpoTrainerOptions:
     """``trainer.options`` structured as the ``dpo`` trainer's, after refusing the ones
     google-tunix cannot honour (one line naming the field)."""
-    for key in config.trainer.options:
-        if key in UNSUPPORTED_OPTIONS:
-            raise ConfigError(
-                f"trainer.options.{key}: not supported by {NAME}: {UNSUPPORTED_OPTIONS[key]}"
-            )
+    refuse_unsupported(config.trainer.options, NAME, UNSUPPORTED_OPTIONS)
     options: DpoTrainerOptions = structure(
         config.trainer.options, DpoTrainerOptions, source="config", root="trainer.options"
     )

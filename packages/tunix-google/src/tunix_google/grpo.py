@@ -40,7 +40,7 @@ from tunix_core.errors import ConfigError, PluginError
 from tunix_core.jsonio import read_jsonl
 from tunix_core.protocols import ModelBackend, Reward, RunContext, TrainResult
 from tunix_core.rundir import RunDirectory
-from tunix_google.requirements import require
+from tunix_google.requirements import refuse_unsupported, require
 from tunix_google.sft import Counters, export_module, google_tunix_version
 from tunix_jax.backend import JaxModel
 from tunix_jax.dtypes import DTYPES
@@ -95,11 +95,7 @@ PROMPT_MULTIPLE = 64
 def rl_options(config: RunConfig) -> GrpoTrainerOptions:
     """``trainer.options`` structured as the ``grpo`` trainer's, after refusing the ones
     google-tunix cannot honour (one line naming the field)."""
-    for key in config.trainer.options:
-        if key in UNSUPPORTED_OPTIONS:
-            raise ConfigError(
-                f"trainer.options.{key}: not supported by {NAME}: {UNSUPPORTED_OPTIONS[key]}"
-            )
+    refuse_unsupported(config.trainer.options, NAME, UNSUPPORTED_OPTIONS)
     if config.eval.during_training.every is not None:
         raise ConfigError(f"eval.during_training.every: not supported by {NAME}: "
                           "GRPOLearner runs its own loop between the steps")  # fmt: skip

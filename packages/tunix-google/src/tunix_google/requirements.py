@@ -1,10 +1,12 @@
-"""What the google-tunix trainers need installed, checked without importing it."""
+"""What the google-tunix trainers need: google-tunix installed (checked without importing
+it), and options it can honour."""
 
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterable, Mapping
 
-from tunix_core.errors import TunixError
+from tunix_core.errors import ConfigError, TunixError
 
 INSTALL_HINT = "pip install 'tunix-google[google-tunix]'"
 # Import name -> distribution of what the trainers import.
@@ -24,3 +26,15 @@ def require(trainer: str) -> None:
             f"the {trainer} trainer runs google-tunix's own training code; "
             f"{' and '.join(absent)} not installed: {INSTALL_HINT}"
         )
+
+
+def refuse_unsupported(
+    options: Iterable[str], trainer: str, unsupported: Mapping[str, str]
+) -> None:
+    """Raise a one-line ConfigError naming the first of ``options`` (``trainer.options``
+    keys) that ``unsupported`` says google-tunix cannot honour, and why."""
+    for key in options:
+        if key in unsupported:
+            raise ConfigError(
+                f"trainer.options.{key}: not supported by {trainer}: {unsupported[key]}"
+            )

@@ -31,11 +31,10 @@ import numpy as np
 
 from tunix_core.config import RunConfig
 from tunix_core.data.record import ReasoningExample
-from tunix_core.errors import ConfigError
 from tunix_core.jsonio import read_jsonl
 from tunix_core.protocols import ModelBackend, RunContext, TrainResult
 from tunix_core.rundir import RunDirectory
-from tunix_google.requirements import require
+from tunix_google.requirements import refuse_unsupported, require
 from tunix_jax.backend import JaxModel
 from tunix_jax.dtypes import DTYPES
 from tunix_jax.options import JaxTrainerOptions, trainer_options
@@ -74,11 +73,7 @@ UNSUPPORTED_OPTIONS = {
 def sft_options(config: RunConfig) -> JaxTrainerOptions:
     """``trainer.options`` structured as the ``jax`` trainer's, after refusing the ones
     google-tunix cannot honour (one line naming the field)."""
-    for key in config.trainer.options:
-        if key in UNSUPPORTED_OPTIONS:
-            raise ConfigError(
-                f"trainer.options.{key}: not supported by {NAME}: {UNSUPPORTED_OPTIONS[key]}"
-            )
+    refuse_unsupported(config.trainer.options, NAME, UNSUPPORTED_OPTIONS)
     return trainer_options(config)
 
 
