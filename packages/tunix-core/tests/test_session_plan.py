@@ -237,7 +237,7 @@ def test_bad_week_options_are_one_line(run_main, tmp_path: Path, args: list[str]
 @pytest.mark.parametrize(("args", "message"), [
     ([], "Error: plan: give -c CONFIG to plan a new run or --resume RUN, not both"),
     (["-c", "c.yaml", "--resume", "run"], "Error: plan: give -c CONFIG"),
-    (["--resume", "run", "--out", "p.yaml"], "Error: --out: --resume writes the run's own"),
+    (["--resume", "run", "--out", "p.yaml"], "Error: --out: --resume rewrites the run's own config"),
     (["--resume", "nowhere"], "Error: --resume: nowhere is not a run directory"),
 ])  # fmt: skip
 def test_plan_takes_a_config_or_a_run(run_main, tmp_path: Path, monkeypatch,

@@ -180,7 +180,7 @@ cli.huge_page_commands.add("run")
     "resume_dir",
     type=click.Path(file_okay=False, path_type=Path),
     help="Plan a later session of this run directory instead: its unfinished phases get "
-    "this session's budgets in its config.yaml (then: tunix run --resume RUN).",
+    "this session's budgets in the run's own config (then: tunix run --resume RUN).",
 )
 @click.option("--hours", type=float, required=True, help="The session's length, e.g. 9.")
 @click.option(
@@ -230,7 +230,7 @@ def plan_command(ctx: click.Context, config_path: Path | None, resume_dir: Path 
     max_loss_seconds = _seconds("--max-loss", max_loss) or 0.0
     if resume_dir is not None:
         if out is not None:
-            raise ConfigError("--out: --resume writes the run's own config.yaml")
+            raise ConfigError("--out: --resume rewrites the run's own config, in the run directory")
         plan_resumed(resume_dir, hours=hours, margin_seconds=margin_seconds,
                      max_loss_seconds=max_loss_seconds, weekly_hours=weekly_hours,
                      used_hours=used_hours, host=host_of(ctx), echo=click.echo)  # fmt: skip

@@ -485,7 +485,7 @@ def plan_resumed(run_dir: Path, *, hours: float, margin_seconds: float | None,
     if not layout.manifest_path.is_file():
         raise ConfigError(f"--resume: {run_dir} is not a run directory "
                           f"(no {layout.manifest_path.name})")  # fmt: skip
-    config_path = run_dir / "config.yaml"
+    config_path = layout.config_path
     data = move_old_fields(load_yaml(config_path))
     config = structure_config(data, str(config_path))
     remaining = unfinished_phases(run_dir, config)

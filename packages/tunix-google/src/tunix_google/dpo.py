@@ -45,6 +45,7 @@ from tunix_jax.options import DpoTrainerOptions
 from tunix_jax.rl.preference.data import PreferencePair, load_pairs
 from tunix_jax.rl.preference.trainer import TokenizedPair, tokenize_pairs
 from tunix_jax.training.data import IndexStream
+from tunix_jax.training.optim import build_optimizer
 from tunix_jax.training.shared import check_jax_training, load_base
 
 NAME = "google-tunix-dpo"
@@ -197,7 +198,6 @@ class GoogleTunixDpoTrainer:
 
         # optional: google-tunix and qwix (the extra google-tunix), checked by require()
         from tunix_google.modules import apply_lora, to_google_tunix
-        from tunix_jax.training.optim import build_optimizer
 
         training = config.training
         module = to_google_tunix(base.transformer, DTYPES[config.model.dtype])
