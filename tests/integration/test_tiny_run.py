@@ -65,8 +65,8 @@ def test_interrupted_run_resumes_to_a_valid_submission(tmp_path: Path):
 def test_bad_trainer_name_creates_no_run_directory(tmp_path: Path):
     result = tunix(tmp_path, "run", "--trainer", "nope", "--dataset", "dev-reasoning-v2")
     assert result.returncode == 2
-    assert ("Unknown trainer 'nope'. Installed: dpo, google-tunix-sft, grpo, jax, orpo, simpo."
-            in result.stderr)
+    installed = "dpo, google-tunix-dpo, google-tunix-grpo, google-tunix-sft, grpo, jax, orpo, simpo"
+    assert f"Unknown trainer 'nope'. Installed: {installed}." in result.stderr
     assert not (tmp_path / "runs").exists()
 
 
