@@ -17,12 +17,12 @@ import math
 import re
 import statistics
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
+import yaml
 
-import tunix_datasets.plugin
-import tunix_eval.plugin
+from tunix_core.config import structure_config, unstructure_config
 from tunix_core.data.loading import load_split
 from tunix_core.hookspecs import hookimpl
 from tunix_core.layout import EVAL_SUMMARY
@@ -38,6 +38,7 @@ SUITE = load_split(get_host().datasets, "judging-mix", "eval", seed=0, options={
 OPEN_SECTION = "open"
 GOOD, WEAK, UNCLEAR = "PLANTED-GOOD", "PLANTED-WEAK", "PLANTED-UNCLEAR"
 EMPTY_REASONING_ID = "jm-math-01"  # the trained model leaves its reasoning empty
+BACKEND = "planted"  # the stand-in's model backend, beside the installed ones
 
 
 def plan(item_id: str) -> str:
@@ -74,8 +75,7 @@ class PlantedModel:
 
 
 class PlantedBackend:
-    name = "jax"
-    loaded: ClassVar[list[bool]] = []
+    name = BACKEND
 
     def validate(self, spec: Any) -> None:
         pass
@@ -89,7 +89,7 @@ class PlantedBackend:
 
 @hookimpl
 def _register_backends(registry):
-    registry.register("jax", f"{__name__}:PlantedBackend", description="planted answers")
+    registry.register(BACKEND, f"{__name__}:PlantedBackend", description="planted answers")
 
 
 @pytest.fixture(scope="module")
@@ -97,18 +97,20 @@ def evaluations(tmp_path_factory) -> dict[str, Any]:
     """A run with two judging-mix evaluations of its model (judged, and not), and the
     untrained model's evaluation (not judged), each made by `tunix eval`."""
     host = PluginHost()
-    host.add_plugin(tunix_eval.plugin, "eval", "tunix-eval")
-    host.add_plugin(tunix_datasets.plugin, "datasets", "tunix-datasets")
+    host.load_entry_points()  # the installed plugins: the judging-mix suite among them
     host.add_plugin(plugin_module("planted", tunix_register_backends=_register_backends),
-                    "planted", "tunix-planted-test")  # fmt: skip
+                    BACKEND, "tunix-planted-test")  # fmt: skip
     host.fill_registries()
     invoke = make_invoker(host)
     root = tmp_path_factory.mktemp("judging-mix")
     run = build_report_run(root)
-    judge = ("--judge-model", "stand-in", "--judge-weights", "random")
+    config = structure_config({"dataset": {"name": "arith"},
+                               "model": {"preset": "stand-in", "backend": BACKEND}})  # fmt: skip
+    run.config_path.write_text(yaml.safe_dump(unstructure_config(config)))
+    judge = ("--judge-model", "stand-in", "--judge-weights", "random", "--judge-backend", BACKEND)
     commands = {
-        "base": ("eval", "--model", "stand-in", "--weights", "random", "--dataset", "judging-mix",
-                 "--out", root / "base"),
+        "base": ("eval", "--model", "stand-in", "--weights", "random", "--backend", BACKEND,
+                 "--dataset", "judging-mix", "--out", root / "base"),
         "judged": ("eval", "--run", run.path, "--dataset", "judging-mix", *judge),
         "unjudged": ("eval", "--run", run.path, "--dataset", "judging-mix",
                      "--out", run.evals_dir / "unjudged"),
@@ -161,7 +163,9 @@ def test_compare_shows_each_domain_and_the_rubric_with_standard_errors(evaluatio
     assert f"note (before): {NO_JUDGE_NOTE}" in text
     assert f"note (after): {NO_JUDGE_NOTE}" not in text
 
-    data = json.loads(invoke("compare", evaluations["base"], evaluations["judged"], "--json").stdout)
+    data = json.loads(
+        invoke("compare", evaluations["base"], evaluations["judged"], "--json").stdout
+    )
     rows = {(row["group"], row["metric"]): row for row in data["judging_mix"]}
     row = rows[("creative_writing", "rubric.mean_score")]
     assert row["before"] is None and f"{row['after']:.2f} ± {row['after_stderr']:.2f}" == mean
