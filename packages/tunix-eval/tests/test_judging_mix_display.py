@@ -211,3 +211,25 @@ def test_the_report_and_runs_show_show_each_judging_mix_evaluation(evaluations):
 def test_a_run_without_judging_mix_results_has_no_such_section(report_run, tmp_path):
     run = report_run(tmp_path)
     assert "judging-mix" not in parse(render_html(gather(run.path))).text
+
+
+def test_a_judge_evaluator_beside_an_unjudged_scorecard_gives_its_rubric_figures(
+    evaluations, monkeypatch, tmp_path
+):
+    """As `tunix run` evaluates with `judge` configured by TUNIX_JUDGE_*: the scorecard
+    itself has no rubric, the `judge` evaluator beside it does; the displays show the
+    judge's figures and do not say that no judge ran."""
+    for field, value in (("BACKEND", BACKEND), ("PRESET", "stand-in"), ("WEIGHTS", "random")):
+        monkeypatch.setenv(f"TUNIX_JUDGE_{field}", value)
+    run, out = evaluations["run"], tmp_path / "judge-beside"
+    evaluators = [arg for name in ("format", "accuracy", "judging-mix", "judge")
+                  for arg in ("--evaluator", name)]  # fmt: skip
+    result = evaluations["invoke"]("eval", "--run", run.path, "--dataset", "judging-mix",
+                                   "--out", out, *evaluators)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / EVAL_SUMMARY).read_text())
+    assert NO_JUDGE_NOTE in summary["evaluators"]["judging-mix"]["notes"]  # as written
+    mean, passed = rubric_cells("creative_writing")
+    assert re.search(rf"\n\s+creative_writing\s+\d+\s+\d+\s+.*{re.escape(mean)}\s+"
+                     rf"{re.escape(passed)}", result.stdout)  # fmt: skip
+    assert NO_JUDGE_NOTE not in result.stdout and NO_JUDGE not in result.stdout

@@ -296,8 +296,9 @@ def read_scorecard(summary: Mapping[str, Any]) -> Scorecard | None:
     judged: Mapping[str, Any] = (evaluators.get(JudgeEvaluator.name) or {}).get(RUBRIC) or {}
     if not mix and not judged:
         return None
-    scorecards = {OVERALL: mix[OVERALL], **mix[BY_DOMAIN]} if mix else {}
-    rubrics = {OVERALL: judged[OVERALL], **judged[BY_DOMAIN]} if judged else {}
+    # .get throughout: a summary edited by hand shows what it has rather than a traceback.
+    scorecards = {OVERALL: mix.get(OVERALL) or {}, **(mix.get(BY_DOMAIN) or {})} if mix else {}
+    rubrics = {OVERALL: judged.get(OVERALL), **(judged.get(BY_DOMAIN) or {})} if judged else {}
     absent = "not judged" if mix.get(JUDGE_CONFIGURED) else NO_JUDGE
     groups = {
         name: _read_group(scorecards.get(name, {}),
