@@ -68,12 +68,14 @@ UNSUPPORTED_OPTIONS = {
     "compute_dtype": "its modules compute in the parameters' dtype (model.dtype)",
     "async_checkpoints": "its checkpoint manager decides how it saves",
 }
+# Values of those options that say what PeftTrainer does anyway, so they are accepted.
+GOOGLE_BEHAVIOUR: dict[str, object] = {"packing": False, "remat": "none"}
 
 
 def sft_options(config: RunConfig) -> JaxTrainerOptions:
     """``trainer.options`` structured as the ``jax`` trainer's, after refusing the ones
     google-tunix cannot honour (one line naming the field)."""
-    refuse_unsupported(config.trainer.options, NAME, UNSUPPORTED_OPTIONS)
+    refuse_unsupported(config.trainer.options, NAME, UNSUPPORTED_OPTIONS, GOOGLE_BEHAVIOUR)
     return trainer_options(config)
 
 
