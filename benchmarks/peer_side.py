@@ -67,6 +67,7 @@ def measure_train(work: Work) -> dict[str, Any]:
     import jax
     import numpy as np
     from flax import nnx
+
     from tunix_core.config import structure_config
     from tunix_google.sft import NAME, micro_step, peft_trainer, sft_options, training_input
     from tunix_jax.dtypes import DTYPES
@@ -80,7 +81,9 @@ def measure_train(work: Work) -> dict[str, Any]:
                               "alpha": LORA_ALPHA}},
     })  # fmt: skip
     began = time.perf_counter()
-    transformer, _ = load_model(work.model, "random", dtype=DTYPES[work.dtype], seed=config.run.seed)
+    transformer, _ = load_model(
+        work.model, "random", dtype=DTYPES[work.dtype], seed=config.run.seed
+    )
     with tempfile.TemporaryDirectory() as checkpoints:
         trainer = peft_trainer(config, sft_options(config), transformer, work.steps + 1,
                                Path(checkpoints))  # fmt: skip
