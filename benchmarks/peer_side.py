@@ -61,6 +61,7 @@ def build_model(work: Work) -> tuple[Any, float]:
 
 
 def measure_train(work: Work) -> dict[str, Any]:
+    import importlib
     import tempfile
     from importlib import metadata
 
@@ -80,6 +81,10 @@ def measure_train(work: Work) -> dict[str, Any]:
                      "lora": {"enabled": work.lora_rank is not None, "rank": work.lora_rank or 16,
                               "alpha": LORA_ALPHA}},
     })  # fmt: skip
+    # tunix_google imports google-tunix and qwix when it builds the trainer: here, before
+    # the clock starts, as tunix's side imports its modules first.
+    for module in ("tunix.sft.peft_trainer", "tunix.sft.sharding_utils", "qwix"):
+        importlib.import_module(module)
     began = time.perf_counter()
     transformer, _ = load_model(
         work.model, "random", dtype=DTYPES[work.dtype], seed=config.run.seed
