@@ -216,7 +216,9 @@ def _random_params(key: jax.Array, *, config: ModelConfig, dtype: Any) -> Any:
         return nnx.to_pure_dict(nnx.state(block))
 
     stacked = jax.vmap(layer_params)(jax.random.split(layers, config.num_layers))
-    params["layers"] = {i: jax.tree.map(lambda x, i=i: x[i], stacked) for i in range(config.num_layers)}
+    params["layers"] = {
+        i: jax.tree.map(lambda x, i=i: x[i], stacked) for i in range(config.num_layers)
+    }
     return params
 
 
