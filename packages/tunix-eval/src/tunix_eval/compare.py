@@ -76,19 +76,20 @@ class FigureChange:
 
     @property
     def change(self) -> float | None:
-        if self.before is None or self.after is None:
+        before, after = self.before, self.after
+        if before is None or after is None or before.value is None or after.value is None:
             return None
-        if self.before.value is None or self.after.value is None:
-            return None
-        return self.after.value - self.before.value
+        return after.value - before.value
 
     @property
     def change_stderr(self) -> float | None:
         """The standard error of the change, the two evaluations taken as independent."""
-        errors = [f.stderr for f in (self.before, self.after) if f is not None]
-        if self.change is None or len(errors) != 2 or None in errors:
+        before, after = self.before, self.after
+        if self.change is None or before is None or after is None:
             return None
-        return math.hypot(*(e for e in errors if e is not None))
+        if before.stderr is None or after.stderr is None:
+            return None
+        return math.hypot(before.stderr, after.stderr)
 
 
 @attrs.frozen
