@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import pytest
 
 from tunix_core import api, baseline_cache, builtin
-from tunix_core.config import structure_config
+from tunix_core.config import RunConfig, structure_config
 from tunix_core.data.record import ExampleMeta, ReasoningExample
 from tunix_core.decoding import DecodingOptions
 from tunix_core.errors import ConfigError
@@ -376,3 +376,18 @@ def test_decoding_guards_for_a_generator_without_them_are_refused_naming_the_fie
                           max_new_tokens=8, batch_size=1, out_dir=tmp_path, label="x",
                           context=RunContext(host), decoding=DecodingOptions(reasoning_budget=4))  # fmt: skip
     assert not (tmp_path / "predictions.jsonl").exists()
+
+
+def test_a_generator_without_guards_decodes_plainly_under_the_default_budget(
+    host: PluginHost, tmp_path: Path
+):
+    from tunix_core.evaluation import evaluate_examples
+
+    default = RunConfig().eval.decoding
+    assert default.reasoning_budget == 120 and default.is_default
+    summary = evaluate_examples(PlainModel(ModelSpec("tiny")), [item("eval", 0)], [],
+                                system_prompt="", max_new_tokens=8, batch_size=1,
+                                out_dir=tmp_path, label="x", context=RunContext(host),
+                                decoding=default)  # fmt: skip
+    assert "decoding" not in summary["generation"]  # nothing was applied, so none is recorded
+    assert (tmp_path / "predictions.jsonl").is_file()

@@ -26,7 +26,7 @@ from cattrs.cols import (
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 from cattrs.gen import make_mapping_structure_fn
 
-from tunix_core.decoding import DecodingOptions
+from tunix_core.decoding import DEFAULT_REASONING_BUDGET, DecodingOptions
 from tunix_core.errors import ConfigError
 
 C = TypeVar("C")
@@ -284,9 +284,9 @@ class EvalSection:
     splits: tuple[str, ...] | None = attrs.field(default=None, validator=_eval_splits)
     # null: as many as eval.limit, so a run measures both splits on the same number of items.
     ood_limit: int | None = attrs.field(default=None, validator=positive)
-    # Opt-in decoding guards (tunix_core.protocols.DecodingOptions); null: off.
+    # Decoding guards (tunix_core.decoding.DecodingOptions); null: off.
     no_repeat_ngram_size: int | None = attrs.field(default=None, validator=_optional_at_least(2))
-    reasoning_budget: int | None = attrs.field(default=None, validator=positive)
+    reasoning_budget: int | None = attrs.field(default=DEFAULT_REASONING_BUDGET, validator=positive)
     # The parameters' type while evaluating; None keeps model.dtype. bfloat16 is what the
     # graders' loader (google-tunix's create_model_from_checkpoint) casts to.
     dtype: str | None = attrs.field(

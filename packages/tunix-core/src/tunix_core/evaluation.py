@@ -418,13 +418,17 @@ def _generation_bar(total: int, label: str) -> Any:
 
 def _decoding_guards(generator: Generator, decoding: DecodingOptions | None) -> dict[str, Any]:
     """The keyword arguments that give ``decoding``'s guards to ``generator``: none when no
-    guard is set; a ConfigError when one is set and the generator takes none."""
+    guard is set, or when the generator takes none and the guards are the defaults (it
+    decodes plainly, and the summary records no guards); a ConfigError when the generator
+    takes none and a guard was set to anything else."""
     if decoding is None or not decoding.active:
         return {}
     if "decoding" not in inspect.signature(generator.generate).parameters:
+        if decoding.is_default:
+            return {}
         raise ConfigError(f"eval.no_repeat_ngram_size, eval.reasoning_budget: the model's "
                           f"generator ({type(generator).__name__}) takes no decoding "
-                          "options; leave them unset")  # fmt: skip
+                          "options; set them to null")  # fmt: skip
     return {"decoding": decoding}
 
 
