@@ -208,12 +208,12 @@ class TrainingSection:
     See :mod:`tunix_core.phases`.
     """
 
-    steps: int = attrs.field(default=44, validator=positive)
+    steps: int = attrs.field(default=80, validator=positive)
     epochs: float | None = attrs.field(default=None, validator=positive)
     batch_size: int = attrs.field(default=4, validator=positive)
     grad_accum: int = attrs.field(default=1, validator=positive)
     max_seq_len: int = attrs.field(default=256, validator=positive)
-    learning_rate: float = attrs.field(default=3e-4, validator=positive)
+    learning_rate: float = attrs.field(default=1e-3, validator=positive)
     warmup_steps: int = attrs.field(default=5, validator=non_negative)
     schedule: str = attrs.field(default="cosine", validator=one_of("cosine", "linear", "constant"))
     optimizer: str = attrs.field(default="adamw", validator=one_of("adamw", "adafactor"))
