@@ -94,28 +94,73 @@ def test_unsupported_quantisation_names_file_and_tensor(tmp_path, tiny_model, gg
         load_model("tiny-gemma3", f"gguf:{path}")
 
 
-# Compiles the initialiser twice (once at XLA's slow default level): 30-70 s on the loaded
-# 2-core VM. test_lora.py checks the same normal draws at level 1 in the default session.
-@pytest.mark.heavy
-def test_random_weights_are_those_of_the_default_compile():
-    # _random_params compiles at XLA optimisation level 1 for speed: the values must be
-    # those XLA's default level gives, as before that change.
-    import jax
-    from flax import nnx
+QUANTISED_TYPES = ("Q8_0", "Q5_0", "Q4_0", "Q4_K", "Q6_K", "Q2_K", "IQ4_NL", "F16", "BF16")
 
-    from tunix_jax.models.gemma.config import get_config
-    from tunix_jax.weights import loading
 
-    config, dtype = get_config("tiny-gemma3"), jnp.dtype(jnp.float32)
-    default = jax.jit(loading._random_params.__wrapped__, static_argnames=("config", "dtype"))
-    want = default(jax.random.key(5), config=config, dtype=dtype)
-    model, _ = load_model("tiny-gemma3", "random", seed=5)
-    got = nnx.to_pure_dict(nnx.state(model))
-    for path, value in jax.tree_util.tree_flatten_with_path(want)[0]:
-        leaf = got
-        for key in path:
-            leaf = leaf[key.key]
-        np.testing.assert_array_equal(leaf, value, err_msg=jax.tree_util.keystr(path))
+def _f16_bytes(*values):
+    return np.array(values, np.float16).view(np.uint8)
+
+
+def _random_blocks(rng, qtype, rows, row):
+    """Random bytes in `qtype`'s layout for rows x row values; its float16 block scales
+    are set to finite numbers (random bytes would make some NaN)."""
+    block, size = gguf.GGML_QUANT_SIZES[qtype]
+    data = rng.integers(0, 256, (rows, row // block, size), dtype=np.uint8)
+    if qtype.name.startswith(("Q8", "Q5", "Q4_0", "IQ4")):
+        data[..., :2] = _f16_bytes(0.01)  # d leads the block
+    elif qtype.name in ("Q4_K", "Q2_K"):  # d and dmin at bytes 0-3 (Q4_K), 80-83 (Q2_K)
+        at = 0 if qtype.name == "Q4_K" else size - 4
+        data[..., at : at + 4] = _f16_bytes(0.01, 0.002)
+    elif qtype.name == "Q6_K":
+        data[..., -2:] = _f16_bytes(0.01)  # d ends the block
+    elif qtype.name == "F16":
+        data = rng.normal(size=(rows, row)).astype(np.float16).view(np.uint8)
+    elif qtype.name == "BF16":  # the upper halves of float32 numbers
+        upper = rng.normal(size=(rows, row)).astype(np.float32).view(np.uint32) >> 16
+        data = upper.astype(np.uint16).view(np.uint8)
+    return data.reshape(rows, -1)
+
+
+def test_gguf_tensors_are_decoded_as_gguf_reader_decodes_them(tmp_path, monkeypatch):
+    # The loader parses the header itself and decodes many rows per call: every tensor
+    # must come out bit for bit as gguf.GGUFReader + gguf.quants.dequantize give it.
+    from tunix_jax.weights import gguf_io
+
+    monkeypatch.setattr(gguf_io, "_DEQUANTIZE_CHUNK", 1000)  # several chunks per tensor
+    rng = np.random.default_rng(0)
+    path = tmp_path / "mixed.gguf"
+    writer = gguf.GGUFWriter(str(path), arch="gemma3")
+    writer.add_block_count(3)
+    writer.add_token_list([f"piece{i}" for i in range(300)])  # skipped, not decoded
+    writer.add_token_scores([float(i) for i in range(300)])
+    writer.add_string("general.name", "mixed")
+    writer.add_tensor("f32.weight", rng.normal(size=(5, 64)).astype(np.float32))
+    for name in QUANTISED_TYPES:
+        qtype = gguf.GGMLQuantizationType[name]
+        writer.add_tensor(f"{name}.weight", _random_blocks(rng, qtype, 7, 512), raw_dtype=qtype)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+    tensors = gguf_io.GGUFTensors(path)
+    assert tensors.fields["general.architecture"] == "gemma3"
+    assert tensors.fields["gemma3.block_count"] == 3 and tensors.fields["general.name"] == "mixed"
+    reader = gguf.GGUFReader(str(path))
+    assert [t.name for t in reader.tensors] == list(tensors.tensors)
+    for tensor in reader.tensors:
+        want = gguf.quants.dequantize(tensor.data, tensor.tensor_type)
+        got = gguf_io.dequantize(tensors, tensors.tensors[tensor.name])
+        assert got.dtype == np.float32 and got.shape == want.shape, tensor.name
+        assert np.isfinite(want).all(), tensor.name
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32), tensor.name)
+
+
+def test_not_a_gguf_file_is_named(tmp_path):
+    path = tmp_path / "fake.gguf"
+    path.write_bytes(b"GGML" + bytes(64))
+    with pytest.raises(WeightsShapeError, match=r"fake\.gguf: not a GGUF file"):
+        load_model("tiny-gemma3", f"gguf:{path}")
 
 
 def test_random_weights_are_seeded():

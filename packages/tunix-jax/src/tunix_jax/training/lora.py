@@ -31,6 +31,7 @@ from flax import nnx
 
 from tunix_core.errors import ConfigError
 from tunix_jax.models.gemma.layers import Einsum
+from tunix_jax.weights import random_init
 from tunix_jax.weights.orbax_io import read_tree, save_params
 
 ADAPTERS_FORMAT = "tunix-lora-adapters"
@@ -38,12 +39,11 @@ ADAPTER_CONFIG_FILENAME = "adapter_config.json"
 ADAPTER_PARAMS_DIRNAME = "params"
 
 
-# jax.random.normal compiled at XLA optimisation level 1: the random-bit generator
-# compiles about 3x faster than at the default level, with the same values
-# (tests/training/test_lora.py checks them).
-_normal = jax.jit(
-    jax.random.normal, static_argnums=(1,), compiler_options={"xla_backend_optimization_level": 1}
-)
+def _initial_a(seed: int, name: str, shape: tuple[int, ...]) -> jax.Array:
+    """``A`` of an adapter named `name` (its projection's module path): normal with
+    deviation 1/sqrt(fan in), from `random_init`'s generator (B starts at zero)."""
+    fan_in = math.prod(shape[:-1])
+    return random_init.draw(seed, f"lora/{name}/lora_a", shape, std=1.0 / math.sqrt(fan_in))
 
 
 def _rank_letter(used: str) -> str:
@@ -53,7 +53,7 @@ def _rank_letter(used: str) -> str:
 class LoRAEinsum(nnx.Module):
     """An :class:`Einsum` plus a low-rank update with the same input and output shapes."""
 
-    def __init__(self, base: Einsum, *, rank: int, alpha: float, rngs: nnx.Rngs):
+    def __init__(self, base: Einsum, *, rank: int, alpha: float, seed: int, name: str):
         inputs, rest = base.equation.split(",")
         weight, output = rest.split("->")
         contracted = [c for c in weight if c in inputs and c not in output]
@@ -64,13 +64,10 @@ class LoRAEinsum(nnx.Module):
         self.up_equation = f"{middle},{r}{''.join(kept)}->{output}"
         self.merge_equation = f"{''.join(contracted)}{r},{r}{''.join(kept)}->{weight}"
         shape = dict(zip(weight, base.w[...].shape, strict=True))
-        fan_in = math.prod(shape[c] for c in contracted)
         self.base = base
         self.scale = alpha / rank
-        self.lora_a = nnx.LoRAParam(
-            _normal(rngs.params(), (*(shape[c] for c in contracted), rank)) / math.sqrt(fan_in)
-        )
-        self.lora_b = nnx.LoRAParam(jnp.zeros((rank, *(shape[c] for c in kept))))
+        self.lora_a = nnx.LoRAParam(_initial_a(seed, name, (*(shape[c] for c in contracted), rank)))
+        self.lora_b = nnx.LoRAParam(random_init.zeros((rank, *(shape[c] for c in kept))))
 
     def __call__(self, x: jax.Array) -> jax.Array:
         dtype = self.base.dtype
@@ -88,12 +85,12 @@ class LoRAEinsum(nnx.Module):
 class LoRALinear(nnx.Module):
     """An :class:`nnx.Linear` (kernel [in, out], no bias) plus a low-rank update."""
 
-    def __init__(self, base: nnx.Linear, *, rank: int, alpha: float, rngs: nnx.Rngs):
+    def __init__(self, base: nnx.Linear, *, rank: int, alpha: float, seed: int, name: str):
         fan_in, fan_out = base.kernel[...].shape
         self.base = base
         self.scale = alpha / rank
-        self.lora_a = nnx.LoRAParam(_normal(rngs.params(), (fan_in, rank)) / math.sqrt(fan_in))
-        self.lora_b = nnx.LoRAParam(jnp.zeros((rank, fan_out)))
+        self.lora_a = nnx.LoRAParam(_initial_a(seed, name, (fan_in, rank)))
+        self.lora_b = nnx.LoRAParam(random_init.zeros((rank, fan_out)))
 
     def __call__(self, x: jax.Array) -> jax.Array:
         dtype = self.base.dtype or x.dtype
@@ -108,19 +105,22 @@ class LoRALinear(nnx.Module):
         return self.base
 
 
-def _projections(model: nnx.Module) -> list[tuple[nnx.Module, str, Einsum | nnx.Linear]]:
-    """(parent, attribute, module) for every Einsum / Linear attribute in the model."""
-    found: list[tuple[nnx.Module, str, Einsum | nnx.Linear]] = []
-    for _, parent in nnx.iter_modules(model):
+def _projections(
+    model: nnx.Module,
+) -> list[tuple[nnx.Module, str, Einsum | nnx.Linear, str]]:
+    """(parent, attribute, module, module path) for every Einsum / Linear attribute in the
+    model; the path is slash-joined (``layers/0/attn/q_einsum``)."""
+    found: list[tuple[nnx.Module, str, Einsum | nnx.Linear, str]] = []
+    for parent_path, parent in nnx.iter_modules(model):
         for name, child in vars(parent).items():
             if isinstance(child, Einsum | nnx.Linear):
-                found.append((parent, name, child))
+                found.append((parent, name, child, "/".join(map(str, (*parent_path, name)))))
     return found
 
 
 def projection_names(model: nnx.Module) -> set[str]:
     """Attribute names a LoRA target may use (``q_einsum``, ``gate_proj``, ...)."""
-    return {name for _, name, _ in _projections(model)}
+    return {name for _, name, _, _ in _projections(model)}
 
 
 def apply_lora(
@@ -138,15 +138,14 @@ def apply_lora(
             f"trainer.options.lora_targets: {', '.join(map(repr, unknown))} not in this model; "
             f"available: {', '.join(sorted(available))}"
         )
-    rngs = nnx.Rngs(params=seed)
     wrapped = 0
-    for parent, name, module in _projections(model):
+    for parent, name, module, path in _projections(model):
         if name not in targets:
             continue
         if isinstance(module, Einsum):
-            adapter: nnx.Module = LoRAEinsum(module, rank=rank, alpha=alpha, rngs=rngs)
+            adapter: nnx.Module = LoRAEinsum(module, rank=rank, alpha=alpha, seed=seed, name=path)
         else:
-            adapter = LoRALinear(module, rank=rank, alpha=alpha, rngs=rngs)
+            adapter = LoRALinear(module, rank=rank, alpha=alpha, seed=seed, name=path)
         setattr(parent, name, adapter)
         wrapped += 1
     return wrapped

@@ -1,16 +1,23 @@
 """Reading Gemma weights and vocabulary from a GGUF file (llama.cpp's format).
 
-Weights are dequantised to float32 with the `gguf` package. llama.cpp stores Gemma's
-norm scales as `1 + w`; the Tunix layout stores `w`, so 1 is subtracted on the way in.
-The vocabulary becomes a SentencePiece model proto (see `tokenizer_proto`).
+Weights are dequantised to float32 with the `gguf` package's block decoders, over many
+rows at a time, from a memory map of the file (`GGUFTensors` reads the header itself:
+`gguf.GGUFReader` takes ~20 s to parse a 262k-token vocabulary that weights never need).
+llama.cpp stores Gemma's norm scales as `1 + w`; the Tunix layout stores `w`, so 1 is
+subtracted on the way in. The vocabulary becomes a SentencePiece model proto (see
+`tokenizer_proto`).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import dataclasses
 import functools
 import hashlib
 import logging
+import math
 import os
+import struct
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +34,7 @@ from tunix_jax.models.gemma.params import (
     SourceTensor,
     check_source_shape,
     convert_linear_layout,
+    empty_aligned,
 )
 from tunix_jax.models.gemma.tokenizer import sentencepiece_model_pb2
 
@@ -79,29 +87,162 @@ def _field(reader: gguf.GGUFReader, key: str, path: Path) -> Any:
     return field.contents()
 
 
-def _dequantize(tensor: gguf.ReaderTensor, path: Path) -> np.ndarray:
+# GGUF metadata value types: struct formats of the scalars; 8 is a string, 9 an array.
+_SCALAR_FORMATS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?",
+                   10: "Q", 11: "q", 12: "d"}  # fmt: skip
+_STRING, _ARRAY = 8, 9
+# Dequantise this many values at a time: large enough that the per-call overhead of the
+# block decoders vanishes, small enough that their temporaries stay in cache-sized chunks.
+_DEQUANTIZE_CHUNK = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorInfo:
+    """A tensor's place in a GGUF file: numpy shape (outermost first), type, byte offset."""
+
+    name: str
+    shape: tuple[int, ...]
+    tensor_type: int
+    offset: int
+
+
+class GGUFTensors:
+    """The scalar metadata and the tensor table of a little-endian GGUF file (v2 or v3),
+    parsed with `struct` (arrays such as the vocabulary are skipped, not decoded), and a
+    read-only memory map of the tensor data."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        # A plain ndarray view: slices of an np.memmap pay for its subclass bookkeeping.
+        self.data = np.asarray(np.memmap(path, dtype=np.uint8, mode="r"))
+        buffer = memoryview(self.data.data)
+        if bytes(buffer[:4]) != b"GGUF":
+            raise WeightsShapeError(f"{path}: not a GGUF file")
+        version, tensor_count, field_count = struct.unpack_from("<IQQ", buffer, 4)
+        if version not in (2, 3):
+            raise WeightsShapeError(
+                f"{path}: GGUF version {version} (a big-endian file, or too new); "
+                "little-endian GGUF v2 and v3 are supported"
+            )
+        self._buffer, self._at = buffer, 24
+        self.fields: dict[str, Any] = {}
+        for _ in range(field_count):
+            key = self._string()
+            (kind,) = self._unpack("<I")
+            self.fields[key] = self._value(kind)
+        self.tensors: dict[str, TensorInfo] = {}
+        for _ in range(tensor_count):
+            name = self._string()
+            (dims,) = self._unpack("<I")
+            shape = self._unpack(f"<{dims}Q")
+            kind, offset = self._unpack("<IQ")
+            self.tensors[name] = TensorInfo(name, tuple(reversed(shape)), kind, offset)
+        alignment = int(self.fields.get("general.alignment", 32))
+        self.data_start = -(-self._at // alignment) * alignment
+
+    def _unpack(self, form: str) -> tuple[Any, ...]:
+        values = struct.unpack_from(form, self._buffer, self._at)
+        self._at += struct.calcsize(form)
+        return values
+
+    def _string(self) -> str:
+        (length,) = self._unpack("<Q")
+        text = bytes(self._buffer[self._at : self._at + length]).decode("utf-8", errors="replace")
+        self._at += length
+        return text
+
+    def _value(self, kind: int) -> Any:
+        if kind == _STRING:
+            return self._string()
+        if kind == _ARRAY:
+            item_kind, count = self._unpack("<IQ")
+            if item_kind == _STRING:
+                for _ in range(count):
+                    (length,) = struct.unpack_from("<Q", self._buffer, self._at)
+                    self._at += 8 + length
+            elif item_kind == _ARRAY:
+                for _ in range(count):
+                    self._value(_ARRAY)
+            else:
+                self._at += count * struct.calcsize(_SCALAR_FORMATS[item_kind])
+            return None  # arrays (vocabulary, scores) are read by gguf.GGUFReader when needed
+        if kind not in _SCALAR_FORMATS:
+            raise WeightsShapeError(f"{self.path}: unknown GGUF metadata type {kind}")
+        return self._unpack("<" + _SCALAR_FORMATS[kind])[0]
+
+    def raw(self, tensor: TensorInfo) -> np.ndarray:
+        """The tensor's bytes as rows of uint8 (a view of the memory map)."""
+        import gguf
+
+        block, type_size = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType(tensor.tensor_type)]
+        *outer, row = tensor.shape
+        row_bytes = row // block * type_size
+        start = self.data_start + tensor.offset
+        rows = math.prod(outer)
+        return self.data[start : start + rows * row_bytes].reshape(rows, row_bytes)
+
+
+@functools.lru_cache(maxsize=1)
+def _cached_tensors(path: str, mtime_ns: int, size: int) -> GGUFTensors:
+    del mtime_ns, size  # part of the cache key only
+    return GGUFTensors(Path(path))
+
+
+def _tensors(path: Path) -> GGUFTensors:
+    path = path.absolute()
+    if not path.is_file():
+        raise WeightsNotFoundError(f"GGUF file not found: {path}")
+    stat = path.stat()
+    return _cached_tensors(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+def dequantize(tensors: GGUFTensors, tensor: TensorInfo) -> np.ndarray:
+    """The tensor as float32 in its numpy shape: float32 data is a view of the memory map,
+    the rest is decoded by `gguf.quants`' block decoders (the same arithmetic as
+    `gguf.quants.dequantize`, so the same bits), many rows per call."""
     import gguf
     import gguf.quants
 
-    qtype = tensor.tensor_type
     kind = gguf.GGMLQuantizationType
+    qtype = kind(tensor.tensor_type)
+    rows = tensors.raw(tensor)
+    if qtype == kind.F32:
+        return rows.view(np.float32).reshape(tensor.shape)
     if qtype == kind.BF16:
         # BF16 is the upper half of float32.
-        raw = np.asarray(tensor.data).view(np.uint16).astype(np.uint32) << 16
-        return raw.view(np.float32)
-    if qtype == kind.F64:
-        return np.asarray(tensor.data, dtype=np.float32)
-    try:
-        return np.asarray(gguf.quants.dequantize(tensor.data, qtype), dtype=np.float32)
-    except NotImplementedError as error:
+        return (rows.view(np.uint16).astype(np.uint32) << 16).view(np.float32).reshape(tensor.shape)
+    if qtype in (kind.F16, kind.F64):
+        dtype = np.float16 if qtype == kind.F16 else np.float64
+        return rows.view(dtype).astype(np.float32).reshape(tensor.shape)
+    decoder = getattr(gguf.quants, qtype.name, None)
+    if decoder is None or not hasattr(decoder, "dequantize_rows"):
         raise UnsupportedQuantizationError(
-            f"{path}: tensor {tensor.name!r} uses GGUF type {qtype.name}, which cannot be "
-            f"dequantised (supported: F32, F16, BF16, Q4_0..Q8_0, Q2_K..Q6_K, IQ*)"
-        ) from error
+            f"{tensors.path}: tensor {tensor.name!r} uses GGUF type {qtype.name}, which cannot "
+            f"be dequantised (supported: F32, F16, BF16, Q4_0..Q8_0, Q2_K..Q6_K, IQ*)"
+        )
+    decoder.init_grid()  # the IQ types' lookup grids, built once, before the threads
+    out = empty_aligned((rows.shape[0], tensor.shape[-1]))
+    step = max(1, _DEQUANTIZE_CHUNK // tensor.shape[-1])
+
+    def decode(first: int) -> None:
+        out[first : first + step] = decoder.dequantize_rows(rows[first : first + step])
+
+    # numpy releases the GIL inside the decoders' array operations: chunks run in parallel.
+    list(_decoding_threads().map(decode, range(0, rows.shape[0], step)))
+    return out.reshape(tensor.shape)
 
 
-def _check_metadata(reader: gguf.GGUFReader, config: ModelConfig, path: Path) -> None:
-    arch = _field(reader, "general.architecture", path)
+@functools.cache
+def _decoding_threads() -> concurrent.futures.ThreadPoolExecutor:
+    return concurrent.futures.ThreadPoolExecutor(
+        max_workers=len(os.sched_getaffinity(0)), thread_name_prefix="gguf-decode"
+    )
+
+
+def _check_metadata(fields: dict[str, Any], config: ModelConfig, path: Path) -> None:
+    arch = fields.get("general.architecture")
+    if arch is None:
+        raise WeightsNotFoundError(f"{path}: GGUF metadata has no 'general.architecture'")
     if arch != config.family:
         raise WeightsShapeError(
             f"{path}: GGUF architecture {arch!r} does not match model preset "
@@ -115,27 +256,25 @@ def _check_metadata(reader: gguf.GGUFReader, config: ModelConfig, path: Path) ->
         f"{arch}.attention.head_count_kv": config.num_kv_heads,
     }
     for key, want in checks.items():
-        field = reader.fields.get(key)
-        if field is not None and int(field.contents()) != want:
+        value = fields.get(key)
+        if value is not None and int(value) != want:
             raise WeightsShapeError(
-                f"{path}: GGUF metadata {key}={field.contents()} but model preset "
-                f"{config.name!r} has {want}"
+                f"{path}: GGUF metadata {key}={value} but model preset {config.name!r} has {want}"
             )
 
 
 def read_params(path: str | os.PathLike[str], config: ModelConfig) -> dict[ParamPath, SourceTensor]:
     """Flat Tunix-layout parameters (float32) from a Gemma 2 / Gemma 3 GGUF file."""
     path = Path(path)
-    reader = _reader(path)
-    _check_metadata(reader, config, path)
-    tensors = {t.name: t for t in reader.tensors}
+    tensors = _tensors(path)
+    _check_metadata(tensors.fields, config, path)
     src = str(path)
 
     def load(name: str, shape: tuple[int, ...]) -> np.ndarray:
-        tensor = tensors.get(name)
+        tensor = tensors.tensors.get(name)
         if tensor is None:
             raise WeightsNotFoundError(f"{src}: no tensor {name!r} (model preset {config.name!r})")
-        value = _dequantize(tensor, path)
+        value = dequantize(tensors, tensor)
         check_source_shape(src, name, value, shape, config)
         return value
 

