@@ -154,10 +154,14 @@ def load_model(
 def _abstract_model(
     config: ModelConfig, *, seed: int, dtype: DTypeLike, matmul_dtype: DTypeLike | None
 ) -> Transformer:
-    """The module with its parameters' shapes and dtypes but no values, to fill in."""
+    """The module with its parameters' shapes and dtypes but no values, to fill in. Its
+    initialisers are only traced; with the one-op RngBitGenerator key instead of threefry
+    the trace is a fraction of the size (flax looks up each new parameter's sharding,
+    which walks the whole trace so far): 2.6 -> 1.8 s for Gemma 3 270M on a loaded CPU."""
 
     def build() -> Transformer:
-        return Transformer(config, rngs=nnx.Rngs(seed), dtype=dtype, param_dtype=dtype,
+        rngs = nnx.Rngs(jax.random.key(seed, impl="unsafe_rbg"))
+        return Transformer(config, rngs=rngs, dtype=dtype, param_dtype=dtype,
                            matmul_dtype=matmul_dtype)  # fmt: skip
 
     return nnx.eval_shape(build)
