@@ -8,7 +8,8 @@ because google-tunix pins older transformers/huggingface-hub; `floors` runs the 
 end-to-end test on the lowest versions the pyprojects declare; `browser` opens a run's
 report.html in headless Chromium; `crash` SIGKILLs tiny runs in every stage and resumes them.
 tunix-sweep's tests include the tiny sweep on a local Ray instance (tunix-sweep[ray]). `bench` (not in
-CI's list) times tunix against google-tunix side by side: see docs/performance.md.
+CI's list) times tunix against google-tunix side by side, google-tunix through
+tunix-google's trainer code: see docs/performance.md.
 """
 
 from __future__ import annotations
@@ -184,7 +185,9 @@ def compat(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """tunix against google-tunix on the same works, one process per side
     (benchmarks/compare.py). google-tunix gets an environment of its own, with the same
-    JAX. Arguments after ``--`` go to compare.py: ``nox -s bench -- --work train-lora``.
+    JAX and tunix-google[google-tunix]: its train rows run the ``google-tunix-sft``
+    trainer's code. Arguments after ``--`` go to compare.py: ``nox -s bench -- --work
+    train-lora`` (``--suite tiny``: the smallest rows, to check both sides run).
     ``BENCH_JAX_EXTRA=cuda12`` installs JAX's CUDA build on both sides."""
     extra = os.environ.get("BENCH_JAX_EXTRA")
     # default-model: the Gemma 3 vocabulary that random 270M/1B weights are paired with.
@@ -196,8 +199,10 @@ def bench(session: nox.Session) -> None:
     peer = Path(session.virtualenv.location).parent / "bench-google-tunix"
     if not (peer / "bin" / "python").is_file():
         session.run("python", "-m", "venv", str(peer))
+    # tunix-google's extra pins google-tunix and qwix; the same JAX as tunix's side.
     session.run(str(peer / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                "google-tunix==0.1.7", "qwix", jax_pin, external=True)  # fmt: skip
+                "-e", "packages/tunix-core", "-e", "packages/tunix-jax[default-model]",
+                "-e", "packages/tunix-google[google-tunix]", jax_pin, external=True)  # fmt: skip
     session.run("python", "benchmarks/compare.py", "--peer-python", str(peer / "bin" / "python"),
                 *session.posargs)  # fmt: skip
 

@@ -1,9 +1,14 @@
 """One work measured with google-tunix: ``python peer_side.py SUITE WORK``, in an
-environment with ``google-tunix`` and ``qwix`` (and not necessarily this project).
+environment with ``tunix-google[google-tunix]`` (google-tunix and qwix) and the tunix
+packages it needs.
 
-The train step is google-tunix's own ``PeftTrainer`` step (its default loss: a
-full-vocabulary log-softmax), jitted by the trainer, with LoRA from qwix on the same
-projections; generation is its ``Sampler``, greedy. Random weights, as on our side.
+The train rows run the ``google-tunix-sft`` trainer's own code (``tunix_google.sft``): the
+random-weights model moved into google-tunix's Gemma module, LoRA through qwix on the
+trainer's default targets, tunix's optimizer, and google-tunix's ``PeftTrainer`` step (its
+default loss, a full-vocabulary log-softmax, jitted by the trainer) on the input the
+trainer feeds it, so the row times what ``--trainer google-tunix-sft`` runs. Generation
+is google-tunix's ``Sampler``, greedy, on its own Gemma 3 preset with random weights.
+Each line's ``code_path`` says which of the two ran.
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 from works import FIRST_ORDINARY_ID, LORA_ALPHA, Work, main
 
-LORA_MODULES = ".*q_einsum|.*kv_einsum|.*attn_vec_einsum|.*gate_proj|.*up_proj|.*down_proj"
 PRESETS = {"gemma3-270m": "gemma3_270m", "gemma3-1b": "gemma3_1b_pt"}
 
 
@@ -57,47 +61,71 @@ def build_model(work: Work) -> tuple[Any, float]:
 
 
 def measure_train(work: Work) -> dict[str, Any]:
+    import importlib
+    import tempfile
+    from importlib import metadata
+
     import jax
-    import jax.numpy as jnp
     import numpy as np
-    import optax
-    import qwix
-    from tunix.sft import peft_trainer
-    from tunix.sft.utils import make_causal_attn_mask
+    from flax import nnx
 
-    model, load_s = build_model(work)
-    if work.lora_rank is not None:
-        provider = qwix.LoraProvider(module_path=LORA_MODULES, rank=work.lora_rank, alpha=LORA_ALPHA)
-        model = qwix.apply_lora_to_model(model, provider, **model.get_model_input())
-    config = peft_trainer.TrainingConfig(eval_every_n_steps=10**9, max_steps=work.steps + 1)
-    trainer = peft_trainer.PeftTrainer(model, optax.adamw(1e-4), config)
-    train_step, _ = trainer.jit_train_and_eval_step()
+    from tunix_core.config import structure_config
+    from tunix_google.sft import NAME, micro_step, peft_trainer, sft_options, training_input
+    from tunix_jax.dtypes import DTYPES
+    from tunix_jax.weights.loading import load_model
 
-    rng = np.random.default_rng(0)
-    tokens = rng.integers(FIRST_ORDINARY_ID, model.config.num_embed, (work.batch, work.seq + 1))
-    mask = jnp.ones((work.batch, work.seq + 1), jnp.bool_)
-    inputs = {
-        "input_tokens": jnp.asarray(tokens, jnp.int32),
-        "input_mask": mask,
-        "positions": jnp.broadcast_to(jnp.arange(work.seq + 1), (work.batch, work.seq + 1)),
-        "attention_mask": make_causal_attn_mask(mask),
-    }
+    config = structure_config({
+        "model": {"preset": work.model, "weights": "random", "dtype": work.dtype},
+        "trainer": {"name": NAME},
+        "training": {"batch_size": work.batch, "max_seq_len": work.seq, "steps": work.steps + 1,
+                     "lora": {"enabled": work.lora_rank is not None, "rank": work.lora_rank or 16,
+                              "alpha": LORA_ALPHA}},
+    })  # fmt: skip
+    # tunix_google imports google-tunix and qwix when it builds the trainer: here, before
+    # the clock starts, as tunix's side imports its modules first.
+    for module in ("tunix.sft.peft_trainer", "tunix.sft.sharding_utils", "qwix"):
+        importlib.import_module(module)
     began = time.perf_counter()
-    loss, _, _ = train_step(inputs)
-    jax.block_until_ready(loss)
-    first_step_s = time.perf_counter() - began
-    times = []
-    for _ in range(work.steps):
+    transformer, _ = load_model(
+        work.model, "random", dtype=DTYPES[work.dtype], seed=config.run.seed
+    )
+    with tempfile.TemporaryDirectory() as checkpoints:
+        trainer = peft_trainer(config, sft_options(config), transformer, work.steps + 1,
+                               Path(checkpoints))  # fmt: skip
+        jax.block_until_ready(nnx.state(trainer.model))
+        load_s = time.perf_counter() - began
+        step = micro_step(trainer)
+
+        # One batch as the trainer's data stream gives it: every row real, every target
+        # in the loss (the step sees seq + 1 tokens and predicts seq of them, as ours does).
+        rng = np.random.default_rng(0)
+        vocab = transformer.config.vocab_size
+        tokens = rng.integers(FIRST_ORDINARY_ID, vocab, (work.batch, work.seq + 1), dtype=np.int32)
+        batch = {
+            "inputs": tokens[:, :-1],
+            "targets": tokens[:, 1:],
+            "segment_ids": np.ones((work.batch, work.seq), np.int32),
+            "weights": np.ones((work.batch, work.seq), np.float32),
+        }
+        model_input = training_input(batch)
         began = time.perf_counter()
-        loss, _, _ = train_step(inputs)
+        loss, _, _ = step(model_input)
         jax.block_until_ready(loss)
-        times.append(time.perf_counter() - began)
+        first_step_s = time.perf_counter() - began
+        times = []
+        for _ in range(work.steps):
+            began = time.perf_counter()
+            loss, _, _ = step(model_input)
+            jax.block_until_ready(loss)
+            times.append(time.perf_counter() - began)
+        trainer.checkpoint_manager.close()
     step_s = statistics.median(times)
     return {
+        "code_path": f"tunix_google.sft ({NAME})",
+        "google_tunix": metadata.version("google-tunix"),
         "load_s": round(load_s, 2),
         "first_step_s": round(first_step_s, 2),
         "step_s": round(step_s, 4),
-        # The peer's step sees seq + 1 tokens and predicts seq of them, as ours does.
         "tokens_per_s": round(work.batch * work.seq / step_s, 1),
         "loss": round(float(loss), 4),
     }

@@ -1,7 +1,8 @@
 """The measured works and their shapes, shared by both sides of the comparison.
 
-Plain Python with no dependencies: the google-tunix side runs in its own environment,
-without the tunix packages, and imports this file by path.
+Plain Python with no dependencies: each side imports this file by path, in its own
+environment (the google-tunix side's holds google-tunix, qwix and tunix-google, not all
+of tunix).
 """
 
 from __future__ import annotations
@@ -55,7 +56,13 @@ ACCELERATOR_SUITE = (
     Work("train-lora", "train", "gemma3-1b", "bfloat16", batch=8, seq=1024, lora_rank=16, steps=5),
     Work("generate", "generate", "gemma3-1b", "bfloat16", batch=32, prompt_len=64, new_tokens=256),
 )
-SUITES = {"cpu": CPU_SUITE, "accelerator": ACCELERATOR_SUITE}
+# The smallest rows, to check both sides run (tunix's tiny test model, train rows only:
+# the google-tunix side generates with google-tunix's own presets, which have no tiny one).
+TINY_SUITE = (
+    Work("train-lora", "train", "tiny-gemma3", "float32", batch=2, seq=32, lora_rank=4, steps=2),
+    Work("train-full", "train", "tiny-gemma3", "float32", batch=2, seq=32, steps=2),
+)
+SUITES = {"cpu": CPU_SUITE, "accelerator": ACCELERATOR_SUITE, "tiny": TINY_SUITE}
 # The projections that get LoRA adapters on both sides: attention and MLP.
 LORA_ALPHA = 32.0
 FIRST_ORDINARY_ID = 10  # random prompt and training ids start above the special ids

@@ -2,6 +2,7 @@
 directory exists with one line saying how to install it; an option google-tunix cannot
 honour is refused with one line naming the field, installed or not."""
 
+import importlib
 import importlib.util
 import subprocess
 import sys
@@ -9,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tunix_google.requirements import INSTALL_HINT
+from tunix_core.errors import ConfigError
+from tunix_google.requirements import INSTALL_HINT, refuse_unsupported
 
 TRAINERS = ["google-tunix-sft", "google-tunix-grpo", "google-tunix-dpo"]
 
@@ -38,10 +40,10 @@ def test_without_google_tunix_the_trainer_says_how_to_install_it(tmp_path: Path,
 @pytest.mark.parametrize(
     ("trainer", "setting", "field"),
     [
-        ("google-tunix-sft", "trainer.options.packing=false", "trainer.options.packing"),
+        ("google-tunix-sft", "trainer.options.packing=true", "trainer.options.packing"),
         ("google-tunix-grpo", "trainer.options.dynamic_sampling=true",
          "trainer.options.dynamic_sampling"),
-        ("google-tunix-grpo", "trainer.options.reward_normalization=group",
+        ("google-tunix-grpo", "trainer.options.reward_normalization=batch",
          "trainer.options.reward_normalization"),
         ("google-tunix-grpo", "eval.during_training.every=1", "eval.during_training.every"),
         ("google-tunix-dpo", "trainer.options.remat=block", "trainer.options.remat"),
@@ -56,3 +58,21 @@ def test_an_option_google_tunix_lacks_is_refused_naming_the_field(
     assert len(lines) == 1, result.stderr
     assert f"{field}: not supported by {trainer}" in lines[0]
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("module", "accepted", "refused"),
+    [("sft", {"packing": False, "remat": "none"}, {"packing": True}),
+     ("grpo", {"reward_normalization": "group", "dynamic_sampling": False},
+      {"reward_normalization": "batch"})],
+)  # fmt: skip
+def test_an_option_set_to_what_google_tunix_does_anyway_is_accepted(
+    module: str, accepted: dict[str, object], refused: dict[str, object]
+):
+    """One config can state the settings both engines share (packing off to compare the
+    jax trainer with PeftTrainer on the same rows); any other value is still refused."""
+    trainer = importlib.import_module(f"tunix_google.{module}")
+    tables = (trainer.NAME, trainer.UNSUPPORTED_OPTIONS, trainer.GOOGLE_BEHAVIOUR)
+    refuse_unsupported(accepted, *tables)
+    with pytest.raises(ConfigError, match="not supported by"):
+        refuse_unsupported(refused, *tables)

@@ -15,7 +15,7 @@ from tunix_core.data.record import example_from_dict, write_jsonl
 from tunix_core.errors import ConfigError
 from tunix_core.plugins import get_host
 from tunix_core.rundir import RunDirectory
-from tunix_package.gate import GATE_FILE, check_threshold, gate_problems, run_gate
+from tunix_package.gate import GATE_FILE, check_threshold, gate_items, gate_problems, run_gate
 
 QUESTION = {"id": "q1", "question": "What is 2 + 3?", "steps": ["2 plus 3 is 5."],
             "answer": "5", "meta": {"category": "arithmetic"}}  # fmt: skip
@@ -30,6 +30,19 @@ def gate_run(root: Path, export: Path) -> RunDirectory:
     write_jsonl([example_from_dict(QUESTION)], run.eval_data_path)
     shutil.copytree(export, run.model_dir)
     return run
+
+
+def test_the_gate_takes_judging_mix_prompts_from_every_domain_in_turn(tmp_path) -> None:
+    """Four prompts of judging-mix's first domain would make the gate a creative-writing
+    check; seven cover its seven domains, one each."""
+    host = get_host()
+    run = RunDirectory.create(tmp_path, "gated", model_id="m", dataset="arith", trainer="jax",
+                              config_path=None, command=["tunix"])  # fmt: skip
+    write_jsonl([example_from_dict(QUESTION)], run.eval_data_path)
+    items = gate_items(run, host, count=7, seed=0)
+    assert [item.id for item in items[:1]] == ["q1"]
+    domains = [item.meta.category for item in items[1:]]
+    assert len(domains) == 7 and len(set(domains)) == 7, domains
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.5])

@@ -32,6 +32,9 @@ EVAL_DATA = "eval.jsonl"  # in DATA
 OOD_DATA = "ood.jsonl"
 OOD = "ood"
 BASELINE = "baseline"
+# `tunix eval --run RUN --dataset NAME` (tunix-eval) evaluates the run's model on another
+# dataset into EVALS/<NAME>/ (its predictions and summary).
+EVALS = "evals"
 # An evaluation writes both into its folder: the run directory, or BASELINE.
 PREDICTIONS = "predictions.jsonl"
 EVAL_SUMMARY = "eval_summary.json"
@@ -134,6 +137,10 @@ class RunLayout:
     @property
     def baseline_dir(self) -> Path:
         return self.path / BASELINE
+
+    @property
+    def evals_dir(self) -> Path:
+        return self.path / EVALS
 
     @property
     def predictions_path(self) -> Path:

@@ -45,8 +45,6 @@ from tunix_eval.runs import format_run_details, format_runs, list_runs
 # names others: the judging-mix suite is scored per domain, in the graders' bfloat16.
 DATASET_EVALUATORS = {"judging-mix": ("format", "accuracy", "judging-mix")}
 DATASET_DTYPES = {"judging-mix": "bfloat16"}
-# Where `tunix eval --run RUN --dataset NAME` writes by default, inside the run directory.
-DATASET_EVALS = "evals"
 
 
 def _host(ctx: click.Context) -> PluginHost:
@@ -158,7 +156,7 @@ def _run_target(host: PluginHost, run_dir: Path, out: Path | None, limit: int | 
         source = {"run": run.run_id, "model_id": run.manifest["model_id"],
                   "model_fingerprint": run.manifest.get("model_fingerprint"),
                   "dataset": dataset, "split": split}  # fmt: skip
-        return _Target(config, run, examples, out or run.path / DATASET_EVALS / name,
+        return _Target(config, run, examples, out or run.evals_dir / name,
                        f"final on {dataset}", source)  # fmt: skip
     saved = run.eval_data_path
     data = config.dataset

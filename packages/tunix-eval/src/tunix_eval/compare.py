@@ -5,6 +5,9 @@ directory (its final evaluation), its ``baseline/`` folder, or a ``tunix eval --
 folder. A run directory alone compares its baseline with its final evaluation. A run that
 also evaluated its dataset's ood split reports it under ``splits`` in its summary; its
 rows (``ood: answer_accuracy``, ...) and standard errors come right after the eval split's.
+An evaluation with a judging-mix scorecard (:func:`tunix_eval.judging_mix.read_scorecard`)
+adds each domain's figures before and after, each with its standard error, and the
+scorecard's notes (what was not measured: no judge, no reference-free checks).
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import attrs
 from tunix_core.errors import TunixError
 from tunix_core.evaluation import read_predictions, read_summary
 from tunix_core.layout import BASELINE, EVAL_SUMMARY, PREDICTIONS, RunLayout
-from tunix_eval.report import pct, printable
+from tunix_eval.judging_mix import Figure, Scorecard, read_scorecard
+from tunix_eval.report import figure_text, pct, printable, text_table
 
 # (row name, path into the summary); rows absent from both sides are left out.
 METRIC_ROWS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -59,6 +63,36 @@ class Flip:
 
 
 @attrs.frozen
+class FigureChange:
+    """One judging-mix figure of one group (``overall`` or a domain), before and after."""
+
+    group: str
+    before: Figure | None
+    after: Figure | None
+
+    @property
+    def name(self) -> str:
+        return next(f.name for f in (self.before, self.after) if f is not None)
+
+    @property
+    def change(self) -> float | None:
+        before, after = self.before, self.after
+        if before is None or after is None or before.value is None or after.value is None:
+            return None
+        return after.value - before.value
+
+    @property
+    def change_stderr(self) -> float | None:
+        """The standard error of the change, the two evaluations taken as independent."""
+        before, after = self.before, self.after
+        if self.change is None or before is None or after is None:
+            return None
+        if before.stderr is None or after.stderr is None:
+            return None
+        return math.hypot(before.stderr, after.stderr)
+
+
+@attrs.frozen
 class Comparison:
     before: Evaluation
     after: Evaluation
@@ -66,6 +100,24 @@ class Comparison:
     fixed: list[Flip]  # wrong before, correct after
     broken: list[Flip]  # correct before, wrong after
     common_items: int
+    # The judging-mix scorecards (None: that side has none) and their figures side by side.
+    scorecards: tuple[Scorecard | None, Scorecard | None] = (None, None)
+    figures: list[FigureChange] = attrs.field(factory=list)
+
+
+def figure_changes(before: Scorecard | None, after: Scorecard | None) -> list[FigureChange]:
+    """Each group's figures of two scorecards side by side, in the order they list them."""
+    sides = [card for card in (before, after) if card is not None]
+    groups = dict.fromkeys(name for card in sides for name in card.groups)
+    names = dict.fromkeys(f.name for card in sides for f in card.columns())
+    changes = []
+    for group in groups:
+        for name in names:
+            pair = [card.groups[group].figure(name) if card and group in card.groups else None
+                    for card in (before, after)]  # fmt: skip
+            if pair[0] is not None or pair[1] is not None:
+                changes.append(FigureChange(group, pair[0], pair[1]))
+    return changes
 
 
 def _is_run(path: Path) -> bool:
@@ -170,7 +222,9 @@ def compare(before: Evaluation, after: Evaluation) -> Comparison:
         flip = Flip(record["id"], record["expected"], old.get("extracted_answer"),
                     record.get("extracted_answer"), str(record.get("meta", {}).get("category", "")))  # fmt: skip
         (fixed if record["correct"] else broken).append(flip)
-    return Comparison(before, after, rows, fixed, broken, common)
+    scorecards = (read_scorecard(before.summary), read_scorecard(after.summary))
+    return Comparison(before, after, rows, fixed, broken, common, scorecards,
+                      figure_changes(*scorecards))  # fmt: skip
 
 
 def number(value: float | None, is_rate: bool) -> str:
@@ -186,6 +240,32 @@ def change(before: float | None, after: float | None, is_rate: bool) -> str:
         return ""
     delta = after - before
     return f"{100 * delta:+.1f} pt" if is_rate else f"{delta:+.1f}"
+
+
+def figure_change_text(change: FigureChange) -> str:
+    """The change of a judging-mix figure with its standard error (points for a rate)."""
+    delta, stderr = change.change, change.change_stderr
+    if delta is None:
+        return ""
+    is_rate = next(f.is_rate for f in (change.before, change.after) if f is not None)
+    scale, unit, digits = (100.0, " pt", 1) if is_rate else (1.0, "", 2)
+    text = f"{scale * delta:+.{digits}f}{unit}"
+    return text if stderr is None else f"{text} ± {scale * stderr:.{digits}f}{unit}"
+
+
+def scorecard_comparison_lines(comparison: Comparison) -> list[str]:
+    """The judging-mix figures before and after, and each side's notes."""
+    if not comparison.figures:
+        return []
+    rows = [[f"{change.group}: {change.name}", figure_text(change.before),
+             figure_text(change.after), figure_change_text(change)]
+            for change in comparison.figures]  # fmt: skip
+    header = ["judging-mix (± standard error)", comparison.before.name, comparison.after.name,
+              "change"]  # fmt: skip
+    lines = ["", *text_table(header, rows, "  ")]
+    for side, card in zip(("before", "after"), comparison.scorecards, strict=True):
+        lines += [f"  note ({side}): {note}" for note in (card.notes if card else ())]
+    return lines
 
 
 def format_comparison(comparison: Comparison, *, show: int = 20) -> str:
@@ -206,6 +286,7 @@ def format_comparison(comparison: Comparison, *, show: int = 20) -> str:
         label = "answer accuracy" if split == "eval" else f"{split} answer accuracy"
         lines.append(f"  ({label} standard error: ± {pct(b_stderr)} before, ± {pct(a_stderr)} "
                      f"after; ± {pct(math.hypot(b_stderr, a_stderr))} on the change)")  # fmt: skip
+    lines += scorecard_comparison_lines(comparison)
     lines.append("")
     lines.append(f"{comparison.common_items} item(s) in both: {len(comparison.fixed)} fixed "
                  f"(wrong -> correct), {len(comparison.broken)} broken (correct -> wrong)")  # fmt: skip
@@ -216,6 +297,14 @@ def format_comparison(comparison: Comparison, *, show: int = 20) -> str:
         if len(flips) > show:
             lines.append(f"  ... and {len(flips) - show} more {title}")
     return printable("\n".join(lines))
+
+
+def _figure_change_record(change: FigureChange) -> dict[str, Any]:
+    record: dict[str, Any] = {"group": change.group, "metric": change.name}
+    for side, figure in (("before", change.before), ("after", change.after)):
+        record[side] = figure.value if figure else None
+        record[f"{side}_stderr"] = figure.stderr if figure else None
+    return {**record, "change": change.change, "change_stderr": change.change_stderr}
 
 
 def comparison_to_dict(comparison: Comparison) -> dict[str, Any]:
@@ -235,6 +324,11 @@ def comparison_to_dict(comparison: Comparison) -> dict[str, Any]:
         "answer_accuracy_stderr": {
             "before": accuracy_stderrs(comparison.before.summary),
             "after": accuracy_stderrs(comparison.after.summary),
+        },
+        "judging_mix": [_figure_change_record(change) for change in comparison.figures],
+        "judging_mix_notes": {
+            side: list(card.notes) if card else []
+            for side, card in zip(("before", "after"), comparison.scorecards, strict=True)
         },
         "common_items": comparison.common_items,
         "fixed": [attrs.asdict(f) for f in comparison.fixed],

@@ -95,6 +95,15 @@ _LEADING = re.compile(r"^\W{0,3}([1-5])(?![\d.])")
 
 ENV_PREFIX = "TUNIX_JUDGE_"
 
+# Field names of the rubric results: ``rubric_summary``'s record, the rate record
+# (``{n, count, rate, stderr}``) it shares with the judging-mix scorecard, and the
+# ``rubric`` metric's groups. Written here and in :mod:`tunix_eval.judging_mix`, read back
+# by :func:`tunix_eval.judging_mix.read_scorecard` for every display.
+RUBRIC, OVERALL, BY_DOMAIN = "rubric", "overall", "by_domain"
+N, COUNT, RATE, STDERR = "n", "count", "rate", "stderr"
+SCORED, UNSCORED, PASSED = "scored", "unscored", "passed"
+MEAN_SCORE, MEAN_SCORE_STDERR = "mean_score", "mean_score_stderr"
+
 
 def parse_judge_score(reply: str) -> int | None:
     """The 1-5 score in a judge's reply: ``SCORE: 4``, ``**Score**: 4/5``, ``4 out of 5``
@@ -187,16 +196,16 @@ def rubric_summary(scores: Sequence[int | None], pass_score: int) -> dict[str, A
     stderr = statistics.stdev(scored) / math.sqrt(len(scored)) if len(scored) > 1 else None
     rate = passed / len(scored) if scored else None
     return {
-        "n": len(scores),
-        "scored": len(scored),
-        "unscored": len(scores) - len(scored),
-        "mean_score": statistics.fmean(scored) if scored else None,
-        "mean_score_stderr": stderr,
-        "passed": {
-            "n": len(scored),
-            "count": passed,
-            "rate": rate,
-            "stderr": binomial_stderr(passed, len(scored)) if scored else None,
+        N: len(scores),
+        SCORED: len(scored),
+        UNSCORED: len(scores) - len(scored),
+        MEAN_SCORE: statistics.fmean(scored) if scored else None,
+        MEAN_SCORE_STDERR: stderr,
+        PASSED: {
+            N: len(scored),
+            COUNT: passed,
+            RATE: rate,
+            STDERR: binomial_stderr(passed, len(scored)) if scored else None,
         },
     }
 
@@ -265,10 +274,10 @@ class JudgeEvaluator:
             by_domain.setdefault(domain, []).append(score)
         pass_score = self.options.pass_score
         rubric = {
-            "overall": rubric_summary([score for score, _ in verdicts], pass_score),
-            "by_domain": {d: rubric_summary(s, pass_score) for d, s in sorted(by_domain.items())},
+            OVERALL: rubric_summary([score for score, _ in verdicts], pass_score),
+            BY_DOMAIN: {d: rubric_summary(s, pass_score) for d, s in sorted(by_domain.items())},
         }
-        return EvaluatorReport(metrics={**report.metrics, "rubric": rubric}, per_item=per_item)
+        return EvaluatorReport(metrics={**report.metrics, RUBRIC: rubric}, per_item=per_item)
 
     def _report(self, predictions: Sequence[Prediction], replies: Sequence[str],
                 context: RunContext) -> EvaluatorReport:  # fmt: skip

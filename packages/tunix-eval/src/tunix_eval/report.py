@@ -1,10 +1,17 @@
-"""Plain-text tables of an evaluation summary (what ``tunix eval`` prints)."""
+"""Plain-text tables of an evaluation summary (what ``tunix eval`` prints), and the
+judging-mix scorecard's tables that ``tunix eval``, ``tunix runs show`` and the report
+share."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+from tunix_eval.judging_mix import Figure, Scorecard, read_scorecard
+
+# (title, header, rows): a table of cells not yet escaped for where they are shown.
+Table = tuple[str, list[str], list[list[str]]]
 
 # C0 and C1 control characters and DEL (a terminal escape code starts with ESC) and the
 # bidirectional overrides and isolates, which reorder what a reader sees.
@@ -25,6 +32,56 @@ def printable(text: str, *, keep: str = "\n") -> str:
 
 def pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def figure_text(figure: Figure | None) -> str:
+    """A scorecard figure with its standard error (``66.7% ± 27.2%``, ``3.67 ± 0.88``),
+    why it is absent (``no judge``), or ``-``."""
+    if figure is None or figure.value is None:
+        return figure.absent if figure is not None and figure.absent else "-"
+    if figure.is_rate:
+        value, stderr = pct(figure.value), pct(figure.stderr)
+    else:
+        value, stderr = f"{figure.value:.2f}", f"{figure.stderr or 0.0:.2f}"
+    return value if figure.stderr is None else f"{value} ± {stderr}"
+
+
+def scorecard_tables(scorecard: Scorecard) -> list[Table]:
+    """The scorecard as tables, a row per group (overall, then each domain): its figures
+    with their standard errors, then the share each reference-free check flagged."""
+    columns = scorecard.columns()
+    tables: list[Table] = []
+    for title, chosen in (
+        ("judging-mix by domain (± standard error)",
+         [f for f in columns if not f.reference_free]),
+        ("reference-free checks: share flagged (± standard error)",
+         [f for f in columns if f.reference_free]),
+    ):  # fmt: skip
+        if not chosen:
+            continue
+        header = ["domain", "items", "open", *(f.label for f in chosen)]
+        rows = [[name, str(group.items), str(group.open),
+                 *(figure_text(group.figure(f.name)) for f in chosen)]
+                for name, group in scorecard.groups.items()]  # fmt: skip
+        tables.append((title, header, rows))
+    return tables
+
+
+def text_table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str) -> list[str]:
+    """Lines of a table: the first column left-aligned, the others right-aligned."""
+    table = [header, *rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    return [(indent + "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                                for i, (cell, w) in enumerate(zip(row, widths, strict=True))))
+            .rstrip() for row in table]  # fmt: skip
+
+
+def scorecard_lines(scorecard: Scorecard, indent: str = "  ") -> list[str]:
+    """A judging-mix scorecard as text tables, then its notes."""
+    lines: list[str] = []
+    for title, header, rows in scorecard_tables(scorecard):
+        lines += [f"{indent}{title}:", *text_table(header, rows, indent + "  ")]
+    return lines + [f"{indent}note: {note}" for note in scorecard.notes]
 
 
 def format_summary(summary: Mapping[str, Any]) -> str:
@@ -51,4 +108,7 @@ def format_summary(summary: Mapping[str, Any]) -> str:
                 f"    {name:<{width}}  n={group['n']:<4} accuracy {pct(group['answer_accuracy']):>6}"
                 f"  format {pct(group['format_compliance']):>6}"
             )
+    scorecard = read_scorecard(summary)
+    if scorecard is not None:
+        lines += scorecard_lines(scorecard)
     return printable("\n".join(lines))

@@ -25,10 +25,12 @@ from tunix_core.errors import EvidenceError
 from tunix_core.evaluation import headline_metrics
 from tunix_core.evidence import sha256_file
 from tunix_core.jsonio import read_jsonl, write_text_atomic
+from tunix_core.layout import EVAL_SUMMARY
 from tunix_core.rundir import RunDirectory
 from tunix_core.types import BASELINE, EVALUATE, STAGE_NAMES
 from tunix_eval import compare as comparing
-from tunix_eval.report import pct, printable
+from tunix_eval.judging_mix import Scorecard, read_scorecard
+from tunix_eval.report import pct, printable, scorecard_tables
 
 # (metric name, before, after, is_rate): a row of the before/after table.
 Row = tuple[str, float | None, float | None, bool]
@@ -66,6 +68,8 @@ class RunReport:
     comparison: comparing.Comparison | None  # only when both evaluations exist
     metrics: list[dict[str, Any]]
     evidence: list[EvidenceFile]
+    # The run's evaluations on other datasets (`tunix eval --run RUN --dataset NAME`).
+    other_evaluations: list[comparing.Evaluation] = attrs.field(factory=list)
 
     @property
     def rows(self) -> list[Row]:
@@ -91,6 +95,17 @@ class RunReport:
     def summaries(self) -> list[dict[str, Any]]:
         """The summaries of the evaluations the run has (baseline, final)."""
         return [e.summary for e in (self.baseline, self.final) if e is not None]
+
+    def scorecards(self) -> list[tuple[str, Scorecard]]:
+        """(the summary's path in the run, its judging-mix scorecard) of each evaluation
+        that has one: baseline, final, then the evaluations on other datasets."""
+        found = []
+        for evaluation in (self.baseline, self.final, *self.other_evaluations):
+            scorecard = read_scorecard(evaluation.summary) if evaluation else None
+            if evaluation is not None and scorecard is not None:
+                where = (evaluation.path / EVAL_SUMMARY).relative_to(self.run.path)
+                found.append((where.as_posix(), scorecard))
+        return found
 
     def stage_note(self, stage: str) -> str:
         """``the <stage> stage is <status>``, to say why a section has no data."""
@@ -127,7 +142,9 @@ def gather(run_dir: Path) -> RunReport:
         metrics = read_jsonl(run.metrics_path) if run.metrics_path.is_file() else []
     except ValueError as exc:  # names the file and line
         raise EvidenceError(str(exc)) from None
-    return RunReport(run, baseline, final, comparison, metrics, evidence_files(run))
+    others = [comparing.load(path.parent)
+              for path in sorted(run.evals_dir.glob(f"*/{EVAL_SUMMARY}"))]  # fmt: skip
+    return RunReport(run, baseline, final, comparison, metrics, evidence_files(run), others)
 
 
 def duration(seconds: float | None) -> str:
@@ -347,6 +364,20 @@ def _by_group(report: RunReport, key: str) -> str:
     return bar_chart(groups)
 
 
+def _scorecards(report: RunReport) -> str:
+    """Each judging-mix scorecard of the run: per domain, with standard errors, and the
+    notes that say what was not measured."""
+    parts = []
+    for where, scorecard in report.scorecards():
+        parts.append(f"<h3><code>{escape(where)}</code></h3>")
+        for title, header, rows in scorecard_tables(scorecard):
+            cells = [[escape(cell) for cell in row] for row in rows]
+            parts.append(f'<p class="note">{escape(title)}</p>'
+                         + _table(header, cells, "metrics"))  # fmt: skip
+        parts += [f'<p class="note">Note: {escape(note)}</p>' for note in scorecard.notes]
+    return "".join(parts)
+
+
 def _completion(text: str | None) -> str:
     if text is None:
         return '<pre class="missing">(no completion)</pre>'
@@ -460,6 +491,8 @@ def render_html(report: RunReport, *, show: int = DEFAULT_SHOWN_FLIPS) -> str:
         ("by-category", "Answer accuracy by category", legend + _by_group(report, "category")),
         ("by-difficulty", "Answer accuracy by difficulty",
          legend + _by_group(report, "difficulty")),
+        *([("judging-mix", "Judging-mix by domain", _scorecards(report))]
+          if report.scorecards() else []),
         ("flipped", "Items that flipped", _flips(report, show)),
         ("evidence", "Evidence checksums", _evidence(report)),
     ]  # fmt: skip

@@ -14,7 +14,7 @@ from tunix_core.layout import EVAL_SUMMARY, REPORT, RunLayout
 from tunix_core.rundir import RunDirectory
 from tunix_core.types import TrainDetail
 from tunix_eval.compare import accuracy_stderrs, change, number
-from tunix_eval.report import pct
+from tunix_eval.report import pct, printable, scorecard_lines
 from tunix_eval.report_html import RunReport, duration, stage_detail, stages_in_order
 
 
@@ -151,6 +151,9 @@ def format_run_details(report: RunReport) -> str:
         lines.append(f"flips: {len(comparison.fixed)} fixed (wrong -> right), "
                      f"{len(comparison.broken)} broken (right -> wrong) of "
                      f"{comparison.common_items} item(s); `tunix compare {run.path}` lists them")  # fmt: skip
+    for where, scorecard in report.scorecards():
+        lines += ["", f"judging-mix in {where}:"]
+        lines += printable("\n".join(scorecard_lines(scorecard))).split("\n")
     lines.append("")
     locations = report_locations(report)
     if locations:

@@ -33,6 +33,7 @@ from tunix_core.rundir import RunDirectory
 from tunix_google.grpo import total_steps
 from tunix_google.requirements import refuse_unsupported, require
 from tunix_google.sft import (
+    GOOGLE_BEHAVIOUR,
     UNSUPPORTED_OPTIONS,
     drive,
     export_module,
@@ -65,7 +66,7 @@ AUX_METRICS = {
 def dpo_options(config: RunConfig) -> DpoTrainerOptions:
     """``trainer.options`` structured as the ``dpo`` trainer's, after refusing the ones
     google-tunix cannot honour (one line naming the field)."""
-    refuse_unsupported(config.trainer.options, NAME, UNSUPPORTED_OPTIONS)
+    refuse_unsupported(config.trainer.options, NAME, UNSUPPORTED_OPTIONS, GOOGLE_BEHAVIOUR)
     options: DpoTrainerOptions = structure(
         config.trainer.options, DpoTrainerOptions, source="config", root="trainer.options"
     )

@@ -81,6 +81,14 @@ UNSUPPORTED_OPTIONS = {
     "overlong_max_tokens": "GRPOLearner has no overlong punishment",
     "mask_truncated": "GRPOLearner counts every completion in the loss",
 }
+# Values of those options that say what GRPOLearner does anyway, so they are accepted.
+GOOGLE_BEHAVIOUR: dict[str, object] = {
+    "packing": False,
+    "remat": "none",
+    "reward_normalization": "group",
+    "dynamic_sampling": False,
+    "mask_truncated": False,
+}
 # tunix's loss types as google-tunix's GRPOConfig fields (dr_grpo: its DrGRPOConfig).
 LOSS_SETTINGS: dict[str, dict[str, str]] = {
     "grpo": {"loss_agg_mode": "sequence-mean-token-mean"},
@@ -95,7 +103,7 @@ PROMPT_MULTIPLE = 64
 def rl_options(config: RunConfig) -> GrpoTrainerOptions:
     """``trainer.options`` structured as the ``grpo`` trainer's, after refusing the ones
     google-tunix cannot honour (one line naming the field)."""
-    refuse_unsupported(config.trainer.options, NAME, UNSUPPORTED_OPTIONS)
+    refuse_unsupported(config.trainer.options, NAME, UNSUPPORTED_OPTIONS, GOOGLE_BEHAVIOUR)
     if config.eval.during_training.every is not None:
         raise ConfigError(f"eval.during_training.every: not supported by {NAME}: "
                           "GRPOLearner runs its own loop between the steps")  # fmt: skip

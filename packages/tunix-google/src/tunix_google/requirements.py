@@ -4,7 +4,7 @@ it), and options it can honour."""
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 from tunix_core.errors import ConfigError, TunixError
 
@@ -29,11 +29,18 @@ def require(trainer: str) -> None:
 
 
 def refuse_unsupported(
-    options: Iterable[str], trainer: str, unsupported: Mapping[str, str]
+    options: Mapping[str, object],
+    trainer: str,
+    unsupported: Mapping[str, str],
+    google_behaviour: Mapping[str, object],
 ) -> None:
-    """Raise a one-line ConfigError naming the first of ``options`` (``trainer.options``
-    keys) that ``unsupported`` says google-tunix cannot honour, and why."""
-    for key in options:
+    """Raise a one-line ConfigError naming the first of ``options`` (``trainer.options``)
+    that ``unsupported`` says google-tunix cannot honour, and why. A value equal to what
+    google-tunix does anyway (``google_behaviour``, e.g. ``packing: false``) is accepted,
+    so one config can state the settings both engines share."""
+    for key, value in options.items():
+        if key in google_behaviour and value == google_behaviour[key]:
+            continue
         if key in unsupported:
             raise ConfigError(
                 f"trainer.options.{key}: not supported by {trainer}: {unsupported[key]}"

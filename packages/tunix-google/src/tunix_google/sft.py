@@ -23,6 +23,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -37,6 +38,7 @@ from tunix_core.rundir import RunDirectory
 from tunix_google.requirements import refuse_unsupported, require
 from tunix_jax.backend import JaxModel
 from tunix_jax.dtypes import DTYPES
+from tunix_jax.models.gemma.transformer import Transformer
 from tunix_jax.options import JaxTrainerOptions, trainer_options
 from tunix_jax.sft.trainer import JaxTrainer
 from tunix_jax.training.callbacks import (
@@ -68,12 +70,14 @@ UNSUPPORTED_OPTIONS = {
     "compute_dtype": "its modules compute in the parameters' dtype (model.dtype)",
     "async_checkpoints": "its checkpoint manager decides how it saves",
 }
+# Values of those options that say what PeftTrainer does anyway, so they are accepted.
+GOOGLE_BEHAVIOUR: dict[str, object] = {"packing": False, "remat": "none"}
 
 
 def sft_options(config: RunConfig) -> JaxTrainerOptions:
     """``trainer.options`` structured as the ``jax`` trainer's, after refusing the ones
     google-tunix cannot honour (one line naming the field)."""
-    refuse_unsupported(config.trainer.options, NAME, UNSUPPORTED_OPTIONS)
+    refuse_unsupported(config.trainer.options, NAME, UNSUPPORTED_OPTIONS, GOOGLE_BEHAVIOUR)
     return trainer_options(config)
 
 
@@ -150,7 +154,7 @@ class GoogleTunixSftTrainer:
         stream = BatchStream(examples, training.batch_size, training.max_seq_len,
                              config.run.seed, packing=False)  # fmt: skip
         steps = total_steps(config, stream)
-        trainer = self._peft_trainer(config, options, run, base, steps)
+        trainer = peft_trainer(config, options, base.transformer, steps, run.checkpoints_dir)
         grad_accum = trainer.config.get_with_default("gradient_accumulation_steps", 1)
         counters = resume_counters(trainer, run, progress,
                                    skip=lambda: unpacked_input(stream)[1], batches=grad_accum)  # fmt: skip
@@ -169,39 +173,60 @@ class GoogleTunixSftTrainer:
                              TrainResult(counters.step, bool(reason), reason), progress,
                              title=f"{config.model.preset} SFT loss (google-tunix)")  # fmt: skip
 
-    @staticmethod
-    def _peft_trainer(
-        config: RunConfig, options: JaxTrainerOptions, run: RunDirectory, base: JaxModel,
-        steps: int,
-    ) -> Any:  # fmt: skip
-        import orbax.checkpoint as ocp
-        from tunix.sft import peft_trainer
 
-        # optional: google-tunix and qwix (the extra google-tunix), checked by require()
-        from tunix_google.modules import apply_lora, to_google_tunix
+def peft_trainer(
+    config: RunConfig, options: JaxTrainerOptions, transformer: Transformer, steps: int,
+    checkpoints: Path,
+) -> Any:  # fmt: skip
+    """google-tunix's PeftTrainer as the ``google-tunix-sft`` trainer builds it for ``steps``
+    steps: ``transformer``'s parameters in google-tunix's Gemma module (qwix LoRA on
+    ``options.lora_targets`` when ``training.lora.enabled``), tunix's optimizer and
+    schedule, its checkpoints in ``checkpoints`` (building it restores the newest there).
+    ``benchmarks/peer_side.py`` times this trainer's :func:`micro_step`."""
+    import orbax.checkpoint as ocp
+    from tunix.sft import peft_trainer as peft_lib
 
-        training = config.training
-        module = to_google_tunix(base.transformer, DTYPES[config.model.dtype])
-        if training.lora.enabled:
-            module = apply_lora(module, options.lora_targets, rank=training.lora.rank,
-                                alpha=training.lora.alpha, seed=config.run.seed,
-                                batch=training.batch_size, length=training.max_seq_len + 1)  # fmt: skip
-        tx, _ = build_optimizer(training, steps)
-        run.checkpoints_dir.mkdir(parents=True, exist_ok=True)
-        trainer_config = peft_trainer.TrainingConfig(
-            eval_every_n_steps=steps + 1,  # tunix evaluates after training, not during
-            max_steps=steps,
-            gradient_accumulation_steps=training.grad_accum if training.grad_accum > 1 else None,
-            checkpoint_root_directory=str(run.checkpoints_dir.absolute()),
-            checkpointing_options=ocp.CheckpointManagerOptions(
-                save_interval_steps=training.checkpoint_every,
-                max_to_keep=training.keep_checkpoints,
-            ),
-            pbar_description=None,
+    # optional: google-tunix and qwix (the extra google-tunix), checked by require()
+    from tunix_google.modules import apply_lora, to_google_tunix
+
+    training = config.training
+    module = to_google_tunix(transformer, DTYPES[config.model.dtype])
+    if training.lora.enabled:
+        module = apply_lora(module, options.lora_targets, rank=training.lora.rank,
+                            alpha=training.lora.alpha, seed=config.run.seed,
+                            batch=training.batch_size, length=training.max_seq_len + 1)  # fmt: skip
+    tx, _ = build_optimizer(training, steps)
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    trainer_config = peft_lib.TrainingConfig(
+        eval_every_n_steps=steps + 1,  # tunix evaluates after training, not during
+        max_steps=steps,
+        gradient_accumulation_steps=training.grad_accum if training.grad_accum > 1 else None,
+        checkpoint_root_directory=str(checkpoints.absolute()),
+        checkpointing_options=ocp.CheckpointManagerOptions(
+            save_interval_steps=training.checkpoint_every,
+            max_to_keep=training.keep_checkpoints,
+        ),
+        pbar_description=None,
+    )
+    trainer = peft_lib.PeftTrainer(module, tx, trainer_config)
+    return trainer.with_gen_model_input_fn(model_inputs)
+
+
+def micro_step(trainer: Any) -> Callable[[Any], tuple[Any, Any, Any]]:
+    """A PeftTrainer's jitted train step on one micro-batch of its input, prepared
+    (``_prepare_inputs``) and sharded as its own loop does: ``(loss, aux, grad_norm)``."""
+    from tunix.sft import sharding_utils
+
+    train_step, _ = trainer.jit_train_and_eval_step()
+
+    def step(model_input: Any) -> tuple[Any, Any, Any]:
+        example = sharding_utils.shard_input(
+            trainer._prepare_inputs(model_input), trainer.config.data_sharding_axis
         )
-        # Building it restores the newest checkpoint in checkpoint_root_directory.
-        trainer = peft_trainer.PeftTrainer(module, tx, trainer_config)
-        return trainer.with_gen_model_input_fn(model_inputs)
+        loss, aux, grad_norm = train_step(example)
+        return loss, aux, grad_norm
+
+    return step
 
 
 def unpacked_input(stream: BatchStream) -> tuple[Any, int]:
@@ -253,15 +278,13 @@ def drive(
 ) -> str:
     """A PeftTrainer's train step until ``steps`` or the time budget, on the micro-batches
     of ``next_input`` (the trainer's input and its tokens; ``training.grad_accum`` a step,
-    each through the trainer's ``_prepare_inputs``), with tunix's metrics lines (plus
-    ``step_extras`` of the step's aux outputs), checkpoints, NaN guard, budget, progress
-    bar and plugin hook; returns why it stopped early ("" when every step ran). ``data``:
-    the stream's position, for the step events."""
-    from tunix.sft import sharding_utils
-
+    each through :func:`micro_step`), with tunix's metrics lines (plus ``step_extras`` of
+    the step's aux outputs), checkpoints, NaN guard, budget, progress bar and plugin hook;
+    returns why it stopped early ("" when every step ran). ``data``: the stream's
+    position, for the step events."""
     training = config.training
     lora = training.lora.enabled
-    train_step, _ = trainer.jit_train_and_eval_step()
+    train_step = micro_step(trainer)
     schedule = build_optimizer(training, steps)[1]
     metrics = MetricsLog(run.metrics_path, training.log_every, steps)
     saved: list[int] = []
@@ -291,10 +314,7 @@ def drive(
             for _ in range(training.grad_accum):
                 model_input, tokens = next_input()
                 step_tokens += tokens
-                example = sharding_utils.shard_input(
-                    trainer._prepare_inputs(model_input), trainer.config.data_sharding_axis
-                )
-                loss, aux, grad_norm = train_step(example)
+                loss, aux, grad_norm = train_step(model_input)
                 outputs.append((loss, grad_norm))
                 auxes.append(aux)
             values = np.asarray(jax.device_get(outputs), np.float64)

@@ -65,8 +65,10 @@ def _subprocess_env(tmp_root: Path, devices: int = 1) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([*sys.path, env.get("PYTHONPATH", "")])
     env["JAX_PLATFORMS"] = "cpu"
-    # Processes of this module share compiled programs.
-    env["JAX_COMPILATION_CACHE_DIR"] = str(tmp_root / "jax-cache")
+    # Processes of this module share compiled programs, with this process too when the
+    # session set a cache for all its processes (nox does): the killed and resumed runs
+    # then reuse the in-process reference run's programs instead of compiling them again.
+    env.setdefault("JAX_COMPILATION_CACHE_DIR", str(tmp_root / "jax-cache"))
     env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     env["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
     if devices > 1:

@@ -163,6 +163,16 @@ def test_not_a_gguf_file_is_named(tmp_path):
         load_model("tiny-gemma3", f"gguf:{path}")
 
 
+@pytest.mark.parametrize(("keep", "problem"), [(2000, "truncated GGUF header"),
+                                               (-100, "runs past the file's end")])  # fmt: skip
+def test_a_truncated_gguf_file_is_named(tmp_path, tiny_model, gguf_writer, keep, problem):
+    model, tokenizer = tiny_model("tiny-gemma3")
+    path = gguf_writer(tmp_path / "cut.gguf", model, tokenizer)
+    path.write_bytes(path.read_bytes()[:keep])
+    with pytest.raises(WeightsShapeError, match=rf"cut\.gguf: .*{problem}"):
+        load_model("tiny-gemma3", f"gguf:{path}")
+
+
 def test_random_weights_are_seeded():
     a, tokenizer = load_model("tiny-gemma2", "random", seed=1)
     b, _ = load_model("tiny-gemma2", "random", seed=1)

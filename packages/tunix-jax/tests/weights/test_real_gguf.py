@@ -75,3 +75,22 @@ def test_greedy_continuation_is_sensible(ours):
     )
     assert "Paris" in completions[0] or "France" in completions[0], completions
     assert completions[1].lstrip().startswith("6"), completions
+
+
+def test_every_tensor_decodes_as_gguf_reader_decodes_it():
+    # The loader's own header parser and many-rows decoding against gguf.GGUFReader +
+    # gguf.quants.dequantize (the loader before them), bit for bit, on the real file.
+    import gguf
+
+    from tunix_jax.weights import gguf_io
+    from tunix_jax.weights.loading import default_gguf_path
+
+    path = default_gguf_path()
+    ours = gguf_io.GGUFTensors(path)
+    reader = gguf.GGUFReader(str(path))
+    assert [t.name for t in reader.tensors] == list(ours.tensors)
+    for tensor in reader.tensors:
+        want = gguf.quants.dequantize(tensor.data, tensor.tensor_type)
+        got = gguf_io.dequantize(ours, ours.tensors[tensor.name])
+        assert got.shape == want.shape, tensor.name
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32), tensor.name)

@@ -13,6 +13,7 @@ gate says plainly that it did not run and writes that too (``ran: false``).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -51,13 +52,26 @@ def check_threshold(value: float) -> float:
 
 
 def gate_items(run: RunDirectory, host: Host, count: int, seed: int) -> list[ReasoningExample]:
-    """The fixed prompts: the first ``count`` of the run's eval items and of judging-mix
-    (when a plugin provides it)."""
+    """The fixed prompts: the first ``count`` of the run's eval items, and ``count`` of
+    judging-mix (when a plugin provides it) taken from its domains in turn, so the gate
+    sees creative writing, coding, math and the rest, not ``count`` items of the first
+    domain."""
     items = read_jsonl(run.eval_data_path)[:count] if run.eval_data_path.is_file() else []
     if JUDGING_MIX in host.datasets:
-        items += load_split(host.datasets, JUDGING_MIX, "eval", seed=seed, options={},
-                            limit=count, transforms=host.transforms)  # fmt: skip
+        suite = load_split(host.datasets, JUDGING_MIX, "eval", seed=seed, options={},
+                           transforms=host.transforms)  # fmt: skip
+        items += one_domain_at_a_time(suite)[:count]
     return items
+
+
+def one_domain_at_a_time(items: Sequence[ReasoningExample]) -> list[ReasoningExample]:
+    """``items`` reordered so each domain (``meta.category``) gives its first item, then
+    each its second, and so on; domains keep their order of first appearance."""
+    by_domain: dict[str, list[ReasoningExample]] = {}
+    for item in items:
+        by_domain.setdefault(item.meta.category, []).append(item)
+    rounds = zip_longest(*by_domain.values())
+    return [item for round_ in rounds for item in round_ if item is not None]
 
 
 def _answer(completion: str) -> str | None:

@@ -126,19 +126,25 @@ class GGUFTensors:
             )
         self._buffer, self._at = buffer, 24
         self.fields: dict[str, Any] = {}
+        self.tensors: dict[str, TensorInfo] = {}
+        try:
+            self._read_header(field_count, tensor_count)
+        except struct.error as error:
+            raise WeightsShapeError(f"{path}: truncated GGUF header ({error})") from error
+        alignment = int(self.fields.get("general.alignment", 32))
+        self.data_start = -(-self._at // alignment) * alignment
+
+    def _read_header(self, field_count: int, tensor_count: int) -> None:
         for _ in range(field_count):
             key = self._string()
             (kind,) = self._unpack("<I")
             self.fields[key] = self._value(kind)
-        self.tensors: dict[str, TensorInfo] = {}
         for _ in range(tensor_count):
             name = self._string()
             (dims,) = self._unpack("<I")
             shape = self._unpack(f"<{dims}Q")
             kind, offset = self._unpack("<IQ")
             self.tensors[name] = TensorInfo(name, tuple(reversed(shape)), kind, offset)
-        alignment = int(self.fields.get("general.alignment", 32))
-        self.data_start = -(-self._at // alignment) * alignment
 
     def _unpack(self, form: str) -> tuple[Any, ...]:
         values = struct.unpack_from(form, self._buffer, self._at)
@@ -179,6 +185,8 @@ class GGUFTensors:
         row_bytes = row // block * type_size
         start = self.data_start + tensor.offset
         rows = math.prod(outer)
+        if start + rows * row_bytes > self.data.size:
+            raise WeightsShapeError(f"{self.path}: tensor {tensor.name!r} runs past the file's end")
         return self.data[start : start + rows * row_bytes].reshape(rows, row_bytes)
 
 
@@ -234,9 +242,10 @@ def dequantize(tensors: GGUFTensors, tensor: TensorInfo) -> np.ndarray:
 
 @functools.cache
 def _decoding_threads() -> concurrent.futures.ThreadPoolExecutor:
-    return concurrent.futures.ThreadPoolExecutor(
-        max_workers=len(os.sched_getaffinity(0)), thread_name_prefix="gguf-decode"
-    )
+    # The cores this process may use (Linux), else all of them (macOS has no affinity call).
+    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    workers = len(usable) if usable else os.cpu_count() or 1
+    return concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="gguf-decode")
 
 
 def _check_metadata(fields: dict[str, Any], config: ModelConfig, path: Path) -> None:
