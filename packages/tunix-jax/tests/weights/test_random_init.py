@@ -102,3 +102,23 @@ def test_random_model_is_seeded():
     for (path, x), (_, y), (_, z) in zip(_flat(first), _flat(second), _flat(third), strict=True):
         np.testing.assert_array_equal(x, y, err_msg=path_str(path))
         assert path[-1] == "scale" or not np.array_equal(x, z), path
+
+
+def test_a_batch_draws_each_parameter_as_drawn_alone():
+    # One program draws a whole model: each parameter's numbers must not depend on what
+    # else is in the batch or where (sizes that fill no whole row included).
+
+    draws = [random_init.Draw("a", (3, 5), 1.0), random_init.Draw("b", (1024,), 0.1, True),
+             random_init.Draw("c", (2, 700), 2.0)]  # fmt: skip
+    batch = random_init.draw_many(7, draws)
+    reversed_batch = random_init.draw_many(7, draws[::-1])[::-1]
+    for d, x, y in zip(draws, batch, reversed_batch, strict=True):
+        alone = random_init.draw(7, d.name, d.shape, std=d.std, truncated=d.truncated)
+        assert x.shape == d.shape
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(alone), err_msg=d.name)
+        np.testing.assert_array_equal(np.asarray(y), np.asarray(alone), err_msg=d.name)
+    # Off the CPU the batch is cut by one jitted program instead of shared: same values.
+    whole, rows = random_init._draw_batch(7, draws, np.float32)
+    sliced = random_init._slices(whole, tuple(d.shape for d in draws), rows)
+    for d, x, y in zip(draws, batch, sliced, strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=d.name)

@@ -39,11 +39,22 @@ ADAPTER_CONFIG_FILENAME = "adapter_config.json"
 ADAPTER_PARAMS_DIRNAME = "params"
 
 
-def _initial_a(seed: int, name: str, shape: tuple[int, ...]) -> jax.Array:
-    """``A`` of an adapter named `name` (its projection's module path): normal with
-    deviation 1/sqrt(fan in), from `random_init`'s generator (B starts at zero)."""
-    fan_in = math.prod(shape[:-1])
-    return random_init.draw(seed, f"lora/{name}/lora_a", shape, std=1.0 / math.sqrt(fan_in))
+def _a_shape(base: Einsum | nnx.Linear, rank: int) -> tuple[int, ...]:
+    """``A``'s shape: the weight's dimensions contracted with the input, then `rank`."""
+    if isinstance(base, nnx.Linear):
+        return (base.kernel.shape[0], rank)
+    inputs, rest = base.equation.split(",")
+    weight, output = rest.split("->")
+    sizes = dict(zip(weight, base.w.shape, strict=True))
+    return (*(sizes[c] for c in weight if c in inputs and c not in output), rank)
+
+
+def _initial_a(seed: int, named: Sequence[tuple[str, tuple[int, ...]]]) -> list[jax.Array]:
+    """``A`` of each adapter (named by its projection's module path): normal with deviation
+    1/sqrt(fan in), from `random_init`'s generator, all in one call (B starts at zero)."""
+    draws = [random_init.Draw(f"lora/{name}/lora_a", shape, 1.0 / math.sqrt(math.prod(shape[:-1])))
+             for name, shape in named]  # fmt: skip
+    return random_init.draw_many(seed, draws)
 
 
 def _rank_letter(used: str) -> str:
@@ -53,7 +64,8 @@ def _rank_letter(used: str) -> str:
 class LoRAEinsum(nnx.Module):
     """An :class:`Einsum` plus a low-rank update with the same input and output shapes."""
 
-    def __init__(self, base: Einsum, *, rank: int, alpha: float, seed: int, name: str):
+    def __init__(self, base: Einsum, *, alpha: float, lora_a: jax.Array):
+        rank = lora_a.shape[-1]
         inputs, rest = base.equation.split(",")
         weight, output = rest.split("->")
         contracted = [c for c in weight if c in inputs and c not in output]
@@ -66,7 +78,7 @@ class LoRAEinsum(nnx.Module):
         shape = dict(zip(weight, base.w[...].shape, strict=True))
         self.base = base
         self.scale = alpha / rank
-        self.lora_a = nnx.LoRAParam(_initial_a(seed, name, (*(shape[c] for c in contracted), rank)))
+        self.lora_a = nnx.LoRAParam(lora_a)
         self.lora_b = nnx.LoRAParam(random_init.zeros((rank, *(shape[c] for c in kept))))
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -85,11 +97,12 @@ class LoRAEinsum(nnx.Module):
 class LoRALinear(nnx.Module):
     """An :class:`nnx.Linear` (kernel [in, out], no bias) plus a low-rank update."""
 
-    def __init__(self, base: nnx.Linear, *, rank: int, alpha: float, seed: int, name: str):
-        fan_in, fan_out = base.kernel[...].shape
+    def __init__(self, base: nnx.Linear, *, alpha: float, lora_a: jax.Array):
+        rank = lora_a.shape[-1]
+        fan_out = base.kernel.shape[1]
         self.base = base
         self.scale = alpha / rank
-        self.lora_a = nnx.LoRAParam(_initial_a(seed, name, (fan_in, rank)))
+        self.lora_a = nnx.LoRAParam(lora_a)
         self.lora_b = nnx.LoRAParam(random_init.zeros((rank, fan_out)))
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -138,17 +151,15 @@ def apply_lora(
             f"trainer.options.lora_targets: {', '.join(map(repr, unknown))} not in this model; "
             f"available: {', '.join(sorted(available))}"
         )
-    wrapped = 0
-    for parent, name, module, path in _projections(model):
-        if name not in targets:
-            continue
+    chosen = [found for found in _projections(model) if found[1] in targets]
+    initial = _initial_a(seed, [(path, _a_shape(module, rank)) for _, _, module, path in chosen])
+    for (parent, name, module, _), lora_a in zip(chosen, initial, strict=True):
         if isinstance(module, Einsum):
-            adapter: nnx.Module = LoRAEinsum(module, rank=rank, alpha=alpha, seed=seed, name=path)
+            adapter: nnx.Module = LoRAEinsum(module, alpha=alpha, lora_a=lora_a)
         else:
-            adapter = LoRALinear(module, rank=rank, alpha=alpha, seed=seed, name=path)
+            adapter = LoRALinear(module, alpha=alpha, lora_a=lora_a)
         setattr(parent, name, adapter)
-        wrapped += 1
-    return wrapped
+    return len(chosen)
 
 
 def merge_lora(model: nnx.Module) -> int:
