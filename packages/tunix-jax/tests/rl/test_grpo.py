@@ -74,6 +74,14 @@ def grpo_config(steps: int, **options) -> dict:
     }  # fmt: skip
 
 
+def with_float32_matmuls(config: dict) -> dict:
+    """`config` for a test that needs the first step's KL to be exactly 0: the step's policy
+    log-probabilities and the reference's come from two programs, which round bfloat16
+    operands (`matmul_dtype: auto` on a CPU with avx512_bf16) differently."""
+    config["model"]["options"] = {"matmul_dtype": "float32"}
+    return config
+
+
 def train(run_path: Path, config: dict):
     trainer = GrpoTrainer()
     parsed = structure_config(config)
@@ -302,7 +310,7 @@ def test_grpo_token_logprobs_sum_to_the_backends_completion_score(tmp_path):
 
 
 def test_grpo_lifts_a_learnable_reward_from_at_most_0_1_to_at_least_0_9(tmp_path):
-    run, result = train(tmp_path / "learn", grpo_config(12))
+    run, result = train(tmp_path / "learn", with_float32_matmuls(grpo_config(12)))
     records = read_jsonl(run.metrics_path)
     assert [r["step"] for r in records] == list(range(1, 13))
     assert all(validate_file(run.metrics_path) == [] for _ in [0])
@@ -325,7 +333,7 @@ def test_with_lora_and_several_updates_the_first_kl_is_zero_and_the_ratio_moves(
     config = grpo_config(2, num_iterations=3, epsilon_high=0.01, epsilon_low=0.01)
     config["training"]["lora"] = {"enabled": True, "rank": 4, "alpha": 8.0}
     config["training"]["learning_rate"] = 5e-2
-    run, _ = train(tmp_path / "lora", config)
+    run, _ = train(tmp_path / "lora", with_float32_matmuls(config))
     first = read_jsonl(run.metrics_path)[0]
     # The adapters start at zero update: the sampling policy is the reference exactly.
     assert first["kl"] == 0.0
@@ -373,8 +381,11 @@ def test_dr_grpo_with_per_reward_normalisation_dynamic_sampling_and_overlong_sha
     [
         ({"rewards": {"no_such_reward": 1.0}}, "trainer.options.rewards"),
         # Near the largest float, two weights sum to inf and a perfect reward to NaN.
-        ({"rewards": {"starts_with_digit": 1e308}}, "trainer.options.rewards: reward "
-         "'starts_with_digit': weight must be a positive number up to 1e"),
+        (
+            {"rewards": {"starts_with_digit": 1e308}},
+            "trainer.options.rewards: reward "
+            "'starts_with_digit': weight must be a positive number up to 1e",
+        ),
         ({"max_new_tokens": 64}, "trainer.options.max_new_tokens"),
         ({"num_generations": 1}, "trainer.options.num_generations"),
         ({"epsilon_high": 1.5}, "trainer.options.epsilon_high"),
@@ -382,8 +393,10 @@ def test_dr_grpo_with_per_reward_normalisation_dynamic_sampling_and_overlong_sha
         ({"reward_normalization": "sum"}, "trainer.options.reward_normalization"),
         ({"overlong_interval": 4}, "trainer.options.overlong_interval"),
         ({"overlong_interval": 2, "rewards": {"overlong": 1.0}}, "trainer.options.rewards"),
-        ({"reward_options": {"starts_with_digit": {"x": 1}}},
-         "trainer.options.reward_options.starts_with_digit"),
+        (
+            {"reward_options": {"starts_with_digit": {"x": 1}}},
+            "trainer.options.reward_options.starts_with_digit",
+        ),
     ],
 )
 def test_validate_names_the_config_field(options, field):

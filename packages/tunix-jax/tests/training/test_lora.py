@@ -10,6 +10,7 @@ from tunix_core.errors import ConfigError
 from tunix_jax.models.gemma.config import get_config
 from tunix_jax.models.gemma.transformer import Transformer
 from tunix_jax.training.lora import LoRAEinsum, LoRALinear, apply_lora, merge_lora, projection_names
+from tunix_jax.weights import random_init
 
 TARGETS = ("q_einsum", "kv_einsum", "attn_vec_einsum", "gate_proj", "up_proj", "down_proj")
 
@@ -59,22 +60,25 @@ def test_merged_weights_compute_what_the_adapters_did(inputs, preset):
     )
 
 
-def test_initial_adapters_are_the_draws_of_nnx_rngs_in_order():
-    # apply_lora draws A with jax.random.normal compiled at XLA optimisation level 1 (for
-    # speed); each must be what the plain normal(nnx.Rngs(params=seed).params(), shape)
-    # / sqrt(fan_in) gives, adapter by adapter in model order, and B is zero.
+def test_initial_adapters_are_seeded_draws_named_by_their_projection():
+    # A is random_init's normal draw / sqrt(fan in), keyed by the seed and the wrapped
+    # projection's module path (so independent of the order adapters are made in); B is zero.
     model = _model()
     apply_lora(model, TARGETS, rank=4, alpha=8.0, seed=3)
-    rngs = nnx.Rngs(params=3)
-    # The order apply_lora visits projections in: modules, then their attributes.
-    adapters = [child for _, parent in nnx.iter_modules(model) for child in vars(parent).values()
-                if isinstance(child, LoRAEinsum | LoRALinear)]  # fmt: skip
+    adapters = [(path, module) for path, module in nnx.iter_modules(model)
+                if isinstance(module, LoRAEinsum | LoRALinear)]  # fmt: skip
     assert len(adapters) == model.config.num_layers * len(TARGETS)
-    for adapter in adapters:
+    for path, adapter in adapters:
         a = adapter.lora_a[...]
-        want = jax.random.normal(rngs.params(), a.shape) / math.sqrt(math.prod(a.shape[:-1]))
-        np.testing.assert_array_equal(a, want)
-        assert not np.any(adapter.lora_b[...])
+        name = "/".join(map(str, path))
+        want = random_init.draw(3, f"lora/{name}/lora_a", a.shape,
+                                std=1 / math.sqrt(math.prod(a.shape[:-1])))  # fmt: skip
+        np.testing.assert_array_equal(a, want, err_msg=name)
+        assert a.dtype == jnp.float32 and not np.any(adapter.lora_b[...])
+    again = _model()
+    apply_lora(again, TARGETS, rank=4, alpha=8.0, seed=4)
+    assert not np.array_equal(again.layers[0].attn.q_einsum.lora_a[...],
+                              model.layers[0].attn.q_einsum.lora_a[...])  # fmt: skip
 
 
 def test_adapter_shapes_are_low_rank_over_the_contracted_dimensions():

@@ -173,30 +173,6 @@ def test_a_truncated_gguf_file_is_named(tmp_path, tiny_model, gguf_writer, keep,
         load_model("tiny-gemma3", f"gguf:{path}")
 
 
-# Compiles the initialiser twice (once at XLA's slow default level): 30-70 s on the loaded
-# 2-core VM. test_lora.py checks the same normal draws at level 1 in the default session.
-@pytest.mark.heavy
-def test_random_weights_are_those_of_the_default_compile():
-    # _random_params compiles at XLA optimisation level 1 for speed: the values must be
-    # those XLA's default level gives, as before that change.
-    import jax
-    from flax import nnx
-
-    from tunix_jax.models.gemma.config import get_config
-    from tunix_jax.weights import loading
-
-    config, dtype = get_config("tiny-gemma3"), jnp.dtype(jnp.float32)
-    default = jax.jit(loading._random_params.__wrapped__, static_argnames=("config", "dtype"))
-    want = default(jax.random.key(5), config=config, dtype=dtype)
-    model, _ = load_model("tiny-gemma3", "random", seed=5)
-    got = nnx.to_pure_dict(nnx.state(model))
-    for path, value in jax.tree_util.tree_flatten_with_path(want)[0]:
-        leaf = got
-        for key in path:
-            leaf = leaf[key.key]
-        np.testing.assert_array_equal(leaf, value, err_msg=jax.tree_util.keystr(path))
-
-
 def test_random_weights_are_seeded():
     a, tokenizer = load_model("tiny-gemma2", "random", seed=1)
     b, _ = load_model("tiny-gemma2", "random", seed=1)

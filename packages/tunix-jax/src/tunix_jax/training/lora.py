@@ -31,6 +31,7 @@ from flax import nnx
 
 from tunix_core.errors import ConfigError
 from tunix_jax.models.gemma.layers import Einsum
+from tunix_jax.weights import random_init
 from tunix_jax.weights.orbax_io import read_tree, save_params
 
 ADAPTERS_FORMAT = "tunix-lora-adapters"
@@ -38,12 +39,22 @@ ADAPTER_CONFIG_FILENAME = "adapter_config.json"
 ADAPTER_PARAMS_DIRNAME = "params"
 
 
-# jax.random.normal compiled at XLA optimisation level 1: the random-bit generator
-# compiles about 3x faster than at the default level, with the same values
-# (tests/training/test_lora.py checks them).
-_normal = jax.jit(
-    jax.random.normal, static_argnums=(1,), compiler_options={"xla_backend_optimization_level": 1}
-)
+def _a_shape(base: Einsum | nnx.Linear, rank: int) -> tuple[int, ...]:
+    """``A``'s shape: the weight's dimensions contracted with the input, then `rank`."""
+    if isinstance(base, nnx.Linear):
+        return (base.kernel.shape[0], rank)
+    inputs, rest = base.equation.split(",")
+    weight, output = rest.split("->")
+    sizes = dict(zip(weight, base.w.shape, strict=True))
+    return (*(sizes[c] for c in weight if c in inputs and c not in output), rank)
+
+
+def _initial_a(seed: int, named: Sequence[tuple[str, tuple[int, ...]]]) -> list[jax.Array]:
+    """``A`` of each adapter (named by its projection's module path): normal with deviation
+    1/sqrt(fan in), from `random_init`'s generator, all in one call (B starts at zero)."""
+    draws = [random_init.Draw(f"lora/{name}/lora_a", shape, 1.0 / math.sqrt(math.prod(shape[:-1])))
+             for name, shape in named]  # fmt: skip
+    return random_init.draw_many(seed, draws)
 
 
 def _rank_letter(used: str) -> str:
@@ -53,7 +64,8 @@ def _rank_letter(used: str) -> str:
 class LoRAEinsum(nnx.Module):
     """An :class:`Einsum` plus a low-rank update with the same input and output shapes."""
 
-    def __init__(self, base: Einsum, *, rank: int, alpha: float, rngs: nnx.Rngs):
+    def __init__(self, base: Einsum, *, alpha: float, lora_a: jax.Array):
+        rank = lora_a.shape[-1]
         inputs, rest = base.equation.split(",")
         weight, output = rest.split("->")
         contracted = [c for c in weight if c in inputs and c not in output]
@@ -64,13 +76,10 @@ class LoRAEinsum(nnx.Module):
         self.up_equation = f"{middle},{r}{''.join(kept)}->{output}"
         self.merge_equation = f"{''.join(contracted)}{r},{r}{''.join(kept)}->{weight}"
         shape = dict(zip(weight, base.w[...].shape, strict=True))
-        fan_in = math.prod(shape[c] for c in contracted)
         self.base = base
         self.scale = alpha / rank
-        self.lora_a = nnx.LoRAParam(
-            _normal(rngs.params(), (*(shape[c] for c in contracted), rank)) / math.sqrt(fan_in)
-        )
-        self.lora_b = nnx.LoRAParam(jnp.zeros((rank, *(shape[c] for c in kept))))
+        self.lora_a = nnx.LoRAParam(lora_a)
+        self.lora_b = nnx.LoRAParam(random_init.zeros((rank, *(shape[c] for c in kept))))
 
     def __call__(self, x: jax.Array) -> jax.Array:
         dtype = self.base.dtype
@@ -88,12 +97,13 @@ class LoRAEinsum(nnx.Module):
 class LoRALinear(nnx.Module):
     """An :class:`nnx.Linear` (kernel [in, out], no bias) plus a low-rank update."""
 
-    def __init__(self, base: nnx.Linear, *, rank: int, alpha: float, rngs: nnx.Rngs):
-        fan_in, fan_out = base.kernel[...].shape
+    def __init__(self, base: nnx.Linear, *, alpha: float, lora_a: jax.Array):
+        rank = lora_a.shape[-1]
+        fan_out = base.kernel.shape[1]
         self.base = base
         self.scale = alpha / rank
-        self.lora_a = nnx.LoRAParam(_normal(rngs.params(), (fan_in, rank)) / math.sqrt(fan_in))
-        self.lora_b = nnx.LoRAParam(jnp.zeros((rank, fan_out)))
+        self.lora_a = nnx.LoRAParam(lora_a)
+        self.lora_b = nnx.LoRAParam(random_init.zeros((rank, fan_out)))
 
     def __call__(self, x: jax.Array) -> jax.Array:
         dtype = self.base.dtype or x.dtype
@@ -108,19 +118,22 @@ class LoRALinear(nnx.Module):
         return self.base
 
 
-def _projections(model: nnx.Module) -> list[tuple[nnx.Module, str, Einsum | nnx.Linear]]:
-    """(parent, attribute, module) for every Einsum / Linear attribute in the model."""
-    found: list[tuple[nnx.Module, str, Einsum | nnx.Linear]] = []
-    for _, parent in nnx.iter_modules(model):
+def _projections(
+    model: nnx.Module,
+) -> list[tuple[nnx.Module, str, Einsum | nnx.Linear, str]]:
+    """(parent, attribute, module, module path) for every Einsum / Linear attribute in the
+    model; the path is slash-joined (``layers/0/attn/q_einsum``)."""
+    found: list[tuple[nnx.Module, str, Einsum | nnx.Linear, str]] = []
+    for parent_path, parent in nnx.iter_modules(model):
         for name, child in vars(parent).items():
             if isinstance(child, Einsum | nnx.Linear):
-                found.append((parent, name, child))
+                found.append((parent, name, child, "/".join(map(str, (*parent_path, name)))))
     return found
 
 
 def projection_names(model: nnx.Module) -> set[str]:
     """Attribute names a LoRA target may use (``q_einsum``, ``gate_proj``, ...)."""
-    return {name for _, name, _ in _projections(model)}
+    return {name for _, name, _, _ in _projections(model)}
 
 
 def apply_lora(
@@ -138,18 +151,15 @@ def apply_lora(
             f"trainer.options.lora_targets: {', '.join(map(repr, unknown))} not in this model; "
             f"available: {', '.join(sorted(available))}"
         )
-    rngs = nnx.Rngs(params=seed)
-    wrapped = 0
-    for parent, name, module in _projections(model):
-        if name not in targets:
-            continue
+    chosen = [found for found in _projections(model) if found[1] in targets]
+    initial = _initial_a(seed, [(path, _a_shape(module, rank)) for _, _, module, path in chosen])
+    for (parent, name, module, _), lora_a in zip(chosen, initial, strict=True):
         if isinstance(module, Einsum):
-            adapter: nnx.Module = LoRAEinsum(module, rank=rank, alpha=alpha, rngs=rngs)
+            adapter: nnx.Module = LoRAEinsum(module, alpha=alpha, lora_a=lora_a)
         else:
-            adapter = LoRALinear(module, rank=rank, alpha=alpha, rngs=rngs)
+            adapter = LoRALinear(module, alpha=alpha, lora_a=lora_a)
         setattr(parent, name, adapter)
-        wrapped += 1
-    return wrapped
+    return len(chosen)
 
 
 def merge_lora(model: nnx.Module) -> int:

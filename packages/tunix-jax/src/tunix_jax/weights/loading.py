@@ -19,8 +19,6 @@ else a byte-level vocabulary of the preset's size (tiny test presets, random wei
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import hashlib
 import logging
 import os
@@ -37,11 +35,10 @@ from tunix_core.errors import ConfigError
 from tunix_jax.matmuls import resolve_matmul_dtype
 from tunix_jax.models.gemma.config import ModelConfig, get_config
 from tunix_jax.models.gemma.errors import WeightsNotFoundError
-from tunix_jax.models.gemma.modules import DecoderBlock
 from tunix_jax.models.gemma.params import build_tree
 from tunix_jax.models.gemma.tokenizer import TOKENIZER_FILENAME, Tokenizer, byte_level_proto
 from tunix_jax.models.gemma.transformer import Transformer
-from tunix_jax.weights import gguf_io, orbax_io, safetensors_io
+from tunix_jax.weights import gguf_io, orbax_io, random_init, safetensors_io
 
 logger = logging.getLogger(__name__)
 
@@ -184,42 +181,12 @@ def _on_device(value: Any, dtype: DTypeLike) -> jax.Array:
 def random_model(
     config: ModelConfig, *, seed: int, dtype: DTypeLike, matmul_dtype: DTypeLike | None = None
 ) -> Transformer:
-    """A randomly initialised model (see `_random_params`)."""
+    """A randomly initialised model: each parameter drawn as its module initialises it,
+    from `random_init`'s counter-based generator keyed by `seed` and the parameter's path."""
     abstract = _abstract_model(config, seed=seed, dtype=dtype, matmul_dtype=matmul_dtype)
     graphdef, state = nnx.split(abstract)
-    nnx.replace_by_pure_dict(state, _random_params(jax.random.key(seed), config=config,
-                                                   dtype=jnp.dtype(dtype)))  # fmt: skip
+    nnx.replace_by_pure_dict(state, random_init.initial_params(abstract, seed=seed))
     return nnx.merge(graphdef, state)
-
-
-# XLA's default optimisation level spends most of the compile on the random-bit
-# generator's unrolled rounds; level 1 compiles about 3x faster and gives the same values
-# (tests/weights/test_loading.py pins them).
-@functools.partial(
-    jax.jit,
-    static_argnames=("config", "dtype"),
-    compiler_options={"xla_backend_optimization_level": 1},
-)
-def _random_params(key: jax.Array, *, config: ModelConfig, dtype: Any) -> Any:
-    """Every parameter in one jitted call, compiled once per preset and dtype (the seed is
-    an argument), with one decoder layer's initialiser vmapped over the layers (their
-    parameters have the same shapes). Run eagerly, each initialiser op compiles on its
-    own; unrolled over the layers, XLA compiles the same random ops once per layer (8 s
-    for Gemma 3 270M on a CPU)."""
-    outer, layers = jax.random.split(key)
-    shell = Transformer(dataclasses.replace(config, num_layers=0), rngs=nnx.Rngs(outer),
-                        dtype=dtype, param_dtype=dtype)  # fmt: skip
-    params: dict[Any, Any] = nnx.to_pure_dict(nnx.state(shell))
-
-    def layer_params(layer_key: jax.Array) -> Any:
-        block = DecoderBlock(config, 0, dtype=dtype, param_dtype=dtype, rngs=nnx.Rngs(layer_key))
-        return nnx.to_pure_dict(nnx.state(block))
-
-    stacked = jax.vmap(layer_params)(jax.random.split(layers, config.num_layers))
-    params["layers"] = {
-        i: jax.tree.map(lambda x, i=i: x[i], stacked) for i in range(config.num_layers)
-    }
-    return params
 
 
 def model_params(model: Transformer) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Decoding that ends cleanly: stop strings (``</answer>``) kept and ended on, in the batch
 and in the stream; the no-repeat n-gram guard; the token budget that closes a reasoning.
 
-The tiny random model repeats itself ("hello" -> "^^^^^..."), which gives the guards
+The tiny random model repeats itself ("hello world" -> "fffff..."), which gives the guards
 something to act on; its tokenizer is byte-level, so a string is spelled one way."""
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from tunix_jax.models.gemma.sampler import (
 )
 
 NEW_TOKENS = 24
-CARET_PROMPT = "hello"  # the tiny-gemma3 seed-1 model answers "^^^^^" and more
+RUN_PROMPT = "hello world"  # the tiny-gemma3 seed-2 model answers "fffff" and more
 FORCED = "</reasoning><answer>4</answer>"
 
 
 @pytest.fixture
 def sampler(shared_sampler):
-    return shared_sampler("tiny-gemma3", seed=1)
+    return shared_sampler("tiny-gemma3", seed=2)
 
 
 def ids_of(sampler, prompt):
@@ -32,35 +32,35 @@ def ids_of(sampler, prompt):
 
 
 def test_a_row_ends_right_after_a_stop_string_which_it_keeps(sampler):
-    prompt = ids_of(sampler, CARET_PROMPT)
+    prompt = ids_of(sampler, RUN_PROMPT)
     free = sampler.generate_ids(prompt, max_new_tokens=NEW_TOKENS, stop_ids=())
-    caret = sampler.tokenizer.encode("^")[0]
-    assert free.tokens[0][:5] == [caret] * 5 and free.stop_reasons == [LENGTH]
+    run = sampler.tokenizer.encode("f")[0]
+    assert free.tokens[0][:5] == [run] * 5 and free.stop_reasons == [LENGTH]
     stopped = sampler.generate_ids(prompt, max_new_tokens=NEW_TOKENS, stop_ids=(),
-                                   stop_strings=["^^^"])  # fmt: skip
-    assert stopped.tokens == [[caret] * 3]
+                                   stop_strings=["fff"])  # fmt: skip
+    assert stopped.tokens == [[run] * 3]
     assert stopped.stop_reasons == [STOP] and stopped.stop_tokens == [None]
-    assert sampler.generate([CARET_PROMPT], max_new_tokens=NEW_TOKENS,
-                            stop_strings=["^^^"]) == ["^^^"]  # fmt: skip
+    assert sampler.generate([RUN_PROMPT], max_new_tokens=NEW_TOKENS,
+                            stop_strings=["fff"]) == ["fff"]  # fmt: skip
 
 
 def test_the_text_is_cut_at_a_stop_string_the_tokens_spell_another_way(sampler):
-    # "123 + 456 =" gives "^^^^^^^^^[[[...", with tokens that decode to nothing between
-    # the last "^" and the first "[": no spelling of "^[" matches, the text cut still does.
+    # "123 + 456 =" gives "DDDDDDeee...", with tokens that decode to nothing between
+    # the last "D" and the first "e": no spelling of "De" matches, the text cut still does.
     free = sampler.generate(["123 + 456 ="], max_new_tokens=NEW_TOKENS)[0]
-    assert free.startswith("^^^^^^^^^[[") and "^[" in free
-    cut = sampler.generate(["123 + 456 ="], max_new_tokens=NEW_TOKENS, stop_strings=["^["])[0]
-    assert cut == free[: free.index("^[") + 2]
+    assert free.startswith("DDDDDDee") and "De" in free
+    cut = sampler.generate(["123 + 456 ="], max_new_tokens=NEW_TOKENS, stop_strings=["De"])[0]
+    assert cut == free[: free.index("De") + 2]
 
 
 def test_the_stream_stops_where_the_batch_stops(sampler):
-    streamed = "".join(sampler.stream(CARET_PROMPT, max_new_tokens=NEW_TOKENS,
-                                      stop_strings=["^^^"]))  # fmt: skip
-    assert streamed == "^^^"
+    streamed = "".join(sampler.stream(RUN_PROMPT, max_new_tokens=NEW_TOKENS,
+                                      stop_strings=["fff"]))  # fmt: skip
+    assert streamed == "fff"
     streamed = "".join(sampler.stream("123 + 456 =", max_new_tokens=NEW_TOKENS,
-                                      stop_strings=["^["]))  # fmt: skip
+                                      stop_strings=["De"]))  # fmt: skip
     assert streamed == sampler.generate(["123 + 456 ="], max_new_tokens=NEW_TOKENS,
-                                        stop_strings=["^["])[0]  # fmt: skip
+                                        stop_strings=["De"])[0]  # fmt: skip
 
 
 def test_cutting_keeps_the_first_stop_string_and_nothing_after_it():
@@ -79,7 +79,7 @@ def test_spellings_of_a_stop_string_cover_its_contexts(sampler):
 
 
 def test_the_no_repeat_guard_never_repeats_an_ngram_and_changes_nothing_before(sampler):
-    prompt = ids_of(sampler, CARET_PROMPT)
+    prompt = ids_of(sampler, RUN_PROMPT)
     free = sampler.generate_ids(prompt, max_new_tokens=NEW_TOKENS, stop_ids=()).tokens[0]
     for size in (2, 3):
         guarded = sampler.generate_ids(prompt, max_new_tokens=NEW_TOKENS, stop_ids=(),
@@ -93,7 +93,7 @@ def test_the_no_repeat_guard_never_repeats_an_ngram_and_changes_nothing_before(s
 
 
 def test_a_budget_writes_the_closing_text_and_the_stop_string_ends_the_row(sampler):
-    prompt = ids_of(sampler, CARET_PROMPT)
+    prompt = ids_of(sampler, RUN_PROMPT)
     free = sampler.generate_ids(prompt, max_new_tokens=NEW_TOKENS + 16, stop_ids=()).tokens[0]
     budget = TokenBudget(3, "</reasoning>", FORCED)
     forced = sampler.tokenizer.encode(FORCED)
@@ -106,6 +106,6 @@ def test_a_budget_writes_the_closing_text_and_the_stop_string_ends_the_row(sampl
     assert going_on[: 3 + len(forced)] == free[:3] + forced
     assert len(going_on) == NEW_TOKENS + 16
     # A row that closed before its budget ran out is left alone.
-    early = TokenBudget(3, "^^", FORCED)
+    early = TokenBudget(3, "ff", FORCED)
     assert sampler.generate_ids(prompt, max_new_tokens=NEW_TOKENS + 16, stop_ids=(),
                                 budget=early).tokens[0] == free  # fmt: skip
