@@ -302,7 +302,9 @@ def test_the_time_budget_stops_with_a_checkpoint_and_a_model(tmp_path, monkeypat
     from tunix_jax.training import loop
 
     monkeypatch.setattr(loop, "time", JumpingClock())
-    config = pref_config("orpo", 10, planted_pairs(tmp_path / "p.jsonl"))
+    # The LoRA ORPO test's configuration (but the steps): its compiled step is reused.
+    config = pref_config("orpo", 10, planted_pairs(tmp_path / "p.jsonl"), lora=True)
+    config["training"]["learning_rate"] = 5e-2
     config["training"]["time_budget"] = "2h"
     run, result, messages = train(tmp_path / "budget", config)
     assert result.stopped_early and "time budget" in result.reason and result.steps < 10
