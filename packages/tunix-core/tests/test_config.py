@@ -161,9 +161,9 @@ def test_override_syntax():
 
 
 def test_a_run_saved_before_fields_moved_still_loads():
-    """The default run's evidence was saved with training.remat, training.mesh_data, ...;
-    its config still resumes, with each value at its new place."""
-    saved = Path(__file__).resolve().parents[3] / "submission_runs/default-cpu-gemma3-270m/config.yaml"
+    """The default run's evidence of 2026-11 (f32, 48 items) was saved with training.remat,
+    training.mesh_data, ...; its config still resumes, with each value at its new place."""
+    saved = Path(__file__).resolve().parent / "fixtures/run_config_before_fields_moved.yaml"
     with pytest.raises(ConfigError, match=r"training\.remat: moved to trainer\.options\.remat"):
         load_config(saved)
     config = load_run_config(saved)
