@@ -89,7 +89,9 @@ class JaxModel:
             self._log_layout(len(prompts))
         decoding = decoding or DecodingOptions()
         budget = None
-        if decoding.reasoning_budget is not None:
+        # A budget at or above the cap never acts: leaving it out keeps the plain decode
+        # program, which every other call of these shapes shares.
+        if decoding.reasoning_budget is not None and decoding.reasoning_budget < max_new_tokens:
             budget = TokenBudget(decoding.reasoning_budget, REASONING_END,
                                  REASONING_END + ANSWER_START)  # fmt: skip
         return self.sampler.generate(prompts, max_new_tokens=max_new_tokens,
