@@ -43,10 +43,7 @@ def _a_shape(base: Einsum | nnx.Linear, rank: int) -> tuple[int, ...]:
     """``A``'s shape: the weight's dimensions contracted with the input, then `rank`."""
     if isinstance(base, nnx.Linear):
         return (base.kernel.shape[0], rank)
-    inputs, rest = base.equation.split(",")
-    weight, output = rest.split("->")
-    sizes = dict(zip(weight, base.w.shape, strict=True))
-    return (*(sizes[c] for c in weight if c in inputs and c not in output), rank)
+    return (*random_init.einsum_contracted_shape(base), rank)
 
 
 def _initial_a(seed: int, named: Sequence[tuple[str, tuple[int, ...]]]) -> list[jax.Array]:
