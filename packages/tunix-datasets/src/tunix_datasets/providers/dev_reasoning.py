@@ -23,7 +23,7 @@ import attrs
 from tunix_core.data.record import DIFFICULTIES, ExampleMeta, ReasoningExample
 from tunix_core.data.splits import TRAIN_EVAL, check_request, derived_seed
 from tunix_core.protocols import TransformRegistry
-from tunix_datasets import ood, worked
+from tunix_datasets import ood, wordings, worked
 
 NAME = "dev-reasoning-v2"
 GENERATOR_VERSION = "2.2.0"  # 2.1.0: meta.answer_match; 2.2.0: the ood split
@@ -128,7 +128,10 @@ def _interleave(lists: Sequence[Sequence[ReasoningExample]]) -> list[ReasoningEx
 
 @attrs.frozen
 class DevReasoningOptions:
-    """dev-reasoning is fixed by its seed; it takes no options."""
+    """dev-reasoning is fixed by its seed; ``wordings: varied`` asks each training
+    question in one of several wordings (:mod:`tunix_datasets.wordings`)."""
+
+    wordings: str = attrs.field(default="one", validator=attrs.validators.in_(("one", "varied")))
 
 
 class DevReasoningV2:
@@ -149,7 +152,9 @@ class DevReasoningV2:
         options: Mapping[str, Any],
         transforms: TransformRegistry,
     ) -> list[ReasoningExample]:
-        check_request(NAME, split, argument, options, DevReasoningOptions, SPLITS)
+        chosen = check_request(NAME, split, argument, options, DevReasoningOptions, SPLITS)
         if split == "ood":
             return list(ood.generate(seed, ood.V2_TRACES, "dev2", NAME))
+        if split == "train" and chosen.wordings == "varied":
+            return wordings.reword(generate(seed)[split], seed, NAME)
         return list(generate(seed)[split])

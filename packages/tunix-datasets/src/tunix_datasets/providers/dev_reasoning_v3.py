@@ -19,7 +19,7 @@ from typing import Any
 from tunix_core.data.record import ReasoningExample
 from tunix_core.data.splits import check_request
 from tunix_core.protocols import TransformRegistry
-from tunix_datasets import ood, traced, worked
+from tunix_datasets import ood, traced, wordings, worked
 from tunix_datasets.providers.dev_reasoning import (
     SPLITS,
     DevReasoningOptions,
@@ -78,7 +78,9 @@ class DevReasoningV3:
         options: Mapping[str, Any],
         transforms: TransformRegistry,
     ) -> list[ReasoningExample]:
-        check_request(NAME, split, argument, options, DevReasoningOptions, SPLITS)
+        chosen = check_request(NAME, split, argument, options, DevReasoningOptions, SPLITS)
         if split == "ood":
             return list(ood.generate(seed, ood.V3_TRACES, "dev3", NAME))
+        if split == "train" and chosen.wordings == "varied":
+            return wordings.reword(generate(seed)[split], seed, NAME)
         return list(generate(seed)[split])
