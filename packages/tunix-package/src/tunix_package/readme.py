@@ -52,6 +52,61 @@ def headline_numbers(summary: Mapping[str, Any] | None) -> dict[str, float]:
     return numbers
 
 
+@attrs.frozen
+class SplitScore:
+    """One evaluated split's answer accuracy (with its standard error) and format."""
+
+    items: int | None
+    accuracy: float | None
+    accuracy_stderr: float | None
+    format_compliance: float | None
+
+
+def split_scores(summary: Mapping[str, Any] | None) -> dict[str, SplitScore]:
+    """Every split an ``eval_summary.json`` scored: its own split first (``source.split``),
+    then those under ``splits`` (``ood``), in their order."""
+    if not summary:
+        return {}
+    accuracy = (summary.get("evaluators") or {}).get("accuracy") or {}
+    overall = (summary.get("scorecard") or {}).get("overall") or {}
+    own = (summary.get("source") or {}).get("split") or "eval"
+    scores = {own: SplitScore((summary.get("counts") or {}).get("items"),
+                              accuracy.get("answer_accuracy"),
+                              accuracy.get("answer_accuracy_stderr"),
+                              overall.get("format_compliance"))}  # fmt: skip
+    for name, split in (summary.get("splits") or {}).items():
+        scores[name] = SplitScore(split.get("n"), split.get("answer_accuracy"),
+                                  split.get("answer_accuracy_stderr"),
+                                  split.get("format_compliance"))  # fmt: skip
+    return scores
+
+
+def _with_error(value: float | None, stderr: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.1%}" + (f" ± {stderr:.1%}" if stderr is not None else "")
+
+
+def _split_lines(summary: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> list[str]:
+    """A table of every evaluated split, before and after, when there is more than one."""
+    after, before = split_scores(summary), split_scores(baseline)
+    if len(after) < 2:
+        return []
+    empty = SplitScore(None, None, None, None)
+    lines = ["Every evaluated split (answer accuracy with its standard error; `ood` asks the",
+             "same skills in wordings and number ranges training never used):", "",
+             "| split | items | answer accuracy before | after | format compliance before | after |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for name, score in after.items():
+        old = before.get(name, empty)
+        lines.append(f"| {name} | {_number(score.items)} | "
+                     f"{_with_error(old.accuracy, old.accuracy_stderr)} | "
+                     f"{_with_error(score.accuracy, score.accuracy_stderr)} | "
+                     f"{_with_error(old.format_compliance, None)} | "
+                     f"{_with_error(score.format_compliance, None)} |")  # fmt: skip
+    return [*lines, ""]
+
+
 def _number(value: float | None) -> str:
     if value is None:
         return "—"
@@ -120,6 +175,7 @@ def render_readme(facts: ReadmeFacts) -> str:
     if facts.baseline_summary is None:
         lines.append("No baseline was measured (eval.baseline was off), so there is no 'before'.")
         lines.append("")
+    lines += _split_lines(facts.summary, facts.baseline_summary)
     lines += ["| metric | before | after |", "|---|---|---|"]
     for key in [*after, *(k for k in before if k not in after)]:
         lines.append(f"| {key} | {_number(before.get(key))} | {_number(after.get(key))} |")
