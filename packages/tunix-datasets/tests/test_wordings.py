@@ -7,6 +7,7 @@ from collections import Counter
 
 import pytest
 
+from tunix_core.config import ConfigError
 from tunix_core.data.record import ReasoningExample
 from tunix_core.protocols import TransformRegistry
 from tunix_datasets import wordings
@@ -95,5 +96,5 @@ def test_eval_and_ood_do_not_change_with_the_option(version: str) -> None:
 
 
 def test_an_unknown_wordings_value_names_the_field() -> None:
-    with pytest.raises(Exception, match="wordings"):
+    with pytest.raises(ConfigError, match=r"dataset\.options\.wordings: must be one of 'one', 'varied', got 'many'"):
         _load("train", wordings="many")

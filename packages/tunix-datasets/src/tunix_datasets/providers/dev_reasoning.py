@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 
+from tunix_core.config import one_of
 from tunix_core.data.record import DIFFICULTIES, ExampleMeta, ReasoningExample
 from tunix_core.data.splits import TRAIN_EVAL, check_request, derived_seed
 from tunix_core.protocols import TransformRegistry
@@ -131,7 +132,7 @@ class DevReasoningOptions:
     """dev-reasoning is fixed by its seed; ``wordings: varied`` asks each training
     question in one of several wordings (:mod:`tunix_datasets.wordings`)."""
 
-    wordings: str = attrs.field(default="one", validator=attrs.validators.in_(("one", "varied")))
+    wordings: str = attrs.field(default="one", validator=one_of("one", "varied"))
 
 
 class DevReasoningV2:
