@@ -39,10 +39,10 @@ def _payload(question: str) -> tuple[list[str], list[str]]:
 def test_each_rule_s_first_wording_is_the_question_as_generated(version: str) -> None:
     matched: Counter[str] = Counter()
     for example in _load("train", version) + _load("eval", version):
-        rule = wordings.matching_rule(example.question)
-        if rule is None:
+        found = wordings.matching_rule(example.question)
+        if found is None:
             continue
-        groups = rule.pattern.fullmatch(example.question).groupdict()  # type: ignore[union-attr]
+        rule, groups = found
         assert rule.wordings[0].format(**groups) == example.question
         matched[rule.name] += 1
     assert set(matched) == {rule.name for rule in wordings.REWORDINGS}

@@ -145,11 +145,11 @@ REWORDINGS = (
 )  # fmt: skip
 
 
-def matching_rule(question: str) -> Rewording | None:
-    """The rule whose pattern ``question`` fully matches, if any."""
+def matching_rule(question: str) -> tuple[Rewording, dict[str, str]] | None:
+    """The rule whose pattern ``question`` fully matches, with the fields it matched."""
     for rule in REWORDINGS:
-        if rule.pattern.fullmatch(question):
-            return rule
+        if match := rule.pattern.fullmatch(question):
+            return rule, match.groupdict()
     return None
 
 
@@ -158,12 +158,12 @@ def reword(examples: Sequence[ReasoningExample], seed: int, name: str) -> list[R
     chosen per item from ``(seed, name, item id)``; the rest unchanged."""
     reworded = []
     for example in examples:
-        rule = matching_rule(example.question)
-        if rule is None:
+        found = matching_rule(example.question)
+        if found is None:
             reworded.append(example)
             continue
+        rule, fields = found
         rng = random.Random(derived_seed(seed, name, "wording", example.id))
         wording = rng.choice(rule.wordings)
-        groups = rule.pattern.fullmatch(example.question).groupdict()  # type: ignore[union-attr]
-        reworded.append(attrs.evolve(example, question=wording.format(**groups)))
+        reworded.append(attrs.evolve(example, question=wording.format(**fields)))
     return reworded
