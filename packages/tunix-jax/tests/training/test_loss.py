@@ -23,16 +23,19 @@ def _softcapped(h, table):
     return jnp.tanh((h @ table.T) / 30.0) * 30.0
 
 
-@pytest.mark.parametrize(("chunk_tokens", "table_grad"), [(3, True), (7, False), (1000, True)])
-def test_chunked_equals_plain_in_value_and_gradient(chunk_tokens, table_grad):
+@pytest.mark.parametrize(
+    ("chunk_tokens", "table_grad", "merge_rows"),
+    [(3, True, False), (7, False, False), (1000, True, False), (4, True, True), (7, False, True)],
+)
+def test_chunked_equals_plain_in_value_and_gradient(chunk_tokens, table_grad, merge_rows):
     hidden, table, targets, weights = _problem()
 
     def plain(h, t):
         return cross_entropy(_softcapped(h, t), targets, weights)[0]
 
     def chunked(h, t):
-        return chunked_cross_entropy(h, t, targets, weights, _softcapped,
-                                     chunk_tokens=chunk_tokens, table_grad=table_grad)[0]  # fmt: skip
+        return chunked_cross_entropy(h, t, targets, weights, _softcapped, chunk_tokens=chunk_tokens,
+                                     table_grad=table_grad, merge_rows=merge_rows)[0]  # fmt: skip
 
     np.testing.assert_allclose(jax.jit(chunked)(hidden, table), plain(hidden, table), rtol=1e-6)
     grads_a = jax.grad(plain, argnums=(0, 1))(hidden, table)
@@ -96,3 +99,27 @@ def test_rows_with_long_prompts_skip_chunks_and_keep_the_exact_gradient():
     grads = jax.jit(jax.grad(chunked))(hidden)
     np.testing.assert_allclose(grads, jax.grad(plain)(hidden), rtol=1e-5, atol=1e-7)
     assert not np.any(grads[0, 8:]) and np.any(grads[1, 20:22])
+
+
+def test_merged_rows_run_only_the_chunks_their_weighted_tokens_fill():
+    hidden, table, targets, _ = _problem(batch=4, length=8)
+    # 5 + 1 + 1 + 1 weighted tokens. Kept apart, a chunk of 8 tokens spans 2 positions of
+    # every row, and the first row needs 3 such chunks; merged, all 8 fill one chunk.
+    weights = jnp.zeros((4, 8)).at[0, 3:8].set(1.0).at[1:, 7].set(1.0)
+    computed = []
+
+    def counted_logits(h, t):
+        jax.debug.callback(lambda: computed.append(1))
+        return _softcapped(h, t)
+
+    def loss(h, merge_rows):
+        return chunked_cross_entropy(h, table, targets, weights, counted_logits, chunk_tokens=8,
+                                     table_grad=False, merge_rows=merge_rows)[0]  # fmt: skip
+
+    counts = {}
+    for merge_rows in (False, True):
+        computed.clear()
+        jax.block_until_ready(jax.jit(jax.grad(loss), static_argnums=1)(hidden, merge_rows))
+        jax.effects_barrier()
+        counts[merge_rows] = len(computed)
+    assert counts == {False: 3, True: 1}

@@ -193,6 +193,7 @@ def run_train_bench(
             packing=False,
             chunk_tokens=loss_chunk_tokens,
             table_grad=not lora,
+            merge_rows=mesh.size == 1,
         ),
         donate_argnums=(0, 1),
     )

@@ -146,10 +146,12 @@ def make_train_step(
     packing: bool,
     chunk_tokens: int,
     table_grad: bool,
+    merge_rows: bool = False,
 ) -> Callable[..., Any]:
     """``step(params, opt_state, frozen, batches) -> (params, opt_state, metrics)`` where
     every leaf of ``batches`` is [grad_accum, batch, seq]. ``table_grad``: whether the
-    embedding (the tied LM head) is trained."""
+    embedding (the tied LM head) is trained; ``merge_rows``: the loss chunks the weighted
+    tokens of all rows together (a batch that one device holds whole)."""
 
     def micro_loss(
         params: Any, frozen: nnx.State[Any, Any], batch: dict[str, jax.Array]
@@ -168,6 +170,7 @@ def make_train_step(
             model_logits_fn(model),
             chunk_tokens=chunk_tokens,
             table_grad=table_grad,
+            merge_rows=merge_rows,
         )
 
     grad_fn = jax.value_and_grad(micro_loss, has_aux=True)
@@ -292,7 +295,7 @@ def run_training(
     )
     position = resume(checkpointer, state, stream, run, progress, seed=config.run.seed)
     describe(config, stream, steps, position, mesh, progress)
-    step_fn = _compile_step(state, tx, config, options)
+    step_fn = _compile_step(state, tx, config, options, mesh)
     batch_sharding = mesh_lib.batch_sharding(mesh, leading_axes=1)
 
     def take_step() -> StepEnd:
@@ -488,7 +491,7 @@ def describe(
 
 def _compile_step(
     state: TrainState, tx: optax.GradientTransformation, config: RunConfig,
-    options: JaxTrainerOptions,
+    options: JaxTrainerOptions, mesh: Mesh,
 ) -> Callable[..., Any]:  # fmt: skip
     """The jitted train step; it donates (overwrites) the params and optimizer state."""
     training = config.training
@@ -502,6 +505,7 @@ def _compile_step(
             packing=options.packing,
             chunk_tokens=options.loss_chunk_tokens,
             table_grad=not training.lora.enabled,
+            merge_rows=mesh.size == 1,
         ),
         donate_argnums=(0, 1),
         out_shardings=(param_shardings, opt_shardings, None),
