@@ -69,8 +69,9 @@ def chunked_cross_entropy(
     ``merge_rows`` (for a batch on one device): the rows are laid end to end as one row
     first, so the weighted tokens of all rows fill whole chunks of ``chunk_tokens``
     together. Kept apart, every chunk spans all rows, and the row with the most weighted
-    tokens sets how many chunks run: a packed 4 x 256 batch with 394 weighted tokens ran
-    about 780 tokens through the LM head, merged it runs 512.
+    tokens sets how many chunks run: the default run's packed 4 x 256 batches (394
+    weighted tokens on average) ran about 780 tokens a step through the LM head; merged,
+    512.
     """
     if merge_rows:
         batch, length = targets.shape
