@@ -94,9 +94,15 @@ def test_sft_then_grpo_in_one_run_records_both_phases(tmp_path: Path):
         ("jax", 2, "phases/1-jax"), ("grpo", 2, "."),
     ]  # fmt: skip
     sft_fingerprint = detail["phases"][0]["model_fingerprint"]
-    assert sft_fingerprint and sft_fingerprint != detail["phases"][1]["model_fingerprint"]
     grpo_steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in grpo_steps] == [1, 2]
+    # GRPO starts from the SFT weights and moves them exactly when a step has a gradient.
+    # A random tiny model often scores every sample of a group alike (whether it does
+    # depends on the CPU's rounding): then the advantages are 0, the KL to the reference
+    # (the SFT model) is 0 at the first step, and the SFT weights come out unchanged.
+    moved = any(r["grad_norm"] > 0 for r in grpo_steps)
+    assert sft_fingerprint
+    assert (sft_fingerprint != detail["phases"][1]["model_fingerprint"]) == moved
     assert {"reward/format_approx", "reward/repetition", "kl"} <= set(grpo_steps[0])
     assert len((run / "phases" / "1-jax" / "metrics.jsonl").read_text().splitlines()) == 2
     checked = tunix(tmp_path, "validate", str(run))
