@@ -153,8 +153,9 @@ def test_pairs_render_chat_messages_and_tagged_text_in_the_competition_format(tm
     assert load_pairs(f"jsonl:{path}", "Solve.") == [first, second]
 
 
+@pytest.mark.heavy  # the heavy session installs `datasets` (tunix-datasets[hf]); the default one does not
 def test_pairs_load_from_local_hugging_face_data(tmp_path):
-    datasets = pytest.importorskip("datasets")
+    import datasets
     folder = tmp_path / "hf"
     datasets.DatasetDict({"train": datasets.Dataset.from_list(
         [{"prompt": "1+1?", "chosen": "2", "rejected": "3"}])}).save_to_disk(str(folder))  # fmt: skip
