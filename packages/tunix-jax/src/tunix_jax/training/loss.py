@@ -75,12 +75,11 @@ def chunked_cross_entropy(
     """
     if merge_rows:
         batch, length = targets.shape
-        loss, count = chunked_cross_entropy(
+        return chunked_cross_entropy(
             hidden.reshape(1, batch * length, hidden.shape[-1]), table,
             targets.reshape(1, -1), weights.reshape(1, -1), logits_fn,
             chunk_tokens=chunk_tokens, table_grad=table_grad,
         )  # fmt: skip
-        return loss, count
     weights = weights.astype(jnp.float32)
     # Move each row's weighted tokens to its front (a stable sort keeps their order); the
     # loss is a sum over tokens, so the order does not change it.
