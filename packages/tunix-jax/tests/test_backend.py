@@ -54,6 +54,19 @@ def test_validate_names_the_field(backend, spec, message):
         backend.validate(spec)
 
 
+def test_validate_reads_a_gguf_header_and_names_a_wrong_embedding(
+    backend, tmp_path, tiny_model, gguf_writer
+):
+    model, tokenizer = tiny_model("tiny-gemma3")
+    path = gguf_writer(tmp_path / "tiny.gguf", model, tokenizer)
+    backend.validate(ModelSpec("tiny-gemma3", f"gguf:{path}"))
+    with pytest.raises(ConfigError, match=r"^model\.weights: .*tiny\.gguf has an embedding of shape"):
+        backend.validate(ModelSpec("gemma3-270m", f"gguf:{path}"))
+    (tmp_path / "junk.gguf").write_bytes(b"not a gguf file at all")
+    with pytest.raises(ConfigError, match=r"^model\.weights: cannot read GGUF file .*junk\.gguf"):
+        backend.validate(ModelSpec("tiny-gemma3", f"gguf:{tmp_path / 'junk.gguf'}"))
+
+
 def test_export_check_verify_and_load_back(tmp_path):
     backend = JaxBackend()
     lines: list[str] = []

@@ -452,24 +452,24 @@ def _check_weights(spec: ModelSpec) -> None:
 
 def _check_gguf_shapes(path: Path, preset: str) -> None:
     """Compare the GGUF's embedding table with the preset (reads only the header)."""
-    import gguf
-
+    # startup: JAX loads with the first model, not with this module
+    from tunix_jax.weights.gguf_io import GGUFTensors
 
     model_config = get_config(preset)
     try:
-        reader = gguf.GGUFReader(str(path))
-    except (OSError, ValueError) as exc:
+        tensors = GGUFTensors(path)
+    except (OSError, ValueError) as exc:  # WeightsShapeError is a ValueError
         raise ConfigError(f"model.weights: cannot read GGUF file {path}: {exc}") from None
-    for tensor in reader.tensors:
-        if tensor.name == "token_embd.weight":
-            shape = sorted(int(n) for n in tensor.shape)
-            expected = sorted((model_config.vocab_size, model_config.embed_dim))
-            if shape != expected:
-                raise ConfigError(
-                    f"model.weights: {path} has an embedding of shape {tuple(shape)}, but "
-                    f"model.preset {preset!r} needs {tuple(expected)}"
-                )
-            return
+    embedding = tensors.tensors.get("token_embd.weight")
+    if embedding is None:
+        return
+    shape = sorted(embedding.shape)
+    expected = sorted((model_config.vocab_size, model_config.embed_dim))
+    if shape != expected:
+        raise ConfigError(
+            f"model.weights: {path} has an embedding of shape {tuple(shape)}, but "
+            f"model.preset {preset!r} needs {tuple(expected)}"
+        )
 
 
 def _check_orbax_shapes(path: Path, preset: str) -> None:

@@ -131,7 +131,7 @@ def test_gguf_tensors_are_decoded_as_gguf_reader_decodes_them(tmp_path, monkeypa
     path = tmp_path / "mixed.gguf"
     writer = gguf.GGUFWriter(str(path), arch="gemma3")
     writer.add_block_count(3)
-    writer.add_token_list([f"piece{i}" for i in range(300)])  # skipped, not decoded
+    writer.add_token_list([f"piece{i}" for i in range(300)])
     writer.add_token_scores([float(i) for i in range(300)])
     writer.add_string("general.name", "mixed")
     writer.add_tensor("f32.weight", rng.normal(size=(5, 64)).astype(np.float32))
@@ -154,6 +154,44 @@ def test_gguf_tensors_are_decoded_as_gguf_reader_decodes_them(tmp_path, monkeypa
         assert got.dtype == np.float32 and got.shape == want.shape, tensor.name
         assert np.isfinite(want).all(), tensor.name
         np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32), tensor.name)
+
+
+def test_gguf_metadata_reads_as_gguf_reader_reads_it(tmp_path):
+    # The loader's own header parser reads the vocabulary (strings, scores, token types) and
+    # every scalar as gguf.GGUFReader's contents() gives them.
+    from tunix_jax.weights import gguf_io
+
+    path = tmp_path / "metadata.gguf"
+    writer = gguf.GGUFWriter(str(path), arch="gemma3")
+    writer.add_tokenizer_model("llama")
+    pieces = ["<pad>", "", " ", "\u2581the", "naïve", "日本語", "🙂", "<0x0A>", "a" * 300]
+    writer.add_token_list(pieces)
+    writer.add_token_scores([0.0, -1.5, 2.25, -1e30, 3.0, 0.125, -7.0, 1e-8, 42.0])
+    writer.add_token_types([3, 1, 1, 1, 1, 4, 6, 6, 1])
+    writer.add_bos_token_id(2)
+    writer.add_add_space_prefix(False)
+    writer.add_float64("test.double", 1 / 3)
+    writer.add_int8("test.int8", -5)
+    writer.add_uint64("test.uint64", 2**40 + 1)
+    writer.add_array("test.bools", [True, False, True])
+    writer.add_array("test.ints", [-(2**31), 0, 2**31 - 1])
+    writer.add_tensor("f32.weight", np.ones((2, 32), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+    ours = gguf_io.GGUFTensors(path).fields
+    reader = gguf.GGUFReader(str(path)).fields
+    assert set(ours) == set(reader) - {"GGUF.version", "GGUF.tensor_count", "GGUF.kv_count"}
+    for key, value in ours.items():
+        want = reader[key].contents()
+        if isinstance(value, gguf_io.StringArray):
+            value = value.decode()
+        elif isinstance(value, np.ndarray):
+            value = value.tolist()
+        assert value == want and type(value) is type(want), key
+    assert ours["tokenizer.ggml.tokens"].decode() == pieces
 
 
 def test_not_a_gguf_file_is_named(tmp_path):

@@ -1,8 +1,10 @@
 """Reading Gemma weights and vocabulary from a GGUF file (llama.cpp's format).
 
 Weights are dequantised to float32 with the `gguf` package's block decoders, over many
-rows at a time, from a memory map of the file (`GGUFTensors` reads the header itself:
-`gguf.GGUFReader` takes ~20 s to parse a 262k-token vocabulary that weights never need).
+rows at a time, from a memory map of the file. `GGUFTensors` reads the header itself:
+`gguf.GGUFReader` takes ~18 s to build its fields for a 262k-token vocabulary, and its
+`contents()` as long again to hand them back; here the vocabulary costs a fraction of a
+second, and only when the tokenizer asks for it.
 llama.cpp stores Gemma's norm scales as `1 + w`; the Tunix layout stores `w`, so 1 is
 subtracted on the way in. The vocabulary becomes a SentencePiece model proto (see
 `tokenizer_proto`).
@@ -19,7 +21,7 @@ import math
 import os
 import struct
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -39,9 +41,6 @@ from tunix_jax.models.gemma.params import (
 from tunix_jax.models.gemma.tokenizer import sentencepiece_model_pb2
 
 logger = logging.getLogger(__name__)
-
-if TYPE_CHECKING:
-    import gguf
 
 # Turn markers that GGUF flags as control tokens but that must be matched in plain text.
 _TEXT_MATCHED_CONTROL_PIECES = ("<start_of_turn>", "<end_of_turn>")
@@ -63,28 +62,11 @@ BLOCK_TENSORS = {
 }
 
 
-def _reader(path: str | os.PathLike[str]) -> gguf.GGUFReader:
-    path = Path(path).absolute()
-    if not path.is_file():
-        raise WeightsNotFoundError(f"GGUF file not found: {path}")
-    stat = path.stat()
-    return _cached_reader(str(path), stat.st_mtime_ns, stat.st_size)
-
-
-@functools.lru_cache(maxsize=1)
-def _cached_reader(path: str, mtime_ns: int, size: int) -> gguf.GGUFReader:
-    """Parsing the metadata of a 262k-token vocabulary takes ~20 s: weights and tokenizer share it."""
-    import gguf
-
-    del mtime_ns, size  # part of the cache key only
-    return gguf.GGUFReader(path)
-
-
-def _field(reader: gguf.GGUFReader, key: str, path: Path) -> Any:
-    field = reader.fields.get(key)
-    if field is None:
-        raise WeightsNotFoundError(f"{path}: GGUF metadata has no {key!r}")
-    return field.contents()
+def _field(tensors: GGUFTensors, key: str) -> Any:
+    value = tensors.fields.get(key)
+    if value is None:
+        raise WeightsNotFoundError(f"{tensors.path}: GGUF metadata has no {key!r}")
+    return value.decode() if isinstance(value, StringArray) else value
 
 
 # GGUF metadata value types: struct formats of the scalars; 8 is a string, 9 an array.
@@ -94,6 +76,24 @@ _STRING, _ARRAY = 8, 9
 # Dequantise this many values at a time: large enough that the per-call overhead of the
 # block decoders vanishes, small enough that their temporaries stay in cache-sized chunks.
 _DEQUANTIZE_CHUNK = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class StringArray:
+    """An array of strings in the header (the vocabulary), left undecoded until asked for:
+    weights never need it. ``start`` is the byte offset of its first string's length."""
+
+    buffer: memoryview
+    start: int
+    count: int
+
+    def decode(self) -> list[str]:
+        strings, at = [], self.start
+        for _ in range(self.count):
+            (length,) = struct.unpack_from("<Q", self.buffer, at)
+            strings.append(str(self.buffer[at + 8 : at + 8 + length], "utf-8", errors="replace"))
+            at += 8 + length
+        return strings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,9 +107,10 @@ class TensorInfo:
 
 
 class GGUFTensors:
-    """The scalar metadata and the tensor table of a little-endian GGUF file (v2 or v3),
-    parsed with `struct` (arrays such as the vocabulary are skipped, not decoded), and a
-    read-only memory map of the tensor data."""
+    """The metadata and the tensor table of a little-endian GGUF file (v2 or v3), parsed
+    with `struct`, and a read-only memory map of the tensor data. Metadata values are as
+    `gguf.GGUFReader`'s ``contents()`` gives them, except arrays: numbers as numpy views of
+    the file, strings as a `StringArray` (decoded on demand), arrays of arrays as None."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -163,15 +164,21 @@ class GGUFTensors:
         if kind == _ARRAY:
             item_kind, count = self._unpack("<IQ")
             if item_kind == _STRING:
+                strings = StringArray(self._buffer, self._at, count)
                 for _ in range(count):
                     (length,) = struct.unpack_from("<Q", self._buffer, self._at)
                     self._at += 8 + length
-            elif item_kind == _ARRAY:
+                return strings
+            if item_kind == _ARRAY:  # no Gemma key holds one: skipped
                 for _ in range(count):
                     self._value(_ARRAY)
-            else:
-                self._at += count * struct.calcsize(_SCALAR_FORMATS[item_kind])
-            return None  # arrays (vocabulary, scores) are read by gguf.GGUFReader when needed
+                return None
+            if item_kind not in _SCALAR_FORMATS:
+                raise WeightsShapeError(f"{self.path}: unknown GGUF metadata type {item_kind}")
+            dtype = np.dtype("<" + _SCALAR_FORMATS[item_kind])
+            values = np.frombuffer(self._buffer, dtype, count, self._at)
+            self._at += count * dtype.itemsize
+            return values
         if kind not in _SCALAR_FORMATS:
             raise WeightsShapeError(f"{self.path}: unknown GGUF metadata type {kind}")
         return self._unpack("<" + _SCALAR_FORMATS[kind])[0]
@@ -313,8 +320,8 @@ def tokenizer_cache_dir() -> Path:
 def tokenizer_proto(path: str | os.PathLike[str]) -> bytes:
     """A serialized SentencePiece model rebuilt from a GGUF file's SentencePiece vocabulary.
 
-    Parsing a 262k-token vocabulary takes ~20 s, so the result is cached on disk (see
-    :func:`tokenizer_cache_dir`), keyed by the file's path, size and modification time.
+    The result is cached on disk (see :func:`tokenizer_cache_dir`), keyed by the file's
+    path, size and modification time.
     """
     path = Path(path).absolute()
     if not path.is_file():
@@ -342,21 +349,21 @@ def _convert_tokenizer(path: Path) -> bytes:
     markers become USER_DEFINED pieces so that `<start_of_turn>` in text encodes to its id
     instead of being split into characters; `<unk>` becomes the UNKNOWN piece."""
     sp_model = sentencepiece_model_pb2()
-    reader = _reader(path)
-    tokenizer_kind = _field(reader, "tokenizer.ggml.model", path)
+    tensors = _tensors(path)
+    tokenizer_kind = _field(tensors, "tokenizer.ggml.model")
     if tokenizer_kind != "llama":
         raise WeightsShapeError(
             f"{path}: tokenizer.ggml.model is {tokenizer_kind!r}; only SentencePiece ('llama') "
             "vocabularies convert to a SentencePiece model"
         )
-    pieces = _field(reader, "tokenizer.ggml.tokens", path)
-    scores = _field(reader, "tokenizer.ggml.scores", path)
-    types = _field(reader, "tokenizer.ggml.token_type", path)
+    pieces = _field(tensors, "tokenizer.ggml.tokens")
+    scores = _field(tensors, "tokenizer.ggml.scores").tolist()
+    types = _field(tensors, "tokenizer.ggml.token_type").tolist()
     special = {
-        name: int(_field(reader, f"tokenizer.ggml.{name}_token_id", path))
+        name: int(_field(tensors, f"tokenizer.ggml.{name}_token_id"))
         for name in ("bos", "eos", "unknown", "padding")
     }
-    add_space_prefix = reader.fields.get("tokenizer.ggml.add_space_prefix")
+    add_space_prefix = tensors.fields.get("tokenizer.ggml.add_space_prefix")
 
     piece_type = sp_model.ModelProto.SentencePiece.Type
     model = sp_model.ModelProto()
@@ -389,7 +396,7 @@ def _convert_tokenizer(path: Path) -> bytes:
 
     normalizer = model.normalizer_spec
     normalizer.name = "identity"
-    normalizer.add_dummy_prefix = bool(add_space_prefix.contents()) if add_space_prefix else False
+    normalizer.add_dummy_prefix = bool(add_space_prefix)
     normalizer.remove_extra_whitespaces = False
     normalizer.escape_whitespaces = True
     serialized: bytes = model.SerializeToString()
