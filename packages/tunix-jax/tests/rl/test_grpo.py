@@ -242,23 +242,33 @@ def test_the_soft_overlong_punishment_ramps_down_over_its_interval():
                                [0.0, 0.0, -0.5, -1.0, -1.0])  # fmt: skip
 
 
-@pytest.mark.parametrize("chunk_tokens", [1, 3, 64])
-def test_chunked_logprobs_and_their_gradient_equal_the_full_log_softmax(chunk_tokens):
+@pytest.mark.parametrize(
+    ("chunk_tokens", "masked", "merge_rows"),
+    [(1, False, False), (3, False, False), (64, False, False), (3, True, False), (4, True, True),
+     (64, True, True)],
+)  # fmt: skip
+def test_chunked_logprobs_and_their_gradient_equal_the_full_log_softmax(
+    chunk_tokens, masked, merge_rows
+):
     keys = jax.random.split(jax.random.key(0), 3)
     hidden = jax.random.normal(keys[0], (2, 5, 8))
     table = jax.random.normal(keys[1], (11, 8))
     targets = jax.random.randint(keys[2], (2, 5), 0, 11)
+    # Completions of 2 and 4 tokens, the second with a gap (a position left out of the loss).
+    mask = jnp.asarray([[1, 1, 0, 0, 0], [1, 0, 1, 1, 0]], jnp.float32) if masked else None
+    counted = jnp.ones((2, 5)) if mask is None else mask
 
     def logits_fn(h, t):
         return jnp.einsum("...d,vd->...v", h, t)
 
     def full(h, t):
         logprobs = jax.nn.log_softmax(logits_fn(h, t) / 0.7, axis=-1)
-        return jnp.take_along_axis(logprobs, targets[..., None], axis=-1)[..., 0]
+        return jnp.take_along_axis(logprobs, targets[..., None], axis=-1)[..., 0] * counted
 
     def chunked(h, t):
         return chunked_token_logprobs(h, t, targets, logits_fn, temperature=0.7,
-                                      chunk_tokens=chunk_tokens)  # fmt: skip
+                                      chunk_tokens=chunk_tokens, mask=mask,
+                                      merge_rows=merge_rows)  # fmt: skip
 
     np.testing.assert_allclose(chunked(hidden, table), full(hidden, table), atol=1e-5)
     weights = jnp.arange(10.0).reshape(2, 5)
@@ -268,6 +278,32 @@ def test_chunked_logprobs_and_their_gradient_equal_the_full_log_softmax(chunk_to
     )
     for got, want in zip(grad_chunked, grad_full, strict=True):
         np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_merged_rows_compute_only_the_chunks_with_a_counted_token():
+    """8 completions of 8, 16, ..., 64 counted tokens in 64 positions, chunks of 64 tokens.
+    Kept apart, a chunk is 8 positions of every row, and the longest row needs all 8
+    chunks; merged, the 288 counted positions fill 5 chunks of 64."""
+    hidden = jnp.ones((8, 64, 4))
+    table = jnp.ones((16, 4))
+    targets = jnp.zeros((8, 64), jnp.int32)
+    mask = (jnp.arange(64)[None, :] < 8 * jnp.arange(1, 9)[:, None]).astype(jnp.float32)
+    chunks = {}
+    for merge_rows in (False, True):
+        computed = []
+
+        def logits_fn(h, t, computed=computed):
+            jax.debug.callback(lambda: computed.append(1))
+            return jnp.einsum("...d,vd->...v", h, t)
+
+        logprobs = chunked_token_logprobs(hidden, table, targets, logits_fn, temperature=1.0,
+                                          chunk_tokens=64, mask=mask, merge_rows=merge_rows)  # fmt: skip
+        jax.block_until_ready(logprobs)
+        jax.effects_barrier()
+        chunks[merge_rows] = len(computed)
+        # All 16 tokens equally likely: every counted position is log(1/16), the rest 0.
+        np.testing.assert_allclose(logprobs, mask * -np.log(16.0), rtol=1e-6)
+    assert chunks == {False: 8, True: 5}
 
 
 def test_rows_predict_each_completion_token_from_the_position_before_it():

@@ -150,14 +150,37 @@ def chunked_token_logprobs(
     *,
     temperature: float,
     chunk_tokens: int,
+    mask: jax.Array | None = None,
+    merge_rows: bool = False,
 ) -> jax.Array:
     """log softmax(logits_fn(hidden, table) / temperature) at ``targets``: [B, C] in f32.
 
     The completion axis is cut into chunks of ``max(1, chunk_tokens // B)`` positions and
     each chunk is rematerialised under differentiation, so at most one chunk's
-    [B, chunk, vocab] logits exist at a time, in the forward and the backward pass."""
+    [B, chunk, vocab] logits exist at a time, in the forward and the backward pass.
+
+    With ``mask`` [B, C], only the positions where it is non-zero are computed (the others
+    are 0): each row's counted positions move to its front, and chunks without one cost
+    no logits. ``merge_rows`` (a batch on one device) lays the rows end to end first, so
+    the counted positions of all rows fill whole chunks of ``chunk_tokens`` together;
+    kept apart, the longest completion sets how many chunks run for every row."""
     batch, length = hidden.shape[:2]
-    chunked_hidden, chunked_targets = by_chunk(chunk_tokens, hidden, targets)
+    if merge_rows:
+        merged = chunked_token_logprobs(
+            hidden.reshape(1, batch * length, hidden.shape[-1]), table, targets.reshape(1, -1),
+            logits_fn, temperature=temperature, chunk_tokens=chunk_tokens,
+            mask=None if mask is None else mask.reshape(1, -1),
+        )  # fmt: skip
+        return merged.reshape(batch, length)
+    counted = jnp.ones(targets.shape, bool) if mask is None else mask != 0
+    # A stable sort keeps the counted positions in order; `inverse` puts them back.
+    order = jnp.argsort(~counted, axis=1, stable=True)
+    inverse = jnp.argsort(order, axis=1)
+    hidden = jnp.take_along_axis(hidden, order[..., None], axis=1)
+    targets = jnp.take_along_axis(targets, order, axis=1)
+    chunked_hidden, chunked_targets, chunked_counted = by_chunk(
+        chunk_tokens, hidden, targets, jnp.take_along_axis(counted, order, axis=1)
+    )
     num_chunks, chunk = chunked_hidden.shape[0], chunked_hidden.shape[2]
 
     @jax.checkpoint
@@ -166,8 +189,17 @@ def chunked_token_logprobs(
         logprobs = jax.nn.log_softmax(logits, axis=-1)
         return jnp.take_along_axis(logprobs, t[..., None], axis=-1)[..., 0]
 
-    per_chunk = jax.lax.map(lambda xs: one_chunk(*xs), (chunked_hidden, chunked_targets))
-    return jnp.swapaxes(per_chunk, 0, 1).reshape(batch, num_chunks * chunk)[:, :length]
+    def skip_chunk(h: jax.Array, t: jax.Array) -> jax.Array:
+        return jnp.zeros(t.shape, jnp.float32)
+
+    def body(xs: tuple[jax.Array, jax.Array, jax.Array]) -> jax.Array:
+        h, t, c = xs
+        chunk_logprobs: jax.Array = jax.lax.cond(jnp.any(c), one_chunk, skip_chunk, h, t)
+        return chunk_logprobs
+
+    per_chunk = jax.lax.map(body, (chunked_hidden, chunked_targets, chunked_counted))
+    logprobs = jnp.swapaxes(per_chunk, 0, 1).reshape(batch, num_chunks * chunk)[:, :length]
+    return jnp.where(counted, jnp.take_along_axis(logprobs, inverse, axis=1), 0.0)
 
 
 def completion_logprobs(
@@ -177,9 +209,10 @@ def completion_logprobs(
     *,
     temperature: float,
     chunk_tokens: int,
+    merge_rows: bool = False,
 ) -> jax.Array:
-    """[B, C]: each completion token's log-probability under ``model`` (see the module
-    docstring for the batch)."""
+    """[B, C]: each counted completion token's log-probability under ``model``, 0 where
+    ``batch["mask"]`` is 0 (see the module docstring for the batch)."""
     hidden = model.hidden_states(batch["inputs"], batch["positions"], None)
     at_completion = jnp.take_along_axis(hidden, batch["gather"][..., None], axis=1)
     return chunked_token_logprobs(
@@ -189,6 +222,8 @@ def completion_logprobs(
         logits_fn,
         temperature=temperature,
         chunk_tokens=chunk_tokens,
+        mask=batch["mask"],
+        merge_rows=merge_rows,
     )
 
 
@@ -294,17 +329,19 @@ def make_grpo_step(
     temperature: float,
     chunk_tokens: int,
     on_policy: bool,
+    merge_rows: bool = False,
 ) -> Callable[..., Any]:
     """``step(params, opt_state, frozen, batches) -> (params, opt_state, metrics)``, every
     leaf of ``batches`` [grad_accum, ...]. ``on_policy``: the batch was sampled from these
-    very params (one update per batch), so ``old_logprobs`` is not read."""
+    very params (one update per batch), so ``old_logprobs`` is not read. ``merge_rows``:
+    see :func:`chunked_token_logprobs` (for a batch on one device)."""
 
     def micro_loss(
         params: Any, frozen: nnx.State[Any, Any], batch: dict[str, jax.Array]
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
         model = merged_model(graphdef, template, params, frozen)
-        logprobs = completion_logprobs(model, batch, logits_fn(model),
-                                       temperature=temperature, chunk_tokens=chunk_tokens)  # fmt: skip
+        logprobs = completion_logprobs(model, batch, logits_fn(model), temperature=temperature,
+                                       chunk_tokens=chunk_tokens, merge_rows=merge_rows)  # fmt: skip
         old = jax.lax.stop_gradient(logprobs) if on_policy else batch["old_logprobs"]
         return token_objective(logprobs, old, batch["ref_logprobs"], batch["advantages"],
                                batch["mask"], objective)  # fmt: skip
@@ -340,14 +377,15 @@ def make_logprobs_fn(
     *,
     temperature: float,
     chunk_tokens: int,
+    merge_rows: bool = False,
 ) -> Callable[..., jax.Array]:
     """``logprobs(params, frozen, batch) -> [B, C]`` without gradients: the old policy's
     log-probabilities (several updates per batch) and the reference model's."""
 
     def logprobs(params: Any, frozen: nnx.State[Any, Any], batch: dict[str, jax.Array]) -> jax.Array:
         model = merged_model(graphdef, template, params, frozen)
-        return completion_logprobs(model, batch, logits_fn(model),
-                                   temperature=temperature, chunk_tokens=chunk_tokens)  # fmt: skip
+        return completion_logprobs(model, batch, logits_fn(model), temperature=temperature,
+                                   chunk_tokens=chunk_tokens, merge_rows=merge_rows)  # fmt: skip
 
     return logprobs
 

@@ -322,13 +322,16 @@ class GrpoLoop:
         objective = Objective(options.epsilon_low, options.epsilon_high, options.beta,
                               options.loss_type, options.max_new_tokens)  # fmt: skip
         temperature, chunk_tokens = options.temperature, options.loss_chunk_tokens
+        # Rows laid end to end only on one device: a sharded batch keeps its rows apart.
+        merge_rows = self.base.mesh.size == 1
         step = make_grpo_step(state.graphdef, state.template, tx, model_logits_fn, objective,
                               temperature=temperature, chunk_tokens=chunk_tokens,
-                              on_policy=options.num_iterations == 1)  # fmt: skip
+                              on_policy=options.num_iterations == 1, merge_rows=merge_rows)  # fmt: skip
         param_shardings = jax.tree.map(lambda x: x.sharding, state.params)
         opt_shardings = jax.tree.map(lambda x: x.sharding, state.opt_state)
         logprobs = make_logprobs_fn(state.graphdef, state.template, model_logits_fn,
-                                    temperature=temperature, chunk_tokens=chunk_tokens)  # fmt: skip
+                                    temperature=temperature, chunk_tokens=chunk_tokens,
+                                    merge_rows=merge_rows)  # fmt: skip
         return {
             "step": jax.jit(step, donate_argnums=(0, 1),
                             out_shardings=(param_shardings, opt_shardings, None)),

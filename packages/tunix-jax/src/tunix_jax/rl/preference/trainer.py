@@ -127,18 +127,20 @@ def make_preference_step(
     pair_loss: PairLossFn,
     *,
     chunk_tokens: int,
+    merge_rows: bool = False,
 ) -> Callable[..., Any]:
     """``step(params, opt_state, frozen, batches) -> (params, opt_state, metrics)``, every
     leaf of ``batches`` [grad_accum, ...]: the rows of :func:`pair_rows` and
     ``ref_logprobs``. The loss is summed over the step's pairs and divided once by their
-    number, so gradient accumulation leaves it unchanged."""
+    number, so gradient accumulation leaves it unchanged. ``merge_rows``: see
+    `chunked_token_logprobs` (for a batch on one device)."""
 
     def micro_loss(
         params: Any, frozen: nnx.State[Any, Any], batch: dict[str, jax.Array]
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
         model = merged_model(graphdef, template, params, frozen)
         token_logps = completion_logprobs(model, batch, logits_fn(model), temperature=1.0,
-                                          chunk_tokens=chunk_tokens)  # fmt: skip
+                                          chunk_tokens=chunk_tokens, merge_rows=merge_rows)  # fmt: skip
         scores = pair_scores(token_logps, batch["mask"], batch["ref_logprobs"])
         loss = pair_loss(scores)
         sums = {
@@ -376,15 +378,18 @@ class PreferenceLoop:
             f"tokens), {trainable:,} trainable parameters, mesh {dict(mesh.shape)}"
         )
         chunk_tokens = options.loss_chunk_tokens
+        # Rows laid end to end only on one device: a sharded batch keeps its rows apart.
+        merge_rows = mesh.size == 1
         step_fn = jax.jit(
             make_preference_step(state.graphdef, state.template, tx, model_logits_fn,
-                                 self.pair_loss, chunk_tokens=chunk_tokens),
+                                 self.pair_loss, chunk_tokens=chunk_tokens, merge_rows=merge_rows),
             donate_argnums=(0, 1),
             out_shardings=(jax.tree.map(lambda x: x.sharding, state.params),
                            jax.tree.map(lambda x: x.sharding, state.opt_state), None),
         )  # fmt: skip
         token_logps = make_logprobs_fn(state.graphdef, state.template, model_logits_fn,
-                                       temperature=1.0, chunk_tokens=chunk_tokens)  # fmt: skip
+                                       temperature=1.0, chunk_tokens=chunk_tokens,
+                                       merge_rows=merge_rows)  # fmt: skip
         sequence_logps = jax.jit(
             lambda params, frozen, batch: jnp.sum(
                 token_logps(params, frozen, batch) * batch["mask"], axis=1
