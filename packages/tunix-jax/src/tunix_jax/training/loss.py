@@ -81,14 +81,19 @@ def chunked_cross_entropy(
             chunk_tokens=chunk_tokens, table_grad=table_grad,
         )  # fmt: skip
     weights = weights.astype(jnp.float32)
-    # Move each row's weighted tokens to its front (a stable sort keeps their order); the
-    # loss is a sum over tokens, so the order does not change it.
-    order = jnp.argsort(weights == 0, axis=1, stable=True)
-    hidden = jnp.take_along_axis(hidden, order[..., None], axis=1)
-    targets = jnp.take_along_axis(targets, order, axis=1)
-    weights = jnp.take_along_axis(weights, order, axis=1)
+    # The loss is a sum over tokens, so moving the weighted ones first does not change it.
+    _, (hidden, targets, weights) = counted_first(weights != 0, hidden, targets, weights)
     loss = _fused_loss(logits_fn, chunk_tokens, table_grad, hidden, table, targets, weights)
     return loss, jnp.sum(weights)
+
+
+def counted_first(counted: jax.Array, *arrays: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
+    """Each row's counted positions ([B, T] bool) moved to its front, their order kept (a
+    stable sort): the permutation [B, T] and each [B, T, ...] array permuted by it."""
+    order = jnp.argsort(~counted, axis=1, stable=True)
+    permuted = [jnp.take_along_axis(x, order.reshape(*order.shape, *(1,) * (x.ndim - 2)), axis=1)
+                for x in arrays]  # fmt: skip
+    return order, permuted
 
 
 def by_chunk(chunk_tokens: int, *arrays: jax.Array) -> list[jax.Array]:

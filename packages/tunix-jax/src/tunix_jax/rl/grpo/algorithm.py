@@ -41,7 +41,7 @@ from flax import nnx
 from tunix_jax.models.gemma.transformer import Transformer
 from tunix_jax.options import LOSS_TYPES
 from tunix_jax.training.loop import accumulate_gradients, guarded_update
-from tunix_jax.training.loss import by_chunk
+from tunix_jax.training.loss import by_chunk, counted_first
 
 LogitsFn = Callable[[jax.Array, jax.Array], jax.Array]
 # Keys of a GRPO micro-batch; the step's batches stack them on a leading grad_accum axis.
@@ -173,14 +173,8 @@ def chunked_token_logprobs(
         )  # fmt: skip
         return merged.reshape(batch, length)
     counted = jnp.ones(targets.shape, bool) if mask is None else mask != 0
-    # A stable sort keeps the counted positions in order; `inverse` puts them back.
-    order = jnp.argsort(~counted, axis=1, stable=True)
-    inverse = jnp.argsort(order, axis=1)
-    hidden = jnp.take_along_axis(hidden, order[..., None], axis=1)
-    targets = jnp.take_along_axis(targets, order, axis=1)
-    chunked_hidden, chunked_targets, chunked_counted = by_chunk(
-        chunk_tokens, hidden, targets, jnp.take_along_axis(counted, order, axis=1)
-    )
+    order, sorted_rows = counted_first(counted, hidden, targets, counted)
+    chunked_hidden, chunked_targets, chunked_counted = by_chunk(chunk_tokens, *sorted_rows)
     num_chunks, chunk = chunked_hidden.shape[0], chunked_hidden.shape[2]
 
     @jax.checkpoint
@@ -199,6 +193,7 @@ def chunked_token_logprobs(
 
     per_chunk = jax.lax.map(body, (chunked_hidden, chunked_targets, chunked_counted))
     logprobs = jnp.swapaxes(per_chunk, 0, 1).reshape(batch, num_chunks * chunk)[:, :length]
+    inverse = jnp.argsort(order, axis=1)  # puts the counted positions back
     return jnp.where(counted, jnp.take_along_axis(logprobs, inverse, axis=1), 0.0)
 
 
