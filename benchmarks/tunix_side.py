@@ -13,6 +13,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 from works import Work, main
 
+# The decode's rate against the device's memory bandwidth (absent before they existed).
+DECODE_FIGURES = ("prefill_s", "decode_step_mb", "decode_gb_s", "bandwidth_gb_s", "bandwidth_share")
+
 
 def measure(work: Work) -> dict[str, Any]:
     # Passed only when set, so that commits from before the option can be measured too.
@@ -42,6 +45,7 @@ def measure(work: Work) -> dict[str, Any]:
         "first_call_s": result["first_call_s"],
         "generate_s": result["generate_s"],
         "tokens_per_s": result["tokens_per_s"],
+        **{key: result[key] for key in DECODE_FIGURES if key in result},
     }
 
 

@@ -82,6 +82,12 @@ def bucket(n: int, minimum: int = 1) -> int:
     return -(-n // step) * step
 
 
+def cache_length(longest_prompt: int, max_new_tokens: int) -> int:
+    """The KV cache slots of a batch whose longest prompt has ``longest_prompt`` tokens:
+    the bucketed prompt plus the bucketed new tokens."""
+    return bucket(longest_prompt, _MIN_PROMPT_BUCKET) + bucket(max_new_tokens, _MIN_NEW_TOKENS_BUCKET)
+
+
 @dataclasses.dataclass(frozen=True)
 class GenerationOutput:
     """New token ids per prompt (without the stop token), why each row ended, and the
@@ -684,7 +690,7 @@ class Sampler:
         # The batch and cache shapes of `generate_ids` for one prompt, so the numbers match.
         batch = self.batch_size(1)
         prompt_len = bucket(len(prompt_ids), _MIN_PROMPT_BUCKET)
-        cache_len = prompt_len + bucket(max_new_tokens, _MIN_NEW_TOKENS_BUCKET)
+        cache_len = cache_length(len(prompt_ids), max_new_tokens)
         tokens = np.full((batch, prompt_len), self.tokenizer.pad_id, np.int32)
         pad_lengths = np.full((batch,), prompt_len - 1, np.int32)
         tokens[1:, -1] = self.tokenizer.bos_id  # filler rows, never read
