@@ -55,7 +55,8 @@ def generate(
     matmul_dtype: str,
     seed: int,
 ) -> None:
-    """Generated tokens/s (second call) and first-call compile time of the KV-cache sampler."""
+    """Generated tokens/s (second call), first-call compile time and the decode's share of
+    the memory bandwidth of the KV-cache sampler."""
     # startup: JAX loads when the command runs, not with its help
     from tunix_jax.models.gemma.bench import benchmark_generate
 
