@@ -113,9 +113,10 @@ def benchmark_generate(
         sampler, sampler.batch_size(batch), cache_length(prompt_len, new_tokens)
     )
     bandwidth = read_bandwidth()
-    decode_gb_s = None  # without a decode step, or with one lost in the timing noise
+    decode_gb_s = share = None  # without a decode step, or with one lost in the timing noise
     if new_tokens > 1 and decode_s > 0:
-        decode_gb_s = step_bytes * (new_tokens - 1) / decode_s / 1e9
+        rate = step_bytes * (new_tokens - 1) / decode_s / 1e9
+        decode_gb_s, share = round(rate, 2), round(rate / bandwidth, 3)
     return {
         "model": preset,
         "weights": weights,
@@ -132,8 +133,8 @@ def benchmark_generate(
         "tokens_per_s": round(generated / generate_s, 1),
         "prefill_s": round(prefill_s, 3),
         "decode_step_mb": round(step_bytes / 1e6, 1),
-        "decode_gb_s": None if decode_gb_s is None else round(decode_gb_s, 2),
+        "decode_gb_s": decode_gb_s,
         "bandwidth_gb_s": round(bandwidth, 1),
-        "bandwidth_share": None if decode_gb_s is None else round(decode_gb_s / bandwidth, 3),
+        "bandwidth_share": share,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
