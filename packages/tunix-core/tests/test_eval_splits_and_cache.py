@@ -30,8 +30,8 @@ from tunix_core.rundir import RunDirectory
 SIZES = {"train": 4, "eval": 3, "ood": 5}
 
 
-def item(split: str, index: int) -> ReasoningExample:
-    return ReasoningExample(id=f"{split}-{index}", question=f"{split} question {index}?",
+def item(split: str, index: int, prefix: str = "") -> ReasoningExample:
+    return ReasoningExample(id=f"{prefix}{split}-{index}", question=f"{prefix}{split} question {index}?",
                             steps=("think",), answer=str(index),
                             meta=ExampleMeta(category="count", source="tiny"))  # fmt: skip
 
@@ -50,7 +50,12 @@ class TinyProvider:
 
 
 class NoOodProvider(TinyProvider):
+    """Other questions, and no ood split."""
+
     split_names = ("train", "eval")
+
+    def load(self, split: str, **_: Any) -> list[ReasoningExample]:
+        return [item(split, index, "other-") for index in range(SIZES[split])]
 
 
 class CountingModel:
@@ -216,6 +221,25 @@ def test_asking_for_an_ood_split_the_dataset_lacks_fails_naming_the_field(
                        r"split \(it has train, eval\)$"):  # fmt: skip
         run_once(host, config(tmp_path, dataset="tiny-no-ood", splits=["eval", "ood"]))
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
+def test_a_mixture_is_evaluated_on_the_ood_split_of_the_parts_that_have_one(
+    host: PluginHost, tmp_path: Path
+):
+    mix = [{"name": "tiny-no-ood"}, {"name": "tiny-ood"}]
+    settings = {**config(tmp_path / "mix", baseline=False), "dataset": {"mix": mix}}
+    run, _ = run_once(host, settings)
+    # The part's own ood items, whole and in its order, so they pair with a run on it alone.
+    assert [json.loads(line)["id"] for line in run.ood_data_path.read_text().splitlines()] == [
+        f"ood-{index}" for index in range(SIZES["ood"])
+    ]  # fmt: skip
+    assert json.loads(run.summary_path.read_text())["splits"]["ood"]["n"] == SIZES["ood"]
+    during = {"every": 2, "split": "ood"}
+    alone = {**config(tmp_path / "alone", during_training=during),
+             "dataset": {"mix": [{"name": "tiny-no-ood"}]}}  # fmt: skip
+    with pytest.raises(ConfigError, match=r"saves no 'ood' items \(no part of the mixture has "
+                       r"one\); use split: eval$"):  # fmt: skip
+        run_once(host, alone)
 
 
 @pytest.mark.parametrize(("splits", "message"), [

@@ -104,6 +104,32 @@ def test_train_limit_cuts_the_shuffled_mixture(
     assert cut.examples == load(builtin_registry, user_file, "train").examples[:10]
 
 
+def test_a_mixture_s_ood_split_is_its_parts_ood_splits_whole_and_kept_out_of_train(
+    builtin_registry: DatasetRegistry, tmp_path: Path
+) -> None:
+    v2_ood = load_split(builtin_registry, "dev-reasoning-v2", "ood", transforms=TRANSFORMS, seed=0)
+    rows = [{"question": f"Own question {i}?", "steps": ["s"], "answer": str(i)} for i in range(8)]
+    rows.append({"question": v2_ood[3].question.upper(), "steps": ["s"], "answer": "copied"})
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    mix = [{"name": "gsm-symbolic", "options": {"train_size": 20, "eval_size": 5}},
+           {"name": f"jsonl:{mine}", "options": {"eval_fraction": 0.2}},
+           {"name": "dev-reasoning-v2", "weight": 3, "limit": 100}]  # fmt: skip
+    section = structure_config({"dataset": {"mix": mix}}).dataset
+
+    def split(name: str) -> LoadedSplit:
+        return load_dataset_split(builtin_registry, section, name, transforms=TRANSFORMS, limit=None)
+
+    # dev-reasoning-v2's ood items, in its order (a run on v2 alone is scored on the same).
+    ood = split("ood")
+    assert ood.examples == v2_ood and [p.count for p in ood.parts] == [0, 0, len(v2_ood)]
+    # The user's copy of an ood question is no training item.
+    assert "copied" not in {e.answer for e in split("train").examples}
+    without = structure_config({"dataset": {"mix": mix[:2]}}).dataset
+    with pytest.raises(DataError, match=r"'dataset\.mix' has no split 'ood'; available: train, eval$"):
+        load_dataset_split(builtin_registry, without, "ood", transforms=TRANSFORMS, limit=None)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

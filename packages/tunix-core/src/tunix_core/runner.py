@@ -20,7 +20,7 @@ import yaml
 
 from tunix_core.config import OOD_SPLIT, RunConfig, load_run_config, unstructure_config
 from tunix_core.data.loading import split_names
-from tunix_core.data.mixture import check_part_names, load_dataset_split
+from tunix_core.data.mixture import check_part_names, load_dataset_split, mixture_splits
 from tunix_core.data.record import ReasoningExample
 from tunix_core.errors import ConfigError
 from tunix_core.evaluation import headline_metrics, read_summary, require_answer_checks
@@ -111,7 +111,7 @@ def _check_during_training(config: RunConfig, *, has_ood: bool) -> None:
     during = config.eval.during_training
     if during.every is None or during.split != OOD_SPLIT or has_ood:
         return
-    why = ("a mixture has none" if config.dataset.mix else
+    why = ("no part of the mixture has one" if config.dataset.mix else
            "eval.splits leaves it out" if config.eval.splits is not None else
            f"dataset {config.dataset.label!r} has none")  # fmt: skip
     raise ConfigError(f"eval.during_training.split: the run saves no {OOD_SPLIT!r} items "
@@ -134,12 +134,13 @@ def settle_model_options(
 
 def _ood_examples(host: PluginHost, config: RunConfig) -> list[ReasoningExample]:
     """The dataset's ood split when ``eval.splits`` asks for it, or (unset) when the
-    dataset offers one; a mixture offers none."""
+    dataset offers one (a mixture does when one of its parts does)."""
     requested = config.eval.splits
     if requested is not None and OOD_SPLIT not in requested:
         return []
     data = config.dataset
-    offered = ["train", "eval"] if data.mix else split_names(host.datasets, data.name)
+    offered = (mixture_splits(host.datasets, data.mix) if data.mix
+               else split_names(host.datasets, data.name))  # fmt: skip
     if OOD_SPLIT not in offered:
         if requested is None:
             return []

@@ -8,6 +8,11 @@ part then gets ``round(T * weight / sum of weights)`` items, with ``T`` the larg
 no part runs short of, drawn with the dataset seed; the mixture is shuffled with the same
 seed, and ``train_limit``/``eval_limit`` cut it last. The same section and seed always give
 the same items in the same order.
+
+A mixture's ``ood`` split is every part's own ``ood`` split, whole (no weight, no part
+``limit``) and in part order (parts without one add nothing; repeated questions are
+dropped), so a run on a mixture is scored on the same ood items, in the same order, as a
+run on its part alone. Training items never ask an ood question either.
 """
 
 from __future__ import annotations
@@ -19,8 +24,8 @@ from typing import Any
 
 import attrs
 
-from tunix_core.config import DatasetSection, MixPart
-from tunix_core.data.loading import load_split
+from tunix_core.config import OOD_SPLIT, DatasetSection, MixPart
+from tunix_core.data.loading import load_split, split_names
 from tunix_core.data.record import ReasoningExample, check_unique_ids, dumps_jsonl
 from tunix_core.data.splits import TRAIN_EVAL, derived_seed, require_split
 from tunix_core.errors import ConfigError, DataError
@@ -64,38 +69,49 @@ def load_dataset_split(
     limit: int | None,
     transforms: TransformRegistry,
 ) -> LoadedSplit:
-    """``split`` of ``section``'s data (a mixture has ``train`` and ``eval``), its first
-    ``limit`` items if given (a run passes ``train_limit`` or ``eval_limit``); ``transforms``
-    are the run host's row transforms."""
+    """``split`` of ``section``'s data (a mixture has ``train`` and ``eval``, and ``ood``
+    when a part has one: :func:`mixture_splits`), its first ``limit`` items if given (a run
+    passes ``train_limit`` or ``eval_limit``); ``transforms`` are the run host's row
+    transforms."""
     if not section.mix:
         examples = load_split(registry, section.name, split, seed=section.seed,
                               options=section.options, limit=limit, transforms=transforms)  # fmt: skip
         return LoadedSplit(examples)
     check_part_names(registry, section.mix)
-    require_split("dataset.mix", split, TRAIN_EVAL)
-    if split == "eval":
-        candidates = _distinct(_load_parts(registry, section, "eval", transforms), excluded=set())
+    require_split("dataset.mix", split, mixture_splits(registry, section.mix))
+    if split == OOD_SPLIT:
+        # Whole and unweighted: the items (and order) a run on the part alone is scored on.
+        available = _distinct(_load_parts(registry, section, split, transforms), excluded=set())
+        chosen = available
+        mixed = [example for examples in chosen for example in examples]
     else:
-        eval_questions = {
+        held_out = set() if split == "eval" else {
             normalise_question(example.question)
-            for examples in _load_parts(registry, section, "eval", transforms)
+            for held in ("eval", OOD_SPLIT)
+            for examples in _load_parts(registry, section, held, transforms)
             for example in examples
-        }
-        candidates = _distinct(_load_parts(registry, section, "train", transforms),
-                               excluded=eval_questions)  # fmt: skip
-    chosen = _draw(candidates, section, split)
-    mixed = [example for examples in chosen for example in examples]
-    random.Random(derived_seed(section.seed, "mix", split)).shuffle(mixed)
+        }  # fmt: skip
+        available = _distinct(_load_parts(registry, section, split, transforms), held_out)
+        chosen = _draw(available, section, split)
+        mixed = [example for examples in chosen for example in examples]
+        random.Random(derived_seed(section.seed, "mix", split)).shuffle(mixed)
     mixed = mixed[:limit] if limit is not None else mixed
     check_unique_ids(mixed, f"dataset.mix ({split} split)")
     kept = {id(example) for example in mixed}
     order = {id(example): position for position, example in enumerate(mixed)}
     reports = []
-    for part, available, examples in zip(section.mix, candidates, chosen, strict=True):
+    for part, offered, examples in zip(section.mix, available, chosen, strict=True):
         final = sorted((e for e in examples if id(e) in kept), key=lambda e: order[id(e)])
         digest = hashlib.sha256(dumps_jsonl(final).encode("utf-8")).hexdigest()
-        reports.append(PartReport(part.name, part.weight, len(available), len(final), digest))
+        reports.append(PartReport(part.name, part.weight, len(offered), len(final), digest))
     return LoadedSplit(mixed, tuple(reports))
+
+
+def mixture_splits(registry: DatasetRegistry, mix: Sequence[MixPart]) -> tuple[str, ...]:
+    """The splits a mixture of ``mix`` offers: ``train``, ``eval``, and ``ood`` when at
+    least one part offers it."""
+    with_ood = any(OOD_SPLIT in split_names(registry, part.name) for part in mix)
+    return (*TRAIN_EVAL, OOD_SPLIT) if with_ood else TRAIN_EVAL
 
 
 def check_part_names(registry: DatasetRegistry, mix: Sequence[MixPart]) -> None:
@@ -110,11 +126,17 @@ def check_part_names(registry: DatasetRegistry, mix: Sequence[MixPart]) -> None:
 def _load_parts(
     registry: DatasetRegistry, section: DatasetSection, split: str, transforms: TransformRegistry
 ) -> list[list[ReasoningExample]]:
-    loaded = []
+    """Each part's ``split``; ``ood`` is whole (no part ``limit``), and empty for a part
+    that offers none."""
+    loaded: list[list[ReasoningExample]] = []
     for index, part in enumerate(section.mix):
+        if split == OOD_SPLIT and OOD_SPLIT not in split_names(registry, part.name):
+            loaded.append([])
+            continue
         try:
             loaded.append(load_split(registry, part.name, split, seed=section.seed,
-                                     options=part.options, limit=part.limit,
+                                     options=part.options,
+                                     limit=None if split == OOD_SPLIT else part.limit,
                                      transforms=transforms))  # fmt: skip
         except DataError as exc:
             raise DataError(f"dataset.mix[{index}] ({part.name}): {exc}") from None
