@@ -52,6 +52,28 @@ def test_set_overrides_reach_every_trial_and_parameters_win(tmp_path: Path):
     assert config.training.lora.rank == 4
 
 
+def test_a_number_after_a_list_names_its_item_so_a_mixture_s_weights_can_be_searched(
+    tmp_path: Path,
+):
+    mix = [{"name": "dev-reasoning-v2"}, {"name": "gsm-symbolic", "weight": 1.0}]
+    path = tmp_path / "sweep.yaml"
+    space = {"dataset.mix.1.weight": {"type": "float", "low": 0.1, "high": 1.0}}
+    path.write_text(yaml.safe_dump({"space": space, "base": {"dataset": {"mix": mix}}}))
+    sweep = load_sweep(path)
+    config = structure_config(sweep.trial_config({"dataset.mix.1.weight": 0.25}))
+    assert [(part.name, part.weight) for part in config.dataset.mix] == [
+        ("dev-reasoning-v2", 1.0), ("gsm-symbolic", 0.25)]  # fmt: skip
+    assert sweep.base["dataset"]["mix"][1]["weight"] == 1.0  # each trial sets a copy
+    space = {"dataset.mix.2.weight": {"type": "float", "low": 0.1, "high": 1.0}}
+    path.write_text(yaml.safe_dump({"space": space, "base": {"dataset": {"mix": mix}}}))
+    assert error_of(path).endswith("space.dataset.mix.2.weight: '2' is not one of the 2 items "
+                                   "of the base config's list")  # fmt: skip
+    space = {"dataset.mix.1.weight": {"type": "float", "low": 0.0, "high": 1.0}}
+    path.write_text(yaml.safe_dump({"space": space, "base": {"dataset": {"mix": mix}}}))
+    assert error_of(path).endswith("space.dataset.mix.1.weight: 0.0 is not valid there: "
+                                   "dataset.mix[1].weight: must be > 0, got 0.0")
+
+
 @pytest.mark.parametrize(
     ("space", "expected"),
     [

@@ -9,6 +9,7 @@ one line naming ``space.<dotted field>`` or ``objective``.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -168,7 +169,7 @@ class Sweep:
 
     def trial_config(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """The base config with one trial's parameters set (the parameters win over ``--set``)."""
-        config = apply_overrides(self.base, [])  # a deep copy
+        config = copy.deepcopy(self.base)
         for field, value in params.items():
             set_field(config, field, value)
         return config
@@ -210,7 +211,7 @@ def load_sweep(path: Path, overrides: Sequence[str] = (), *, trials: int | None 
 def _check_field_value(base: dict[str, Any], field: str, value: Any, source: str) -> None:
     """The run config with ``field`` set to ``value`` must be valid; else one line naming
     ``space.<field>`` and the run config's own complaint."""
-    config = apply_overrides(base, [])  # a deep copy
+    config = copy.deepcopy(base)
     try:
         set_field(config, field, value)
     except ConfigError as exc:
@@ -227,15 +228,28 @@ def _check_field_value(base: dict[str, Any], field: str, value: Any, source: str
 
 def set_field(config: dict[str, Any], field: str, value: Any) -> None:
     """Set dotted ``field`` of a plain config mapping, making sections on the way. Values
-    are set as they are, not through ``--set``'s YAML parsing (which reads 1e-05 as text)."""
+    are set as they are, not through ``--set``'s YAML parsing (which reads 1e-05 as text).
+    A number after a list names one of its items: ``dataset.mix.1.weight`` is the weight
+    of the second part the base config lists."""
     *sections, key = field.split(".")
-    node = config
+    node: dict[str, Any] | list[Any] = config
     for section in sections:
-        child = node.setdefault(section, {})
-        if not isinstance(child, dict):
+        child = node[_position(node, section, field)] if isinstance(node, list) else (
+            node.setdefault(section, {}))  # fmt: skip
+        if not isinstance(child, dict | list):
             raise ConfigError(f"space.{field}: {section!r} is not a section of the run config")
         node = child
-    node[key] = value
+    if isinstance(node, list):
+        node[_position(node, key, field)] = value
+    else:
+        node[key] = value
+
+
+def _position(items: list[Any], name: str, field: str) -> int:
+    if not name.isdigit() or int(name) >= len(items):
+        raise ConfigError(f"space.{field}: {name!r} is not one of the {len(items)} items of the "
+                          "base config's list")  # fmt: skip
+    return int(name)
 
 
 def summary_fields() -> set[str]:
