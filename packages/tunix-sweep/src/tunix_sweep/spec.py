@@ -234,8 +234,10 @@ def set_field(config: dict[str, Any], field: str, value: Any) -> None:
     *sections, key = field.split(".")
     node: dict[str, Any] | list[Any] = config
     for section in sections:
-        child = node[_position(node, section, field)] if isinstance(node, list) else (
-            node.setdefault(section, {}))  # fmt: skip
+        if isinstance(node, list):
+            child = node[_position(node, section, field)]
+        else:
+            child = node.setdefault(section, {})
         if not isinstance(child, dict | list):
             raise ConfigError(f"space.{field}: {section!r} is not a section of the run config")
         node = child
